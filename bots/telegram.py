@@ -1,0 +1,263 @@
+"""Telegram adapter on aiogram: updates in (polling or webhook) as neutral events, messages out via the Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import (
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
+
+from bots.base import RetryLater, Undeliverable
+from conversations.messages import ChatRef, Inbound, InboundKind, Rendered
+
+if TYPE_CHECKING:
+    from conversations.engine import Engine
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+ALLOWED_UPDATES = ["message", "callback_query"]
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+
+
+def _chat_type(kind: str) -> str:
+    return "private" if kind == "private" else "group"
+
+
+def _from_message(role: str, update_id: int, message: Message) -> Inbound | None:
+    chat = ChatRef(PLATFORM, role, str(message.chat.id))
+    user = message.from_user
+    base = dict(
+        chat=chat,
+        update_id=str(update_id),
+        user_id=str(user.id) if user else str(message.chat.id),
+        chat_type=_chat_type(message.chat.type),
+        language_code=user.language_code if user else None,
+        user_name=(user.full_name if user else "") or "",
+        message_id=str(message.message_id),
+    )
+    if message.text is not None:
+        text = message.text.strip()
+        if text.startswith("/"):
+            head, _, payload = text[1:].partition(" ")
+            name = head.split("@", 1)[0].lower()
+            return Inbound(kind=InboundKind.COMMAND, text=name, payload=payload.strip(), **base)
+        return Inbound(kind=InboundKind.TEXT, text=message.text, **base)
+    if message.photo:
+        return Inbound(kind=InboundKind.PHOTO, text=message.caption or "", file_id=message.photo[-1].file_id, **base)
+    if message.location is not None:
+        return Inbound(kind=InboundKind.LOCATION, latitude=message.location.latitude, longitude=message.location.longitude, **base)
+    if message.contact is not None:
+        return Inbound(kind=InboundKind.CONTACT, phone=message.contact.phone_number, **base)
+    if message.new_chat_members or message.left_chat_member or message.group_chat_created or message.migrate_to_chat_id:
+        return None  # service messages about the group itself, not addressed to us
+    return Inbound(kind=InboundKind.UNSUPPORTED, **base)
+
+
+def to_inbound(role: str, update: Update) -> Inbound | None:
+    """A Bot API update as a neutral event; None for updates fieldchat does not act on."""
+    if update.message is not None:
+        return _from_message(role, update.update_id, update.message)
+    query = update.callback_query
+    if query is not None and query.message is not None and query.data:
+        chat = query.message.chat
+        return Inbound(
+            chat=ChatRef(PLATFORM, role, str(chat.id)),
+            update_id=str(update.update_id),
+            kind=InboundKind.BUTTON,
+            user_id=str(query.from_user.id),
+            chat_type=_chat_type(chat.type),
+            text=query.data,
+            language_code=query.from_user.language_code,
+            user_name=query.from_user.full_name or "",
+            callback_id=query.id,
+            message_id=str(query.message.message_id),
+        )
+    return None
+
+
+def _markup(message: Rendered):
+    if message.request in ("location", "contact"):
+        button = KeyboardButton(
+            text="📍" if message.request == "location" else "☎",
+            request_location=message.request == "location",
+            request_contact=message.request == "contact",
+        )
+        return ReplyKeyboardMarkup(keyboard=[[button]], resize_keyboard=True, one_time_keyboard=True)
+    if message.buttons:
+        return InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text=label, callback_data=data) for label, data in row] for row in message.buttons]
+        )
+    return None
+
+
+class TelegramBot:
+    """One bot (customer or staff): receives updates into the engine, sends rendered messages."""
+
+    def __init__(self, role: str, token: str, api_url: str, engine: "Engine", media_dir: Path) -> None:
+        self.role = role
+        self.bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)))
+        self.engine = engine
+        self.media_dir = media_dir / PLATFORM / role
+        self.username: str | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def identify(self) -> str:
+        me = await self.bot.get_me()
+        self.username = me.username
+        return me.username or ""
+
+    # --- inbound -------------------------------------------------------------------------------
+
+    async def receive(self, raw_update: dict) -> bool:
+        """Store one update (Bot API JSON, as a webhook gets it) durably and start processing it."""
+        return await self.receive_update(Update.model_validate(raw_update, context={"bot": self.bot}))
+
+    async def receive_update(self, update: Update) -> bool:
+        """Store one update durably and start processing it; True when it was new."""
+        event = to_inbound(self.role, update)
+        if event is None:
+            return False
+        stored = await self.engine.receive(event)
+        if event.callback_id:
+            await self._answer_callback(event.callback_id)
+        task = asyncio.create_task(self.engine.process(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return stored
+
+    async def _answer_callback(self, callback_id: str) -> None:
+        # the client shows a spinner until answered; a stale query only costs a log line
+        try:
+            await self.bot.answer_callback_query(callback_id)
+        except TelegramAPIError as exc:
+            log.info("answerCallbackQuery failed: %s", exc)
+
+    async def poll(self, stop: asyncio.Event, timeout: int = 25) -> None:
+        """Long polling that confirms an update only after it is stored (the next offset moves past it)."""
+        offset: int | None = None
+        while not stop.is_set():
+            try:
+                updates = await self.bot.get_updates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES)
+            except TelegramUnauthorizedError:
+                log.error("telegram %s bot: the token was rejected; polling stops", self.role)
+                return
+            except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as exc:
+                delay = getattr(exc, "retry_after", None) or 2
+                log.warning("telegram %s polling: %s; retrying in %ss", self.role, type(exc).__name__, delay)
+                await _sleep_or_stop(stop, delay)
+                continue
+            for update in updates:
+                try:
+                    await self.receive_update(update)
+                except Exception:
+                    # not stored, so not confirmed: Telegram gives it to us again on the next call
+                    log.exception("telegram %s: storing update %s failed", self.role, update.update_id)
+                    await _sleep_or_stop(stop, 2)
+                    break
+                offset = update.update_id + 1
+
+    async def drain(self, timeout: float = 10) -> None:
+        """Wait for processing tasks started by this adapter (used on shutdown and in tests)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    # --- webhook -------------------------------------------------------------------------------
+
+    async def set_webhook(self, url: str, secret: str) -> None:
+        await self.bot.set_webhook(url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+
+    async def delete_webhook(self) -> None:
+        await self.bot.delete_webhook(drop_pending_updates=False)
+
+    # --- outbound ------------------------------------------------------------------------------
+
+    async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
+        try:
+            if message.photo_path:
+                sent = await self.bot.send_photo(
+                    int(chat_id), FSInputFile(message.photo_path), caption=message.text[:CAPTION_LIMIT], reply_markup=_markup(message)
+                )
+            else:
+                sent = await self.bot.send_message(int(chat_id), message.text[:TEXT_LIMIT], reply_markup=_markup(message))
+        except TelegramRetryAfter as exc:
+            raise RetryLater("429", exc.retry_after) from exc
+        except TelegramMigrateToChat as exc:
+            raise Undeliverable(f"group migrated to {exc.migrate_to_chat_id}") from exc
+        except (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError, TelegramBadRequest) as exc:
+            raise Undeliverable(type(exc).__name__) from exc
+        except (TelegramServerError, TelegramNetworkError, asyncio.TimeoutError) as exc:
+            raise RetryLater(type(exc).__name__) from exc
+        return str(sent.message_id)
+
+    # --- media ---------------------------------------------------------------------------------
+
+    async def fetch(self, event: Inbound) -> str:
+        """Download a photo with getFile into the media directory; the name is stable per file id."""
+        telegram_file = await self.bot.get_file(event.file_id)
+        suffix = Path(telegram_file.file_path or "").suffix or ".jpg"
+        target = self.media_dir / (hashlib.sha256(event.file_id.encode()).hexdigest()[:32] + suffix)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(target.suffix + ".part")
+            await self.bot.download_file(telegram_file.file_path, destination=partial)
+            partial.replace(target)
+        return str(target)
+
+    async def close(self) -> None:
+        await self.drain()
+        await self.bot.session.close()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+class TelegramSender:
+    """Routes outbox rows to the right bot by role."""
+
+    def __init__(self, bots: dict[str, TelegramBot]) -> None:
+        self.bots = bots
+
+    async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
+        adapter = self.bots.get(bot)
+        if adapter is None:
+            raise Undeliverable(f"no telegram {bot} bot configured")
+        return await adapter.send(bot, chat_id, message)
+
+
+class TelegramMedia:
+    def __init__(self, bots: dict[str, TelegramBot]) -> None:
+        self.bots = bots
+
+    async def fetch(self, event: Inbound) -> str:
+        return await self.bots[event.chat.bot].fetch(event)

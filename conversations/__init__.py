@@ -1,0 +1,1 @@
+"""Platform-neutral conversations: message types, flows with their state graphs, and the engine."""

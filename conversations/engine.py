@@ -1,0 +1,226 @@
+"""The conversation engine: one transaction per update, serial per chat, replies and events to the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable, Protocol
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from conversations.flow import StepInput
+from conversations.messages import ChatRef, Inbound, InboundKind, Outbound, StepResult, reply, t
+from domain.clock import Clock
+from domain.errors import DomainError
+from domain.events import stamp
+from domain.model import Language
+from domain.policy import ServicePolicy
+from services.handlers import HandlerContext, execute
+from services.notifications import notifications_for
+from storage.repository import Store
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # an update that keeps failing is given up with an apology, not retried forever
+_CONFLICT_RETRIES = 5
+
+
+class Flow(Protocol):
+    name: str
+    initial: str
+
+    async def load_view(self, store: Store, event: Inbound, data: dict, policy: ServicePolicy, now) -> Any: ...
+
+    def step(self, inp: StepInput) -> StepResult: ...
+
+
+class MediaFetcher(Protocol):
+    async def fetch(self, event: Inbound) -> str:
+        """Download the event's photo and return where it is stored on disk."""
+
+
+@dataclass
+class ProcessOutcome:
+    processed: bool
+    replies: int = 0
+
+
+def _is_conflict(exc: Exception) -> bool:
+    """Concurrency losses worth retrying: optimistic version clash, lock timeout, serialization."""
+    if isinstance(exc, (StaleDataError, IntegrityError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        text = str(exc.orig).lower()
+        return any(s in text for s in ("could not serialize", "deadlock", "database is locked"))
+    return False
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker,
+        flows: Callable[[Inbound], Flow],
+        clock: Clock,
+        policy: ServicePolicy,
+        media: dict[str, MediaFetcher] | None = None,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._flows = flows
+        self._clock = clock
+        self._policy = policy
+        self._media = media or {}
+        self._on_outbox = on_outbox
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # --- intake --------------------------------------------------------------------------------
+
+    async def receive(self, event: Inbound) -> bool:
+        """Store the update durably; False when it was seen before. Acknowledge the platform only after this."""
+        async with self._sessions() as session, session.begin():
+            return await Store(session).inbox_add(
+                event.chat.platform, event.chat.bot, event.update_id, event.chat.chat_id, event.to_dict(), self._clock.now()
+            )
+
+    async def handle(self, event: Inbound) -> ProcessOutcome:
+        await self.receive(event)
+        return await self.process(event)
+
+    async def process_pending(self, limit: int = 100) -> int:
+        """Process updates stored but not yet handled (after a crash, or by another process)."""
+        async with self._sessions() as session:
+            rows = await Store(session).inbox_pending(limit)
+        for row in rows:
+            await self.process(Inbound.from_dict(row["payload"]))
+        return len(rows)
+
+    # --- processing ----------------------------------------------------------------------------
+
+    def _lock(self, chat: ChatRef) -> asyncio.Lock:
+        key = str(chat)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def process(self, event: Inbound) -> ProcessOutcome:
+        async with self._lock(event.chat):
+            try:
+                event = await self._fetch_media(event)
+                for attempt in range(_CONFLICT_RETRIES):
+                    try:
+                        outcome = await self._process_once(event)
+                        break
+                    except Exception as exc:
+                        if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
+                            raise
+                        log.info("retrying update %s after a concurrent change", event.update_id)
+            except Exception as exc:  # a bug or an outage must not lose the update nor crash the loop
+                log.exception("update %s of %s failed", event.update_id, event.chat)
+                outcome = await self._record_failure(event, exc)
+        if outcome.replies and self._on_outbox:
+            self._on_outbox()
+        return outcome
+
+    async def _fetch_media(self, event: Inbound) -> Inbound:
+        if event.kind is not InboundKind.PHOTO or event.file_path or not event.file_id:
+            return event
+        fetcher = self._media.get(event.chat.platform)
+        if fetcher is None:
+            return event
+        return replace(event, file_path=await fetcher.fetch(event))
+
+    async def _process_once(self, event: Inbound) -> ProcessOutcome:
+        now = self._clock.now()
+        chat = event.chat
+        flow = self._flows(event)
+        async with self._sessions() as session, session.begin():
+            store = Store(session)
+            conversation = await store.lock_conversation(
+                chat.platform, chat.bot, chat.chat_id, flow.name, flow.initial,
+                Language.from_code(event.language_code).value, now,
+            )
+            row = await store.inbox_row(chat.platform, chat.bot, event.update_id)
+            if row is None:
+                await store.inbox_add(chat.platform, chat.bot, event.update_id, chat.chat_id, event.to_dict(), now)
+                row = await store.inbox_row(chat.platform, chat.bot, event.update_id)
+            if row["status"] != "received":
+                return ProcessOutcome(processed=False)
+
+            state, data, language = conversation["state"], dict(conversation["data"]), conversation["language"]
+            view = await flow.load_view(store, event, data, self._policy, now)
+            result = flow.step(StepInput(event, state, data, view, now, language, self._policy))
+            context = HandlerContext(store, now, self._policy)
+            events = []
+            try:
+                async with session.begin_nested():
+                    for command in result.commands:
+                        events.extend(await execute(context, command))
+            except DomainError as err:
+                result = reply(Outbound(t(f"error.{err.code}", **err.params)))
+                events = []
+
+            new_language = result.language or language
+            outgoing = list(result.replies)
+            for domain_event in events:
+                outgoing.extend(await notifications_for(context, domain_event))
+            await store.record_events([stamp(e, now) for e in events])
+            await self._write_outbox(store, event, outgoing, new_language, now)
+            await store.save_conversation(
+                conversation["id"],
+                state=result.state or state,
+                data=data if result.data is None else result.data,
+                language=new_language,
+                now=now,
+            )
+            await store.inbox_mark(row["id"], "processed", now)
+        return ProcessOutcome(processed=True, replies=len(outgoing))
+
+    async def _write_outbox(self, store: Store, event: Inbound, messages: list[Outbound], language: str, now) -> None:
+        origin = f"{event.chat.platform}:{event.chat.bot}:{event.update_id}"
+        for index, message in enumerate(messages):
+            target = message.to or event.chat
+            payload = message.payload()
+            payload["language"] = message.language or (language if target == event.chat else "en")
+            # the dedup key makes a re-run of the same update write the same rows, never new ones
+            await store.outbox_add(
+                platform=target.platform, bot=target.bot, chat_id=target.chat_id,
+                payload=payload, dedup_key=f"{origin}:{index}", now=now,
+            )
+
+    async def _record_failure(self, event: Inbound, exc: Exception) -> ProcessOutcome:
+        now = self._clock.now()
+        chat = event.chat
+        async with self._sessions() as session, session.begin():
+            store = Store(session)
+            row = await store.inbox_row(chat.platform, chat.bot, event.update_id)
+            if row is None or row["status"] != "received":
+                return ProcessOutcome(processed=False)
+            if row["attempts"] + 1 < MAX_ATTEMPTS:
+                await store.inbox_mark(row["id"], "received", now, error=type(exc).__name__)
+                return ProcessOutcome(processed=False)
+            await store.inbox_mark(row["id"], "failed", now, error=f"{type(exc).__name__}: {exc}"[:2000])
+            language = await store.conversation_language(chat.platform, chat.bot, chat.chat_id) or "en"
+            await self._write_outbox(store, event, [Outbound(t("error.internal"))], language, now)
+        return ProcessOutcome(processed=False, replies=1)
+
+    async def run_pending_forever(self, interval: float, stop: asyncio.Event) -> None:
+        """Sweep for stored-but-unprocessed updates until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                await self.process_pending()
+            except Exception:
+                log.exception("inbox sweep failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except asyncio.TimeoutError:
+                pass
+
+
+OnOutbox = Callable[[], Awaitable[None] | None]

@@ -1,0 +1,77 @@
+"""The shape of a flow: its whole state graph in one table, plus commands and buttons valid in any state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from conversations.messages import Inbound, InboundKind, Outbound, StepResult, reply, t
+from domain.policy import ServicePolicy
+
+
+@dataclass(frozen=True)
+class StepInput:
+    event: Inbound
+    state: str
+    data: dict
+    view: Any
+    now: datetime
+    language: str
+    policy: ServicePolicy
+
+    @property
+    def args(self) -> list[str]:
+        """Button data after its prefix, e.g. ``acc:12`` -> ``["12"]``."""
+        return self.event.text.split(":")[1:]
+
+    def int_arg(self, index: int = 0) -> int | None:
+        try:
+            return int(self.args[index])
+        except (IndexError, ValueError):
+            return None
+
+
+Handler = Callable[[StepInput], StepResult]
+
+
+@dataclass(frozen=True)
+class State:
+    """One state: what it accepts, and the hint shown for anything else."""
+
+    hint: str
+    text: Handler | None = None
+    photo: Handler | None = None
+    location: Handler | None = None
+    contact: Handler | None = None
+    other: Handler | None = None  # stickers, voice, files: anything the platform sends we do not use
+    leads_to: tuple[str, ...] = ()  # documents the graph; checked by tests against what handlers return
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    name: str
+    initial: str
+    states: dict[str, State]
+    commands: dict[str, Handler] = field(default_factory=dict)
+    buttons: dict[str, Handler] = field(default_factory=dict)
+
+    def step(self, inp: StepInput) -> StepResult:
+        event = inp.event
+        state = self.states.get(inp.state) or self.states[self.initial]
+        if event.kind is InboundKind.COMMAND:
+            handler = self.commands.get(event.text)
+            return handler(inp) if handler else reply(Outbound(t("hint.unknown_command")), Outbound(t(state.hint)))
+        if event.kind is InboundKind.BUTTON:
+            handler = self.buttons.get(event.text.split(":", 1)[0])
+            return handler(inp) if handler else reply(Outbound(t("hint.stale_button")))
+        handler = {
+            InboundKind.TEXT: state.text,
+            InboundKind.PHOTO: state.photo,
+            InboundKind.LOCATION: state.location,
+            InboundKind.CONTACT: state.contact,
+            InboundKind.UNSUPPORTED: state.other,
+        }.get(event.kind)
+        if handler is None:
+            return reply(Outbound(t(state.hint)))
+        return handler(inp)

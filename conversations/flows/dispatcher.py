@@ -1,0 +1,217 @@
+"""The dispatchers' group flow: bind the group, act on exception and low-rating alerts (dispatchers only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from conversations.flow import FlowSpec, State, StepInput
+from conversations.flows.common import hint, identity, language_menu, switch_language
+from conversations.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, t
+from domain import commands as c
+from domain.model import ExceptionStatus, Job, ProblemReport, Technician, Visit
+from domain.policy import ServicePolicy
+from storage.repository import Store
+
+EXCEPTION_BUTTONS = ("xa", "xr", "xt", "xc", "xcy")
+
+
+@dataclass(frozen=True)
+class ExceptionInfo:
+    id: int
+    status: str
+    visit_id: int
+    kind: str
+    candidates: tuple[tuple[int, str], ...]  # technicians who could take the visit instead
+
+
+@dataclass(frozen=True)
+class DispatcherView:
+    group_id: int | None
+    dispatcher_id: int | None  # the person who wrote or pressed, when registered as a dispatcher
+    token_kind: str | None
+    exception: ExceptionInfo | None
+
+
+async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePolicy, now: datetime) -> DispatcherView:
+    chat = event.chat
+    group = await store.binding(chat.platform, chat.bot, chat.chat_id, "group")
+    dispatcher = await store.dispatcher_for_user(chat.platform, chat.bot, event.user_id)
+    token_kind = None
+    if event.kind is InboundKind.COMMAND and event.text == "start" and event.payload:
+        for purpose in ("group", "dispatcher"):
+            if await store.find_token(event.payload.strip(), purpose):
+                token_kind = purpose
+                break
+    exception = None
+    if event.kind is InboundKind.BUTTON and event.text.split(":", 1)[0] in EXCEPTION_BUTTONS:
+        try:
+            exception_id = int(event.text.split(":")[1])
+        except (IndexError, ValueError):
+            exception_id = None
+        report = await store.get(ProblemReport, exception_id) if exception_id else None
+        if report is not None:
+            visit = await store.get(Visit, report.visit_id)
+            job = await store.get(Job, visit.job_id)
+            candidates = tuple(
+                (tech.id, tech.name)
+                for tech in await store.technicians()
+                if tech.id != visit.technician_id and tech.can_serve(visit.service_kind, job.product_category, job.brand, job.region)
+            )
+            exception = ExceptionInfo(report.id, report.status, visit.id, visit.kind, candidates)
+    return DispatcherView(group.subject_id if group else None, dispatcher.subject_id if dispatcher else None, token_kind, exception)
+
+
+def _only_dispatchers(inp: StepInput) -> StepResult | None:
+    """Buttons in a group may be pressed by anyone in it; only registered dispatchers change anything."""
+    if inp.view.dispatcher_id is None:
+        return hint("dispatcher.not_allowed", name=raw(inp.event.user_name or ""))
+    return None
+
+
+def _open_exception(inp: StepInput) -> ExceptionInfo | None:
+    exception = inp.view.exception
+    if exception is None or exception.status == ExceptionStatus.RESOLVED.value:
+        return None
+    return exception
+
+
+def on_start(inp: StepInput) -> StepResult:
+    token = inp.event.payload.strip()
+    if not token:
+        return hint("dispatcher.hint" if inp.view.group_id else "dispatcher.hint_new")
+    if inp.view.token_kind == "group":
+        return reply(Outbound(t("dispatcher.group_bound")), commands=[c.BindDispatchGroup(token, identity(inp))])
+    if inp.view.token_kind == "dispatcher":
+        return reply(Outbound(t("dispatcher.registered")), commands=[c.RegisterDispatcher(token, identity(inp))])
+    return hint("error.link_invalid")
+
+
+def on_acknowledge(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    exception = _open_exception(inp)
+    if exception is None:
+        return hint("dispatcher.already_handled")
+    return reply(
+        Outbound(t("dispatcher.acknowledged", exception=exception.id, name=raw(inp.event.user_name))),
+        commands=[c.AcknowledgeException(exception.id, inp.view.dispatcher_id)],
+    )
+
+
+def on_reassign(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    exception = _open_exception(inp)
+    if exception is None:
+        return hint("dispatcher.already_handled")
+    if not exception.candidates:
+        return hint("dispatcher.no_candidates", visit=exception.visit_id)
+    rows = [[Button(raw(name), f"xt:{exception.id}:{tech_id}")] for tech_id, name in exception.candidates[:10]]
+    return reply(Outbound(t("dispatcher.pick_technician", visit=exception.visit_id), buttons(*rows)))
+
+
+def on_reassign_to(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    exception = _open_exception(inp)
+    technician_id = inp.int_arg(1)
+    names = dict(exception.candidates) if exception else {}
+    if exception is None or technician_id not in names:
+        return hint("dispatcher.already_handled")
+    return reply(
+        Outbound(t("dispatcher.reassigned", visit=exception.visit_id, technician=raw(names[technician_id]))),
+        commands=[c.ReassignVisit(exception.id, technician_id, inp.view.dispatcher_id)],
+    )
+
+
+def on_cancel_visit(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    exception = _open_exception(inp)
+    if exception is None:
+        return hint("dispatcher.already_handled")
+    keyboard = buttons([Button(t("btn.yes_cancel"), f"xcy:{exception.id}"), Button(t("btn.no_keep"), "xcn")])
+    return reply(Outbound(t("dispatcher.cancel_confirm", visit=exception.visit_id), keyboard))
+
+
+def on_cancel_yes(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    exception = _open_exception(inp)
+    if exception is None:
+        return hint("dispatcher.already_handled")
+    return reply(
+        Outbound(t("dispatcher.visit_cancelled", visit=exception.visit_id)),
+        commands=[c.CancelVisitByDispatcher(exception.id, inp.view.dispatcher_id)],
+    )
+
+
+def on_cancel_no(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    return hint("common.cancelled")
+
+
+def on_rating_ack(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    rating_id = inp.int_arg()
+    if rating_id is None:
+        return hint("hint.stale_button")
+    return reply(
+        Outbound(t("dispatcher.rating_acknowledged", name=raw(inp.event.user_name))),
+        commands=[c.AcknowledgeAlert(rating_id, inp.view.dispatcher_id)],
+    )
+
+
+def on_help(inp: StepInput) -> StepResult:
+    return hint("dispatcher.help")
+
+
+def on_cancel(inp: StepInput) -> StepResult:
+    return hint("common.cancelled")
+
+
+def on_group_chatter(inp: StepInput) -> StepResult:
+    # people talk among themselves in a group; the bot answers only what is addressed to it
+    return reply()
+
+
+DISPATCHER_FLOW = FlowSpec(
+    name="dispatcher",
+    initial="idle",
+    states={
+        "idle": State(
+            hint="dispatcher.hint",
+            text=on_group_chatter,
+            photo=on_group_chatter,
+            location=on_group_chatter,
+            contact=on_group_chatter,
+            other=on_group_chatter,
+        ),
+    },
+    commands={"start": on_start, "help": on_help, "cancel": on_cancel, "lang": language_menu, "language": language_menu},
+    buttons={
+        "xa": on_acknowledge,
+        "xr": on_reassign,
+        "xt": on_reassign_to,
+        "xc": on_cancel_visit,
+        "xcy": on_cancel_yes,
+        "xcn": on_cancel_no,
+        "ra": on_rating_ack,
+        "lang": switch_language,
+    },
+)
+
+
+class DispatcherFlow:
+    name = DISPATCHER_FLOW.name
+    initial = DISPATCHER_FLOW.initial
+    spec = DISPATCHER_FLOW
+
+    async def load_view(self, store: Store, event: Inbound, data: dict, policy: ServicePolicy, now: datetime) -> DispatcherView:
+        return await load_view(store, event, data, policy, now)
+
+    def step(self, inp: StepInput) -> StepResult:
+        return DISPATCHER_FLOW.step(inp)

@@ -1,0 +1,141 @@
+"""Neutral inbound events and outbound messages shared by every platform adapter and flow."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ChatRef:
+    """One conversation: a chat of one bot on one platform (``bot`` is ``customer`` or ``staff``)."""
+
+    platform: str
+    bot: str
+    chat_id: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.bot}:{self.chat_id}"
+
+
+class InboundKind(str, enum.Enum):
+    TEXT = "text"
+    COMMAND = "command"
+    BUTTON = "button"
+    PHOTO = "photo"
+    LOCATION = "location"
+    CONTACT = "contact"
+    UNSUPPORTED = "unsupported"  # stickers, voice, files...
+
+
+@dataclass(frozen=True)
+class Inbound:
+    chat: ChatRef
+    update_id: str
+    kind: InboundKind
+    user_id: str
+    chat_type: str = "private"  # private | group
+    text: str = ""  # message text, command name (without slash) or button data
+    payload: str = ""  # text after a command, e.g. the deep-link token of /start
+    language_code: str | None = None
+    user_name: str = ""
+    file_id: str | None = None  # photo: the platform's file id
+    file_path: str | None = None  # photo: where it was stored on disk, once fetched
+    latitude: float | None = None
+    longitude: float | None = None
+    phone: str | None = None
+    callback_id: str | None = None
+    message_id: str | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Inbound":
+        values = dict(data)
+        values["chat"] = ChatRef(**values["chat"])
+        values["kind"] = InboundKind(values["kind"])
+        return cls(**values)
+
+
+# --- outbound ---------------------------------------------------------------------------------
+
+
+def t(key: str, **params: object) -> dict:
+    """A translatable text: a catalog key and its parameters (rendered per recipient language)."""
+    return {"key": key, "params": params}
+
+
+def raw(text: str) -> dict:
+    """Text that is shown as is (a shop's own checklist wording, a choice, a name)."""
+    return {"key": "=", "params": {"text": text}}
+
+
+def when(moment: datetime) -> dict:
+    return {"_dt": moment.isoformat()}
+
+
+def span(start: datetime, end: datetime) -> dict:
+    return {"_span": [start.isoformat(), end.isoformat()]}
+
+
+@dataclass(frozen=True)
+class Button:
+    label: dict
+    data: str
+
+    def __post_init__(self) -> None:
+        # Telegram's callback_data limit is 64 bytes
+        if not 1 <= len(self.data.encode()) <= 64:
+            raise ValueError(f"button data must be 1-64 bytes: {self.data!r}")
+
+
+@dataclass(frozen=True)
+class Outbound:
+    text: dict
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    request: str | None = None  # "location" | "contact": ask the client for it with a reply keyboard
+    photo_path: str | None = None
+    to: ChatRef | None = None  # None: the chat the update came from
+    language: str | None = None  # None: the recipient conversation's language
+
+    def payload(self) -> dict:
+        return {
+            "text": self.text,
+            "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in self.buttons],
+            "request": self.request,
+            "photo_path": self.photo_path,
+        }
+
+
+def buttons(*rows: list[Button] | tuple[Button, ...]) -> tuple[tuple[Button, ...], ...]:
+    return tuple(tuple(row) for row in rows if row)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a pure conversation step decided: replies, domain commands, and the next state."""
+
+    replies: tuple[Outbound, ...] = ()
+    commands: tuple = ()
+    state: str | None = None  # None keeps the current state
+    data: dict | None = None  # None keeps the current data
+    language: str | None = None
+    toast: dict | None = None
+
+
+def reply(*messages: Outbound, commands: tuple | list = (), state: str | None = None, data: dict | None = None, language: str | None = None) -> StepResult:
+    return StepResult(tuple(messages), tuple(commands), state, data, language)
+
+
+@dataclass
+class Rendered:
+    """A message rendered for one recipient: plain text and button labels in their language."""
+
+    text: str
+    buttons: list[list[tuple[str, str]]] = field(default_factory=list)
+    request: str | None = None
+    photo_path: str | None = None

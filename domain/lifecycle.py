@@ -1,0 +1,166 @@
+"""The visit lifecycle as an explicit state machine: guarded transitions that emit domain events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain import events as ev
+from domain.errors import DomainError, IllegalTransition
+from domain.model import ServiceKind, Visit, VisitStatus as S
+
+ACTIVE = (S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.IN_PROGRESS)
+OPEN = (S.CREATED, S.BOOKED, *ACTIVE, S.ON_HOLD)
+DONE = (S.COMPLETED, S.CONFIRMED)
+
+# action -> (states it may start from, state it leads to; None keeps or restores the state)
+TRANSITIONS: dict[str, tuple[tuple[S, ...], S | None]] = {
+    "book": ((S.CREATED,), S.BOOKED),
+    "unbook": ((S.BOOKED, S.ACCEPTED), S.CREATED),
+    "offer": ((S.BOOKED,), S.BOOKED),
+    "decline": ((S.BOOKED,), S.BOOKED),
+    "accept": ((S.BOOKED,), S.ACCEPTED),
+    "depart": ((S.ACCEPTED,), S.EN_ROUTE),
+    "check_in": ((S.ACCEPTED, S.EN_ROUTE), S.ON_SITE),
+    "start": ((S.ON_SITE,), S.IN_PROGRESS),
+    "complete": ((S.IN_PROGRESS,), S.COMPLETED),
+    "confirm": ((S.COMPLETED,), S.CONFIRMED),
+    "hold": ((S.BOOKED, *ACTIVE), S.ON_HOLD),
+    "resume": ((S.ON_HOLD,), None),
+    "reassign": ((S.BOOKED, S.ACCEPTED, S.EN_ROUTE, S.ON_HOLD), S.BOOKED),
+    "cancel": (OPEN, S.CANCELLED),
+}
+
+
+def allowed(visit: Visit, action: str) -> bool:
+    return visit.state in TRANSITIONS[action][0]
+
+
+def _move(visit: Visit, action: str) -> None:
+    sources, target = TRANSITIONS[action]
+    if visit.state not in sources:
+        raise IllegalTransition(visit.status, action)
+    if target is not None:
+        visit.status = target.value
+
+
+def book(visit: Visit, job_id: int, start: datetime, end: datetime, dependency: Visit | None) -> ev.Event:
+    if end <= start:
+        raise DomainError("slot_invalid")
+    if dependency is not None and (dependency.slot_end is None or start < dependency.slot_end):
+        raise DomainError("slot_before_dependency")
+    _move(visit, "book")
+    visit.slot_start, visit.slot_end = start, end
+    visit.technician_id = None
+    return ev.VisitBooked(job_id, visit.id, {"start": start.isoformat(), "end": end.isoformat()})
+
+
+def unbook(visit: Visit, job_id: int) -> ev.Event:
+    previous = visit.technician_id
+    _move(visit, "unbook")
+    visit.slot_start = visit.slot_end = None
+    visit.technician_id = None
+    visit.declined_by = []
+    return ev.VisitUnbooked(job_id, visit.id, {"technician_id": previous})
+
+
+def offer(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
+    if visit.technician_id is not None:
+        raise DomainError("visit_already_offered")
+    if technician_id in visit.declined_by:
+        raise DomainError("technician_declined_before")
+    _move(visit, "offer")
+    visit.technician_id = technician_id
+    return ev.OfferMade(job_id, visit.id, {"technician_id": technician_id})
+
+
+def _require_technician(visit: Visit, technician_id: int) -> None:
+    if visit.technician_id != technician_id:
+        raise DomainError("not_your_visit")
+
+
+def decline(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
+    _require_technician(visit, technician_id)
+    _move(visit, "decline")
+    visit.technician_id = None
+    visit.declined_by = [*visit.declined_by, technician_id]
+    return ev.OfferDeclined(job_id, visit.id, {"technician_id": technician_id})
+
+
+def accept(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
+    _require_technician(visit, technician_id)
+    _move(visit, "accept")
+    return ev.VisitAccepted(job_id, visit.id, {"technician_id": technician_id})
+
+
+def depart(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
+    _require_technician(visit, technician_id)
+    _move(visit, "depart")
+    return ev.VisitEnRoute(job_id, visit.id, {"technician_id": technician_id})
+
+
+def check_in(visit: Visit, job_id: int, technician_id: int, distance_m: float, reason: str | None) -> ev.Event:
+    _require_technician(visit, technician_id)
+    _move(visit, "check_in")
+    visit.checkin_distance_m = round(distance_m, 1)
+    visit.checkin_reason = reason
+    return ev.VisitCheckedIn(job_id, visit.id, {"technician_id": technician_id, "distance_m": visit.checkin_distance_m})
+
+
+def start(visit: Visit, job_id: int, technician_id: int, dependency: Visit | None) -> ev.Event:
+    """Start work on site; an installation waits until its delivery is done."""
+    _require_technician(visit, technician_id)
+    if dependency is not None and dependency.state not in DONE:
+        raise DomainError("dependency_not_completed", kind=dependency.kind)
+    _move(visit, "start")
+    visit.checklist_position = 0
+    return ev.VisitStarted(job_id, visit.id, {"technician_id": technician_id})
+
+
+def complete(visit: Visit, job_id: int, technician_id: int, checklist_done: bool) -> ev.Event:
+    _require_technician(visit, technician_id)
+    if not checklist_done:
+        raise DomainError("checklist_incomplete")
+    _move(visit, "complete")
+    return ev.VisitCompleted(job_id, visit.id, {"technician_id": technician_id})
+
+
+def confirm(visit: Visit, job_id: int) -> ev.Event:
+    _move(visit, "confirm")
+    return ev.VisitConfirmed(job_id, visit.id, {"technician_id": visit.technician_id})
+
+
+def hold(visit: Visit, job_id: int, exception_id: int, reason: str) -> ev.Event:
+    held_from = visit.status
+    _move(visit, "hold")
+    visit.held_from = held_from
+    return ev.ExceptionReported(job_id, visit.id, {"exception_id": exception_id, "reason": reason, "technician_id": visit.technician_id})
+
+
+def resume(visit: Visit, job_id: int) -> ev.Event:
+    _move(visit, "resume")
+    visit.status = visit.held_from or S.BOOKED.value
+    visit.held_from = None
+    return ev.VisitResumed(job_id, visit.id, {"status": visit.status})
+
+
+def reassign(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
+    previous = visit.technician_id
+    if previous == technician_id:
+        raise DomainError("same_technician")
+    _move(visit, "reassign")
+    visit.held_from = None
+    visit.technician_id = technician_id
+    if previous is not None:
+        visit.declined_by = [*visit.declined_by, previous]
+    return ev.VisitReassigned(job_id, visit.id, {"technician_id": technician_id, "previous_technician_id": previous})
+
+
+def cancel(visit: Visit, job_id: int, by: str) -> ev.Event:
+    previous = visit.technician_id
+    _move(visit, "cancel")
+    visit.held_from = None
+    return ev.VisitCancelled(job_id, visit.id, {"by": by, "technician_id": previous})
+
+
+def is_delivery(visit: Visit) -> bool:
+    return visit.service_kind is ServiceKind.DELIVERY

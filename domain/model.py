@@ -1,0 +1,356 @@
+"""The field-service model: customers, staff, jobs split into visits, checklists, exceptions, ratings."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, time
+
+from domain.errors import InvalidInput
+
+
+class Language(str, enum.Enum):
+    EN = "en"
+    ZH = "zh"
+
+    @classmethod
+    def from_code(cls, code: str | None, default: "Language | None" = None) -> "Language":
+        """Map a platform language code (e.g. Telegram's ``zh-hans``) to a supported language."""
+        if code and code.lower().startswith("zh"):
+            return cls.ZH
+        if code and code.lower().startswith("en"):
+            return cls.EN
+        return default or cls.EN
+
+
+class ServiceKind(str, enum.Enum):
+    DELIVERY = "delivery"
+    INSTALLATION = "installation"
+    REPAIR = "repair"
+    INSPECTION = "inspection"
+
+
+class TechnicianRole(str, enum.Enum):
+    DRIVER = "driver"
+    INSTALLER = "installer"
+    REPAIRER = "repairer"
+
+
+# Which role performs which kind of visit; inspections are done by installers or repairers.
+ROLES_FOR_KIND: dict[ServiceKind, frozenset[TechnicianRole]] = {
+    ServiceKind.DELIVERY: frozenset({TechnicianRole.DRIVER}),
+    ServiceKind.INSTALLATION: frozenset({TechnicianRole.INSTALLER}),
+    ServiceKind.REPAIR: frozenset({TechnicianRole.REPAIRER}),
+    ServiceKind.INSPECTION: frozenset({TechnicianRole.INSTALLER, TechnicianRole.REPAIRER}),
+}
+
+DEFAULT_SERVICE_MINUTES: dict[ServiceKind, int] = {
+    ServiceKind.DELIVERY: 45,
+    ServiceKind.INSTALLATION: 90,
+    ServiceKind.REPAIR: 60,
+    ServiceKind.INSPECTION: 45,
+}
+
+
+class VisitStatus(str, enum.Enum):
+    CREATED = "created"  # waiting for the customer to book a slot
+    BOOKED = "booked"  # slot chosen, offered to a technician
+    ACCEPTED = "accepted"  # technician accepted the offer
+    EN_ROUTE = "en_route"
+    ON_SITE = "on_site"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"  # technician finished; waiting for the customer
+    CONFIRMED = "confirmed"  # customer signed off
+    ON_HOLD = "on_hold"  # an exception is open
+    CANCELLED = "cancelled"
+
+
+class ExceptionReason(str, enum.Enum):
+    WRONG_ADDRESS = "wrong_address"
+    CUSTOMER_UNREACHABLE = "customer_unreachable"
+    GOODS_DAMAGED = "goods_damaged"
+    PARTS_MISSING = "parts_missing"
+    OTHER = "other"
+
+
+class ExceptionStatus(str, enum.Enum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class StepKind(str, enum.Enum):
+    YES_NO = "yes_no"
+    NUMBER = "number"
+    CHOICE = "choice"
+    TEXT = "text"
+    PHOTO = "photo"
+
+
+@dataclass(frozen=True)
+class GeoPoint:
+    lat: float
+    lon: float
+
+    def __post_init__(self) -> None:
+        if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
+            raise InvalidInput("coordinates_out_of_range")
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """Weekly shift: weekdays (0=Monday) and a daily start/end in the technician's local time."""
+
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+
+    def to_dict(self) -> dict:
+        return {"weekdays": list(self.weekdays), "start": self.start.strftime("%H:%M"), "end": self.end.strftime("%H:%M")}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "WorkingHours":
+        if not data:
+            return cls()
+        return cls(
+            weekdays=tuple(int(d) for d in data.get("weekdays", (0, 1, 2, 3, 4, 5))),
+            start=time.fromisoformat(data.get("start", "09:00")),
+            end=time.fromisoformat(data.get("end", "18:00")),
+        )
+
+
+@dataclass(eq=False)
+class Customer:
+    name: str
+    phone: str
+    language: str = Language.EN.value
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class ChatBinding:
+    """A chat (platform + bot + chat id) bound to a customer, technician, dispatcher or dispatch group."""
+
+    platform: str
+    bot: str
+    chat_id: str
+    subject_kind: str  # customer | technician | dispatcher | group
+    subject_id: int
+    user_id: str | None = None
+    language: str = Language.EN.value
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Technician:
+    name: str
+    phone: str
+    roles: list[str]
+    skills: list[str] = field(default_factory=list)  # product categories and brands
+    regions: list[str] = field(default_factory=list)
+    working_hours: dict = field(default_factory=lambda: WorkingHours().to_dict())
+    home_lat: float | None = None
+    home_lon: float | None = None
+    on_duty: bool = True
+    language: str = Language.EN.value
+    id: int | None = None
+
+    @property
+    def hours(self) -> WorkingHours:
+        return WorkingHours.from_dict(self.working_hours)
+
+    def can_serve(self, kind: ServiceKind, category: str, brand: str | None, region: str) -> bool:
+        """Eligibility: role for the visit kind, the product category (and brand when set), the region."""
+        if not self.on_duty:
+            return False
+        if not ROLES_FOR_KIND[kind] & {TechnicianRole(r) for r in self.roles}:
+            return False
+        if kind is not ServiceKind.DELIVERY and category and category not in self.skills:
+            return False
+        if kind is not ServiceKind.DELIVERY and brand and self.has_brand_skills() and brand not in self.skills:
+            return False
+        return not self.regions or region in self.regions
+
+    def has_brand_skills(self) -> bool:
+        return any(s.startswith("brand:") for s in self.skills)
+
+
+@dataclass(eq=False)
+class Dispatcher:
+    name: str
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class DispatchGroup:
+    name: str
+    region: str | None = None
+    language: str = Language.EN.value
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Job:
+    """One customer order needing service at one address; split into linked visits."""
+
+    source: str
+    external_ref: str
+    customer_id: int
+    address_text: str
+    lat: float
+    lon: float
+    region: str
+    product_category: str
+    product_name: str
+    brand: str | None
+    items: list = field(default_factory=list)
+    notes: str = ""
+    status: str = "open"  # open | done | cancelled
+    created_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Visit:
+    job_id: int
+    kind: str
+    sequence: int
+    duration_minutes: int
+    status: str = VisitStatus.CREATED.value
+    depends_on_visit_id: int | None = None
+    technician_id: int | None = None
+    slot_start: datetime | None = None
+    slot_end: datetime | None = None
+    declined_by: list = field(default_factory=list)  # technician ids who declined this visit
+    checkin_distance_m: float | None = None
+    checkin_reason: str | None = None
+    held_from: str | None = None
+    checklist_position: int = 0
+    version: int = 0
+    id: int | None = None
+
+    @property
+    def service_kind(self) -> ServiceKind:
+        return ServiceKind(self.kind)
+
+    @property
+    def state(self) -> VisitStatus:
+        return VisitStatus(self.status)
+
+
+@dataclass(frozen=True)
+class ChecklistStep:
+    key: str
+    kind: StepKind
+    prompt: dict  # language -> text, written by the shop
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def to_dict(self) -> dict:
+        data = {"key": self.key, "kind": self.kind.value, "prompt": self.prompt}
+        if self.choices:
+            data["choices"] = list(self.choices)
+        if self.minimum is not None:
+            data["min"] = self.minimum
+        if self.maximum is not None:
+            data["max"] = self.maximum
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ChecklistStep":
+        try:
+            kind = StepKind(data["kind"])
+            prompt = data["prompt"]
+            if isinstance(prompt, str):
+                prompt = {"en": prompt}
+            step = cls(
+                key=str(data["key"]),
+                kind=kind,
+                prompt=dict(prompt),
+                choices=tuple(str(c) for c in data.get("choices", ())),
+                minimum=data.get("min"),
+                maximum=data.get("max"),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InvalidInput("checklist_step_invalid") from exc
+        if step.kind is StepKind.CHOICE and not step.choices:
+            raise InvalidInput("checklist_choice_without_choices")
+        return step
+
+    def prompt_in(self, language: str) -> str:
+        return self.prompt.get(language) or self.prompt.get("en") or next(iter(self.prompt.values()), self.key)
+
+
+@dataclass(eq=False)
+class ChecklistTemplate:
+    service_kind: str
+    product_category: str
+    name: str
+    steps: list  # list of ChecklistStep dicts, stored as JSON
+    id: int | None = None
+
+    def parsed_steps(self) -> list[ChecklistStep]:
+        return [ChecklistStep.from_dict(s) for s in self.steps]
+
+
+@dataclass(eq=False)
+class ChecklistAnswer:
+    visit_id: int
+    step_key: str
+    value: str
+    photo_id: int | None = None
+    answered_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Photo:
+    visit_id: int | None
+    platform: str
+    file_id: str
+    path: str
+    purpose: str  # checklist | exception
+    created_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class ProblemReport:
+    """An exception reported on site; named so as not to shadow Python's Exception."""
+
+    visit_id: int
+    technician_id: int | None
+    reason: str
+    note: str = ""
+    photo_ids: list = field(default_factory=list)
+    status: str = ExceptionStatus.OPEN.value
+    resolution: str | None = None
+    created_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Rating:
+    job_id: int
+    visit_id: int | None
+    customer_id: int
+    score: int
+    comment: str = ""
+    created_at: datetime | None = None
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= int(self.score) <= 5:
+            raise InvalidInput("rating_out_of_range")
+
+
+def parse_number(text: str, step: ChecklistStep) -> float:
+    """Parse a numeric checklist answer and check it against the step's range."""
+    try:
+        value = float(text.strip().replace(",", "."))
+    except ValueError as exc:
+        raise InvalidInput("number_expected") from exc
+    if (step.minimum is not None and value < step.minimum) or (step.maximum is not None and value > step.maximum):
+        raise InvalidInput("number_out_of_range")
+    return value

@@ -1,0 +1,106 @@
+"""Free appointment slots from technicians' working hours and already booked visits (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+
+from domain.model import Job, ServiceKind, Technician, Visit
+
+
+@dataclass(frozen=True)
+class Window:
+    start: time
+    end: time
+
+    @classmethod
+    def parse_many(cls, spec: str) -> tuple["Window", ...]:
+        """Parse ``"09:00-11:00,14:00-16:00"``."""
+        windows = []
+        for part in spec.split(","):
+            begin, _, finish = part.strip().partition("-")
+            window = cls(time.fromisoformat(begin.strip()), time.fromisoformat(finish.strip()))
+            if window.end <= window.start:
+                raise ValueError(f"window {part!r} ends before it starts")
+            windows.append(window)
+        return tuple(windows)
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime
+    end: datetime
+    technician_ids: tuple[int, ...]  # free eligible technicians, best first
+
+
+@dataclass(frozen=True)
+class Booking:
+    technician_id: int
+    start: datetime
+    end: datetime
+    minutes: int
+
+
+def _minutes_booked(bookings: list[Booking], technician_id: int, start: datetime, end: datetime) -> int:
+    return sum(b.minutes for b in bookings if b.technician_id == technician_id and b.start < end and b.end > start)
+
+
+def free_slots(
+    *,
+    visit: Visit,
+    job: Job,
+    technicians: list[Technician],
+    bookings: list[Booking],
+    now: datetime,
+    tz: tzinfo,
+    windows: tuple[Window, ...],
+    days_ahead: int,
+    lead: timedelta,
+    not_before: datetime | None = None,
+    limit: int = 8,
+) -> list[Slot]:
+    """Windows in the coming days where at least one eligible technician has room for this visit.
+
+    A technician has room when the window lies inside their shift and the minutes already booked
+    in it plus this visit's duration fit the window's length.
+    """
+    kind = ServiceKind(visit.kind)
+    eligible = [
+        t
+        for t in technicians
+        if t.id not in visit.declined_by and t.can_serve(kind, job.product_category, job.brand, job.region)
+    ]
+    if not eligible:
+        return []
+    earliest = max(now + lead, not_before) if not_before else now + lead
+    today: date = now.astimezone(tz).date()
+    slots: list[Slot] = []
+    for offset in range(days_ahead + 1):
+        day = today + timedelta(days=offset)
+        for window in windows:
+            start = datetime.combine(day, window.start, tz)
+            end = datetime.combine(day, window.end, tz)
+            if start < earliest:
+                continue
+            length = int((end - start).total_seconds() // 60)
+            free = []
+            for tech in eligible:
+                hours = tech.hours
+                if day.weekday() not in hours.weekdays or window.start < hours.start or window.end > hours.end:
+                    continue
+                booked = _minutes_booked(bookings, tech.id, start, end)
+                if booked + visit.duration_minutes <= length:
+                    free.append((booked, tech.id))
+            if free:
+                # the least loaded technician first spreads work evenly
+                slots.append(Slot(start, end, tuple(tid for _, tid in sorted(free))))
+                if len(slots) >= limit:
+                    return slots
+    return slots
+
+
+def technician_for(slot_start: datetime, slot_end: datetime, slots: list[Slot]) -> int | None:
+    for slot in slots:
+        if slot.start == slot_start and slot.end == slot_end and slot.technician_ids:
+            return slot.technician_ids[0]
+    return None

@@ -1,0 +1,1 @@
+"""The composition root: settings, wiring of every part, and the `fieldchat` command line."""

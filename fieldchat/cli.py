@@ -1,0 +1,117 @@
+"""The `fieldchat` command: serve, migrate, demo-data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from urllib.parse import urlencode
+
+from fieldchat.settings import Settings
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces configured tokens in every log line, whichever library wrote it."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    secrets = list(settings.bot_tokens().values())
+    if settings.api_token:
+        secrets.append(settings.api_token.get_secret_value())
+    handler.addFilter(RedactSecrets(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from fieldchat.container import build
+    from webhooks.app import create_app
+
+    app = create_app(build(settings))
+    print(f"fieldchat: web chat at http://{settings.host}:{settings.port}/chat — API docs at /docs", flush=True)
+    if not settings.bot_tokens():
+        print("fieldchat: no Telegram tokens set; only the web chat is live", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from storage.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("fieldchat: database is at the latest schema")
+    return 0
+
+
+async def _demo(settings: Settings) -> int:
+    from fieldchat.container import build
+    from fieldchat.demo import load_demo
+    from storage.repository import Store
+
+    container = build(settings)
+    try:
+        await container.start(background=False)
+        async with container.sessions() as session, session.begin():
+            links = await load_demo(Store(session), container.clock.now(), container.policy)
+        base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+        print("Demo data loaded: 4 technicians, a dispatcher, a dispatch group, checklists for")
+        print("sofa / wardrobe / air-conditioner / washing-machine, and order #%d (a sofa: delivery + installation).\n" % links.order_id)
+        print("Open the web chat with every pane signed in:")
+        print(f"  {base}/chat?{urlencode(links.panes)}\n")
+        customer_bot, staff_bot = container.bot_username("customer"), container.bot_username("staff")
+        if customer_bot and staff_bot:
+            print("Telegram links:")
+            print(f"  customer:   https://t.me/{customer_bot}?start={links.customer}")
+            for name, token in links.technicians.items():
+                print(f"  {name:<11} https://t.me/{staff_bot}?start={token}")
+            print(f"  dispatcher: https://t.me/{staff_bot}?start={links.dispatcher}")
+            print(f"  group:      https://t.me/{staff_bot}?startgroup={links.group}")
+    finally:
+        await container.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fieldchat", description="Chat-first field service: delivery, installation and repair in messengers.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="run everything in one process: web chat, API, Telegram bots, relay")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    commands.add_parser("demo-data", help="load technicians, checklists and a sample order, and print links to try them")
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic lists every wrong setting; show that, not a traceback
+        print(f"fieldchat: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "migrate":
+        return _migrate(settings)
+    return asyncio.run(_demo(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

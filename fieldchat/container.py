@@ -1,0 +1,99 @@
+"""Wiring: builds every part from the settings once, and starts and stops the background work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from bots.telegram import TelegramBot, TelegramMedia, TelegramSender
+from conversations.engine import Engine
+from conversations.flows import flow_for
+from domain.clock import Clock, SystemClock
+from domain.policy import ServicePolicy
+from fieldchat.settings import Settings
+from scheduler.relay import OutboxRelay
+from storage.db import create_engine, session_factory
+from storage.migrate import upgrade_async
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Clock
+    policy: ServicePolicy
+    db: AsyncEngine
+    sessions: async_sessionmaker
+    engine: Engine
+    relay: OutboxRelay
+    telegram: dict[str, TelegramBot]
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def migrate(self) -> None:
+        await upgrade_async(self.settings.database_url)
+
+    async def start(self, *, background: bool = True) -> None:
+        """Migrate, recover what a crash left behind, and start polling, the relay and the inbox sweep."""
+        await self.migrate()
+        for role, bot in self.telegram.items():
+            try:
+                username = await bot.identify()
+                log.info("telegram %s bot: @%s (%s mode)", role, username, self.settings.telegram_mode)
+            except Exception as exc:
+                log.error("telegram %s bot: getMe failed (%s); links will not name it", role, type(exc).__name__)
+        if not background:
+            return
+        self._stop.clear()
+        self._spawn(self.engine.run_pending_forever(interval=5.0, stop=self._stop))
+        self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds))
+        for role, bot in self.telegram.items():
+            if self.settings.telegram_mode == "webhook":
+                url = f"{self.settings.public_url.rstrip('/')}/telegram/{role}/webhook"
+                await bot.set_webhook(url, self.settings.webhook_secret(self.settings.bot_tokens()[role]))
+            else:
+                await bot.delete_webhook()
+                self._spawn(bot.poll(self._stop))
+
+    def _spawn(self, coroutine) -> None:
+        self._tasks.append(asyncio.create_task(coroutine))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=30)
+        self._tasks.clear()
+        for bot in self.telegram.values():
+            await bot.close()
+        await self.db.dispose()
+
+    def bot_username(self, role: str) -> str | None:
+        bot = self.telegram.get(role)
+        return bot.username if bot else None
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Container:
+    if settings.telegram_mode == "webhook" and not settings.public_url:
+        raise ValueError("FIELDCHAT_TELEGRAM_MODE=webhook needs FIELDCHAT_PUBLIC_URL")
+    clock = clock or SystemClock()
+    policy = settings.policy()
+    db = create_engine(settings.database_url)
+    sessions = session_factory(db)
+    # the bots need the engine and the relay needs the bots: share one dict, filled last
+    telegram: dict[str, TelegramBot] = {}
+    relay = OutboxRelay(sessions=sessions, senders={"telegram": TelegramSender(telegram)}, clock=clock, tz=policy.tz)
+    engine = Engine(
+        sessions=sessions,
+        flows=flow_for,
+        clock=clock,
+        policy=policy,
+        media={"telegram": TelegramMedia(telegram)},
+        on_outbox=relay.wake,
+    )
+    for role, token in settings.bot_tokens().items():
+        telegram[role] = TelegramBot(role, token, settings.telegram_api_url, engine, settings.media_dir)
+    return Container(settings, clock, policy, db, sessions, engine, relay, telegram)

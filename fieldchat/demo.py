@@ -1,0 +1,119 @@
+"""Demo data: technicians, a dispatcher and group, checklist templates and a sample sofa order to try at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from domain.model import DispatchGroup, Dispatcher, Technician
+from services import backoffice
+from storage.repository import Store
+
+CENTER = (31.2304, 121.4737)  # People's Square, Shanghai
+
+
+def _p(en: str, zh: str) -> dict:
+    return {"en": en, "zh": zh}
+
+
+DELIVERY_STEPS = [
+    {"key": "packaging_intact", "kind": "yes_no", "prompt": _p("Is the packaging intact?", "包装是否完好?")},
+    {"key": "items_checked", "kind": "yes_no", "prompt": _p("Did the customer check every item against the list?", "客户是否已按清单逐一核对?")},
+    {"key": "delivered_photo", "kind": "photo", "prompt": _p("Photo of the goods in place", "货物放置到位的照片")},
+]
+
+TEMPLATES = {
+    "sofa": [
+        {"key": "room_ready", "kind": "yes_no", "prompt": _p("Is the room clear for assembly?", "安装区域是否已清空?")},
+        {"key": "legs_fitted", "kind": "number", "prompt": _p("How many legs are fitted?", "已安装几条沙发腿?"), "min": 2, "max": 12},
+        {"key": "fabric", "kind": "choice", "prompt": _p("Fabric condition", "面料状况"), "choices": ["OK", "Minor marks", "Damaged"]},
+        {"key": "after_photo", "kind": "photo", "prompt": _p("Photo of the assembled sofa", "安装完成的沙发照片")},
+    ],
+    "wardrobe": [
+        {"key": "wall_anchor", "kind": "yes_no", "prompt": _p("Is the wardrobe anchored to the wall?", "衣柜是否已固定在墙上?")},
+        {"key": "doors_aligned", "kind": "yes_no", "prompt": _p("Do all doors close evenly?", "所有柜门是否关闭平整?")},
+        {"key": "height_cm", "kind": "number", "prompt": _p("Measured height (cm)", "实测高度(厘米)"), "min": 50, "max": 300},
+        {"key": "after_photo", "kind": "photo", "prompt": _p("Photo of the finished wardrobe", "安装完成的衣柜照片")},
+    ],
+    "air-conditioner": [
+        {"key": "bracket_load", "kind": "yes_no", "prompt": _p("Is the outdoor bracket load-tested?", "室外机支架是否已做承重测试?")},
+        {"key": "pipe_length", "kind": "number", "prompt": _p("Refrigerant pipe length (m)", "冷媒管长度(米)"), "min": 1, "max": 30},
+        {"key": "vacuum", "kind": "choice", "prompt": _p("Vacuum test result", "抽真空测试结果"), "choices": ["Passed", "Re-done and passed", "Failed"]},
+        {"key": "outlet_temp", "kind": "number", "prompt": _p("Cooling outlet temperature (°C)", "出风口温度(°C)"), "min": 5, "max": 30},
+        {"key": "notes", "kind": "text", "prompt": _p("Anything the customer should know?", "需要告知客户的事项?")},
+        {"key": "after_photo", "kind": "photo", "prompt": _p("Photo of indoor and outdoor units", "室内外机照片")},
+    ],
+    "washing-machine": [
+        {"key": "bolts_removed", "kind": "yes_no", "prompt": _p("Are the transit bolts removed?", "运输螺栓是否已拆除?")},
+        {"key": "level", "kind": "yes_no", "prompt": _p("Is the machine level?", "机器是否水平?")},
+        {"key": "test_run", "kind": "choice", "prompt": _p("Test run", "试运行"), "choices": ["No leaks", "Leak fixed", "Leaking"]},
+        {"key": "after_photo", "kind": "photo", "prompt": _p("Photo of the connected machine", "连接好的洗衣机照片")},
+    ],
+}
+
+TECHNICIANS = [
+    ("Wang Qiang", "13800000001", ["driver"], [], "driver"),
+    ("Li Ming", "13800000002", ["installer"], ["sofa", "wardrobe"], "installer"),
+    ("Zhao Lei", "13800000003", ["installer"], ["air-conditioner", "washing-machine", "sofa"], None),
+    ("Chen Gang", "13800000004", ["driver"], [], None),
+]
+
+
+@dataclass
+class DemoLinks:
+    customer: str
+    technicians: dict[str, str]  # name -> token
+    panes: dict[str, str]  # web chat pane -> token
+    dispatcher: str
+    group: str
+    order_id: int
+
+
+async def _technician(store: Store, name: str, phone: str, roles: list[str], skills: list[str], now, policy) -> str:
+    existing = (await store.session.execute(select(Technician).where(Technician.phone == phone))).scalars().first()
+    if existing is not None:
+        return await store.issue_token("technician", existing.id, now, policy.staff_link_ttl)
+    _tech, token = await backoffice.create_technician(
+        store, name=name, phone=phone, roles=roles, skills=skills, regions=["Huangpu"],
+        working_hours={"weekdays": [0, 1, 2, 3, 4, 5, 6], "start": "08:00", "end": "20:00"},
+        home_lat=CENTER[0] + 0.02, home_lon=CENTER[1] - 0.02, language="zh", now=now, policy=policy,
+    )
+    return token
+
+
+async def load_demo(store: Store, now, policy) -> DemoLinks:
+    """Create (or find again) the demo records and return fresh links to them."""
+    for category, steps in TEMPLATES.items():
+        await backoffice.put_checklist_template(store, service_kind="installation", product_category=category, name=f"{category} installation", steps=steps)
+        await backoffice.put_checklist_template(store, service_kind="delivery", product_category=category, name=f"{category} delivery", steps=DELIVERY_STEPS)
+    technicians, panes = {}, {}
+    for name, phone, roles, skills, pane in TECHNICIANS:
+        token = await _technician(store, name, phone, roles, skills, now, policy)
+        technicians[name] = token
+        if pane:
+            panes[pane] = token
+    dispatcher = (await store.session.execute(select(Dispatcher).where(Dispatcher.name == "Demo dispatcher"))).scalars().first()
+    if dispatcher is None:
+        dispatcher, dispatcher_token = await backoffice.create_dispatcher(store, name="Demo dispatcher", now=now, policy=policy)
+    else:
+        dispatcher_token = await store.issue_token("dispatcher", dispatcher.id, now, policy.staff_link_ttl)
+    group = (await store.session.execute(select(DispatchGroup).where(DispatchGroup.name == "Huangpu dispatch"))).scalars().first()
+    if group is None:
+        group, group_token = await backoffice.create_dispatch_group(store, name="Huangpu dispatch", region="Huangpu", language="zh", now=now, policy=policy)
+    else:
+        group_token = await store.issue_token("group", group.id, now, policy.staff_link_ttl)
+    order = await backoffice.create_order(
+        store,
+        backoffice.OrderRequest(
+            source="demo", external_ref="SOFA-0001", customer_name="Zhang Wei", customer_phone="13912345678",
+            customer_language="zh", address="Huangpu District, 100 Nanjing East Road, Apt 1201",
+            lat=CENTER[0], lon=CENTER[1], region="Huangpu", product_name="3-seat fabric sofa",
+            product_category="sofa", brand=None,
+            services=(backoffice.ServiceRequest("delivery"), backoffice.ServiceRequest("installation")),
+            items=({"sku": "SOFA-3S-GREY", "name": "3-seat fabric sofa", "quantity": 1},),
+        ),
+        now, policy,
+    )
+    panes.update(customer=order.customer_token, dispatcher=dispatcher_token, group=group_token)
+    return DemoLinks(order.customer_token, technicians, panes, dispatcher_token, group_token, order.job.id)

@@ -1,0 +1,76 @@
+"""Settings from FIELDCHAT_* environment variables and an optional .env file."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.policy import ServicePolicy
+from domain.slots import Window
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FIELDCHAT_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    public_url: str | None = Field(None, description="https base URL the world reaches us at (webhooks, links)")
+    database_url: str = "sqlite:///var/fieldchat.db"
+    media_dir: Path = Path("var/media")
+    api_token: SecretStr | None = None
+    log_level: str = "INFO"
+
+    telegram_customer_token: SecretStr | None = None
+    telegram_staff_token: SecretStr | None = None
+    telegram_mode: Literal["polling", "webhook"] = "polling"
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_webhook_secret: SecretStr | None = None
+
+    timezone: str = "Asia/Shanghai"
+    slot_windows: str = "09:00-11:00,11:00-13:00,14:00-16:00,16:00-18:00"
+    booking_days: int = Field(7, ge=1, le=60)
+    booking_lead_minutes: int = Field(120, ge=0)
+    reschedule_cutoff_hours: int = Field(12, ge=0)
+    checkin_radius_m: float = Field(500.0, gt=0)
+    low_rating_threshold: int = Field(2, ge=1, le=5)
+
+    relay_interval_seconds: float = Field(2.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @field_validator("slot_windows")
+    @classmethod
+    def _valid_windows(cls, value: str) -> str:
+        Window.parse_many(value)
+        return value
+
+    def policy(self) -> ServicePolicy:
+        return ServicePolicy(
+            tz=ZoneInfo(self.timezone),
+            windows=Window.parse_many(self.slot_windows),
+            booking_days=self.booking_days,
+            booking_lead=timedelta(minutes=self.booking_lead_minutes),
+            reschedule_cutoff=timedelta(hours=self.reschedule_cutoff_hours),
+            checkin_radius_m=self.checkin_radius_m,
+            low_rating_threshold=self.low_rating_threshold,
+        )
+
+    def webhook_secret(self, token: str) -> str:
+        """Telegram's secret_token: the configured one, else derived from the bot token (stable across processes)."""
+        if self.telegram_webhook_secret:
+            return self.telegram_webhook_secret.get_secret_value()
+        return hashlib.sha256(f"fieldchat-webhook:{token}".encode()).hexdigest()[:48]
+
+    def bot_tokens(self) -> dict[str, str]:
+        tokens = {"customer": self.telegram_customer_token, "staff": self.telegram_staff_token}
+        return {role: token.get_secret_value() for role, token in tokens.items() if token}

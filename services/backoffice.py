@@ -1,0 +1,194 @@
+"""Back-office operations behind the HTTP API and demo data: orders, staff, groups, templates, job views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from domain import events as ev
+from domain.errors import InvalidInput, NotFound
+from domain.events import stamp
+from domain.model import (
+    DEFAULT_SERVICE_MINUTES,
+    ChecklistStep,
+    ChecklistTemplate,
+    Customer,
+    DispatchGroup,
+    Dispatcher,
+    GeoPoint,
+    Job,
+    Language,
+    ServiceKind,
+    Technician,
+    TechnicianRole,
+    Visit,
+    WorkingHours,
+)
+from domain.policy import ServicePolicy
+from storage.repository import Store
+
+# visits of these kinds wait for the job's delivery
+AFTER_DELIVERY = (ServiceKind.INSTALLATION, ServiceKind.INSPECTION)
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    kind: str
+    duration_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    source: str
+    external_ref: str
+    customer_name: str
+    customer_phone: str
+    customer_language: str
+    address: str
+    lat: float
+    lon: float
+    region: str
+    product_name: str
+    product_category: str
+    brand: str | None
+    services: tuple[ServiceRequest, ...]
+    items: tuple[dict, ...] = field(default_factory=tuple)
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    job: Job
+    visits: list[Visit]
+    created: bool
+    customer_token: str
+
+
+async def create_order(store: Store, request: OrderRequest, now: datetime, policy: ServicePolicy) -> OrderResult:
+    """Create the job and its linked visits; a repeat of (source, external_ref) returns the same job."""
+    existing = await store.job_by_ref(request.source, request.external_ref)
+    if existing is not None:
+        token = await store.issue_token("customer", existing.id, now, policy.customer_link_ttl)
+        return OrderResult(existing, await store.visits_of_job(existing.id), False, token)
+    GeoPoint(request.lat, request.lon)
+    kinds = [ServiceKind(s.kind) for s in request.services]
+    if not kinds:
+        raise InvalidInput("services_empty")
+    if len(set(kinds)) != len(kinds):
+        raise InvalidInput("services_repeated")
+    customer = await _customer(store, request)
+    job = await store.add(
+        Job(
+            request.source, request.external_ref, customer.id, request.address, request.lat, request.lon,
+            request.region, request.product_category, request.product_name, request.brand,
+            items=list(request.items), notes=request.notes, created_at=now,
+        )
+    )
+    # deliveries first, so that installations can point at them
+    ordered = sorted(request.services, key=lambda s: ServiceKind(s.kind) is not ServiceKind.DELIVERY)
+    visits: list[Visit] = []
+    delivery: Visit | None = None
+    for sequence, service in enumerate(ordered, start=1):
+        kind = ServiceKind(service.kind)
+        visit = await store.add(
+            Visit(
+                job.id, kind.value, sequence, service.duration_minutes or DEFAULT_SERVICE_MINUTES[kind],
+                depends_on_visit_id=delivery.id if delivery and kind in AFTER_DELIVERY else None,
+            )
+        )
+        if kind is ServiceKind.DELIVERY:
+            delivery = visit
+        visits.append(visit)
+    await store.record_events([stamp(ev.JobCreated(job.id, None, {"visits": [v.id for v in visits]}), now)])
+    token = await store.issue_token("customer", job.id, now, policy.customer_link_ttl)
+    return OrderResult(job, visits, True, token)
+
+
+async def _customer(store: Store, request: OrderRequest) -> Customer:
+    found = (
+        await store.session.execute(select(Customer).where(Customer.phone == request.customer_phone).order_by(Customer.id))
+    ).scalars().first()
+    if found is not None:
+        return found
+    return await store.add(Customer(request.customer_name, request.customer_phone, Language.from_code(request.customer_language).value))
+
+
+async def create_technician(
+    store: Store, *, name: str, phone: str, roles: list[str], skills: list[str], regions: list[str],
+    working_hours: dict | None, home_lat: float | None, home_lon: float | None, language: str,
+    now: datetime, policy: ServicePolicy,
+) -> tuple[Technician, str]:
+    if not roles:
+        raise InvalidInput("roles_empty")
+    for role in roles:
+        TechnicianRole(role)
+    hours = WorkingHours.from_dict(working_hours)
+    if hours.end <= hours.start or not hours.weekdays or any(not 0 <= d <= 6 for d in hours.weekdays):
+        raise InvalidInput("working_hours_invalid")
+    if home_lat is not None and home_lon is not None:
+        GeoPoint(home_lat, home_lon)
+    technician = await store.add(
+        Technician(name, phone, list(roles), list(skills), list(regions), hours.to_dict(), home_lat, home_lon,
+                   language=Language.from_code(language).value)
+    )
+    return technician, await store.issue_token("technician", technician.id, now, policy.staff_link_ttl)
+
+
+async def create_dispatcher(store: Store, *, name: str, now: datetime, policy: ServicePolicy) -> tuple[Dispatcher, str]:
+    dispatcher = await store.add(Dispatcher(name))
+    return dispatcher, await store.issue_token("dispatcher", dispatcher.id, now, policy.staff_link_ttl)
+
+
+async def create_dispatch_group(
+    store: Store, *, name: str, region: str | None, language: str, now: datetime, policy: ServicePolicy
+) -> tuple[DispatchGroup, str]:
+    group = await store.add(DispatchGroup(name, region, Language.from_code(language).value))
+    return group, await store.issue_token("group", group.id, now, policy.staff_link_ttl)
+
+
+async def put_checklist_template(store: Store, *, service_kind: str, product_category: str, name: str, steps: list[dict]) -> ChecklistTemplate:
+    ServiceKind(service_kind)
+    parsed = [ChecklistStep.from_dict(s) for s in steps]
+    if len({s.key for s in parsed}) != len(parsed):
+        raise InvalidInput("checklist_keys_repeated")
+    template = await store.template_for(service_kind, product_category)
+    if template is None:
+        return await store.add(ChecklistTemplate(service_kind, product_category, name, [s.to_dict() for s in parsed]))
+    template.name, template.steps = name, [s.to_dict() for s in parsed]
+    return template
+
+
+async def job_details(store: Store, job_id: int) -> dict:
+    job = await store.get(Job, job_id)
+    if job is None:
+        raise NotFound("job_not_found")
+    visits = await store.visits_of_job(job.id)
+    technicians = {t.id: t.name for t in await store.technicians(on_duty_only=False)}
+    return {
+        "id": job.id,
+        "source": job.source,
+        "external_ref": job.external_ref,
+        "status": job.status,
+        "product": {"name": job.product_name, "category": job.product_category, "brand": job.brand},
+        "region": job.region,
+        "created_at": job.created_at,
+        "visits": [
+            {
+                "id": v.id,
+                "kind": v.kind,
+                "status": v.status,
+                "depends_on_visit_id": v.depends_on_visit_id,
+                "technician": {"id": v.technician_id, "name": technicians.get(v.technician_id)} if v.technician_id else None,
+                "slot_start": v.slot_start,
+                "slot_end": v.slot_end,
+                "checkin_distance_m": v.checkin_distance_m,
+            }
+            for v in visits
+        ],
+        "timeline": [
+            {"type": e["type"], "visit_id": e["visit_id"], "data": e["data"], "occurred_at": e["occurred_at"]}
+            for e in await store.timeline(job.id)
+        ],
+    }

@@ -1,0 +1,415 @@
+"""Command handlers: load what a command touches, apply the domain rules, return the events raised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain import commands as c
+from domain import events as ev
+from domain import lifecycle
+from domain.errors import DomainError, NotAllowed, NotFound
+from domain.geo import haversine_m
+from domain.model import (
+    ChatBinding,
+    ChecklistAnswer,
+    Customer,
+    DispatchGroup,
+    Dispatcher,
+    ExceptionStatus,
+    Job,
+    Photo,
+    ProblemReport,
+    Rating,
+    StepKind,
+    Technician,
+    Visit,
+    VisitStatus,
+)
+from domain.policy import ServicePolicy
+from domain.slots import Booking, free_slots
+from storage.repository import Store
+
+
+@dataclass
+class HandlerContext:
+    store: Store
+    now: datetime
+    policy: ServicePolicy
+
+
+# --- binding chats ------------------------------------------------------------------------------
+
+
+async def _redeem(ctx: HandlerContext, token: str, purpose: str, chat: c.ChatIdentity) -> int:
+    """Resolve a deep-link token to its subject; a used token only works again for the same chat."""
+    row = await ctx.store.find_token(token, purpose)
+    chat_key = f"{chat.platform}:{chat.bot}:{chat.chat_id}"
+    if row is None:
+        raise DomainError("link_invalid")
+    if row["used_at"] is not None:
+        if row["used_by"] == chat_key:
+            return row["subject_id"]
+        raise DomainError("link_used")
+    if row["expires_at"] < ctx.now:
+        raise DomainError("link_expired")
+    if not await ctx.store.use_token(row["id"], chat_key, ctx.now):
+        raise DomainError("link_used")
+    return row["subject_id"]
+
+
+async def _bind(ctx: HandlerContext, chat: c.ChatIdentity, kind: str, subject_id: int) -> None:
+    existing = await ctx.store.binding(chat.platform, chat.bot, chat.chat_id, kind)
+    if existing is None:
+        await ctx.store.add(
+            ChatBinding(chat.platform, chat.bot, chat.chat_id, kind, subject_id, user_id=chat.user_id, language=chat.language)
+        )
+    else:
+        existing.subject_id = subject_id
+        existing.user_id = chat.user_id
+
+
+async def bind_customer(ctx: HandlerContext, cmd: c.BindCustomer) -> list[ev.Event]:
+    job_id = await _redeem(ctx, cmd.token, "customer", cmd.chat)
+    job = await ctx.store.get(Job, job_id)
+    await _bind(ctx, cmd.chat, "customer", job.customer_id)
+    customer = await ctx.store.get(Customer, job.customer_id)
+    customer.language = cmd.chat.language
+    return []
+
+
+async def bind_technician(ctx: HandlerContext, cmd: c.BindTechnician) -> list[ev.Event]:
+    technician_id = await _redeem(ctx, cmd.token, "technician", cmd.chat)
+    await _bind(ctx, cmd.chat, "technician", technician_id)
+    return []
+
+
+async def register_dispatcher(ctx: HandlerContext, cmd: c.RegisterDispatcher) -> list[ev.Event]:
+    dispatcher_id = await _redeem(ctx, cmd.token, "dispatcher", cmd.chat)
+    # a dispatcher is recognised by their user id in any group, so bind their own user
+    identity = c.ChatIdentity(cmd.chat.platform, cmd.chat.bot, f"user:{cmd.chat.user_id}", cmd.chat.user_id, cmd.chat.language)
+    await _bind(ctx, identity, "dispatcher", dispatcher_id)
+    return []
+
+
+async def bind_group(ctx: HandlerContext, cmd: c.BindDispatchGroup) -> list[ev.Event]:
+    group_id = await _redeem(ctx, cmd.token, "group", cmd.chat)
+    await _bind(ctx, cmd.chat, "group", group_id)
+    group = await ctx.store.get(DispatchGroup, group_id)
+    group.language = cmd.chat.language
+    return []
+
+
+async def set_language(ctx: HandlerContext, cmd: c.SetLanguage) -> list[ev.Event]:
+    for kind in ("customer", "technician", "group"):
+        binding = await ctx.store.binding(cmd.chat.platform, cmd.chat.bot, cmd.chat.chat_id, kind)
+        if binding is None:
+            continue
+        binding.language = cmd.language
+        subject = {"customer": Customer, "technician": Technician, "group": DispatchGroup}[kind]
+        entity = await ctx.store.get(subject, binding.subject_id)
+        entity.language = cmd.language
+    return []
+
+
+# --- customer -----------------------------------------------------------------------------------
+
+
+async def _customer_visit(ctx: HandlerContext, visit_id: int, customer_id: int) -> tuple[Visit, Job]:
+    visit = await ctx.store.get(Visit, visit_id)
+    job = await ctx.store.get(Job, visit.job_id) if visit else None
+    if visit is None or job.customer_id != customer_id:
+        raise NotFound("visit_not_found")
+    return visit, job
+
+
+async def candidates_for(ctx: HandlerContext, visit: Visit, job: Job, start: datetime, end: datetime) -> list[int]:
+    """Eligible technicians with room in [start, end), least loaded first."""
+    technicians = await ctx.store.technicians()
+    busy = await ctx.store.bookings_between(start - timedelta(days=1), end + timedelta(days=1))
+    bookings = [Booking(v.technician_id, v.slot_start, v.slot_end, v.duration_minutes) for v in busy if v.id != visit.id]
+    slots = free_slots(
+        visit=visit, job=job, technicians=technicians, bookings=bookings, now=start - ctx.policy.booking_lead,
+        tz=ctx.policy.tz, windows=ctx.policy.windows, days_ahead=0, lead=ctx.policy.booking_lead, limit=100,
+    )
+    for slot in slots:
+        if slot.start == start and slot.end == end:
+            return list(slot.technician_ids)
+    return []
+
+
+async def _offer_next(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Event]:
+    """Offer the visit to the best free technician; with nobody left, tell the dispatchers."""
+    for technician_id in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
+        if technician_id in visit.declined_by:
+            continue
+        # lock the technician so two bookings cannot both take their last free minutes
+        await ctx.store.get(Technician, technician_id, for_update=True)
+        return [lifecycle.offer(visit, job.id, technician_id)]
+    return [ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat()})]
+
+
+async def book_visit(ctx: HandlerContext, cmd: c.BookVisit) -> list[ev.Event]:
+    visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    if cmd.start < ctx.now + ctx.policy.booking_lead:
+        raise DomainError("slot_too_soon")
+    dependency = await ctx.store.get(Visit, visit.depends_on_visit_id) if visit.depends_on_visit_id else None
+    if dependency is not None and dependency.slot_end is None:
+        raise DomainError("book_dependency_first", kind=dependency.kind)
+    if not await candidates_for(ctx, visit, job, cmd.start, cmd.end):
+        raise DomainError("slot_taken")
+    events = [lifecycle.book(visit, job.id, cmd.start, cmd.end, dependency)]
+    return events + await _offer_next(ctx, visit, job)
+
+
+def _before_cutoff(ctx: HandlerContext, visit: Visit) -> None:
+    if visit.slot_start is not None and visit.slot_start - ctx.now < ctx.policy.reschedule_cutoff:
+        raise DomainError("past_cutoff", hours=int(ctx.policy.reschedule_cutoff.total_seconds() // 3600))
+
+
+async def _dependants(ctx: HandlerContext, visit: Visit) -> list[Visit]:
+    return [v for v in await ctx.store.visits_of_job(visit.job_id) if v.depends_on_visit_id == visit.id]
+
+
+async def reschedule_visit(ctx: HandlerContext, cmd: c.RescheduleVisit) -> list[ev.Event]:
+    visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    _before_cutoff(ctx, visit)
+    events = [lifecycle.unbook(visit, job.id)]
+    # an installation booked after this delivery must be booked again after the new delivery slot
+    for dependant in await _dependants(ctx, visit):
+        if lifecycle.allowed(dependant, "unbook"):
+            events.append(lifecycle.unbook(dependant, job.id))
+    return events
+
+
+async def cancel_by_customer(ctx: HandlerContext, cmd: c.CancelVisitByCustomer) -> list[ev.Event]:
+    visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    _before_cutoff(ctx, visit)
+    events = [lifecycle.cancel(visit, job.id, "customer")]
+    for dependant in await _dependants(ctx, visit):
+        if lifecycle.allowed(dependant, "cancel"):
+            events.append(lifecycle.cancel(dependant, job.id, "customer"))
+    return events + await _close_job_if_finished(ctx, job)
+
+
+async def _close_job_if_finished(ctx: HandlerContext, job: Job) -> list[ev.Event]:
+    visits = await ctx.store.visits_of_job(job.id)
+    if all(v.state in (VisitStatus.CONFIRMED, VisitStatus.CANCELLED) for v in visits):
+        job.status = "done" if any(v.state is VisitStatus.CONFIRMED for v in visits) else "cancelled"
+        return [ev.JobCompleted(job.id, None, {"status": job.status})]
+    return []
+
+
+async def confirm_visit(ctx: HandlerContext, cmd: c.ConfirmVisit) -> list[ev.Event]:
+    visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    events = [lifecycle.confirm(visit, job.id)]
+    return events + await _close_job_if_finished(ctx, job)
+
+
+async def rate_visit(ctx: HandlerContext, cmd: c.RateVisit) -> list[ev.Event]:
+    visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    if visit.state is not VisitStatus.CONFIRMED:
+        raise DomainError("rate_after_confirm")
+    if await ctx.store.rating_of(visit.id) is not None:
+        raise DomainError("already_rated")
+    rating = await ctx.store.add(Rating(job.id, visit.id, cmd.customer_id, cmd.score, created_at=ctx.now))
+    events = [ev.RatingGiven(job.id, visit.id, {"score": cmd.score, "rating_id": rating.id, "technician_id": visit.technician_id})]
+    if cmd.score <= ctx.policy.low_rating_threshold:
+        events.append(ev.LowRatingReceived(job.id, visit.id, {"score": cmd.score, "rating_id": rating.id, "technician_id": visit.technician_id}))
+    return events
+
+
+async def comment_rating(ctx: HandlerContext, cmd: c.CommentRating) -> list[ev.Event]:
+    visit, _job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    rating = await ctx.store.rating_of(visit.id)
+    if rating is None:
+        raise DomainError("rate_first")
+    rating.comment = cmd.comment[:1000]
+    return []
+
+
+# --- technician ---------------------------------------------------------------------------------
+
+
+async def _technician_visit(ctx: HandlerContext, visit_id: int, technician_id: int) -> tuple[Visit, Job]:
+    visit = await ctx.store.get(Visit, visit_id)
+    if visit is None or visit.technician_id != technician_id:
+        raise NotFound("not_your_visit")
+    return visit, await ctx.store.get(Job, visit.job_id)
+
+
+async def accept_offer(ctx: HandlerContext, cmd: c.AcceptOffer) -> list[ev.Event]:
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    return [lifecycle.accept(visit, job.id, cmd.technician_id)]
+
+
+async def decline_offer(ctx: HandlerContext, cmd: c.DeclineOffer) -> list[ev.Event]:
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    events = [lifecycle.decline(visit, job.id, cmd.technician_id)]
+    return events + await _offer_next(ctx, visit, job)
+
+
+async def depart(ctx: HandlerContext, cmd: c.Depart) -> list[ev.Event]:
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    return [lifecycle.depart(visit, job.id, cmd.technician_id)]
+
+
+def checkin_distance(job: Job, latitude: float, longitude: float) -> float:
+    return haversine_m(job.lat, job.lon, latitude, longitude)
+
+
+async def check_in(ctx: HandlerContext, cmd: c.CheckIn) -> list[ev.Event]:
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    distance = checkin_distance(job, cmd.latitude, cmd.longitude)
+    if distance > ctx.policy.checkin_radius_m and not (cmd.reason or "").strip():
+        raise DomainError("checkin_reason_required", distance=int(distance))
+    return [lifecycle.check_in(visit, job.id, cmd.technician_id, distance, cmd.reason)]
+
+
+async def start_work(ctx: HandlerContext, cmd: c.StartWork) -> list[ev.Event]:
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    dependency = await ctx.store.get(Visit, visit.depends_on_visit_id) if visit.depends_on_visit_id else None
+    return [lifecycle.start(visit, job.id, cmd.technician_id, dependency)]
+
+
+async def checklist_steps(ctx: HandlerContext, visit: Visit, job: Job):
+    template = await ctx.store.template_for(visit.kind, job.product_category)
+    return template.parsed_steps() if template else []
+
+
+async def _save_photo(ctx: HandlerContext, visit_id: int, photo: c.PhotoRef, purpose: str) -> Photo:
+    return await ctx.store.add(Photo(visit_id, photo.platform, photo.file_id, photo.path, purpose, created_at=ctx.now))
+
+
+async def answer_step(ctx: HandlerContext, cmd: c.AnswerStep) -> list[ev.Event]:
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    if visit.state is not VisitStatus.IN_PROGRESS:
+        raise DomainError("checklist_not_started")
+    steps = {s.key: s for s in await checklist_steps(ctx, visit, job)}
+    step = steps.get(cmd.step_key)
+    if step is None:
+        raise NotFound("step_not_found")
+    if step.kind is StepKind.PHOTO and cmd.photo is None:
+        raise DomainError("photo_required")
+    photo_id = (await _save_photo(ctx, visit.id, cmd.photo, "checklist")).id if cmd.photo else None
+    answers = await ctx.store.answers_of(visit.id)
+    if cmd.step_key in answers:
+        answer = answers[cmd.step_key]
+        answer.value, answer.photo_id, answer.answered_at = cmd.value, photo_id, ctx.now
+    else:
+        await ctx.store.add(ChecklistAnswer(visit.id, cmd.step_key, cmd.value, photo_id, answered_at=ctx.now))
+    keys = list(steps)
+    visit.checklist_position = max(visit.checklist_position, keys.index(cmd.step_key) + 1)
+    return [ev.ChecklistAnswered(job.id, visit.id, {"step": cmd.step_key})]
+
+
+async def complete_visit(ctx: HandlerContext, cmd: c.CompleteVisit) -> list[ev.Event]:
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    steps = await checklist_steps(ctx, visit, job)
+    answers = await ctx.store.answers_of(visit.id)
+    done = all(s.key in answers for s in steps)
+    return [lifecycle.complete(visit, job.id, cmd.technician_id, done)]
+
+
+async def report_exception(ctx: HandlerContext, cmd: c.ReportException) -> list[ev.Event]:
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    photos = [await _save_photo(ctx, visit.id, p, "exception") for p in cmd.photos]
+    report = await ctx.store.add(
+        ProblemReport(visit.id, cmd.technician_id, cmd.reason, cmd.note[:1000], [p.id for p in photos], created_at=ctx.now)
+    )
+    return [lifecycle.hold(visit, job.id, report.id, cmd.reason)]
+
+
+# --- dispatcher ---------------------------------------------------------------------------------
+
+
+async def _open_report(ctx: HandlerContext, exception_id: int, dispatcher_id: int) -> tuple[ProblemReport, Visit, Job]:
+    if await ctx.store.get(Dispatcher, dispatcher_id) is None:
+        raise NotAllowed("not_a_dispatcher")
+    report = await ctx.store.get(ProblemReport, exception_id)
+    if report is None:
+        raise NotFound("exception_not_found")
+    if report.status == ExceptionStatus.RESOLVED.value:
+        raise DomainError("exception_already_resolved")
+    visit = await ctx.store.get(Visit, report.visit_id)
+    return report, visit, await ctx.store.get(Job, visit.job_id)
+
+
+async def acknowledge_exception(ctx: HandlerContext, cmd: c.AcknowledgeException) -> list[ev.Event]:
+    report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
+    if report.status != ExceptionStatus.OPEN.value:
+        raise DomainError("exception_already_acknowledged")
+    report.status = ExceptionStatus.ACKNOWLEDGED.value
+    events: list[ev.Event] = [ev.ExceptionAcknowledged(job.id, visit.id, {"exception_id": report.id, "dispatcher_id": cmd.dispatcher_id})]
+    if visit.state is VisitStatus.ON_HOLD:
+        # acknowledged means the technician may carry on where they stopped
+        events.append(lifecycle.resume(visit, job.id))
+    return events
+
+
+async def eligible_technicians(ctx: HandlerContext, visit: Visit, job: Job) -> list[Technician]:
+    """Technicians who could take the visit instead: skilled, in region, on duty, not the current one."""
+    technicians = await ctx.store.technicians()
+    return [
+        t
+        for t in technicians
+        if t.id != visit.technician_id and t.can_serve(visit.service_kind, job.product_category, job.brand, job.region)
+    ]
+
+
+async def reassign_visit(ctx: HandlerContext, cmd: c.ReassignVisit) -> list[ev.Event]:
+    report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
+    if cmd.technician_id not in {t.id for t in await eligible_technicians(ctx, visit, job)}:
+        raise DomainError("technician_not_eligible")
+    report.status, report.resolution = ExceptionStatus.RESOLVED.value, "reassigned"
+    return [lifecycle.reassign(visit, job.id, cmd.technician_id)]
+
+
+async def cancel_by_dispatcher(ctx: HandlerContext, cmd: c.CancelVisitByDispatcher) -> list[ev.Event]:
+    report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
+    report.status, report.resolution = ExceptionStatus.RESOLVED.value, "cancelled"
+    events = [lifecycle.cancel(visit, job.id, "dispatcher")]
+    for dependant in await _dependants(ctx, visit):
+        if lifecycle.allowed(dependant, "cancel"):
+            events.append(lifecycle.cancel(dependant, job.id, "dispatcher"))
+    return events + await _close_job_if_finished(ctx, job)
+
+
+async def acknowledge_alert(ctx: HandlerContext, cmd: c.AcknowledgeAlert) -> list[ev.Event]:
+    if await ctx.store.get(Dispatcher, cmd.dispatcher_id) is None:
+        raise NotAllowed("not_a_dispatcher")
+    rating = await ctx.store.get(Rating, cmd.rating_id)
+    if rating is None:
+        raise NotFound("rating_not_found")
+    return []
+
+
+HANDLERS = {
+    c.BindCustomer: bind_customer,
+    c.BindTechnician: bind_technician,
+    c.RegisterDispatcher: register_dispatcher,
+    c.BindDispatchGroup: bind_group,
+    c.SetLanguage: set_language,
+    c.BookVisit: book_visit,
+    c.RescheduleVisit: reschedule_visit,
+    c.CancelVisitByCustomer: cancel_by_customer,
+    c.ConfirmVisit: confirm_visit,
+    c.RateVisit: rate_visit,
+    c.CommentRating: comment_rating,
+    c.AcceptOffer: accept_offer,
+    c.DeclineOffer: decline_offer,
+    c.Depart: depart,
+    c.CheckIn: check_in,
+    c.StartWork: start_work,
+    c.AnswerStep: answer_step,
+    c.CompleteVisit: complete_visit,
+    c.ReportException: report_exception,
+    c.AcknowledgeException: acknowledge_exception,
+    c.ReassignVisit: reassign_visit,
+    c.CancelVisitByDispatcher: cancel_by_dispatcher,
+    c.AcknowledgeAlert: acknowledge_alert,
+}
+
+
+async def execute(ctx: HandlerContext, command: c.Command) -> list[ev.Event]:
+    return await HANDLERS[type(command)](ctx, command)

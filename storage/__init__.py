@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables and mapping, migrations, the unit of work, inbox and outbox."""

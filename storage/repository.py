@@ -1,0 +1,325 @@
+"""Queries over one database session: the repository every handler and view loader uses."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain import model
+from domain.lifecycle import DONE, OPEN
+from storage import tables as t
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A random deep-link key: 32 chars of base64url, within Telegram's 64-char start payload."""
+    return secrets.token_urlsafe(24)
+
+
+class Store:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.session.bind.dialect.name == "postgresql"
+
+    def _insert(self, table):
+        return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
+
+    async def add(self, entity: object) -> object:
+        self.session.add(entity)
+        await self.session.flush()
+        return entity
+
+    async def get(self, cls: type, entity_id: int, *, for_update: bool = False):
+        if entity_id is None:
+            return None
+        statement = select(cls).where(cls.id == entity_id)
+        if for_update and self.is_postgres:
+            statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    # --- link tokens ---------------------------------------------------------------------------
+
+    async def issue_token(self, purpose: str, subject_id: int, now: datetime, ttl: timedelta) -> str:
+        token = new_token()
+        await self.session.execute(
+            insert(t.link_tokens).values(
+                token_hash=hash_token(token), purpose=purpose, subject_id=subject_id, expires_at=now + ttl
+            )
+        )
+        return token
+
+    async def find_token(self, token: str, purpose: str) -> dict | None:
+        row = (
+            await self.session.execute(
+                select(t.link_tokens).where(t.link_tokens.c.token_hash == hash_token(token), t.link_tokens.c.purpose == purpose)
+            )
+        ).mappings().first()
+        return dict(row) if row else None
+
+    async def use_token(self, token_id: int, used_by: str, now: datetime) -> bool:
+        """Mark a token used; False when another chat used it first."""
+        result = await self.session.execute(
+            update(t.link_tokens)
+            .where(t.link_tokens.c.id == token_id, t.link_tokens.c.used_at.is_(None))
+            .values(used_at=now, used_by=used_by)
+        )
+        return result.rowcount == 1
+
+    # --- chats ---------------------------------------------------------------------------------
+
+    async def binding(self, platform: str, bot: str, chat_id: str, kind: str) -> model.ChatBinding | None:
+        return (
+            await self.session.execute(
+                select(model.ChatBinding).where(
+                    model.ChatBinding.platform == platform,
+                    model.ChatBinding.bot == bot,
+                    model.ChatBinding.chat_id == chat_id,
+                    model.ChatBinding.subject_kind == kind,
+                )
+            )
+        ).scalar_one_or_none()
+
+    async def bindings_of(self, kind: str, subject_id: int) -> list[model.ChatBinding]:
+        return list(
+            (
+                await self.session.execute(
+                    select(model.ChatBinding)
+                    .where(model.ChatBinding.subject_kind == kind, model.ChatBinding.subject_id == subject_id)
+                    .order_by(model.ChatBinding.id)
+                )
+            ).scalars()
+        )
+
+    async def dispatcher_for_user(self, platform: str, bot: str, user_id: str) -> model.ChatBinding | None:
+        return (
+            await self.session.execute(
+                select(model.ChatBinding).where(
+                    model.ChatBinding.platform == platform,
+                    model.ChatBinding.bot == bot,
+                    model.ChatBinding.user_id == user_id,
+                    model.ChatBinding.subject_kind == "dispatcher",
+                )
+            )
+        ).scalars().first()
+
+    async def groups_for_region(self, region: str) -> list[model.DispatchGroup]:
+        groups = list(
+            (
+                await self.session.execute(
+                    select(model.DispatchGroup).where(
+                        or_(model.DispatchGroup.region == region, model.DispatchGroup.region.is_(None))
+                    )
+                )
+            ).scalars()
+        )
+        specific = [g for g in groups if g.region == region]
+        return specific or groups
+
+    # --- jobs and visits -----------------------------------------------------------------------
+
+    async def job_by_ref(self, source: str, external_ref: str) -> model.Job | None:
+        return (
+            await self.session.execute(
+                select(model.Job).where(model.Job.source == source, model.Job.external_ref == external_ref)
+            )
+        ).scalar_one_or_none()
+
+    async def visits_of_job(self, job_id: int) -> list[model.Visit]:
+        return list(
+            (await self.session.execute(select(model.Visit).where(model.Visit.job_id == job_id).order_by(model.Visit.sequence))).scalars()
+        )
+
+    async def jobs_of_customer(self, customer_id: int, open_only: bool = True) -> list[model.Job]:
+        statement = select(model.Job).where(model.Job.customer_id == customer_id).order_by(model.Job.id)
+        if open_only:
+            statement = statement.where(model.Job.status == "open")
+        return list((await self.session.execute(statement)).scalars())
+
+    async def visits_of_technician(self, technician_id: int, statuses: tuple | None = None) -> list[model.Visit]:
+        statement = select(model.Visit).where(model.Visit.technician_id == technician_id)
+        if statuses:
+            statement = statement.where(model.Visit.status.in_([s.value for s in statuses]))
+        statement = statement.order_by(model.Visit.slot_start, model.Visit.id)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def bookings_between(self, start: datetime, end: datetime) -> list[tuple[model.Visit, int]]:
+        """Visits holding a technician's time in [start, end): booked and not finished or cancelled."""
+        statement = select(model.Visit).where(
+            model.Visit.technician_id.is_not(None),
+            model.Visit.slot_start < end,
+            model.Visit.slot_end > start,
+            model.Visit.status.in_([s.value for s in OPEN]),
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def technicians(self, *, on_duty_only: bool = True) -> list[model.Technician]:
+        statement = select(model.Technician).order_by(model.Technician.id)
+        if on_duty_only:
+            statement = statement.where(model.Technician.on_duty.is_(True))
+        return list((await self.session.execute(statement)).scalars())
+
+    async def template_for(self, kind: str, category: str) -> model.ChecklistTemplate | None:
+        return (
+            await self.session.execute(
+                select(model.ChecklistTemplate).where(
+                    model.ChecklistTemplate.service_kind == kind, model.ChecklistTemplate.product_category == category
+                )
+            )
+        ).scalar_one_or_none()
+
+    async def answers_of(self, visit_id: int) -> dict[str, model.ChecklistAnswer]:
+        rows = (await self.session.execute(select(model.ChecklistAnswer).where(model.ChecklistAnswer.visit_id == visit_id))).scalars()
+        return {a.step_key: a for a in rows}
+
+    async def rating_of(self, visit_id: int) -> model.Rating | None:
+        return (await self.session.execute(select(model.Rating).where(model.Rating.visit_id == visit_id))).scalar_one_or_none()
+
+    async def open_exception(self, visit_id: int) -> model.ProblemReport | None:
+        return (
+            await self.session.execute(
+                select(model.ProblemReport).where(
+                    model.ProblemReport.visit_id == visit_id,
+                    model.ProblemReport.status != model.ExceptionStatus.RESOLVED.value,
+                )
+            )
+        ).scalars().first()
+
+    # --- timeline ------------------------------------------------------------------------------
+
+    async def record_events(self, rows: list[dict]) -> None:
+        if rows:
+            await self.session.execute(insert(t.domain_events), rows)
+
+    async def timeline(self, job_id: int) -> list[dict]:
+        rows = (
+            await self.session.execute(
+                select(t.domain_events).where(t.domain_events.c.job_id == job_id).order_by(t.domain_events.c.id)
+            )
+        ).mappings()
+        return [dict(r) for r in rows]
+
+    # --- conversations -------------------------------------------------------------------------
+
+    async def lock_conversation(self, platform: str, bot: str, chat_id: str, flow: str, state: str, language: str, now: datetime) -> dict:
+        """Load the chat's conversation row, creating it first; on PostgreSQL the row stays locked."""
+        await self.session.execute(
+            self._insert(t.conversations)
+            .values(platform=platform, bot=bot, chat_id=chat_id, flow=flow, state=state, data={}, language=language, version=0, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["platform", "bot", "chat_id"])
+        )
+        statement = select(t.conversations).where(
+            t.conversations.c.platform == platform, t.conversations.c.bot == bot, t.conversations.c.chat_id == chat_id
+        )
+        if self.is_postgres:
+            statement = statement.with_for_update()
+        return dict((await self.session.execute(statement)).mappings().one())
+
+    async def save_conversation(self, conversation_id: int, *, state: str, data: dict, language: str, now: datetime) -> None:
+        await self.session.execute(
+            update(t.conversations)
+            .where(t.conversations.c.id == conversation_id)
+            .values(state=state, data=data, language=language, updated_at=now, version=t.conversations.c.version + 1)
+        )
+
+    async def conversation_language(self, platform: str, bot: str, chat_id: str) -> str | None:
+        return (
+            await self.session.execute(
+                select(t.conversations.c.language).where(
+                    t.conversations.c.platform == platform, t.conversations.c.bot == bot, t.conversations.c.chat_id == chat_id
+                )
+            )
+        ).scalar_one_or_none()
+
+    # --- inbox ---------------------------------------------------------------------------------
+
+    async def inbox_add(self, platform: str, bot: str, update_id: str, chat_id: str, payload: dict, now: datetime) -> bool:
+        result = await self.session.execute(
+            self._insert(t.inbox)
+            .values(platform=platform, bot=bot, update_id=update_id, chat_id=chat_id, payload=payload, status="received", attempts=0, received_at=now)
+            .on_conflict_do_nothing(index_elements=["platform", "bot", "update_id"])
+        )
+        return result.rowcount == 1
+
+    async def inbox_row(self, platform: str, bot: str, update_id: str) -> dict | None:
+        statement = select(t.inbox).where(t.inbox.c.platform == platform, t.inbox.c.bot == bot, t.inbox.c.update_id == update_id)
+        row = (await self.session.execute(statement)).mappings().first()
+        return dict(row) if row else None
+
+    async def inbox_mark(self, inbox_id: int, status: str, now: datetime, error: str | None = None) -> None:
+        await self.session.execute(
+            update(t.inbox)
+            .where(t.inbox.c.id == inbox_id)
+            .values(status=status, processed_at=now if status != "received" else None, error=error, attempts=t.inbox.c.attempts + 1)
+        )
+
+    async def inbox_pending(self, limit: int = 100) -> list[dict]:
+        rows = (
+            await self.session.execute(select(t.inbox).where(t.inbox.c.status == "received").order_by(t.inbox.c.id).limit(limit))
+        ).mappings()
+        return [dict(r) for r in rows]
+
+    # --- outbox --------------------------------------------------------------------------------
+
+    async def outbox_add(self, *, platform: str, bot: str, chat_id: str, payload: dict, dedup_key: str, now: datetime) -> None:
+        await self.session.execute(
+            self._insert(t.outbox)
+            .values(
+                platform=platform, bot=bot, chat_id=chat_id, payload=payload, dedup_key=dedup_key,
+                status="pending", attempts=0, next_attempt_at=now, created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+        )
+
+    async def outbox_due(self, now: datetime, limit: int, pulled_platforms: tuple[str, ...]) -> list[dict]:
+        """Pending rows whose chat has no earlier unsent row, so each chat's order is kept."""
+        earlier = t.outbox.alias("earlier")
+        blocked = (
+            select(earlier.c.id)
+            .where(
+                earlier.c.platform == t.outbox.c.platform,
+                earlier.c.bot == t.outbox.c.bot,
+                earlier.c.chat_id == t.outbox.c.chat_id,
+                earlier.c.status == "pending",
+                earlier.c.id < t.outbox.c.id,
+            )
+            .exists()
+        )
+        statement = (
+            select(t.outbox)
+            .where(
+                t.outbox.c.status == "pending",
+                t.outbox.c.next_attempt_at <= now,
+                t.outbox.c.platform.not_in(pulled_platforms),
+                ~blocked,
+            )
+            .order_by(t.outbox.c.id)
+            .limit(limit)
+        )
+        return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+
+    async def outbox_update(self, outbox_id: int, **values: object) -> None:
+        await self.session.execute(update(t.outbox).where(t.outbox.c.id == outbox_id).values(**values))
+
+    async def outbox_for_chat(self, platform: str, bot: str, chat_id: str, after_id: int, limit: int = 100) -> list[dict]:
+        statement = (
+            select(t.outbox)
+            .where(t.outbox.c.platform == platform, t.outbox.c.bot == bot, t.outbox.c.chat_id == chat_id, t.outbox.c.id > after_id)
+            .order_by(t.outbox.c.id)
+            .limit(limit)
+        )
+        return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+
+    async def outbox_counts(self) -> dict[str, int]:
+        rows = (await self.session.execute(select(t.outbox.c.status, func.count()).group_by(t.outbox.c.status))).all()
+        return {status: count for status, count in rows}

@@ -1,0 +1,317 @@
+"""SQLAlchemy tables, and the imperative mapping of the domain's dataclasses onto them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Index,
+)
+from sqlalchemy.orm import registry
+from sqlalchemy.types import TypeDecorator
+
+from domain import model
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware datetimes as naive UTC and gives them back aware, the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("phone", String(40), nullable=False),
+    Column("language", String(8), nullable=False, default="en"),
+)
+
+technicians = Table(
+    "technicians",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("phone", String(40), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("skills", JSON, nullable=False),
+    Column("regions", JSON, nullable=False),
+    Column("working_hours", JSON, nullable=False),
+    Column("home_lat", Float),
+    Column("home_lon", Float),
+    Column("on_duty", Boolean, nullable=False, default=True),
+    Column("language", String(8), nullable=False, default="en"),
+)
+
+dispatchers = Table(
+    "dispatchers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
+dispatch_groups = Table(
+    "dispatch_groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("region", String(100)),
+    Column("language", String(8), nullable=False, default="en"),
+)
+
+chat_bindings = Table(
+    "chat_bindings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("platform", String(20), nullable=False),
+    Column("bot", String(20), nullable=False),
+    Column("chat_id", String(64), nullable=False),
+    Column("subject_kind", String(20), nullable=False),
+    Column("subject_id", Integer, nullable=False),
+    Column("user_id", String(64)),
+    Column("language", String(8), nullable=False, default="en"),
+    UniqueConstraint("platform", "bot", "chat_id", "subject_kind", name="uq_chat_bindings_chat"),
+    Index("ix_chat_bindings_subject", "subject_kind", "subject_id"),
+    Index("ix_chat_bindings_user", "platform", "bot", "user_id"),
+)
+
+link_tokens = Table(
+    "link_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("purpose", String(20), nullable=False),
+    Column("subject_id", Integer, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+    Column("used_by", String(140)),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(60), nullable=False),
+    Column("external_ref", String(120), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("address_text", String(500), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("region", String(100), nullable=False),
+    Column("product_category", String(100), nullable=False),
+    Column("product_name", String(200), nullable=False),
+    Column("brand", String(100)),
+    Column("items", JSON, nullable=False),
+    Column("notes", Text, nullable=False, default=""),
+    Column("status", String(20), nullable=False, default="open"),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "external_ref", name="uq_jobs_source_ref"),
+)
+
+visits = Table(
+    "visits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("duration_minutes", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("depends_on_visit_id", Integer, ForeignKey("visits.id")),
+    Column("technician_id", Integer, ForeignKey("technicians.id"), index=True),
+    Column("slot_start", UTCDateTime),
+    Column("slot_end", UTCDateTime),
+    Column("declined_by", JSON, nullable=False),
+    Column("checkin_distance_m", Float),
+    Column("checkin_reason", Text),
+    Column("held_from", String(20)),
+    Column("checklist_position", Integer, nullable=False, default=0),
+    Column("version", Integer, nullable=False, default=0),
+)
+
+checklist_templates = Table(
+    "checklist_templates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("service_kind", String(20), nullable=False),
+    Column("product_category", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("steps", JSON, nullable=False),
+    UniqueConstraint("service_kind", "product_category", name="uq_checklist_templates_kind_category"),
+)
+
+photos = Table(
+    "photos",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("visit_id", Integer, ForeignKey("visits.id")),
+    Column("platform", String(20), nullable=False),
+    Column("file_id", String(200), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("purpose", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+checklist_answers = Table(
+    "checklist_answers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False),
+    Column("step_key", String(100), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("photo_id", Integer, ForeignKey("photos.id")),
+    Column("answered_at", UTCDateTime, nullable=False),
+    UniqueConstraint("visit_id", "step_key", name="uq_checklist_answers_visit_step"),
+)
+
+problem_reports = Table(
+    "problem_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False, index=True),
+    Column("technician_id", Integer, ForeignKey("technicians.id")),
+    Column("reason", String(40), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("photo_ids", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("resolution", String(40)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+ratings = Table(
+    "ratings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("visit_id", Integer, ForeignKey("visits.id"), unique=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+domain_events = Table(
+    "domain_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, nullable=False, index=True),
+    Column("visit_id", Integer),
+    Column("type", String(60), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("platform", String(20), nullable=False),
+    Column("bot", String(20), nullable=False),
+    Column("chat_id", String(64), nullable=False),
+    Column("flow", String(20), nullable=False),
+    Column("state", String(60), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("version", Integer, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("platform", "bot", "chat_id", name="uq_conversations_chat"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("platform", String(20), nullable=False),
+    Column("bot", String(20), nullable=False),
+    Column("update_id", String(100), nullable=False),
+    Column("chat_id", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # received | processed | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime),
+    UniqueConstraint("platform", "bot", "update_id", name="uq_inbox_update"),
+    Index("ix_inbox_status", "status", "id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("platform", String(20), nullable=False),
+    Column("bot", String(20), nullable=False),
+    Column("chat_id", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("dedup_key", String(200), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("platform_message_id", String(64)),
+    Index("ix_outbox_pending", "status", "next_attempt_at"),
+    Index("ix_outbox_chat", "platform", "bot", "chat_id", "id"),
+)
+
+mapper_registry = registry(metadata=metadata)
+_MAPPED = False
+
+
+def map_domain() -> None:
+    """Map the domain dataclasses onto the tables, once per process (the domain itself never imports this)."""
+    global _MAPPED
+    if _MAPPED:
+        return
+    for cls, table in (
+        (model.Customer, customers),
+        (model.Technician, technicians),
+        (model.Dispatcher, dispatchers),
+        (model.DispatchGroup, dispatch_groups),
+        (model.ChatBinding, chat_bindings),
+        (model.Job, jobs),
+        (model.Visit, visits),
+        (model.ChecklistTemplate, checklist_templates),
+        (model.ChecklistAnswer, checklist_answers),
+        (model.Photo, photos),
+        (model.ProblemReport, problem_reports),
+        (model.Rating, ratings),
+    ):
+        # visits carry an optimistic version so two chats changing one visit cannot both win
+        options = {"version_id_col": visits.c.version} if table is visits else {}
+        mapper_registry.map_imperatively(cls, table, **options)
+    _MAPPED = True

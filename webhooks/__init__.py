@@ -1,0 +1,1 @@
+"""The FastAPI app: Telegram webhooks, the back-office API and the web chat page."""

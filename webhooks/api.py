@@ -1,0 +1,297 @@
+"""The back-office HTTP API: orders in, staff and group invites out, job status with its timeline."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from domain.errors import DomainError, NotFound
+from fieldchat.container import Container
+from services import backoffice
+from storage.repository import Store
+
+ServiceKindName = Literal["delivery", "installation", "repair", "inspection"]
+RoleName = Literal["driver", "installer", "repairer"]
+LanguageName = Literal["en", "zh"]
+HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def container(request: Request) -> Container:
+    return request.app.state.container
+
+
+ContainerDep = Annotated[Container, Depends(container)]
+
+
+def require_token(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    expected = request.app.state.container.settings.api_token
+    if expected is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the API is disabled: set FIELDCHAT_API_TOKEN")
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["back office"])
+health = APIRouter(tags=["health"])
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+class CustomerIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    phone: str = Field(min_length=5, max_length=40, pattern=r"^\+?[0-9 ()-]{5,40}$")
+    language: LanguageName = "zh"
+
+
+class AddressIn(BaseModel):
+    text: str = Field(min_length=1, max_length=500)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    region: str = Field(min_length=1, max_length=100)
+
+
+class ProductIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=100, description="e.g. sofa, wardrobe, air-conditioner, washing-machine")
+    brand: str | None = Field(None, max_length=100)
+
+
+class ServiceIn(BaseModel):
+    kind: ServiceKindName
+    duration_minutes: int | None = Field(None, ge=5, le=600)
+
+
+class OrderIn(BaseModel):
+    source: str = Field(min_length=1, max_length=60, description="the sending system, e.g. erp")
+    external_ref: str = Field(min_length=1, max_length=120, description="the order's id in the sending system")
+    customer: CustomerIn
+    address: AddressIn
+    product: ProductIn
+    services: list[ServiceIn] = Field(min_length=1, max_length=4)
+    items: list[dict] = Field(default_factory=list, max_length=100)
+    notes: str = Field("", max_length=2000)
+
+
+class VisitOut(BaseModel):
+    id: int
+    kind: str
+    status: str
+    depends_on_visit_id: int | None
+    technician: dict | None
+    slot_start: datetime | None
+    slot_end: datetime | None
+    checkin_distance_m: float | None
+
+
+class JobOut(BaseModel):
+    id: int
+    source: str
+    external_ref: str
+    status: str
+    product: dict
+    region: str
+    created_at: datetime
+    visits: list[VisitOut]
+    timeline: list[dict]
+
+
+class OrderOut(BaseModel):
+    created: bool
+    job: JobOut
+    customer_link: str = Field(description="Telegram deep link when the customer bot is configured, else the web chat")
+    web_link: str
+
+
+class WorkingHoursIn(BaseModel):
+    weekdays: list[int] = Field(default=[0, 1, 2, 3, 4, 5], min_length=1, max_length=7)
+    start: HHMM = "09:00"
+    end: HHMM = "18:00"
+
+
+class PointIn(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class TechnicianIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    phone: str = Field(min_length=5, max_length=40, pattern=r"^\+?[0-9 ()-]{5,40}$")
+    roles: list[RoleName] = Field(min_length=1)
+    skills: list[str] = Field(default_factory=list, description="product categories, and brands as brand:<name>")
+    regions: list[str] = Field(default_factory=list)
+    working_hours: WorkingHoursIn = Field(default_factory=WorkingHoursIn)
+    home: PointIn | None = None
+    language: LanguageName = "zh"
+
+
+class InviteOut(BaseModel):
+    id: int
+    invite_link: str
+    web_link: str
+
+
+class DispatcherIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class DispatchGroupIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    region: str | None = Field(None, max_length=100, description="alerts of this region; none for all regions")
+    language: LanguageName = "zh"
+
+
+class DispatchGroupOut(BaseModel):
+    id: int
+    startgroup_link: str
+    web_link: str
+
+
+class StepIn(BaseModel):
+    key: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+    kind: Literal["yes_no", "number", "choice", "text", "photo"]
+    prompt: dict[LanguageName, str]
+    choices: list[str] = Field(default_factory=list, max_length=10)
+    min: float | None = None
+    max: float | None = None
+
+
+class TemplateIn(BaseModel):
+    service_kind: ServiceKindName
+    product_category: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    steps: list[StepIn] = Field(min_length=1, max_length=50)
+
+
+# --- links ----------------------------------------------------------------------------------------
+
+
+def _base_url(app: Container, request: Request) -> str:
+    return (app.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def _telegram_link(app: Container, role: str, parameter: str, token: str) -> str | None:
+    username = app.bot_username(role)
+    return f"https://t.me/{username}?{parameter}={token}" if username else None
+
+
+def _web_link(app: Container, request: Request, pane: str, token: str) -> str:
+    return f"{_base_url(app, request)}/chat?{pane}={token}"
+
+
+def _domain_http_error(err: DomainError) -> HTTPException:
+    code = status.HTTP_404_NOT_FOUND if isinstance(err, NotFound) else status.HTTP_422_UNPROCESSABLE_CONTENT
+    return HTTPException(code, err.code)
+
+
+# --- routes ---------------------------------------------------------------------------------------
+
+
+@router.post("/orders", response_model=OrderOut, status_code=status.HTTP_201_CREATED)
+async def create_order(body: OrderIn, request: Request, response: Response, app: ContainerDep) -> OrderOut:
+    """Create a job with linked visits; repeating the same source + external_ref returns the same job."""
+    order = backoffice.OrderRequest(
+        source=body.source, external_ref=body.external_ref,
+        customer_name=body.customer.name, customer_phone=body.customer.phone, customer_language=body.customer.language,
+        address=body.address.text, lat=body.address.lat, lon=body.address.lon, region=body.address.region,
+        product_name=body.product.name, product_category=body.product.category, brand=body.product.brand,
+        services=tuple(backoffice.ServiceRequest(s.kind, s.duration_minutes) for s in body.services),
+        items=tuple(body.items), notes=body.notes,
+    )
+    for attempt in range(2):
+        try:
+            async with app.sessions() as session, session.begin():
+                store = Store(session)
+                result = await backoffice.create_order(store, order, app.clock.now(), app.policy)
+                details = await backoffice.job_details(store, result.job.id)
+            break
+        except IntegrityError:
+            # the same order arrived twice at once; the second finds the first one's job
+            if attempt:
+                raise
+        except DomainError as err:
+            raise _domain_http_error(err) from err
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    web = _web_link(app, request, "customer", result.customer_token)
+    telegram = _telegram_link(app, "customer", "start", result.customer_token)
+    return OrderOut(created=result.created, job=JobOut(**details), customer_link=telegram or web, web_link=web)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+async def get_job(job_id: int, app: ContainerDep) -> JobOut:
+    async with app.sessions() as session:
+        try:
+            return JobOut(**await backoffice.job_details(Store(session), job_id))
+        except DomainError as err:
+            raise _domain_http_error(err) from err
+
+
+@router.post("/technicians", response_model=InviteOut, status_code=status.HTTP_201_CREATED)
+async def create_technician(body: TechnicianIn, request: Request, app: ContainerDep) -> InviteOut:
+    async with app.sessions() as session, session.begin():
+        try:
+            technician, token = await backoffice.create_technician(
+                Store(session), name=body.name, phone=body.phone, roles=list(body.roles), skills=body.skills,
+                regions=body.regions, working_hours=body.working_hours.model_dump(),
+                home_lat=body.home.lat if body.home else None, home_lon=body.home.lon if body.home else None,
+                language=body.language, now=app.clock.now(), policy=app.policy,
+            )
+        except (DomainError, ValueError) as err:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, getattr(err, "code", str(err))) from err
+    pane = "driver" if body.roles == ["driver"] else "installer"
+    web = _web_link(app, request, pane, token)
+    return InviteOut(id=technician.id, invite_link=_telegram_link(app, "staff", "start", token) or web, web_link=web)
+
+
+@router.post("/dispatchers", response_model=InviteOut, status_code=status.HTTP_201_CREATED)
+async def create_dispatcher(body: DispatcherIn, request: Request, app: ContainerDep) -> InviteOut:
+    async with app.sessions() as session, session.begin():
+        dispatcher, token = await backoffice.create_dispatcher(Store(session), name=body.name, now=app.clock.now(), policy=app.policy)
+    web = _web_link(app, request, "dispatcher", token)
+    return InviteOut(id=dispatcher.id, invite_link=_telegram_link(app, "staff", "start", token) or web, web_link=web)
+
+
+@router.post("/dispatch-groups", response_model=DispatchGroupOut, status_code=status.HTTP_201_CREATED)
+async def create_dispatch_group(body: DispatchGroupIn, request: Request, app: ContainerDep) -> DispatchGroupOut:
+    async with app.sessions() as session, session.begin():
+        group, token = await backoffice.create_dispatch_group(
+            Store(session), name=body.name, region=body.region, language=body.language, now=app.clock.now(), policy=app.policy
+        )
+    web = _web_link(app, request, "group", token)
+    return DispatchGroupOut(id=group.id, startgroup_link=_telegram_link(app, "staff", "startgroup", token) or web, web_link=web)
+
+
+@router.put("/checklist-templates", status_code=status.HTTP_200_OK)
+async def put_checklist_template(body: TemplateIn, app: ContainerDep) -> dict:
+    async with app.sessions() as session, session.begin():
+        try:
+            template = await backoffice.put_checklist_template(
+                Store(session), service_kind=body.service_kind, product_category=body.product_category,
+                name=body.name, steps=[s.model_dump(exclude_none=True) for s in body.steps],
+            )
+        except DomainError as err:
+            raise _domain_http_error(err) from err
+        return {"id": template.id, "service_kind": template.service_kind, "product_category": template.product_category, "steps": template.steps}
+
+
+@health.get("/healthz")
+async def healthz(app: ContainerDep) -> dict:
+    try:
+        async with app.sessions() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"database unavailable: {type(exc).__name__}") from exc
+    return {"status": "ok", "telegram_bots": sorted(app.telegram)}
