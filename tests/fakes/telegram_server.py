@@ -180,6 +180,8 @@ class Call:
 
 @dataclass
 class UploadedFile:
+    """A file part of a multipart request (what the app uploaded)."""
+
     filename: str
     content: bytes
     content_type: str | None = None
@@ -187,6 +189,8 @@ class UploadedFile:
 
 @dataclass
 class StoredFile:
+    """A file the fake can serve via getFile and the /file/ download route."""
+
     file_id: str
     file_unique_id: str
     file_path: str
@@ -667,11 +671,16 @@ class FakeTelegram:
         """
         if isinstance(predicate, str):
             needle = predicate
-            predicate = lambda s: needle in (s.get("text") or "")  # noqa: E731
+
+            def matches(s: dict[str, Any]) -> bool:
+                return needle in (s.get("text") or "")
+
+        else:
+            matches = predicate
 
         def find() -> dict[str, Any] | None:
             for s in self._sent[since:]:
-                if (token is None or s["token"] == token) and predicate(s):
+                if (token is None or s["token"] == token) and matches(s):
                     return s
             return None
 
@@ -970,8 +979,8 @@ class FakeTelegram:
                 "text": "…",
             }
             self._store_message(bot.token, message)
-        user = self._user(user_id if user_id is not None else self._default_user(chat_id, chat_type),
-                          first_name, last_name, username, language_code)
+        sender = user_id if user_id is not None else self._default_user(chat_id, chat_type)
+        user = self._user(sender, first_name, last_name, username, language_code)
         query = {
             "id": str(4_000_000_000_000_000 + next(self._ids)),
             "from": user,
@@ -1119,11 +1128,9 @@ class FakeTelegram:
         if isinstance(query, dict) and "id" in query:
             self._callbacks.setdefault(str(query["id"]), False)
             message = query.get("message")
-            if isinstance(message, dict) and "chat" in message:
+            if isinstance(message, dict) and "chat" in message and "message_id" in message:
                 self._chats.setdefault(str(message["chat"]["id"]), message["chat"])
-                if (bot.token, str(message["chat"]["id"])) not in self._messages or int(
-                    message["message_id"]
-                ) not in self._messages[(bot.token, str(message["chat"]["id"]))]:
+                if self.message(bot.token, message["chat"]["id"], message["message_id"]) is None:
                     self._store_message(bot.token, message)
 
     def _store_message(self, token: str, message: dict[str, Any]) -> None:
@@ -1228,7 +1235,8 @@ class FakeTelegram:
             result = handler(bot, params)
             if asyncio.iscoroutine(result):
                 result = await result
-            status, body = 200, {"ok": True, "result": result}
+            # Copy so the call log keeps what was answered, not the stored message after later edits.
+            status, body = 200, {"ok": True, "result": json.loads(json.dumps(result))}
         except ApiError as err:
             status, body = err.status, err.payload()
         call.status, call.response = status, body
@@ -1409,7 +1417,7 @@ class FakeTelegram:
                 "photo": params.get("photo"),
                 "document": params.get("document"),
                 "params": params,
-                "message": message,
+                "message": json.loads(json.dumps(message)),  # snapshot: later edits must not rewrite history
                 "at": time.time(),
             }
         )
@@ -1466,9 +1474,8 @@ class FakeTelegram:
         else:
             message["reply_markup"] = inline
         message["edit_date"] = int(time.time())
-        result = json.loads(json.dumps(message))
-        self._record_sent(bot, method, chat_key, params, result)
-        return result
+        self._record_sent(bot, method, chat_key, params, message)
+        return message
 
     # ------------------------------------------------------------------ API methods
 
@@ -1535,7 +1542,7 @@ class FakeTelegram:
         if secret not in (None, "") and not _SECRET_RE.match(str(secret)):
             raise _bad("secret token contains unallowed characters")
         if url and not re.match(r"^https?://", url):
-            raise _bad("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
+            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
         if _as_bool(params.get("drop_pending_updates", False)):
             self._confirm(bot, list(bot.queue))
         allowed = params.get("allowed_updates")

@@ -1,0 +1,1 @@
+"""fieldchat's test suite."""
