@@ -93,7 +93,8 @@ async def _demo(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fieldchat", description="Chat-first field service: delivery, installation and repair in messengers.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("serve", help="run everything in one process: web chat, API, Telegram bots, relay")
+    serve = commands.add_parser("serve", help="run everything in one process: web chat, API, Telegram bots, relay")
+    serve.add_argument("--demo", action="store_true", help="load the demo data first (safe to repeat) and print links to try it")
     commands.add_parser("migrate", help="bring the database schema up to date")
     commands.add_parser("demo-data", help="load technicians, checklists and a sample order, and print links to try them")
     args = parser.parse_args(argv)
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings)
     if args.command == "serve":
+        if args.demo:
+            asyncio.run(_demo(settings))
         return _serve(settings)
     if args.command == "migrate":
         return _migrate(settings)

@@ -48,9 +48,9 @@ def _msg(row: dict) -> Msg:
 
 
 class Chat:
-    def __init__(self, world: "World", bot: str, chat_id: str, user_id: str | None = None, chat_type: str = "private", language: str = "en", name: str = "Ann") -> None:
+    def __init__(self, world: "World", bot: str, chat_id: str, user_id: str | None = None, chat_type: str = "private", language: str = "en", name: str = "Ann", platform: str = PLATFORM) -> None:
         self.world = world
-        self.ref = ChatRef(PLATFORM, bot, chat_id)
+        self.ref = ChatRef(platform, bot, chat_id)
         self.user_id = user_id or chat_id
         self.chat_type = chat_type
         self.language = language

@@ -1,0 +1,19 @@
+# Set-up and the two everyday commands: `make run` and `make test` (see README).
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTHON ?= python3
+
+.PHONY: run test
+
+$(STAMP): pyproject.toml
+	rm -f $(VENV)/.installed-*
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/fieldchat serve --demo
+
+test: $(STAMP)
+	bash .ci/prepare
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
