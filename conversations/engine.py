@@ -6,14 +6,14 @@ import asyncio
 import logging
 import weakref
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Callable, Protocol
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from conversations.flow import StepInput
-from conversations.messages import ChatRef, Inbound, InboundKind, Outbound, StepResult, reply, t
+from conversations.flow import Flow, StepInput
+from conversations.messages import ChatRef, Inbound, InboundKind, Outbound, reply, t
 from domain.clock import Clock
 from domain.errors import DomainError
 from domain.events import stamp
@@ -27,15 +27,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # an update that keeps failing is given up with an apology, not retried forever
 _CONFLICT_RETRIES = 5
-
-
-class Flow(Protocol):
-    name: str
-    initial: str
-
-    async def load_view(self, store: Store, event: Inbound, data: dict, policy: ServicePolicy, now) -> Any: ...
-
-    def step(self, inp: StepInput) -> StepResult: ...
 
 
 class MediaFetcher(Protocol):
@@ -222,5 +213,3 @@ class Engine:
             except asyncio.TimeoutError:
                 pass
 
-
-OnOutbox = Callable[[], Awaitable[None] | None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from conversations.messages import Inbound, InboundKind, Outbound, StepResult, reply, t
 from domain.policy import ServicePolicy
@@ -75,3 +75,22 @@ class FlowSpec:
         if handler is None:
             return reply(Outbound(t(state.hint)))
         return handler(inp)
+
+
+ViewLoader = Callable[..., Awaitable[Any]]
+
+
+class Flow:
+    """A flow as the engine sees it: its spec, and the loader of the read-only view its steps get."""
+
+    def __init__(self, spec: FlowSpec, load_view: ViewLoader) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.initial = spec.initial
+        self._load_view = load_view
+
+    async def load_view(self, store, event: Inbound, data: dict, policy: ServicePolicy, now: datetime) -> Any:
+        return await self._load_view(store, event, data, policy, now)
+
+    def step(self, inp: StepInput) -> StepResult:
+        return self.spec.step(inp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain import events as ev
 from domain.masking import mask_address, mask_name, mask_phone
-from domain.model import ChatBinding, Customer, DispatchGroup, Job, ProblemReport, Technician, Visit
+from domain.model import ChatBinding, Customer, Job, ProblemReport, Technician, Visit
 from conversations.messages import Button, ChatRef, Outbound, buttons, span, t
 from services.handlers import HandlerContext
 

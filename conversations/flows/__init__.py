@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from conversations.flows.customer import CustomerFlow
-from conversations.flows.dispatcher import DispatcherFlow
-from conversations.flows.technician import TechnicianFlow
+from conversations.flow import Flow
+from conversations.flows import customer, dispatcher, technician
 from conversations.messages import Inbound
 
-CUSTOMER = CustomerFlow()
-TECHNICIAN = TechnicianFlow()
-DISPATCHER = DispatcherFlow()
+CUSTOMER = Flow(customer.CUSTOMER_FLOW, customer.load_view)
+TECHNICIAN = Flow(technician.TECHNICIAN_FLOW, technician.load_view)
+DISPATCHER = Flow(dispatcher.DISPATCHER_FLOW, dispatcher.load_view)
 ALL_FLOWS = (CUSTOMER, TECHNICIAN, DISPATCHER)
 
 
-def flow_for(event: Inbound):
+def flow_for(event: Inbound) -> Flow:
     if event.chat.bot == "customer":
         return CUSTOMER
     if event.chat_type == "group":

@@ -380,14 +380,3 @@ CUSTOMER_FLOW = FlowSpec(
     },
 )
 
-
-class CustomerFlow:
-    name = CUSTOMER_FLOW.name
-    initial = CUSTOMER_FLOW.initial
-    spec = CUSTOMER_FLOW
-
-    async def load_view(self, store: Store, event: Inbound, data: dict, policy: ServicePolicy, now: datetime) -> CustomerView:
-        return await load_view(store, event, data, policy, now)
-
-    def step(self, inp: StepInput) -> StepResult:
-        return CUSTOMER_FLOW.step(inp)

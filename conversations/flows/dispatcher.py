@@ -9,7 +9,7 @@ from conversations.flow import FlowSpec, State, StepInput
 from conversations.flows.common import hint, identity, language_menu, switch_language
 from conversations.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, t
 from domain import commands as c
-from domain.model import ExceptionStatus, Job, ProblemReport, Technician, Visit
+from domain.model import ExceptionStatus, Job, ProblemReport, Visit
 from domain.policy import ServicePolicy
 from storage.repository import Store
 
@@ -204,14 +204,3 @@ DISPATCHER_FLOW = FlowSpec(
     },
 )
 
-
-class DispatcherFlow:
-    name = DISPATCHER_FLOW.name
-    initial = DISPATCHER_FLOW.initial
-    spec = DISPATCHER_FLOW
-
-    async def load_view(self, store: Store, event: Inbound, data: dict, policy: ServicePolicy, now: datetime) -> DispatcherView:
-        return await load_view(store, event, data, policy, now)
-
-    def step(self, inp: StepInput) -> StepResult:
-        return DISPATCHER_FLOW.step(inp)

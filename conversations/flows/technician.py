@@ -535,14 +535,3 @@ TECHNICIAN_FLOW = FlowSpec(
     },
 )
 
-
-class TechnicianFlow:
-    name = TECHNICIAN_FLOW.name
-    initial = TECHNICIAN_FLOW.initial
-    spec = TECHNICIAN_FLOW
-
-    async def load_view(self, store: Store, event: Inbound, data: dict, policy: ServicePolicy, now: datetime) -> TechnicianView:
-        return await load_view(store, event, data, policy, now)
-
-    def step(self, inp: StepInput) -> StepResult:
-        return TECHNICIAN_FLOW.step(inp)
