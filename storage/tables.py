@@ -256,7 +256,7 @@ inbox = Table(
     Column("id", Integer, primary_key=True),
     Column("platform", String(20), nullable=False),
     Column("bot", String(20), nullable=False),
-    Column("update_id", String(100), nullable=False),
+    Column("update_id", String(200), nullable=False),
     Column("chat_id", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
     Column("status", String(20), nullable=False),  # received | processed | failed
@@ -276,7 +276,7 @@ outbox = Table(
     Column("bot", String(20), nullable=False),
     Column("chat_id", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("dedup_key", String(200), nullable=False, unique=True),
+    Column("dedup_key", String(400), nullable=False, unique=True),
     Column("status", String(20), nullable=False),  # pending | sent | failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=False),

@@ -45,7 +45,8 @@ class WebMessage(BaseModel):
 def _inbound(pane: Pane, message_id: str, **fields) -> Inbound:
     return Inbound(
         chat=ChatRef(PLATFORM, pane.bot, pane.chat_id),
-        update_id=message_id,
+        # message ids come from browsers, so they only have to be unique within their own chat
+        update_id=f"{pane.chat_id}:{message_id}",
         user_id=pane.user_id,
         chat_type=pane.chat_type,
         language_code=pane.language,

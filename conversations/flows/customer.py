@@ -219,8 +219,8 @@ def on_slot(inp: StepInput) -> StepResult:
     start = datetime.fromtimestamp(start_ts, timezone.utc)
     end = datetime.fromtimestamp(end_ts, timezone.utc)
     messages = [Outbound(t("customer.booked", kind=_kind(visit.kind), slot=span(start, end)))]
-    job = next(j for j in inp.view.jobs if any(v.id == visit.id for v in j.visits))
-    following = _next_to_book(job, after=visit.id)
+    job = next((j for j in inp.view.jobs if any(v.id == visit.id for v in j.visits)), None)
+    following = _next_to_book(job, after=visit.id) if job else None
     if following is not None:
         messages.append(Outbound(t("customer.book_next", kind=_kind(following.kind)), buttons([Button(t("btn.book", kind=_kind(following.kind)), f"bk:{following.id}")])))
     return reply(*messages, commands=[c.BookVisit(visit.id, inp.view.customer_id, start, end)], state="idle", data={})
