@@ -227,3 +227,27 @@ def test_each_flow_declares_a_consistent_state_graph():
         for name, state in spec.states.items():
             for target in state.leads_to:
                 assert target in spec.states, f"{spec.name}.{name} leads to unknown {target}"
+
+
+async def test_today_lists_the_day_in_order_with_the_next_action_on_each(world: World):
+    await world.template("delivery", "sofa", DELIVERY_STEPS)
+    _, token = await world.technician("Wang", ["driver"])
+    driver = world.chat("staff", "driver")
+    await driver.send(f"/start {token}")
+    assert keys(await driver.send("/today")) == ["tech.today_header"]
+    booked = []
+    for n in range(2):
+        order = await world.order(ref=f"SO-{n}", services=("delivery",), phone=f"1391234567{n}")
+        customer = world.chat("customer", f"c{n}")
+        welcome = await customer.send(f"/start {order.customer_token}")
+        # the later slot first, so /today has to sort
+        await customer.press(welcome[-1].buttons[1 - n][1])
+        booked.append(order.visits[0].id)
+    offers = await driver.inbox()
+    await driver.press(offers[0].button("acc"))
+    today = await driver.send("/today")
+    assert keys(today) == ["tech.today_header", "tech.visit_card", "tech.visit_card"]
+    assert today[0].params["count"] == 2
+    assert [m.params["visit"] for m in today[1:]] == [booked[1], booked[0]]
+    # the accepted one offers "on my way", the open offer still Accept / Decline
+    assert today[2].has_button("go") and today[1].has_button("acc")
