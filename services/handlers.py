@@ -143,8 +143,10 @@ async def _offer_next(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Ev
     for technician_id in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
         if technician_id in visit.declined_by:
             continue
-        # lock the technician so two bookings cannot both take their last free minutes
+        # two bookings may both have seen the technician free: lock, then look again
         await ctx.store.get(Technician, technician_id, for_update=True)
+        if technician_id not in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
+            continue
         return [lifecycle.offer(visit, job.id, technician_id)]
     return [ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat()})]
 
@@ -159,7 +161,10 @@ async def book_visit(ctx: HandlerContext, cmd: c.BookVisit) -> list[ev.Event]:
     if not await candidates_for(ctx, visit, job, cmd.start, cmd.end):
         raise DomainError("slot_taken")
     events = [lifecycle.book(visit, job.id, cmd.start, cmd.end, dependency)]
-    return events + await _offer_next(ctx, visit, job)
+    offer = await _offer_next(ctx, visit, job)
+    if isinstance(offer[0], ev.NoTechnicianAvailable):
+        raise DomainError("slot_taken")  # someone booked the last free technician a moment ago
+    return events + offer
 
 
 def _before_cutoff(ctx: HandlerContext, visit: Visit) -> None:

@@ -170,3 +170,22 @@ async def test_two_presses_of_accept_at_once_accept_once(world: World):
     await asyncio.gather(engine.handle(press), engine.handle(other))
     assert sorted(keys(await driver.inbox())) == ["tech.accepted", "tech.offer_gone"]
     assert await events_named(world, "VisitAccepted") == 1
+
+
+async def test_two_customers_racing_for_the_last_free_slot_cannot_both_get_it(world: World):
+    await world.template("installation", "sofa", DELIVERY_STEPS)
+    _, token = await world.technician("Li", ["installer"], ["sofa"])
+    chats, slots = [], []
+    for n in range(2):
+        order = await world.order(ref=f"SO-{n}", services=("installation",), phone=f"1391234567{n}")
+        chat = world.chat("customer", f"c{n}")
+        welcome = await chat.send(f"/start {order.customer_token}")
+        chats.append(chat)
+        slots.append(welcome[-1].buttons[0][1])
+    # both saw the same free window; the 90-minute installations cannot both fit its two hours
+    assert slots[0].split(":")[2:] == slots[1].split(":")[2:]
+    presses = [chat.event(InboundKind.BUTTON, text=slot) for chat, slot in zip(chats, slots)]
+    await asyncio.gather(*(world.container.engine.handle(p) for p in presses))
+    outcomes = sorted(keys(await chats[0].inbox()) + keys(await chats[1].inbox()))
+    assert outcomes == ["customer.booked", "error.slot_taken"]
+    assert await events_named(world, "OfferMade") == 1
