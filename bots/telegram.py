@@ -199,7 +199,20 @@ class TelegramBot:
     # --- outbound ------------------------------------------------------------------------------
 
     async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
+        return await self._call(chat_id, message, None)
+
+    async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None:
+        return await self._call(chat_id, message, message_id)
+
+    async def _call(self, chat_id: str, message: Rendered, edit_id: str | None) -> str | None:
         try:
+            if edit_id is not None:
+                markup = _markup(message)
+                edited = await self.bot.edit_message_text(
+                    chat_id=int(chat_id), message_id=int(edit_id), text=message.text[:TEXT_LIMIT],
+                    reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
+                )
+                return edit_id if edited is True else str(edited.message_id)
             if message.photo_path:
                 sent = await self.bot.send_photo(
                     int(chat_id), FSInputFile(message.photo_path), caption=message.text[:CAPTION_LIMIT], reply_markup=_markup(message)
@@ -210,7 +223,11 @@ class TelegramBot:
             raise RetryLater("429", exc.retry_after) from exc
         except TelegramMigrateToChat as exc:
             raise Undeliverable(f"group migrated to {exc.migrate_to_chat_id}") from exc
-        except (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError, TelegramBadRequest) as exc:
+        except TelegramBadRequest as exc:
+            if edit_id is not None and "not modified" in str(exc):
+                return edit_id  # already shows this text: the edit is done
+            raise Undeliverable(type(exc).__name__) from exc
+        except (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError) as exc:
             raise Undeliverable(type(exc).__name__) from exc
         except (TelegramServerError, TelegramNetworkError, asyncio.TimeoutError) as exc:
             raise RetryLater(type(exc).__name__) from exc
@@ -248,11 +265,17 @@ class TelegramSender:
     def __init__(self, bots: dict[str, TelegramBot]) -> None:
         self.bots = bots
 
-    async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
+    def _bot(self, bot: str) -> TelegramBot:
         adapter = self.bots.get(bot)
         if adapter is None:
             raise Undeliverable(f"no telegram {bot} bot configured")
-        return await adapter.send(bot, chat_id, message)
+        return adapter
+
+    async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
+        return await self._bot(bot).send(bot, chat_id, message)
+
+    async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None:
+        return await self._bot(bot).edit(bot, chat_id, message_id, message)
 
 
 class TelegramMedia:

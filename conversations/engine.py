@@ -6,7 +6,7 @@ import asyncio
 import logging
 import weakref
 from dataclasses import dataclass, replace
-from typing import Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -162,7 +162,8 @@ class Engine:
             for domain_event in events:
                 outgoing.extend(await notifications_for(context, domain_event))
             await store.record_events([stamp(e, now) for e in events])
-            await self._write_outbox(store, event, outgoing, new_language, now)
+            origin = f"{chat.platform}:{chat.bot}:{event.update_id}"
+            await self._write_outbox(store, origin, chat, outgoing, new_language, now)
             await store.save_conversation(
                 conversation["id"],
                 state=result.state or state,
@@ -173,16 +174,15 @@ class Engine:
             await store.inbox_mark(row["id"], "processed", now)
         return ProcessOutcome(processed=True, replies=len(outgoing))
 
-    async def _write_outbox(self, store: Store, event: Inbound, messages: list[Outbound], language: str, now) -> None:
-        origin = f"{event.chat.platform}:{event.chat.bot}:{event.update_id}"
+    async def _write_outbox(self, store: Store, origin: str, chat: ChatRef | None, messages: list[Outbound], language: str, now) -> None:
         for index, message in enumerate(messages):
-            target = message.to or event.chat
+            target = message.to or chat
             payload = message.payload()
-            payload["language"] = message.language or (language if target == event.chat else "en")
+            payload["language"] = message.language or (language if target == chat else "en")
             # the dedup key makes a re-run of the same update write the same rows, never new ones
             await store.outbox_add(
                 platform=target.platform, bot=target.bot, chat_id=target.chat_id,
-                payload=payload, dedup_key=f"{origin}:{index}", now=now,
+                payload=payload, dedup_key=message.dedup or f"{origin}:{index}", now=now,
             )
 
     async def _record_failure(self, event: Inbound, exc: Exception) -> ProcessOutcome:
@@ -198,8 +198,30 @@ class Engine:
                 return ProcessOutcome(processed=False)
             await store.inbox_mark(row["id"], "failed", now, error=f"{type(exc).__name__}: {exc}"[:2000])
             language = await store.conversation_language(chat.platform, chat.bot, chat.chat_id) or "en"
-            await self._write_outbox(store, event, [Outbound(t("error.internal"))], language, now)
+            origin = f"{chat.platform}:{chat.bot}:{event.update_id}"
+            await self._write_outbox(store, origin, chat, [Outbound(t("error.internal"))], language, now)
         return ProcessOutcome(processed=False, replies=1)
+
+    async def apply(self, origin: str, action: Callable[[HandlerContext], Awaitable[list]]) -> list:
+        """Run a domain action outside any chat (a timer, the API) with the same guarantees as an update:
+        one transaction for the changes, the timeline and the notifications. ``origin`` names the run."""
+        for attempt in range(_CONFLICT_RETRIES):
+            now = self._clock.now()
+            try:
+                async with self._sessions() as session, session.begin():
+                    store = Store(session)
+                    context = HandlerContext(store, now, self._policy)
+                    events = await action(context)
+                    outgoing = [message for e in events for message in await notifications_for(context, e)]
+                    await store.record_events([stamp(e, now) for e in events])
+                    await self._write_outbox(store, origin, None, outgoing, "en", now)
+                break
+            except Exception as exc:
+                if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
+                    raise
+        if outgoing and self._on_outbox:
+            self._on_outbox()
+        return events
 
     async def run_pending_forever(self, interval: float, stop: asyncio.Event) -> None:
         """Sweep for stored-but-unprocessed updates until ``stop`` is set."""

@@ -101,6 +101,8 @@ class Outbound:
     photo_path: str | None = None
     to: ChatRef | None = None  # None: the chat the update came from
     language: str | None = None  # None: the recipient conversation's language
+    dedup: str | None = None  # a stable key, so a later message can edit this one
+    edit_of: str | None = None  # the dedup key of an earlier message this one replaces in place
 
     def payload(self) -> dict:
         return {
@@ -108,6 +110,7 @@ class Outbound:
             "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in self.buttons],
             "request": self.request,
             "photo_path": self.photo_path,
+            "edit_of": self.edit_of,
         }
 
 

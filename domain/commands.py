@@ -181,3 +181,12 @@ class AcknowledgeAlert(Command):
 
     rating_id: int
     dispatcher_id: int
+
+
+@dataclass(frozen=True)
+class AssignVisit(Command):
+    """A dispatcher (or the API, with dispatcher_id None) picks the technician for a visit."""
+
+    visit_id: int
+    technician_id: int
+    dispatcher_id: int | None

@@ -19,6 +19,7 @@ TRANSITIONS: dict[str, tuple[tuple[S, ...], S | None]] = {
     "offer": ((S.BOOKED,), S.BOOKED),
     "decline": ((S.BOOKED,), S.BOOKED),
     "accept": ((S.BOOKED,), S.ACCEPTED),
+    "grab": ((S.BOOKED,), S.ACCEPTED),
     "depart": ((S.ACCEPTED,), S.EN_ROUTE),
     "check_in": ((S.ACCEPTED, S.EN_ROUTE), S.ON_SITE),
     "start": ((S.ON_SITE,), S.IN_PROGRESS),
@@ -90,6 +91,15 @@ def accept(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
     _require_technician(visit, technician_id)
     _move(visit, "accept")
     return ev.VisitAccepted(job_id, visit.id, {"technician_id": technician_id})
+
+
+def grab(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
+    """A technician takes a visit offered to several at once; only the first can."""
+    if visit.technician_id is not None:
+        raise DomainError("offer_taken")
+    _move(visit, "grab")
+    visit.technician_id = technician_id
+    return ev.VisitAccepted(job_id, visit.id, {"technician_id": technician_id, "grabbed": True})
 
 
 def depart(visit: Visit, job_id: int, technician_id: int) -> ev.Event:

@@ -315,6 +315,45 @@ class Photo:
     id: int | None = None
 
 
+class DispatchMode(str, enum.Enum):
+    AUTO = "auto"  # fieldchat picks the technician
+    GRAB = "grab"  # an offer goes to the top eligible technicians; the first to accept wins
+    MANUAL = "manual"  # a dispatcher picks from a ranked list
+
+
+class OfferStatus(str, enum.Enum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"  # somebody else took it
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+@dataclass(eq=False)
+class DispatchRule:
+    """How visits of a region and service kind are dispatched; None matches any."""
+
+    mode: str
+    region: str | None = None
+    service_kind: str | None = None
+    grab_top_n: int = 3
+    grab_minutes: int = 30
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Offer:
+    """A grab-order offer of one visit to one technician."""
+
+    visit_id: int
+    technician_id: int
+    status: str = OfferStatus.OPEN.value
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    closed_at: datetime | None = None
+    id: int | None = None
+
+
 @dataclass(eq=False)
 class ProblemReport:
     """An exception reported on site; named so as not to shadow Python's Exception."""

@@ -15,6 +15,7 @@ from domain.clock import Clock, SystemClock
 from domain.policy import ServicePolicy
 from fieldchat.settings import Settings
 from scheduler.relay import OutboxRelay
+from scheduler.sweeps import run_sweeps
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade_async
 
@@ -51,6 +52,7 @@ class Container:
         self._stop.clear()
         self._spawn(self.engine.run_pending_forever(interval=5.0, stop=self._stop))
         self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds))
+        self._spawn(run_sweeps(self.engine, self.sessions, self.clock, self._stop, interval=15.0))
         for role, bot in self.telegram.items():
             if self.settings.telegram_mode == "webhook":
                 url = f"{self.settings.public_url.rstrip('/')}/telegram/{role}/webhook"

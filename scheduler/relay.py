@@ -76,7 +76,7 @@ class OutboxRelay:
         else:
             message = render(payload, payload.get("language", "en"), self._tz)
             try:
-                message_id = await sender.send(row["bot"], row["chat_id"], message)
+                message_id = await self._send_or_edit(sender, row, message)
                 values = {"status": "sent", "sent_at": now, "platform_message_id": message_id, "attempts": row["attempts"] + 1}
             except Undeliverable as exc:
                 log.warning("outbox %s to %s:%s undeliverable: %s", row["id"], row["platform"], row["chat_id"], exc)
@@ -88,6 +88,18 @@ class OutboxRelay:
                 values = self._retry(row, now, f"{type(exc).__name__}: {exc}", None)
         async with self._sessions() as session, session.begin():
             await Store(session).outbox_update(row["id"], **values)
+
+    async def _send_or_edit(self, sender: Sender, row: dict, message) -> str | None:
+        """Edit the earlier message in place where the platform can; otherwise send a new one."""
+        edit_of = row["payload"].get("edit_of")
+        edit = getattr(sender, "edit", None)
+        if edit_of and edit is not None:
+            async with self._sessions() as session:
+                original = await Store(session).outbox_by_key(edit_of)
+            if original is not None and original["platform_message_id"]:
+                await edit(row["bot"], row["chat_id"], original["platform_message_id"], message)
+                return original["platform_message_id"]
+        return await sender.send(row["bot"], row["chat_id"], message)
 
     def _retry(self, row: dict, now, reason: str, seconds: float | None) -> dict:
         attempts = row["attempts"] + 1

@@ -9,6 +9,7 @@ from domain import commands as c
 from domain import events as ev
 from domain import lifecycle
 from domain.errors import DomainError, NotAllowed, NotFound
+from domain.dispatch import rank, rule_for
 from domain.geo import haversine_m
 from domain.model import (
     ChatBinding,
@@ -16,8 +17,12 @@ from domain.model import (
     Customer,
     DispatchGroup,
     Dispatcher,
+    DispatchMode,
+    DispatchRule,
     ExceptionStatus,
     Job,
+    Offer,
+    OfferStatus,
     Photo,
     ProblemReport,
     Rating,
@@ -138,17 +143,45 @@ async def candidates_for(ctx: HandlerContext, visit: Visit, job: Job, start: dat
     return []
 
 
+async def _ranked_free(ctx: HandlerContext, visit: Visit, job: Job) -> list[int]:
+    """Technicians free for the visit's slot and not declined, best first (distance, load, rating)."""
+    free = [t for t in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end) if t not in visit.declined_by]
+    if not free:
+        return []
+    local_day = visit.slot_start.astimezone(ctx.policy.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    loads = await ctx.store.loads_between(local_day, local_day + timedelta(days=1))
+    technicians = [t for t in await ctx.store.technicians() if t.id in free]
+    return [c.technician_id for c in rank(technicians, job, loads, await ctx.store.average_ratings())]
+
+
 async def _offer_next(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Event]:
     """Offer the visit to the best free technician; with nobody left, tell the dispatchers."""
-    for technician_id in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
-        if technician_id in visit.declined_by:
-            continue
+    for technician_id in await _ranked_free(ctx, visit, job):
         # two bookings may both have seen the technician free: lock, then look again
         await ctx.store.get(Technician, technician_id, for_update=True)
         if technician_id not in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
             continue
         return [lifecycle.offer(visit, job.id, technician_id)]
     return [ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat()})]
+
+
+async def _broadcast(ctx: HandlerContext, visit: Visit, job: Job, rule: DispatchRule) -> list[ev.Event]:
+    """Grab mode: the same offer to the top few free technicians at once."""
+    chosen = (await _ranked_free(ctx, visit, job))[: rule.grab_top_n]
+    if not chosen:
+        return [ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat()})]
+    expires = ctx.now + timedelta(minutes=rule.grab_minutes)
+    offers = [await ctx.store.add(Offer(visit.id, tech_id, created_at=ctx.now, expires_at=expires)) for tech_id in chosen]
+    return [ev.OffersBroadcast(job.id, visit.id, {"offers": [[o.id, o.technician_id] for o in offers]})]
+
+
+async def _dispatch(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Event]:
+    rule = rule_for(await ctx.store.dispatch_rules(), job.region, visit.kind)
+    if rule.mode == DispatchMode.GRAB.value:
+        return await _broadcast(ctx, visit, job, rule)
+    if rule.mode == DispatchMode.MANUAL.value:
+        return [ev.ManualDispatchNeeded(job.id, visit.id, {"candidates": await _ranked_free(ctx, visit, job)})]
+    return await _offer_next(ctx, visit, job)
 
 
 async def book_visit(ctx: HandlerContext, cmd: c.BookVisit) -> list[ev.Event]:
@@ -161,10 +194,10 @@ async def book_visit(ctx: HandlerContext, cmd: c.BookVisit) -> list[ev.Event]:
     if not await candidates_for(ctx, visit, job, cmd.start, cmd.end):
         raise DomainError("slot_taken")
     events = [lifecycle.book(visit, job.id, cmd.start, cmd.end, dependency)]
-    offer = await _offer_next(ctx, visit, job)
-    if isinstance(offer[0], ev.NoTechnicianAvailable):
+    dispatched = await _dispatch(ctx, visit, job)
+    if isinstance(dispatched[0], ev.NoTechnicianAvailable):
         raise DomainError("slot_taken")  # someone booked the last free technician a moment ago
-    return events + offer
+    return events + dispatched
 
 
 def _before_cutoff(ctx: HandlerContext, visit: Visit) -> None:
@@ -243,15 +276,78 @@ async def _technician_visit(ctx: HandlerContext, visit_id: int, technician_id: i
     return visit, await ctx.store.get(Job, visit.job_id)
 
 
+async def _close_offers(ctx: HandlerContext, visit: Visit, job: Job, status: OfferStatus, keep: Offer | None = None) -> list[ev.Event]:
+    closed = []
+    for offer in await ctx.store.offers_of(visit.id, OfferStatus.OPEN.value):
+        if offer is keep:
+            continue
+        offer.status, offer.closed_at = status.value, ctx.now
+        closed.append([offer.id, offer.technician_id])
+    return [ev.OffersClosed(job.id, visit.id, {"offers": closed, "outcome": status.value})] if closed else []
+
+
 async def accept_offer(ctx: HandlerContext, cmd: c.AcceptOffer) -> list[ev.Event]:
-    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
-    return [lifecycle.accept(visit, job.id, cmd.technician_id)]
+    offer = await ctx.store.open_offer(cmd.visit_id, cmd.technician_id)
+    if offer is None:
+        if any(o.technician_id == cmd.technician_id for o in await ctx.store.offers_of(cmd.visit_id)):
+            raise DomainError("offer_taken")  # a grab offer that is closed now
+        visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+        return [lifecycle.accept(visit, job.id, cmd.technician_id)]
+    visit = await ctx.store.get(Visit, cmd.visit_id)
+    job = await ctx.store.get(Job, visit.job_id)
+    if visit.technician_id is None and cmd.technician_id not in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
+        raise DomainError("no_longer_free")
+    # the visit's version check makes this atomic: of two at once, the second finds it taken
+    events = [lifecycle.grab(visit, job.id, cmd.technician_id)]
+    offer.status, offer.closed_at = OfferStatus.WON.value, ctx.now
+    return events + await _close_offers(ctx, visit, job, OfferStatus.LOST, keep=offer)
 
 
 async def decline_offer(ctx: HandlerContext, cmd: c.DeclineOffer) -> list[ev.Event]:
-    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
-    events = [lifecycle.decline(visit, job.id, cmd.technician_id)]
-    return events + await _offer_next(ctx, visit, job)
+    offer = await ctx.store.open_offer(cmd.visit_id, cmd.technician_id)
+    if offer is None:
+        visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+        events = [lifecycle.decline(visit, job.id, cmd.technician_id)]
+        return events + await _offer_next(ctx, visit, job)
+    visit = await ctx.store.get(Visit, cmd.visit_id)
+    job = await ctx.store.get(Job, visit.job_id)
+    offer.status, offer.closed_at = OfferStatus.DECLINED.value, ctx.now
+    visit.declined_by = [*visit.declined_by, cmd.technician_id]
+    events: list[ev.Event] = [ev.OfferDeclined(job.id, visit.id, {"technician_id": cmd.technician_id})]
+    if not await ctx.store.offers_of(visit.id, OfferStatus.OPEN.value):
+        events += await _offer_next(ctx, visit, job)  # everybody said no: fall back to auto
+    return events
+
+
+async def expire_offers(ctx: HandlerContext, visit_id: int) -> list[ev.Event]:
+    """Grab offers nobody took in time: withdraw them, then dispatch automatically (or alert the group)."""
+    visit = await ctx.store.get(Visit, visit_id)
+    job = await ctx.store.get(Job, visit.job_id)
+    expired = [o for o in await ctx.store.offers_of(visit.id, OfferStatus.OPEN.value) if o.expires_at <= ctx.now]
+    if not expired:
+        return []  # taken, declined or already swept
+    events = await _close_offers(ctx, visit, job, OfferStatus.EXPIRED)
+    if visit.state is VisitStatus.BOOKED and visit.technician_id is None:
+        events += await _offer_next(ctx, visit, job)
+    return events
+
+
+async def assign_visit(ctx: HandlerContext, cmd: c.AssignVisit) -> list[ev.Event]:
+    if cmd.dispatcher_id is not None and await ctx.store.get(Dispatcher, cmd.dispatcher_id) is None:
+        raise NotAllowed("not_a_dispatcher")
+    visit = await ctx.store.get(Visit, cmd.visit_id)
+    if visit is None:
+        raise NotFound("visit_not_found")
+    job = await ctx.store.get(Job, visit.job_id)
+    if visit.slot_start is None:
+        raise DomainError("visit_not_booked")
+    if cmd.technician_id not in await _ranked_free(ctx, visit, job):
+        raise DomainError("technician_not_eligible")
+    await ctx.store.get(Technician, cmd.technician_id, for_update=True)
+    events = await _close_offers(ctx, visit, job, OfferStatus.LOST)
+    if visit.technician_id is None:
+        return events + [lifecycle.offer(visit, job.id, cmd.technician_id)]
+    return events + [lifecycle.reassign(visit, job.id, cmd.technician_id)]
 
 
 async def depart(ctx: HandlerContext, cmd: c.Depart) -> list[ev.Event]:
@@ -413,6 +509,7 @@ HANDLERS = {
     c.ReassignVisit: reassign_visit,
     c.CancelVisitByDispatcher: cancel_by_dispatcher,
     c.AcknowledgeAlert: acknowledge_alert,
+    c.AssignVisit: assign_visit,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from domain import events as ev
 from domain.masking import mask_address, mask_name, mask_phone
 from domain.model import ChatBinding, Customer, Job, ProblemReport, Technician, Visit
-from conversations.messages import Button, ChatRef, Outbound, buttons, span, t
+from conversations.messages import Button, ChatRef, Outbound, buttons, raw, span, t
 from services.handlers import HandlerContext
 
 
@@ -52,6 +52,11 @@ def _send(chats: list[ChatBinding], text: dict, keyboard: tuple = ()) -> list[Ou
     return [Outbound(text, keyboard, to=_to(chat), language=chat.language) for chat in chats]
 
 
+def offer_key(offer_id: int, chat: ChatBinding) -> str:
+    """The outbox key of a grab-offer card, so closing the offer can edit that very card."""
+    return f"offer:{offer_id}:{chat.id}"
+
+
 def _masked_job(job: Job, customer: Customer) -> dict:
     return {
         "customer": mask_name(customer.name),
@@ -78,6 +83,25 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
             if previous:
                 out += _send(await _technician_chats(ctx, previous), t("tech.visit_taken_away", visit=visit.id))
             return out
+        case ev.OffersBroadcast():
+            text, keyboard = offer_card(visit, job, customer)
+            out = []
+            for offer_id, technician_id in data["offers"]:
+                for chat in await _technician_chats(ctx, technician_id):
+                    out.append(Outbound(text, keyboard, to=_to(chat), language=chat.language, dedup=offer_key(offer_id, chat)))
+            return out
+        case ev.OffersClosed():
+            out = []
+            for offer_id, technician_id in data["offers"]:
+                for chat in await _technician_chats(ctx, technician_id):
+                    closed = t(f"tech.offer_{data['outcome']}", visit=visit.id, kind=kind_label(visit.kind))
+                    out.append(Outbound(closed, to=_to(chat), language=chat.language, edit_of=offer_key(offer_id, chat)))
+            return out
+        case ev.ManualDispatchNeeded():
+            names = {t.id: t.name for t in await ctx.store.technicians()}
+            rows = [[Button(raw(names[tid]), f"as:{visit.id}:{tid}")] for tid in data["candidates"][:8] if tid in names]
+            text = t("group.pick_technician", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
+            return _send(await _group_chats(ctx, job), text, buttons(*rows))
         case ev.NoTechnicianAvailable():
             text = t("group.no_technician", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
             return _send(await _group_chats(ctx, job), text)

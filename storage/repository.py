@@ -195,6 +195,70 @@ class Store:
             )
         ).scalars().first()
 
+    # --- dispatch ------------------------------------------------------------------------------
+
+    async def dispatch_rules(self) -> list[model.DispatchRule]:
+        return list((await self.session.execute(select(model.DispatchRule))).scalars())
+
+    async def offers_of(self, visit_id: int, status: str | None = None) -> list[model.Offer]:
+        statement = select(model.Offer).where(model.Offer.visit_id == visit_id).order_by(model.Offer.id)
+        if status:
+            statement = statement.where(model.Offer.status == status)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def open_offer(self, visit_id: int, technician_id: int) -> model.Offer | None:
+        return (
+            await self.session.execute(
+                select(model.Offer).where(
+                    model.Offer.visit_id == visit_id,
+                    model.Offer.technician_id == technician_id,
+                    model.Offer.status == model.OfferStatus.OPEN.value,
+                )
+            )
+        ).scalar_one_or_none()
+
+    async def open_offers_for(self, technician_id: int) -> list[model.Offer]:
+        return list(
+            (
+                await self.session.execute(
+                    select(model.Offer).where(
+                        model.Offer.technician_id == technician_id, model.Offer.status == model.OfferStatus.OPEN.value
+                    )
+                )
+            ).scalars()
+        )
+
+    async def expired_offer_visits(self, now: datetime, limit: int = 100) -> list[int]:
+        statement = (
+            select(model.Offer.visit_id)
+            .where(model.Offer.status == model.OfferStatus.OPEN.value, model.Offer.expires_at <= now)
+            .distinct()
+            .limit(limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def loads_between(self, start: datetime, end: datetime) -> dict[int, int]:
+        """How many visits each technician holds in [start, end)."""
+        statement = (
+            select(model.Visit.technician_id, func.count())
+            .where(
+                model.Visit.technician_id.is_not(None),
+                model.Visit.slot_start < end,
+                model.Visit.slot_end > start,
+                model.Visit.status.in_([s.value for s in OPEN]),
+            )
+            .group_by(model.Visit.technician_id)
+        )
+        return {tech: count for tech, count in (await self.session.execute(statement)).all()}
+
+    async def average_ratings(self) -> dict[int, float]:
+        statement = (
+            select(model.Visit.technician_id, func.avg(model.Rating.score))
+            .join(model.Visit, model.Visit.id == model.Rating.visit_id)
+            .group_by(model.Visit.technician_id)
+        )
+        return {tech: float(avg) for tech, avg in (await self.session.execute(statement)).all() if tech is not None}
+
     # --- timeline ------------------------------------------------------------------------------
 
     async def record_events(self, rows: list[dict]) -> None:
@@ -307,6 +371,10 @@ class Store:
             .limit(limit)
         )
         return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+
+    async def outbox_by_key(self, dedup_key: str) -> dict | None:
+        row = (await self.session.execute(select(t.outbox).where(t.outbox.c.dedup_key == dedup_key))).mappings().first()
+        return dict(row) if row else None
 
     async def outbox_update(self, outbox_id: int, **values: object) -> None:
         await self.session.execute(update(t.outbox).where(t.outbox.c.id == outbox_id).values(**values))

@@ -211,6 +211,32 @@ problem_reports = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+dispatch_rules = Table(
+    "dispatch_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("region", String(100)),
+    Column("service_kind", String(20)),
+    Column("mode", String(10), nullable=False),
+    Column("grab_top_n", Integer, nullable=False, default=3),
+    Column("grab_minutes", Integer, nullable=False, default=30),
+    UniqueConstraint("region", "service_kind", name="uq_dispatch_rules_region_kind"),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False, index=True),
+    Column("technician_id", Integer, ForeignKey("technicians.id"), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    UniqueConstraint("visit_id", "technician_id", name="uq_offers_visit_technician"),
+    Index("ix_offers_open", "status", "expires_at"),
+)
+
 ratings = Table(
     "ratings",
     metadata,
@@ -310,6 +336,8 @@ def map_domain() -> None:
         (model.Photo, photos),
         (model.ProblemReport, problem_reports),
         (model.Rating, ratings),
+        (model.DispatchRule, dispatch_rules),
+        (model.Offer, offers),
     ):
         # visits carry an optimistic version so two chats changing one visit cannot both win
         options = {"version_id_col": visits.c.version} if table is visits else {}

@@ -165,6 +165,18 @@ def on_rating_ack(inp: StepInput) -> StepResult:
     )
 
 
+def on_assign(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    visit_id, technician_id = inp.int_arg(0), inp.int_arg(1)
+    if visit_id is None or technician_id is None:
+        return hint("hint.stale_button")
+    return reply(
+        Outbound(t("dispatcher.assigned", visit=visit_id, name=raw(inp.event.user_name))),
+        commands=[c.AssignVisit(visit_id, technician_id, inp.view.dispatcher_id)],
+    )
+
+
 def on_help(inp: StepInput) -> StepResult:
     return hint("dispatcher.help")
 
@@ -200,6 +212,7 @@ DISPATCHER_FLOW = FlowSpec(
         "xcy": on_cancel_yes,
         "xcn": on_cancel_no,
         "ra": on_rating_ack,
+        "as": on_assign,
         "lang": switch_language,
     },
 )

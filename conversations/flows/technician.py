@@ -82,7 +82,10 @@ async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePol
         return TechnicianView(None, "", token_kind, token_name, ())
     technician = await store.get(Technician, binding.subject_id)
     visits = []
-    for visit in await store.visits_of_technician(technician.id, SHOWN_STATUSES):
+    mine = await store.visits_of_technician(technician.id, SHOWN_STATUSES)
+    # grab offers: the visit has no technician yet, but this one may take it
+    offered = [await store.get(Visit, o.visit_id) for o in await store.open_offers_for(technician.id)]
+    for visit in mine + [v for v in offered if v.technician_id is None]:
         job = await store.get(Job, visit.job_id)
         customer = await store.get(Customer, job.customer_id)
         template = await store.template_for(visit.kind, job.product_category)

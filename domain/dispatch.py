@@ -1,0 +1,51 @@
+"""Dispatch rules: which mode applies to a visit, and how eligible technicians are ranked for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.geo import haversine_m
+from domain.model import DispatchMode, DispatchRule, Job, Technician
+
+DEFAULT_RULE = DispatchRule(mode=DispatchMode.AUTO.value)
+
+
+def rule_for(rules: list[DispatchRule], region: str, service_kind: str) -> DispatchRule:
+    """The most specific rule wins: region and kind, then region, then kind, then the catch-all."""
+    def specificity(rule: DispatchRule) -> int | None:
+        if rule.region not in (None, region) or rule.service_kind not in (None, service_kind):
+            return None
+        return (rule.region is not None) * 2 + (rule.service_kind is not None)
+
+    matching = [(score, rule) for rule in rules if (score := specificity(rule)) is not None]
+    return max(matching, key=lambda pair: pair[0])[1] if matching else DEFAULT_RULE
+
+
+@dataclass(frozen=True)
+class Candidate:
+    technician_id: int
+    name: str
+    distance_km: float | None
+    load: int  # visits already held that day
+    rating: float | None
+
+
+def rank(technicians: list[Technician], job: Job, loads: dict[int, int], ratings: dict[int, float]) -> list[Candidate]:
+    """Closest first, then the least loaded, then the best rated; brand specialists ahead of generalists."""
+    candidates = []
+    for tech in technicians:
+        distance = (
+            haversine_m(tech.home_lat, tech.home_lon, job.lat, job.lon) / 1000
+            if tech.home_lat is not None and tech.home_lon is not None
+            else None
+        )
+        candidates.append(Candidate(tech.id, tech.name, distance, loads.get(tech.id, 0), ratings.get(tech.id)))
+    by_id = {t.id: t for t in technicians}
+
+    def key(c: Candidate):
+        specialist = bool(job.brand) and f"brand:{job.brand}" in by_id[c.technician_id].skills
+        distance = c.distance_km if c.distance_km is not None else float("inf")
+        # a 5 km difference weighs about as much as one extra visit that day
+        return (not specialist, distance / 5 + c.load, -(c.rating or 0), c.technician_id)
+
+    return sorted(candidates, key=key)

@@ -1,0 +1,1 @@
+"""Vehicle routing for field service: a pure OR-Tools solver, slot insertion, travel matrices, benchmarks."""

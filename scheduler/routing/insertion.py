@@ -1,0 +1,480 @@
+"""Cheapest feasible insertion into fixed routes: slot options for one new visit, without re-solving."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Iterable, Sequence
+
+from scheduler.routing.model import (
+    CAPACITY,
+    NO_SKILLED_TECHNICIAN,
+    NO_TECHNICIAN_IN_REGION,
+    NOT_ENOUGH_TECHNICIANS,
+    PREDECESSOR_UNASSIGNED,
+    WINDOW_TOO_TIGHT,
+    Break,
+    BreakTime,
+    Objective,
+    Plan,
+    Problem,
+    Route,
+    Stop,
+    Technician,
+    Visit,
+    Window,
+)
+
+INF = math.inf
+# Times are compared with this slack so that float noise never turns a feasible slot into an infeasible one
+# the other way round, the checker uses the same tolerance.
+EPS = 1e-6
+
+START, STOP, BREAK, END = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SlotOption:
+    """One feasible way to add a visit: which technicians, which window, where in their routes, at what cost."""
+
+    technician_ids: tuple[str, ...]
+    window: Window
+    positions: tuple[int, ...]  # index in each technician's stop list the visit would take
+    earliest_start: float
+    latest_start: float  # any start in [earliest, latest] keeps every route feasible
+    added_travel: float  # minutes of extra driving, summed over the crew
+    items: tuple[int, ...] = ()  # internal: gap index in each route, for apply()
+
+
+class _Item:
+    """A route element: the start, a stop, a break or the end. Breaks happen where the technician stands."""
+
+    __slots__ = ("kind", "visit", "location", "windows", "duration", "break_")
+
+    def __init__(self, kind: int, location: int, windows: tuple[Window, ...], duration: float = 0.0, visit: Visit | None = None, break_: Break | None = None) -> None:
+        self.kind = kind
+        self.location = location
+        self.windows = windows
+        self.duration = duration
+        self.visit = visit
+        self.break_ = break_
+
+
+def _first_start(windows: tuple[Window, ...], arrival: float) -> float:
+    """Earliest start at or after arrival inside one of the windows (sorted), or INF."""
+    for low, high in windows:
+        if arrival <= high + EPS:
+            return max(arrival, low)
+    return INF
+
+
+def _last_start(windows: tuple[Window, ...], bound: float) -> float:
+    """Latest start at or before bound inside one of the windows (sorted), or -INF."""
+    for low, high in reversed(windows):
+        if low <= bound + EPS:
+            return min(high, bound)
+    return -INF
+
+
+def _intersect(windows: Iterable[Window], low: float, high: float) -> tuple[Window, ...]:
+    out = []
+    for a, b in sorted(windows):
+        a, b = max(a, low), min(b, high)
+        if a <= b + EPS:
+            out.append((a, max(a, b)))
+    return tuple(out)
+
+
+class RouteState:
+    """One technician's route with earliest starts (forward) and latest starts (backward) for O(1) insertion checks.
+
+    Breaks follow OR-Tools' semantics: between two stops a break may sit anywhere in the gap, before,
+    during or after the drive, so the gap must hold the drive plus every break in it.
+    """
+
+    def __init__(self, technician: Technician, items: list[_Item], travel: Sequence[Sequence[float]], departure: float, demand_size: int) -> None:
+        self.technician = technician
+        self.items = items
+        self.travel = travel
+        self.departure = departure
+        self.load = [0] * demand_size
+        self.refresh()
+
+    def refresh(self) -> None:
+        items, travel = self.items, self.travel
+        n = len(items)
+        self.end = end = next(i for i, item in enumerate(items) if item.kind == END)
+        self.early = early = [0.0] * n  # earliest start of each item
+        self.early_end = early_end = [0.0] * n
+        self.late = late = [INF] * n  # latest start that keeps the rest of the route feasible
+        self.prev_real = prev_real = [0] * n  # last start/stop at or before each item
+        self.next_real = next_real = [end] * n  # first stop/end after each item
+        self.breaks_before = breaks_before = [0.0] * n  # break minutes between prev_real and this item, inclusive
+        self.breaks_after = breaks_after = [0.0] * n  # break minutes between this item and next_real, exclusive
+        real, real_end, cursor, pending = 0, self.departure, self.departure, 0.0
+        for i, item in enumerate(items):
+            if item.kind == START:
+                early[i] = early_end[i] = self.departure
+            elif item.kind == BREAK:
+                early[i] = max(cursor, item.windows[0][0])
+                early_end[i] = cursor = early[i] + item.duration
+                if i < end:
+                    pending += item.duration
+            else:
+                arrival = max(real_end + travel[items[real].location][item.location] + pending, cursor)
+                early[i] = _first_start(item.windows, arrival)
+                early_end[i] = cursor = real_end = early[i] + item.duration
+                real, pending = i, 0.0
+            prev_real[i] = real
+            breaks_before[i] = pending
+        # Backward. Breaks after the end item happen after the return and only need their own windows.
+        bound = INF
+        for i in range(n - 1, end, -1):
+            late[i] = bound = min(items[i].windows[0][1], bound - items[i].duration)
+        late[end] = min(items[end].windows[0][1], bound)
+        following, chain, minutes = end, late[end], 0.0
+        for i in range(end - 1, -1, -1):
+            item = items[i]
+            next_real[i] = following
+            breaks_after[i] = minutes
+            if item.kind == BREAK:
+                late[i] = chain = min(item.windows[0][1], chain - item.duration)
+                minutes += item.duration
+                continue
+            latest_end = min(late[following] - travel[item.location][items[following].location] - minutes, chain)
+            late[i] = latest_end if item.kind == START else _last_start(item.windows, latest_end - item.duration)
+            following, chain, minutes = i, late[i], 0.0
+        self.feasible = all(early[i] <= late[i] + EPS for i in range(n))
+
+    def gaps(self, visit: Visit, windows: tuple[Window, ...]) -> Iterable[tuple[int, Window, float, float, float]]:
+        """Feasible (gap, window, earliest start, latest start, added travel) for inserting right after item `gap`."""
+        items, travel = self.items, self.travel
+        early_end, late = self.early_end, self.late
+        target, service = visit.location, visit.service
+        last_high, first_low = windows[-1][1], windows[0][0]
+        for gap in range(1 if self.starts_with_started() else 0, self.end):
+            if early_end[gap] > last_high + EPS:
+                break  # ends only grow along the route
+            a = self.prev_real[gap]
+            here = items[a].location
+            r = self.next_real[gap]
+            there = items[r].location
+            arrival = max(early_end[a] + travel[here][target] + self.breaks_before[gap], early_end[gap])
+            chain = late[gap + 1] if items[gap + 1].kind == BREAK else INF
+            latest = min(late[r] - travel[target][there] - self.breaks_after[gap], chain) - service
+            if latest + EPS < first_low or arrival > latest + EPS:
+                continue
+            added = travel[here][target] + travel[target][there] - travel[here][there]
+            for low, high in windows:
+                start = max(arrival, low)
+                top = min(high, latest)
+                if start <= top + EPS:
+                    yield gap, (low, high), start, max(start, top), added
+
+    def starts_with_started(self) -> bool:
+        first = self.items[1]
+        return first.kind == STOP and first.visit.started
+
+    def insert(self, gap: int, item: _Item) -> None:
+        self.items.insert(gap + 1, item)
+        for d, amount in enumerate(item.visit.demand):
+            self.load[d] += amount
+        self.refresh()
+
+    def locations(self) -> list[int]:
+        return [item.location for item in self.items[: self.end + 1] if item.kind != BREAK]
+
+    def travel_minutes(self) -> float:
+        route = self.locations()
+        return sum(self.travel[a][b] for a, b in zip(route, route[1:]))
+
+    def to_route(self) -> Route:
+        """Stops at their earliest feasible times; arrival is when the technician can be on site."""
+        stops, breaks = [], []
+        items, travel = self.items, self.travel
+        for i, item in enumerate(items):
+            if item.kind == BREAK:
+                breaks.append((item.break_, BreakTime(self.early[i], self.early_end[i])))
+            elif item.kind == STOP:
+                a = self.prev_real[i - 1]
+                arrival = max(self.early_end[a] + travel[items[a].location][item.location] + self.breaks_before[i - 1], self.early_end[i - 1])
+                stops.append(Stop(item.visit.id, arrival, self.early[i], self.early_end[i]))
+        order = {id(b): k for k, b in enumerate(self.technician.breaks)}
+        breaks.sort(key=lambda pair: order.get(id(pair[0]), 0))
+        return Route(self.technician.id, tuple(stops), tuple(b for _, b in breaks), self.early_end[0], self.early[self.end], self.travel_minutes())
+
+
+def eligible(technician: Technician, visit: Visit) -> bool:
+    """Skills, region and pin: the static part of who may do a visit."""
+    if visit.pinned_technicians and technician.id not in visit.pinned_technicians:
+        return False
+    if not visit.skills <= technician.skills:
+        return False
+    if visit.region is not None and technician.regions and visit.region not in technician.regions:
+        return False
+    return True
+
+
+def fits_capacity(technician: Technician, visit: Visit, load: Sequence[int] = ()) -> bool:
+    for d, amount in enumerate(visit.demand):
+        have = technician.capacity[d] if d < len(technician.capacity) else 0
+        used = load[d] if d < len(load) else 0
+        if used + amount > have:
+            return False
+    return True
+
+
+def base_windows(visit: Visit, now: float) -> tuple[Window, ...]:
+    """Allowed start minutes before any route is considered: a pin, else the windows, clipped to now."""
+    if visit.pinned_start is not None:
+        return ((visit.pinned_start, visit.pinned_start),)
+    windows = visit.windows or ((-INF, INF),)
+    return _intersect(windows, -INF if visit.started else now, INF)
+
+
+class Board:
+    """All routes of a day, ready for fast insertion queries; `apply` keeps it consistent after each insertion."""
+
+    def __init__(self, problem: Problem, plan: Plan | None = None) -> None:
+        self.problem = problem
+        self.travel = problem.travel
+        self.by_id = {v.id: v for v in problem.visits}
+        self.placed: dict[str, list[tuple[str, float, float]]] = {}  # visit id -> [(technician, start, end)]
+        self.states: dict[str, RouteState] = {}
+        routes = {route.technician_id: route for route in plan.routes} if plan is not None else {}
+        for route in routes.values():
+            for stop in route.stops:
+                self.placed.setdefault(stop.visit_id, []).append((route.technician_id, stop.start, stop.end))
+        for tech in problem.technicians:
+            self.states[tech.id] = self._state(tech, routes.get(tech.id))
+        for state in self.states.values():
+            for item in state.items:
+                if item.kind == STOP:
+                    item.windows = self._stop_windows(item.visit, state.technician.id)
+            state.refresh()
+
+    def _state(self, tech: Technician, route: Route | None) -> RouteState:
+        """Items in plan order; a break goes where the plan had it, after the return only if the plan said so."""
+        items = [_Item(START, tech.start_location, ((tech.shift[0], tech.shift[0]),))]
+        end = _Item(END, tech.end_location, ((-INF, tech.shift[1]),))
+        breaks = [_Item(BREAK, tech.start_location, ((b.earliest, b.latest),), b.duration, break_=b) for b in tech.breaks]
+        if route is None:
+            items += breaks + [end]
+        else:
+            timed = [(stop.start, 1, _Item(STOP, self.by_id[stop.visit_id].location, (), self.by_id[stop.visit_id].service, self.by_id[stop.visit_id])) for stop in route.stops]
+            after = []
+            for item, planned in zip(breaks, route.breaks):
+                if route.arrival is not None and planned.start >= route.arrival - EPS:
+                    after.append(item)
+                else:
+                    timed.append((planned.start, 0, item))
+            timed.sort(key=lambda entry: (entry[0], entry[1]))
+            items += [item for _, _, item in timed] + [end] + after + breaks[len(route.breaks):]
+        started = len(items) > 1 and items[1].kind == STOP and items[1].visit.started
+        departure = tech.shift[0] if started else max(tech.shift[0], self.problem.now)
+        state = RouteState(tech, items, self.travel, departure, len(self.problem.capacity_names))
+        for item in items:
+            if item.kind == STOP:
+                for d, amount in enumerate(item.visit.demand):
+                    state.load[d] += amount
+        return state
+
+    # -- bounds that tie a stop to other routes -------------------------------------------------
+
+    def _stop_windows(self, visit: Visit, technician_id: str) -> tuple[Window, ...]:
+        """A planned stop's allowed starts: its windows, held in place by its crew and its linked visits."""
+        placements = self.placed.get(visit.id, [])
+        mine = [p for p in placements if p[0] == technician_id]
+        if visit.technicians > 1 and mine:
+            return ((mine[0][1], mine[0][1]),)  # crew members start together: do not move it alone
+        low, high = -INF, INF
+        if visit.after and visit.after in self.placed:
+            pred = self.by_id[visit.after]
+            low = max(end for _, _, end in self.placed[visit.after]) + visit.min_gap
+            del pred
+        for succ in self._successors(visit.id):
+            if succ.id in self.placed:
+                high = min(high, min(start for _, start, _ in self.placed[succ.id]) - succ.min_gap - visit.service)
+        windows = _intersect(base_windows(visit, self.problem.now), low, high)
+        if not windows and mine:
+            windows = ((mine[0][1], mine[0][1]),)  # keep what the plan says rather than invent a conflict
+        return windows
+
+    def _successors(self, visit_id: str) -> list[Visit]:
+        if not hasattr(self, "_succ"):
+            self._succ: dict[str, list[Visit]] = {}
+            for v in self.problem.visits:
+                if v.after:
+                    self._succ.setdefault(v.after, []).append(v)
+        return self._succ.get(visit_id, [])
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def reason(self, visit: Visit) -> tuple[str, str] | None:
+        """Why no technician could ever take this visit, ignoring the other visits; None if someone could."""
+        techs = self.problem.technicians
+        skilled = [t for t in techs if visit.skills <= t.skills and (not visit.pinned_technicians or t.id in visit.pinned_technicians)]
+        if not skilled:
+            return NO_SKILLED_TECHNICIAN, f"nobody has {', '.join(sorted(visit.skills)) or 'the pinned technician'}"
+        in_region = [t for t in skilled if eligible(t, visit)]
+        if not in_region:
+            return NO_TECHNICIAN_IN_REGION, f"no skilled technician works in {visit.region}"
+        roomy = [t for t in in_region if fits_capacity(t, visit)]
+        if not roomy:
+            return CAPACITY, "the load is more than any eligible vehicle carries"
+        if len(roomy) < visit.technicians:
+            return NOT_ENOUGH_TECHNICIANS, f"needs {visit.technicians}, only {len(roomy)} eligible"
+        if visit.after and visit.after not in self.by_id:
+            return PREDECESSOR_UNASSIGNED, f"linked visit {visit.after} is unknown"
+        windows = base_windows(visit, self.problem.now)
+        reachable = 0
+        for t in roomy:
+            depart = t.shift[0] if visit.started else max(t.shift[0], self.problem.now)
+            arrive = depart + self.travel[t.start_location][visit.location]
+            start = _first_start(windows, arrive) if windows else INF
+            while start < INF:
+                if start + visit.service + self.travel[visit.location][t.end_location] <= t.shift[1] + EPS:
+                    reachable += 1
+                    break
+                start = INF
+        if reachable < visit.technicians:
+            return WINDOW_TOO_TIGHT, "no window can be reached and finished inside an eligible shift"
+        return None
+
+    def options(self, visit: Visit, *, limit: int | None = None, per_technician: int | None = None) -> list[SlotOption]:
+        """Every feasible slot, cheapest added travel first (crew visits: the best combinations found)."""
+        windows = self._new_windows(visit)
+        if not windows:
+            return []
+        candidates = self._candidates(visit)
+        singles: list[SlotOption] = []
+        for state in candidates:
+            found = []
+            for gap, window, start, latest, added in state.gaps(visit, windows):
+                found.append(SlotOption((state.technician.id,), window, (self._position(state, gap),), start, latest, added, (gap,)))
+            if per_technician is not None and len(found) > per_technician:
+                found.sort(key=lambda o: (o.added_travel, o.earliest_start))
+                found = found[:per_technician]
+            singles.extend(found)
+        if visit.technicians > 1:
+            result = self._crews(visit, singles)
+        else:
+            result = singles
+        result.sort(key=lambda o: (o.added_travel, o.earliest_start, o.technician_ids))
+        return result[:limit] if limit is not None else result
+
+    def best(self, visit: Visit) -> SlotOption | None:
+        options = self.options(visit, limit=1, per_technician=3 if visit.technicians > 1 else 1)
+        return options[0] if options else None
+
+    def _new_windows(self, visit: Visit) -> tuple[Window, ...]:
+        low = -INF
+        if visit.after:
+            if visit.after not in self.placed:
+                return ()
+            low = max(end for _, _, end in self.placed[visit.after]) + visit.min_gap
+        return _intersect(base_windows(visit, self.problem.now), low, INF)
+
+    def _candidates(self, visit: Visit) -> list[RouteState]:
+        out = []
+        crew_of_pred = None
+        if visit.after and visit.same_crew and visit.after in self.placed:
+            crew_of_pred = {tech for tech, _, _ in self.placed[visit.after]}
+        for tech_id, state in self.states.items():
+            tech = state.technician
+            if not eligible(tech, visit) or not fits_capacity(tech, visit, state.load):
+                continue
+            if crew_of_pred is not None and tech_id not in crew_of_pred:
+                continue
+            if visit.id in self.placed and any(t == tech_id for t, _, _ in self.placed[visit.id]):
+                continue
+            out.append(state)
+        return out
+
+    @staticmethod
+    def _position(state: RouteState, gap: int) -> int:
+        return sum(1 for item in state.items[: gap + 1] if item.kind == STOP)
+
+    def _crews(self, visit: Visit, singles: list[SlotOption]) -> list[SlotOption]:
+        """Pick `technicians` different people whose feasible start ranges share a minute, cheapest first."""
+        need = visit.technicians
+        results: dict[tuple, SlotOption] = {}
+        for t in sorted({o.earliest_start for o in singles}):
+            best_per_tech: dict[str, SlotOption] = {}
+            for o in singles:
+                if o.earliest_start <= t + EPS and t <= o.latest_start + EPS and o.window[0] - EPS <= t <= o.window[1] + EPS:
+                    tech = o.technician_ids[0]
+                    if tech not in best_per_tech or o.added_travel < best_per_tech[tech].added_travel:
+                        best_per_tech[tech] = o
+            if len(best_per_tech) < need:
+                continue
+            chosen = sorted(best_per_tech.values(), key=lambda o: o.added_travel)[:need]
+            key = tuple(sorted((o.technician_ids[0], o.items[0]) for o in chosen))
+            option = SlotOption(
+                tuple(o.technician_ids[0] for o in chosen),
+                chosen[0].window,
+                tuple(o.positions[0] for o in chosen),
+                t,
+                min(o.latest_start for o in chosen),
+                sum(o.added_travel for o in chosen),
+                tuple(o.items[0] for o in chosen),
+            )
+            if key not in results or option.added_travel < results[key].added_travel:
+                results[key] = option
+        return list(results.values())
+
+    # -- changes --------------------------------------------------------------------------------
+
+    def apply(self, visit: Visit, option: SlotOption, start: float | None = None) -> None:
+        """Insert the visit as the option says; crews start at one fixed minute, a single may float."""
+        if visit.id not in self.by_id:
+            self.by_id[visit.id] = visit
+        crew = len(option.technician_ids) > 1
+        fixed = option.earliest_start if start is None else start
+        for tech_id, gap in zip(option.technician_ids, option.items):
+            state = self.states[tech_id]
+            if crew:
+                windows = ((fixed, fixed),)
+            else:
+                windows = self._new_windows(visit)
+            state.insert(gap, _Item(STOP, visit.location, windows, visit.service, visit))
+        for tech_id in option.technician_ids:
+            state = self.states[tech_id]
+            for i, item in enumerate(state.items):
+                if item.kind == STOP and item.visit.id == visit.id:
+                    self.placed.setdefault(visit.id, []).append((tech_id, state.early[i], state.early_end[i]))
+        self._tie_predecessor(visit)
+
+    def _tie_predecessor(self, visit: Visit) -> None:
+        """Cap the predecessor's start so that it can never slide into the gap this visit now relies on."""
+        if not visit.after or visit.after not in self.placed:
+            return
+        pred = self.by_id[visit.after]
+        start = min(s for _, s, _ in self.placed[visit.id])
+        cap = start - visit.min_gap - pred.service
+        for tech_id, _, _ in self.placed[visit.after]:
+            state = self.states[tech_id]
+            for item in state.items:
+                if item.kind == STOP and item.visit.id == pred.id:
+                    item.windows = _intersect(item.windows, -INF, cap) or item.windows
+            state.refresh()
+
+    def plan(self, unassigned=(), objective: Objective | None = None) -> Plan:
+        routes = tuple(state.to_route() for state in self.states.values())
+        travel = sum(route.travel for route in routes)
+        return Plan(routes, tuple(unassigned), objective or Objective(travel, 0.0, 0.0, travel))
+
+
+def slot_options(problem: Problem, plan: Plan, visit: Visit, *, limit: int | None = None) -> list[SlotOption]:
+    """Feasible (technicians, window, position, start range, added travel) for a new visit, cheapest first."""
+    return Board(problem, plan).options(visit, limit=limit)
+
+
+def insert(problem: Problem, plan: Plan, visit: Visit, option: SlotOption) -> tuple[Problem, Plan]:
+    """The problem with the visit added and the plan with it in place; other stops keep their order."""
+    grown = replace(problem, visits=problem.visits + (visit,)) if visit.id not in {v.id for v in problem.visits} else problem
+    board = Board(grown, plan)
+    board.apply(visit, option)
+    unassigned = tuple(u for u in plan.unassigned if u.visit_id != visit.id)
+    new_plan = board.plan(unassigned)
+    return grown, new_plan
