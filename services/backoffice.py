@@ -17,6 +17,8 @@ from domain.model import (
     Customer,
     DispatchGroup,
     Dispatcher,
+    DispatchMode,
+    DispatchRule,
     GeoPoint,
     Job,
     Language,
@@ -27,6 +29,7 @@ from domain.model import (
     WorkingHours,
 )
 from domain.policy import ServicePolicy
+from services.handlers import HandlerContext, ranked_free
 from storage.repository import Store
 
 # visits of these kinds wait for the job's delivery
@@ -192,3 +195,29 @@ async def job_details(store: Store, job_id: int) -> dict:
             for e in await store.timeline(job.id)
         ],
     }
+
+
+async def put_dispatch_rule(
+    store: Store, *, region: str | None, service_kind: str | None, mode: str, grab_top_n: int, grab_minutes: int
+) -> DispatchRule:
+    DispatchMode(mode)
+    if service_kind is not None:
+        ServiceKind(service_kind)
+    for rule in await store.dispatch_rules():
+        if rule.region == region and rule.service_kind == service_kind:
+            rule.mode, rule.grab_top_n, rule.grab_minutes = mode, grab_top_n, grab_minutes
+            return rule
+    return await store.add(DispatchRule(mode, region, service_kind, grab_top_n, grab_minutes))
+
+
+async def visit_candidates(store: Store, visit_id: int, now: datetime, policy: ServicePolicy) -> list[dict]:
+    """Technicians who could take the visit at its booked time, best first."""
+    visit = await store.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound("visit_not_found")
+    if visit.slot_start is None:
+        raise InvalidInput("visit_not_booked")
+    job = await store.get(Job, visit.job_id)
+    ranked = await ranked_free(HandlerContext(store, now, policy), visit, job)
+    names = {t.id: t.name for t in await store.technicians()}
+    return [{"technician_id": tid, "name": names[tid]} for tid in ranked]

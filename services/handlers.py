@@ -143,7 +143,7 @@ async def candidates_for(ctx: HandlerContext, visit: Visit, job: Job, start: dat
     return []
 
 
-async def _ranked_free(ctx: HandlerContext, visit: Visit, job: Job) -> list[int]:
+async def ranked_free(ctx: HandlerContext, visit: Visit, job: Job) -> list[int]:
     """Technicians free for the visit's slot and not declined, best first (distance, load, rating)."""
     free = [t for t in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end) if t not in visit.declined_by]
     if not free:
@@ -156,7 +156,7 @@ async def _ranked_free(ctx: HandlerContext, visit: Visit, job: Job) -> list[int]
 
 async def _offer_next(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Event]:
     """Offer the visit to the best free technician; with nobody left, tell the dispatchers."""
-    for technician_id in await _ranked_free(ctx, visit, job):
+    for technician_id in await ranked_free(ctx, visit, job):
         # two bookings may both have seen the technician free: lock, then look again
         await ctx.store.get(Technician, technician_id, for_update=True)
         if technician_id not in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
@@ -167,7 +167,7 @@ async def _offer_next(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Ev
 
 async def _broadcast(ctx: HandlerContext, visit: Visit, job: Job, rule: DispatchRule) -> list[ev.Event]:
     """Grab mode: the same offer to the top few free technicians at once."""
-    chosen = (await _ranked_free(ctx, visit, job))[: rule.grab_top_n]
+    chosen = (await ranked_free(ctx, visit, job))[: rule.grab_top_n]
     if not chosen:
         return [ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat()})]
     expires = ctx.now + timedelta(minutes=rule.grab_minutes)
@@ -180,7 +180,7 @@ async def _dispatch(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Even
     if rule.mode == DispatchMode.GRAB.value:
         return await _broadcast(ctx, visit, job, rule)
     if rule.mode == DispatchMode.MANUAL.value:
-        return [ev.ManualDispatchNeeded(job.id, visit.id, {"candidates": await _ranked_free(ctx, visit, job)})]
+        return [ev.ManualDispatchNeeded(job.id, visit.id, {"candidates": await ranked_free(ctx, visit, job)})]
     return await _offer_next(ctx, visit, job)
 
 
@@ -341,7 +341,7 @@ async def assign_visit(ctx: HandlerContext, cmd: c.AssignVisit) -> list[ev.Event
     job = await ctx.store.get(Job, visit.job_id)
     if visit.slot_start is None:
         raise DomainError("visit_not_booked")
-    if cmd.technician_id not in await _ranked_free(ctx, visit, job):
+    if cmd.technician_id not in await ranked_free(ctx, visit, job):
         raise DomainError("technician_not_eligible")
     await ctx.store.get(Technician, cmd.technician_id, for_update=True)
     events = await _close_offers(ctx, visit, job, OfferStatus.LOST)

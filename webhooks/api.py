@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.errors import DomainError, NotFound
 from fieldchat.container import Container
-from services import backoffice
+from domain.commands import AssignVisit
+from services import backoffice, handlers
 from storage.repository import Store
 
 ServiceKindName = Literal["delivery", "installation", "repair", "inspection"]
@@ -285,6 +287,48 @@ async def put_checklist_template(body: TemplateIn, app: ContainerDep) -> dict:
         except DomainError as err:
             raise _domain_http_error(err) from err
         return {"id": template.id, "service_kind": template.service_kind, "product_category": template.product_category, "steps": template.steps}
+
+
+class DispatchRuleIn(BaseModel):
+    region: str | None = Field(None, max_length=100, description="none: every region")
+    service_kind: ServiceKindName | None = Field(None, description="none: every kind")
+    mode: Literal["auto", "grab", "manual"]
+    grab_top_n: int = Field(3, ge=1, le=20, description="grab mode: how many technicians get the offer")
+    grab_minutes: int = Field(30, ge=1, le=1440, description="grab mode: how long before falling back to auto")
+
+
+class AssignIn(BaseModel):
+    technician_id: int
+
+
+@router.put("/dispatch-rules")
+async def put_dispatch_rule(body: DispatchRuleIn, app: ContainerDep) -> dict:
+    """Choose auto, grab or manual dispatch for a region and/or service kind (the most specific rule wins)."""
+    async with app.sessions() as session, session.begin():
+        rule = await backoffice.put_dispatch_rule(Store(session), **body.model_dump())
+        return {"id": rule.id, **body.model_dump()}
+
+
+@router.get("/visits/{visit_id}/candidates")
+async def visit_candidates(visit_id: int, app: ContainerDep) -> dict:
+    """Technicians who could take the visit at its booked time, best first (distance, load, rating)."""
+    async with app.sessions() as session:
+        try:
+            return {"candidates": await backoffice.visit_candidates(Store(session), visit_id, app.clock.now(), app.policy)}
+        except DomainError as err:
+            raise _domain_http_error(err) from err
+
+
+@router.post("/visits/{visit_id}/assign", response_model=JobOut)
+async def assign_visit(visit_id: int, body: AssignIn, app: ContainerDep) -> JobOut:
+    """Manual dispatch: offer the visit to this technician (they still accept it in the staff bot)."""
+    command = AssignVisit(visit_id, body.technician_id, dispatcher_id=None)
+    try:
+        events = await app.engine.apply(f"api:assign:{visit_id}:{uuid.uuid4().hex}", lambda ctx: handlers.execute(ctx, command))
+    except DomainError as err:
+        raise _domain_http_error(err) from err
+    async with app.sessions() as session:
+        return JobOut(**await backoffice.job_details(Store(session), events[-1].job_id))
 
 
 @health.get("/healthz")
