@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,12 +60,6 @@ RATE_CODES: dict[str, frozenset[int]] = {
 }
 BUSY_CODES = frozenset({-1})  # WeCom/DingTalk "system busy"
 
-_DEFAULT_HOSTS = {
-    "wecom": "https://qyapi.weixin.qq.com",
-    "dingtalk": "https://oapi.dingtalk.com",
-    "feishu": "https://open.feishu.cn",
-    "slack": "https://hooks.slack.com",
-}
 # Path words that are the same for every robot; everything else in a webhook URL may identify it.
 _PUBLIC_PATH_WORDS = frozenset({"", "cgi-bin", "webhook", "send", "robot", "open-apis", "bot", "v2", "hook", "services"})
 
@@ -247,6 +242,15 @@ def escape_markdown(text: str) -> str:
     return "  \n".join(lines)  # two trailing spaces: a hard line break in markdown
 
 
+_MENTION = re.compile(r"<(?=\s*(?:at\b|@))", re.IGNORECASE)
+
+
+def defang_mentions(text: str) -> str:
+    """A zero-width space after "<" keeps texts like '<at user_id="all">' (Feishu) or '<@id>' (WeCom
+    markdown) in someone's note from pinging the whole group; readers see no difference."""
+    return _MENTION.sub("<\u200b", text)
+
+
 def _labels(message: Rendered) -> list[str]:
     return [label for row in message.buttons for label, _ in row]
 
@@ -294,7 +298,7 @@ def build_payload(sink: RobotSink, message: Rendered, timestamp_s: int | None = 
     if sink.kind == "wecom":
         if link:
             suffix = f"[{LINK_LABEL}]({sink.details_url})"
-            content = _fit(body, lambda t: f"{escape_markdown(t)}\n\n{suffix}", _utf8, WECOM_MARKDOWN_BYTES)
+            content = _fit(body, lambda t: f"{defang_mentions(escape_markdown(t))}\n\n{suffix}", _utf8, WECOM_MARKDOWN_BYTES)
             return {"msgtype": "markdown", "markdown": {"content": content}}
         content = _fit(body, lambda t: _join(t, tail), _utf8, WECOM_TEXT_BYTES)
         return {"msgtype": "text", "text": {"content": content}}
@@ -334,25 +338,25 @@ def build_payload(sink: RobotSink, message: Rendered, timestamp_s: int | None = 
             return _fit(body, card, lambda p: len(_body_bytes(p)), FEISHU_BODY_BYTES)
         return _fit(
             body,
-            lambda t: {**signed, "msg_type": "text", "content": {"text": _join(t, tail)}},
+            lambda t: {**signed, "msg_type": "text", "content": {"text": defang_mentions(_join(t, tail))}},
             lambda p: len(_body_bytes(p)),
             FEISHU_BODY_BYTES,
         )
-    # slack
+    # slack: the top-level text is parsed as mrkdwn by default, so it is escaped; "mrkdwn": false keeps
+    # masked data like "138****5678" from turning bold (mrkdwn has no backslash escapes)
     if link:
 
         def blocks(t: str) -> dict:
-            text = escape_slack(t)
             return {
-                "text": text,
+                "text": escape_slack(t),  # the notification's fallback text
                 "blocks": [
-                    {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                    {"type": "section", "text": {"type": "plain_text", "text": t, "emoji": True}},  # plain_text is never parsed
                     {"type": "section", "text": {"type": "mrkdwn", "text": f"<{sink.details_url}|{LINK_LABEL}>"}},
                 ],
             }
 
         return _fit(body, blocks, lambda p: len(p["text"]), SLACK_TEXT_CHARS)
-    return _fit(body, lambda t: {"text": escape_slack(_join(t, tail))}, lambda p: len(p["text"]), SLACK_TEXT_CHARS)
+    return _fit(body, lambda t: {"text": escape_slack(_join(t, tail)), "mrkdwn": False}, lambda p: len(p["text"]), SLACK_TEXT_CHARS)
 
 
 # --- clocks and client-side rate windows ----------------------------------------------------------
