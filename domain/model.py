@@ -138,6 +138,7 @@ class ChatBinding:
     subject_id: int
     user_id: str | None = None
     language: str = Language.EN.value
+    undeliverable_since: datetime | None = None
     id: int | None = None
 
 

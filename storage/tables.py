@@ -103,6 +103,7 @@ chat_bindings = Table(
     Column("subject_id", Integer, nullable=False),
     Column("user_id", String(64)),
     Column("language", String(8), nullable=False, default="en"),
+    Column("undeliverable_since", UTCDateTime),  # the user blocked the bot, or the chat is gone
     UniqueConstraint("platform", "bot", "chat_id", "subject_kind", name="uq_chat_bindings_chat"),
     Index("ix_chat_bindings_subject", "subject_kind", "subject_id"),
     Index("ix_chat_bindings_user", "platform", "bot", "user_id"),
@@ -310,8 +311,52 @@ outbox = Table(
     Column("sent_at", UTCDateTime),
     Column("last_error", Text),
     Column("platform_message_id", String(64)),
+    Column("claimed_by", String(64)),  # the relay that is sending the row right now
+    Column("claimed_until", UTCDateTime),  # its lease: after this another relay may take the row over
     Index("ix_outbox_pending", "status", "next_attempt_at"),
     Index("ix_outbox_chat", "platform", "bot", "chat_id", "id"),
+)
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(200), nullable=False, unique=True),  # one timer per purpose: setting it twice is a no-op
+    Column("kind", String(40), nullable=False),
+    Column("visit_id", Integer, ForeignKey("visits.id"), index=True),
+    Column("technician_id", Integer, ForeignKey("technicians.id")),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(12), nullable=False),  # pending | done | cancelled
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("fired_at", UTCDateTime),
+    Index("ix_timers_due", "status", "due_at"),
+)
+
+sla_policies = Table(
+    "sla_policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("region", String(100)),
+    Column("service_kind", String(20)),
+    Column("stage", String(20), nullable=False),  # accept | contact | arrival | completion
+    Column("minutes", Integer, nullable=False),  # business minutes allowed
+    Column("tiers", JSON, nullable=False),  # percentages of the allowance at which to warn, e.g. [50, 80, 100]
+    Column("auto_reassign", Boolean, nullable=False, default=False),
+    UniqueConstraint("region", "service_kind", "stage", name="uq_sla_policies_scope"),
+)
+
+alert_sinks = Table(
+    "alert_sinks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("region", String(100)),  # none: alerts of every region
+    Column("kind", String(20), nullable=False),  # wecom | dingtalk | feishu | slack
+    Column("url", Text, nullable=False),  # the webhook URL is itself a credential
+    Column("secret", Text),
+    Column("keyword", String(100)),
+    Column("priority", Integer, nullable=False, default=0),  # lower first; the next takes over when one keeps failing
 )
 
 mapper_registry = registry(metadata=metadata)
