@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 
@@ -72,7 +72,8 @@ def _from_message(role: str, update_id: int, message: Message) -> Inbound | None
     if message.photo:
         return Inbound(kind=InboundKind.PHOTO, text=message.caption or "", file_id=message.photo[-1].file_id, **base)
     if message.location is not None:
-        return Inbound(kind=InboundKind.LOCATION, latitude=message.location.latitude, longitude=message.location.longitude, **base)
+        live = message.location.live_period is not None
+        return Inbound(kind=InboundKind.LOCATION, latitude=message.location.latitude, longitude=message.location.longitude, live=live, **base)
     if message.contact is not None:
         return Inbound(kind=InboundKind.CONTACT, phone=message.contact.phone_number, **base)
     if message.new_chat_members or message.left_chat_member or message.group_chat_created or message.migrate_to_chat_id:
@@ -84,6 +85,9 @@ def to_inbound(role: str, update: Update) -> Inbound | None:
     """A Bot API update as a neutral event; None for updates fieldchat does not act on."""
     if update.message is not None:
         return _from_message(role, update.update_id, update.message)
+    if update.edited_message is not None and update.edited_message.location is not None:
+        # a live location moving: Telegram edits the original location message
+        return _from_message(role, update.update_id, update.edited_message)
     query = update.callback_query
     if query is not None and query.message is not None and query.data:
         chat = query.message.chat

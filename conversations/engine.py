@@ -21,6 +21,7 @@ from domain.model import Language
 from domain.policy import ServicePolicy
 from services.handlers import HandlerContext, execute
 from services.notifications import notifications_for
+from services.timers import schedule as schedule_timers
 from storage.repository import Store
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class Engine:
             outgoing = list(result.replies)
             for domain_event in events:
                 outgoing.extend(await notifications_for(context, domain_event))
+            await schedule_timers(context, events)
             await store.record_events([stamp(e, now) for e in events])
             origin = f"{chat.platform}:{chat.bot}:{event.update_id}"
             await self._write_outbox(store, origin, chat, outgoing, new_language, now)
@@ -213,6 +215,7 @@ class Engine:
                     context = HandlerContext(store, now, self._policy)
                     events = await action(context)
                     outgoing = [message for e in events for message in await notifications_for(context, e)]
+                    await schedule_timers(context, events)
                     await store.record_events([stamp(e, now) for e in events])
                     await self._write_outbox(store, origin, None, outgoing, "en", now)
                 break

@@ -55,10 +55,13 @@ class FlowSpec:
     states: dict[str, State]
     commands: dict[str, Handler] = field(default_factory=dict)
     buttons: dict[str, Handler] = field(default_factory=dict)
+    live_location: Handler | None = None  # live updates arrive in any state and never change it
 
     def step(self, inp: StepInput) -> StepResult:
         event = inp.event
         state = self.states.get(inp.state) or self.states[self.initial]
+        if event.kind is InboundKind.LOCATION and event.live:
+            return self.live_location(inp) if self.live_location else reply()
         if event.kind is InboundKind.COMMAND:
             handler = self.commands.get(event.text)
             return handler(inp) if handler else reply(Outbound(t("hint.unknown_command")), Outbound(t(state.hint)))

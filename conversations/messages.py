@@ -47,6 +47,7 @@ class Inbound:
     phone: str | None = None
     callback_id: str | None = None
     message_id: str | None = None
+    live: bool = False  # a live-location update (Telegram edits the location message as it moves)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -190,3 +190,24 @@ class AssignVisit(Command):
     visit_id: int
     technician_id: int
     dispatcher_id: int | None
+
+
+@dataclass(frozen=True)
+class MarkContacted(Command):
+    visit_id: int
+    technician_id: int
+
+
+@dataclass(frozen=True)
+class TrackLocation(Command):
+    technician_id: int
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True)
+class ExtendSla(Command):
+    visit_id: int
+    stage: str
+    minutes: int
+    dispatcher_id: int

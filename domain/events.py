@@ -52,3 +52,27 @@ EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in Event.__subc
 def stamp(event: Event, at: datetime) -> dict:
     """The row written to the timeline for an event."""
     return {"type": event.name, "job_id": event.job_id, "visit_id": event.visit_id, "data": event.data, "occurred_at": at}
+
+
+class SlaTierReached(Event):
+    """data: stage, tier (percent), deadline; tier 100 means the deadline passed."""
+
+
+class AppointmentReminderDue(Event): ...
+
+
+class DayPlanDue(Event):
+    """data: technician_id, day (ISO date)."""
+
+
+class CustomerContacted(Event): ...
+
+
+class EtaUpdated(Event):
+    """data: technician_id, minutes, close (bool)."""
+
+
+class SlaExtended(Event): ...
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})

@@ -154,6 +154,9 @@ class Technician:
     home_lon: float | None = None
     on_duty: bool = True
     language: str = Language.EN.value
+    last_lat: float | None = None
+    last_lon: float | None = None
+    last_seen_at: datetime | None = None
     id: int | None = None
 
     @property
@@ -227,6 +230,8 @@ class Visit:
     checkin_reason: str | None = None
     held_from: str | None = None
     checklist_position: int = 0
+    eta_minutes: int | None = None
+    close_notified: bool = False
     version: int = 0
     id: int | None = None
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from domain.business_time import BusinessHours
 from domain.slots import Window
 
 
@@ -20,3 +21,9 @@ class ServicePolicy:
     low_rating_threshold: int = 2
     customer_link_ttl: timedelta = timedelta(days=30)
     staff_link_ttl: timedelta = timedelta(days=7)
+    business_hours: BusinessHours = BusinessHours()
+    reminder_hour: int = 18  # the evening before an appointment, local time
+    day_plan_hour: int = 7  # technicians get their day at 07:30 local time
+    close_radius_m: float = 1000.0  # the customer is told "almost there" inside this distance
+    travel_speed_kmh: float = 30.0
+    detour_factor: float = 1.3

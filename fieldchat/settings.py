@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.business_time import BusinessHours
 from domain.policy import ServicePolicy
 from domain.slots import Window
 
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     checkin_radius_m: float = Field(500.0, gt=0)
     low_rating_threshold: int = Field(2, ge=1, le=5)
 
+    business_days: str = Field("0,1,2,3,4,5", description="weekdays the shop works, 0 = Monday")
+    business_hours: str = Field("09:00-18:00", description="opening hours, for SLA clocks")
+
     relay_interval_seconds: float = Field(2.0, gt=0)
 
     @field_validator("timezone")
@@ -54,8 +58,24 @@ class Settings(BaseSettings):
         Window.parse_many(value)
         return value
 
+    @field_validator("business_days")
+    @classmethod
+    def _valid_days(cls, value: str) -> str:
+        days = [int(d) for d in value.split(",") if d.strip()]
+        if not days or any(not 0 <= d <= 6 for d in days):
+            raise ValueError("business days are numbers 0 (Monday) to 6 (Sunday), comma separated")
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _valid_hours(cls, value: str) -> str:
+        Window.parse_many(value)
+        return value
+
     def policy(self) -> ServicePolicy:
+        opening = Window.parse_many(self.business_hours)[0]
         return ServicePolicy(
+            business_hours=BusinessHours(tuple(int(d) for d in self.business_days.split(",")), opening.start, opening.end),
             tz=ZoneInfo(self.timezone),
             windows=Window.parse_many(self.slot_windows),
             booking_days=self.booking_days,

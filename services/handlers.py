@@ -485,6 +485,30 @@ async def acknowledge_alert(ctx: HandlerContext, cmd: c.AcknowledgeAlert) -> lis
     return []
 
 
+async def mark_contacted(ctx: HandlerContext, cmd: c.MarkContacted) -> list[ev.Event]:
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    if visit.state not in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE):
+        raise DomainError("illegal_transition", current=visit.status, action="contact")
+    return [ev.CustomerContacted(job.id, visit.id, {"technician_id": cmd.technician_id})]
+
+
+async def track_location(ctx: HandlerContext, cmd: c.TrackLocation) -> list[ev.Event]:
+    from services.timers import track
+
+    return await track(ctx, cmd.technician_id, cmd.latitude, cmd.longitude)
+
+
+async def extend_sla(ctx: HandlerContext, cmd: c.ExtendSla) -> list[ev.Event]:
+    from services.timers import extend_stage
+
+    if await ctx.store.get(Dispatcher, cmd.dispatcher_id) is None:
+        raise NotAllowed("not_a_dispatcher")
+    events = await extend_stage(ctx, cmd.visit_id, cmd.stage, cmd.minutes)
+    if not events:
+        raise DomainError("sla_not_running")
+    return events
+
+
 HANDLERS = {
     c.BindCustomer: bind_customer,
     c.BindTechnician: bind_technician,
@@ -510,6 +534,9 @@ HANDLERS = {
     c.CancelVisitByDispatcher: cancel_by_dispatcher,
     c.AcknowledgeAlert: acknowledge_alert,
     c.AssignVisit: assign_visit,
+    c.MarkContacted: mark_contacted,
+    c.TrackLocation: track_location,
+    c.ExtendSla: extend_sla,
 }
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from domain import events as ev
-from domain.masking import mask_address, mask_name, mask_phone
-from domain.model import ChatBinding, Customer, Job, ProblemReport, Technician, Visit
+from datetime import timedelta
+
 from conversations.messages import Button, ChatRef, Outbound, buttons, raw, span, t
+from domain import events as ev
+from domain.geo import map_link
+from domain.masking import mask_address, mask_name, mask_phone
+from domain.model import ChatBinding, Customer, Job, ProblemReport, Technician, Visit, VisitStatus
 from services.handlers import HandlerContext
+from services.timers import eta_minutes
 
 
 def _to(binding: ChatBinding) -> ChatRef:
@@ -67,6 +71,31 @@ def _masked_job(job: Job, customer: Customer) -> dict:
     }
 
 
+def _eta_from_last_known(ctx: HandlerContext, technician: Technician | None, job: Job) -> int | None:
+    """An arrival estimate from where the technician was last seen (within two hours), else from home."""
+    if technician is None:
+        return None
+    if technician.last_seen_at and ctx.now - technician.last_seen_at <= timedelta(hours=2):
+        return eta_minutes(ctx, technician.last_lat, technician.last_lon, job)
+    if technician.home_lat is not None and technician.home_lon is not None:
+        return eta_minutes(ctx, technician.home_lat, technician.home_lon, job)
+    return None
+
+
+async def _day_plan(ctx: HandlerContext, technician_id: int, day: str) -> list[Outbound]:
+    """The morning message: the day's stops in order, each with its time, address and a map link."""
+    stops = []
+    for visit in await ctx.store.visits_of_technician(technician_id, (VisitStatus.ACCEPTED,)):
+        if visit.slot_start.astimezone(ctx.policy.tz).date().isoformat() != day:
+            continue
+        job = await ctx.store.get(Job, visit.job_id)
+        stops.append(t("tech.day_plan_stop", slot=span(visit.slot_start, visit.slot_end), visit=visit.id,
+                       kind=kind_label(visit.kind), address=job.address_text, map=map_link(job.lat, job.lon)))
+    if not stops:
+        return []
+    return _send(await _technician_chats(ctx, technician_id), t("tech.day_plan", count=len(stops), stops=stops))
+
+
 async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
     job = await ctx.store.get(Job, event.job_id)
     visit = await ctx.store.get(Visit, event.visit_id) if event.visit_id else None
@@ -111,7 +140,35 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
                 t("customer.assigned", kind=kind_label(visit.kind), technician=name, slot=span(visit.slot_start, visit.slot_end)),
             )
         case ev.VisitEnRoute():
-            return _send(await _customer_chats(ctx, job), t("customer.en_route", kind=kind_label(visit.kind), technician=name))
+            minutes = _eta_from_last_known(ctx, technician, job)
+            if minutes is None:
+                text = t("customer.en_route", kind=kind_label(visit.kind), technician=name)
+            else:
+                text = t("customer.en_route_eta", kind=kind_label(visit.kind), technician=name, minutes=minutes)
+            return _send(await _customer_chats(ctx, job), text)
+        case ev.EtaUpdated():
+            key = "customer.almost_there" if data["close"] else "customer.eta"
+            return _send(await _customer_chats(ctx, job), t(key, technician=name, minutes=data["minutes"]))
+        case ev.SlaTierReached():
+            stage, tier = data["stage"], data["tier"]
+            if tier >= 100:
+                text = t("group.sla_breached", stage=t(f"sla.{stage}"), visit=visit.id, kind=kind_label(visit.kind),
+                         technician=name or "-", slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
+                keyboard = buttons(
+                    [Button(t("btn.reassign"), f"sr:{visit.id}"), Button(t("btn.extend"), f"sx:{visit.id}:{stage}")],
+                    [Button(t("btn.call"), f"sc:{visit.id}")],
+                )
+                return _send(await _group_chats(ctx, job), text, keyboard)
+            level = "warning" if tier >= 80 else "reminder"
+            return _send(await _technician_chats(ctx, visit.technician_id), t(f"tech.sla_{stage}_{level}", visit=visit.id, kind=kind_label(visit.kind)))
+        case ev.AppointmentReminderDue():
+            keyboard = buttons(
+                [Button(t("btn.confirm_appointment"), f"ok:{visit.id}")],
+                [Button(t("btn.reschedule"), f"rs:{visit.id}"), Button(t("btn.cancel_visit"), f"cx:{visit.id}")],
+            )
+            return _send(await _customer_chats(ctx, job), t("customer.reminder", kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end)), keyboard)
+        case ev.DayPlanDue():
+            return await _day_plan(ctx, data["technician_id"], data["day"])
         case ev.VisitCheckedIn():
             return _send(await _customer_chats(ctx, job), t("customer.arrived", technician=name))
         case ev.VisitCompleted():

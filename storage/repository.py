@@ -345,8 +345,8 @@ class Store:
             .on_conflict_do_nothing(index_elements=["dedup_key"])
         )
 
-    async def outbox_due(self, now: datetime, limit: int, pulled_platforms: tuple[str, ...]) -> list[dict]:
-        """Pending rows whose chat has no earlier unsent row, so each chat's order is kept."""
+    def _outbox_sendable(self, now: datetime) -> tuple:
+        """Due, not held by a live claim, and the first unsent row of its chat (claimed or not): keeps each chat's order."""
         earlier = t.outbox.alias("earlier")
         blocked = (
             select(earlier.c.id)
@@ -359,18 +359,124 @@ class Store:
             )
             .exists()
         )
+        return (
+            t.outbox.c.status == "pending",
+            t.outbox.c.next_attempt_at <= now,
+            or_(t.outbox.c.claimed_until.is_(None), t.outbox.c.claimed_until < now),
+            ~blocked,
+        )
+
+    async def outbox_due(self, now: datetime, limit: int, pulled_platforms: tuple[str, ...]) -> list[dict]:
+        """Rows a relay could send now (read only; relays use outbox_claim)."""
         statement = (
             select(t.outbox)
-            .where(
-                t.outbox.c.status == "pending",
-                t.outbox.c.next_attempt_at <= now,
-                t.outbox.c.platform.not_in(pulled_platforms),
-                ~blocked,
-            )
+            .where(*self._outbox_sendable(now), t.outbox.c.platform.not_in(pulled_platforms))
             .order_by(t.outbox.c.id)
             .limit(limit)
         )
         return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+
+    async def outbox_claim(
+        self,
+        relay_id: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        pulled_platforms: tuple[str, ...],
+        chat: tuple[str, str, str] | None = None,
+    ) -> list[dict]:
+        """Claim sendable rows (at most one per chat) for one relay until ``until``; ``chat`` narrows it to one chat.
+
+        PostgreSQL: FOR UPDATE SKIP LOCKED lets relays claim side by side without waiting on each other's picks.
+        SQLite: every transaction takes the write lock at BEGIN (storage/db.py), so claims run one at a time.
+        """
+        picked = (
+            select(t.outbox.c.id)
+            .where(*self._outbox_sendable(now), t.outbox.c.platform.not_in(pulled_platforms))
+            .order_by(t.outbox.c.id)
+            .limit(limit)
+        )
+        if chat is not None:
+            platform, bot, chat_id = chat
+            picked = picked.where(t.outbox.c.platform == platform, t.outbox.c.bot == bot, t.outbox.c.chat_id == chat_id)
+        if self.is_postgres:
+            picked = picked.with_for_update(skip_locked=True)
+        picked = picked.cte("picked")
+        statement = (
+            update(t.outbox)
+            .where(t.outbox.c.id.in_(select(picked.c.id)))
+            .values(claimed_by=relay_id, claimed_until=until)
+            .returning(*t.outbox.c)
+        )
+        rows = [dict(r) for r in (await self.session.execute(statement)).mappings()]
+        return sorted(rows, key=lambda row: row["id"])
+
+    async def outbox_finish(self, outbox_id: int, relay_id: str, *, mine_only: bool = True, **values: object) -> bool:
+        """Record an attempt's outcome and free the claim; with mine_only, only while the claim is still this relay's."""
+        statement = update(t.outbox).where(t.outbox.c.id == outbox_id)
+        if mine_only:
+            statement = statement.where(t.outbox.c.claimed_by == relay_id)
+        result = await self.session.execute(statement.values(claimed_by=None, claimed_until=None, **values))
+        return result.rowcount == 1
+
+    async def outbox_migrate_chat(self, platform: str, bot: str, old_chat_id: str, new_chat_id: str) -> int:
+        """A group became a supergroup: its unsent rows, bindings and conversation move to the new id.
+
+        A binding or conversation the new id already has wins; the old one is left as it was.
+        """
+        result = await self.session.execute(
+            update(t.outbox)
+            .where(
+                t.outbox.c.platform == platform, t.outbox.c.bot == bot,
+                t.outbox.c.chat_id == old_chat_id, t.outbox.c.status == "pending",
+            )
+            .values(chat_id=new_chat_id)
+        )
+        other = t.chat_bindings.alias("other")
+        taken = (
+            select(other.c.id)
+            .where(
+                other.c.platform == platform, other.c.bot == bot, other.c.chat_id == new_chat_id,
+                other.c.subject_kind == t.chat_bindings.c.subject_kind,
+            )
+            .exists()
+        )
+        await self.session.execute(
+            update(t.chat_bindings)
+            .where(t.chat_bindings.c.platform == platform, t.chat_bindings.c.bot == bot, t.chat_bindings.c.chat_id == old_chat_id, ~taken)
+            .values(chat_id=new_chat_id)
+        )
+        other = t.conversations.alias("other")
+        taken = select(other.c.id).where(other.c.platform == platform, other.c.bot == bot, other.c.chat_id == new_chat_id).exists()
+        await self.session.execute(
+            update(t.conversations)
+            .where(t.conversations.c.platform == platform, t.conversations.c.bot == bot, t.conversations.c.chat_id == old_chat_id, ~taken)
+            .values(chat_id=new_chat_id)
+        )
+        return result.rowcount
+
+    async def outbox_chat_unreachable(self, platform: str, bot: str, chat_id: str, now: datetime) -> bool:
+        """The chat refused us (blocked, removed): mark its bindings; True when they were not marked yet."""
+        result = await self.session.execute(
+            update(t.chat_bindings)
+            .where(
+                t.chat_bindings.c.platform == platform, t.chat_bindings.c.bot == bot,
+                t.chat_bindings.c.chat_id == chat_id, t.chat_bindings.c.undeliverable_since.is_(None),
+            )
+            .values(undeliverable_since=now)
+        )
+        return result.rowcount > 0
+
+    async def outbox_chat_reachable(self, platform: str, bot: str, chat_id: str) -> None:
+        """A message got through: the chat is reachable again."""
+        await self.session.execute(
+            update(t.chat_bindings)
+            .where(
+                t.chat_bindings.c.platform == platform, t.chat_bindings.c.bot == bot,
+                t.chat_bindings.c.chat_id == chat_id, t.chat_bindings.c.undeliverable_since.is_not(None),
+            )
+            .values(undeliverable_since=None)
+        )
 
     async def outbox_by_key(self, dedup_key: str) -> dict | None:
         row = (await self.session.execute(select(t.outbox).where(t.outbox.c.dedup_key == dedup_key))).mappings().first()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
 )
 from sqlalchemy.orm import registry
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 from domain import model
@@ -74,6 +75,9 @@ technicians = Table(
     Column("home_lon", Float),
     Column("on_duty", Boolean, nullable=False, default=True),
     Column("language", String(8), nullable=False, default="en"),
+    Column("last_lat", Float),  # the last location the technician shared, for arrival estimates
+    Column("last_lon", Float),
+    Column("last_seen_at", UTCDateTime),
 )
 
 dispatchers = Table(
@@ -160,6 +164,8 @@ visits = Table(
     Column("checkin_reason", Text),
     Column("held_from", String(20)),
     Column("checklist_position", Integer, nullable=False, default=0),
+    Column("eta_minutes", Integer),  # the last arrival estimate the customer was given
+    Column("close_notified", Boolean, nullable=False, default=False, server_default=false()),
     Column("version", Integer, nullable=False, default=0),
 )
 

@@ -84,8 +84,8 @@ class Chat:
     async def press(self, data: str, **kw) -> list[Msg]:
         return await self.deliver(self.event(InboundKind.BUTTON, text=data, **kw))
 
-    async def location(self, lat: float, lon: float) -> list[Msg]:
-        return await self.deliver(self.event(InboundKind.LOCATION, latitude=lat, longitude=lon))
+    async def location(self, lat: float, lon: float, live: bool = False) -> list[Msg]:
+        return await self.deliver(self.event(InboundKind.LOCATION, latitude=lat, longitude=lon, live=live))
 
     async def photo(self, path: Path) -> list[Msg]:
         return await self.deliver(self.event(InboundKind.PHOTO, file_id=f"file-{path.name}", file_path=str(path)))
@@ -160,6 +160,12 @@ class World:
 
     async def template(self, kind: str, category: str, steps: list[dict]) -> None:
         await self._tx(lambda s: backoffice.put_checklist_template(s, service_kind=kind, product_category=category, name=f"{kind} {category}", steps=steps))
+
+    async def sweep(self) -> int:
+        """Fire what is due at the clock's current time, as the background sweep would."""
+        from scheduler.sweeps import fire_due_timers
+
+        return await fire_due_timers(self.container.engine, self.container.sessions, self.clock)
 
     async def job(self, job_id: int) -> dict:
         async with self.container.sessions() as session:

@@ -265,6 +265,15 @@ def on_cancel_yes(inp: StepInput) -> StepResult:
     )
 
 
+def on_appointment_ok(inp: StepInput) -> StepResult:
+    if (refusal := _require_customer(inp)) is not None:
+        return refusal
+    visit = inp.view.visit(inp.int_arg())
+    if visit is None or visit.status not in (VisitStatus.BOOKED.value, VisitStatus.ACCEPTED.value):
+        return hint("hint.stale_button")
+    return hint("customer.appointment_confirmed", kind=_kind(visit.kind))
+
+
 def on_cancel_no(inp: StepInput) -> StepResult:
     return reply(Outbound(t("customer.kept")), state="idle", data={})
 
@@ -372,6 +381,7 @@ CUSTOMER_FLOW = FlowSpec(
         "cx": on_cancel_visit,
         "cxy": on_cancel_yes,
         "cxn": on_cancel_no,
+        "ok": on_appointment_ok,
         "cf": on_confirm,
         "rq": on_rate_request,
         "rt": on_rate,

@@ -7,13 +7,16 @@ from datetime import datetime
 
 from conversations.flow import FlowSpec, State, StepInput
 from conversations.flows.common import hint, identity, language_menu, switch_language
-from conversations.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, t
+from conversations.messages import Button, ChatRef, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, t
 from domain import commands as c
-from domain.model import ExceptionStatus, Job, ProblemReport, Visit
+from domain.model import Customer, ExceptionStatus, Job, ProblemReport, Technician, Visit
 from domain.policy import ServicePolicy
+from services.handlers import HandlerContext, ranked_free
 from storage.repository import Store
 
 EXCEPTION_BUTTONS = ("xa", "xr", "xt", "xc", "xcy")
+VISIT_BUTTONS = ("sr", "sc")
+EXTEND_MINUTES = 30
 
 
 @dataclass(frozen=True)
@@ -26,11 +29,22 @@ class ExceptionInfo:
 
 
 @dataclass(frozen=True)
+class VisitContacts:
+    visit_id: int
+    candidates: tuple[tuple[int, str], ...]  # free technicians for its slot, best first
+    customer: str
+    customer_phone: str
+    technician: str
+    technician_phone: str
+
+
+@dataclass(frozen=True)
 class DispatcherView:
     group_id: int | None
     dispatcher_id: int | None  # the person who wrote or pressed, when registered as a dispatcher
     token_kind: str | None
     exception: ExceptionInfo | None
+    visit: VisitContacts | None = None
 
 
 async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePolicy, now: datetime) -> DispatcherView:
@@ -59,7 +73,29 @@ async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePol
                 if tech.id != visit.technician_id and tech.can_serve(visit.service_kind, job.product_category, job.brand, job.region)
             )
             exception = ExceptionInfo(report.id, report.status, visit.id, visit.kind, candidates)
-    return DispatcherView(group.subject_id if group else None, dispatcher.subject_id if dispatcher else None, token_kind, exception)
+    visit_info = None
+    if event.kind is InboundKind.BUTTON and event.text.split(":", 1)[0] in VISIT_BUTTONS and dispatcher is not None:
+        visit_info = await _visit_contacts(store, event, policy, now)
+    return DispatcherView(group.subject_id if group else None, dispatcher.subject_id if dispatcher else None, token_kind, exception, visit_info)
+
+
+async def _visit_contacts(store: Store, event: Inbound, policy: ServicePolicy, now: datetime) -> VisitContacts | None:
+    try:
+        visit = await store.get(Visit, int(event.text.split(":")[1]))
+    except (IndexError, ValueError):
+        return None
+    if visit is None:
+        return None
+    job = await store.get(Job, visit.job_id)
+    customer = await store.get(Customer, job.customer_id)
+    technician = await store.get(Technician, visit.technician_id) if visit.technician_id else None
+    candidates: tuple = ()
+    if visit.slot_start is not None:
+        ranked = await ranked_free(HandlerContext(store, now, policy), visit, job)
+        names = {t.id: t.name for t in await store.technicians()}
+        candidates = tuple((tid, names[tid]) for tid in ranked if tid != visit.technician_id)
+    return VisitContacts(visit.id, candidates, customer.name, customer.phone,
+                         technician.name if technician else "-", technician.phone if technician else "-")
 
 
 def _only_dispatchers(inp: StepInput) -> StepResult | None:
@@ -177,6 +213,43 @@ def on_assign(inp: StepInput) -> StepResult:
     )
 
 
+def on_sla_reassign(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    visit = inp.view.visit
+    if visit is None:
+        return hint("hint.stale_button")
+    if not visit.candidates:
+        return hint("dispatcher.no_candidates", visit=visit.visit_id)
+    rows = [[Button(raw(name), f"as:{visit.visit_id}:{tech_id}")] for tech_id, name in visit.candidates[:8]]
+    return reply(Outbound(t("dispatcher.pick_technician", visit=visit.visit_id), buttons(*rows)))
+
+
+def on_sla_extend(inp: StepInput) -> StepResult:
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    visit_id, stage = inp.int_arg(0), (inp.args[1] if len(inp.args) > 1 else "")
+    if visit_id is None or not stage:
+        return hint("hint.stale_button")
+    return reply(
+        Outbound(t("dispatcher.extended", visit=visit_id, minutes=EXTEND_MINUTES, name=raw(inp.event.user_name))),
+        commands=[c.ExtendSla(visit_id, stage, EXTEND_MINUTES, inp.view.dispatcher_id)],
+    )
+
+
+def on_call_details(inp: StepInput) -> StepResult:
+    """Phone numbers never go to the group: they go to the dispatcher's own chat with the bot."""
+    if (refusal := _only_dispatchers(inp)) is not None:
+        return refusal
+    visit = inp.view.visit
+    if visit is None:
+        return hint("hint.stale_button")
+    private = ChatRef(inp.event.chat.platform, inp.event.chat.bot, inp.event.user_id)
+    details = t("dispatcher.call_details", visit=visit.visit_id, customer=raw(visit.customer), customer_phone=raw(visit.customer_phone),
+                technician=raw(visit.technician), technician_phone=raw(visit.technician_phone))
+    return reply(Outbound(details, to=private, language=inp.language), Outbound(t("dispatcher.details_sent", name=raw(inp.event.user_name))))
+
+
 def on_help(inp: StepInput) -> StepResult:
     return hint("dispatcher.help")
 
@@ -213,6 +286,9 @@ DISPATCHER_FLOW = FlowSpec(
         "xcn": on_cancel_no,
         "ra": on_rating_ack,
         "as": on_assign,
+        "sr": on_sla_reassign,
+        "sx": on_sla_extend,
+        "sc": on_call_details,
         "lang": switch_language,
     },
 )

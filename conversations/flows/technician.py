@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from conversations.flow import FlowSpec, State, StepInput
@@ -10,7 +10,7 @@ from conversations.flows.common import help_for, hint, identity, language_menu, 
 from conversations.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, span, t
 from domain import commands as c
 from domain.errors import InvalidInput
-from domain.geo import haversine_m
+from domain.geo import haversine_m, map_link
 from domain.lifecycle import DONE
 from domain.model import (
     ChecklistStep,
@@ -121,6 +121,7 @@ def visit_card(visit: TechVisit) -> Outbound:
         actions.append([Button(t("btn.accept"), f"acc:{visit.id}"), Button(t("btn.decline"), f"dec:{visit.id}")])
     elif status is VisitStatus.ACCEPTED:
         actions.append([Button(t("btn.on_my_way"), f"go:{visit.id}"), Button(t("btn.arrived"), f"arr:{visit.id}")])
+        actions.append([Button(t("btn.contacted"), f"ct:{visit.id}")])
     elif status is VisitStatus.EN_ROUTE:
         actions.append([Button(t("btn.arrived"), f"arr:{visit.id}")])
     elif status is VisitStatus.ON_SITE:
@@ -133,7 +134,7 @@ def visit_card(visit: TechVisit) -> Outbound:
     text = t(
         "tech.visit_card", visit=visit.id, kind=_kind(visit.kind), status=t(f"status.{visit.status}"),
         slot=slot, product=visit.product, address=visit.address, customer=visit.customer, phone=visit.phone,
-        map=f"https://maps.google.com/?q={visit.lat:.6f},{visit.lon:.6f}",
+        map=map_link(visit.lat, visit.lon),
     )
     return Outbound(text, buttons(*actions))
 
@@ -485,6 +486,28 @@ def on_report_send(inp: StepInput) -> StepResult:
     return reply(Outbound(t("tech.report_sent")), commands=[command], state="idle", data={})
 
 
+def on_contacted(inp: StepInput) -> StepResult:
+    if (refusal := _require_technician(inp)) is not None:
+        return refusal
+    visit = _visit_from_button(inp, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE)
+    if visit is None:
+        return hint("hint.stale_button")
+    return reply(Outbound(t("tech.contacted", visit=visit.id)), commands=[c.MarkContacted(visit.id, inp.view.technician_id)])
+
+
+def on_live_location(inp: StepInput) -> StepResult:
+    if inp.view.technician_id is None or inp.event.latitude is None or inp.event.longitude is None:
+        return reply()
+    track = c.TrackLocation(inp.view.technician_id, inp.event.latitude, inp.event.longitude)
+    visit = inp.view.visit(inp.data.get("visit")) if inp.state == "await_location" else None
+    if visit is not None and haversine_m(visit.lat, visit.lon, inp.event.latitude, inp.event.longitude) <= inp.policy.checkin_radius_m:
+        # live location that reaches the address is a check-in too; on the way it only tracks
+        checked_in = on_location(inp)
+        return replace(checked_in, commands=(*checked_in.commands, track))
+    # otherwise silent: the customer hears about it, the technician is driving
+    return reply(commands=[track])
+
+
 def on_cancel(inp: StepInput) -> StepResult:
     if inp.view.technician_id is None:
         return reply(Outbound(t("tech.hint_new")), state="new", data={})
@@ -534,7 +557,9 @@ TECHNICIAN_FLOW = FlowSpec(
         "rr": on_report_reason,
         "rskip": on_report_skip,
         "rsend": on_report_send,
+        "ct": on_contacted,
         "lang": switch_language,
     },
+    live_location=on_live_location,
 )
 

@@ -1,0 +1,164 @@
+"""Timers as data: SLA clocks, appointment reminders and day plans set by domain events and fired by sweeps."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from domain import events as ev
+from domain import lifecycle
+from domain.geo import haversine_m
+from domain.lifecycle import ACTIVE
+from domain.model import Job, Technician, Visit, VisitStatus
+from domain.sla import completion_deadline, policy_for, tier_moments
+from services.handlers import HandlerContext, _offer_next
+from storage.schedule import ScheduleStore
+
+# which events start an SLA stage, and which end it
+STARTS = {
+    ev.OfferMade: "accept",
+    ev.OffersBroadcast: "accept",
+    ev.VisitReassigned: "accept",
+    ev.VisitAccepted: "contact",
+    ev.VisitCheckedIn: "completion",
+}
+ENDS = {
+    ev.VisitAccepted: ("accept",),
+    ev.CustomerContacted: ("contact",),
+    ev.VisitEnRoute: ("contact",),
+    ev.VisitCheckedIn: ("contact", "arrival"),
+    ev.VisitCompleted: ("completion",),
+    ev.OfferDeclined: ("accept",),
+}
+
+
+async def schedule(ctx: HandlerContext, events: list[ev.Event]) -> None:
+    """Set and cancel the timers the events imply; setting one that exists already is a no-op."""
+    timers = ScheduleStore(ctx.store)
+    for event in events:
+        if event.visit_id is None:
+            continue
+        if isinstance(event, (ev.VisitCancelled, ev.VisitUnbooked)):
+            await timers.cancel_timers(event.visit_id)
+            continue
+        for stage in ENDS.get(type(event), ()):
+            await timers.cancel_timers(event.visit_id, kind="sla", stage=stage)
+        stage = STARTS.get(type(event))
+        if stage is not None:
+            await _start_stage(ctx, timers, event.visit_id, stage)
+        if isinstance(event, ev.VisitAccepted):
+            await _start_stage(ctx, timers, event.visit_id, "arrival")
+            await _appointment_timers(ctx, timers, event.visit_id)
+
+
+async def _start_stage(ctx: HandlerContext, timers: ScheduleStore, visit_id: int, stage: str) -> None:
+    visit = await ctx.store.get(Visit, visit_id)
+    job = await ctx.store.get(Job, visit.job_id)
+    policy = policy_for(await timers.sla_policies(), job.region, visit.kind, stage)
+    deadline = None
+    if stage == "arrival":
+        deadline = visit.slot_end
+    elif stage == "completion" and policy.minutes is None:
+        deadline = completion_deadline(ctx.now, visit.duration_minutes)
+    if deadline is not None and deadline <= ctx.now:
+        return
+    await timers.cancel_timers(visit_id, kind="sla", stage=stage)
+    cycle = int(ctx.now.timestamp())
+    for tier, due in tier_moments(policy, ctx.now, ctx.policy.business_hours, ctx.policy.tz, deadline):
+        await timers.set_timer(
+            key=f"sla:{visit_id}:{stage}:{cycle}:{tier}", kind="sla", due_at=due, now=ctx.now, visit_id=visit_id,
+            technician_id=visit.technician_id,
+            payload={"stage": stage, "tier": tier, "auto_reassign": policy.auto_reassign},
+        )
+
+
+async def _appointment_timers(ctx: HandlerContext, timers: ScheduleStore, visit_id: int) -> None:
+    visit = await ctx.store.get(Visit, visit_id)
+    local_day = visit.slot_start.astimezone(ctx.policy.tz).date()
+    remind_at = datetime.combine(local_day - timedelta(days=1), time(ctx.policy.reminder_hour), ctx.policy.tz)
+    if remind_at > ctx.now:
+        await timers.set_timer(
+            key=f"remind:{visit_id}:{int(visit.slot_start.timestamp())}", kind="reminder", due_at=remind_at,
+            now=ctx.now, visit_id=visit_id, payload={"slot_start": visit.slot_start.isoformat()},
+        )
+    plan_at = datetime.combine(local_day, time(ctx.policy.day_plan_hour, 30), ctx.policy.tz)
+    if plan_at > ctx.now:
+        await timers.set_timer(
+            key=f"dayplan:{visit.technician_id}:{local_day.isoformat()}", kind="dayplan", due_at=plan_at,
+            now=ctx.now, technician_id=visit.technician_id, payload={"day": local_day.isoformat()},
+        )
+
+
+STAGE_OPEN = {
+    "accept": (VisitStatus.BOOKED,),
+    "contact": (VisitStatus.ACCEPTED,),
+    "arrival": (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE),
+    "completion": (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS),
+}
+
+
+async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
+    """Fire one due timer; firing it again (or after its visit moved on) changes nothing."""
+    timer = await ScheduleStore(ctx.store).claim_timer(timer_id, ctx.now)
+    if timer is None:
+        return []
+    if timer["kind"] == "dayplan":
+        visits = await ctx.store.visits_of_technician(timer["technician_id"], ACTIVE)
+        day = timer["payload"]["day"]
+        todays = [v for v in visits if v.slot_start and v.slot_start.astimezone(ctx.policy.tz).date().isoformat() == day]
+        if not todays:
+            return []
+        return [ev.DayPlanDue(todays[0].job_id, None, {"technician_id": timer["technician_id"], "day": day})]
+    visit = await ctx.store.get(Visit, timer["visit_id"])
+    if timer["kind"] == "reminder":
+        still_booked = visit.state in (VisitStatus.BOOKED, VisitStatus.ACCEPTED) and visit.slot_start and visit.slot_start.isoformat() == timer["payload"]["slot_start"]
+        return [ev.AppointmentReminderDue(visit.job_id, visit.id, {})] if still_booked else []
+    stage, tier = timer["payload"]["stage"], timer["payload"]["tier"]
+    if visit.state not in STAGE_OPEN[stage]:
+        return []
+    events: list[ev.Event] = [ev.SlaTierReached(visit.job_id, visit.id, {"stage": stage, "tier": tier, "technician_id": visit.technician_id})]
+    if tier >= 100 and stage == "accept" and timer["payload"].get("auto_reassign") and visit.technician_id is not None:
+        # nobody answered in time: treat it as declined and offer the next technician
+        job = await ctx.store.get(Job, visit.job_id)
+        events.append(lifecycle.decline(visit, job.id, visit.technician_id))
+        events.extend(await _offer_next(ctx, visit, job))
+    return events
+
+
+async def extend_stage(ctx: HandlerContext, visit_id: int, stage: str, minutes: int) -> list[ev.Event]:
+    """A dispatcher gives more time: the stage's remaining warnings are replaced by one new deadline."""
+    visit = await ctx.store.get(Visit, visit_id)
+    if visit is None or stage not in STAGE_OPEN or visit.state not in STAGE_OPEN[stage]:
+        return []
+    timers = ScheduleStore(ctx.store)
+    await timers.cancel_timers(visit_id, kind="sla", stage=stage)
+    due = ctx.now + timedelta(minutes=minutes)
+    await timers.set_timer(
+        key=f"sla:{visit_id}:{stage}:{int(ctx.now.timestamp())}:ext", kind="sla", due_at=due, now=ctx.now,
+        visit_id=visit_id, technician_id=visit.technician_id, payload={"stage": stage, "tier": 100},
+    )
+    return [ev.SlaExtended(visit.job_id, visit.id, {"stage": stage, "minutes": minutes, "until": due.isoformat()})]
+
+
+def eta_minutes(ctx: HandlerContext, lat: float, lon: float, job: Job) -> int:
+    """Straight-line distance times a detour factor at city speed; rough, but honest about being rough."""
+    km = haversine_m(lat, lon, job.lat, job.lon) / 1000 * ctx.policy.detour_factor
+    return max(1, round(km / ctx.policy.travel_speed_kmh * 60))
+
+
+async def track(ctx: HandlerContext, technician_id: int, lat: float, lon: float) -> list[ev.Event]:
+    """A live location update: refresh the ETA of visits on the way; tell the customer once when close."""
+    technician = await ctx.store.get(Technician, technician_id)
+    technician.last_lat, technician.last_lon, technician.last_seen_at = lat, lon, ctx.now
+    events: list[ev.Event] = []
+    for visit in await ctx.store.visits_of_technician(technician_id, (VisitStatus.EN_ROUTE,)):
+        job = await ctx.store.get(Job, visit.job_id)
+        close = haversine_m(lat, lon, job.lat, job.lon) <= ctx.policy.close_radius_m
+        minutes = eta_minutes(ctx, lat, lon, job)
+        if close and not visit.close_notified:
+            visit.close_notified, visit.eta_minutes = True, minutes
+            events.append(ev.EtaUpdated(job.id, visit.id, {"technician_id": technician_id, "minutes": minutes, "close": True}))
+        elif not close and (visit.eta_minutes is None or abs(visit.eta_minutes - minutes) >= 5):
+            # small changes are noise: only a shift of five minutes or more is worth a message
+            visit.eta_minutes = minutes
+            events.append(ev.EtaUpdated(job.id, visit.id, {"technician_id": technician_id, "minutes": minutes, "close": False}))
+    return events

@@ -1,0 +1,77 @@
+"""Queries for timers, SLA policies and alert sinks: rows with a due time, swept by idempotent workers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from storage import tables as t
+from storage.repository import Store
+
+
+class ScheduleStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.session = store.session
+
+    async def set_timer(self, *, key: str, kind: str, due_at: datetime, now: datetime, visit_id: int | None = None,
+                        technician_id: int | None = None, payload: dict | None = None) -> None:
+        """Create the timer unless one with this key exists: setting a timer twice is a no-op."""
+        await self.session.execute(
+            self.store._insert(t.timers)
+            .values(key=key, kind=kind, due_at=due_at, visit_id=visit_id, technician_id=technician_id,
+                    payload=payload or {}, status="pending", created_at=now)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+
+    async def cancel_timers(self, visit_id: int, kind: str | None = None, stage: str | None = None) -> None:
+        statement = update(t.timers).where(t.timers.c.visit_id == visit_id, t.timers.c.status == "pending")
+        if kind:
+            statement = statement.where(t.timers.c.kind == kind)
+        if stage:
+            statement = statement.where(t.timers.c.key.like(f"sla:{visit_id}:{stage}:%"))
+        await self.session.execute(statement.values(status="cancelled"))
+
+    async def due_timer_ids(self, now: datetime, limit: int = 100) -> list[int]:
+        statement = (
+            select(t.timers.c.id)
+            .where(t.timers.c.status == "pending", t.timers.c.due_at <= now)
+            .order_by(t.timers.c.due_at, t.timers.c.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def claim_timer(self, timer_id: int, now: datetime) -> dict | None:
+        """Take a due timer for firing; None when another worker fired or cancelled it first."""
+        statement = select(t.timers).where(t.timers.c.id == timer_id, t.timers.c.status == "pending")
+        if self.store.is_postgres:
+            statement = statement.with_for_update(skip_locked=True)
+        row = (await self.session.execute(statement)).mappings().first()
+        if row is None:
+            return None
+        await self.session.execute(update(t.timers).where(t.timers.c.id == timer_id).values(status="done", fired_at=now))
+        return dict(row)
+
+    async def timers_of(self, visit_id: int) -> list[dict]:
+        rows = (await self.session.execute(select(t.timers).where(t.timers.c.visit_id == visit_id).order_by(t.timers.c.due_at))).mappings()
+        return [dict(r) for r in rows]
+
+    async def sla_policies(self) -> list[dict]:
+        return [dict(r) for r in (await self.session.execute(select(t.sla_policies))).mappings()]
+
+    async def put_sla_policy(self, *, region: str | None, service_kind: str | None, stage: str, minutes: int, tiers: list[int], auto_reassign: bool) -> None:
+        existing = (
+            await self.session.execute(
+                select(t.sla_policies.c.id).where(
+                    t.sla_policies.c.stage == stage,
+                    t.sla_policies.c.region.is_(None) if region is None else t.sla_policies.c.region == region,
+                    t.sla_policies.c.service_kind.is_(None) if service_kind is None else t.sla_policies.c.service_kind == service_kind,
+                )
+            )
+        ).scalar_one_or_none()
+        values = dict(region=region, service_kind=service_kind, stage=stage, minutes=minutes, tiers=tiers, auto_reassign=auto_reassign)
+        if existing is None:
+            await self.session.execute(t.sla_policies.insert().values(**values))
+        else:
+            await self.session.execute(update(t.sla_policies).where(t.sla_policies.c.id == existing).values(**values))
