@@ -11,6 +11,14 @@ from domain.masking import mask_address, mask_name, mask_phone
 from domain.model import ChatBinding, Customer, Job, ProblemReport, Technician, Visit, VisitStatus
 from services.handlers import HandlerContext
 from services.timers import eta_minutes
+from storage.schedule import ScheduleStore
+
+ROBOT_PLATFORM = "robot"  # group robots (WeCom, DingTalk, Feishu, Slack); chat ids name alert routes
+ALL_REGIONS = "all"
+
+
+def route_for(region: str | None) -> str:
+    return f"region:{region}" if region else ALL_REGIONS
 
 
 def _to(binding: ChatBinding) -> ChatRef:
@@ -50,6 +58,18 @@ async def _group_chats(ctx: HandlerContext, job: Job) -> list[ChatBinding]:
     for group in await ctx.store.groups_for_region(job.region):
         chats.extend(await ctx.store.bindings_of("group", group.id))
     return chats
+
+
+async def _alert(ctx: HandlerContext, job: Job, text: dict, keyboard: tuple = ()) -> list[Outbound]:
+    """A dispatcher alert: to the region's group chats, and to its group robots when any are configured."""
+    out = _send(await _group_chats(ctx, job), text, keyboard)
+    sinks = await ScheduleStore(ctx.store).alert_sinks_for(job.region)
+    if sinks:
+        specific = any(s["region"] == job.region for s in sinks)
+        language = "en" if all(s["kind"] == "slack" for s in sinks) else "zh"
+        target = ChatRef(ROBOT_PLATFORM, "alerts", route_for(job.region if specific else None))
+        out.append(Outbound(text, keyboard, to=target, language=language))
+    return out
 
 
 def _send(chats: list[ChatBinding], text: dict, keyboard: tuple = ()) -> list[Outbound]:
@@ -130,10 +150,10 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
             names = {t.id: t.name for t in await ctx.store.technicians()}
             rows = [[Button(raw(names[tid]), f"as:{visit.id}:{tid}")] for tid in data["candidates"][:8] if tid in names]
             text = t("group.pick_technician", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
-            return _send(await _group_chats(ctx, job), text, buttons(*rows))
+            return await _alert(ctx, job, text, buttons(*rows))
         case ev.NoTechnicianAvailable():
             text = t("group.no_technician", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
-            return _send(await _group_chats(ctx, job), text)
+            return await _alert(ctx, job, text)
         case ev.VisitAccepted():
             return _send(
                 await _customer_chats(ctx, job),
@@ -158,7 +178,7 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
                     [Button(t("btn.reassign"), f"sr:{visit.id}"), Button(t("btn.extend"), f"sx:{visit.id}:{stage}")],
                     [Button(t("btn.call"), f"sc:{visit.id}")],
                 )
-                return _send(await _group_chats(ctx, job), text, keyboard)
+                return await _alert(ctx, job, text, keyboard)
             level = "warning" if tier >= 80 else "reminder"
             return _send(await _technician_chats(ctx, visit.technician_id), t(f"tech.sla_{stage}_{level}", visit=visit.id, kind=kind_label(visit.kind)))
         case ev.AppointmentReminderDue():
@@ -193,7 +213,7 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
                 [Button(t("btn.acknowledge"), f"xa:{report.id}"), Button(t("btn.reassign"), f"xr:{report.id}")],
                 [Button(t("btn.cancel_visit"), f"xc:{report.id}")],
             )
-            return _send(await _group_chats(ctx, job), text, keyboard)
+            return await _alert(ctx, job, text, keyboard)
         case ev.ExceptionAcknowledged():
             return _send(await _technician_chats(ctx, visit.technician_id), t("tech.exception_acknowledged", visit=visit.id))
         case ev.VisitCancelled():
@@ -206,5 +226,5 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
         case ev.LowRatingReceived():
             text = t("group.low_rating", score=data["score"], visit=visit.id, kind=kind_label(visit.kind), technician=name, **_masked_job(job, customer))
             keyboard = buttons([Button(t("btn.acknowledge"), f"ra:{data['rating_id']}")])
-            return _send(await _group_chats(ctx, job), text, keyboard)
+            return await _alert(ctx, job, text, keyboard)
     return []

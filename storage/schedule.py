@@ -57,6 +57,21 @@ class ScheduleStore:
         rows = (await self.session.execute(select(t.timers).where(t.timers.c.visit_id == visit_id).order_by(t.timers.c.due_at))).mappings()
         return [dict(r) for r in rows]
 
+    async def alert_sinks_for(self, region: str) -> list[dict]:
+        statement = select(t.alert_sinks).where((t.alert_sinks.c.region == region) | t.alert_sinks.c.region.is_(None))
+        return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+
+    async def put_alert_sink(self, *, name: str, region: str | None, kind: str, url: str, secret: str | None, keyword: str | None, priority: int) -> int:
+        values = dict(name=name, region=region, kind=kind, url=url, secret=secret, keyword=keyword, priority=priority)
+        existing = (await self.session.execute(select(t.alert_sinks.c.id).where(t.alert_sinks.c.name == name))).scalar_one_or_none()
+        if existing is None:
+            return (await self.session.execute(t.alert_sinks.insert().values(**values))).inserted_primary_key[0]
+        await self.session.execute(update(t.alert_sinks).where(t.alert_sinks.c.id == existing).values(**values))
+        return existing
+
+    async def alert_sinks(self) -> list[dict]:
+        return [dict(r) for r in (await self.session.execute(select(t.alert_sinks).order_by(t.alert_sinks.c.priority, t.alert_sinks.c.id))).mappings()]
+
     async def sla_policies(self) -> list[dict]:
         return [dict(r) for r in (await self.session.execute(select(t.sla_policies))).mappings()]
 

@@ -156,3 +156,18 @@ async def test_live_location_updates_the_estimate_and_says_almost_there_once(wor
     # arriving with live location on checks the technician in
     assert keys(await driver.location(SHOP[0] + 0.001, SHOP[1], live=True)) == ["tech.checked_in"]
     assert keys(await customer.inbox()) == ["customer.arrived"]
+
+
+async def test_with_auto_reassign_an_unanswered_offer_moves_to_the_next_technician(world: World):
+    await world._tx(lambda store: ScheduleStore(store).put_sla_policy(
+        region=None, service_kind=None, stage="accept", minutes=30, tiers=[100], auto_reassign=True))
+    visit, customer, driver, group = await shop(world)
+    _, token = await world.technician("Chen", ["driver"])
+    other = world.chat("staff", "other")
+    await other.send(f"/start {token}")
+    await driver.inbox()
+    world.clock.set(local(23, 9, 30))
+    await world.sweep()
+    assert keys(await other.inbox()) == ["tech.offer"]
+    assert keys(await group.inbox()) == ["group.sla_breached"]
+    assert keys(await driver.press(f"acc:{visit.id}")) == ["tech.offer_gone"]

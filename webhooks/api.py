@@ -18,6 +18,7 @@ from fieldchat.container import Container
 from domain.commands import AssignVisit
 from services import backoffice, handlers
 from storage.repository import Store
+from storage.schedule import ScheduleStore
 
 ServiceKindName = Literal["delivery", "installation", "repair", "inspection"]
 RoleName = Literal["driver", "installer", "repairer"]
@@ -329,6 +330,52 @@ async def assign_visit(visit_id: int, body: AssignIn, app: ContainerDep) -> JobO
         raise _domain_http_error(err) from err
     async with app.sessions() as session:
         return JobOut(**await backoffice.job_details(Store(session), events[-1].job_id))
+
+
+class SlaPolicyIn(BaseModel):
+    region: str | None = Field(None, max_length=100)
+    service_kind: ServiceKindName | None = None
+    stage: Literal["accept", "contact", "arrival", "completion"]
+    minutes: int | None = Field(None, ge=1, le=100_000, description="business minutes allowed; arrival always runs to the end of the booked window")
+    tiers: list[int] = Field(default=[50, 80, 100], min_length=1, max_length=5, description="percent of the allowance: below 80 reminds, from 80 warns, 100 alerts the group")
+    auto_reassign: bool = Field(False, description="acceptance only: at 100% offer the visit to the next technician")
+
+
+class AlertSinkIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    region: str | None = Field(None, max_length=100, description="none: alerts of every region")
+    kind: Literal["wecom", "dingtalk", "feishu", "slack"]
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+    secret: str | None = Field(None, max_length=500, description="DingTalk / Feishu signing secret")
+    keyword: str | None = Field(None, max_length=100)
+    priority: int = Field(0, ge=0, le=100, description="lower first; the next takes over when one keeps failing")
+
+
+@router.put("/sla-policies")
+async def put_sla_policy(body: SlaPolicyIn, app: ContainerDep) -> dict:
+    """Set the allowance and warning tiers of an SLA stage for a region and/or service kind."""
+    if body.stage != "arrival" and body.minutes is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "minutes is required for this stage")
+    if any(not 1 <= tier <= 100 for tier in body.tiers) or 100 not in body.tiers:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "tiers are percentages from 1 to 100 and must include 100")
+    async with app.sessions() as session, session.begin():
+        await ScheduleStore(Store(session)).put_sla_policy(**body.model_dump())
+    return body.model_dump()
+
+
+@router.put("/alert-sinks")
+async def put_alert_sink(body: AlertSinkIn, app: ContainerDep) -> dict:
+    """Add or change a group robot that receives dispatcher alerts; its URL and secret are never shown again."""
+    async with app.sessions() as session, session.begin():
+        sink_id = await ScheduleStore(Store(session)).put_alert_sink(**body.model_dump())
+    return {"id": sink_id, "name": body.name, "region": body.region, "kind": body.kind, "priority": body.priority}
+
+
+@router.get("/alert-sinks")
+async def list_alert_sinks(app: ContainerDep) -> dict:
+    async with app.sessions() as session:
+        rows = await ScheduleStore(Store(session)).alert_sinks()
+    return {"sinks": [{k: r[k] for k in ("id", "name", "region", "kind", "priority")} for r in rows]}
 
 
 @health.get("/healthz")

@@ -1,0 +1,68 @@
+"""Dispatcher alerts to group robots: routes per region built from the alert_sinks table, with failover."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from bots.base import Undeliverable
+from bots.robots import FailoverSender, RobotSender, RobotSink
+from conversations.messages import Rendered
+from services.notifications import ALL_REGIONS, route_for
+from storage import tables as t
+
+
+def routes_from(rows: list[dict]) -> dict[str, list[str]]:
+    """Each region's own sinks first (by priority), then the sinks that take every region."""
+    ordered = sorted(rows, key=lambda r: (r["priority"], r["id"]))
+    shared = [r["name"] for r in ordered if r["region"] is None]
+    routes = {ALL_REGIONS: shared} if shared else {}
+    for region in {r["region"] for r in ordered if r["region"] is not None}:
+        routes[route_for(region)] = [r["name"] for r in ordered if r["region"] == region] + shared
+    return routes
+
+
+class AlertSinks:
+    """Sends to a route of robots; the configuration is re-read from the database at most once a minute."""
+
+    def __init__(self, sessions: async_sessionmaker, clock=None, refresh_seconds: float = 60.0, base_url: str | None = None) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._refresh = refresh_seconds
+        self._base_url = base_url
+        self._loaded_at = float("-inf")
+        self._rows: tuple = ()
+        self._failover: FailoverSender | None = None
+
+    async def _load(self) -> None:
+        if time.monotonic() - self._loaded_at < self._refresh:
+            return
+        async with self._sessions() as session:
+            rows = tuple(dict(r) for r in (await session.execute(select(t.alert_sinks))).mappings())
+        self._loaded_at = time.monotonic()
+        if rows == self._rows and self._failover is not None:
+            return
+        self._rows = rows
+        sinks = {
+            r["name"]: RobotSink(kind=r["kind"], name=r["name"], url=r["url"], secret=r["secret"], keyword=r["keyword"], base_url=self._base_url)
+            for r in rows
+        }
+        robots = RobotSender(sinks, clock=self._clock)
+        routes = routes_from(list(rows))
+        if self._failover is None:
+            self._failover = FailoverSender(robots, routes, clock=self._clock)
+        else:
+            # keep the failover's memory of which sinks are failing across a reload
+            self._failover.robots, self._failover.routes = robots, {k: tuple(v) for k, v in routes.items()}
+
+    async def routes(self) -> dict[str, tuple[str, ...]]:
+        await self._load()
+        return dict(self._failover.routes) if self._failover else {}
+
+    async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
+        await self._load()
+        if self._failover is None or chat_id not in self._failover.routes:
+            raise Undeliverable(f"no alert sinks for {chat_id}")
+        return await self._failover.send(bot, chat_id, message)
