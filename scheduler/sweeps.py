@@ -1,34 +1,20 @@
-"""Timed sweeps over rows with a due time: restart-safe, and harmless when they run twice."""
+"""The timer sweep: fires rows whose time has come; restart-safe, and harmless when it runs twice."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from conversations.engine import Engine
 from domain.clock import Clock
 from domain.errors import DomainError
-from services.handlers import expire_offers
 from services.timers import fire
 from storage.repository import Store
 from storage.schedule import ScheduleStore
 
 log = logging.getLogger(__name__)
-
-
-async def expire_grab_offers(engine: Engine, sessions: async_sessionmaker, clock: Clock) -> int:
-    """Close grab offers nobody took in time and dispatch those visits automatically."""
-    async with sessions() as session:
-        visit_ids = await Store(session).expired_offer_visits(clock.now())
-    for visit_id in visit_ids:
-        try:
-            await engine.apply(f"sweep:grab:{visit_id}:{uuid.uuid4().hex}", lambda ctx, v=visit_id: expire_offers(ctx, v))
-        except DomainError as err:
-            log.warning("expiring grab offers of visit %s: %s", visit_id, err.code)
-    return len(visit_ids)
 
 
 async def fire_due_timers(engine: Engine, sessions: async_sessionmaker, clock: Clock) -> int:
@@ -46,7 +32,6 @@ async def fire_due_timers(engine: Engine, sessions: async_sessionmaker, clock: C
 async def run_sweeps(engine: Engine, sessions: async_sessionmaker, clock: Clock, stop: asyncio.Event, interval: float) -> None:
     while not stop.is_set():
         try:
-            await expire_grab_offers(engine, sessions, clock)
             await fire_due_timers(engine, sessions, clock)
         except Exception:
             log.exception("sweep failed")

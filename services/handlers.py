@@ -34,6 +34,7 @@ from domain.model import (
 from domain.policy import ServicePolicy
 from domain.slots import Booking, free_slots
 from storage.repository import Store
+from storage.schedule import ScheduleStore
 
 
 @dataclass
@@ -172,6 +173,9 @@ async def _broadcast(ctx: HandlerContext, visit: Visit, job: Job, rule: Dispatch
         return [ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat()})]
     expires = ctx.now + timedelta(minutes=rule.grab_minutes)
     offers = [await ctx.store.add(Offer(visit.id, tech_id, created_at=ctx.now, expires_at=expires)) for tech_id in chosen]
+    await ScheduleStore(ctx.store).set_timer(
+        key=f"grab:{visit.id}:{offers[0].id}", kind="grab", due_at=expires, now=ctx.now, visit_id=visit.id
+    )
     return [ev.OffersBroadcast(job.id, visit.id, {"offers": [[o.id, o.technician_id] for o in offers]})]
 
 

@@ -10,7 +10,7 @@ from domain.geo import haversine_m
 from domain.lifecycle import ACTIVE
 from domain.model import Job, Technician, Visit, VisitStatus
 from domain.sla import completion_deadline, policy_for, tier_moments
-from services.handlers import HandlerContext, _offer_next
+from services.handlers import HandlerContext, _offer_next, expire_offers
 from storage.schedule import ScheduleStore
 
 # which events start an SLA stage, and which end it
@@ -108,6 +108,8 @@ async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
         if not todays:
             return []
         return [ev.DayPlanDue(todays[0].job_id, None, {"technician_id": timer["technician_id"], "day": day})]
+    if timer["kind"] == "grab":
+        return await expire_offers(ctx, timer["visit_id"])
     visit = await ctx.store.get(Visit, timer["visit_id"])
     if timer["kind"] == "reminder":
         still_booked = visit.state in (VisitStatus.BOOKED, VisitStatus.ACCEPTED) and visit.slot_start and visit.slot_start.isoformat() == timer["payload"]["slot_start"]

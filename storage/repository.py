@@ -228,15 +228,6 @@ class Store:
             ).scalars()
         )
 
-    async def expired_offer_visits(self, now: datetime, limit: int = 100) -> list[int]:
-        statement = (
-            select(model.Offer.visit_id)
-            .where(model.Offer.status == model.OfferStatus.OPEN.value, model.Offer.expires_at <= now)
-            .distinct()
-            .limit(limit)
-        )
-        return list((await self.session.execute(statement)).scalars())
-
     async def loads_between(self, start: datetime, end: datetime) -> dict[int, int]:
         """How many visits each technician holds in [start, end)."""
         statement = (

@@ -10,7 +10,6 @@ import pytest
 from conversations.messages import InboundKind
 from domain.dispatch import rule_for
 from domain.model import DispatchRule
-from scheduler.sweeps import expire_grab_offers
 from tests.harness import World, keys
 from tests.test_flow_lifecycle import INSTALL_STEPS
 
@@ -67,15 +66,19 @@ async def test_grab_offers_nobody_takes_expire_and_fall_back_to_automatic_dispat
     visit, customer, installers, group = await setup(world, "grab")
     for chat in installers:
         await chat.inbox()
-    assert await expire_grab_offers(world.container.engine, world.container.sessions, world.clock) == 0
-    world.clock.advance(timedelta(minutes=31))
-    assert await expire_grab_offers(world.container.engine, world.container.sessions, world.clock) == 1
+    assert await world.sweep() == 0
+    world.clock.advance(timedelta(minutes=29))
+    await world.sweep()
+    assert [keys(await chat.inbox()) for chat in installers] == [[], [], []]
+    world.clock.advance(timedelta(minutes=2))
+    await world.sweep()
     inboxes = [keys(await chat.inbox()) for chat in installers]
     assert all(inbox[0] == "tech.offer_expired" for inbox in inboxes)
     assert sorted(len(inbox) for inbox in inboxes) == [1, 1, 2]  # one of them now has a direct offer
     assert ["tech.offer_expired", "tech.offer"] in inboxes
     # a second sweep finds nothing to do
-    assert await expire_grab_offers(world.container.engine, world.container.sessions, world.clock) == 0
+    await world.sweep()
+    assert [keys(await chat.inbox()) for chat in installers] == [[], [], []]
 
 
 async def test_when_every_grab_offer_is_declined_the_dispatchers_are_alerted(world: World):
