@@ -121,6 +121,20 @@ def _markup(message: Rendered):
     return None
 
 
+class ChatGone(Undeliverable):
+    """403: the user blocked the bot or the group removed it; the relay marks the chat undeliverable."""
+
+    chat_gone = True
+
+
+class ChatMigrated(Undeliverable):
+    """The group became a supergroup: the same chat goes on under another id (T9)."""
+
+    def __init__(self, migrate_to_chat_id: int | str) -> None:
+        super().__init__(f"group migrated to {migrate_to_chat_id}")
+        self.migrate_to_chat_id = str(migrate_to_chat_id)
+
+
 class TelegramBot:
     """One bot (customer or staff): receives updates into the engine, sends rendered messages."""
 
@@ -226,12 +240,14 @@ class TelegramBot:
         except TelegramRetryAfter as exc:
             raise RetryLater("429", exc.retry_after) from exc
         except TelegramMigrateToChat as exc:
-            raise Undeliverable(f"group migrated to {exc.migrate_to_chat_id}") from exc
+            raise ChatMigrated(exc.migrate_to_chat_id) from exc
         except TelegramBadRequest as exc:
             if edit_id is not None and "not modified" in str(exc):
                 return edit_id  # already shows this text: the edit is done
             raise Undeliverable(type(exc).__name__) from exc
-        except (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError) as exc:
+        except TelegramForbiddenError as exc:
+            raise ChatGone(f"{type(exc).__name__}: {exc.message}") from exc
+        except (TelegramNotFound, TelegramUnauthorizedError) as exc:
             raise Undeliverable(type(exc).__name__) from exc
         except (TelegramServerError, TelegramNetworkError, asyncio.TimeoutError) as exc:
             raise RetryLater(type(exc).__name__) from exc

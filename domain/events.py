@@ -76,3 +76,10 @@ class SlaExtended(Event): ...
 
 
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+class ChatUnreachable(Event):
+    """A customer's or technician's chat refuses our messages (blocked the bot); data: who, reason."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})

@@ -232,6 +232,7 @@ class Visit:
     checklist_position: int = 0
     eta_minutes: int | None = None
     close_notified: bool = False
+    planned_start: datetime | None = None
     version: int = 0
     id: int | None = None
 

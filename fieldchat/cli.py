@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from fieldchat.settings import Settings
@@ -90,13 +92,60 @@ async def _demo(settings: Settings) -> int:
     return 0
 
 
+async def _plan(settings: Settings, day: date | None, time_limit: float, apply: bool) -> int:
+    from fieldchat.container import build
+    from services import planning
+    from storage.repository import Store
+
+    if time_limit <= 0:
+        print("fieldchat: --time-limit must be positive", file=sys.stderr)
+        return 2
+    container = build(settings)
+    try:
+        await container.start(background=False)
+        now = container.clock.now()
+        day = day or (now.astimezone(container.policy.tz).date() + timedelta(days=1))
+        async with container.sessions() as session:
+            problem = await planning.load_day(Store(session), day, container.policy, now)
+        print(f"fieldchat: planning {len(problem.problem.visits)} visits for {len(problem.problem.technicians)} technicians on {day}", flush=True)
+        solving = asyncio.ensure_future(planning.plan_day(problem, time_limit))
+        started = time.monotonic()
+        while not solving.done():
+            # a progress line on terminals; plain output stays clean when piped
+            if sys.stdout.isatty():
+                print(f"\r  optimizing… {time.monotonic() - started:4.0f} s of {time_limit:.0f} s", end="", flush=True)
+            await asyncio.wait({solving}, timeout=1.0)
+        if sys.stdout.isatty():
+            print()
+        plan = solving.result()
+        for line in planning.summary_lines(problem, plan, container.policy.tz):
+            print(line)
+        if apply:
+            events = await container.engine.apply(f"plan:{day.isoformat()}:{int(time.time())}", lambda ctx: planning.apply_plan(ctx, problem, plan))
+            await container.relay.drain_once()
+            print(f"fieldchat: plan applied ({len(events)} changes); notifications queued")
+    finally:
+        await container.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # has its own options and needs no settings or database
+        from fieldchat.bench import main as bench_main
+
+        return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="fieldchat", description="Chat-first field service: delivery, installation and repair in messengers.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run everything in one process: web chat, API, Telegram bots, relay")
     serve.add_argument("--demo", action="store_true", help="load the demo data first (safe to repeat) and print links to try it")
     commands.add_parser("migrate", help="bring the database schema up to date")
     commands.add_parser("demo-data", help="load technicians, checklists and a sample order, and print links to try them")
+    plan = commands.add_parser("plan", help="plan a day's routes from the database with the optimizer and print a summary")
+    plan.add_argument("--date", type=date.fromisoformat, help="the day to plan, YYYY-MM-DD (default: tomorrow in FIELDCHAT_TIMEZONE)")
+    plan.add_argument("--time-limit", type=float, default=30.0, help="seconds the optimizer may search (default 30)")
+    plan.add_argument("--apply", action="store_true", help="assign the visits as planned and tell the people whose plans changed")
+    commands.add_parser("bench", help="routing benchmarks: `bench routing [--time-limit SECONDS] [PATH ...]`, `bench field-day`")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -113,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "plan":
+        return asyncio.run(_plan(settings, args.date, args.time_limit, args.apply))
     return asyncio.run(_demo(settings))
 
 

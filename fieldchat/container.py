@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from bots.alerting import AlertSinks
 from bots.telegram import TelegramBot, TelegramMedia, TelegramSender
 from conversations.engine import Engine
 from conversations.flows import flow_for
 from domain.clock import Clock, SystemClock
 from domain.policy import ServicePolicy
 from fieldchat.settings import Settings
+from scheduler.ratelimit import SendLimiter
 from scheduler.relay import OutboxRelay
+from services.notifications import ROBOT_PLATFORM
 from scheduler.sweeps import run_sweeps
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade_async
@@ -87,7 +90,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     sessions = session_factory(db)
     # the bots need the engine and the relay needs the bots: share one dict, filled last
     telegram: dict[str, TelegramBot] = {}
-    relay = OutboxRelay(sessions=sessions, senders={"telegram": TelegramSender(telegram)}, clock=clock, tz=policy.tz)
+    relay = OutboxRelay(
+        sessions=sessions, senders={"telegram": TelegramSender(telegram), ROBOT_PLATFORM: AlertSinks(sessions, clock)},
+        clock=clock, tz=policy.tz,
+        limiter=SendLimiter(redis_url=settings.redis_url),
+    )
     engine = Engine(
         sessions=sessions,
         flows=flow_for,

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     business_hours: str = Field("09:00-18:00", description="opening hours, for SLA clocks")
 
     relay_interval_seconds: float = Field(2.0, gt=0)
+    redis_url: str | None = Field(None, description="redis://host:port/db shared by relay processes for send rates")
 
     @field_validator("timezone")
     @classmethod

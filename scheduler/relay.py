@@ -1,17 +1,27 @@
-"""The outbox relay: sends committed messages in order per chat, retries transient failures, gives up on permanent ones."""
+"""The outbox relay: claims committed messages, sends them in order per chat within the platforms' rates, records the outcome."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import gc
+import inspect
 import logging
+import os
 import random
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable
 from datetime import timedelta, tzinfo
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bots.base import RetryLater, Sender, Undeliverable
+from bots.robots import Throttled
 from conversations.i18n import render
 from domain.clock import Clock
+from scheduler.ratelimit import SendLimiter
 from storage.repository import Store
 
 log = logging.getLogger(__name__)
@@ -19,6 +29,13 @@ log = logging.getLogger(__name__)
 PULLED_PLATFORMS = ("web",)  # the web chat page fetches its messages itself
 MAX_ATTEMPTS = 10
 MAX_BACKOFF = 300.0
+# Longer than aiogram's 60 s request timeout plus MAX_WAIT: a live relay never loses a row it is still sending.
+LEASE_SECONDS = 90.0
+# Up to this long a claimed row waits in the process for its rate; a longer wait goes back to the table.
+MAX_WAIT_SECONDS = 10.0
+
+# Called once when a chat turns undeliverable (blocked the bot, removed it): platform, bot, chat_id, reason.
+UndeliverableHook = Callable[[str, str, str, str], Awaitable[None] | None]
 
 
 def backoff(attempts: int) -> float:
@@ -26,7 +43,14 @@ def backoff(attempts: int) -> float:
     return min(MAX_BACKOFF, 2.0**attempts) * (0.5 + random.random() / 2)
 
 
+def new_relay_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class OutboxRelay:
+    """Senders signal two special permanent failures with attributes on ``Undeliverable``:
+    ``chat_gone`` (the chat refuses the bot: mark it undeliverable) and ``migrate_to_chat_id`` (move the chat)."""
+
     def __init__(
         self,
         *,
@@ -34,72 +58,196 @@ class OutboxRelay:
         senders: dict[str, Sender],
         clock: Clock,
         tz: tzinfo,
-        concurrency: int = 8,
+        limiter: SendLimiter | None = None,
+        on_undeliverable: UndeliverableHook | None = None,
         batch: int = 200,
+        lease: float = LEASE_SECONDS,
+        max_wait: float = MAX_WAIT_SECONDS,
+        relay_id: str | None = None,
     ) -> None:
-        self._sessions = sessions
-        self._senders = senders
+        self.sessions = sessions
+        self.senders = senders
+        self.limiter = limiter or SendLimiter()
+        self.on_undeliverable = on_undeliverable
+        self.lease = lease
+        self.max_wait = max_wait
+        self.relay_id = relay_id or new_relay_id()
         self._clock = clock
         self._tz = tz
-        self._concurrency = concurrency
         self._batch = batch
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Called after a commit wrote outbox rows: send them now instead of at the next tick."""
         self._wake.set()
 
     async def drain_once(self) -> int:
-        """Send what is due now; returns how many rows were attempted."""
-        async with self._sessions() as session:
-            rows = await Store(session).outbox_due(self._clock.now(), self._batch, PULLED_PLATFORMS)
-        by_chat: dict[tuple, dict] = {}
-        for row in rows:
-            by_chat.setdefault((row["platform"], row["bot"], row["chat_id"]), row)
-        gate = asyncio.Semaphore(self._concurrency)
+        """Send what is due now, each chat's rows one after another; returns how many rows were attempted."""
+        rows = await self._claim(self._batch)
+        return sum(await asyncio.gather(*(self._chain(row) for row in rows)))
 
-        async def deliver(row: dict) -> None:
-            async with gate:
-                await self._deliver(row)
+    async def run(self, stop: asyncio.Event, interval: float) -> None:
+        """Keep up to ``batch`` chats sending at once, claiming more as chats finish or new rows are written."""
+        chains: set[asyncio.Task] = set()
+        changed = asyncio.Event()
 
-        # only the oldest row of each chat goes per round, which keeps each chat's order
-        await asyncio.gather(*(deliver(row) for row in by_chat.values()))
-        return len(by_chat)
+        def finished(task: asyncio.Task) -> None:
+            chains.discard(task)
+            changed.set()
 
-    async def _deliver(self, row: dict) -> None:
-        sender = self._senders.get(row["platform"])
-        payload = row["payload"]
-        values: dict
+        self._stopping = False
+        while not stop.is_set():
+            self._wake.clear()
+            changed.clear()
+            room = self._batch - len(chains)
+            rows: list[dict] = []
+            if room > 0:
+                try:
+                    rows = await self._claim(room)
+                except Exception:
+                    log.exception("outbox relay: claiming failed")
+            for row in rows:
+                task = asyncio.create_task(self._chain(row))
+                chains.add(task)
+                task.add_done_callback(finished)
+            waiters = [asyncio.create_task(e.wait()) for e in (self._wake, changed, stop)]
+            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+        # let each chat finish the row in hand (a cancelled send could be delivered yet stay unrecorded)
+        self._stopping = True
+        if chains:
+            await asyncio.wait(chains, timeout=self.max_wait + 60)
+
+    async def _claim(self, limit: int, chat: tuple[str, str, str] | None = None) -> list[dict]:
         now = self._clock.now()
-        if sender is None:
-            values = {"status": "failed", "last_error": f"no sender for {row['platform']}", "attempts": row["attempts"] + 1}
-        else:
-            message = render(payload, payload.get("language", "en"), self._tz)
-            try:
-                message_id = await self._send_or_edit(sender, row, message)
-                values = {"status": "sent", "sent_at": now, "platform_message_id": message_id, "attempts": row["attempts"] + 1}
-            except Undeliverable as exc:
-                log.warning("outbox %s to %s:%s undeliverable: %s", row["id"], row["platform"], row["chat_id"], exc)
-                values = {"status": "failed", "last_error": str(exc)[:500], "attempts": row["attempts"] + 1}
-            except RetryLater as exc:
-                values = self._retry(row, now, str(exc), exc.seconds)
-            except Exception as exc:  # an unexpected failure is treated as transient, never as sent
-                log.exception("outbox %s: sending failed", row["id"])
-                values = self._retry(row, now, f"{type(exc).__name__}: {exc}", None)
-        async with self._sessions() as session, session.begin():
-            await Store(session).outbox_update(row["id"], **values)
+        async with self.sessions() as session, session.begin():
+            return await Store(session).outbox_claim(
+                self.relay_id, now, now + timedelta(seconds=self.lease), limit, PULLED_PLATFORMS, chat
+            )
 
-    async def _send_or_edit(self, sender: Sender, row: dict, message) -> str | None:
-        """Edit the earlier message in place where the platform can; otherwise send a new one."""
-        edit_of = row["payload"].get("edit_of")
+    async def _chain(self, row: dict | None) -> int:
+        """Send one chat's rows while they are due and go through; another relay cannot take them meanwhile."""
+        attempted = 0
+        while row is not None:
+            attempted += 1
+            try:
+                row = await self._deliver(row)
+            except Exception:
+                # e.g. the database went away while recording: the lease runs out and a relay sends it again
+                log.exception("outbox %s: delivery failed", row["id"])
+                row = None
+        return attempted
+
+    async def _deliver(self, row: dict) -> dict | None:
+        """Attempt one claimed row; returns the chat's next row when it is due and now claimed by this relay."""
+        platform, bot, chat_id = row["platform"], row["bot"], row["chat_id"]
+        sender = self.senders.get(platform)
+        if sender is None:
+            return await self._finish(row, {"status": "failed", "last_error": f"no sender for {platform}", "attempts": row["attempts"] + 1})
+        try:
+            send = await self._prepare(sender, row)
+        except Exception as exc:  # the payload itself is broken: sending it again cannot help
+            log.exception("outbox %s: cannot render", row["id"])
+            return await self._finish(row, {"status": "failed", "last_error": f"render: {exc}"[:500], "attempts": row["attempts"] + 1})
+        try:
+            wait = await self.limiter.acquire(platform, bot, chat_id, self.max_wait)
+        except Exception as exc:  # e.g. Redis is down: hold back rather than send blind
+            log.warning("outbox %s: the rate limiter failed (%s: %s); holding it back", row["id"], type(exc).__name__, exc)
+            wait = 1.0
+        if wait:
+            # held back by our own limits: not an attempt, so it never counts towards giving up
+            return await self._finish(row, {"next_attempt_at": self._clock.now() + timedelta(seconds=wait)})
+        now = self._clock.now()
+        attempts = row["attempts"] + 1
+        try:
+            message_id = await send()
+        except Undeliverable as exc:
+            new_chat_id = getattr(exc, "migrate_to_chat_id", None)
+            if new_chat_id:
+                return await self._migrate(row, str(new_chat_id), str(exc))
+            log.warning("outbox %s to %s:%s undeliverable: %s", row["id"], platform, chat_id, exc)
+            values = {"status": "failed", "last_error": str(exc)[:500], "attempts": attempts}
+            return await self._finish(row, values, gone=str(exc) if getattr(exc, "chat_gone", False) else None)
+        except RetryLater as exc:
+            if isinstance(exc, Throttled):
+                # the sender keeps its own rate (bots/robots.py): a wait, not a failure
+                return await self._finish(row, {"next_attempt_at": now + timedelta(seconds=exc.seconds or 1.0)})
+            return await self._finish(row, self._retry(row, now, str(exc), exc.seconds))
+        except Exception as exc:  # an unexpected failure is treated as transient, never as sent
+            log.exception("outbox %s: sending failed", row["id"])
+            return await self._finish(row, self._retry(row, now, f"{type(exc).__name__}: {exc}", None))
+        values = {"status": "sent", "sent_at": now, "platform_message_id": message_id, "attempts": attempts, "last_error": None}
+        return await self._finish(row, values, sent=True)
+
+    async def _prepare(self, sender: Sender, row: dict) -> Callable[[], Awaitable[str | None]]:
+        """Render and look up what an edit needs before taking a rate slot, so the send follows the slot at once."""
+        payload = row["payload"]
+        message = render(payload, payload.get("language", "en"), self._tz)
+        edit_of = payload.get("edit_of")
         edit = getattr(sender, "edit", None)
         if edit_of and edit is not None:
-            async with self._sessions() as session:
+            async with self.sessions() as session:
                 original = await Store(session).outbox_by_key(edit_of)
             if original is not None and original["platform_message_id"]:
-                await edit(row["bot"], row["chat_id"], original["platform_message_id"], message)
-                return original["platform_message_id"]
-        return await sender.send(row["bot"], row["chat_id"], message)
+                message_id = original["platform_message_id"]
+
+                async def edit_in_place() -> str | None:
+                    await edit(row["bot"], row["chat_id"], message_id, message)
+                    return message_id
+
+                return edit_in_place
+        return lambda: sender.send(row["bot"], row["chat_id"], message)
+
+    async def _finish(self, row: dict, values: dict, *, sent: bool = False, gone: str | None = None) -> dict | None:
+        """Record the outcome and free the claim; after a send, claim the chat's next row in the same transaction."""
+        platform, bot, chat_id = row["platform"], row["bot"], row["chat_id"]
+        now = self._clock.now()
+        following: list[dict] = []
+        newly_gone = False
+        async with self.sessions() as session, session.begin():
+            store = Store(session)
+            # a sent row is recorded even if our lease ran out meanwhile: it did reach the chat
+            mine = await store.outbox_finish(row["id"], self.relay_id, mine_only=not sent, **values)
+            if not mine:
+                log.warning("outbox %s: the claim was taken over before the outcome was recorded", row["id"])
+            if sent:
+                await store.outbox_chat_reachable(platform, bot, chat_id)
+                if not self._stopping:
+                    until = now + timedelta(seconds=self.lease)
+                    following = await store.outbox_claim(self.relay_id, now, until, 1, PULLED_PLATFORMS, (platform, bot, chat_id))
+            if gone is not None:
+                newly_gone = await store.outbox_chat_unreachable(platform, bot, chat_id, now)
+        if newly_gone:
+            await self._tell_undeliverable(platform, bot, chat_id, gone)
+        return following[0] if following else None
+
+    async def _migrate(self, row: dict, new_chat_id: str, reason: str) -> dict | None:
+        """The group moved to a new id (a supergroup now): move the chat's rows and records, and send again."""
+        platform, bot, old_chat_id = row["platform"], row["bot"], row["chat_id"]
+        log.info("outbox: %s %s chat %s moved to %s", platform, bot, old_chat_id, new_chat_id)
+        now = self._clock.now()
+        async with self.sessions() as session, session.begin():
+            store = Store(session)
+            await store.outbox_migrate_chat(platform, bot, old_chat_id, new_chat_id)
+            values = {"attempts": row["attempts"] + 1, "last_error": reason[:500], "next_attempt_at": now}
+            await store.outbox_finish(row["id"], self.relay_id, **values)
+            if self._stopping:
+                return None
+            until = now + timedelta(seconds=self.lease)
+            following = await store.outbox_claim(self.relay_id, now, until, 1, PULLED_PLATFORMS, (platform, bot, new_chat_id))
+        return following[0] if following else None
+
+    async def _tell_undeliverable(self, platform: str, bot: str, chat_id: str, reason: str) -> None:
+        if self.on_undeliverable is None:
+            return
+        try:
+            result = self.on_undeliverable(platform, bot, chat_id, reason)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("outbox: on_undeliverable failed for %s:%s", platform, chat_id)
 
     def _retry(self, row: dict, now, reason: str, seconds: float | None) -> dict:
         attempts = row["attempts"] + 1
@@ -108,18 +256,56 @@ class OutboxRelay:
         delay = seconds if seconds is not None else backoff(attempts)
         return {"next_attempt_at": now + timedelta(seconds=delay), "last_error": reason[:500], "attempts": attempts}
 
-    async def run(self, stop: asyncio.Event, interval: float) -> None:
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                sent = await self.drain_once()
-            except Exception:
-                log.exception("outbox relay round failed")
-                sent = 0
-            if sent:
-                continue  # more may be waiting behind the rows just sent
-            waiter = asyncio.create_task(self._wake.wait())
-            stopper = asyncio.create_task(stop.wait())
-            await asyncio.wait({waiter, stopper}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
+
+# --- a relay process on its own: python -m scheduler.relay ----------------------------------------
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from fieldchat.container import build  # the container imports this module
+    from fieldchat.settings import Settings
+
+    settings = Settings()
+    container = build(settings)
+    relay = OutboxRelay(
+        sessions=container.sessions,
+        senders=container.relay.senders,
+        clock=container.clock,
+        tz=container.policy.tz,
+        limiter=SendLimiter(redis_url=settings.redis_url, prefix=args.limits_prefix),
+        lease=args.lease,
+        batch=args.batch,
+    )
+    log.info("outbox relay %s started", relay.relay_id)
+    # keep full collections from scanning the imported modules: such a stall lands between a rate slot and its send
+    gc.collect()
+    gc.freeze()
+    try:
+        if args.once:
+            while await relay.drain_once():
+                pass
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await relay.run(stop, args.interval)
+    finally:
+        for bot in container.telegram.values():
+            await bot.close()
+        await container.db.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m scheduler.relay", description="Run one outbox relay (FIELDCHAT_* settings).")
+    parser.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between looks at the outbox when idle")
+    parser.add_argument("--lease", type=float, default=LEASE_SECONDS, help="seconds a claim holds before another relay may take it")
+    parser.add_argument("--batch", type=int, default=200, help="chats sending at once")
+    parser.add_argument("--limits-prefix", default="fieldchat", help="Redis key prefix of the shared rate windows")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("FIELDCHAT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

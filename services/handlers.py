@@ -33,6 +33,7 @@ from domain.model import (
 )
 from domain.policy import ServicePolicy
 from domain.slots import Booking, free_slots
+from services.booking import feasible_slots
 from storage.repository import Store
 from storage.schedule import ScheduleStore
 
@@ -138,9 +139,10 @@ async def candidates_for(ctx: HandlerContext, visit: Visit, job: Job, start: dat
         visit=visit, job=job, technicians=technicians, bookings=bookings, now=start - ctx.policy.booking_lead,
         tz=ctx.policy.tz, windows=ctx.policy.windows, days_ahead=0, lead=ctx.policy.booking_lead, limit=100,
     )
-    for slot in slots:
-        if slot.start == start and slot.end == end:
-            return list(slot.technician_ids)
+    matching = [slot for slot in slots if slot.start == start and slot.end == end]
+    # minutes alone are not enough: the visit must also fit a route with the driving around it
+    for slot in await feasible_slots(ctx.store, ctx.policy, ctx.now, visit, job, matching):
+        return list(slot.technician_ids)
     return []
 
 
@@ -510,6 +512,20 @@ async def extend_sla(ctx: HandlerContext, cmd: c.ExtendSla) -> list[ev.Event]:
     events = await extend_stage(ctx, cmd.visit_id, cmd.stage, cmd.minutes)
     if not events:
         raise DomainError("sla_not_running")
+    return events
+
+
+async def chat_unreachable(ctx: HandlerContext, platform: str, bot: str, chat_id: str, reason: str) -> list[ev.Event]:
+    """A chat stopped taking our messages: the dispatchers of every open job it matters for are told."""
+    events: list[ev.Event] = []
+    customer = await ctx.store.binding(platform, bot, chat_id, "customer")
+    if customer is not None:
+        for job in await ctx.store.jobs_of_customer(customer.subject_id):
+            events.append(ev.ChatUnreachable(job.id, None, {"who": "customer", "reason": reason}))
+    technician = await ctx.store.binding(platform, bot, chat_id, "technician")
+    if technician is not None:
+        for visit in await ctx.store.visits_of_technician(technician.subject_id, lifecycle.OPEN):
+            events.append(ev.ChatUnreachable(visit.job_id, visit.id, {"who": "technician", "reason": reason, "technician_id": technician.subject_id}))
     return events
 
 

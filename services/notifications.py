@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conversations.messages import Button, ChatRef, Outbound, buttons, raw, span, t
+from conversations.messages import Button, ChatRef, Outbound, buttons, raw, span, t, when
 from domain import events as ev
 from domain.geo import map_link
 from domain.masking import mask_address, mask_name, mask_phone
@@ -105,11 +105,15 @@ def _eta_from_last_known(ctx: HandlerContext, technician: Technician | None, job
 async def _day_plan(ctx: HandlerContext, technician_id: int, day: str) -> list[Outbound]:
     """The morning message: the day's stops in order, each with its time, address and a map link."""
     stops = []
-    for visit in await ctx.store.visits_of_technician(technician_id, (VisitStatus.ACCEPTED,)):
-        if visit.slot_start.astimezone(ctx.policy.tz).date().isoformat() != day:
-            continue
+    visits = [
+        v for v in await ctx.store.visits_of_technician(technician_id, (VisitStatus.ACCEPTED,))
+        if v.slot_start.astimezone(ctx.policy.tz).date().isoformat() == day
+    ]
+    # the planned route's order when the day was planned, else the booked windows' order
+    for visit in sorted(visits, key=lambda v: v.planned_start or v.slot_start):
         job = await ctx.store.get(Job, visit.job_id)
-        stops.append(t("tech.day_plan_stop", slot=span(visit.slot_start, visit.slot_end), visit=visit.id,
+        planned = when(visit.planned_start) if visit.planned_start else "-"
+        stops.append(t("tech.day_plan_stop", slot=span(visit.slot_start, visit.slot_end), planned=planned, visit=visit.id,
                        kind=kind_label(visit.kind), address=job.address_text, map=map_link(job.lat, job.lon)))
     if not stops:
         return []
@@ -187,6 +191,9 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
                 [Button(t("btn.reschedule"), f"rs:{visit.id}"), Button(t("btn.cancel_visit"), f"cx:{visit.id}")],
             )
             return _send(await _customer_chats(ctx, job), t("customer.reminder", kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end)), keyboard)
+        case ev.ChatUnreachable():
+            text = t(f"group.{data['who']}_unreachable", order=job.id, visit=visit.id if visit else "-", technician=name or "-", **_masked_job(job, customer))
+            return await _alert(ctx, job, text)
         case ev.DayPlanDue():
             return await _day_plan(ctx, data["technician_id"], data["day"])
         case ev.VisitCheckedIn():

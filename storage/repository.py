@@ -163,6 +163,16 @@ class Store:
         )
         return list((await self.session.execute(statement)).scalars())
 
+    async def unassigned_booked_between(self, start: datetime, end: datetime) -> list[model.Visit]:
+        """Booked visits still waiting for a technician (open grab offers, everybody declined)."""
+        statement = select(model.Visit).where(
+            model.Visit.technician_id.is_(None),
+            model.Visit.status == model.VisitStatus.BOOKED.value,
+            model.Visit.slot_start < end,
+            model.Visit.slot_end > start,
+        )
+        return list((await self.session.execute(statement)).scalars())
+
     async def technicians(self, *, on_duty_only: bool = True) -> list[model.Technician]:
         statement = select(model.Technician).order_by(model.Technician.id)
         if on_duty_only:

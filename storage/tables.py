@@ -165,6 +165,7 @@ visits = Table(
     Column("held_from", String(20)),
     Column("checklist_position", Integer, nullable=False, default=0),
     Column("eta_minutes", Integer),  # the last arrival estimate the customer was given
+    Column("planned_start", UTCDateTime),  # when the day's route has the technician start it
     Column("close_notified", Boolean, nullable=False, default=False, server_default=false()),
     Column("version", Integer, nullable=False, default=0),
 )

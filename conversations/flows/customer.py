@@ -13,7 +13,10 @@ from domain.lifecycle import ACTIVE
 from domain.model import Customer, Job, VisitStatus
 from domain.policy import ServicePolicy
 from domain.slots import Booking, free_slots
+from services.booking import feasible_slots
 from storage.repository import Store
+
+SLOTS_SHOWN = 8
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,11 @@ async def _job_info(store: Store, job: Job, policy: ServicePolicy, now: datetime
                 visit=visit, job=job, technicians=technicians,
                 bookings=bookings, now=now, tz=policy.tz, windows=policy.windows,
                 days_ahead=policy.booking_days, lead=policy.booking_lead,
-                not_before=dependency.slot_end if dependency else None,
+                not_before=dependency.slot_end if dependency else None, limit=2 * SLOTS_SHOWN,
             )
-            slots = tuple((s.start, s.end) for s in found)
+            # offer only windows whose route can really take the visit, driving included
+            feasible = await feasible_slots(store, policy, now, visit, job, found)
+            slots = tuple((s.start, s.end) for s in feasible[:SLOTS_SHOWN])
         rated = visit.state is VisitStatus.CONFIRMED and await store.rating_of(visit.id) is not None
         infos.append(
             VisitInfo(visit.id, visit.kind, visit.status, visit.slot_start, visit.slot_end,

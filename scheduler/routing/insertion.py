@@ -92,16 +92,18 @@ class RouteState:
     during or after the drive, so the gap must hold the drive plus every break in it.
     """
 
-    def __init__(self, technician: Technician, items: list[_Item], travel: Sequence[Sequence[float]], departure: float, demand_size: int) -> None:
+    def __init__(self, technician: Technician, items: list[_Item], travel: Sequence[Sequence[float]], now: float, demand_size: int) -> None:
         self.technician = technician
         self.items = items
         self.travel = travel
-        self.departure = departure
+        self.now = now
         self.load = [0] * demand_size
         self.refresh()
 
     def refresh(self) -> None:
         items, travel = self.items, self.travel
+        # Nobody leaves before now, unless the route opens with a visit already under way.
+        self.departure = self.technician.shift[0] if self.starts_with_started() else max(self.technician.shift[0], self.now)
         n = len(items)
         self.end = end = next(i for i, item in enumerate(items) if item.kind == END)
         self.early = early = [0.0] * n  # earliest start of each item
@@ -146,20 +148,36 @@ class RouteState:
             following, chain, minutes = i, late[i], 0.0
         self.feasible = all(early[i] <= late[i] + EPS for i in range(n))
 
-    def gaps(self, visit: Visit, windows: tuple[Window, ...]) -> Iterable[tuple[int, Window, float, float, float]]:
-        """Feasible (gap, window, earliest start, latest start, added travel) for inserting right after item `gap`."""
+    def index_of(self, visit_id: str) -> int | None:
+        for i, item in enumerate(self.items):
+            if item.kind == STOP and item.visit.id == visit_id:
+                return i
+        return None
+
+    def gaps(self, visit: Visit, windows: tuple[Window, ...], first: int = 0, last: int | None = None) -> Iterable[tuple[int, Window, float, float, float]]:
+        """Feasible (gap, window, earliest start, latest start, added travel) for inserting right after item `gap`.
+
+        Only gaps first..last are tried (a linked visit must stay on the right side of its partner).
+        """
         items, travel = self.items, self.travel
         early_end, late = self.early_end, self.late
         target, service = visit.location, visit.service
         last_high, first_low = windows[-1][1], windows[0][0]
-        for gap in range(1 if self.starts_with_started() else 0, self.end):
-            if early_end[gap] > last_high + EPS:
-                break  # ends only grow along the route
+        stop = self.end if last is None else min(self.end, last + 1)
+        if visit.started:  # under way: only as the very first stop, and the day began before now
+            if self.starts_with_started():
+                return
+            stop = min(stop, 1)
+        for gap in range(max(first, 1 if self.starts_with_started() else 0), stop):
             a = self.prev_real[gap]
+            ready = self.technician.shift[0] if visit.started and a == 0 else early_end[a]
+            free = ready if a == gap else early_end[gap]
+            if free > last_high + EPS:
+                break  # ends only grow along the route
             here = items[a].location
             r = self.next_real[gap]
             there = items[r].location
-            arrival = max(early_end[a] + travel[here][target] + self.breaks_before[gap], early_end[gap])
+            arrival = max(ready + travel[here][target] + self.breaks_before[gap], free)
             chain = late[gap + 1] if items[gap + 1].kind == BREAK else INF
             latest = min(late[r] - travel[target][there] - self.breaks_after[gap], chain) - service
             if latest + EPS < first_low or arrival > latest + EPS:
@@ -177,8 +195,8 @@ class RouteState:
 
     def insert(self, gap: int, item: _Item) -> None:
         self.items.insert(gap + 1, item)
-        for d, amount in enumerate(item.visit.demand):
-            self.load[d] += amount
+        for d in range(min(len(self.load), len(item.visit.demand))):
+            self.load[d] += item.visit.demand[d]
         self.refresh()
 
     def locations(self) -> list[int]:
@@ -215,10 +233,12 @@ def eligible(technician: Technician, visit: Visit) -> bool:
     return True
 
 
-def fits_capacity(technician: Technician, visit: Visit, load: Sequence[int] = ()) -> bool:
-    for d, amount in enumerate(visit.demand):
+def fits_capacity(technician: Technician, visit: Visit, load: Sequence[int]) -> bool:
+    """Room for the visit's demand on top of `load`; one entry per capacity dimension of the problem
+    (demand entries beyond those are not capacities and are ignored)."""
+    for d, used in enumerate(load):
+        amount = visit.demand[d] if d < len(visit.demand) else 0
         have = technician.capacity[d] if d < len(technician.capacity) else 0
-        used = load[d] if d < len(load) else 0
         if used + amount > have:
             return False
     return True
@@ -240,6 +260,7 @@ class Board:
         self.travel = problem.travel
         self.by_id = {v.id: v for v in problem.visits}
         self.placed: dict[str, list[tuple[str, float, float]]] = {}  # visit id -> [(technician, start, end)]
+        self.splits: dict[str, float] = {}  # follow-up visit id -> the minute its link was split at
         self.states: dict[str, RouteState] = {}
         routes = {route.technician_id: route for route in plan.routes} if plan is not None else {}
         for route in routes.values():
@@ -252,6 +273,22 @@ class Board:
                 if item.kind == STOP:
                     item.windows = self._stop_windows(item.visit, state.technician.id)
             state.refresh()
+
+    @classmethod
+    def from_sequences(cls, problem: Problem, sequences: dict[str, list[Visit]]) -> "Board":
+        """Routes given only as visit order, for problems without breaks, crews or links (a plain VRPTW)."""
+        board = cls(problem)
+        size = len(problem.capacity_names)
+        for tech_id, visits in sequences.items():
+            state = board.states[tech_id]
+            stops = [_Item(STOP, v.location, base_windows(v, problem.now), v.service, v) for v in visits]
+            state.items[1:1] = stops
+            for v in visits:
+                board.placed.setdefault(v.id, []).append((tech_id, 0.0, 0.0))
+                for d in range(min(size, len(v.demand))):
+                    state.load[d] += v.demand[d]
+            state.refresh()
+        return board
 
     def _state(self, tech: Technician, route: Route | None) -> RouteState:
         """Items in plan order; a break goes where the plan had it, after the return only if the plan said so."""
@@ -270,31 +307,29 @@ class Board:
                     timed.append((planned.start, 0, item))
             timed.sort(key=lambda entry: (entry[0], entry[1]))
             items += [item for _, _, item in timed] + [end] + after + breaks[len(route.breaks):]
-        started = len(items) > 1 and items[1].kind == STOP and items[1].visit.started
-        departure = tech.shift[0] if started else max(tech.shift[0], self.problem.now)
-        state = RouteState(tech, items, self.travel, departure, len(self.problem.capacity_names))
+        state = RouteState(tech, items, self.travel, self.problem.now, len(self.problem.capacity_names))
         for item in items:
             if item.kind == STOP:
-                for d, amount in enumerate(item.visit.demand):
-                    state.load[d] += amount
+                for d in range(min(len(state.load), len(item.visit.demand))):
+                    state.load[d] += item.visit.demand[d]
         return state
 
     # -- bounds that tie a stop to other routes -------------------------------------------------
 
     def _stop_windows(self, visit: Visit, technician_id: str) -> tuple[Window, ...]:
-        """A planned stop's allowed starts: its windows, held in place by its crew and its linked visits."""
-        placements = self.placed.get(visit.id, [])
-        mine = [p for p in placements if p[0] == technician_id]
+        """A planned stop's allowed starts: its windows, held by its crew and split from its linked visits.
+
+        A linked pair is split at the predecessor's planned end (plus gap): the predecessor may not start
+        later than planned and the successor not earlier than that split, so neither can break the link alone.
+        """
+        mine = [p for p in self.placed.get(visit.id, []) if p[0] == technician_id]
         if visit.technicians > 1 and mine:
-            return ((mine[0][1], mine[0][1]),)  # crew members start together: do not move it alone
+            return ((mine[0][1], mine[0][1]),)  # crew members start together: do not move one alone
         low, high = -INF, INF
         if visit.after and visit.after in self.placed:
-            pred = self.by_id[visit.after]
             low = max(end for _, _, end in self.placed[visit.after]) + visit.min_gap
-            del pred
-        for succ in self._successors(visit.id):
-            if succ.id in self.placed:
-                high = min(high, min(start for _, start, _ in self.placed[succ.id]) - succ.min_gap - visit.service)
+        if any(succ.id in self.placed for succ in self._successors(visit.id)) and mine:
+            high = mine[0][1]
         windows = _intersect(base_windows(visit, self.problem.now), low, high)
         if not windows and mine:
             windows = ((mine[0][1], mine[0][1]),)  # keep what the plan says rather than invent a conflict
@@ -319,7 +354,8 @@ class Board:
         in_region = [t for t in skilled if eligible(t, visit)]
         if not in_region:
             return NO_TECHNICIAN_IN_REGION, f"no skilled technician works in {visit.region}"
-        roomy = [t for t in in_region if fits_capacity(t, visit)]
+        empty = [0] * len(self.problem.capacity_names)
+        roomy = [t for t in in_region if fits_capacity(t, visit, empty)]
         if not roomy:
             return CAPACITY, "the load is more than any eligible vehicle carries"
         if len(roomy) < visit.technicians:
@@ -330,18 +366,14 @@ class Board:
         reachable = 0
         for t in roomy:
             depart = t.shift[0] if visit.started else max(t.shift[0], self.problem.now)
-            arrive = depart + self.travel[t.start_location][visit.location]
-            start = _first_start(windows, arrive) if windows else INF
-            while start < INF:
-                if start + visit.service + self.travel[visit.location][t.end_location] <= t.shift[1] + EPS:
-                    reachable += 1
-                    break
-                start = INF
+            start = _first_start(windows, depart + self.travel[t.start_location][visit.location])
+            if start + visit.service + self.travel[visit.location][t.end_location] <= t.shift[1] + EPS:
+                reachable += 1
         if reachable < visit.technicians:
             return WINDOW_TOO_TIGHT, "no window can be reached and finished inside an eligible shift"
         return None
 
-    def options(self, visit: Visit, *, limit: int | None = None, per_technician: int | None = None) -> list[SlotOption]:
+    def options(self, visit: Visit, *, limit: int | None = None, per_technician: int | None = None, last_only: bool = False) -> list[SlotOption]:
         """Every feasible slot, cheapest added travel first (crew visits: the best combinations found)."""
         windows = self._new_windows(visit)
         if not windows:
@@ -350,7 +382,10 @@ class Board:
         singles: list[SlotOption] = []
         for state in candidates:
             found = []
-            for gap, window, start, latest, added in state.gaps(visit, windows):
+            first, last = self._bounds(state, visit)
+            if last_only:  # after the last stop, on either side of a break that has not been taken yet
+                first = max(first, state.prev_real[state.end - 1])
+            for gap, window, start, latest, added in state.gaps(visit, windows, first, last):
                 found.append(SlotOption((state.technician.id,), window, (self._position(state, gap),), start, latest, added, (gap,)))
             if per_technician is not None and len(found) > per_technician:
                 found.sort(key=lambda o: (o.added_travel, o.earliest_start))
@@ -367,13 +402,26 @@ class Board:
         options = self.options(visit, limit=1, per_technician=3 if visit.technicians > 1 else 1)
         return options[0] if options else None
 
+    def _times(self, visit_id: str) -> list[tuple[str, float, float]]:
+        """Where a placed visit is now and its current earliest start and end, per technician."""
+        out = []
+        for tech_id, _, _ in self.placed.get(visit_id, []):
+            state = self.states[tech_id]
+            for i, item in enumerate(state.items):
+                if item.kind == STOP and item.visit.id == visit_id:
+                    out.append((tech_id, state.early[i], state.early_end[i]))
+        return out
+
     def _new_windows(self, visit: Visit) -> tuple[Window, ...]:
-        low = -INF
+        low, high = -INF, INF
         if visit.after:
             if visit.after not in self.placed:
                 return ()
-            low = max(end for _, _, end in self.placed[visit.after]) + visit.min_gap
-        return _intersect(base_windows(visit, self.problem.now), low, INF)
+            low = max(end for _, _, end in self._times(visit.after)) + visit.min_gap
+        for succ in self._successors(visit.id):
+            if succ.id in self.placed:
+                high = min(high, min(start for _, start, _ in self._times(succ.id)) - succ.min_gap - visit.service)
+        return _intersect(base_windows(visit, self.problem.now), low, high)
 
     def _candidates(self, visit: Visit) -> list[RouteState]:
         out = []
@@ -388,8 +436,23 @@ class Board:
                 continue
             if visit.id in self.placed and any(t == tech_id for t, _, _ in self.placed[visit.id]):
                 continue
+            if any(s.same_crew and not eligible(tech, s) for s in self._successors(visit.id)):
+                continue  # whoever does this must be able to do the linked follow-up too
             out.append(state)
         return out
+
+    def _bounds(self, state: RouteState, visit: Visit) -> tuple[int, int | None]:
+        """Gap range that keeps a predecessor before and successors after the visit on the same route."""
+        first, last = 0, None
+        if visit.after:
+            at = state.index_of(visit.after)
+            if at is not None:
+                first = at
+        for succ in self._successors(visit.id):
+            at = state.index_of(succ.id)
+            if at is not None:
+                last = at - 1 if last is None else min(last, at - 1)
+        return first, last
 
     @staticmethod
     def _position(state: RouteState, gap: int) -> int:
@@ -425,38 +488,28 @@ class Board:
 
     # -- changes --------------------------------------------------------------------------------
 
-    def apply(self, visit: Visit, option: SlotOption, start: float | None = None) -> None:
-        """Insert the visit as the option says; crews start at one fixed minute, a single may float."""
-        if visit.id not in self.by_id:
-            self.by_id[visit.id] = visit
-        crew = len(option.technician_ids) > 1
-        fixed = option.earliest_start if start is None else start
+    def apply(self, visit: Visit, option: SlotOption) -> None:
+        """Insert the visit as the option says; a crew starts at one fixed minute, a single visit may float."""
+        self.by_id.setdefault(visit.id, visit)
+        windows = ((option.earliest_start, option.earliest_start),) if len(option.technician_ids) > 1 else self._new_windows(visit)
         for tech_id, gap in zip(option.technician_ids, option.items):
-            state = self.states[tech_id]
-            if crew:
-                windows = ((fixed, fixed),)
-            else:
-                windows = self._new_windows(visit)
-            state.insert(gap, _Item(STOP, visit.location, windows, visit.service, visit))
-        for tech_id in option.technician_ids:
-            state = self.states[tech_id]
-            for i, item in enumerate(state.items):
-                if item.kind == STOP and item.visit.id == visit.id:
-                    self.placed.setdefault(visit.id, []).append((tech_id, state.early[i], state.early_end[i]))
+            self.states[tech_id].insert(gap, _Item(STOP, visit.location, windows, visit.service, visit))
+            self.placed.setdefault(visit.id, []).append((tech_id, option.earliest_start, option.earliest_start + visit.service))
         self._tie_predecessor(visit)
 
     def _tie_predecessor(self, visit: Visit) -> None:
-        """Cap the predecessor's start so that it can never slide into the gap this visit now relies on."""
+        """Split the link at this visit's current earliest start: the predecessor may not slide past it."""
         if not visit.after or visit.after not in self.placed:
             return
         pred = self.by_id[visit.after]
-        start = min(s for _, s, _ in self.placed[visit.id])
-        cap = start - visit.min_gap - pred.service
+        split = min(start for _, start, _ in self._times(visit.id))
+        self.splits[visit.id] = split
+        cap = split - visit.min_gap - pred.service
         for tech_id, _, _ in self.placed[visit.after]:
             state = self.states[tech_id]
             for item in state.items:
                 if item.kind == STOP and item.visit.id == pred.id:
-                    item.windows = _intersect(item.windows, -INF, cap) or item.windows
+                    item.windows = _intersect(item.windows, -INF, cap)
             state.refresh()
 
     def plan(self, unassigned=(), objective: Objective | None = None) -> Plan:
@@ -478,3 +531,43 @@ def insert(problem: Problem, plan: Plan, visit: Visit, option: SlotOption) -> tu
     unassigned = tuple(u for u in plan.unassigned if u.visit_id != visit.id)
     new_plan = board.plan(unassigned)
     return grown, new_plan
+
+
+def greedy_plan(problem: Problem) -> Plan:
+    """The baseline a dispatcher would do by hand: visits in order of their earliest start, each appended to
+    the end of the feasible route that adds the least driving (a nearest-feasible-technician rule)."""
+    board = Board(problem)
+    order = sorted(problem.visits, key=lambda v: (base_windows(v, problem.now) or ((INF, INF),))[0][0])
+    placed_ids: set[str] = set()
+    unassigned = []
+    pending = list(order)
+    # Predecessors first: a follow-up waits until its predecessor got a technician.
+    for _ in range(len(pending) + 1):
+        waiting = []
+        for visit in pending:
+            if visit.after and visit.after not in placed_ids:
+                waiting.append(visit)
+                continue
+            options = board.options(visit, limit=1, per_technician=1, last_only=True)
+            if options:
+                board.apply(visit, options[0])
+                placed_ids.add(visit.id)
+            else:
+                unassigned.append(visit)
+        if len(waiting) == len(pending):
+            break
+        pending = waiting
+        if not pending:
+            break
+    from scheduler.routing.model import NO_ROOM, PREDECESSOR_UNASSIGNED, Unassigned
+
+    reasons = []
+    for visit in problem.visits:
+        if visit.id in placed_ids:
+            continue
+        why = board.reason(visit)
+        if why is None:
+            why = (PREDECESSOR_UNASSIGNED, "") if visit.after and visit.after not in placed_ids else (NO_ROOM, "greedy found no slot")
+        reasons.append(Unassigned(visit.id, *why))
+    plan = board.plan(reasons)
+    return Plan(tuple(r for r in plan.routes if r.stops), plan.unassigned, plan.objective)

@@ -168,3 +168,24 @@ def greedy(instance: Instance) -> list[list[int]]:
             break
         routes.append(route)
     return routes
+
+
+def to_problem(instance: Instance, resolution: int = 1000):
+    """The instance as a field-service problem: every customer a must-do visit, every vehicle a technician."""
+    from scheduler.routing.model import Problem, Technician, Visit
+
+    depot = instance.nodes[0]
+    visits = tuple(
+        Visit(id=str(node.number), location=node.number, service=node.service, windows=((node.ready, node.due),), demand=(node.demand,))
+        for node in instance.nodes[1:]
+    )
+    technicians = tuple(
+        Technician(id=f"v{k}", start_location=0, end_location=0, shift=(depot.ready, depot.due), capacity=(instance.capacity,))
+        for k in range(instance.vehicles)
+    )
+    return Problem(visits, technicians, instance.matrix(), capacity_names=("load",), resolution=resolution)
+
+
+def routes_of(plan) -> list[list[int]]:
+    """Customer numbers per route, for the checker."""
+    return [[int(stop.visit_id) for stop in route.stops] for route in plan.routes if route.stops]

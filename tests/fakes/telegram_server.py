@@ -6,9 +6,12 @@ import asyncio
 import html
 import itertools
 import json
+import math
+import random
 import re
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +20,7 @@ from urllib.parse import parse_qsl
 import aiohttp
 from aiohttp import web
 
-__all__ = ["Call", "Delivery", "FakeTelegram", "StoredFile", "UploadedFile"]
+__all__ = ["Call", "Delivery", "FakeTelegram", "StoredFile", "UploadedFile", "Violation"]
 
 # Telegram treats method names case-insensitively; we log the canonical spelling.
 _METHODS = [
@@ -176,6 +179,18 @@ class Call:
     at: float
     status: int | None = None
     response: Any = None
+
+
+@dataclass
+class Violation:
+    """A send over one of the enforced rates (answered 429): kind is private, group or bot."""
+
+    kind: str
+    token: str
+    chat_id: str
+    at: float
+    count: int
+    seconds: float
 
 
 @dataclass
@@ -524,6 +539,12 @@ class FakeTelegram:
         self._callbacks: dict[str, bool] = {}  # id -> answered
         self._failures: dict[str, list[_Failure]] = {}
         self._blocked: set[str] = set()
+        self._migrated: dict[str, str] = {}
+        self._random_failures: dict[str, tuple[float, int, int | None, random.Random]] = {}
+        self._rates: dict[str, tuple[int, float]] = {}
+        self._rate_jitter = 0.0
+        self._windows: dict[tuple[str, str], deque[float]] = {}
+        self.violations: list[Violation] = []
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
         self._closing = False
@@ -639,6 +660,39 @@ class FakeTelegram:
             remaining=count,
         )
         self._failures.setdefault(method.lower(), []).append(failure)
+
+    def fail_randomly(
+        self, method: str, probability: float, status: int = 429, retry_after: int | None = 3, *, seed: int = 0
+    ) -> None:
+        """Answers each call of `method` with an error at random (reproducible by seed); probability 0 turns it off."""
+        if probability <= 0:
+            self._random_failures.pop(method.lower(), None)
+        else:
+            self._random_failures[method.lower()] = (probability, status, retry_after, random.Random(seed))
+
+    def enforce_limits(
+        self,
+        *,
+        private: tuple[int, float] | None = (1, 1.0),
+        group: tuple[int, float] | None = (20, 60.0),
+        bot: tuple[int, float] | None = (30, 1.0),
+        jitter: float = 0.1,
+    ) -> None:
+        """Rate limits as Telegram's FAQ states them (T8): at most count sends in any `seconds`, per private
+        chat, per group (negative id) and per bot. A send over one is answered 429 with retry_after and
+        logged in `violations`; sends that were refused do not count.
+
+        The sender counts on its own clock before the request travels, so windows here are `jitter`
+        seconds shorter: only a real overrun is a violation, not scheduling noise."""
+        self._rates = {kind: rate for kind, rate in (("private", private), ("group", group), ("bot", bot)) if rate}
+        self._rate_jitter = jitter
+        self._windows.clear()
+
+    def migrate_chat(self, chat_id: int | str, new_chat_id: int | str) -> None:
+        """The group became a supergroup: sends to the old id get 400 with migrate_to_chat_id (T9)."""
+        self._migrated[str(chat_id)] = str(new_chat_id)
+        old = self._chats.get(str(chat_id), {})
+        self._chats[str(new_chat_id)] = {"id": int(new_chat_id), "type": "supergroup", "title": old.get("title", "Group")}
 
     def block_chat(self, chat_id: int | str) -> None:
         self._blocked.add(str(chat_id))
@@ -1232,6 +1286,9 @@ class FakeTelegram:
             self._inject_failure(token, canonical)
             if canonical in _CHAT_TARGETED and "chat_id" in params:
                 self._check_blocked(str(params["chat_id"]))
+                self._check_migrated(str(params["chat_id"]))
+            if canonical in SENT_METHODS and self._rates and _is_int(params.get("chat_id")):
+                self._check_rate(token, str(int(params["chat_id"])))
             result = handler(bot, params)
             if asyncio.iscoroutine(result):
                 result = await result
@@ -1249,6 +1306,39 @@ class FakeTelegram:
                 failure.remaining -= 1
                 params = {"retry_after": failure.retry_after} if failure.retry_after is not None else None
                 raise ApiError(failure.status, failure.description, params)
+        chance = self._random_failures.get(method.lower())
+        if chance is not None:
+            probability, status, retry_after, rng = chance
+            if rng.random() < probability:
+                if status == 429:
+                    raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+                raise ApiError(status, "Internal Server Error" if status >= 500 else "Error")
+
+    def _check_migrated(self, chat_key: str) -> None:
+        if chat_key in self._migrated:
+            raise ApiError(
+                400, "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": int(self._migrated[chat_key])},
+            )
+
+    def _check_rate(self, token: str, chat_key: str) -> None:
+        now = time.monotonic()
+        kind = "group" if chat_key.startswith("-") else "private"
+        windows = [("bot", token, "")] + ([(kind, f"{token}/{chat_key}", chat_key)] if kind in self._rates else [])
+        for name, key, chat in windows:
+            if name not in self._rates:
+                continue
+            count, seconds = self._rates[name]
+            times = self._windows.setdefault((name, key), deque())
+            while times and times[0] <= now - (seconds - self._rate_jitter):
+                times.popleft()
+            if len(times) >= count:
+                self.violations.append(Violation(name, token, chat_key, time.time(), len(times) + 1, seconds))
+                retry_after = max(1, math.ceil(times[0] + seconds - now))
+                raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+        for name, key, _ in windows:
+            if name in self._rates:
+                self._windows[(name, key)].append(now)
 
     def _check_blocked(self, chat_key: str) -> None:
         if chat_key in self._blocked:

@@ -1,0 +1,112 @@
+"""Send rates per chat and per bot, shared by every relay process through Redis (in-process without it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlatformLimits:
+    """Rates in the `limits` notation ("1/second", "20 per 1 minute"); None where the platform sets none."""
+
+    private: str | None = None  # one chat with a person
+    group: str | None = None  # one group chat
+    bot: str | None = None  # everything one bot sends
+
+
+# T8: ~1 msg/s per chat, 20/min per group, ~30/s per bot. W6: 1 per 6 s to one user, 80/s per number.
+# Robots (G1–G4) hold themselves back in bots/robots.py; the web chat is pulled, never sent.
+DEFAULT_LIMITS: dict[str, PlatformLimits] = {
+    "telegram": PlatformLimits(private="3 per 3 seconds", group="20/minute", bot="30/second"),
+    "whatsapp": PlatformLimits(private="1 per 6 seconds", bot="80/second"),
+}
+
+
+def is_group(platform: str, chat_id: str) -> bool:
+    """Telegram gives groups and supergroups negative ids; the other platforms here have no group chats."""
+    return platform == "telegram" and chat_id.startswith("-")
+
+
+def storage_uri(redis_url: str) -> str:
+    """`limits` names its asyncio Redis storage async+redis://; accept the plain redis:// URL too."""
+    return redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
+
+
+class SendLimiter:
+    """Moving windows (exact: never more than N in any T seconds) for each chat and each bot.
+
+    With a Redis URL every relay process counts in the same windows; without one, only this process does.
+    """
+
+    def __init__(
+        self,
+        limits: dict[str, PlatformLimits] | None = None,
+        *,
+        redis_url: str | None = None,
+        prefix: str = "fieldchat",
+    ) -> None:
+        if redis_url:
+            storage = RedisStorage(storage_uri(redis_url), implementation="redispy", key_prefix=prefix)
+        else:
+            storage = MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._items: dict[str, tuple[RateLimitItem | None, ...]] = {
+            platform: tuple(parse(rate) if rate else None for rate in (rule.private, rule.group, rule.bot))
+            for platform, rule in (DEFAULT_LIMITS if limits is None else limits).items()
+        }
+        # one task per bot at a time polls the shared bot window; the others queue here in order
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def acquire(self, platform: str, bot: str, chat_id: str, max_wait: float) -> float:
+        """Take one send for this chat and its bot: 0 when taken, else the seconds to come back after (nothing taken).
+
+        Waits here up to ``max_wait`` seconds. Both windows are hit right before returning 0, so the caller
+        must send at once: the time between the hit and the platform seeing the request is all jitter.
+        """
+        private, group, whole = self._items.get(platform, (None, None, None))
+        chat = group if is_group(platform, chat_id) else private
+        deadline = time.monotonic() + max_wait
+        while True:
+            # only one relay task sends to a chat at a time (the outbox claims), so testing first is safe
+            wait = await self._wait(chat, platform, bot, chat_id) if chat else 0.0
+            if wait:
+                if time.monotonic() + wait > deadline:
+                    return wait
+                await asyncio.sleep(wait)
+                continue
+            lock = self._locks.setdefault((platform, bot), asyncio.Lock())
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await lock.acquire()
+            except TimeoutError:
+                return 1.0  # the bot is busy: this chat queues again a second later
+            try:
+                while whole and not await self._limiter.hit(whole, platform, bot):
+                    wait = await self._wait(whole, platform, bot)
+                    if time.monotonic() + wait > deadline:
+                        return wait
+                    await asyncio.sleep(wait or 0.001)  # 0: the window freed meanwhile, or another process won it
+                if chat is None or await self._limiter.hit(chat, platform, bot, chat_id):
+                    return 0.0
+            finally:
+                lock.release()
+            # another process took the chat's slot after all: the bot slot is spent, which only slows us
+
+    async def _wait(self, item: RateLimitItem, *key: str) -> float:
+        stats = await self._limiter.get_window_stats(item, *key)
+        if stats.remaining > 0:
+            return 0.0
+        return max(0.001, stats.reset_time - time.time())
+
+    async def clear(self) -> None:
+        """Forget every window (tests and benchmarks start from a clean slate)."""
+        await self._limiter.storage.reset()

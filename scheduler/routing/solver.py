@@ -1,0 +1,748 @@
+"""The pure routing solver: `solve(problem, time_limit_s) -> Plan` with OR-Tools inside and no I/O."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+from ortools.util import optional_boolean_pb2
+
+from scheduler.routing.insertion import INF, STOP, Board, base_windows, eligible, fits_capacity
+from scheduler.routing.model import (
+    CAPACITY,
+    NO_ROOM,
+    NOT_ENOUGH_TECHNICIANS,
+    NOT_WORTH_IT,
+    PREDECESSOR_UNASSIGNED,
+    BreakTime,
+    Objective,
+    Plan,
+    Problem,
+    Route,
+    Stop,
+    Unassigned,
+    Visit,
+)
+
+# Costs are integers: 1 cost unit = 1/(resolution * COST_SCALE) minute, so that a fractional
+# fairness weight still becomes a whole coefficient per time unit.
+COST_SCALE = 10
+
+FIRST_SOLUTIONS = {
+    "parallel_cheapest_insertion": routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION,
+    "local_cheapest_insertion": routing_enums_pb2.FirstSolutionStrategy.LOCAL_CHEAPEST_INSERTION,
+    "savings": routing_enums_pb2.FirstSolutionStrategy.SAVINGS,
+    "path_cheapest_arc": routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC,
+}
+METAHEURISTICS = {
+    "gls": routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH,
+    "sa": routing_enums_pb2.LocalSearchMetaheuristic.SIMULATED_ANNEALING,
+    "tabu": routing_enums_pb2.LocalSearchMetaheuristic.TABU_SEARCH,
+    "greedy": routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT,
+}
+
+
+HEAVY_OPERATORS = (
+    "use_global_cheapest_insertion_path_lns",
+    "use_local_cheapest_insertion_path_lns",
+    "use_relocate_path_global_cheapest_insertion_insert_unperformed",
+    "use_global_cheapest_insertion_visit_types_lns",
+    "use_local_cheapest_insertion_visit_types_lns",
+    "use_global_cheapest_insertion_expensive_chain_lns",
+    "use_local_cheapest_insertion_expensive_chain_lns",
+    "use_global_cheapest_insertion_close_nodes_lns",
+    "use_local_cheapest_insertion_close_nodes_lns",
+)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How to search. `first_solution` "insertion" is our own cheapest insertion (it knows crews and links)."""
+
+    first_solution: str = "auto"
+    metaheuristic: str = "gls"  # or "lns": our ruin-and-recreate loop around OR-Tools' local search
+    gls_lambda: float = 0.1
+    neighbors: int = 0  # local search looks at this many nearest visits per visit (0: all)
+    light_operators: bool = False  # leave out the slow route-rebuilding operators (for big days)
+    couple_limit: int = 300  # above this many visits, crews and links are fixed as our insertion placed them
+    seed: int = 1  # for "lns"
+    ruin_size: int = 10  # visits removed per "lns" step, on average
+    recreate: bool = True  # "lns": rebuild with our insertion where it applies (else OR-Tools' moves do it)
+    log: bool = False
+
+
+def solve(problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Strategy()) -> Plan:
+    """Plan the day: routes with times, the visits left out with their reasons, and the objective parts."""
+    started = time.monotonic()
+    deadline = started + time_limit_s
+    # Everything below works in whole solver units, so that our insertion heuristic and OR-Tools agree
+    # exactly on what is feasible; the plan is reported back in minutes with the real travel times.
+    scaled, base = _scaled(problem)
+    board = Board(scaled)
+    unassigned = _screen(scaled, board)
+    kept = [v for v in scaled.visits if v.id not in unassigned]
+    initial = None
+    first = strategy.first_solution
+    if any(v.technicians > 1 or v.after or v.started for v in kept):
+        first = "insertion"  # OR-Tools' own first solutions know nothing of crews, links or visits under way
+    elif first == "auto":
+        first = "parallel_cheapest_insertion"  # good on tight windows (Solomon R1/RC1), unlike PATH_CHEAPEST_ARC
+    if first == "insertion":
+        initial = _construct(scaled, kept, board)
+        # What our insertion could not place stays out of the OR-Tools model: its one-node-at-a-time moves
+        # cannot bring back a crew or a visit whose predecessor is out, and every such attempt costs a full
+        # constraint propagation. Those visits get one more insertion try on the final plan instead.
+        kept = [v for v in kept if v.id in board.placed]
+    frozen = initial if initial is not None and len(kept) > strategy.couple_limit else None
+    built = _Model(scaled, kept, problem, base, frozen)
+    built.set_fairness_target(initial)
+    solution = built.search(initial, first, strategy, deadline)
+    if solution is None and initial is None:
+        initial = _construct(scaled, kept, Board(scaled))
+        solution = built.search(initial, "insertion", strategy, deadline)
+    plan_routes = built.routes(solution) if solution is not None else ()
+    plan = _finish(problem, plan_routes, unassigned, built, [v.id for v in scaled.visits if v.id not in unassigned])
+    stats = {**plan.stats, "first_solution": first, "metaheuristic": strategy.metaheuristic, **built.stats}
+    return Plan(plan.routes, plan.unassigned, plan.objective, built.status(), time.monotonic() - started, stats)
+
+
+def _scaled(problem: Problem) -> tuple[Problem, float]:
+    """The problem in solver units: times shifted to be non-negative, multiplied by the resolution and
+    rounded the safe way (travel and service up, window ends down), so a plan feasible here is feasible
+    in minutes too."""
+    res = problem.resolution
+    times = [t.shift[0] for t in problem.technicians] + [problem.now] + [v.pinned_start for v in problem.visits if v.pinned_start is not None]
+    times += [a for v in problem.visits for a, _ in v.windows if a > -INF]
+    base = min([0.0] + times)
+
+    def up(x: float) -> float:
+        return x if x in (INF, -INF) else int(math.ceil((x - base) * res - 1e-9))
+
+    def down(x: float) -> float:
+        return x if x in (INF, -INF) else int(math.floor((x - base) * res + 1e-9))
+
+    def length(x: float) -> int:
+        return int(math.ceil(x * res - 1e-9))
+
+    travel = np.ceil(np.asarray(problem.travel, dtype=float) * res - 1e-9).astype(np.int64).tolist()
+    visits = tuple(
+        replace(
+            v,
+            service=length(v.service),
+            windows=tuple((up(a), down(b)) for a, b in v.windows),
+            pinned_start=up(v.pinned_start) if v.pinned_start is not None else None,
+            min_gap=length(v.min_gap),
+        )
+        for v in problem.visits
+    )
+    techs = tuple(
+        replace(t, shift=(up(t.shift[0]), down(t.shift[1])), breaks=tuple(replace(b, earliest=up(b.earliest), latest=down(b.latest), duration=length(b.duration)) for b in t.breaks))
+        for t in problem.technicians
+    )
+    return replace(problem, visits=visits, technicians=techs, travel=travel, now=up(problem.now), resolution=1), base
+
+
+# -- before the search: who can never be served, and why -------------------------------------------
+
+
+def _screen(problem: Problem, board: Board) -> dict[str, Unassigned]:
+    out: dict[str, Unassigned] = {}
+    by_id = {v.id: v for v in problem.visits}
+    for visit in problem.visits:
+        found = board.reason(visit)
+        if found is None and visit.after and visit.same_crew and visit.after in by_id and visit.technicians > by_id[visit.after].technicians:
+            found = (NOT_ENOUGH_TECHNICIANS, f"the crew of {visit.after} is smaller than {visit.technicians}")
+        if found is not None:
+            out[visit.id] = Unassigned(visit.id, *found)
+    changed = True
+    while changed:  # a visit waits for its predecessor: if that is out, so is the successor
+        changed = False
+        for visit in problem.visits:
+            if visit.id not in out and visit.after and (visit.after not in by_id or visit.after in out):
+                out[visit.id] = Unassigned(visit.id, PREDECESSOR_UNASSIGNED, f"{visit.after} cannot be planned")
+                changed = True
+    return out
+
+
+def _construct(problem: Problem, kept: list[Visit], board: Board) -> Board:
+    """Our own first solution: hardest visits first, each at its cheapest feasible place, its follow-ups right after."""
+    by_id = {v.id: v for v in kept}
+    followers: dict[str, list[Visit]] = {}
+    for v in kept:
+        if v.after in by_id:
+            followers.setdefault(v.after, []).append(v)
+
+    def hardness(v: Visit) -> tuple:
+        windows = base_windows(v, problem.now)
+        width = sum(min(b, 10**6) - max(a, -(10**6)) for a, b in windows) if windows else 0
+        return (not v.started, v.pinned_start is None, -v.technicians, width, -v.priority)
+
+    def place(v: Visit) -> None:
+        option = board.best(v)
+        if option is None:
+            return
+        board.apply(v, option)
+        for follower in sorted(followers.get(v.id, []), key=hardness):
+            place(follower)
+
+    for visit in sorted(kept, key=hardness):
+        if visit.after not in by_id:  # followers go in right after their predecessor
+            place(visit)
+    return board
+
+
+# -- the OR-Tools model ------------------------------------------------------------------------------
+
+
+class _Model:
+    """Nodes are visit copies (one per crew member) followed by each technician's start and end."""
+
+    def __init__(self, problem: Problem, visits: list[Visit], real: Problem, base: float, frozen: Board | None = None) -> None:
+        """`frozen`: our insertion's solution. When given, each crew keeps its people and start minute and each
+        link is split at the minute our insertion chose (the predecessor must end before it, the follow-up
+        start after it). Then no constraint ties two routes' times together: on a thousand visits with
+        breaks, such ties make every local search step run a costly search of its own."""
+        self.problem = problem  # in solver units (see _scaled)
+        self.real = real
+        self.real_visits = {v.id: v for v in real.visits}
+        self.base = base
+        self.resolution = real.resolution
+        self.visits = visits
+        self.stats: dict = {}
+        res = 1
+        horizon_min = max([t.shift[1] for t in problem.technicians] + [b.latest + b.duration for t in problem.technicians for b in t.breaks])
+        self.horizon = self.up(horizon_min)
+        self.copies: dict[str, list[int]] = {}
+        node_visit: list[Visit | None] = []
+        locations: list[int] = []
+        for visit in visits:
+            self.copies[visit.id] = []
+            for _ in range(visit.technicians):
+                self.copies[visit.id].append(len(node_visit))
+                node_visit.append(visit)
+                locations.append(visit.location)
+        self.first_depot = len(node_visit)
+        tech_order = {t.id: k for k, t in enumerate(problem.technicians)}
+        self.copy_of: dict[tuple[str, str], int] = {}  # (visit, technician) -> node, for frozen crews
+        bounds: dict[str, list[float]] = {}  # visit -> [earliest start, latest start] from split links
+        if frozen is not None:
+            for visit in visits:
+                if visit.technicians > 1 and visit.id in frozen.placed:
+                    crew = sorted({t for t, _, _ in frozen.placed[visit.id]}, key=tech_order.__getitem__)
+                    start = frozen.placed[visit.id][0][1]
+                    bounds[visit.id] = [start, start]
+                    for tech_id, node in zip(crew, self.copies[visit.id]):
+                        self.copy_of[(visit.id, tech_id)] = node
+            kept_ids = set(self.copies)
+            for visit in visits:
+                if visit.id in frozen.splits and visit.after in kept_ids:
+                    split = frozen.splits[visit.id]
+                    pred = next(v for v in visits if v.id == visit.after)
+                    low = bounds.setdefault(visit.id, [-INF, INF])
+                    low[0] = max(low[0], split)
+                    high = bounds.setdefault(pred.id, [-INF, INF])
+                    high[1] = min(high[1], split - visit.min_gap - pred.service)
+        self.frozen = frozen is not None
+        starts, ends = [], []
+        for tech in problem.technicians:
+            starts.append(len(locations))
+            locations.append(tech.start_location)
+            node_visit.append(None)
+            ends.append(len(locations))
+            locations.append(tech.end_location)
+            node_visit.append(None)
+        self.node_visit = node_visit
+        self.locations = locations
+        n, vehicles = len(locations), len(problem.technicians)
+        self.manager = manager = pywrapcp.RoutingIndexManager(n, vehicles, starts, ends)
+        self.routing = routing = pywrapcp.RoutingModel(manager)
+        solver = routing.solver()
+
+        matrix = np.asarray(problem.travel, dtype=float)
+        loc = np.asarray(locations, dtype=np.int64)
+        travel = np.ceil(matrix[np.ix_(loc, loc)] * res - 1e-9).astype(np.int64)
+        travel[:, starts] = 0  # nothing drives into a start or out of an end
+        travel[ends, :] = 0
+        service = np.array([self.up(v.service) if v is not None else 0 for v in node_visit], dtype=np.int64)
+        self.service_units = service
+        cost_cb = routing.RegisterTransitMatrix((travel * COST_SCALE).tolist())
+        routing.SetArcCostEvaluatorOfAllVehicles(cost_cb)
+        time_cb = routing.RegisterTransitMatrix((travel + service[:, None]).tolist())
+        self.time_cb = time_cb
+        routing.AddDimension(time_cb, self.horizon, self.horizon, False, "time")
+        self.time = time_dim = routing.GetDimensionOrDie("time")
+
+        # Shifts, and a start no earlier than now unless the technician is already on a visit.
+        started_first: dict[int, int] = {}
+        for visit in visits:
+            if visit.started and visit.pinned_technicians:
+                for k, node in enumerate(self.copies[visit.id]):
+                    tech_id = visit.pinned_technicians[min(k, len(visit.pinned_technicians) - 1)]
+                    started_first[self._vehicle(tech_id)] = node
+        for v, tech in enumerate(problem.technicians):
+            earliest = tech.shift[0] if v in started_first else max(tech.shift[0], problem.now)
+            time_dim.CumulVar(routing.Start(v)).SetRange(self.up(earliest), self.down(tech.shift[1]))
+            time_dim.CumulVar(routing.End(v)).SetRange(self.up(earliest), self.down(tech.shift[1]))
+            routing.AddVariableMaximizedByFinalizer(time_dim.CumulVar(routing.Start(v)))
+            routing.AddVariableMinimizedByFinalizer(time_dim.CumulVar(routing.End(v)))
+            if v in started_first:
+                routing.NextVar(routing.Start(v)).SetValues([manager.NodeToIndex(started_first[v])])
+
+        # Windows (several per visit: the gaps between them are removed from the start's domain).
+        for visit in visits:
+            low, high = bounds.get(visit.id, (-INF, INF))
+            windows = [(max(a, low), min(b, high)) for a, b in base_windows(visit, problem.now)]
+            windows = [(max(self.up(a) if a > -INF else 0, 0), min(self.down(b) if b < INF else self.horizon, self.horizon)) for a, b in windows]
+            windows = [(a, b) for a, b in windows if a <= b]
+            for k, node in enumerate(self.copies[visit.id]):
+                cumul = time_dim.CumulVar(manager.NodeToIndex(node))
+                if not windows:
+                    continue
+                cumul.SetRange(windows[0][0], windows[-1][1])
+                for (_, high), (low, _) in zip(windows, windows[1:]):
+                    if low - high > 1:
+                        cumul.RemoveInterval(high + 1, low - 1)
+
+        # Capacities: every crew member's vehicle must have room (the load may travel in either).
+        for d, name in enumerate(problem.capacity_names):
+            demand = [0] * n
+            for node, visit in enumerate(node_visit):
+                if visit is not None and d < len(visit.demand):
+                    demand[node] = int(visit.demand[d])
+            cb = routing.RegisterUnaryTransitVector(demand)
+            caps = [int(t.capacity[d]) if d < len(t.capacity) else 0 for t in problem.technicians]
+            routing.AddDimensionWithVehicleCapacity(cb, 0, caps, True, f"capacity:{name}")
+
+        # Breaks: fixed length, floating start; they may not overlap a visit's service.
+        node_visit_transits = [int(service[manager.IndexToNode(i)]) for i in range(manager.GetNumberOfIndices())]
+        self.break_vars: list[tuple[int, int, object]] = []
+        for v, tech in enumerate(problem.technicians):
+            intervals = []
+            for k, brk in enumerate(tech.breaks):
+                var = solver.FixedDurationIntervalVar(self.up(brk.earliest), self.down(brk.latest), self.up(brk.duration), False, f"break-{v}-{k}")
+                intervals.append(var)
+                self.break_vars.append((v, k, var))
+            if intervals:
+                time_dim.SetBreakIntervalsOfVehicle(intervals, v, node_visit_transits)
+
+        # Who may do what, and what leaving a visit out costs.
+        for visit in visits:
+            empty = [0] * len(problem.capacity_names)
+            allowed = [v for v, t in enumerate(problem.technicians) if eligible(t, visit) and fits_capacity(t, visit, empty)]
+            penalty = self._penalty(visit)
+            pinned = {node: tech_order[t] for (vid, t), node in self.copy_of.items() if vid == visit.id}
+            for node in self.copies[visit.id]:
+                index = manager.NodeToIndex(node)
+                if node in pinned:
+                    routing.VehicleVar(index).SetValues([pinned[node], -1])
+                elif len(allowed) < vehicles:
+                    # The same as SetAllowedVehiclesForIndex, whose Python binding rejects lists in 9.15
+                    # (absl::Span); -1 keeps the visit droppable. Local search filters read this domain too.
+                    routing.VehicleVar(index).SetValues(allowed + [-1])
+                routing.AddDisjunction([index], int(round(penalty * self.resolution * COST_SCALE / visit.technicians)))
+
+        # Crews: all members or none, at the same minute, on different technicians.
+        for visit in visits:
+            nodes = [manager.NodeToIndex(node) for node in self.copies[visit.id]]
+            if len(nodes) > 1:
+                for other in nodes[1:]:
+                    solver.Add(routing.ActiveVar(other) == routing.ActiveVar(nodes[0]))
+                    if visit.id not in bounds or bounds[visit.id][0] != bounds[visit.id][1]:
+                        solver.Add(time_dim.CumulVar(other) == time_dim.CumulVar(nodes[0]))
+                if not any(vid == visit.id for vid, _ in self.copy_of):
+                    solver.Add(solver.AllDifferentExcept([routing.VehicleVar(i) for i in nodes], -1))
+
+        # Links: the successor needs its predecessor done first, by the same crew if asked.
+        paired: set[int] = set()
+        for visit in visits:
+            if not visit.after or visit.after not in self.copies:
+                continue
+            pred = next(v for v in visits if v.id == visit.after)
+            p_nodes = [manager.NodeToIndex(node) for node in self.copies[pred.id]]
+            s_nodes = [manager.NodeToIndex(node) for node in self.copies[visit.id]]
+            if not (frozen is not None and visit.id in frozen.splits):
+                time_dim.AddNodePrecedence(p_nodes[0], s_nodes[0], self.up(pred.service) + self.up(visit.min_gap))
+            if visit.same_crew and len(p_nodes) == 1 and len(s_nodes) == 1 and p_nodes[0] not in paired and s_nodes[0] not in paired:
+                routing.AddPickupAndDelivery(p_nodes[0], s_nodes[0])  # same vehicle, in order, both or neither
+                paired.update((p_nodes[0], s_nodes[0]))
+                continue
+            solver.Add(routing.ActiveVar(s_nodes[0]) <= routing.ActiveVar(p_nodes[0]))
+            if visit.same_crew:
+                for p, s in zip(p_nodes, s_nodes):
+                    solver.Add(routing.ActiveVar(s) * (routing.VehicleVar(p) - routing.VehicleVar(s)) == 0)
+        self.fairness = None
+        self.solution = None
+
+    # units ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def up(units: float) -> int:
+        return int(math.ceil(units))  # values are whole units already (see _scaled)
+
+    @staticmethod
+    def down(units: float) -> int:
+        return int(math.floor(units))
+
+    def minutes(self, units: int) -> float:
+        return units / self.resolution + self.base
+
+    def _vehicle(self, tech_id: str) -> int:
+        for v, tech in enumerate(self.problem.technicians):
+            if tech.id == tech_id:
+                return v
+        raise KeyError(tech_id)
+
+    def _penalty(self, visit: Visit) -> float:
+        base = self.problem.must_penalty * (10 if visit.started else 1) if visit.penalty is None else visit.penalty
+        return base * max(1, visit.priority)
+
+    # fairness ---------------------------------------------------------------------------------------
+
+    def set_fairness_target(self, initial: Board | None) -> None:
+        """Work (driving + service) above an even share costs `fairness_weight` per minute."""
+        weight = self.problem.fairness_weight
+        if weight <= 0 or not self.problem.technicians:
+            return
+        routing = self.routing
+        routing.AddDimension(self.time_cb, 0, 10 * self.horizon + 1, True, "work")
+        work = routing.GetDimensionOrDie("work")
+        service = sum(v.service * v.technicians for v in self.visits)
+        driving = sum(state.travel_minutes() for state in initial.states.values()) if initial is not None else 0.0
+        target = (service + driving) / len(self.problem.technicians)
+        self.fairness = (work, target)
+        coefficient = max(1, int(round(weight * COST_SCALE)))
+        for v in range(len(self.problem.technicians)):
+            work.SetCumulVarSoftUpperBound(routing.End(v), int(math.ceil(target)), coefficient)
+
+    # search -----------------------------------------------------------------------------------------
+
+    def search(self, initial: Board | None, first: str, strategy: Strategy, deadline: float):
+        routing, manager = self.routing, self.manager
+        params = pywrapcp.DefaultRoutingSearchParameters()
+        params.first_solution_strategy = FIRST_SOLUTIONS.get(first, FIRST_SOLUTIONS["parallel_cheapest_insertion"])
+        lns = strategy.metaheuristic == "lns"
+        params.local_search_metaheuristic = METAHEURISTICS["greedy" if lns else strategy.metaheuristic]
+        params.guided_local_search_lambda_coefficient = strategy.gls_lambda
+        params.log_search = strategy.log
+        if strategy.light_operators:
+            # The insertion-heuristic LNS operators rebuild whole routes per neighbour: fine for a hundred
+            # visits, far too slow for a thousand.
+            operators = params.local_search_operators
+            for name in HEAVY_OPERATORS:
+                setattr(operators, name, optional_boolean_pb2.BOOL_FALSE)
+        if strategy.neighbors:
+            # On big days, trying every position for every visit makes each local search step slow.
+            params.ls_operator_neighbors_ratio = min(1.0, strategy.neighbors / max(1, len(self.node_visit)))
+            params.ls_operator_min_neighbors = strategy.neighbors
+        # Completing a solution (break intervals, cumuls) may take longer than the default 100 ms on a
+        # full day with breaks; when that limit hits, restoring our first solution fails outright.
+        params.lns_time_limit.FromMilliseconds(int(1000 * min(5.0, max(0.1, 0.05 * (deadline - time.monotonic())))))
+        # Leave a little of the budget for reading the solution back.
+        remaining = deadline - time.monotonic() - min(2.0, 0.05 + 0.001 * len(self.node_visit))
+        params.time_limit.FromMilliseconds(max(100, int(remaining * 1000)))
+        if initial is None:
+            self.solution = routing.SolveWithParameters(params)
+            return self._improve(self.solution, strategy, deadline) if lns else self.solution
+        routing.CloseModelWithParameters(params)
+        routes, used = [], set()
+        for tech in self.problem.technicians:
+            route = []
+            for item in initial.states[tech.id].items:
+                if item.kind != STOP:
+                    continue
+                # A crew visit: each member takes its own copy (frozen) or the next one not used yet.
+                node = self.copy_of.get((item.visit.id, tech.id))
+                if node is None:
+                    node = next(node for node in self.copies[item.visit.id] if node not in used)
+                used.add(node)
+                route.append(manager.NodeToIndex(node))
+            routes.append(route)
+        assignment = routing.ReadAssignmentFromRoutes(routes, True)
+        self.stats["initial_accepted"] = assignment is not None
+        if assignment is None:
+            self.solution = routing.SolveWithParameters(params)
+        else:
+            self.solution = routing.SolveFromAssignmentWithParameters(assignment, params)
+        return self._improve(self.solution, strategy, deadline) if lns else self.solution
+
+    # ruin and recreate ----------------------------------------------------------------------------------
+
+    def _improve(self, solution, strategy: Strategy, deadline: float):
+        """Iterated local search: remove strings of nearby visits (SISR-style), let OR-Tools' local search put
+        them back and polish (greedy descent), accept by simulated annealing, keep the best.
+
+        OR-Tools' own guided local search plateaus on tight windows; restarting its descent from ruined
+        solutions explores much further for the same time on instances of a few hundred visits.
+        """
+        if solution is None:
+            return None
+        routing, solver = self.routing, self.routing.solver()
+        rng = random.Random(strategy.seed)
+        params = pywrapcp.DefaultRoutingSearchParameters()
+        params.local_search_metaheuristic = METAHEURISTICS["greedy"]
+        movable = self._movable()
+        if not movable:
+            return solution
+        # Without breaks, crews or links our own insertion can rebuild a ruined solution (cheapest place
+        # first, with SISR's random "blinks"); OR-Tools' descent then only polishes. Otherwise its own
+        # insertion moves put the visits back.
+        plain = strategy.recreate and not any(t.breaks for t in self.problem.technicians) and not any(
+            v.technicians > 1 or v.after or v.started for v in self.visits
+        )
+        best = solver.Assignment(solution)
+        best_cost = current_cost = solution.ObjectiveValue()
+        current = self._index_routes(solution)
+        arcs = max(1, sum(len(r) + 1 for r in current if r))
+        hot, cold = 0.1 * current_cost / arcs, 0.01 * current_cost / arcs  # a tenth, then a hundredth, of an average arc
+        begin = time.monotonic()
+        span = max(1e-3, deadline - begin)
+        self.iterations = failures = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left < 0.05:
+                break
+            self.iterations += 1
+            ruined = self._ruin(current, movable, rng, strategy.ruin_size)
+            if plain:
+                ruined = self._recreate(current, ruined, rng)
+            start = routing.ReadAssignmentFromRoutes(ruined, True)
+            if start is None:
+                failures += 1
+                continue
+            params.time_limit.FromMilliseconds(max(10, int(min(left, 2.0) * 1000)))
+            found = routing.SolveFromAssignmentWithParameters(start, params)
+            if found is None:
+                failures += 1
+                continue
+            cost = found.ObjectiveValue()
+            temperature = hot * (cold / hot) ** min(1.0, (time.monotonic() - begin) / span)
+            if cost < current_cost - temperature * math.log(1.0 - rng.random()):
+                current, current_cost = self._index_routes(found), cost
+                if cost < best_cost:
+                    best, best_cost = solver.Assignment(found), cost
+        self.stats.update(iterations=self.iterations, failed_iterations=failures)
+        return best
+
+    def _recreate(self, before: list[list[int]], ruined: list[list[int]], rng: random.Random) -> list[list[int]]:
+        manager = self.manager
+        kept = {i for route in ruined for i in route}
+        removed = [i for route in before for i in route if i not in kept]
+        visit_of = lambda i: self.node_visit[manager.IndexToNode(i)]  # noqa: E731
+        board = Board.from_sequences(self.problem, {t.id: [visit_of(i) for i in route] for t, route in zip(self.problem.technicians, ruined)})
+        order = rng.choice(("random", "demand", "far", "tight"))
+        depot = self.problem.technicians[0].start_location
+        keys = {
+            "random": lambda v: rng.random(),
+            "demand": lambda v: -sum(v.demand),
+            "far": lambda v: -self.problem.travel[depot][v.location],
+            "tight": lambda v: sum(b - a for a, b in base_windows(v, self.problem.now)),
+        }
+        for visit in sorted((visit_of(i) for i in removed), key=keys[order]):
+            options = board.options(visit)
+            for option in options:
+                if rng.random() >= 0.01:  # SISR's blink: now and then skip the best place
+                    board.apply(visit, option)
+                    break
+        routes = []
+        for tech in self.problem.technicians:
+            routes.append([manager.NodeToIndex(self.copies[item.visit.id][0]) for item in board.states[tech.id].items if item.kind == STOP])
+        return routes
+
+    def _index_routes(self, solution) -> list[list[int]]:
+        routing = self.routing
+        out = []
+        for v in range(routing.vehicles()):
+            index, route = solution.Value(routing.NextVar(routing.Start(v))), []
+            while not routing.IsEnd(index):
+                route.append(index)
+                index = solution.Value(routing.NextVar(index))
+            out.append(route)
+        return out
+
+    def _movable(self) -> dict[int, list[int]]:
+        """Index -> the indices that must leave with it. Crews and visits under way stay where they are:
+        OR-Tools' moves put back one node at a time, and a crew only fits back all at once."""
+        manager = self.manager
+        groups: dict[int, list[int]] = {}
+        followers: dict[str, list[Visit]] = {}
+        for visit in self.visits:
+            if visit.after in self.copies:
+                followers.setdefault(visit.after, []).append(visit)
+        fixed = {v.id for v in self.visits if v.technicians > 1 or v.started or v.pinned_start is not None}
+
+        def closure(visit: Visit, into: list[int]) -> bool:
+            if visit.id in fixed:
+                return False
+            into.append(manager.NodeToIndex(self.copies[visit.id][0]))
+            return all(closure(f, into) for f in followers.get(visit.id, []))
+
+        for visit in self.visits:
+            if visit.id in fixed:
+                continue
+            group: list[int] = []
+            if closure(visit, group):
+                if visit.after in self.copies:
+                    pred = next(v for v in self.visits if v.id == visit.after)
+                    if visit.same_crew and pred.technicians == 1:
+                        group.append(manager.NodeToIndex(self.copies[pred.id][0]))  # a pickup-and-delivery pair leaves together
+                groups[group[0]] = group
+        return groups
+
+    def _ruin(self, routes: list[list[int]], movable: dict[int, list[int]], rng: random.Random, size: int) -> list[list[int]]:
+        """Remove a few strings of consecutive visits from routes close to a random seed visit."""
+        where = {index: r for r, route in enumerate(routes) for index in route}
+        candidates = [index for index in where if index in movable]
+        if not candidates:
+            return routes
+        seed = rng.choice(candidates)
+        travel = self.problem.travel
+        here = self.locations[self.manager.IndexToNode(seed)]
+        nearby = sorted(candidates, key=lambda i: travel[here][self.locations[self.manager.IndexToNode(i)]])
+        used = [r for r in routes if r]
+        longest = min(10.0, sum(len(r) for r in used) / max(1, len(used)))
+        strings = rng.randint(1, max(1, int(4 * size / (1 + longest) - 1)))
+        removed: set[int] = set()
+        touched: set[int] = set()
+        for index in nearby:
+            if len(touched) >= strings:
+                break
+            r = where[index]
+            if r in touched or index in removed:
+                continue
+            touched.add(r)
+            route = routes[r]
+            length = rng.randint(1, max(1, int(min(len(route), longest))))
+            at = route.index(index)
+            first = rng.randint(max(0, at - length + 1), min(at, len(route) - length))
+            for i in route[first : first + length]:
+                removed.update(movable.get(i, ()))
+        return [[i for i in route if i not in removed] for route in routes]
+
+    def status(self) -> str:
+        names = {0: "not_solved", 1: "success", 2: "partial_success_local_optimum_not_reached", 3: "fail", 4: "fail_timeout", 5: "invalid", 6: "infeasible", 7: "optimal"}
+        return names.get(self.routing.status(), str(self.routing.status()))
+
+    def routes(self, solution) -> tuple[Route, ...]:
+        routing, manager, time_dim = self.routing, self.manager, self.time
+        travel = self.real.travel  # reported in real minutes, not rounded units
+        breaks: dict[int, list[BreakTime]] = {}
+        if self.break_vars:
+            container = solution.IntervalVarContainer()
+            values = {}
+            for i in range(container.Size()):
+                element = container.Element(i)
+                values[element.Var().Name()] = element
+            for v, k, var in self.break_vars:
+                element = values.get(var.Name())
+                if element is not None and element.PerformedValue():
+                    start = self.minutes(element.StartValue())
+                    breaks.setdefault(v, []).append(BreakTime(start, start + self.real.technicians[v].breaks[k].duration))
+        out = []
+        for v, tech in enumerate(self.real.technicians):
+            index = routing.Start(v)
+            departure = self.minutes(solution.Value(time_dim.CumulVar(index)))
+            taken = breaks.get(v, [])
+            stops, here, ready, driven = [], tech.start_location, departure, 0.0
+            index = solution.Value(routing.NextVar(index))
+            while not routing.IsEnd(index):
+                visit = self.real_visits[self.node_visit[manager.IndexToNode(index)].id]
+                start = self.minutes(solution.Value(time_dim.CumulVar(index)))
+                leg = travel[here][visit.location]
+                pause = sum(b.end - b.start for b in taken if b.start >= ready - 1e-9 and b.end <= start + 1e-9)
+                stops.append(Stop(visit.id, min(start, ready + leg + pause), start, start + visit.service))
+                driven += leg
+                here, ready = visit.location, start + visit.service
+                index = solution.Value(routing.NextVar(index))
+            arrival = self.minutes(solution.Value(time_dim.CumulVar(index)))
+            driven += travel[here][tech.end_location]
+            if stops:
+                out.append(Route(tech.id, tuple(stops), tuple(taken), departure, arrival, driven))
+        return tuple(out)
+
+
+# -- after the search: repair, reasons, objective -----------------------------------------------------
+
+
+def _finish(problem: Problem, routes: tuple[Route, ...], unassigned: dict[str, Unassigned], built: _Model, candidates: list[str]) -> Plan:
+    by_id = {v.id: v for v in problem.visits}
+    planned = {stop.visit_id for route in routes for stop in route.stops}
+    dropped = [by_id[visit_id] for visit_id in candidates if visit_id not in planned]
+    plan = Plan(routes, (), Objective(0, 0, 0, 0))
+    repaired = False
+    if dropped:
+        board = Board(problem, plan)
+        # Must-do visits the search left out but that still fit somewhere: put them in (time limit hit).
+        for visit in sorted(dropped, key=lambda v: (v.penalty is not None, -v.priority)):
+            if visit.after and (visit.after in unassigned or visit.after not in board.placed):
+                unassigned[visit.id] = Unassigned(visit.id, PREDECESSOR_UNASSIGNED, f"{visit.after} is not planned")
+                continue
+            option = board.best(visit)
+            if option is not None and visit.penalty is None:
+                board.apply(visit, option)
+                repaired = True
+            elif option is not None:
+                unassigned[visit.id] = Unassigned(visit.id, NOT_WORTH_IT, f"cheapest slot adds {option.added_travel:.0f} min of driving")
+            else:
+                unassigned[visit.id] = _why_no_room(problem, board, visit)
+        if repaired:
+            routes = tuple(route for route in board.plan().routes if route.stops)
+    travel = sum(route.travel for route in routes)
+    penalty = sum(built._penalty(by_id[u]) for u in unassigned)
+    fairness = 0.0
+    if built.fairness is not None:
+        target = built.fairness[1] / built.resolution
+        work = {r.technician_id: r.travel + sum(s.end - s.start for s in r.stops) for r in routes}
+        fairness = problem.fairness_weight * sum(max(0.0, w - target) for w in work.values())
+    objective = Objective(travel, penalty, fairness, travel + penalty + fairness)
+    ordered = tuple(unassigned[v.id] for v in problem.visits if v.id in unassigned)
+    return Plan(routes, ordered, objective, stats={"repaired": repaired})
+
+
+def _why_no_room(problem: Problem, board: Board, visit: Visit) -> Unassigned:
+    eligible_states = [s for s in board.states.values() if eligible(s.technician, visit)]
+    if eligible_states and not any(fits_capacity(s.technician, visit, s.load) for s in eligible_states):
+        return Unassigned(visit.id, CAPACITY, "every eligible vehicle is already full")
+    return Unassigned(visit.id, NO_ROOM, "no eligible technician has time in its windows")
+
+
+# -- two cores: differently configured searches side by side --------------------------------------------
+
+def portfolio(problem: Problem) -> tuple[Strategy, ...]:
+    """Two searches that complement each other, by size. Measured on Solomon (100 visits): two seeds of the
+    ruin-and-recreate loop beat guided local search clearly; on a 1,000-visit day each OR-Tools descent
+    takes most of a minute, so guided local search and a plain descent share the work there."""
+    if len(problem.visits) <= 300:
+        return (Strategy(metaheuristic="lns", seed=1), Strategy(metaheuristic="lns", seed=2))
+    return (Strategy(metaheuristic="gls"), Strategy(metaheuristic="lns", light_operators=True))
+
+
+def _solve_args(args: tuple) -> Plan:
+    problem, time_limit_s, strategy = args
+    return solve(problem, time_limit_s, strategy)
+
+
+def solve_portfolio(problem: Problem, time_limit_s: float = 10.0, *, workers: int = 2, strategies: tuple[Strategy, ...] | None = None) -> Plan:
+    """Run up to `workers` strategies at once (one in this process, the rest in child processes) and keep the
+    best plan: fewest visits left out, then lowest objective. Wall time stays within `time_limit_s`.
+
+    Still no I/O: the children only compute and hand their plans back.
+    """
+    chosen = (strategies or portfolio(problem))[: max(1, workers)]
+    if len(chosen) == 1:
+        return solve(problem, time_limit_s, chosen[0])
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    started = time.monotonic()
+    context = multiprocessing.get_context("fork")
+    margin = 0.5 + 0.0005 * len(problem.visits)  # forking and sending the plan back
+    with ProcessPoolExecutor(max_workers=len(chosen) - 1, mp_context=context) as pool:
+        futures = [pool.submit(_solve_args, (problem, time_limit_s - margin, s)) for s in chosen[1:]]
+        plans = [solve(problem, time_limit_s - margin - (time.monotonic() - started), chosen[0])]
+        plans += [future.result() for future in futures]
+    best = min(plans, key=lambda plan: (len(plan.unassigned), plan.objective.total))
+    return replace(best, seconds=time.monotonic() - started, stats={**best.stats, "candidates": [round(p.objective.total, 3) for p in plans]})

@@ -1,0 +1,127 @@
+"""Planning a day from the database: the optimizer's plan holds every rule, is applied, and reaches people."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from scheduler.routing.check import check_plan
+from services import planning
+from storage.repository import Store
+from tests.harness import SHOP, World, keys
+from tests.test_flow_lifecycle import DELIVERY_STEPS
+
+
+@pytest.fixture
+async def world(database_url, tmp_path):
+    world = await World.create(database_url, tmp_path)
+    yield world
+    await world.close()
+
+
+async def book_tomorrow(world: World, count: int):
+    """Orders booked for Tuesday's first window, spread around the shop."""
+    visits = []
+    for n in range(count):
+        order = await world.order(ref=f"SO-{n}", services=("delivery",), phone=f"139123456{n:02d}",
+                                  lat=SHOP[0] + 0.01 * (n % 3), lon=SHOP[1] + 0.01 * (n // 3))
+        customer = world.chat("customer", f"c{n}")
+        welcome = await customer.send(f"/start {order.customer_token}")
+        tz = world.container.policy.tz
+        tomorrow = (world.clock.now() + timedelta(days=1)).astimezone(tz).date()
+        tuesday = [d for _, d in welcome[-1].buttons if datetime.fromtimestamp(int(d.split(":")[2]), tz).date() == tomorrow][0]
+        assert keys(await customer.press(tuesday)) == ["customer.booked"]
+        visits.append(order.visits[0])
+    return visits
+
+
+async def test_a_planned_day_assigns_every_visit_within_its_window_and_tells_the_technicians(world: World):
+    await world.template("delivery", "sofa", DELIVERY_STEPS)
+    drivers = []
+    for name in ("Wang", "Chen"):
+        _, token = await world.technician(name, ["driver"])
+        chat = world.chat("staff", name)
+        await chat.send(f"/start {token}")
+        drivers.append(chat)
+    visits = await book_tomorrow(world, 4)
+    day = (world.clock.now() + timedelta(days=1)).astimezone(world.container.policy.tz).date()
+    async with world.container.sessions() as session:
+        problem = await planning.load_day(Store(session), day, world.container.policy, world.clock.now())
+    assert {v.id for v in problem.problem.visits} == {str(v.id) for v in visits}
+    plan = await planning.plan_day(problem, time_limit_s=2)
+    assert plan.unassigned == ()
+    assert check_plan(problem.problem, plan) == []
+    events = await world.container.engine.apply("plan:test", lambda ctx: planning.apply_plan(ctx, problem, plan))
+    job = await world.job(visits[0].job_id)
+    assert job["visits"][0]["technician"] is not None
+    async with world.container.sessions() as session:
+        from domain.model import Visit
+
+        planned = [await Store(session).get(Visit, v.id) for v in visits]
+    assert all(v.planned_start is not None for v in planned)
+    assert all(v.slot_start <= v.planned_start <= v.slot_end for v in planned)
+    # whoever's plan changed got an offer card for it
+    offers = [m for chat in drivers for m in await chat.inbox() if m.key == "tech.offer"]
+    assert len(offers) >= len([e for e in events if e.name in ("OfferMade", "VisitReassigned")])
+
+
+async def test_a_visit_nobody_can_do_is_left_out_with_its_reason_and_escalated(world: World):
+    _, token = await world.technician("Li", ["installer"], ["wardrobe"])
+    group = world.chat("staff", "g", user_id="dora", chat_type="group")
+    await group.send(f"/start {await world.dispatcher()}")
+    await group.send(f"/start {await world.group()}")
+    _, sofa_token = await world.technician("Zhao", ["installer"], ["sofa"])
+    order = await world.order(services=("installation",))
+    customer = world.chat("customer", "c")
+    welcome = await customer.send(f"/start {order.customer_token}")
+    await customer.press(welcome[-1].buttons[0][1])
+    # the sofa installer goes off duty after the booking
+    async with world.container.sessions() as session, session.begin():
+        from domain.model import Technician
+
+        zhao = [t for t in await Store(session).technicians() if t.name == "Zhao"][0]
+        zhao.on_duty = False
+    day = world.clock.now().astimezone(world.container.policy.tz).date()
+    async with world.container.sessions() as session:
+        problem = await planning.load_day(Store(session), day, world.container.policy, world.clock.now())
+    plan = await planning.plan_day(problem, time_limit_s=1)
+    assert [u.reason for u in plan.unassigned] == ["no_skilled_technician"]
+    await group.inbox()
+    await world.container.engine.apply("plan:test", lambda ctx: planning.apply_plan(ctx, problem, plan))
+    assert keys(await group.inbox()) == ["group.no_technician"]
+
+
+def test_the_plan_command_prints_a_summary(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDCHAT_")}
+    env.update(FIELDCHAT_DATABASE_URL=f"sqlite:///{tmp_path / 'f.db'}", FIELDCHAT_MEDIA_DIR=str(tmp_path / "m"), FIELDCHAT_LOG_LEVEL="WARNING")
+    fieldchat = str(Path(sys.executable).parent / "fieldchat")
+    subprocess.run([fieldchat, "demo-data"], env=env, cwd=tmp_path, check=True, capture_output=True)
+    result = subprocess.run([fieldchat, "plan", "--time-limit", "1"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Plan for" in result.stdout and "left out" in result.stdout
+    bad = subprocess.run([fieldchat, "plan", "--date", "tomorrow"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "date" in bad.stderr
+
+
+async def test_booking_offers_only_windows_a_route_can_reach_with_the_driving_included(world: World):
+    _, token = await world.technician("Wang", ["driver"])
+    driver = world.chat("staff", "d")
+    await driver.send(f"/start {token}")
+    far = await world.order(ref="FAR", services=("delivery",), phone="13900000001", lat=SHOP[0] + 0.36, lon=SHOP[1])
+    first = world.chat("customer", "far")
+    welcome = await first.send(f"/start {far.customer_token}")
+    taken = welcome[-1].buttons[0][1]
+    await first.press(taken)
+    await driver.press((await driver.inbox())[-1].button("acc"))
+
+    near = await world.order(ref="NEAR", services=("delivery",), phone="13900000002")
+    second = world.chat("customer", "near")
+    offered = [d for _, d in (await second.send(f"/start {near.customer_token}"))[-1].buttons]
+    # 45 + 45 minutes fit a two-hour window on paper, but not with 100 minutes of driving between them
+    assert [d.split(":")[2:] for d in offered if d.split(":")[2:] == taken.split(":")[2:]] == []
+    assert offered  # later windows are still offered
