@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -17,6 +18,7 @@ from domain.policy import ServicePolicy
 from fieldchat.settings import Settings
 from scheduler.ratelimit import SendLimiter
 from scheduler.relay import OutboxRelay
+from services.handlers import chat_unreachable
 from services.notifications import ROBOT_PLATFORM
 from scheduler.sweeps import run_sweeps
 from storage.db import create_engine, session_factory
@@ -105,4 +107,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     )
     for role, token in settings.bot_tokens().items():
         telegram[role] = TelegramBot(role, token, settings.telegram_api_url, engine, settings.media_dir)
+
+    async def tell_dispatchers(platform: str, bot: str, chat_id: str, reason: str) -> None:
+        origin = f"unreachable:{platform}:{bot}:{chat_id}:{uuid.uuid4().hex}"
+        await engine.apply(origin, lambda ctx: chat_unreachable(ctx, platform, bot, chat_id, reason))
+
+    relay.on_undeliverable = tell_dispatchers
     return Container(settings, clock, policy, db, sessions, engine, relay, telegram)

@@ -583,6 +583,9 @@ async def test_messages_to_a_chat_that_blocked_the_bot_fail_once_and_are_not_ret
     assert [r["payload"]["text"]["key"] for r in rows] == ["customer.welcome", "customer.order_summary"] and rounds == [1, 1]
     assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1)] * 2
     assert all("Forbidden" in r["last_error"] for r in rows)
+    # the dispatchers are told once that this customer cannot be reached in chat
+    timeline = await shop.rows(select(tables.domain_events.c.type))
+    assert [r["type"] for r in timeline].count("ChatUnreachable") == 1
 
     shop.clock.advance(timedelta(days=1))
     assert await shop.container.relay.drain_once() == 0
