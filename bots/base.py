@@ -19,6 +19,20 @@ class Undeliverable(Exception):
     """A permanent failure (blocked, chat gone, bad request): retrying cannot help."""
 
 
+class ChatGone(Undeliverable):
+    """403: the user blocked the bot or the group removed it; the relay marks the chat undeliverable."""
+
+    chat_gone = True
+
+
+class ChatMigrated(Undeliverable):
+    """The group became a supergroup: the same chat goes on under another id (T9)."""
+
+    def __init__(self, migrate_to_chat_id: int | str) -> None:
+        super().__init__(f"group migrated to {migrate_to_chat_id}")
+        self.migrate_to_chat_id = str(migrate_to_chat_id)
+
+
 class Sender(Protocol):
     async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
         """Deliver one message; return the platform's message id."""

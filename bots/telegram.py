@@ -32,7 +32,7 @@ from aiogram.types import (
     Update,
 )
 
-from bots.base import RetryLater, Undeliverable
+from bots.base import ChatGone, ChatMigrated, RetryLater, Undeliverable
 from conversations.messages import ChatRef, Inbound, InboundKind, Rendered
 
 if TYPE_CHECKING:
@@ -119,20 +119,6 @@ def _markup(message: Rendered):
             inline_keyboard=[[InlineKeyboardButton(text=label, callback_data=data) for label, data in row] for row in message.buttons]
         )
     return None
-
-
-class ChatGone(Undeliverable):
-    """403: the user blocked the bot or the group removed it; the relay marks the chat undeliverable."""
-
-    chat_gone = True
-
-
-class ChatMigrated(Undeliverable):
-    """The group became a supergroup: the same chat goes on under another id (T9)."""
-
-    def __init__(self, migrate_to_chat_id: int | str) -> None:
-        super().__init__(f"group migrated to {migrate_to_chat_id}")
-        self.migrate_to_chat_id = str(migrate_to_chat_id)
 
 
 class TelegramBot:

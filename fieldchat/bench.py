@@ -211,7 +211,12 @@ def bench_insertion(seed: int, queries: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fieldchat bench", description="Routing benchmarks (results on stdout: a human line and a JSON line each).")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["notify"]:  # the notification relay's benchmark has options of its own
+        from scheduler.notify_bench import main as notify_main
+
+        return notify_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="fieldchat bench", description="Benchmarks (results on stdout: a human line and a JSON line each); also `fieldchat bench notify --help`.")
     which = parser.add_subparsers(dest="which", metavar="BENCHMARK", required=True)
     routing = which.add_parser("routing", help="Solomon VRPTW instances: distance, feasibility (checked independently), gap to best known")
     routing.add_argument("paths", nargs="*", metavar="PATH", help=f"instance files or folders (default {default_solomon_dir()})")

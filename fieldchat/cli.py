@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 import time
@@ -49,6 +50,9 @@ def _serve(settings: Settings) -> int:
     from webhooks.app import create_app
 
     app = create_app(build(settings))
+    # start-up objects live for the whole run; freezing them keeps full collections short, which
+    # otherwise stall the relay long enough to bunch sends against the platforms' rate limits
+    gc.freeze()
     print(f"fieldchat: web chat at http://{settings.host}:{settings.port}/chat — API docs at /docs", flush=True)
     if not settings.bot_tokens():
         print("fieldchat: no Telegram tokens set; only the web chat is live", flush=True)
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--date", type=date.fromisoformat, help="the day to plan, YYYY-MM-DD (default: tomorrow in FIELDCHAT_TIMEZONE)")
     plan.add_argument("--time-limit", type=float, default=30.0, help="seconds the optimizer may search (default 30)")
     plan.add_argument("--apply", action="store_true", help="assign the visits as planned and tell the people whose plans changed")
-    commands.add_parser("bench", help="routing benchmarks: `bench routing [--time-limit SECONDS] [PATH ...]`, `bench field-day`")
+    commands.add_parser("bench", help="benchmarks: `bench routing [--time-limit SECONDS] [PATH ...]`, `bench field-day`, `bench notify`")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -166,7 +166,7 @@ async def run(
     out(f"limits: {rule.private} per chat, {rule.group} per group, {rule.bot} per bot")
     out(f"sent: {report['delivered']} in {report['seconds']:.1f} s = {report['sent_per_s']:.1f} msg/s "
         f"({report['sent_per_s'] / limit_per_s:.1%} of {limit_per_s:g}/s)")
-    out(f"429 answers: {report['platform_429']} (storm {fail_rate:.0%}), violations: {report['violations']} {report['violations_by_kind'] or ''}, "
+    out(f"429 answers: {report['platform_429']} (storm {fail_rate:.0%}), violations: {report['violations']}{' ' + str(report['violations_by_kind']) if report['violations'] else ''}, "
         f"duplicates: {report['duplicates']}, lost: {report['lost']}, chats out of order: {report['out_of_order']}")
     for violation in fake.violations[:5]:
         out(f"  over the {violation.kind} rate: {violation.count} sends in {violation.seconds:g} s to {violation.chat_id}")

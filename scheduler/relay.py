@@ -34,7 +34,7 @@ LEASE_SECONDS = 90.0
 # Up to this long a claimed row waits in the process for its rate; a longer wait goes back to the table.
 MAX_WAIT_SECONDS = 10.0
 
-# Called once when a chat turns undeliverable (blocked the bot, removed it): platform, bot, chat_id, reason.
+# Called once when a bound chat turns undeliverable (blocked the bot, removed it): platform, bot, chat_id, reason.
 UndeliverableHook = Callable[[str, str, str, str], Awaitable[None] | None]
 
 
@@ -165,7 +165,7 @@ class OutboxRelay:
             message_id = await send()
         except Undeliverable as exc:
             new_chat_id = getattr(exc, "migrate_to_chat_id", None)
-            if new_chat_id:
+            if new_chat_id and attempts < MAX_ATTEMPTS:  # the bound keeps a chat that moves back and forth finite
                 return await self._migrate(row, str(new_chat_id), str(exc))
             log.warning("outbox %s to %s:%s undeliverable: %s", row["id"], platform, chat_id, exc)
             values = {"status": "failed", "last_error": str(exc)[:500], "attempts": attempts}
@@ -178,7 +178,7 @@ class OutboxRelay:
         except Exception as exc:  # an unexpected failure is treated as transient, never as sent
             log.exception("outbox %s: sending failed", row["id"])
             return await self._finish(row, self._retry(row, now, f"{type(exc).__name__}: {exc}", None))
-        values = {"status": "sent", "sent_at": now, "platform_message_id": message_id, "attempts": attempts, "last_error": None}
+        values = {"status": "sent", "sent_at": now, "platform_message_id": message_id, "attempts": attempts}
         return await self._finish(row, values, sent=True)
 
     async def _prepare(self, sender: Sender, row: dict) -> Callable[[], Awaitable[str | None]]:
