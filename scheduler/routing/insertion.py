@@ -8,6 +8,7 @@ from typing import Iterable, Sequence
 
 from scheduler.routing.model import (
     CAPACITY,
+    NO_ROOM,
     NO_SKILLED_TECHNICIAN,
     NO_TECHNICIAN_IN_REGION,
     NOT_ENOUGH_TECHNICIANS,
@@ -21,6 +22,7 @@ from scheduler.routing.model import (
     Route,
     Stop,
     Technician,
+    Unassigned,
     Visit,
     Window,
 )
@@ -274,22 +276,6 @@ class Board:
                     item.windows = self._stop_windows(item.visit, state.technician.id)
             state.refresh()
 
-    @classmethod
-    def from_sequences(cls, problem: Problem, sequences: dict[str, list[Visit]]) -> "Board":
-        """Routes given only as visit order, for problems without breaks, crews or links (a plain VRPTW)."""
-        board = cls(problem)
-        size = len(problem.capacity_names)
-        for tech_id, visits in sequences.items():
-            state = board.states[tech_id]
-            stops = [_Item(STOP, v.location, base_windows(v, problem.now), v.service, v) for v in visits]
-            state.items[1:1] = stops
-            for v in visits:
-                board.placed.setdefault(v.id, []).append((tech_id, 0.0, 0.0))
-                for d in range(min(size, len(v.demand))):
-                    state.load[d] += v.demand[d]
-            state.refresh()
-        return board
-
     def _state(self, tech: Technician, route: Route | None) -> RouteState:
         """Items in plan order; a break goes where the plan had it, after the return only if the plan said so."""
         items = [_Item(START, tech.start_location, ((tech.shift[0], tech.shift[0]),))]
@@ -513,7 +499,7 @@ class Board:
             state.refresh()
 
     def plan(self, unassigned=(), objective: Objective | None = None) -> Plan:
-        routes = tuple(state.to_route() for state in self.states.values())
+        routes = tuple(state.to_route() for state in self.states.values() if any(item.kind == STOP for item in state.items))
         travel = sum(route.travel for route in routes)
         return Plan(routes, tuple(unassigned), objective or Objective(travel, 0.0, 0.0, travel))
 
@@ -537,37 +523,24 @@ def greedy_plan(problem: Problem) -> Plan:
     """The baseline a dispatcher would do by hand: visits in order of their earliest start, each appended to
     the end of the feasible route that adds the least driving (a nearest-feasible-technician rule)."""
     board = Board(problem)
-    order = sorted(problem.visits, key=lambda v: (base_windows(v, problem.now) or ((INF, INF),))[0][0])
-    placed_ids: set[str] = set()
-    unassigned = []
-    pending = list(order)
-    # Predecessors first: a follow-up waits until its predecessor got a technician.
-    for _ in range(len(pending) + 1):
-        waiting = []
+    pending = sorted(problem.visits, key=lambda v: (base_windows(v, problem.now) or ((INF, INF),))[0][0])
+    while pending:  # a follow-up waits for a later pass once its predecessor has a technician
+        waiting = [v for v in pending if v.after and v.after not in board.placed and v.after in board.by_id]
+        later = {v.id for v in waiting}
         for visit in pending:
-            if visit.after and visit.after not in placed_ids:
-                waiting.append(visit)
+            if visit.id in later:
                 continue
             options = board.options(visit, limit=1, per_technician=1, last_only=True)
             if options:
                 board.apply(visit, options[0])
-                placed_ids.add(visit.id)
-            else:
-                unassigned.append(visit)
         if len(waiting) == len(pending):
             break
         pending = waiting
-        if not pending:
-            break
-    from scheduler.routing.model import NO_ROOM, PREDECESSOR_UNASSIGNED, Unassigned
-
     reasons = []
     for visit in problem.visits:
-        if visit.id in placed_ids:
-            continue
-        why = board.reason(visit)
-        if why is None:
-            why = (PREDECESSOR_UNASSIGNED, "") if visit.after and visit.after not in placed_ids else (NO_ROOM, "greedy found no slot")
-        reasons.append(Unassigned(visit.id, *why))
-    plan = board.plan(reasons)
-    return Plan(tuple(r for r in plan.routes if r.stops), plan.unassigned, plan.objective)
+        if visit.id not in board.placed:
+            why = board.reason(visit)
+            if why is None:
+                why = (PREDECESSOR_UNASSIGNED, f"{visit.after} is not planned") if visit.after and visit.after not in board.placed else (NO_ROOM, "no route had room at its end")
+            reasons.append(Unassigned(visit.id, *why))
+    return board.plan(reasons)

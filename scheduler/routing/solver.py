@@ -66,12 +66,11 @@ class Strategy:
     first_solution: str = "auto"
     metaheuristic: str = "gls"  # or "lns": our ruin-and-recreate loop around OR-Tools' local search
     gls_lambda: float = 0.1
-    neighbors: int = 0  # local search looks at this many nearest visits per visit (0: all)
     light_operators: bool = False  # leave out the slow route-rebuilding operators (for big days)
     couple_limit: int = 300  # above this many visits, crews and links are fixed as our insertion placed them
     seed: int = 1  # for "lns"
     ruin_size: int = 10  # visits removed per "lns" step, on average
-    recreate: bool = True  # "lns": rebuild with our insertion where it applies (else OR-Tools' moves do it)
+    temperature: float = 0.1  # "lns": simulated annealing starts at this share of an average arc's cost
     log: bool = False
 
 
@@ -213,7 +212,6 @@ class _Model:
         self.resolution = real.resolution
         self.visits = visits
         self.stats: dict = {}
-        res = 1
         horizon_min = max([t.shift[1] for t in problem.technicians] + [b.latest + b.duration for t in problem.technicians for b in t.breaks])
         self.horizon = self.up(horizon_min)
         self.copies: dict[str, list[int]] = {}
@@ -225,7 +223,6 @@ class _Model:
                 self.copies[visit.id].append(len(node_visit))
                 node_visit.append(visit)
                 locations.append(visit.location)
-        self.first_depot = len(node_visit)
         tech_order = {t.id: k for k, t in enumerate(problem.technicians)}
         self.copy_of: dict[tuple[str, str], int] = {}  # (visit, technician) -> node, for frozen crews
         bounds: dict[str, list[float]] = {}  # visit -> [earliest start, latest start] from split links
@@ -262,13 +259,12 @@ class _Model:
         self.routing = routing = pywrapcp.RoutingModel(manager)
         solver = routing.solver()
 
-        matrix = np.asarray(problem.travel, dtype=float)
+        matrix = np.asarray(problem.travel, dtype=np.int64)  # whole units already
         loc = np.asarray(locations, dtype=np.int64)
-        travel = np.ceil(matrix[np.ix_(loc, loc)] * res - 1e-9).astype(np.int64)
+        travel = matrix[np.ix_(loc, loc)]
         travel[:, starts] = 0  # nothing drives into a start or out of an end
         travel[ends, :] = 0
         service = np.array([self.up(v.service) if v is not None else 0 for v in node_visit], dtype=np.int64)
-        self.service_units = service
         cost_cb = routing.RegisterTransitMatrix((travel * COST_SCALE).tolist())
         routing.SetArcCostEvaluatorOfAllVehicles(cost_cb)
         time_cb = routing.RegisterTransitMatrix((travel + service[:, None]).tolist())
@@ -434,10 +430,6 @@ class _Model:
             operators = params.local_search_operators
             for name in HEAVY_OPERATORS:
                 setattr(operators, name, optional_boolean_pb2.BOOL_FALSE)
-        if strategy.neighbors:
-            # On big days, trying every position for every visit makes each local search step slow.
-            params.ls_operator_neighbors_ratio = min(1.0, strategy.neighbors / max(1, len(self.node_visit)))
-            params.ls_operator_min_neighbors = strategy.neighbors
         # Completing a solution (break intervals, cumuls) may take longer than the default 100 ms on a
         # full day with breaks; when that limit hits, restoring our first solution fails outright.
         params.lns_time_limit.FromMilliseconds(int(1000 * min(5.0, max(0.1, 0.05 * (deadline - time.monotonic())))))
@@ -483,32 +475,29 @@ class _Model:
         routing, solver = self.routing, self.routing.solver()
         rng = random.Random(strategy.seed)
         params = pywrapcp.DefaultRoutingSearchParameters()
-        params.local_search_metaheuristic = METAHEURISTICS["greedy"]
+        params.local_search_metaheuristic = METAHEURISTICS["greedy"]  # OR-Tools' moves put the removed visits back
+        params.lns_time_limit.FromMilliseconds(int(1000 * min(5.0, max(0.1, 0.05 * (deadline - time.monotonic())))))
+        if strategy.light_operators:
+            for name in HEAVY_OPERATORS:
+                setattr(params.local_search_operators, name, optional_boolean_pb2.BOOL_FALSE)
         movable = self._movable()
         if not movable:
             return solution
-        # Without breaks, crews or links our own insertion can rebuild a ruined solution (cheapest place
-        # first, with SISR's random "blinks"); OR-Tools' descent then only polishes. Otherwise its own
-        # insertion moves put the visits back.
-        plain = strategy.recreate and not any(t.breaks for t in self.problem.technicians) and not any(
-            v.technicians > 1 or v.after or v.started for v in self.visits
-        )
         best = solver.Assignment(solution)
         best_cost = current_cost = solution.ObjectiveValue()
         current = self._index_routes(solution)
         arcs = max(1, sum(len(r) + 1 for r in current if r))
-        hot, cold = 0.1 * current_cost / arcs, 0.01 * current_cost / arcs  # a tenth, then a hundredth, of an average arc
+        hot = strategy.temperature * current_cost / arcs  # a share of an average arc's cost, cooling tenfold
+        cold = hot / 10
         begin = time.monotonic()
         span = max(1e-3, deadline - begin)
-        self.iterations = failures = 0
+        iterations = failures = 0
         while True:
             left = deadline - time.monotonic()
             if left < 0.05:
                 break
-            self.iterations += 1
+            iterations += 1
             ruined = self._ruin(current, movable, rng, strategy.ruin_size)
-            if plain:
-                ruined = self._recreate(current, ruined, rng)
             start = routing.ReadAssignmentFromRoutes(ruined, True)
             if start is None:
                 failures += 1
@@ -524,33 +513,8 @@ class _Model:
                 current, current_cost = self._index_routes(found), cost
                 if cost < best_cost:
                     best, best_cost = solver.Assignment(found), cost
-        self.stats.update(iterations=self.iterations, failed_iterations=failures)
+        self.stats.update(iterations=iterations, failed_iterations=failures)
         return best
-
-    def _recreate(self, before: list[list[int]], ruined: list[list[int]], rng: random.Random) -> list[list[int]]:
-        manager = self.manager
-        kept = {i for route in ruined for i in route}
-        removed = [i for route in before for i in route if i not in kept]
-        visit_of = lambda i: self.node_visit[manager.IndexToNode(i)]  # noqa: E731
-        board = Board.from_sequences(self.problem, {t.id: [visit_of(i) for i in route] for t, route in zip(self.problem.technicians, ruined)})
-        order = rng.choice(("random", "demand", "far", "tight"))
-        depot = self.problem.technicians[0].start_location
-        keys = {
-            "random": lambda v: rng.random(),
-            "demand": lambda v: -sum(v.demand),
-            "far": lambda v: -self.problem.travel[depot][v.location],
-            "tight": lambda v: sum(b - a for a, b in base_windows(v, self.problem.now)),
-        }
-        for visit in sorted((visit_of(i) for i in removed), key=keys[order]):
-            options = board.options(visit)
-            for option in options:
-                if rng.random() >= 0.01:  # SISR's blink: now and then skip the best place
-                    board.apply(visit, option)
-                    break
-        routes = []
-        for tech in self.problem.technicians:
-            routes.append([manager.NodeToIndex(self.copies[item.visit.id][0]) for item in board.states[tech.id].items if item.kind == STOP])
-        return routes
 
     def _index_routes(self, solution) -> list[list[int]]:
         routing = self.routing
@@ -711,12 +675,14 @@ def _why_no_room(problem: Problem, board: Board, visit: Visit) -> Unassigned:
 
 # -- two cores: differently configured searches side by side --------------------------------------------
 
+
 def portfolio(problem: Problem) -> tuple[Strategy, ...]:
-    """Two searches that complement each other, by size. Measured on Solomon (100 visits): two seeds of the
-    ruin-and-recreate loop beat guided local search clearly; on a 1,000-visit day each OR-Tools descent
-    takes most of a minute, so guided local search and a plain descent share the work there."""
-    if len(problem.visits) <= 300:
-        return (Strategy(metaheuristic="lns", seed=1), Strategy(metaheuristic="lns", seed=2))
+    """Two searches that complement each other, by size. Measured on Solomon (100 visits): the
+    ruin-and-recreate loop from two different first solutions beats guided local search clearly; on a
+    1,000-visit day one OR-Tools descent takes most of a minute, so guided local search and a plain
+    descent share the work there."""
+    if len(problem.visits) <= 300:  # different starts land in different basins
+        return (Strategy(metaheuristic="lns", seed=1), Strategy(first_solution="savings", metaheuristic="lns", seed=2))
     return (Strategy(metaheuristic="gls"), Strategy(metaheuristic="lns", light_operators=True))
 
 

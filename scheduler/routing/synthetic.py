@@ -25,9 +25,10 @@ def _region(lat: float, lon: float) -> str:
 def field_day(visits: int = 1000, technicians: int = 50, seed: int = 7, speed_kmh: float = 30.0) -> Problem:
     """`visits` stops for `technicians` people: 30% deliveries, as many linked installations, the rest repairs.
 
-    Deliveries need a van with room (volume), some need two people; installations wait at least 30 minutes
-    after their delivery; repairs need the right trade (some only air-conditioning specialists); everybody
-    works one or two regions, 08:00-18:00 with a 30-minute lunch break starting 11:30-13:30.
+    Deliveries need a van with room (volume), 8% need two people; installations wait at least 30 minutes
+    after their delivery (10% by the same person); repairs need the right trade (a fifth only
+    air-conditioning specialists), a tenth are optional; everybody works one or two regions of the city,
+    08:00-18:00 with a 30-minute lunch break starting 11:30-13:30.
     """
     rng = random.Random(seed)
     points: list[tuple[float, float]] = []
@@ -56,9 +57,8 @@ def field_day(visits: int = 1000, technicians: int = 50, seed: int = 7, speed_km
         techs.append(Technician(f"t{k:03d}", home, home, DAY, (LUNCH,), frozenset(skills), frozenset(regions), capacity))
 
     out: list[Visit] = []
-    deliveries = int(visits * 0.3)
-    installations = deliveries
-    repairs = visits - deliveries - installations
+    deliveries = int(visits * 0.3)  # each with its installation
+    repairs = visits - 2 * deliveries
     for k in range(deliveries):
         at = place()
         lat, lon = points[at]
@@ -82,7 +82,6 @@ def field_day(visits: int = 1000, technicians: int = 50, seed: int = 7, speed_km
                 same_crew=same_crew,
             )
         )
-    del installations
     for k in range(repairs):
         at = place()
         lat, lon = points[at]
