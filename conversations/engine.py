@@ -225,16 +225,3 @@ class Engine:
         if outgoing and self._on_outbox:
             self._on_outbox()
         return events
-
-    async def run_pending_forever(self, interval: float, stop: asyncio.Event) -> None:
-        """Sweep for stored-but-unprocessed updates until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                await self.process_pending()
-            except Exception:
-                log.exception("inbox sweep failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except asyncio.TimeoutError:
-                pass
-

@@ -20,7 +20,7 @@ from scheduler.ratelimit import SendLimiter
 from scheduler.relay import OutboxRelay
 from services.handlers import chat_unreachable
 from services.notifications import ROBOT_PLATFORM
-from scheduler.sweeps import run_sweeps
+from scheduler.sweeps import fire_due_timers, run_every
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade_async
 
@@ -55,9 +55,10 @@ class Container:
         if not background:
             return
         self._stop.clear()
-        self._spawn(self.engine.run_pending_forever(interval=5.0, stop=self._stop))
+        # updates stored but not processed (a crash, another process) and timers that fell due
+        self._spawn(run_every(5.0, self._stop, self.engine.process_pending, "inbox sweep"))
         self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds))
-        self._spawn(run_sweeps(self.engine, self.sessions, self.clock, self._stop, interval=15.0))
+        self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.engine, self.sessions, self.clock), "timer sweep"))
         for role, bot in self.telegram.items():
             if self.settings.telegram_mode == "webhook":
                 url = f"{self.settings.public_url.rstrip('/')}/telegram/{role}/webhook"

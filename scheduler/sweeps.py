@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -29,12 +30,13 @@ async def fire_due_timers(engine: Engine, sessions: async_sessionmaker, clock: C
     return len(timer_ids)
 
 
-async def run_sweeps(engine: Engine, sessions: async_sessionmaker, clock: Clock, stop: asyncio.Event, interval: float) -> None:
+async def run_every(interval: float, stop: asyncio.Event, action: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run ``action`` now and then every ``interval`` seconds until ``stop``; a failure is logged, not fatal."""
     while not stop.is_set():
         try:
-            await fire_due_timers(engine, sessions, clock)
+            await action()
         except Exception:
-            log.exception("sweep failed")
+            log.exception("%s failed", name)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except asyncio.TimeoutError:
