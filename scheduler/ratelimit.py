@@ -57,6 +57,8 @@ class SendLimiter:
         if redis_url:
             storage = RedisStorage(storage_uri(redis_url), implementation="redispy", key_prefix=prefix)
         else:
+            # the `limits` library's in-process windows (not a conversation store): one process, no
+            # Redis; losing them on restart only forgets how many messages went out in the last seconds
             storage = MemoryStorage()
         self._limiter = MovingWindowRateLimiter(storage)
         self._items: dict[str, tuple[RateLimitItem | None, ...]] = {
