@@ -6,19 +6,14 @@ from dataclasses import dataclass
 
 from domain.geo import haversine_m
 from domain.model import DispatchMode, DispatchRule, Job, Technician
+from domain.policy import most_specific
 
 DEFAULT_RULE = DispatchRule(mode=DispatchMode.AUTO.value)
 
 
 def rule_for(rules: list[DispatchRule], region: str, service_kind: str) -> DispatchRule:
     """The most specific rule wins: region and kind, then region, then kind, then the catch-all."""
-    def specificity(rule: DispatchRule) -> int | None:
-        if rule.region not in (None, region) or rule.service_kind not in (None, service_kind):
-            return None
-        return (rule.region is not None) * 2 + (rule.service_kind is not None)
-
-    matching = [(score, rule) for rule in rules if (score := specificity(rule)) is not None]
-    return max(matching, key=lambda pair: pair[0])[1] if matching else DEFAULT_RULE
+    return most_specific(rules, region, service_kind, lambda r: (r.region, r.service_kind)) or DEFAULT_RULE
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from domain import events as ev
 from domain.errors import DomainError, IllegalTransition
-from domain.model import ServiceKind, Visit, VisitStatus as S
+from domain.model import Visit, VisitStatus as S
 
 ACTIVE = (S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.IN_PROGRESS)
 OPEN = (S.CREATED, S.BOOKED, *ACTIVE, S.ON_HOLD)
@@ -170,7 +170,3 @@ def cancel(visit: Visit, job_id: int, by: str) -> ev.Event:
     _move(visit, "cancel")
     visit.held_from = None
     return ev.VisitCancelled(job_id, visit.id, {"by": by, "technician_id": previous})
-
-
-def is_delivery(visit: Visit) -> bool:
-    return visit.service_kind is ServiceKind.DELIVERY

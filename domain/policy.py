@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from typing import Callable, Iterable, TypeVar
+
 from domain.business_time import BusinessHours
 from domain.slots import Window
 
@@ -27,3 +29,20 @@ class ServicePolicy:
     close_radius_m: float = 1000.0  # the customer is told "almost there" inside this distance
     travel_speed_kmh: float = 30.0
     detour_factor: float = 1.3
+
+
+Rule = TypeVar("Rule")
+
+
+def most_specific(rules: Iterable[Rule], region: str, service_kind: str, scope: Callable[[Rule], tuple]) -> Rule | None:
+    """Of the rules whose (region, service kind) scope matches — None matching anything — the most specific:
+    region and kind, then region, then kind, then the catch-all."""
+    best, best_score = None, -1
+    for rule in rules:
+        rule_region, rule_kind = scope(rule)
+        if rule_region not in (None, region) or rule_kind not in (None, service_kind):
+            continue
+        score = (rule_region is not None) * 2 + (rule_kind is not None)
+        if score > best_score:
+            best, best_score = rule, score
+    return best

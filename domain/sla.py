@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from domain.business_time import BusinessHours, add_business_minutes
+from domain.policy import most_specific
 
 STAGES = ("accept", "contact", "arrival", "completion")
 # business minutes allowed when no policy says otherwise; arrival runs to the end of the booked
@@ -24,13 +25,8 @@ class SlaPolicy:
 
 def policy_for(rows: list[dict], region: str, service_kind: str, stage: str) -> SlaPolicy:
     """The most specific configured policy for the stage, else the default."""
-    best, best_score = None, -1
-    for row in rows:
-        if row["stage"] != stage or row["region"] not in (None, region) or row["service_kind"] not in (None, service_kind):
-            continue
-        score = (row["region"] is not None) * 2 + (row["service_kind"] is not None)
-        if score > best_score:
-            best, best_score = row, score
+    staged = (row for row in rows if row["stage"] == stage)
+    best = most_specific(staged, region, service_kind, lambda row: (row["region"], row["service_kind"]))
     if best is None:
         return SlaPolicy(stage, DEFAULT_MINUTES.get(stage))
     return SlaPolicy(stage, best["minutes"], tuple(sorted(int(t) for t in best["tiers"])), bool(best["auto_reassign"]))

@@ -97,10 +97,3 @@ def free_slots(
                 if len(slots) >= limit:
                     return slots
     return slots
-
-
-def technician_for(slot_start: datetime, slot_end: datetime, slots: list[Slot]) -> int | None:
-    for slot in slots:
-        if slot.start == slot_start and slot.end == slot_end and slot.technician_ids:
-            return slot.technician_ids[0]
-    return None

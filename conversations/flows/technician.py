@@ -255,7 +255,7 @@ def on_decline(inp: StepInput) -> StepResult:
     return reply(Outbound(t("tech.declined", visit=visit.id)), commands=[c.DeclineOffer(visit.id, inp.view.technician_id)])
 
 
-def _ask_location(visit_id: int) -> Outbound:
+def _ask_location() -> Outbound:
     return Outbound(t("tech.share_location"), request="location")
 
 
@@ -267,7 +267,7 @@ def on_depart(inp: StepInput) -> StepResult:
         return hint("hint.stale_button")
     return reply(
         Outbound(t("tech.en_route", visit=visit.id)),
-        _ask_location(visit.id),
+        _ask_location(),
         commands=[c.Depart(visit.id, inp.view.technician_id)],
         state="await_location",
         data={"visit": visit.id},
@@ -280,7 +280,7 @@ def on_arrived(inp: StepInput) -> StepResult:
     visit = _visit_from_button(inp, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE)
     if visit is None:
         return hint("hint.stale_button")
-    return reply(_ask_location(visit.id), state="await_location", data={"visit": visit.id})
+    return reply(_ask_location(), state="await_location", data={"visit": visit.id})
 
 
 def _checked_in(visit: TechVisit) -> Outbound:
