@@ -320,6 +320,8 @@ outbox = Table(
     Column("platform_message_id", String(64)),
     Column("claimed_by", String(64)),  # the relay that is sending the row right now
     Column("claimed_until", UTCDateTime),  # its lease: after this another relay may take the row over
+    Column("held_since", UTCDateTime),  # an alert first held back by its busy group channel: sent later in a digest
+    Column("digest_of", Integer),  # sent inside the digest that row id led
     Index("ix_outbox_pending", "status", "next_attempt_at"),
     Index("ix_outbox_chat", "platform", "bot", "chat_id", "id"),
 )
