@@ -157,6 +157,7 @@ class Technician:
     last_lat: float | None = None
     last_lon: float | None = None
     last_seen_at: datetime | None = None
+    vehicle_capacity: int | None = None  # litres of cargo space; None: no limit is planned for
     id: int | None = None
 
     @property
@@ -211,6 +212,8 @@ class Job:
     notes: str = ""
     status: str = "open"  # open | done | cancelled
     created_at: datetime | None = None
+    volume_liters: int | None = None  # cargo the delivery takes up in a vehicle
+    priority: str = "normal"  # normal | urgent
     id: int | None = None
 
 
@@ -233,6 +236,9 @@ class Visit:
     eta_minutes: int | None = None
     close_notified: bool = False
     planned_start: datetime | None = None
+    crew_size: int = 1  # technicians needed on site at the same time
+    crew_ids: list = field(default_factory=list)  # crew members besides technician_id (the lead)
+    min_gap_minutes: int = 0  # at least this long after the predecessor visit ends
     version: int = 0
     id: int | None = None
 

@@ -78,6 +78,7 @@ technicians = Table(
     Column("last_lat", Float),  # the last location the technician shared, for arrival estimates
     Column("last_lon", Float),
     Column("last_seen_at", UTCDateTime),
+    Column("vehicle_capacity", Integer),  # litres of cargo space; none: carries no deliveries' load limit
 )
 
 dispatchers = Table(
@@ -143,6 +144,8 @@ jobs = Table(
     Column("notes", Text, nullable=False, default=""),
     Column("status", String(20), nullable=False, default="open"),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("volume_liters", Integer),  # cargo the delivery takes up in a vehicle
+    Column("priority", String(10), nullable=False, default="normal", server_default="normal"),  # normal | urgent
     UniqueConstraint("source", "external_ref", name="uq_jobs_source_ref"),
 )
 
@@ -167,6 +170,9 @@ visits = Table(
     Column("eta_minutes", Integer),  # the last arrival estimate the customer was given
     Column("planned_start", UTCDateTime),  # when the day's route has the technician start it
     Column("close_notified", Boolean, nullable=False, default=False, server_default=false()),
+    Column("crew_size", Integer, nullable=False, default=1, server_default="1"),  # technicians needed at once
+    Column("crew_ids", JSON, nullable=False, default=list, server_default="[]"),  # the others besides technician_id
+    Column("min_gap_minutes", Integer, nullable=False, default=0, server_default="0"),  # after the predecessor ends
     Column("version", Integer, nullable=False, default=0),
 )
 
