@@ -104,6 +104,7 @@ class Outbound:
     language: str | None = None  # None: the recipient conversation's language
     dedup: str | None = None  # a stable key, so a later message can edit this one
     edit_of: str | None = None  # the dedup key of an earlier message this one replaces in place
+    alert: bool = False  # a dispatcher alert: a busy group channel may merge it into a digest
 
     def payload(self) -> dict:
         return {
@@ -112,6 +113,7 @@ class Outbound:
             "request": self.request,
             "photo_path": self.photo_path,
             "edit_of": self.edit_of,
+            "alert": self.alert,
         }
 
 

@@ -68,20 +68,22 @@ class SendLimiter:
         # one task per bot at a time polls the shared bot window; the others queue here in order
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    async def acquire(self, platform: str, bot: str, chat_id: str, max_wait: float) -> float:
+    async def acquire(self, platform: str, bot: str, chat_id: str, max_wait: float, chat_wait: float | None = None) -> float:
         """Take one send for this chat and its bot: 0 when taken, else the seconds to come back after (nothing taken).
 
-        Waits here up to ``max_wait`` seconds. Both windows are hit right before returning 0, so the caller
+        Waits here up to ``max_wait`` seconds, and up to ``chat_wait`` (default ``max_wait``) for the chat's own
+        window: a caller that would rather queue than wait for a busy chat passes 0. Both windows are hit right before returning 0, so the caller
         must send at once: the time between the hit and the platform seeing the request is all jitter.
         """
         private, group, whole = self._items.get(platform, (None, None, None))
         chat = group if is_group(platform, chat_id) else private
         deadline = time.monotonic() + max_wait
+        chat_deadline = time.monotonic() + (max_wait if chat_wait is None else min(chat_wait, max_wait))
         while True:
             # only one relay task sends to a chat at a time (the outbox claims), so testing first is safe
             wait = await self._wait(chat, platform, bot, chat_id) if chat else 0.0
             if wait:
-                if time.monotonic() + wait > deadline:
+                if time.monotonic() + wait > chat_deadline:
                     return wait
                 await asyncio.sleep(wait)
                 continue

@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bots.base import RetryLater, Sender, Undeliverable
 from bots.robots import Throttled
-from conversations.i18n import render
+from conversations.i18n import render, translate
+from conversations.messages import Rendered
 from domain.clock import Clock
-from scheduler.ratelimit import SendLimiter
+from scheduler import digest
+from scheduler.ratelimit import SendLimiter, is_group
 from storage.repository import Store
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,14 @@ UndeliverableHook = Callable[[str, str, str, str], Awaitable[None] | None]
 def backoff(attempts: int) -> float:
     """Exponential back-off with jitter, so many failing rows do not retry in lockstep."""
     return min(MAX_BACKOFF, 2.0**attempts) * (0.5 + random.random() / 2)
+
+
+def digestible(row: dict) -> bool:
+    """A dispatcher alert to a group channel (Telegram group, group robot): it may wait for a digest when the channel is busy."""
+    payload = row["payload"]
+    plain = not (payload.get("edit_of") or payload.get("photo_path") or payload.get("request"))
+    group = row["platform"] == "robot" or is_group(row["platform"], row["chat_id"])
+    return bool(payload.get("alert")) and plain and group and row["platform"] in digest.BUDGETS
 
 
 def new_relay_id() -> str:
@@ -146,19 +156,21 @@ class OutboxRelay:
         sender = self.senders.get(platform)
         if sender is None:
             return await self._finish(row, {"status": "failed", "last_error": f"no sender for {platform}", "attempts": row["attempts"] + 1})
+        alert = digestible(row)
         try:
-            send = await self._prepare(sender, row)
+            send, merged = await self._prepare(sender, row, alert and row["held_since"] is not None)
         except Exception as exc:  # the payload itself is broken: sending it again cannot help
             log.exception("outbox %s: cannot render", row["id"])
             return await self._finish(row, {"status": "failed", "last_error": f"render: {exc}"[:500], "attempts": row["attempts"] + 1})
         try:
-            wait = await self.limiter.acquire(platform, bot, chat_id, self.max_wait)
+            # an alert does not wait for its busy group: it queues, and what queued behind it goes out as one digest
+            wait = await self.limiter.acquire(platform, bot, chat_id, self.max_wait, chat_wait=0.0 if alert else None)
         except Exception as exc:  # e.g. Redis is down: hold back rather than send blind
             log.warning("outbox %s: the rate limiter failed (%s: %s); holding it back", row["id"], type(exc).__name__, exc)
             wait = 1.0
         if wait:
             # held back by our own limits: not an attempt, so it never counts towards giving up
-            return await self._finish(row, {"next_attempt_at": self._clock.now() + timedelta(seconds=wait)})
+            return await self._finish(row, self._held(row, alert, wait))
         now = self._clock.now()
         attempts = row["attempts"] + 1
         try:
@@ -173,18 +185,30 @@ class OutboxRelay:
         except RetryLater as exc:
             if isinstance(exc, Throttled):
                 # the sender keeps its own rate (bots/robots.py): a wait, not a failure
-                return await self._finish(row, {"next_attempt_at": now + timedelta(seconds=exc.seconds or 1.0)})
+                return await self._finish(row, self._held(row, alert, exc.seconds or 1.0))
             return await self._finish(row, self._retry(row, now, str(exc), exc.seconds))
         except Exception as exc:  # an unexpected failure is treated as transient, never as sent
             log.exception("outbox %s: sending failed", row["id"])
             return await self._finish(row, self._retry(row, now, f"{type(exc).__name__}: {exc}", None))
         values = {"status": "sent", "sent_at": now, "platform_message_id": message_id, "attempts": attempts}
-        return await self._finish(row, values, sent=True)
+        return await self._finish(row, values, sent=True, merged=merged)
 
-    async def _prepare(self, sender: Sender, row: dict) -> Callable[[], Awaitable[str | None]]:
-        """Render and look up what an edit needs before taking a rate slot, so the send follows the slot at once."""
+    def _held(self, row: dict, alert: bool, seconds: float) -> dict:
+        values: dict = {"next_attempt_at": self._clock.now() + timedelta(seconds=seconds)}
+        if alert and row["held_since"] is None:
+            values["held_since"] = self._clock.now()
+        return values
+
+    async def _prepare(self, sender: Sender, row: dict, merge: bool) -> tuple[Callable[[], Awaitable[str | None]], list[int]]:
+        """Render and look up what an edit needs before taking a rate slot, so the send follows the slot at once.
+
+        With ``merge``, the alerts queued right behind this one join it in a digest; their ids come back too.
+        """
         payload = row["payload"]
         message = render(payload, payload.get("language", "en"), self._tz)
+        merged: list[int] = []
+        if merge:
+            message, merged = await self._digest(row, message)
         edit_of = payload.get("edit_of")
         edit = getattr(sender, "edit", None)
         if edit_of and edit is not None:
@@ -197,10 +221,29 @@ class OutboxRelay:
                     await edit(row["bot"], row["chat_id"], message_id, message)
                     return message_id
 
-                return edit_in_place
-        return lambda: sender.send(row["bot"], row["chat_id"], message)
+                return edit_in_place, merged
+        return (lambda: sender.send(row["bot"], row["chat_id"], message)), merged
 
-    async def _finish(self, row: dict, values: dict, *, sent: bool = False, gone: str | None = None) -> dict | None:
+    async def _digest(self, row: dict, first: Rendered) -> tuple[Rendered, list[int]]:
+        """The held alert and the alerts queued behind it in its chat, as one message; stops at anything else.
+
+        No other relay can take those rows meanwhile: a chat's rows are sendable only once everything before them is out.
+        """
+        async with self.sessions() as session:
+            following = await Store(session).outbox_pending_after(row["platform"], row["bot"], row["chat_id"], row["id"], digest.MAX_ALERTS - 1)
+        run: list[dict] = []
+        for other in following:
+            if not digestible(other):
+                break
+            run.append(other)
+        if not run:
+            return first, []
+        language = row["payload"].get("language", "en")
+        alerts = [first] + [render(other["payload"], other["payload"].get("language", "en"), self._tz) for other in run]
+        message, count = digest.compose(lambda n: translate("group.digest", language, {"count": n}), alerts, digest.BUDGETS[row["platform"]])
+        return message, [other["id"] for other in run[: count - 1]]
+
+    async def _finish(self, row: dict, values: dict, *, sent: bool = False, gone: str | None = None, merged: list[int] = ()) -> dict | None:
         """Record the outcome and free the claim; after a send, claim the chat's next row in the same transaction."""
         platform, bot, chat_id = row["platform"], row["bot"], row["chat_id"]
         now = self._clock.now()
@@ -213,6 +256,8 @@ class OutboxRelay:
             if not mine:
                 log.warning("outbox %s: the claim was taken over before the outcome was recorded", row["id"])
             if sent:
+                if merged:
+                    await store.outbox_sent_in_digest(merged, row["id"], now, values["platform_message_id"])
                 await store.outbox_chat_reachable(platform, bot, chat_id)
                 if not self._stopping:
                     until = now + timedelta(seconds=self.lease)

@@ -62,13 +62,13 @@ async def _group_chats(ctx: HandlerContext, job: Job) -> list[ChatBinding]:
 
 async def _alert(ctx: HandlerContext, job: Job, text: dict, keyboard: tuple = ()) -> list[Outbound]:
     """A dispatcher alert: to the region's group chats, and to its group robots when any are configured."""
-    out = _send(await _group_chats(ctx, job), text, keyboard)
+    out = [Outbound(text, keyboard, to=_to(chat), language=chat.language, alert=True) for chat in await _group_chats(ctx, job)]
     sinks = await ScheduleStore(ctx.store).alert_sinks_for(job.region)
     if sinks:
         specific = any(s["region"] == job.region for s in sinks)
         language = "en" if all(s["kind"] == "slack" for s in sinks) else "zh"
         target = ChatRef(ROBOT_PLATFORM, "alerts", route_for(job.region if specific else None))
-        out.append(Outbound(text, keyboard, to=target, language=language))
+        out.append(Outbound(text, keyboard, to=target, language=language, alert=True))
     return out
 
 

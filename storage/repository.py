@@ -479,6 +479,27 @@ class Store:
             .values(undeliverable_since=None)
         )
 
+    async def outbox_pending_after(self, platform: str, bot: str, chat_id: str, after_id: int, limit: int) -> list[dict]:
+        """The chat's unsent rows queued behind one row, in order."""
+        statement = (
+            select(t.outbox)
+            .where(
+                t.outbox.c.platform == platform, t.outbox.c.bot == bot, t.outbox.c.chat_id == chat_id,
+                t.outbox.c.status == "pending", t.outbox.c.id > after_id,
+            )
+            .order_by(t.outbox.c.id)
+            .limit(limit)
+        )
+        return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+
+    async def outbox_sent_in_digest(self, outbox_ids: list[int], digest_id: int, now: datetime, message_id: str | None) -> None:
+        """Rows that went out inside the digest led by ``digest_id``."""
+        await self.session.execute(
+            update(t.outbox)
+            .where(t.outbox.c.id.in_(outbox_ids), t.outbox.c.status == "pending")
+            .values(status="sent", sent_at=now, platform_message_id=message_id, digest_of=digest_id, attempts=t.outbox.c.attempts + 1)
+        )
+
     async def outbox_by_key(self, dedup_key: str) -> dict | None:
         row = (await self.session.execute(select(t.outbox).where(t.outbox.c.dedup_key == dedup_key))).mappings().first()
         return dict(row) if row else None
