@@ -186,7 +186,10 @@ class OutboxRelay:
             if isinstance(exc, Throttled):
                 # the sender keeps its own rate (bots/robots.py): a wait, not a failure
                 return await self._finish(row, self._held(row, alert, exc.seconds or 1.0))
-            return await self._finish(row, self._retry(row, now, str(exc), exc.seconds))
+            values = self._retry(row, now, str(exc), exc.seconds)
+            if alert and row["held_since"] is None:  # the platform pushed back (429, busy): what queues behind merges too
+                values["held_since"] = now
+            return await self._finish(row, values)
         except Exception as exc:  # an unexpected failure is treated as transient, never as sent
             log.exception("outbox %s: sending failed", row["id"])
             return await self._finish(row, self._retry(row, now, f"{type(exc).__name__}: {exc}", None))

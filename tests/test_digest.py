@@ -154,3 +154,20 @@ async def test_a_throttled_robot_sends_what_queued_as_one_digest_when_its_window
         texts = [m["text"]["content"] for m in robots.messages("wecom", "key-d")]
         assert texts[1:] == ["🗂 本群消息达到发送上限期间累积了 3 条提醒:\n\n#1 r1\n\n#2 r2\n\n#3 r3\n[#1 🔁 改派] [#2 🔁 改派] [#3 🔁 改派]"]
         assert all(r["status"] == "sent" for r in await outbox(sessions))
+
+
+async def test_alerts_behind_one_the_platform_answered_429_go_out_together(sessions, telegram):
+    fake, sender = telegram
+    clock = ManualClock(datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc))
+    fake.fail_next("sendMessage", status=429, retry_after=2)
+    await queue(sessions, "telegram", GROUP, [alert(f"p{n}") for n in range(3)], clock.now())
+    relay = OutboxRelay(sessions=sessions, senders={"telegram": sender}, clock=clock, tz=timezone.utc, limiter=SendLimiter({}))
+    await drain(relay)
+    assert fake.sent(chat_id=GROUP) == []
+    clock.advance(timedelta(seconds=3))
+    await drain(relay)
+    assert [s["text"] for s in fake.sent(chat_id=GROUP)] == [
+        "🗂 3 alerts queued while this chat was at its message limit:\n\n#1 p0\n\n#2 p1\n\n#3 p2"
+    ]
+    rows = await outbox(sessions)
+    assert [r["status"] for r in rows] == ["sent"] * 3 and rows[0]["attempts"] == 2
