@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -35,6 +36,7 @@ class AlertSinks:
         self._loaded_at = float("-inf")
         self._rows: tuple = ()
         self._failover: FailoverSender | None = None
+        self._http: httpx.AsyncClient | None = None  # one connection pool for every configuration
 
     async def _load(self) -> None:
         if time.monotonic() - self._loaded_at < self._refresh:
@@ -49,17 +51,26 @@ class AlertSinks:
             r["name"]: RobotSink(kind=r["kind"], name=r["name"], url=r["url"], secret=r["secret"], keyword=r["keyword"], base_url=self._base_url)
             for r in rows
         }
-        robots = RobotSender(sinks, clock=self._clock)
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10.0)
+        robots = RobotSender(sinks, http=self._http, clock=self._clock)
         routes = routes_from(list(rows))
         if self._failover is None:
             self._failover = FailoverSender(robots, routes, clock=self._clock)
         else:
-            # keep the failover's memory of which sinks are failing across a reload
+            # keep the failover's memory of failing sinks, and each robot's recent sends: a reload must not
+            # let a robot take another full minute's worth (DingTalk blocks for ten minutes when it is exceeded)
+            robots.keep_windows_of(self._failover.robots)
             self._failover.robots, self._failover.routes = robots, {k: tuple(v) for k, v in routes.items()}
 
     async def routes(self) -> dict[str, tuple[str, ...]]:
         await self._load()
         return dict(self._failover.routes) if self._failover else {}
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
         await self._load()

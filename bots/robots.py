@@ -432,6 +432,13 @@ class RobotSender:
             _REDACTOR.add(sink.secrets())
         _install_redactor()
 
+    def keep_windows_of(self, previous: RobotSender) -> None:
+        """After a configuration reload: sinks that still post to the same robot keep the sends they already made."""
+        for name, sink in self.sinks.items():
+            old = previous.sinks.get(name)
+            if old is not None and (old.kind, old.url) == (sink.kind, sink.url) and old.window_limits == sink.window_limits:
+                self._windows[name] = previous._windows[name]
+
     def now(self) -> datetime:
         moment = self._now()
         if moment.tzinfo is None:

@@ -77,6 +77,10 @@ class Container:
         self._tasks.clear()
         for bot in self.telegram.values():
             await bot.close()
+        for sender in self.relay.senders.values():
+            close = getattr(sender, "aclose", None)
+            if close is not None:
+                await close()
         await self.db.dispose()
 
     def bot_username(self, role: str) -> str | None:

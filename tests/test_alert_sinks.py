@@ -6,6 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from bots.alerting import AlertSinks
+from bots.robots import Throttled
+from conversations.messages import Rendered
 from storage.repository import Store
 from storage.schedule import ScheduleStore
 from tests.fakes.robot_servers import FakeRobots
@@ -94,3 +97,21 @@ async def test_alert_sinks_are_managed_over_the_api_without_showing_their_secret
         async with api.container.sessions() as session:
             rows = await ScheduleStore(Store(session)).sla_policies()
         assert rows[0]["minutes"] == 20 and rows[0]["auto_reassign"] is True
+
+
+async def test_a_configuration_reload_keeps_each_robots_recent_sends(world: World, robots: FakeRobots):
+    robots.add("slack", "T1/B1/X1")
+    await add_sink(world, name="ops-slack", kind="slack", url=robots.url("slack", "T1/B1/X1"))
+    sinks = AlertSinks(world.container.sessions, world.clock, refresh_seconds=0)
+    try:
+        await sinks.send("alerts", "all", Rendered("first"))
+        robots.add("wecom", "key-2")
+        await add_sink(world, name="later-wecom", region="Huangpu", kind="wecom", url=robots.url("wecom", "key-2"))
+        with pytest.raises(Throttled):  # Slack takes one per second, reload or not
+            await sinks.send("alerts", "all", Rendered("second"))
+        world.clock.advance(timedelta(seconds=1))
+        await sinks.send("alerts", "all", Rendered("second"))
+        assert [m["text"] for m in robots.messages("slack", "T1/B1/X1")] == ["first", "second"]
+        assert await sinks.routes() == {"all": ("ops-slack",), "region:Huangpu": ("later-wecom", "ops-slack")}
+    finally:
+        await sinks.aclose()
