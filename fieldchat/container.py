@@ -20,7 +20,7 @@ from scheduler.ratelimit import SendLimiter
 from scheduler.relay import OutboxRelay
 from services.handlers import chat_unreachable
 from services.notifications import ROBOT_PLATFORM
-from scheduler.sweeps import fire_due_timers, run_every
+from scheduler.sweeps import fire_due_timers, forget_old_updates, run_every
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade_async
 
@@ -59,6 +59,7 @@ class Container:
         self._spawn(run_every(5.0, self._stop, self.engine.process_pending, "inbox sweep"))
         self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds))
         self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.engine, self.sessions, self.clock), "timer sweep"))
+        self._spawn(run_every(3600.0, self._stop, lambda: forget_old_updates(self.sessions, self.clock), "inbox clean-up"))
         for role, bot in self.telegram.items():
             if self.settings.telegram_mode == "webhook":
                 url = f"{self.settings.public_url.rstrip('/')}/telegram/{role}/webhook"

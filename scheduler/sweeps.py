@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -28,6 +29,18 @@ async def fire_due_timers(engine: Engine, sessions: async_sessionmaker, clock: C
         except DomainError as err:
             log.warning("timer %s: %s", timer_id, err.code)
     return len(timer_ids)
+
+
+# Telegram keeps an undelivered update for at most 24 hours (Bot API, getUpdates), but after a week without
+# updates its ids restart at
+# random (T4): forgetting processed updates after two days keeps a new update from matching an old one.
+INBOX_RETENTION = timedelta(days=2)
+
+
+async def forget_old_updates(sessions: async_sessionmaker, clock: Clock) -> int:
+    """Drop processed inbox rows older than the retention; returns how many went."""
+    async with sessions() as session, session.begin():
+        return await Store(session).inbox_forget_processed(clock.now() - INBOX_RETENTION)
 
 
 async def run_every(interval: float, stop: asyncio.Event, action: Callable[[], Awaitable[object]], name: str) -> None:

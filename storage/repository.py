@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -315,6 +315,11 @@ class Store:
             .on_conflict_do_nothing(index_elements=["platform", "bot", "update_id"])
         )
         return result.rowcount == 1
+
+    async def inbox_forget_processed(self, before: datetime) -> int:
+        """Drop processed updates received before ``before``; failed ones stay for whoever investigates them."""
+        result = await self.session.execute(delete(t.inbox).where(t.inbox.c.status == "processed", t.inbox.c.received_at < before))
+        return result.rowcount
 
     async def inbox_row(self, platform: str, bot: str, update_id: str) -> dict | None:
         statement = select(t.inbox).where(t.inbox.c.platform == platform, t.inbox.c.bot == bot, t.inbox.c.update_id == update_id)

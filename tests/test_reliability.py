@@ -13,6 +13,7 @@ from bots.base import RetryLater, Undeliverable
 from conversations.flows import customer as customer_flow
 from conversations.messages import InboundKind, Rendered
 from scheduler.relay import OutboxRelay
+from scheduler.sweeps import forget_old_updates
 from storage import tables
 from storage.repository import Store
 from tests.harness import World, keys
@@ -189,3 +190,20 @@ async def test_two_customers_racing_for_the_last_free_slot_cannot_both_get_it(wo
     outcomes = sorted(keys(await chats[0].inbox()) + keys(await chats[1].inbox()))
     assert outcomes == ["customer.booked", "error.slot_taken"]
     assert await events_named(world, "OfferMade") == 1
+
+
+async def test_processed_updates_are_forgotten_after_two_days_so_a_reused_update_id_gets_through(world: World):
+    now = world.clock.now()
+    async with world.container.sessions() as session, session.begin():
+        store = Store(session)
+        for update_id, status, age in (("old", "processed", 3), ("failed", "failed", 3), ("recent", "processed", 1)):
+            assert await store.inbox_add("telegram", "customer", update_id, "42", {}, now - timedelta(days=age))
+            row = await store.inbox_row("telegram", "customer", update_id)
+            await store.inbox_mark(row["id"], status, now - timedelta(days=age))
+    assert await forget_old_updates(world.container.sessions, world.clock) == 1
+    async with world.container.sessions() as session, session.begin():
+        store = Store(session)
+        # Telegram's ids restart at random after a week of silence: the old id is a new update now
+        assert await store.inbox_add("telegram", "customer", "old", "42", {}, now)
+        assert not await store.inbox_add("telegram", "customer", "recent", "42", {}, now)
+        assert await store.inbox_row("telegram", "customer", "failed") is not None
