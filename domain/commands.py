@@ -211,3 +211,11 @@ class ExtendSla(Command):
     stage: str
     minutes: int
     dispatcher_id: int
+
+
+@dataclass(frozen=True)
+class SetDuty(Command):
+    """A technician (or the back office) says they stop or start taking visits."""
+
+    technician_id: int
+    on_duty: bool

@@ -83,3 +83,21 @@ class ChatUnreachable(Event):
 
 
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+class CrewAssigned(Event):
+    """A planned crew visit gained a member besides its lead; data: technician_id (the member)."""
+
+
+class CrewReleased(Event):
+    """A crew member is no longer needed on a visit; data: technician_id (the member)."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+class DayPlanChanged(Event):
+    """A replan reordered or moved a technician's remaining stops today; data: technician_id, day (ISO date)."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})

@@ -56,12 +56,13 @@ def book(visit: Visit, job_id: int, start: datetime, end: datetime, dependency: 
 
 
 def unbook(visit: Visit, job_id: int) -> ev.Event:
-    previous = visit.technician_id
+    previous, crew = visit.technician_id, list(visit.crew_ids)
     _move(visit, "unbook")
     visit.slot_start = visit.slot_end = None
     visit.technician_id = None
+    visit.crew_ids = []  # the next booking is planned afresh, crew included
     visit.declined_by = []
-    return ev.VisitUnbooked(job_id, visit.id, {"technician_id": previous})
+    return ev.VisitUnbooked(job_id, visit.id, {"technician_id": previous, "crew_ids": crew})
 
 
 def offer(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
@@ -160,6 +161,7 @@ def reassign(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
     _move(visit, "reassign")
     visit.held_from = None
     visit.technician_id = technician_id
+    visit.crew_ids = [c for c in visit.crew_ids if c != technician_id]  # a crew member who becomes the lead
     if previous is not None:
         visit.declined_by = [*visit.declined_by, previous]
     return ev.VisitReassigned(job_id, visit.id, {"technician_id": technician_id, "previous_technician_id": previous})

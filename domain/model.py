@@ -172,7 +172,7 @@ class Technician:
             return False
         if kind is not ServiceKind.DELIVERY and category and category not in self.skills:
             return False
-        if kind is not ServiceKind.DELIVERY and brand and self.has_brand_skills() and brand not in self.skills:
+        if kind is not ServiceKind.DELIVERY and brand and self.has_brand_skills() and f"brand:{brand}" not in self.skills:
             return False
         return not self.regions or region in self.regions
 

@@ -29,6 +29,8 @@ class ServicePolicy:
     close_radius_m: float = 1000.0  # the customer is told "almost there" inside this distance
     travel_speed_kmh: float = 30.0
     detour_factor: float = 1.3
+    urgent_window: timedelta = timedelta(hours=4)  # an urgent order is served within this much opening time
+    overrun_grace: timedelta = timedelta(minutes=15)  # work running this long past its planned end replans the day
 
 
 Rule = TypeVar("Rule")

@@ -20,6 +20,7 @@ from scheduler.ratelimit import SendLimiter
 from scheduler.relay import OutboxRelay
 from services.handlers import chat_unreachable
 from services.notifications import ROBOT_PLATFORM
+from services.replanning import Replanner
 from scheduler.sweeps import fire_due_timers, forget_old_updates, run_every
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade_async
@@ -37,6 +38,7 @@ class Container:
     engine: Engine
     relay: OutboxRelay
     telegram: dict[str, TelegramBot]
+    replanner: Replanner | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -58,7 +60,9 @@ class Container:
         # updates stored but not processed (a crash, another process) and timers that fell due
         self._spawn(run_every(5.0, self._stop, self.engine.process_pending, "inbox sweep"))
         self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds))
-        self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.engine, self.sessions, self.clock), "timer sweep"))
+        if self.replanner is not None:  # only where the sweeps run: a one-off command or a test never plans by surprise
+            await self.replanner.ensure_nightly()
+        self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.engine, self.sessions, self.clock, self.replanner), "timer sweep"))
         self._spawn(run_every(3600.0, self._stop, lambda: forget_old_updates(self.sessions, self.clock), "inbox clean-up"))
         for role, bot in self.telegram.items():
             if self.settings.telegram_mode == "webhook":
@@ -76,6 +80,8 @@ class Container:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=30)
         self._tasks.clear()
+        if self.replanner is not None:
+            self.replanner.close()
         for bot in self.telegram.values():
             await bot.close()
         for sender in self.relay.senders.values():
@@ -119,4 +125,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         await engine.apply(origin, lambda ctx: chat_unreachable(ctx, platform, bot, chat_id, reason))
 
     relay.on_undeliverable = tell_dispatchers
-    return Container(settings, clock, policy, db, sessions, engine, relay, telegram)
+    replanner = Replanner(
+        engine, sessions, clock, policy, replan_seconds=settings.replan_seconds, plan_seconds=settings.plan_seconds,
+        nightly_at=settings.nightly_plan_time(),
+    )
+    return Container(settings, clock, policy, db, sessions, engine, relay, telegram, replanner)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     business_hours: str = Field("09:00-18:00", description="opening hours, for SLA clocks")
 
     relay_interval_seconds: float = Field(2.0, gt=0)
+
+    replan_seconds: float = Field(3.0, gt=0, le=120, description="optimizer time for a local replan after an event")
+    plan_seconds: float = Field(30.0, gt=0, le=3600, description="optimizer time for the nightly plan of tomorrow")
+    nightly_plan_at: str = Field("20:00", description="local time the nightly run plans tomorrow; off: never")
+    urgent_window_hours: float = Field(4.0, gt=0, le=24, description="an urgent order is served within this much opening time")
+    overrun_grace_minutes: int = Field(15, ge=0, le=240, description="work this long past its planned end replans the day")
     redis_url: str | None = Field(None, description="redis://host:port/db shared by relay processes for send rates")
 
     @field_validator("timezone")
@@ -67,6 +73,16 @@ class Settings(BaseSettings):
             raise ValueError("business days are numbers 0 (Monday) to 6 (Sunday), comma separated")
         return value
 
+    @field_validator("nightly_plan_at")
+    @classmethod
+    def _valid_nightly(cls, value: str) -> str:
+        if value.strip().lower() != "off":
+            time.fromisoformat(value.strip())
+        return value.strip()
+
+    def nightly_plan_time(self) -> time | None:
+        return None if self.nightly_plan_at.lower() == "off" else time.fromisoformat(self.nightly_plan_at)
+
     @field_validator("business_hours")
     @classmethod
     def _valid_hours(cls, value: str) -> str:
@@ -84,6 +100,8 @@ class Settings(BaseSettings):
             reschedule_cutoff=timedelta(hours=self.reschedule_cutoff_hours),
             checkin_radius_m=self.checkin_radius_m,
             low_rating_threshold=self.low_rating_threshold,
+            urgent_window=timedelta(hours=self.urgent_window_hours),
+            overrun_grace=timedelta(minutes=self.overrun_grace_minutes),
         )
 
     def webhook_secret(self, token: str) -> str:

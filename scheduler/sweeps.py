@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from conversations.engine import Engine
 from domain.clock import Clock
 from domain.errors import DomainError
+from services.replanning import KINDS as REPLAN_KINDS, Replanner
 from services.timers import fire
 from storage.repository import Store
 from storage.schedule import ScheduleStore
@@ -19,16 +20,19 @@ from storage.schedule import ScheduleStore
 log = logging.getLogger(__name__)
 
 
-async def fire_due_timers(engine: Engine, sessions: async_sessionmaker, clock: Clock) -> int:
-    """Fire every timer that is due; each in its own transaction, so one bad timer stops no other."""
+async def fire_due_timers(engine: Engine, sessions: async_sessionmaker, clock: Clock, replanner: Replanner | None = None) -> int:
+    """Fire every timer that is due; each in its own transaction, so one bad timer stops no other.
+    Replans solve outside any transaction, so the replanner fires those; last, so that a replan queued by
+    a timer just fired (an overrun) runs in this sweep."""
     async with sessions() as session:
-        timer_ids = await ScheduleStore(Store(session)).due_timer_ids(clock.now())
+        timer_ids = await ScheduleStore(Store(session)).due_timer_ids(clock.now(), exclude_kinds=REPLAN_KINDS)
     for timer_id in timer_ids:
         try:
             await engine.apply(f"timer:{timer_id}", lambda ctx, t=timer_id: fire(ctx, t))
         except DomainError as err:
             log.warning("timer %s: %s", timer_id, err.code)
-    return len(timer_ids)
+    replanned = await replanner.run_due() if replanner is not None else 0
+    return len(timer_ids) + replanned
 
 
 # Telegram keeps an undelivered update for at most 24 hours (Bot API, getUpdates), but after a week without

@@ -30,16 +30,22 @@ from domain.model import (
 )
 from domain.policy import ServicePolicy
 from services.handlers import HandlerContext, ranked_free
+from services.replanning import book_urgent
 from storage.repository import Store
 
 # visits of these kinds wait for the job's delivery
 AFTER_DELIVERY = (ServiceKind.INSTALLATION, ServiceKind.INSPECTION)
+PRIORITIES = ("normal", "urgent")
+MAX_CREW = 4
+MAX_GAP_MINUTES = 1440  # a day: longer waits (paint drying, concrete setting) are separate bookings
 
 
 @dataclass(frozen=True)
 class ServiceRequest:
     kind: str
     duration_minutes: int | None = None
+    crew_size: int = 1
+    min_gap_minutes: int = 0  # after the visit it depends on ends (installation after delivery)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class OrderRequest:
     services: tuple[ServiceRequest, ...]
     items: tuple[dict, ...] = field(default_factory=tuple)
     notes: str = ""
+    volume_liters: int | None = None
+    priority: str = "normal"  # urgent: served within the next opening hours, without the customer booking
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,22 @@ async def create_order(store: Store, request: OrderRequest, now: datetime, polic
         raise InvalidInput("services_empty")
     if len(set(kinds)) != len(kinds):
         raise InvalidInput("services_repeated")
+    if request.volume_liters is not None and request.volume_liters < 0:
+        raise InvalidInput("volume_invalid")
+    if request.priority not in PRIORITIES:
+        raise InvalidInput("priority_invalid")
+    for service in request.services:
+        if not 1 <= service.crew_size <= MAX_CREW:
+            raise InvalidInput("crew_size_invalid")
+        if not 0 <= service.min_gap_minutes <= MAX_GAP_MINUTES:
+            raise InvalidInput("min_gap_invalid")
     customer = await _customer(store, request)
     job = await store.add(
         Job(
             request.source, request.external_ref, customer.id, request.address, request.lat, request.lon,
             request.region, request.product_category, request.product_name, request.brand,
-            items=list(request.items), notes=request.notes, created_at=now,
+            items=list(request.items), notes=request.notes, created_at=now, volume_liters=request.volume_liters,
+            priority=request.priority,
         )
     )
     # deliveries first, so that installations can point at them
@@ -95,16 +113,22 @@ async def create_order(store: Store, request: OrderRequest, now: datetime, polic
     delivery: Visit | None = None
     for sequence, service in enumerate(ordered, start=1):
         kind = ServiceKind(service.kind)
+        depends_on = delivery.id if delivery and kind in AFTER_DELIVERY else None
+        if service.min_gap_minutes and depends_on is None:
+            # a gap after nothing would be silently ignored by the planner: say so instead
+            raise InvalidInput("min_gap_without_predecessor")
         visit = await store.add(
             Visit(
                 job.id, kind.value, sequence, service.duration_minutes or DEFAULT_SERVICE_MINUTES[kind],
-                depends_on_visit_id=delivery.id if delivery and kind in AFTER_DELIVERY else None,
+                depends_on_visit_id=depends_on, crew_size=service.crew_size, min_gap_minutes=service.min_gap_minutes,
             )
         )
         if kind is ServiceKind.DELIVERY:
             delivery = visit
         visits.append(visit)
     await store.record_events([stamp(ev.JobCreated(job.id, None, {"visits": [v.id for v in visits]}), now)])
+    if request.priority == "urgent":
+        await store.record_events([stamp(e, now) for e in await book_urgent(store, job, visits, now, policy)])
     token = await store.issue_token("customer", job.id, now, policy.customer_link_ttl)
     return OrderResult(job, visits, True, token)
 
@@ -121,7 +145,7 @@ async def _customer(store: Store, request: OrderRequest) -> Customer:
 async def create_technician(
     store: Store, *, name: str, phone: str, roles: list[str], skills: list[str], regions: list[str],
     working_hours: dict | None, home_lat: float | None, home_lon: float | None, language: str,
-    now: datetime, policy: ServicePolicy,
+    now: datetime, policy: ServicePolicy, vehicle_capacity: int | None = None,
 ) -> tuple[Technician, str]:
     if not roles:
         raise InvalidInput("roles_empty")
@@ -132,9 +156,11 @@ async def create_technician(
         raise InvalidInput("working_hours_invalid")
     if home_lat is not None and home_lon is not None:
         GeoPoint(home_lat, home_lon)
+    if vehicle_capacity is not None and vehicle_capacity < 0:
+        raise InvalidInput("vehicle_capacity_invalid")
     technician = await store.add(
         Technician(name, phone, list(roles), list(skills), list(regions), hours.to_dict(), home_lat, home_lon,
-                   language=Language.from_code(language).value)
+                   language=Language.from_code(language).value, vehicle_capacity=vehicle_capacity)
     )
     return technician, await store.issue_token("technician", technician.id, now, policy.staff_link_ttl)
 
@@ -175,6 +201,7 @@ async def job_details(store: Store, job_id: int) -> dict:
         "external_ref": job.external_ref,
         "status": job.status,
         "product": {"name": job.product_name, "category": job.product_category, "brand": job.brand},
+        "volume_liters": job.volume_liters,
         "region": job.region,
         "created_at": job.created_at,
         "visits": [
@@ -184,6 +211,9 @@ async def job_details(store: Store, job_id: int) -> dict:
                 "status": v.status,
                 "depends_on_visit_id": v.depends_on_visit_id,
                 "technician": {"id": v.technician_id, "name": technicians.get(v.technician_id)} if v.technician_id else None,
+                "crew_size": v.crew_size,
+                "crew": [{"id": c, "name": technicians.get(c)} for c in v.crew_ids],
+                "min_gap_minutes": v.min_gap_minutes,
                 "slot_start": v.slot_start,
                 "slot_end": v.slot_end,
                 "checkin_distance_m": v.checkin_distance_m,

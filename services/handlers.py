@@ -33,6 +33,8 @@ from domain.model import (
 )
 from domain.policy import ServicePolicy
 from domain.slots import Booking, free_slots
+from scheduler.routing.model import NOT_ENOUGH_TECHNICIANS
+from services import planning
 from services.booking import feasible_slots
 from storage.repository import Store
 from storage.schedule import ScheduleStore
@@ -130,8 +132,8 @@ async def _customer_visit(ctx: HandlerContext, visit_id: int, customer_id: int) 
     return visit, job
 
 
-async def candidates_for(ctx: HandlerContext, visit: Visit, job: Job, start: datetime, end: datetime) -> list[int]:
-    """Eligible technicians with room in [start, end), least loaded first."""
+async def candidates_for(ctx: HandlerContext, visit: Visit, job: Job, start: datetime, end: datetime, *, crew_size: int | None = None) -> list[int]:
+    """Eligible technicians with room in [start, end), least loaded first; ``crew_size`` 1 asks for one more pair of hands."""
     technicians = await ctx.store.technicians()
     busy = await ctx.store.bookings_between(start - timedelta(days=1), end + timedelta(days=1))
     bookings = [Booking(v.technician_id, v.slot_start, v.slot_end, v.duration_minutes) for v in busy if v.id != visit.id]
@@ -141,20 +143,37 @@ async def candidates_for(ctx: HandlerContext, visit: Visit, job: Job, start: dat
     )
     matching = [slot for slot in slots if slot.start == start and slot.end == end]
     # minutes alone are not enough: the visit must also fit a route with the driving around it
-    for slot in await feasible_slots(ctx.store, ctx.policy, ctx.now, visit, job, matching):
+    for slot in await feasible_slots(ctx.store, ctx.policy, ctx.now, visit, job, matching, crew_size=crew_size):
         return list(slot.technician_ids)
     return []
 
 
-async def ranked_free(ctx: HandlerContext, visit: Visit, job: Job) -> list[int]:
+async def ranked_free(ctx: HandlerContext, visit: Visit, job: Job, *, crew_size: int | None = None) -> list[int]:
     """Technicians free for the visit's slot and not declined, best first (distance, load, rating)."""
-    free = [t for t in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end) if t not in visit.declined_by]
+    candidates = await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end, crew_size=crew_size)
+    free = [t for t in candidates if t not in visit.declined_by]
     if not free:
         return []
     local_day = visit.slot_start.astimezone(ctx.policy.tz).replace(hour=0, minute=0, second=0, microsecond=0)
     loads = await ctx.store.loads_between(local_day, local_day + timedelta(days=1))
     technicians = [t for t in await ctx.store.technicians() if t.id in free]
     return [c.technician_id for c in rank(technicians, job, loads, await ctx.store.average_ratings())]
+
+
+async def fill_crew(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Event]:
+    """A crew visit has its lead: the best technicians free at the same time make up the rest of the crew.
+
+    Nobody else is asked first (the visit is booked and its lead said yes); too few free → the dispatchers.
+    """
+    missing = visit.crew_size - 1 - len(visit.crew_ids)
+    if missing <= 0 or visit.technician_id is None:
+        return []
+    taken = {visit.technician_id, *visit.crew_ids}
+    chosen = [t for t in await ranked_free(ctx, visit, job, crew_size=1) if t not in taken][:missing]
+    events = await planning.set_crew(ctx, visit, job, [*visit.crew_ids, *chosen]) if chosen else []
+    if len(chosen) < missing:
+        events.append(ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat(), "reason": NOT_ENOUGH_TECHNICIANS}))
+    return events
 
 
 async def _offer_next(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Event]:
@@ -298,7 +317,7 @@ async def accept_offer(ctx: HandlerContext, cmd: c.AcceptOffer) -> list[ev.Event
         if any(o.technician_id == cmd.technician_id for o in await ctx.store.offers_of(cmd.visit_id)):
             raise DomainError("offer_taken")  # a grab offer that is closed now
         visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
-        return [lifecycle.accept(visit, job.id, cmd.technician_id)]
+        return [lifecycle.accept(visit, job.id, cmd.technician_id), *await fill_crew(ctx, visit, job)]
     visit = await ctx.store.get(Visit, cmd.visit_id)
     job = await ctx.store.get(Job, visit.job_id)
     if visit.technician_id is None and cmd.technician_id not in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
@@ -306,7 +325,7 @@ async def accept_offer(ctx: HandlerContext, cmd: c.AcceptOffer) -> list[ev.Event
     # the visit's version check makes this atomic: of two at once, the second finds it taken
     events = [lifecycle.grab(visit, job.id, cmd.technician_id)]
     offer.status, offer.closed_at = OfferStatus.WON.value, ctx.now
-    return events + await _close_offers(ctx, visit, job, OfferStatus.LOST, keep=offer)
+    return events + await _close_offers(ctx, visit, job, OfferStatus.LOST, keep=offer) + await fill_crew(ctx, visit, job)
 
 
 async def decline_offer(ctx: HandlerContext, cmd: c.DeclineOffer) -> list[ev.Event]:
@@ -515,6 +534,18 @@ async def extend_sla(ctx: HandlerContext, cmd: c.ExtendSla) -> list[ev.Event]:
     return events
 
 
+async def set_duty(ctx: HandlerContext, cmd: c.SetDuty) -> list[ev.Event]:
+    from services.replanning import duty_changed  # replanning builds on these handlers
+
+    technician = await ctx.store.get(Technician, cmd.technician_id, for_update=True)
+    if technician is None:
+        raise NotFound("technician_not_found")
+    if technician.on_duty != cmd.on_duty:  # saying it twice replans once
+        technician.on_duty = cmd.on_duty
+        await duty_changed(ctx, technician)
+    return []
+
+
 async def chat_unreachable(ctx: HandlerContext, platform: str, bot: str, chat_id: str, reason: str) -> list[ev.Event]:
     """A chat stopped taking our messages: the dispatchers of every open job it matters for are told."""
     events: list[ev.Event] = []
@@ -557,6 +588,7 @@ HANDLERS = {
     c.MarkContacted: mark_contacted,
     c.TrackLocation: track_location,
     c.ExtendSla: extend_sla,
+    c.SetDuty: set_duty,
 }
 
 

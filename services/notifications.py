@@ -102,13 +102,12 @@ def _eta_from_last_known(ctx: HandlerContext, technician: Technician | None, job
     return None
 
 
-async def _day_plan(ctx: HandlerContext, technician_id: int, day: str) -> list[Outbound]:
+async def _day_plan(ctx: HandlerContext, technician_id: int, day: str, header: str = "tech.day_plan") -> list[Outbound]:
     """The morning message: the day's stops in order, each with its time, address and a map link."""
     stops = []
-    visits = [
-        v for v in await ctx.store.visits_of_technician(technician_id, (VisitStatus.ACCEPTED,))
-        if v.slot_start.astimezone(ctx.policy.tz).date().isoformat() == day
-    ]
+    own = await ctx.store.visits_of_technician(technician_id, (VisitStatus.ACCEPTED,))
+    crew = await ctx.store.crew_visits_of(technician_id, (VisitStatus.ACCEPTED,))
+    visits = [v for v in own + crew if v.slot_start.astimezone(ctx.policy.tz).date().isoformat() == day]
     # the planned route's order when the day was planned, else the booked windows' order
     for visit in sorted(visits, key=lambda v: v.planned_start or v.slot_start):
         job = await ctx.store.get(Job, visit.job_id)
@@ -117,7 +116,7 @@ async def _day_plan(ctx: HandlerContext, technician_id: int, day: str) -> list[O
                        kind=kind_label(visit.kind), address=job.address_text, map=map_link(job.lat, job.lon)))
     if not stops:
         return []
-    return _send(await _technician_chats(ctx, technician_id), t("tech.day_plan", count=len(stops), stops=stops))
+    return _send(await _technician_chats(ctx, technician_id), t(header, count=len(stops), stops=stops))
 
 
 async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
@@ -156,8 +155,20 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
             text = t("group.pick_technician", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
             return await _alert(ctx, job, text, buttons(*rows))
         case ev.NoTechnicianAvailable():
-            text = t("group.no_technician", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
+            fields = dict(visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
+            if data.get("reason"):  # the day plan says why (vehicles full, crew short…): the fix differs
+                text = t("group.no_technician_planned", reason=t(f"plan_reason.{data['reason']}"), **fields)
+            else:
+                text = t("group.no_technician", **fields)
             return await _alert(ctx, job, text)
+        case ev.CrewAssigned():
+            lead = await ctx.store.get(Technician, visit.technician_id) if visit.technician_id else None
+            planned = when(visit.planned_start) if visit.planned_start else "-"
+            text = t("tech.crew_assigned", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end),
+                     planned=planned, address=job.address_text, lead=lead.name if lead else "-")
+            return _send(await _technician_chats(ctx, data["technician_id"]), text)
+        case ev.CrewReleased():
+            return _send(await _technician_chats(ctx, data["technician_id"]), t("tech.crew_released", visit=visit.id, kind=kind_label(visit.kind)))
         case ev.VisitAccepted():
             return _send(
                 await _customer_chats(ctx, job),
@@ -196,6 +207,8 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
             return await _alert(ctx, job, text)
         case ev.DayPlanDue():
             return await _day_plan(ctx, data["technician_id"], data["day"])
+        case ev.DayPlanChanged():
+            return await _day_plan(ctx, data["technician_id"], data["day"], header="tech.day_plan_changed")
         case ev.VisitCheckedIn():
             return _send(await _customer_chats(ctx, job), t("customer.arrived", technician=name))
         case ev.VisitCompleted():
@@ -224,12 +237,17 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
         case ev.ExceptionAcknowledged():
             return _send(await _technician_chats(ctx, visit.technician_id), t("tech.exception_acknowledged", visit=visit.id))
         case ev.VisitCancelled():
-            out = _send(await _technician_chats(ctx, data.get("technician_id")), t("tech.visit_cancelled", visit=visit.id))
+            out = []
+            for member in (data.get("technician_id"), *visit.crew_ids):
+                out += _send(await _technician_chats(ctx, member), t("tech.visit_cancelled", visit=visit.id))
             if data.get("by") != "customer":
                 out += _send(await _customer_chats(ctx, job), t("customer.visit_cancelled", kind=kind_label(visit.kind)))
             return out
         case ev.VisitUnbooked():
-            return _send(await _technician_chats(ctx, data.get("technician_id")), t("tech.visit_rescheduled", visit=visit.id))
+            out = []
+            for member in (data.get("technician_id"), *data.get("crew_ids", ())):
+                out += _send(await _technician_chats(ctx, member), t("tech.visit_rescheduled", visit=visit.id))
+            return out
         case ev.LowRatingReceived():
             text = t("group.low_rating", score=data["score"], visit=visit.id, kind=kind_label(visit.kind), technician=name, **_masked_job(job, customer))
             keyboard = buttons([Button(t("btn.acknowledge"), f"ra:{data['rating_id']}")])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -15,6 +17,7 @@ from scheduler.routing import model as rm
 from scheduler.routing.solver import solve
 from scheduler.routing.travel import HaversineProvider
 from storage.repository import Store
+from storage.schedule import ScheduleStore
 
 if TYPE_CHECKING:  # handlers use planning through booking; only the type is needed here
     from services.handlers import HandlerContext
@@ -22,6 +25,9 @@ if TYPE_CHECKING:  # handlers use planning through booking; only the type is nee
 PLANNED = (VisitStatus.BOOKED, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)
 STARTED = (VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)
 KEPT = (VisitStatus.ACCEPTED, *STARTED)  # a technician said yes: the plan may reorder, not reassign
+BRAND = "brand:"  # a technician skill naming a brand they are certified for
+VOLUME = "volume_l"  # the capacity dimension: litres of cargo
+UNLIMITED = 10**9  # litres for a vehicle of unknown size (OR-Tools capacities are integers)
 
 
 @dataclass
@@ -41,25 +47,40 @@ class DayProblem:
         return self.reference + timedelta(minutes=minute)
 
 
-def _technician_skills(tech: Technician) -> frozenset[str]:
+def _technician_skills(tech: Technician, brands: set[str]) -> frozenset[str]:
     roles = {TechnicianRole(r) for r in tech.roles}
     kinds = {f"kind:{kind.value}" for kind, allowed in ROLES_FOR_KIND.items() if allowed & roles}
-    return frozenset(kinds | {f"cat:{s}" for s in tech.skills})
+    categories = {f"cat:{s}" for s in tech.skills if not s.startswith(BRAND)}
+    # as Technician.can_serve: only brand-certified technicians are held to their brands; the others
+    # serve every brand, so they get all of the day's
+    own_brands = {s for s in tech.skills if s.startswith(BRAND)}
+    return frozenset(kinds | categories | (own_brands or {f"{BRAND}{b}" for b in brands}))
 
 
 def visit_skills(visit: Visit, job: Job) -> frozenset[str]:
     skills = {f"kind:{visit.kind}"}
     if visit.service_kind is not ServiceKind.DELIVERY and job.product_category:
         skills.add(f"cat:{job.product_category}")
+    if visit.service_kind is not ServiceKind.DELIVERY and job.brand:
+        skills.add(f"{BRAND}{job.brand}")
     return frozenset(skills)
 
 
+def visit_demand(visit: Visit, job: Job, capacity_names: tuple[str, ...]) -> tuple[int, ...]:
+    """The cargo a visit puts in its vehicle: a delivery carries the job's volume, other visits nothing."""
+    if not capacity_names:
+        return ()
+    return ((job.volume_liters or 0) if visit.service_kind is ServiceKind.DELIVERY else 0,)
+
+
 async def load_day(
-    store: Store, day: date, policy: ServicePolicy, now: datetime, *, extra_points: tuple = (), pin_assigned: bool = False
+    store: Store, day: date, policy: ServicePolicy, now: datetime, *, extra_points: tuple = (), pin_assigned: bool = False,
+    extra_jobs: tuple[Job, ...] = (),
 ) -> DayProblem:
     """The day's booked visits and the technicians working it, as a routing problem.
 
-    ``extra_points`` are appended to the travel matrix after the visits (a visit being booked);
+    ``extra_points`` are appended to the travel matrix after the visits (a visit being booked), and
+    ``extra_jobs`` (its job) count for the brands and cargo volumes the problem knows of;
     ``pin_assigned`` keeps every visit on the technician it has, to test one more booking against them.
     """
     tz = policy.tz
@@ -81,18 +102,28 @@ async def load_day(
     points += list(extra_points)
     matrix = HaversineProvider(speed_kmh=policy.travel_speed_kmh, detour=policy.detour_factor).durations(points)
     ids = {v.id for v in visits}
+    loaded = any(v.service_kind is ServiceKind.DELIVERY and jobs[v.job_id].volume_liters for v in visits)
+    capacity_names = (VOLUME,) if loaded or any(j.volume_liters for j in extra_jobs) else ()
+    brands = {j.brand for j in (*jobs.values(), *extra_jobs) if j.brand}
     routing_visits = []
     for index, visit in enumerate(visits, start=len(technicians)):
         job = jobs[visit.job_id]
-        kept = visit.technician_id is not None and (pin_assigned or visit.state in KEPT)
+        crew = [visit.technician_id, *visit.crew_ids] if visit.technician_id is not None else []
+        kept = bool(crew) and (pin_assigned or visit.state in KEPT)
+        started = visit.state in STARTED
+        # under way, the people on site are the crew; otherwise a crew is pinned once it is complete, and an
+        # accepted lead still short of people leaves the plan free to pick the whole crew (see apply_plan)
+        size = len(crew) if started else visit.crew_size
+        pinned = tuple(str(t) for t in crew) if kept and len(crew) >= size else ()
+        after = str(visit.depends_on_visit_id) if visit.depends_on_visit_id in ids else None
         routing_visits.append(
             rm.Visit(
                 id=str(visit.id), location=index, service=visit.duration_minutes,
                 windows=((minute(visit.slot_start), minute(visit.slot_end)),),
-                skills=visit_skills(visit, job), region=job.region,
-                pinned_technicians=(str(visit.technician_id),) if kept else (),
-                started=visit.state in STARTED,
-                after=str(visit.depends_on_visit_id) if visit.depends_on_visit_id in ids else None,
+                demand=visit_demand(visit, job, capacity_names),
+                skills=visit_skills(visit, job), region=job.region, technicians=size,
+                pinned_technicians=pinned, started=started,
+                after=after, min_gap=visit.min_gap_minutes if after else 0.0,
             )
         )
     routing_technicians = []
@@ -102,41 +133,94 @@ async def load_day(
             rm.Technician(
                 id=str(tech.id), start_location=index, end_location=index,
                 shift=(minute(datetime.combine(day, hours.start, tz)), minute(datetime.combine(day, hours.end, tz))),
-                skills=_technician_skills(tech), regions=frozenset(tech.regions),
+                skills=_technician_skills(tech, brands), regions=frozenset(tech.regions),
+                capacity=(UNLIMITED if tech.vehicle_capacity is None else tech.vehicle_capacity,) if capacity_names else (),
             )
         )
-    problem = rm.Problem(tuple(routing_visits), tuple(routing_technicians), matrix, now=max(0.0, minute(now)), fairness_weight=0.1)
+    problem = rm.Problem(tuple(routing_visits), tuple(routing_technicians), matrix, now=max(0.0, minute(now)),
+                         capacity_names=capacity_names, fairness_weight=0.1)
     return DayProblem(day, reference, problem, {str(v.id): v for v in visits}, jobs, {str(t.id): t for t in technicians}, len(technicians) + len(visits))
 
 
+def solver_pool() -> ProcessPoolExecutor:
+    """A worker process for the solver. Not a thread: OR-Tools holds the GIL for its whole search (measured:
+    an event loop beside a solving thread stalls for the full time limit), which would stop every chat and
+    sweep. forkserver or spawn, never fork: a forked child inherits the event loop's threads and locks."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method))
+
+
+async def solve_in_worker(problem: rm.Problem, time_limit_s: float, pool: ProcessPoolExecutor | None = None) -> rm.Plan:
+    loop = asyncio.get_running_loop()
+    if pool is not None:
+        return await loop.run_in_executor(pool, solve, problem, time_limit_s)
+    with solver_pool() as own:
+        return await loop.run_in_executor(own, solve, problem, time_limit_s)
+
+
 async def plan_day(day_problem: DayProblem, time_limit_s: float) -> rm.Plan:
-    """The solver is CPU-bound and pure: run it in a worker thread so the event loop keeps serving."""
-    return await asyncio.to_thread(solve, day_problem.problem, time_limit_s)
+    return await solve_in_worker(day_problem.problem, time_limit_s)
 
 
 async def apply_plan(ctx: HandlerContext, day_problem: DayProblem, plan: rm.Plan) -> list[ev.Event]:
-    """Give each visit its planned technician and start; tell people only about what changed."""
+    """Give each visit its planned technicians and start; tell people only about what changed.
+
+    A crew visit is one stop on several routes: its lead (the technician it has, if planned, else the
+    first planned) is the visit's technician, the others its crew.
+    """
     events: list[ev.Event] = []
+    planned: dict[str, list[int]] = {}
+    starts: dict[str, float] = {}
     for route in plan.routes:
         for stop in route.stops:
-            visit = await ctx.store.get(Visit, int(stop.visit_id))
-            job = day_problem.jobs[visit.job_id]
-            visit.planned_start = day_problem.moment(stop.start)
-            planned = int(route.technician_id)
-            if visit.technician_id == planned or visit.state is not VisitStatus.BOOKED:
-                continue
+            planned.setdefault(stop.visit_id, []).append(int(route.technician_id))
+            starts[stop.visit_id] = stop.start  # the same minute on every crew member's route
+    for visit_id, people in planned.items():
+        visit = await ctx.store.get(Visit, int(visit_id))
+        job = day_problem.jobs[visit.job_id]
+        if visit.state is not VisitStatus.BOOKED and visit.technician_id not in people:
+            # an accepted lead stays; when the plan found a crew without them, the dispatchers decide
+            if visit.crew_size > 1:
+                events.append(ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat(), "reason": rm.NOT_ENOUGH_TECHNICIANS}))
+            continue
+        visit.planned_start = day_problem.moment(starts[visit_id])
+        lead = visit.technician_id if visit.technician_id in people else people[0]
+        if lead != visit.technician_id:
             if visit.technician_id is None:
-                events.append(lifecycle.offer(visit, job.id, planned))
+                events.append(lifecycle.offer(visit, job.id, lead))
             else:
-                events.append(lifecycle.reassign(visit, job.id, planned))
+                events.append(lifecycle.reassign(visit, job.id, lead))
+        events += await set_crew(ctx, visit, job, [p for p in people if p != lead])
     for left_out in plan.unassigned:
         visit = await ctx.store.get(Visit, int(left_out.visit_id))
         events.append(ev.NoTechnicianAvailable(visit.job_id, visit.id, {"start": visit.slot_start.isoformat(), "reason": left_out.reason}))
     return events
 
 
+async def set_crew(ctx: HandlerContext, visit: Visit, job: Job, crew: list[int]) -> list[ev.Event]:
+    """The crew besides the lead; newcomers are told and get the morning day plan, those dropped are told too."""
+    before = list(visit.crew_ids)
+    visit.crew_ids = crew  # a new list: the JSON column notices reassignment, not changes in place
+    events: list[ev.Event] = []
+    for member in crew:
+        if member not in before:
+            events.append(ev.CrewAssigned(job.id, visit.id, {"technician_id": member}))
+            # the day plan timer is otherwise set when a technician accepts, which crew members never do
+            local_day = visit.slot_start.astimezone(ctx.policy.tz).date()
+            plan_at = datetime.combine(local_day, time(ctx.policy.day_plan_hour, 30), ctx.policy.tz)
+            if plan_at > ctx.now:
+                await ScheduleStore(ctx.store).set_timer(
+                    key=f"dayplan:{member}:{local_day.isoformat()}", kind="dayplan", due_at=plan_at,
+                    now=ctx.now, technician_id=member, payload={"day": local_day.isoformat()},
+                )
+    events += [ev.CrewReleased(job.id, visit.id, {"technician_id": member}) for member in before if member not in crew and member != visit.technician_id]
+    return events
+
+
 def summary_lines(day_problem: DayProblem, plan: rm.Plan, tz) -> list[str]:
-    lines = [f"Plan for {day_problem.day.isoformat()}: {sum(len(r.stops) for r in plan.routes)} visits on "
+    crews = {v.id: v.technicians for v in day_problem.problem.visits}
+    planned = {stop.visit_id for route in plan.routes for stop in route.stops}
+    lines = [f"Plan for {day_problem.day.isoformat()}: {len(planned)} visits on "
              f"{sum(1 for r in plan.routes if r.stops)} routes, {len(plan.unassigned)} left out, "
              f"{plan.objective.travel:.0f} min of driving ({plan.status}, {plan.seconds:.1f} s)"]
     for route in plan.routes:
@@ -147,7 +231,8 @@ def summary_lines(day_problem: DayProblem, plan: rm.Plan, tz) -> list[str]:
         for stop in route.stops:
             visit = day_problem.visits[stop.visit_id]
             at = day_problem.moment(stop.start).astimezone(tz).strftime("%H:%M")
-            lines.append(f"    {at}  #{visit.id} {visit.kind:<12} {day_problem.jobs[visit.job_id].address_text}")
+            crew = f" (crew of {crews[stop.visit_id]})" if crews.get(stop.visit_id, 1) > 1 else ""
+            lines.append(f"    {at}  #{visit.id} {visit.kind:<12} {day_problem.jobs[visit.job_id].address_text}{crew}")
     for left_out in plan.unassigned:
         lines.append(f"  left out #{left_out.visit_id}: {left_out.reason} {left_out.detail}".rstrip())
     return lines

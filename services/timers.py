@@ -11,6 +11,7 @@ from domain.lifecycle import ACTIVE
 from domain.model import Job, Technician, Visit, VisitStatus
 from domain.sla import completion_deadline, policy_for, tier_moments
 from services.handlers import HandlerContext, _offer_next, expire_offers
+from services.replanning import overran
 from storage.schedule import ScheduleStore
 
 # which events start an SLA stage, and which end it
@@ -48,6 +49,8 @@ async def schedule(ctx: HandlerContext, events: list[ev.Event]) -> None:
         if isinstance(event, ev.VisitAccepted):
             await _start_stage(ctx, timers, event.visit_id, "arrival")
             await _appointment_timers(ctx, timers, event.visit_id)
+        if isinstance(event, ev.VisitStarted):
+            await _overrun_timer(ctx, timers, event.visit_id)
 
 
 async def _start_stage(ctx: HandlerContext, timers: ScheduleStore, visit_id: int, stage: str) -> None:
@@ -88,6 +91,17 @@ async def _appointment_timers(ctx: HandlerContext, timers: ScheduleStore, visit_
         )
 
 
+async def _overrun_timer(ctx: HandlerContext, timers: ScheduleStore, visit_id: int) -> None:
+    visit = await ctx.store.get(Visit, visit_id)
+    planned = visit.planned_start or visit.slot_start or ctx.now
+    # started late, the work still takes its time: count the end from whichever is later
+    end = max(planned, ctx.now) + timedelta(minutes=visit.duration_minutes)
+    await timers.set_timer(
+        key=f"overrun:{visit_id}", kind="overrun", due_at=end + ctx.policy.overrun_grace, now=ctx.now,
+        visit_id=visit_id, technician_id=visit.technician_id,
+    )
+
+
 STAGE_OPEN = {
     "accept": (VisitStatus.BOOKED,),
     "contact": (VisitStatus.ACCEPTED,),
@@ -102,7 +116,7 @@ async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
     if timer is None:
         return []
     if timer["kind"] == "dayplan":
-        visits = await ctx.store.visits_of_technician(timer["technician_id"], ACTIVE)
+        visits = await ctx.store.visits_of_technician(timer["technician_id"], ACTIVE) + await ctx.store.crew_visits_of(timer["technician_id"], ACTIVE)
         day = timer["payload"]["day"]
         todays = [v for v in visits if v.slot_start and v.slot_start.astimezone(ctx.policy.tz).date().isoformat() == day]
         if not todays:
@@ -111,6 +125,9 @@ async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
     if timer["kind"] == "grab":
         return await expire_offers(ctx, timer["visit_id"])
     visit = await ctx.store.get(Visit, timer["visit_id"])
+    if timer["kind"] == "overrun":
+        await overran(ctx, visit)  # still at it: the rest of the day is replanned, outside this transaction
+        return []
     if timer["kind"] == "reminder":
         still_booked = visit.state in (VisitStatus.BOOKED, VisitStatus.ACCEPTED) and visit.slot_start and visit.slot_start.isoformat() == timer["payload"]["slot_start"]
         return [ev.AppointmentReminderDue(visit.job_id, visit.id, {})] if still_booked else []

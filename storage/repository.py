@@ -153,6 +153,16 @@ class Store:
         statement = statement.order_by(model.Visit.slot_start, model.Visit.id)
         return list((await self.session.execute(statement)).scalars())
 
+    async def crew_visits_of(self, technician_id: int, statuses: tuple) -> list[model.Visit]:
+        """Visits the technician joins as a crew member (not the lead), in these statuses."""
+        # crew_ids is a JSON list, queried differently on SQLite and PostgreSQL: filter the few crew visits here
+        statement = (
+            select(model.Visit)
+            .where(model.Visit.crew_size > 1, model.Visit.status.in_([s.value for s in statuses]))
+            .order_by(model.Visit.slot_start, model.Visit.id)
+        )
+        return [v for v in (await self.session.execute(statement)).scalars() if technician_id in (v.crew_ids or [])]
+
     async def bookings_between(self, start: datetime, end: datetime) -> list[tuple[model.Visit, int]]:
         """Visits holding a technician's time in [start, end): booked and not finished or cancelled."""
         statement = select(model.Visit).where(

@@ -33,14 +33,30 @@ class ScheduleStore:
             statement = statement.where(t.timers.c.key.like(f"sla:{visit_id}:{stage}:%"))
         await self.session.execute(statement.values(status="cancelled"))
 
-    async def due_timer_ids(self, now: datetime, limit: int = 100) -> list[int]:
+    async def due_timer_ids(self, now: datetime, limit: int = 100, exclude_kinds: tuple[str, ...] = ()) -> list[int]:
         statement = (
             select(t.timers.c.id)
             .where(t.timers.c.status == "pending", t.timers.c.due_at <= now)
             .order_by(t.timers.c.due_at, t.timers.c.id)
             .limit(limit)
         )
+        if exclude_kinds:
+            statement = statement.where(t.timers.c.kind.not_in(exclude_kinds))
         return list((await self.session.execute(statement)).scalars())
+
+    async def due_timers(self, now: datetime, kinds: tuple[str, ...], limit: int = 100) -> list[dict]:
+        """Due timers of these kinds, read without claiming them (the caller claims them when it applies)."""
+        statement = (
+            select(t.timers)
+            .where(t.timers.c.status == "pending", t.timers.c.due_at <= now, t.timers.c.kind.in_(kinds))
+            .order_by(t.timers.c.due_at, t.timers.c.id)
+            .limit(limit)
+        )
+        return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+
+    async def timers_of_kind(self, kind: str) -> list[dict]:
+        rows = (await self.session.execute(select(t.timers).where(t.timers.c.kind == kind).order_by(t.timers.c.id))).mappings()
+        return [dict(r) for r in rows]
 
     async def claim_timer(self, timer_id: int, now: datetime) -> dict | None:
         """Take a due timer for firing; None when another worker fired or cancelled it first."""

@@ -165,7 +165,7 @@ class World:
         """Fire what is due at the clock's current time, as the background sweep would."""
         from scheduler.sweeps import fire_due_timers
 
-        return await fire_due_timers(self.container.engine, self.container.sessions, self.clock)
+        return await fire_due_timers(self.container.engine, self.container.sessions, self.clock, self.container.replanner)
 
     async def job(self, job_id: int) -> dict:
         async with self.container.sessions() as session:

@@ -93,7 +93,9 @@ async def test_a_visit_nobody_can_do_is_left_out_with_its_reason_and_escalated(w
     assert [u.reason for u in plan.unassigned] == ["no_skilled_technician"]
     await group.inbox()
     await world.container.engine.apply("plan:test", lambda ctx: planning.apply_plan(ctx, problem, plan))
-    assert keys(await group.inbox()) == ["group.no_technician"]
+    alerts = await group.inbox()
+    assert keys(alerts) == ["group.no_technician_planned"]
+    assert alerts[0].params["reason"]["key"] == "plan_reason.no_skilled_technician"
 
 
 def test_the_plan_command_prints_a_summary(tmp_path):

@@ -9,13 +9,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from domain.errors import DomainError, NotFound
 from fieldchat.container import Container
-from domain.commands import AssignVisit
+from domain.commands import AssignVisit, SetDuty
+from domain.model import Technician
 from services import backoffice, handlers
 from storage.repository import Store
 from storage.schedule import ScheduleStore
@@ -75,6 +76,8 @@ class ProductIn(BaseModel):
 class ServiceIn(BaseModel):
     kind: ServiceKindName
     duration_minutes: int | None = Field(None, ge=5, le=600)
+    crew_size: int = Field(1, ge=1, le=backoffice.MAX_CREW, description="technicians needed on site at the same time")
+    min_gap_minutes: int = Field(0, ge=0, le=backoffice.MAX_GAP_MINUTES, description="at least this long after the visit it depends on ends (installation after delivery)")
 
 
 class OrderIn(BaseModel):
@@ -86,6 +89,8 @@ class OrderIn(BaseModel):
     services: list[ServiceIn] = Field(min_length=1, max_length=4)
     items: list[dict] = Field(default_factory=list, max_length=100)
     notes: str = Field("", max_length=2000)
+    volume_liters: int | None = Field(None, ge=0, le=1_000_000, description="cargo space the delivery takes up in a vehicle, litres")
+    priority: Literal["normal", "urgent"] = Field("normal", description="urgent: served within the next opening hours (FIELDCHAT_URGENT_WINDOW_HOURS), without the customer booking")
 
 
 class VisitOut(BaseModel):
@@ -94,6 +99,9 @@ class VisitOut(BaseModel):
     status: str
     depends_on_visit_id: int | None
     technician: dict | None
+    crew_size: int
+    crew: list[dict]  # members besides the lead (technician)
+    min_gap_minutes: int
     slot_start: datetime | None
     slot_end: datetime | None
     checkin_distance_m: float | None
@@ -105,6 +113,7 @@ class JobOut(BaseModel):
     external_ref: str
     status: str
     product: dict
+    volume_liters: int | None
     region: str
     created_at: datetime
     visits: list[VisitOut]
@@ -138,6 +147,7 @@ class TechnicianIn(BaseModel):
     working_hours: WorkingHoursIn = Field(default_factory=WorkingHoursIn)
     home: PointIn | None = None
     language: LanguageName = "zh"
+    vehicle_capacity: int | None = Field(None, ge=0, le=1_000_000, description="litres of cargo space; none: no limit is planned for")
 
 
 class InviteOut(BaseModel):
@@ -210,8 +220,8 @@ async def create_order(body: OrderIn, request: Request, response: Response, app:
         customer_name=body.customer.name, customer_phone=body.customer.phone, customer_language=body.customer.language,
         address=body.address.text, lat=body.address.lat, lon=body.address.lon, region=body.address.region,
         product_name=body.product.name, product_category=body.product.category, brand=body.product.brand,
-        services=tuple(backoffice.ServiceRequest(s.kind, s.duration_minutes) for s in body.services),
-        items=tuple(body.items), notes=body.notes,
+        services=tuple(backoffice.ServiceRequest(s.kind, s.duration_minutes, s.crew_size, s.min_gap_minutes) for s in body.services),
+        items=tuple(body.items), notes=body.notes, volume_liters=body.volume_liters, priority=body.priority,
     )
     for attempt in range(2):
         try:
@@ -250,13 +260,32 @@ async def create_technician(body: TechnicianIn, request: Request, app: Container
                 Store(session), name=body.name, phone=body.phone, roles=list(body.roles), skills=body.skills,
                 regions=body.regions, working_hours=body.working_hours.model_dump(),
                 home_lat=body.home.lat if body.home else None, home_lon=body.home.lon if body.home else None,
-                language=body.language, now=app.clock.now(), policy=app.policy,
+                language=body.language, now=app.clock.now(), policy=app.policy, vehicle_capacity=body.vehicle_capacity,
             )
         except (DomainError, ValueError) as err:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, getattr(err, "code", str(err))) from err
     pane = "driver" if body.roles == ["driver"] else "installer"
     web = _web_link(app, request, pane, token)
     return InviteOut(id=technician.id, invite_link=_telegram_link(app, "staff", "start", token) or web, web_link=web)
+
+
+class DutyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on_duty: StrictBool = Field(description="false: their visits not started today go to others by a replan")
+
+
+@router.patch("/technicians/{technician_id}")
+async def set_technician_duty(technician_id: int, body: DutyIn, app: ContainerDep) -> dict:
+    """Put a technician on or off duty, as /offduty and /onduty in the staff bot do."""
+    command = SetDuty(technician_id, body.on_duty)
+    try:
+        await app.engine.apply(f"api:duty:{technician_id}:{uuid.uuid4().hex}", lambda ctx: handlers.execute(ctx, command))
+    except DomainError as err:
+        raise _domain_http_error(err) from err
+    async with app.sessions() as session:
+        technician = await Store(session).get(Technician, technician_id)
+    return {"id": technician.id, "name": technician.name, "on_duty": technician.on_duty}
 
 
 @router.post("/dispatchers", response_model=InviteOut, status_code=status.HTTP_201_CREATED)

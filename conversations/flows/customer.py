@@ -55,6 +55,14 @@ class CustomerView:
         return None
 
 
+def _not_before(visit, dependency) -> datetime | None:
+    """After the visit waited for: past its window, and past its earliest end plus the minimum gap."""
+    if dependency is None:
+        return None
+    earliest_end = dependency.slot_start + timedelta(minutes=dependency.duration_minutes + visit.min_gap_minutes)
+    return max(dependency.slot_end, earliest_end)
+
+
 async def _job_info(store: Store, job: Job, policy: ServicePolicy, now: datetime, technicians, bookings) -> JobInfo:
     visits = await store.visits_of_job(job.id)
     by_id = {v.id: v for v in visits}
@@ -68,7 +76,7 @@ async def _job_info(store: Store, job: Job, policy: ServicePolicy, now: datetime
                 visit=visit, job=job, technicians=technicians,
                 bookings=bookings, now=now, tz=policy.tz, windows=policy.windows,
                 days_ahead=policy.booking_days, lead=policy.booking_lead,
-                not_before=dependency.slot_end if dependency else None, limit=2 * SLOTS_SHOWN,
+                not_before=_not_before(visit, dependency), limit=2 * SLOTS_SHOWN,
             )
             # offer only windows whose route can really take the visit, driving included
             feasible = await feasible_slots(store, policy, now, visit, job, found)

@@ -508,6 +508,18 @@ def on_live_location(inp: StepInput) -> StepResult:
     return reply(commands=[track])
 
 
+def on_off_duty(inp: StepInput) -> StepResult:
+    if (refusal := _require_technician(inp)) is not None:
+        return refusal
+    return reply(Outbound(t("tech.off_duty")), commands=[c.SetDuty(inp.view.technician_id, False)])
+
+
+def on_on_duty(inp: StepInput) -> StepResult:
+    if (refusal := _require_technician(inp)) is not None:
+        return refusal
+    return reply(Outbound(t("tech.on_duty")), commands=[c.SetDuty(inp.view.technician_id, True)])
+
+
 def on_cancel(inp: StepInput) -> StepResult:
     if inp.view.technician_id is None:
         return reply(Outbound(t("tech.hint_new")), state="new", data={})
@@ -539,6 +551,8 @@ TECHNICIAN_FLOW = FlowSpec(
         "start": on_start,
         "today": on_today,
         "visits": on_visits,
+        "offduty": on_off_duty,
+        "onduty": on_on_duty,
         "help": on_help,
         "cancel": on_cancel,
         "lang": language_menu,

@@ -1,0 +1,429 @@
+"""Local replanning after events (off duty, urgent orders, overruns) and the nightly plan, run from timers."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from domain import events as ev
+from domain import lifecycle
+from domain.clock import Clock
+from domain.errors import DomainError
+from domain.model import Job, OfferStatus, Technician, Visit, VisitStatus
+from domain.policy import ServicePolicy
+from scheduler.routing import model as rm
+from services import planning
+from services.handlers import HandlerContext, _offer_next
+from storage.repository import Store
+from storage.schedule import ScheduleStore
+
+if TYPE_CHECKING:  # the engine imports the timers, which queue replans from here
+    from conversations.engine import Engine
+
+log = logging.getLogger(__name__)
+
+REPLAN = "replan"
+NIGHTLY = "nightly_plan"
+KINDS = (REPLAN, NIGHTLY)  # timers the replanner fires itself, solving outside any transaction
+MOVABLE = (VisitStatus.BOOKED, VisitStatus.ACCEPTED)
+MOVED = timedelta(minutes=15)  # a stop moving less than this is not worth a message
+URGENT_PRIORITY = 10  # how many normal visits an urgent one is worth when not all fit
+_NO_PLAN = rm.Plan((), (), rm.Objective(0.0, 0.0, 0.0, 0.0))
+
+
+def _crew(visit: Visit) -> tuple[str, ...]:
+    return tuple(str(t) for t in (visit.technician_id, *(visit.crew_ids or ())) if t is not None)
+
+
+def _mark(visit: Visit) -> tuple:
+    """What a plan relies on: when any of it changed after loading, the visit is left for the next replan."""
+    return (visit.status, visit.technician_id, tuple(visit.crew_ids or ()), visit.slot_start)
+
+
+def _local_day(moment: datetime, policy: ServicePolicy) -> date:
+    return moment.astimezone(policy.tz).date()
+
+
+# --- triggers: each writes a timer row in its own transaction ------------------------------------
+
+
+async def queue_replan(store: Store, now: datetime, day: date, reason: str, ref: str, *, technicians=(), visits=(), due: datetime | None = None) -> None:
+    """Ask for a replan of ``day`` as a timer: written with the trigger it survives a crash, and the sweep
+    solves it later outside any transaction. The key makes a retried trigger ask only once."""
+    await ScheduleStore(store).set_timer(
+        key=f"replan:{day.isoformat()}:{reason}:{ref}", kind=REPLAN, due_at=due or now, now=now,
+        payload={"day": day.isoformat(), "reason": reason, "technicians": [int(t) for t in technicians], "visits": [int(v) for v in visits]},
+    )
+
+
+async def _open_visits(store: Store, technician_id: int) -> list[Visit]:
+    return await store.visits_of_technician(technician_id, MOVABLE) + await store.crew_visits_of(technician_id, MOVABLE)
+
+
+async def duty_changed(ctx: HandlerContext, technician: Technician) -> None:
+    """Off duty: their visits not started go to others, today's now and a later day's the evening before
+    (back on duty by then, the replan finds them working and leaves their visits alone). On duty: a replan
+    of today may give them visits nobody could take."""
+    today = _local_day(ctx.now, ctx.policy)
+    if technician.on_duty:
+        start = datetime.combine(today, time(0, 0), ctx.policy.tz)
+        if await ctx.store.unassigned_booked_between(start, start + timedelta(days=1)):
+            await queue_replan(ctx.store, ctx.now, today, "onduty", f"{technician.id}:{int(ctx.now.timestamp())}", technicians=[technician.id])
+        return
+    days = {_local_day(v.slot_start, ctx.policy) for v in await _open_visits(ctx.store, technician.id) if v.slot_start}
+    for day in sorted(d for d in days if d >= today):
+        evening = datetime.combine(day - timedelta(days=1), time(ctx.policy.reminder_hour), ctx.policy.tz)
+        await queue_replan(ctx.store, ctx.now, day, "offduty", f"{technician.id}:{int(ctx.now.timestamp())}",
+                           technicians=[technician.id], due=max(ctx.now, evening))
+
+
+async def overran(ctx: HandlerContext, visit: Visit) -> None:
+    """Work still going past its planned end: replan the day of the people on it, if they have more to do."""
+    if visit.state is not VisitStatus.IN_PROGRESS:
+        return
+    day = _local_day(visit.slot_start, ctx.policy)
+    crew = [int(t) for t in _crew(visit)]
+    later = [v for t in crew for v in await _open_visits(ctx.store, t) if v.slot_start and _local_day(v.slot_start, ctx.policy) == day]
+    if later:
+        await queue_replan(ctx.store, ctx.now, day, "overrun", str(visit.id), technicians=crew)
+
+
+def urgent_window(now: datetime, policy: ServicePolicy, minutes: int) -> tuple[datetime, datetime]:
+    """The next stretch of opening hours long enough for the work, from now, at most ``policy.urgent_window``."""
+    hours, tz = policy.business_hours, policy.tz
+    local = now.astimezone(tz)
+    local = local.replace(second=0, microsecond=0) + (timedelta(minutes=1) if local.second or local.microsecond else timedelta())
+    for need in (timedelta(minutes=minutes), timedelta()):  # work longer than a whole opening day: just the next opening
+        for offset in range(8):
+            day = local.date() + timedelta(days=offset)
+            if day.weekday() not in hours.weekdays:
+                continue
+            start = max(local, datetime.combine(day, hours.start, tz))
+            closes = datetime.combine(day, hours.end, tz)
+            if start + need <= closes and start < closes:
+                return start, min(start + policy.urgent_window, closes)
+    raise DomainError("no_business_hours")
+
+
+async def book_urgent(store: Store, job: Job, visits: list[Visit], now: datetime, policy: ServicePolicy) -> list[ev.Event]:
+    """An urgent order skips the customer's booking: its first visits take the next opening hours and a
+    replan fits them in. Follow-ups (an installation after the delivery) are still booked by the customer."""
+    events: list[ev.Event] = []
+    for visit in visits:
+        if visit.depends_on_visit_id is not None:
+            continue
+        start, end = urgent_window(now, policy, visit.duration_minutes)
+        events.append(lifecycle.book(visit, job.id, start, end, None))
+        await queue_replan(store, now, _local_day(start, policy), "urgent", str(visit.id), visits=[visit.id])
+    return events
+
+
+# --- the problem: who may move, what is under way -------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One replan: the day's problem as loaded and adjusted, and what it was loaded from."""
+
+    day: date
+    dp: planning.DayProblem
+    full: bool  # the nightly plan: every booked visit may move; a local replan keeps others' offers
+    marks: dict[str, tuple]  # visit id -> _mark at load time
+    stops: dict[int, list[tuple[str, datetime | None]]]  # technician -> accepted stops not started, in order, planned start
+    technicians: set[int] = field(default_factory=set)  # whom the trigger concerns: their day may change
+    focus: set[str] = field(default_factory=set)  # visits this run decides: escalated when they cannot be placed
+    released: set[str] = field(default_factory=set)  # accepted or offered visits that may leave their technician
+
+    def release(self, visit_ids: set[str]) -> Run:
+        visits = tuple(replace(v, pinned_technicians=()) if v.id in visit_ids else v for v in self.dp.problem.visits)
+        return replace(self, dp=replace(self.dp, problem=replace(self.dp.problem, visits=visits)),
+                       focus=self.focus | visit_ids, released=self.released | visit_ids)
+
+
+async def _began(store: Store, visit: Visit) -> datetime | None:
+    started = [e["occurred_at"] for e in await store.timeline(visit.job_id) if e["visit_id"] == visit.id and e["type"] == "VisitStarted"]
+    return started[-1] if started else None
+
+
+async def _under_way(store: Store, routing: rm.Visit, visit: Visit, dp: planning.DayProblem, now: datetime, grace: timedelta) -> rm.Visit:
+    """A started visit holds its people from when it really starts until it is expected to end; work past
+    its expected end is given another grace period (it is overrunning)."""
+    start, service = max(now, visit.slot_start), float(visit.duration_minutes)
+    if visit.state is VisitStatus.EN_ROUTE and visit.eta_minutes:
+        start = max(now + timedelta(minutes=visit.eta_minutes), visit.slot_start)
+    elif visit.state is VisitStatus.IN_PROGRESS:
+        began = await _began(store, visit) or visit.planned_start or visit.slot_start
+        end = began + timedelta(minutes=visit.duration_minutes)
+        start, service = now, max(1.0, ((end - now) if end > now else grace).total_seconds() / 60)
+    return replace(routing, pinned_start=dp.minute(start), service=service)
+
+
+def _room_for_the_past(dp: planning.DayProblem, visits: list[rm.Visit]) -> tuple[rm.Technician, ...]:
+    """The drive to a visit under way lies in the past, and it may run past the shift: widen the shift so
+    that the solver never drops work that is already happening."""
+    technicians = []
+    for tech in dp.problem.technicians:
+        early, late = tech.shift
+        for visit in visits:
+            if visit.started and tech.id in visit.pinned_technicians and visit.pinned_start is not None:
+                early = min(early, visit.pinned_start - dp.problem.travel[tech.start_location][visit.location])
+                late = max(late, visit.pinned_start + visit.service + dp.problem.travel[visit.location][tech.end_location])
+        technicians.append(replace(tech, shift=(early, late)))
+    return tuple(technicians)
+
+
+async def prepare(store: Store, day: date, policy: ServicePolicy, now: datetime, *, full: bool = False,
+                  technicians: set[int] = frozenset(), focus: set[str] = frozenset()) -> Run:
+    """The day as a routing problem for a replan: started visits pinned where they are, visits of people
+    who left the plan (off duty) released, and in a local replan everyone else's visits kept with them."""
+    dp = await planning.load_day(store, day, policy, now)
+    present = set(dp.technicians)
+    visits: list[rm.Visit] = []
+    dropped: set[str] = set()
+    released: set[str] = set()
+    for routing in dp.problem.visits:
+        visit = dp.visits[routing.id]
+        crew = _crew(visit)
+        if visit.technician_id is None and await store.offers_of(visit.id, OfferStatus.OPEN.value):
+            dropped.add(routing.id)  # grab offers are out: their expiry decides
+            continue
+        if visit.state in planning.STARTED:
+            if not set(crew) <= present:
+                dropped.add(routing.id)  # under way with someone off the plan: theirs to finish
+                continue
+            routing = await _under_way(store, routing, visit, dp, now, policy.overrun_grace)
+        elif crew and not set(crew) <= present:
+            routing = replace(routing, pinned_technicians=())
+            released.add(routing.id)
+        elif crew and not full and len(crew) >= visit.crew_size:
+            routing = replace(routing, pinned_technicians=crew)
+        if dp.jobs[visit.job_id].priority == "urgent":
+            routing = replace(routing, priority=URGENT_PRIORITY)
+        visits.append(routing)
+    # a follow-up of a visit left out above no longer waits for it here (its booked window already does)
+    visits = [replace(v, after=None, min_gap=0.0) if v.after in dropped else v for v in visits]
+    problem = replace(dp.problem, visits=tuple(visits), technicians=_room_for_the_past(dp, visits))
+    stops: dict[int, list[tuple[str, datetime | None]]] = {}
+    for visit in sorted(dp.visits.values(), key=lambda v: (v.planned_start or v.slot_start, v.id)):
+        if visit.state is VisitStatus.ACCEPTED:
+            for tech in _crew(visit):
+                stops.setdefault(int(tech), []).append((str(visit.id), visit.planned_start))
+    return Run(
+        day, replace(dp, problem=problem), full, {vid: _mark(v) for vid, v in dp.visits.items()}, stops,
+        set(technicians), set(focus) | released | ({v.id for v in visits} if full else set()), released,
+    )
+
+
+# --- applying: in the sweep's transaction, checked against what was loaded ------------------------
+
+
+async def apply_replan(ctx: HandlerContext, run: Run, plan: rm.Plan) -> list[ev.Event]:
+    """Give moved visits their new people (offers and reassignments tell them and whoever lost a visit),
+    record planned starts, escalate what could not be placed, and tell technicians whose day changed."""
+    events: list[ev.Event] = []
+    people: dict[str, list[int]] = {}
+    starts: dict[str, float] = {}
+    for route in plan.routes:
+        for stop in route.stops:
+            people.setdefault(stop.visit_id, []).append(int(route.technician_id))
+            starts[stop.visit_id] = stop.start
+    touched = set(run.technicians)
+    placed: dict[str, Visit] = {}
+    for visit_id, techs in people.items():
+        visit = await ctx.store.get(Visit, int(visit_id))
+        if visit is None or _mark(visit) != run.marks.get(visit_id):
+            continue  # changed since loading: the plan's idea of it is stale
+        if not await _all_on_duty(ctx, techs):
+            continue  # someone went off duty since: their replan is queued already
+        lead = visit.technician_id if visit.technician_id in techs else techs[0]
+        crew = [t for t in techs if t != lead]
+        if visit.state in MOVABLE and (lead != visit.technician_id or crew != list(visit.crew_ids or ())):
+            before = {int(t) for t in _crew(visit)}
+            if not await _move(ctx, run, visit, lead, crew, events):
+                continue
+            touched |= before | set(techs)
+        placed[visit_id] = visit
+    for visit_id, visit in placed.items():
+        # a local replan leaves the routes of people it does not concern as they were told; work under way
+        # keeps the start it had
+        if visit.state in MOVABLE and (run.full or touched & set(people[visit_id])):
+            visit.planned_start = run.dp.moment(starts[visit_id])
+    for left_out in plan.unassigned:
+        visit = await ctx.store.get(Visit, int(left_out.visit_id))
+        if left_out.visit_id in run.focus and _mark(visit) == run.marks.get(left_out.visit_id) and visit.state in MOVABLE:
+            events.append(ev.NoTechnicianAvailable(visit.job_id, visit.id, {"start": visit.slot_start.isoformat(), "reason": left_out.reason}))
+    if run.day == _local_day(ctx.now, ctx.policy):  # later days: the morning day plan tells them
+        events += await _changed_days(ctx, run, touched)
+    return events
+
+
+async def _move(ctx: HandlerContext, run: Run, visit: Visit, lead: int, crew: list[int], events: list[ev.Event]) -> bool:
+    """Give the visit its planned people; False when it stays as it is."""
+    job = await ctx.store.get(Job, visit.job_id)
+    if visit.state is VisitStatus.ACCEPTED and visit.technician_id != lead and str(visit.id) not in run.released:
+        # an accepted lead stays (a crew still short of people is not pinned): the dispatchers settle it
+        if visit.crew_size > 1 and str(visit.id) in run.focus:
+            events.append(ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat(), "reason": rm.NOT_ENOUGH_TECHNICIANS}))
+        return False
+    if visit.technician_id != lead and lead in visit.declined_by:
+        # the routing problem does not know who said no before: the next best free technician instead
+        if visit.technician_id is None:
+            events += await _offer_next(ctx, visit, job)
+        return False
+    try:
+        if visit.technician_id != lead:
+            events.append(lifecycle.offer(visit, job.id, lead) if visit.technician_id is None else lifecycle.reassign(visit, job.id, lead))
+        if crew or visit.crew_ids:
+            events += await planning.set_crew(ctx, visit, job, crew)
+    except DomainError as err:
+        log.warning("replan of %s: visit %s not moved (%s)", run.day, visit.id, err.code)
+        return False
+    return True
+
+
+async def _all_on_duty(ctx: HandlerContext, technician_ids: list[int]) -> bool:
+    for technician_id in technician_ids:
+        if not (await ctx.store.get(Technician, technician_id)).on_duty:
+            return False
+    return True
+
+
+async def _changed_days(ctx: HandlerContext, run: Run, touched: set[int]) -> list[ev.Event]:
+    events: list[ev.Event] = []
+    for technician_id in sorted(touched):
+        before = run.stops.get(technician_id, [])
+        after = []
+        for visit_id, _planned in before:
+            visit = await ctx.store.get(Visit, int(visit_id))
+            if visit.state is VisitStatus.ACCEPTED and str(technician_id) in _crew(visit):
+                after.append(visit)
+        after.sort(key=lambda v: (v.planned_start or v.slot_start, v.id))
+        was = dict(before)
+        reordered = [str(v.id) for v in after] != [visit_id for visit_id, _ in before]
+        moved = any(was[str(v.id)] and v.planned_start and abs(v.planned_start - was[str(v.id)]) >= MOVED for v in after)
+        if after and (reordered or moved):
+            events.append(ev.DayPlanChanged(after[0].job_id, None, {"technician_id": technician_id, "day": run.day.isoformat()}))
+    return events
+
+
+# --- the runner -----------------------------------------------------------------------------------
+
+
+class Replanner:
+    """Fires due replan and nightly-plan timers: load in one session, solve in a worker process, then apply
+    in one transaction that also claims the timers. A crash before the apply leaves them to fire again;
+    a second firing finds them claimed and changes nothing."""
+
+    def __init__(self, engine: Engine, sessions: async_sessionmaker, clock: Clock, policy: ServicePolicy, *,
+                 replan_seconds: float = 3.0, plan_seconds: float = 30.0, nightly_at: time | None = None) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self._clock = clock
+        self._policy = policy
+        self._replan_seconds = replan_seconds
+        self._plan_seconds = plan_seconds
+        self._nightly_at = nightly_at
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def run_due(self) -> int:
+        async with self._sessions() as session:
+            rows = await ScheduleStore(Store(session)).due_timers(self._clock.now(), KINDS)
+        days: dict[date, list[dict]] = {}
+        for row in rows:
+            if row["kind"] == REPLAN:
+                days.setdefault(date.fromisoformat(row["payload"]["day"]), []).append(row)
+        # one solve per day, however many triggers asked for it since the last sweep
+        for day, group in sorted(days.items()):
+            await self._guarded(self._replan(day, group), f"replan of {day}")
+        for row in rows:
+            if row["kind"] == NIGHTLY:
+                await self._guarded(self._nightly(row), f"nightly plan {row['key']}")
+        return len(rows)
+
+    async def _guarded(self, work, name: str) -> None:
+        try:
+            await work
+        except BrokenProcessPool:
+            log.exception("%s: the solver process died; its timers fire again", name)
+            self._pool = None
+        except Exception:
+            log.exception("%s failed; its timers fire again", name)
+
+    async def _solve(self, problem: rm.Problem, seconds: float) -> rm.Plan:
+        if not problem.visits:
+            return _NO_PLAN
+        if not problem.technicians:  # the solver needs someone to route
+            return replace(_NO_PLAN, unassigned=tuple(rm.Unassigned(v.id, rm.NO_SKILLED_TECHNICIAN, "nobody works that day") for v in problem.visits))
+        if self._pool is None:
+            self._pool = planning.solver_pool()
+        return await planning.solve_in_worker(problem, seconds, self._pool)
+
+    async def _replan(self, day: date, rows: list[dict]) -> None:
+        technicians = {t for r in rows for t in r["payload"].get("technicians", [])}
+        overrunning = {str(t) for r in rows if r["payload"].get("reason") == "overrun" for t in r["payload"].get("technicians", [])}
+        focus = {str(v) for r in rows for v in r["payload"].get("visits", [])}
+        async with self._sessions() as session:
+            run = await prepare(Store(session), day, self._policy, self._clock.now(), technicians=technicians, focus=focus)
+        plan = await self._solve(run.dp.problem, self._replan_seconds)
+        # an overrunning technician keeps their visits unless one would miss its window: only those move
+        stuck = {u.visit_id for u in plan.unassigned
+                 if u.visit_id in run.dp.visits and run.dp.visits[u.visit_id].state in MOVABLE and set(_crew(run.dp.visits[u.visit_id])) & overrunning}
+        if stuck:
+            run = run.release(stuck)
+            plan = await self._solve(run.dp.problem, self._replan_seconds)
+        timer_ids = tuple(r["id"] for r in rows)
+        await self._engine.apply(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, run, plan))
+
+    async def _apply(self, ctx: HandlerContext, timer_ids: tuple[int, ...], run: Run | None, plan: rm.Plan | None, then=None) -> list[ev.Event]:
+        timers = ScheduleStore(ctx.store)
+        if not [t for t in timer_ids if await timers.claim_timer(t, ctx.now) is not None]:
+            return []  # applied already, by an earlier firing or another worker
+        events = await apply_replan(ctx, run, plan) if run is not None else []
+        if then is not None:
+            await then(ctx)
+        return events
+
+    # --- the nightly plan of tomorrow ---
+
+    async def _set_nightly(self, store: Store, now: datetime, due: datetime) -> None:
+        day = _local_day(due, self._policy) + timedelta(days=1)
+        await ScheduleStore(store).set_timer(key=f"nightly:{day.isoformat()}", kind=NIGHTLY, due_at=due, now=now, payload={"day": day.isoformat()})
+
+    async def ensure_nightly(self) -> None:
+        """The first nightly-plan timer (each run sets the next); idempotent, so every start may call it."""
+        if self._nightly_at is None:
+            return
+        now = self._clock.now()
+        today = _local_day(now, self._policy)
+        due = datetime.combine(today, self._nightly_at, self._policy.tz)
+        if due <= now:
+            due = datetime.combine(today + timedelta(days=1), self._nightly_at, self._policy.tz)
+        async with self._sessions() as session, session.begin():
+            await self._set_nightly(Store(session), now, due)
+
+    async def _nightly(self, row: dict) -> None:
+        day = date.fromisoformat(row["payload"]["day"])
+        now = self._clock.now()
+        run = plan = None
+        # fired so late that the day has begun (the server was down): today's replans look after it
+        if self._nightly_at is not None and _local_day(now, self._policy) < day:
+            async with self._sessions() as session:
+                run = await prepare(Store(session), day, self._policy, now, full=True)
+            plan = await self._solve(run.dp.problem, self._plan_seconds)
+
+        async def next_night(ctx: HandlerContext) -> None:
+            if self._nightly_at is not None:
+                await self._set_nightly(ctx.store, ctx.now, datetime.combine(day, self._nightly_at, self._policy.tz))
+
+        await self._engine.apply(f"nightly:{day.isoformat()}", lambda ctx: self._apply(ctx, (row["id"],), run, plan, next_night))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
