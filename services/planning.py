@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -150,7 +150,14 @@ def solver_pool() -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method))
 
 
+NO_PLAN = rm.Plan((), (), rm.Objective(0.0, 0.0, 0.0, 0.0))
+
+
 async def solve_in_worker(problem: rm.Problem, time_limit_s: float, pool: ProcessPoolExecutor | None = None) -> rm.Plan:
+    if not problem.visits:
+        return NO_PLAN
+    if not problem.technicians:  # the solver needs someone to route: every visit is left out, with the reason
+        return replace(NO_PLAN, unassigned=tuple(rm.Unassigned(v.id, rm.NO_SKILLED_TECHNICIAN, "nobody works that day") for v in problem.visits))
     loop = asyncio.get_running_loop()
     if pool is not None:
         return await loop.run_in_executor(pool, solve, problem, time_limit_s)

@@ -34,9 +34,6 @@ KINDS = (REPLAN, NIGHTLY)  # timers the replanner fires itself, solving outside 
 MOVABLE = (VisitStatus.BOOKED, VisitStatus.ACCEPTED)
 MOVED = timedelta(minutes=15)  # a stop moving less than this is not worth a message
 URGENT_PRIORITY = 10  # how many normal visits an urgent one is worth when not all fit
-_NO_PLAN = rm.Plan((), (), rm.Objective(0.0, 0.0, 0.0, 0.0))
-
-
 def _crew(visit: Visit) -> tuple[str, ...]:
     return tuple(str(t) for t in (visit.technician_id, *(visit.crew_ids or ())) if t is not None)
 
@@ -356,10 +353,8 @@ class Replanner:
             log.exception("%s failed; its timers fire again", name)
 
     async def _solve(self, problem: rm.Problem, seconds: float) -> rm.Plan:
-        if not problem.visits:
-            return _NO_PLAN
-        if not problem.technicians:  # the solver needs someone to route
-            return replace(_NO_PLAN, unassigned=tuple(rm.Unassigned(v.id, rm.NO_SKILLED_TECHNICIAN, "nobody works that day") for v in problem.visits))
+        if not problem.visits or not problem.technicians:
+            return await planning.solve_in_worker(problem, seconds)  # answered without a worker
         if self._pool is None:
             self._pool = planning.solver_pool()
         return await planning.solve_in_worker(problem, seconds, self._pool)

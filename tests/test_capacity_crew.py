@@ -333,6 +333,10 @@ async def test_when_the_lead_accepts_the_best_free_installer_joins_the_crew_and_
     assert shown["technician"]["id"] == lead and [c["id"] for c in shown["crew"]] == [near]
     assert keys(await near_chat.inbox()) == ["tech.crew_assigned"]
     assert await far_chat.inbox() == []
+    # the helper sees the visit among theirs, led by Wang, with nothing to press: the lead runs it
+    (card,) = await near_chat.send("/visits")
+    assert card.key == "tech.crew_visit_card" and card.params["lead"] == "Wang" and card.buttons == []
+    assert "phone" not in card.params  # the lead keeps in touch with the customer
 
 
 async def test_a_lead_without_anyone_free_to_help_is_reported_to_the_dispatchers(world: World):

@@ -127,3 +127,21 @@ async def test_booking_offers_only_windows_a_route_can_reach_with_the_driving_in
     # 45 + 45 minutes fit a two-hour window on paper, but not with 100 minutes of driving between them
     assert [d.split(":")[2:] for d in offered if d.split(":")[2:] == taken.split(":")[2:]] == []
     assert offered  # later windows are still offered
+
+
+async def test_a_day_nobody_works_leaves_every_visit_out_with_its_reason_instead_of_failing(world: World):
+    await world.technician("Wang", ["driver"])
+    order = await world.order(services=("delivery",))
+    customer = world.chat("customer", "c")
+    welcome = await customer.send(f"/start {order.customer_token}")
+    await customer.press(welcome[-1].buttons[0][1])
+    async with world.container.sessions() as session, session.begin():
+        for technician in await Store(session).technicians(on_duty_only=False):
+            technician.on_duty = False
+    async with world.container.sessions() as session:
+        visit = await Store(session).get(type(order.visits[0]), order.visits[0].id)
+        day = visit.slot_start.astimezone(world.container.policy.tz).date()
+        problem = await planning.load_day(Store(session), day, world.container.policy, world.clock.now())
+    assert problem.problem.technicians == () and len(problem.problem.visits) == 1
+    plan = await planning.plan_day(problem, time_limit_s=1)
+    assert [u.reason for u in plan.unassigned] == ["no_skilled_technician"] and plan.routes == ()

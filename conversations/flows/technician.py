@@ -49,6 +49,7 @@ class TechVisit:
     steps: tuple[ChecklistStep, ...]
     answered: frozenset[str]
     dependency_done: bool
+    lead: str | None = None  # set when this technician is crew on someone else's visit: the lead's name
 
     def next_step(self) -> int | None:
         for index, step in enumerate(self.steps):
@@ -83,9 +84,10 @@ async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePol
     technician = await store.get(Technician, binding.subject_id)
     visits = []
     mine = await store.visits_of_technician(technician.id, SHOWN_STATUSES)
+    crew = await store.crew_visits_of(technician.id, SHOWN_STATUSES)
     # grab offers: the visit has no technician yet, but this one may take it
     offered = [await store.get(Visit, o.visit_id) for o in await store.open_offers_for(technician.id)]
-    for visit in mine + [v for v in offered if v.technician_id is None]:
+    for visit in mine + crew + [v for v in offered if v.technician_id is None]:
         job = await store.get(Job, visit.job_id)
         customer = await store.get(Customer, job.customer_id)
         template = await store.template_for(visit.kind, job.product_category)
@@ -97,6 +99,7 @@ async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePol
                 tuple(template.parsed_steps()) if template else (),
                 frozenset(await store.answers_of(visit.id)),
                 dependency is None or dependency.state in DONE,
+                (await store.get(Technician, visit.technician_id)).name if visit in crew else None,
             )
         )
     return TechnicianView(technician.id, technician.name, token_kind, token_name, tuple(visits))
@@ -116,6 +119,12 @@ def _report_button(visit_id: int) -> Button:
 def visit_card(visit: TechVisit) -> Outbound:
     """One visit with the next action the technician can take on it."""
     status = VisitStatus(visit.status)
+    slot = span(visit.slot_start, visit.slot_end) if visit.slot_start and visit.slot_end else "-"
+    if visit.lead is not None:  # crew: the lead checks in and walks the checklist, the crew turns up with them
+        return Outbound(t(
+            "tech.crew_visit_card", visit=visit.id, kind=_kind(visit.kind), status=t(f"status.{visit.status}"), lead=visit.lead,
+            slot=slot, product=visit.product, address=visit.address, map=map_link(visit.lat, visit.lon),
+        ))
     actions: list[list[Button]] = []
     if status is VisitStatus.BOOKED:
         actions.append([Button(t("btn.accept"), f"acc:{visit.id}"), Button(t("btn.decline"), f"dec:{visit.id}")])
@@ -130,7 +139,6 @@ def visit_card(visit: TechVisit) -> Outbound:
         actions.append([Button(t("btn.continue_checklist"), f"ck:{visit.id}")])
     if status in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
         actions.append([_report_button(visit.id)])
-    slot = span(visit.slot_start, visit.slot_end) if visit.slot_start and visit.slot_end else "-"
     text = t(
         "tech.visit_card", visit=visit.id, kind=_kind(visit.kind), status=t(f"status.{visit.status}"),
         slot=slot, product=visit.product, address=visit.address, customer=visit.customer, phone=visit.phone,
