@@ -99,6 +99,11 @@ class _Redactor(logging.Filter):
 
 
 _REDACTOR = _Redactor()
+
+
+def known_secrets() -> set[str]:
+    """Robot URLs and signing secrets seen so far, for the log formatter to mask wherever they appear."""
+    return set(_REDACTOR.secrets)
 _REDACTED_LOGGERS = ("httpx", "httpcore", __name__)
 
 

@@ -10,6 +10,9 @@ from conversations.messages import Inbound, InboundKind, Outbound, StepResult, r
 from domain.policy import ServicePolicy
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns (PostgreSQL's integer)
+
+
 @dataclass(frozen=True)
 class StepInput:
     event: Inbound
@@ -25,11 +28,20 @@ class StepInput:
         """Button data after its prefix, e.g. ``acc:12`` -> ``["12"]``."""
         return self.event.text.split(":")[1:]
 
-    def int_arg(self, index: int = 0) -> int | None:
+    def int_arg(self, index: int = 0, *, low: int = 0, high: int = MAX_ID) -> int | None:
+        """A number from button data, or None when missing, malformed or outside [low, high].
+
+        Button data comes from the client and can be forged: an id beyond the database's integer
+        range must read as a stale button, not reach a query that fails on it.
+        """
         try:
-            return int(self.args[index])
-        except (IndexError, ValueError):
+            text = self.args[index]
+        except IndexError:
             return None
+        if not text.isascii() or not text.isdigit() or len(text) > 19:
+            return None
+        value = int(text)
+        return value if low <= value <= high else None
 
 
 Handler = Callable[[StepInput], StepResult]
@@ -45,6 +57,7 @@ class State:
     location: Handler | None = None
     contact: Handler | None = None
     other: Handler | None = None  # stickers, voice, files: anything the platform sends we do not use
+    wants_photo: bool = False  # the photo handler takes it as evidence: only then is a photo downloaded
     leads_to: tuple[str, ...] = ()  # documents the graph; checked by tests against what handlers return
 
 

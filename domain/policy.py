@@ -21,8 +21,9 @@ class ServicePolicy:
     reschedule_cutoff: timedelta = timedelta(hours=12)
     checkin_radius_m: float = 500.0
     low_rating_threshold: int = 2
-    customer_link_ttl: timedelta = timedelta(days=30)
-    staff_link_ttl: timedelta = timedelta(days=7)
+    customer_link_ttl: timedelta = timedelta(days=30)  # at the latest
+    customer_link_grace: timedelta = timedelta(days=3)  # after the job is done
+    staff_link_ttl: timedelta = timedelta(hours=72)
     business_hours: BusinessHours = BusinessHours()
     reminder_hour: int = 18  # the evening before an appointment, local time
     day_plan_hour: int = 7  # technicians get their day at 07:30 local time

@@ -5,42 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import sys
 import time
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
-from fieldchat.settings import Settings
+from pydantic import ValidationError
 
-
-class RedactSecrets(logging.Filter):
-    """Replaces configured tokens in every log line, whichever library wrote it."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
+from fieldchat.settings import Settings, settings_errors
 
 
 def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from bots.robots import known_secrets
+    from fieldchat import logs
+
     secrets = list(settings.bot_tokens().values())
     if settings.api_token:
         secrets.append(settings.api_token.get_secret_value())
-    handler.addFilter(RedactSecrets(secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, secrets, [known_secrets])
 
 
 def _serve(settings: Settings) -> int:
@@ -53,9 +35,13 @@ def _serve(settings: Settings) -> int:
     # start-up objects live for the whole run; freezing them keeps full collections short, which
     # otherwise stall the relay long enough to bunch sends against the platforms' rate limits
     gc.freeze()
-    print(f"fieldchat: web chat at http://{settings.host}:{settings.port}/chat — API docs at /docs", flush=True)
+    base = f"http://{settings.host}:{settings.port}"
+    if settings.web_console:
+        print(f"fieldchat: demo web console at {base}/chat — API docs at {base}/docs", flush=True)
+    else:
+        print(f"fieldchat: serving at {base} — API docs at {base}/docs (the web console is off outside demo mode)", flush=True)
     if not settings.bot_tokens():
-        print("fieldchat: no Telegram tokens set; only the web chat is live", flush=True)
+        print("fieldchat: no Telegram tokens set; no chat channel is live", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     return 0
 
@@ -82,7 +68,8 @@ async def _demo(settings: Settings) -> int:
         print("Demo data loaded: 4 technicians, a dispatcher, a dispatch group, checklists for")
         print("sofa / wardrobe / air-conditioner / washing-machine, and order #%d (a sofa: delivery + installation).\n" % links.order_id)
         print("Open the web chat with every pane signed in:")
-        print(f"  {base}/chat?{urlencode(links.panes)}\n")
+        # tokens after "#" stay in the browser: they never reach the server's access log
+        print(f"  {base}/chat#{urlencode(links.panes)}\n")
         customer_bot, staff_bot = container.bot_username("customer"), container.bot_username("staff")
         if customer_bot and staff_bot:
             print("Telegram links:")
@@ -155,9 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = Settings()
-    except Exception as exc:  # pydantic lists every wrong setting; show that, not a traceback
-        print(f"fieldchat: configuration error:\n{exc}", file=sys.stderr)
+        # --demo is the one way in to the web console besides FIELDCHAT_WEB_CONSOLE=true
+        settings = Settings(**({"web_console": True} if getattr(args, "demo", False) else {}))
+    except ValidationError as exc:  # one line per wrong setting, never a traceback
+        for line in settings_errors(exc):
+            print(f"fieldchat: configuration error: {line}", file=sys.stderr)
         return 2
     configure_logging(settings)
     if args.command == "serve":

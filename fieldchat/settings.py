@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.business_time import BusinessHours
 from domain.policy import ServicePolicy
 from domain.slots import Window
+
+
+MIN_SECRET_LENGTH = 24
 
 
 class Settings(BaseSettings):
@@ -24,8 +27,15 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, description="https base URL the world reaches us at (webhooks, links)")
     database_url: str = "sqlite:///var/fieldchat.db"
     media_dir: Path = Path("var/media")
-    api_token: SecretStr | None = None
+    api_token: SecretStr | None = Field(None, description="admin bearer token of the back-office API; unset: the API is off")
     log_level: str = "INFO"
+    web_console: bool = Field(False, description="serve the four-pane web chat console at /chat (demo mode only)")
+
+    photo_max_mb: float = Field(10.0, gt=0, le=20, description="largest photo accepted, MB (Telegram bots download at most 20)")
+    photo_max_megapixels: float = Field(40.0, gt=0, le=200, description="largest photo accepted, million pixels")
+    customer_link_days: int = Field(30, ge=1, le=365, description="a customer's link expires this long after it is issued at the latest")
+    customer_link_grace_days: int = Field(3, ge=0, le=60, description="and this long after the job is done")
+    staff_invite_hours: int = Field(72, ge=1, le=24 * 30, description="technician, dispatcher and group invites expire after this long")
 
     telegram_customer_token: SecretStr | None = None
     telegram_staff_token: SecretStr | None = None
@@ -52,6 +62,14 @@ class Settings(BaseSettings):
     urgent_window_hours: float = Field(4.0, gt=0, le=24, description="an urgent order is served within this much opening time")
     overrun_grace_minutes: int = Field(15, ge=0, le=240, description="work this long past its planned end replans the day")
     redis_url: str | None = Field(None, description="redis://host:port/db shared by relay processes for send rates")
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # an empty value (a blank line in .env) must never mean "no authentication"
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters; leave it unset and the API stays off")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -102,7 +120,16 @@ class Settings(BaseSettings):
             low_rating_threshold=self.low_rating_threshold,
             urgent_window=timedelta(hours=self.urgent_window_hours),
             overrun_grace=timedelta(minutes=self.overrun_grace_minutes),
+            customer_link_ttl=timedelta(days=self.customer_link_days),
+            customer_link_grace=timedelta(days=self.customer_link_grace_days),
+            staff_link_ttl=timedelta(hours=self.staff_invite_hours),
         )
+
+    def photo_max_bytes(self) -> int:
+        return int(self.photo_max_mb * 1024 * 1024)
+
+    def photo_max_pixels(self) -> int:
+        return int(self.photo_max_megapixels * 1_000_000)
 
     def webhook_secret(self, token: str) -> str:
         """Telegram's secret_token: the configured one, else derived from the bot token (stable across processes)."""
@@ -113,3 +140,13 @@ class Settings(BaseSettings):
     def bot_tokens(self) -> dict[str, str]:
         tokens = {"customer": self.telegram_customer_token, "staff": self.telegram_staff_token}
         return {role: token.get_secret_value() for role, token in tokens.items() if token}
+
+
+def settings_errors(exc: ValidationError) -> list[str]:
+    """One readable line per wrong setting, named as it is set in the environment."""
+    lines = []
+    for error in exc.errors():
+        name = "FIELDCHAT_" + "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return lines

@@ -22,7 +22,7 @@ from tests.fakes.telegram_server import FakeTelegram
 from tests.harness import SHOP, START, World, keys
 from webhooks.app import create_app
 
-TOKEN = "test-api-token"
+TOKEN = "test-api-token-of-24-chars-or-more"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CUSTOMER_BOT_TOKEN = "111111:AAcustomer-bot-token-for-tests"
 STAFF_BOT_TOKEN = "222222:AAstaff-bot-token-for-tests"
