@@ -11,6 +11,23 @@ from domain.policy import ServicePolicy
 
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integer columns (PostgreSQL's integer)
+MAX_TIMESTAMP = 2**33  # seconds since 1970: beyond the year 2200, so no real slot is ever cut off
+
+
+def button_int(data: str, index: int, *, low: int = 0, high: int = MAX_ID) -> int | None:
+    """Field ``index`` of ``prefix:a:b…`` button data as a number, or None when missing, malformed or outside [low, high].
+
+    Button data comes from the client and can be forged: an id beyond the database's integer
+    range must read as a stale button, not reach a query that fails on it.
+    """
+    parts = data.split(":")
+    if not 0 <= index < len(parts):
+        return None
+    text = parts[index]
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
 
 
 @dataclass(frozen=True)
@@ -29,19 +46,8 @@ class StepInput:
         return self.event.text.split(":")[1:]
 
     def int_arg(self, index: int = 0, *, low: int = 0, high: int = MAX_ID) -> int | None:
-        """A number from button data, or None when missing, malformed or outside [low, high].
-
-        Button data comes from the client and can be forged: an id beyond the database's integer
-        range must read as a stale button, not reach a query that fails on it.
-        """
-        try:
-            text = self.args[index]
-        except IndexError:
-            return None
-        if not text.isascii() or not text.isdigit() or len(text) > 19:
-            return None
-        value = int(text)
-        return value if low <= value <= high else None
+        """A number from the button data after its prefix; see ``button_int``."""
+        return button_int(self.event.text, index + 1, low=low, high=high)
 
 
 Handler = Callable[[StepInput], StepResult]

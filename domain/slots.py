@@ -41,6 +41,19 @@ class Booking:
     minutes: int
 
 
+def is_offered_window(start: datetime, end: datetime, *, now: datetime, tz: tzinfo, windows: tuple[Window, ...], days_ahead: int) -> bool:
+    """Whether [start, end) is one of the shop's appointment windows within the booking horizon:
+    what the customer can be offered at all, whatever comes in a (possibly forged) button."""
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        return False
+    local_start, local_end = start.astimezone(tz), end.astimezone(tz)
+    if local_start.date() != local_end.date():
+        return False
+    if not 0 <= (local_start.date() - now.astimezone(tz).date()).days <= days_ahead:
+        return False
+    return any(local_start.timetz().replace(tzinfo=None) == w.start and local_end.timetz().replace(tzinfo=None) == w.end for w in windows)
+
+
 def _minutes_booked(bookings: list[Booking], technician_id: int, start: datetime, end: datetime) -> int:
     return sum(b.minutes for b in bookings if b.technician_id == technician_id and b.start < end and b.end > start)
 

@@ -36,6 +36,7 @@ from storage.repository import Store
 # visits of these kinds wait for the job's delivery
 AFTER_DELIVERY = (ServiceKind.INSTALLATION, ServiceKind.INSPECTION)
 PRIORITIES = ("normal", "urgent")
+CLOSED_JOB_STATUSES = ("done", "cancelled")
 MAX_CREW = 4
 MAX_GAP_MINUTES = 1440  # a day: longer waits (paint drying, concrete setting) are separate bookings
 
@@ -81,7 +82,11 @@ async def create_order(store: Store, request: OrderRequest, now: datetime, polic
     """Create the job and its linked visits; a repeat of (source, external_ref) returns the same job."""
     existing = await store.job_by_ref(request.source, request.external_ref)
     if existing is not None:
-        token = await store.issue_token("customer", existing.id, now, policy.customer_link_ttl)
+        # the same order posted again gets the link already handed out, never a second one
+        token = await store.current_token("customer", existing.id, now)
+        if token is None:
+            ttl = policy.customer_link_ttl if existing.status not in CLOSED_JOB_STATUSES else policy.customer_link_grace
+            token = await store.issue_token("customer", existing.id, now, ttl)
         return OrderResult(existing, await store.visits_of_job(existing.id), False, token)
     GeoPoint(request.lat, request.lon)
     kinds = [ServiceKind(s.kind) for s in request.services]

@@ -32,7 +32,7 @@ from domain.model import (
     VisitStatus,
 )
 from domain.policy import ServicePolicy
-from domain.slots import Booking, free_slots
+from domain.slots import Booking, free_slots, is_offered_window
 from scheduler.routing.model import NOT_ENOUGH_TECHNICIANS
 from services import planning
 from services.booking import feasible_slots
@@ -211,6 +211,9 @@ async def _dispatch(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Even
 
 async def book_visit(ctx: HandlerContext, cmd: c.BookVisit) -> list[ev.Event]:
     visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    policy = ctx.policy
+    if not is_offered_window(cmd.start, cmd.end, now=ctx.now, tz=policy.tz, windows=policy.windows, days_ahead=policy.booking_days):
+        raise DomainError("slot_invalid")
     if cmd.start < ctx.now + ctx.policy.booking_lead:
         raise DomainError("slot_too_soon")
     dependency = await ctx.store.get(Visit, visit.depends_on_visit_id) if visit.depends_on_visit_id else None
@@ -259,6 +262,8 @@ async def _close_job_if_finished(ctx: HandlerContext, job: Job) -> list[ev.Event
     visits = await ctx.store.visits_of_job(job.id)
     if all(v.state in (VisitStatus.CONFIRMED, VisitStatus.CANCELLED) for v in visits):
         job.status = "done" if any(v.state is VisitStatus.CONFIRMED for v in visits) else "cancelled"
+        # the customer's link has done its job: it keeps working for a grace period, then expires
+        await ctx.store.expire_tokens("customer", job.id, ctx.now + ctx.policy.customer_link_grace)
         return [ev.JobCompleted(job.id, None, {"status": job.status})]
     return []
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from datetime import datetime, timedelta
 
@@ -19,9 +21,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_token() -> str:
-    """A random deep-link key: 32 chars of base64url, within Telegram's 64-char start payload."""
-    return secrets.token_urlsafe(24)
+LINK_SECRET = "links"
+
+
+def derive_token(key: bytes, purpose: str, subject_id: int, nonce: str) -> str:
+    """A deep-link key: 32 chars of base64url (192 bits), within Telegram's 64-char start payload.
+
+    Derived rather than random so that a repeated request (an order posted again) can be answered
+    with the same link; only its hash is stored, so the table alone does not give links away.
+    """
+    digest = hmac.new(key, f"{purpose}:{subject_id}:{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:32]
 
 
 class Store:
@@ -50,14 +60,51 @@ class Store:
 
     # --- link tokens ---------------------------------------------------------------------------
 
+    async def server_secret(self, name: str, now: datetime) -> bytes:
+        """A random key made once per installation; the first process to ask creates it, all share it."""
+        query = select(t.server_secrets.c.value).where(t.server_secrets.c.name == name)
+        value = (await self.session.execute(query)).scalar_one_or_none()
+        if value is None:
+            await self.session.execute(
+                self._insert(t.server_secrets).values(name=name, value=secrets.token_hex(32), created_at=now).on_conflict_do_nothing()
+            )
+            value = (await self.session.execute(query)).scalar_one()
+        return bytes.fromhex(value)
+
     async def issue_token(self, purpose: str, subject_id: int, now: datetime, ttl: timedelta) -> str:
-        token = new_token()
+        nonce = secrets.token_hex(16)
+        token = derive_token(await self.server_secret(LINK_SECRET, now), purpose, subject_id, nonce)
         await self.session.execute(
             insert(t.link_tokens).values(
-                token_hash=hash_token(token), purpose=purpose, subject_id=subject_id, expires_at=now + ttl
+                token_hash=hash_token(token), purpose=purpose, subject_id=subject_id, expires_at=now + ttl, nonce=nonce
             )
         )
         return token
+
+    async def current_token(self, purpose: str, subject_id: int, now: datetime) -> str | None:
+        """The newest link for this subject that still works, as it was handed out; None if there is none."""
+        row = (
+            await self.session.execute(
+                select(t.link_tokens.c.nonce)
+                .where(
+                    t.link_tokens.c.purpose == purpose, t.link_tokens.c.subject_id == subject_id,
+                    t.link_tokens.c.expires_at > now, t.link_tokens.c.nonce.is_not(None),
+                )
+                .order_by(t.link_tokens.c.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        return derive_token(await self.server_secret(LINK_SECRET, now), purpose, subject_id, row)
+
+    async def expire_tokens(self, purpose: str, subject_id: int, at: datetime) -> None:
+        """Bring forward the expiry of a subject's links to ``at`` (never pushes one later)."""
+        await self.session.execute(
+            update(t.link_tokens)
+            .where(t.link_tokens.c.purpose == purpose, t.link_tokens.c.subject_id == subject_id, t.link_tokens.c.expires_at > at)
+            .values(expires_at=at)
+        )
 
     async def find_token(self, token: str, purpose: str) -> dict | None:
         row = (

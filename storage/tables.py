@@ -124,6 +124,18 @@ link_tokens = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
     Column("used_by", String(140)),
+    # the token is derived from the server secret and this nonce, so the same link can be handed out again
+    Column("nonce", String(32)),
+    Index("ix_link_tokens_subject", "purpose", "subject_id"),
+)
+
+# Keys generated once per installation and shared by every process through the database
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 jobs = Table(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from conversations.flow import FlowSpec, State, StepInput
+from conversations.flow import MAX_TIMESTAMP, FlowSpec, State, StepInput
 from conversations.flows.common import help_for, hint, identity, language_menu, switch_language
 from conversations.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, span, t
 from domain import commands as c
@@ -226,7 +226,7 @@ def on_slot(inp: StepInput) -> StepResult:
     if (refusal := _require_customer(inp)) is not None:
         return refusal
     visit = inp.view.visit(inp.int_arg(0))
-    start_ts, end_ts = inp.int_arg(1), inp.int_arg(2)
+    start_ts, end_ts = inp.int_arg(1, high=MAX_TIMESTAMP), inp.int_arg(2, high=MAX_TIMESTAMP)
     if visit is None or start_ts is None or end_ts is None or visit.status != VisitStatus.CREATED.value:
         return hint("hint.stale_button")
     start = datetime.fromtimestamp(start_ts, timezone.utc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from conversations.flow import FlowSpec, State, StepInput
+from conversations.flow import FlowSpec, State, StepInput, button_int
 from conversations.flows.common import hint, identity, language_menu, switch_language
 from conversations.messages import Button, ChatRef, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, t
 from domain import commands as c
@@ -57,33 +57,34 @@ async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePol
             if await store.find_token(event.payload.strip(), purpose):
                 token_kind = purpose
                 break
-    exception = None
-    if event.kind is InboundKind.BUTTON and event.text.split(":", 1)[0] in EXCEPTION_BUTTONS:
-        try:
-            exception_id = int(event.text.split(":")[1])
-        except (IndexError, ValueError):
-            exception_id = None
-        report = await store.get(ProblemReport, exception_id) if exception_id else None
-        if report is not None:
-            visit = await store.get(Visit, report.visit_id)
-            job = await store.get(Job, visit.job_id)
-            candidates = tuple(
-                (tech.id, tech.name)
-                for tech in await store.technicians()
-                if tech.id != visit.technician_id and tech.can_serve(visit.service_kind, job.product_category, job.brand, job.region)
-            )
-            exception = ExceptionInfo(report.id, report.status, visit.id, visit.kind, candidates)
-    visit_info = None
-    if event.kind is InboundKind.BUTTON and event.text.split(":", 1)[0] in VISIT_BUTTONS and dispatcher is not None:
-        visit_info = await _visit_contacts(store, event, policy, now)
+    exception = visit_info = None
+    # anyone in a group can press its buttons: nothing is looked up for someone who is not a dispatcher
+    if event.kind is InboundKind.BUTTON and dispatcher is not None:
+        prefix = event.text.split(":", 1)[0]
+        record_id = button_int(event.text, 1, low=1)
+        if prefix in EXCEPTION_BUTTONS and record_id is not None:
+            exception = await _exception_info(store, record_id)
+        elif prefix in VISIT_BUTTONS and record_id is not None:
+            visit_info = await _visit_contacts(store, record_id, policy, now)
     return DispatcherView(group.subject_id if group else None, dispatcher.subject_id if dispatcher else None, token_kind, exception, visit_info)
 
 
-async def _visit_contacts(store: Store, event: Inbound, policy: ServicePolicy, now: datetime) -> VisitContacts | None:
-    try:
-        visit = await store.get(Visit, int(event.text.split(":")[1]))
-    except (IndexError, ValueError):
+async def _exception_info(store: Store, exception_id: int) -> ExceptionInfo | None:
+    report = await store.get(ProblemReport, exception_id)
+    if report is None:
         return None
+    visit = await store.get(Visit, report.visit_id)
+    job = await store.get(Job, visit.job_id)
+    candidates = tuple(
+        (tech.id, tech.name)
+        for tech in await store.technicians()
+        if tech.id != visit.technician_id and tech.can_serve(visit.service_kind, job.product_category, job.brand, job.region)
+    )
+    return ExceptionInfo(report.id, report.status, visit.id, visit.kind, candidates)
+
+
+async def _visit_contacts(store: Store, visit_id: int, policy: ServicePolicy, now: datetime) -> VisitContacts | None:
+    visit = await store.get(Visit, visit_id)
     if visit is None:
         return None
     job = await store.get(Job, visit.job_id)
