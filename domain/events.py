@@ -75,6 +75,11 @@ class EtaUpdated(Event):
 class SlaExtended(Event): ...
 
 
+class ReplanFailed(Event):
+    """Automatic (re)planning of a day keeps failing and backs off; told once per run of failures. The job is one
+    the day concerns (events live on a job's timeline). data: day (ISO date), triggers, reason, regions."""
+
+
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from conversations.engine import Engine
 from domain.clock import Clock
 from domain.errors import DomainError
+from scheduler.logthrottle import LogThrottle
 from services.replanning import KINDS as REPLAN_KINDS, Replanner
 from services.timers import fire
 from storage.repository import Store
@@ -31,6 +32,8 @@ async def fire_due_timers(engine: Engine, sessions: async_sessionmaker, clock: C
             await engine.apply(f"timer:{timer_id}", lambda ctx, t=timer_id: fire(ctx, t))
         except DomainError as err:
             log.warning("timer %s: %s", timer_id, err.code)
+        except Exception:  # a bug in one timer must not hold up the others, nor the replans after them
+            log.exception("timer %s failed; it fires again at the next sweep", timer_id)
     replanned = await replanner.run_due() if replanner is not None else 0
     return len(timer_ids) + replanned
 
@@ -48,12 +51,18 @@ async def forget_old_updates(sessions: async_sessionmaker, clock: Clock) -> int:
 
 
 async def run_every(interval: float, stop: asyncio.Event, action: Callable[[], Awaitable[object]], name: str) -> None:
-    """Run ``action`` now and then every ``interval`` seconds until ``stop``; a failure is logged, not fatal."""
+    """Run ``action`` now and then every ``interval`` seconds until ``stop``; a failure is logged, not fatal.
+
+    While it keeps failing (the database is down) the failure is logged once a minute, with a count of the rest.
+    """
+    failures = LogThrottle(log)
     while not stop.is_set():
         try:
             await action()
         except Exception:
-            log.exception("%s failed", name)
+            failures.exception(name, "%s failed", name)
+        else:
+            failures.recovered(name, "%s works again", name)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except asyncio.TimeoutError:

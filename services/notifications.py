@@ -53,23 +53,36 @@ async def _technician_chats(ctx: HandlerContext, technician_id: int | None) -> l
     return await ctx.store.bindings_of("technician", technician_id) if technician_id else []
 
 
-async def _group_chats(ctx: HandlerContext, job: Job) -> list[ChatBinding]:
+async def _group_chats(ctx: HandlerContext, region: str) -> list[ChatBinding]:
     chats: list[ChatBinding] = []
-    for group in await ctx.store.groups_for_region(job.region):
+    for group in await ctx.store.groups_for_region(region):
         chats.extend(await ctx.store.bindings_of("group", group.id))
     return chats
 
 
 async def _alert(ctx: HandlerContext, job: Job, text: dict, keyboard: tuple = ()) -> list[Outbound]:
     """A dispatcher alert: to the region's group chats, and to its group robots when any are configured."""
-    out = [Outbound(text, keyboard, to=_to(chat), language=chat.language, alert=True) for chat in await _group_chats(ctx, job)]
-    sinks = await ScheduleStore(ctx.store).alert_sinks_for(job.region)
+    return await _region_alert(ctx, job.region, text, keyboard)
+
+
+async def _region_alert(ctx: HandlerContext, region: str, text: dict, keyboard: tuple = ()) -> list[Outbound]:
+    out = [Outbound(text, keyboard, to=_to(chat), language=chat.language, alert=True) for chat in await _group_chats(ctx, region)]
+    sinks = await ScheduleStore(ctx.store).alert_sinks_for(region)
     if sinks:
-        specific = any(s["region"] == job.region for s in sinks)
+        specific = any(s["region"] == region for s in sinks)
         language = "en" if all(s["kind"] == "slack" for s in sinks) else "zh"
-        target = ChatRef(ROBOT_PLATFORM, "alerts", route_for(job.region if specific else None))
+        target = ChatRef(ROBOT_PLATFORM, "alerts", route_for(region if specific else None))
         out.append(Outbound(text, keyboard, to=target, language=language, alert=True))
     return out
+
+
+async def _day_alert(ctx: HandlerContext, regions: list[str], text: dict) -> list[Outbound]:
+    """An alert about a whole day: once to every group (and robot route) of the regions it concerns."""
+    out: dict[ChatRef, Outbound] = {}
+    for region in regions:
+        for message in await _region_alert(ctx, region, text):
+            out.setdefault(message.to, message)  # a group for every region would otherwise hear it once per region
+    return list(out.values())
 
 
 def _send(chats: list[ChatBinding], text: dict, keyboard: tuple = ()) -> list[Outbound]:
@@ -161,6 +174,8 @@ async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbou
             else:
                 text = t("group.no_technician", **fields)
             return await _alert(ctx, job, text)
+        case ev.ReplanFailed():
+            return await _day_alert(ctx, data.get("regions") or [job.region], t("group.replan_failed", day=data["day"], reason=data["reason"]))
         case ev.CrewAssigned():
             lead = await ctx.store.get(Technician, visit.technician_id) if visit.technician_id else None
             planned = when(visit.planned_start) if visit.planned_start else "-"

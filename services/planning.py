@@ -28,6 +28,9 @@ KEPT = (VisitStatus.ACCEPTED, *STARTED)  # a technician said yes: the plan may r
 BRAND = "brand:"  # a technician skill naming a brand they are certified for
 VOLUME = "volume_l"  # the capacity dimension: litres of cargo
 UNLIMITED = 10**9  # litres for a vehicle of unknown size (OR-Tools capacities are integers)
+# why a technician is not in a day's problem, besides the routing layer's own rm.SHIFT_OVER and rm.SHIFT_EMPTY
+OFF_DUTY = "off_duty"
+NOT_WORKING = "not_working_that_day"
 
 
 @dataclass
@@ -39,6 +42,7 @@ class DayProblem:
     jobs: dict[int, Job]
     technicians: dict[str, Technician]
     first_extra: int  # matrix index of the first extra point
+    unavailable: tuple[rm.Unavailable, ...] = ()  # technicians left out of the problem, and why
 
     def minute(self, moment: datetime) -> float:
         return (moment - self.reference).total_seconds() / 60
@@ -82,14 +86,20 @@ async def load_day(
     ``extra_points`` are appended to the travel matrix after the visits (a visit being booked), and
     ``extra_jobs`` (its job) count for the brands and cargo volumes the problem knows of;
     ``pin_assigned`` keeps every visit on the technician it has, to test one more booking against them.
+
+    Technicians with no time left that day are not in the problem (``unavailable`` says why): their work
+    under way is theirs to finish and stays out too, and their visits not started need someone else.
     """
     tz = policy.tz
     reference = datetime.combine(day, time(0, 0), tz)
     end = reference + timedelta(days=1)
     visits = [v for v in await store.bookings_between(reference, end) if v.state in PLANNED]
     visits += [v for v in await store.unassigned_booked_between(reference, end) if v not in visits]
+    technicians, unavailable = _working(await store.technicians(on_duty_only=False), day, tz, now)
+    present = {t.id for t in technicians}
+    # work under way by someone who is not in the plan is theirs to finish: not the plan's
+    visits = [v for v in visits if not (v.state in STARTED and not {v.technician_id, *(v.crew_ids or ())} <= present)]
     jobs = {v.job_id: await store.get(Job, v.job_id) for v in visits}
-    technicians = [t for t in await store.technicians() if day.weekday() in t.hours.weekdays]
 
     def minute(moment: datetime) -> float:
         return (moment - reference).total_seconds() / 60
@@ -109,7 +119,9 @@ async def load_day(
     for index, visit in enumerate(visits, start=len(technicians)):
         job = jobs[visit.job_id]
         crew = [visit.technician_id, *visit.crew_ids] if visit.technician_id is not None else []
-        kept = bool(crew) and (pin_assigned or visit.state in KEPT)
+        # a crew with someone missing needs people like an unassigned visit (apply_plan moves it); a booking
+        # check keeps it where it is, as the day looks now
+        kept = bool(crew) and (pin_assigned or (visit.state in KEPT and set(crew) <= present))
         started = visit.state in STARTED
         # under way, the people on site are the crew; otherwise a crew is pinned once it is complete, and an
         # accepted lead still short of people leaves the plan free to pick the whole crew (see apply_plan)
@@ -139,7 +151,28 @@ async def load_day(
         )
     problem = rm.Problem(tuple(routing_visits), tuple(routing_technicians), matrix, now=max(0.0, minute(now)),
                          capacity_names=capacity_names, fairness_weight=0.1)
-    return DayProblem(day, reference, problem, {str(v.id): v for v in visits}, jobs, {str(t.id): t for t in technicians}, len(technicians) + len(visits))
+    return DayProblem(day, reference, problem, {str(v.id): v for v in visits}, jobs, {str(t.id): t for t in technicians},
+                      len(technicians) + len(visits), unavailable)
+
+
+def _working(technicians: list[Technician], day: date, tz, now: datetime) -> tuple[list[Technician], tuple[rm.Unavailable, ...]]:
+    """Who has time to work on the day after ``now``, and why each of the others is left out. A shift that is
+    over would give the solver a route that starts after it must end, which it cannot even begin to solve."""
+    working, out = [], []
+    for tech in technicians:
+        hours = tech.hours
+        start, end = datetime.combine(day, hours.start, tz), datetime.combine(day, hours.end, tz)
+        if not tech.on_duty:
+            out.append(rm.Unavailable(str(tech.id), OFF_DUTY, f"{tech.name} is off duty"))
+        elif day.weekday() not in hours.weekdays:
+            out.append(rm.Unavailable(str(tech.id), NOT_WORKING, f"{tech.name} does not work on {day:%A}s"))
+        elif end <= start:
+            out.append(rm.Unavailable(str(tech.id), rm.SHIFT_EMPTY, f"{tech.name}'s shift ends at {hours.end:%H:%M}, before it starts"))
+        elif end <= now:
+            out.append(rm.Unavailable(str(tech.id), rm.SHIFT_OVER, f"{tech.name}'s shift ended at {hours.end:%H:%M}"))
+        else:
+            working.append(tech)
+    return working, tuple(out)
 
 
 def solver_pool() -> ProcessPoolExecutor:
@@ -156,7 +189,7 @@ NO_PLAN = rm.Plan((), (), rm.Objective(0.0, 0.0, 0.0, 0.0))
 async def solve_in_worker(problem: rm.Problem, time_limit_s: float, pool: ProcessPoolExecutor | None = None) -> rm.Plan:
     if not problem.visits:
         return NO_PLAN
-    if not problem.technicians:  # the solver needs someone to route: every visit is left out, with the reason
+    if not problem.technicians:  # every visit is left out, with the reason: no need to start a worker for that
         return replace(NO_PLAN, unassigned=tuple(rm.Unassigned(v.id, rm.NO_SKILLED_TECHNICIAN, "nobody works that day") for v in problem.visits))
     loop = asyncio.get_running_loop()
     if pool is not None:
@@ -185,7 +218,8 @@ async def apply_plan(ctx: HandlerContext, day_problem: DayProblem, plan: rm.Plan
     for visit_id, people in planned.items():
         visit = await ctx.store.get(Visit, int(visit_id))
         job = day_problem.jobs[visit.job_id]
-        if visit.state is not VisitStatus.BOOKED and visit.technician_id not in people:
+        present = str(visit.technician_id) in day_problem.technicians  # else their shift is over, or they are off duty
+        if visit.state is not VisitStatus.BOOKED and visit.technician_id not in people and present:
             # an accepted lead stays; when the plan found a crew without them, the dispatchers decide
             if visit.crew_size > 1:
                 events.append(ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat(), "reason": rm.NOT_ENOUGH_TECHNICIANS}))
@@ -242,4 +276,8 @@ def summary_lines(day_problem: DayProblem, plan: rm.Plan, tz) -> list[str]:
             lines.append(f"    {at}  #{visit.id} {visit.kind:<12} {day_problem.jobs[visit.job_id].address_text}{crew}")
     for left_out in plan.unassigned:
         lines.append(f"  left out #{left_out.visit_id}: {left_out.reason} {left_out.detail}".rstrip())
+    for absent in day_problem.unavailable:
+        lines.append(f"  not planned: {absent.detail} ({absent.reason})")
+    for absent in plan.unavailable:  # the solver's own check; load_day should have left them out already
+        lines.append(f"  not planned: {day_problem.technicians[absent.technician_id].name}: {absent.detail} ({absent.reason})")
     return lines

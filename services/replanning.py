@@ -34,6 +34,15 @@ KINDS = (REPLAN, NIGHTLY)  # timers the replanner fires itself, solving outside 
 MOVABLE = (VisitStatus.BOOKED, VisitStatus.ACCEPTED)
 MOVED = timedelta(minutes=15)  # a stop moving less than this is not worth a message
 URGENT_PRIORITY = 10  # how many normal visits an urgent one is worth when not all fit
+FIRST_RETRY = timedelta(minutes=1)  # a failed replan waits this long, twice as long after each further failure,
+LAST_RETRY = timedelta(minutes=30)  # and at most this long: a fault that lasts is still retried twice an hour
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """How long to wait after the ``attempt``-th failure in a row: 1, 2, 4 … minutes, at most LAST_RETRY."""
+    return min(FIRST_RETRY * 2 ** min(attempt - 1, 16), LAST_RETRY)
+
+
 def _crew(visit: Visit) -> tuple[str, ...]:
     return tuple(str(t) for t in (visit.technician_id, *(visit.crew_ids or ())) if t is not None)
 
@@ -309,13 +318,41 @@ async def _changed_days(ctx: HandlerContext, run: Run, touched: set[int]) -> lis
     return events
 
 
+# --- failures -------------------------------------------------------------------------------------
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure in one short line: database errors carry their SQL and parameters on the lines after the first."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
+async def _failure_alert(ctx: HandlerContext, day: date, rows: list[dict], reason: str) -> list[ev.Event]:
+    """The event that tells the dispatchers of every region with work that day. Events live on a job's
+    timeline: the job of a visit the triggers named, else of a visit of the people they named, else any of
+    the day's; a day without visits has nothing to tell."""
+    start = datetime.combine(day, time(0, 0), ctx.policy.tz)
+    end = start + timedelta(days=1)
+    named = [await ctx.store.get(Visit, v) for r in rows for v in r["payload"].get("visits", [])]
+    for technician_id in sorted({t for r in rows for t in r["payload"].get("technicians", [])}):
+        named += [v for v in await _open_visits(ctx.store, technician_id) if v.slot_start and start <= v.slot_start < end]
+    of_day = await ctx.store.bookings_between(start, end) + await ctx.store.unassigned_booked_between(start, end)
+    subject = next((v for v in (*named, *of_day) if v is not None), None)
+    if subject is None:
+        return []
+    regions = {(await ctx.store.get(Job, job_id)).region for job_id in {v.job_id for v in (subject, *of_day)}}
+    triggers = sorted({r["payload"].get("reason") or r["kind"] for r in rows})
+    return [ev.ReplanFailed(subject.job_id, None, {"day": day.isoformat(), "triggers": triggers, "reason": reason, "regions": sorted(regions)})]
+
+
 # --- the runner -----------------------------------------------------------------------------------
 
 
 class Replanner:
     """Fires due replan and nightly-plan timers: load in one session, solve in a worker process, then apply
     in one transaction that also claims the timers. A crash before the apply leaves them to fire again;
-    a second firing finds them claimed and changes nothing."""
+    a second firing finds them claimed and changes nothing. A replan that fails is fired again after a growing
+    pause, and the dispatchers are told once (see _failed)."""
 
     def __init__(self, engine: Engine, sessions: async_sessionmaker, clock: Clock, policy: ServicePolicy, *,
                  replan_seconds: float = 3.0, plan_seconds: float = 30.0, nightly_at: time | None = None) -> None:
@@ -329,28 +366,63 @@ class Replanner:
         self._pool: ProcessPoolExecutor | None = None
 
     async def run_due(self) -> int:
+        now = self._clock.now()
         async with self._sessions() as session:
-            rows = await ScheduleStore(Store(session)).due_timers(self._clock.now(), KINDS)
+            timers = ScheduleStore(Store(session))
+            rows = await timers.due_timers(now, KINDS)
+            # a retry waits at most LAST_RETRY; a new trigger for a day that is backing off takes its retries
+            # along, so that one solve covers them all and the dispatchers are not told twice
+            waiting = [r for r in await timers.due_timers(now + LAST_RETRY, (REPLAN,)) if r["payload"].get("attempt")]
         days: dict[date, list[dict]] = {}
         for row in rows:
             if row["kind"] == REPLAN:
                 days.setdefault(date.fromisoformat(row["payload"]["day"]), []).append(row)
         # one solve per day, however many triggers asked for it since the last sweep
         for day, group in sorted(days.items()):
-            await self._guarded(self._replan(day, group), f"replan of {day}")
+            taken = {r["id"] for r in group}
+            group += [r for r in waiting if r["id"] not in taken and r["payload"]["day"] == day.isoformat()]
+            await self._guarded(self._replan(day, group), day, group)
         for row in rows:
             if row["kind"] == NIGHTLY:
-                await self._guarded(self._nightly(row), f"nightly plan {row['key']}")
+                await self._guarded(self._nightly(row), date.fromisoformat(row["payload"]["day"]), [row])
         return len(rows)
 
-    async def _guarded(self, work, name: str) -> None:
+    async def _guarded(self, work, day: date, rows: list[dict]) -> None:
         try:
             await work
-        except BrokenProcessPool:
-            log.exception("%s: the solver process died; its timers fire again", name)
-            self._pool = None
-        except Exception:
-            log.exception("%s failed; its timers fire again", name)
+        except Exception as failure:
+            if isinstance(failure, BrokenProcessPool):
+                self._pool = None  # the solver process died: the next attempt starts a new one
+            await self._failed(day, rows, failure)
+
+    async def _failed(self, day: date, rows: list[dict], failure: Exception) -> None:
+        """Log one line (with the traceback only for the first failure in a row), tell the dispatchers once,
+        and fire the timers again later and later: a fault that stays must not be retried at every sweep."""
+        attempt = 1 + max(r["payload"].get("attempt", 0) for r in rows)
+        name = f"{'nightly plan' if rows[0]['kind'] == NIGHTLY else 'replan'} of {day}"
+        delay, reason = retry_delay(attempt), _reason(failure)
+        log.log(logging.ERROR if attempt == 1 else logging.WARNING, "%s failed (attempt %d): %s; next try in %d min",
+                name, attempt, reason, delay // timedelta(minutes=1), exc_info=failure if attempt == 1 else None)
+        try:
+            await self._engine.apply(f"replan-failed:{rows[0]['key']}:{attempt}", lambda ctx: self._back_off(ctx, day, rows, attempt, delay, reason))
+        except Exception as exc:  # the database itself fails: the timers stay due and the next sweep tries again
+            log.warning("%s: the retry could not be set: %s", name, _reason(exc))
+
+    async def _back_off(self, ctx: HandlerContext, day: date, rows: list[dict], attempt: int, delay: timedelta, reason: str) -> list[ev.Event]:
+        """Fire the failed timers again after ``delay``: each is done and set anew, keeping its trigger's payload."""
+        timers = ScheduleStore(ctx.store)
+        claimed = [r for r in rows if await timers.claim_timer(r["id"], ctx.now) is not None]
+        if not claimed:
+            return []  # another worker got to them first
+        alerted = any(r["payload"].get("alerted") for r in rows)
+        events = [] if alerted else await _failure_alert(ctx, day, claimed, reason)
+        for row in claimed:
+            await timers.set_timer(
+                key=f"{row['key'].split('#')[0]}#{attempt}", kind=row["kind"], due_at=ctx.now + delay, now=ctx.now,
+                visit_id=row["visit_id"], technician_id=row["technician_id"],
+                payload={**row["payload"], "attempt": attempt, "alerted": alerted or bool(events)},
+            )
+        return events
 
     async def _solve(self, problem: rm.Problem, seconds: float) -> rm.Plan:
         if not problem.visits or not problem.technicians:
@@ -360,11 +432,18 @@ class Replanner:
         return await planning.solve_in_worker(problem, seconds, self._pool)
 
     async def _replan(self, day: date, rows: list[dict]) -> None:
+        timer_ids = tuple(r["id"] for r in rows)
+        if day < _local_day(self._clock.now(), self._policy):  # every shift of it is over: nothing left to plan
+            log.info("replan of %s skipped: the day is over", day)
+            await self._engine.apply(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, None, None))
+            return
         technicians = {t for r in rows for t in r["payload"].get("technicians", [])}
         overrunning = {str(t) for r in rows if r["payload"].get("reason") == "overrun" for t in r["payload"].get("technicians", [])}
         focus = {str(v) for r in rows for v in r["payload"].get("visits", [])}
         async with self._sessions() as session:
             run = await prepare(Store(session), day, self._policy, self._clock.now(), technicians=technicians, focus=focus)
+        if run.dp.unavailable:
+            log.info("replan of %s without %s", day, "; ".join(f"{u.detail} ({u.reason})" for u in run.dp.unavailable))
         plan = await self._solve(run.dp.problem, self._replan_seconds)
         # an overrunning technician keeps their visits unless one would miss its window: only those move
         stuck = {u.visit_id for u in plan.unassigned
@@ -372,7 +451,6 @@ class Replanner:
         if stuck:
             run = run.release(stuck)
             plan = await self._solve(run.dp.problem, self._replan_seconds)
-        timer_ids = tuple(r["id"] for r in rows)
         await self._engine.apply(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, run, plan))
 
     async def _apply(self, ctx: HandlerContext, timer_ids: tuple[int, ...], run: Run | None, plan: rm.Plan | None, then=None) -> list[ev.Event]:

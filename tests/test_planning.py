@@ -145,3 +145,45 @@ async def test_a_day_nobody_works_leaves_every_visit_out_with_its_reason_instead
     assert problem.problem.technicians == () and len(problem.problem.visits) == 1
     plan = await planning.plan_day(problem, time_limit_s=1)
     assert [u.reason for u in plan.unassigned] == ["no_skilled_technician"] and plan.routes == ()
+
+
+async def test_planning_today_after_a_shift_ended_leaves_that_technician_out_and_moves_their_visits(world: World):
+    from domain.model import Technician, Visit
+    from tests.test_timers import local
+
+    ids = {}
+    chats = {}
+    for name, hours in (("Wang", ("09:00", "17:00", range(7))), ("Chen", ("09:00", "20:00", range(7))), ("Zhao", ("09:00", "20:00", (5, 6)))):
+        ids[name], token = await world.technician(name, ["driver"])
+        chats[name] = world.chat("staff", name)
+        await chats[name].send(f"/start {token}")
+        await chats[name].inbox()
+
+        async def set_hours(store, technician_id=ids[name], hours=hours):
+            (await store.get(Technician, technician_id)).working_hours = {"weekdays": list(hours[2]), "start": hours[0], "end": hours[1]}
+
+        await world._tx(set_hours)
+    evening = await world.order(ref="SO-1", services=("delivery",), phone="13900000001")
+
+    async def accepted_by_wang(store):
+        visit = await store.get(Visit, evening.visits[0].id)
+        visit.status, visit.technician_id = "accepted", ids["Wang"]
+        visit.slot_start, visit.slot_end = local(23, 18), local(23, 20)
+
+    await world._tx(accepted_by_wang)
+    world.clock.set(local(23, 18, 30))  # Monday: Wang finished at 17:00, Zhao works weekends only
+    day = world.clock.now().astimezone(world.container.policy.tz).date()
+    async with world.container.sessions() as session:
+        problem = await planning.load_day(Store(session), day, world.container.policy, world.clock.now())
+    assert [t.id for t in problem.problem.technicians] == [str(ids["Chen"])]
+    assert sorted((u.technician_id, u.reason) for u in problem.unavailable) == sorted(
+        [(str(ids["Wang"]), "shift_over"), (str(ids["Zhao"]), "not_working_that_day")])
+    plan = await planning.plan_day(problem, time_limit_s=1)
+    assert plan.unassigned == () and check_plan(problem.problem, plan) == []
+    lines = planning.summary_lines(problem, plan, world.container.policy.tz)
+    assert any("Wang" in line and "shift_over" in line for line in lines)
+    assert any("Zhao" in line and "not_working_that_day" in line for line in lines)
+
+    await world.container.engine.apply("plan:test", lambda ctx: planning.apply_plan(ctx, problem, plan))
+    assert [m.params["visit"] for m in await chats["Chen"].inbox() if m.key == "tech.offer"] == [evening.visits[0].id]
+    assert [m.params["visit"] for m in await chats["Wang"].inbox() if m.key == "tech.visit_taken_away"] == [evening.visits[0].id]

@@ -187,13 +187,16 @@ async def test_a_crash_between_solving_and_applying_leaves_the_replan_to_fire_ag
 
     monkeypatch.setattr(replanning, "apply_replan", crash)
     await world.sweep()
-    assert [t["status"] for t in await timers(world, "replan")] == ["pending"]
+    # the apply rolled back; the replan fires again a minute later (a failure backs off, see test_replan_failures)
+    assert [(t["status"], t["due_at"]) for t in await timers(world, "replan")] == [
+        ("done", world.clock.now()), ("pending", world.clock.now() + timedelta(minutes=1))]
     assert await chen_chat.inbox() == []
     assert (await visit_row(world, order.visits[0].id)).technician_id is None
 
     monkeypatch.undo()
+    world.clock.advance(timedelta(minutes=1))
     await world.sweep()
-    assert [t["status"] for t in await timers(world, "replan")] == ["done"]
+    assert [t["status"] for t in await timers(world, "replan")] == ["done", "done"]
     assert visits_in(await chen_chat.inbox(), "tech.offer") == [order.visits[0].id]
     assert await world.sweep() == 0  # fired once: a second sweep changes nothing
     assert await chen_chat.inbox() == []
@@ -321,3 +324,108 @@ async def test_an_urgent_api_order_is_booked_for_the_next_hours_and_a_bad_priori
         async with api.container.sessions() as session:
             queued = await ScheduleStore(Store(session)).timers_of_kind("replan")
         assert [t["payload"]["visits"] for t in queued] == [[delivery["id"]]]
+
+
+# --- shifts that have ended -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def late_world(database_url, tmp_path):
+    """Open until 21:00, so that an urgent order at 18:30 is for today."""
+    world = await World.create(database_url, tmp_path, replan_seconds=0.5, plan_seconds=1, business_hours="09:00-21:00")
+    yield world
+    await world.close()
+
+
+async def shift(world: World, technician_id: int, start: str, end: str, weekdays=(0, 1, 2, 3, 4, 5, 6)) -> None:
+    async def change(store: Store):
+        technician = await store.get(Technician, technician_id)
+        technician.working_hours = {"weekdays": list(weekdays), "start": start, "end": end}
+
+    await world._tx(change)
+
+
+async def test_an_urgent_order_after_one_shift_has_ended_goes_to_whoever_still_works(late_world: World, caplog):
+    world = late_world
+    wang, wang_chat = await staff(world, "Wang", ["driver"])
+    chen, chen_chat = await staff(world, "Chen", ["driver"])
+    await shift(world, wang, "09:00", "17:00")
+    await shift(world, chen, "09:00", "20:00")
+    world.clock.set(local(23, 18, 30))
+    order = await urgent_order(world)
+    visit = order.visits[0].id
+
+    await world.sweep()
+    assert visits_in(await chen_chat.inbox(), "tech.offer") == [visit]
+    assert await wang_chat.inbox() == []
+    assert [t["status"] for t in await timers(world, "replan")] == ["done"]
+    assert not [r for r in caplog.records if r.levelno >= 30 and r.name.startswith("services")]
+    async with world.container.sessions() as session:
+        run = await replanning.prepare(Store(session), local(23, 18).date(), world.container.policy, world.clock.now())
+    assert [(u.technician_id, u.reason) for u in run.dp.unavailable] == [(str(wang), "shift_over")]
+    assert [t.id for t in run.dp.problem.technicians] == [str(chen)]
+
+
+async def test_going_off_duty_after_a_colleagues_shift_ended_moves_both_their_visits_to_whoever_still_works(late_world: World):
+    world = late_world
+    wang, wang_chat = await staff(world, "Wang", ["driver"])
+    chen, chen_chat = await staff(world, "Chen", ["driver"])
+    li, li_chat = await staff(world, "Li", ["driver"])
+    await shift(world, wang, "09:00", "17:00")
+    await shift(world, chen, "09:00", "20:00")
+    await shift(world, li, "09:00", "21:00")
+    missed = await world.order(ref="SO-1", services=("delivery",), phone="13900000001")
+    evening = await world.order(ref="SO-2", services=("delivery",), phone="13900000002", lat=SHOP[0] + 0.01)
+    v1, v2 = missed.visits[0].id, evening.visits[0].id
+    # Wang's visit is still open, but his shift is over: it needs someone else like any visit without a technician
+    await give(world, v1, wang, local(23, 18), local(23, 20), planned=local(23, 16))
+    await give(world, v2, chen, local(23, 19), local(23, 20), planned=local(23, 19))
+    world.clock.set(local(23, 18, 30))
+
+    assert keys(await chen_chat.send("/offduty")) == ["tech.off_duty"]
+    await world.sweep()
+    assert visits_in(await li_chat.inbox(), "tech.offer") == [v1, v2]
+    assert visits_in(await wang_chat.inbox(), "tech.visit_taken_away") == [v1]
+    assert visits_in(await chen_chat.inbox(), "tech.visit_taken_away") == [v2]
+    assert [t["status"] for t in await timers(world, "replan")] == ["done"]
+
+
+async def test_a_visit_whose_window_is_over_is_escalated_with_that_reason_while_the_urgent_order_is_placed(late_world: World):
+    world = late_world
+    wang, wang_chat = await staff(world, "Wang", ["driver"])
+    chen, chen_chat = await staff(world, "Chen", ["driver"])
+    await shift(world, wang, "09:00", "17:00")
+    await shift(world, chen, "09:00", "20:00")
+    group = world.chat("staff", "g", user_id="dora", chat_type="group", name="Dora")
+    await group.send(f"/start {await world.dispatcher()}")
+    await group.send(f"/start {await world.group()}")
+    await group.inbox()
+    missed = await world.order(ref="SO-1", services=("delivery",), phone="13900000001")
+    await give(world, missed.visits[0].id, wang, local(23, 16), local(23, 18), planned=local(23, 16))
+    world.clock.set(local(23, 18, 30))
+
+    urgent = await urgent_order(world)
+    await world.sweep()
+    alerts = await group.inbox()
+    assert keys(alerts) == ["group.no_technician_planned"] and alerts[0].params["visit"] == missed.visits[0].id
+    assert alerts[0].params["reason"]["key"] == "plan_reason.window_passed"
+    assert visits_in(await chen_chat.inbox(), "tech.offer") == [urgent.visits[0].id]
+    assert (await visit_row(world, missed.visits[0].id)).technician_id == wang  # nobody else can take it: as it was
+    assert [t["status"] for t in await timers(world, "replan")] == ["done"]
+
+
+async def test_the_nightly_run_gives_the_visits_of_someone_not_working_tomorrow_to_a_colleague(world: World):
+    zhao, zhao_chat = await staff(world, "Zhao", ["driver"])
+    chen, chen_chat = await staff(world, "Chen", ["driver"])
+    await shift(world, zhao, "09:00", "18:00", weekdays=(5, 6))  # weekends only; tomorrow is a Tuesday
+    order = await world.order(services=("delivery",))
+    await give(world, order.visits[0].id, zhao, local(24, 9), local(24, 11))
+    async with world.container.sessions() as session:
+        run = await replanning.prepare(Store(session), local(24, 9).date(), world.container.policy, world.clock.now(), full=True)
+    assert [(u.technician_id, u.reason) for u in run.dp.unavailable] == [(str(zhao), "not_working_that_day")]
+
+    await world.container.replanner.ensure_nightly()
+    world.clock.set(local(23, 20))
+    await world.sweep()
+    assert visits_in(await chen_chat.inbox(), "tech.offer") == [order.visits[0].id]
+    assert visits_in(await zhao_chat.inbox(), "tech.visit_taken_away") == [order.visits[0].id]

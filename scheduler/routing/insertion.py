@@ -13,6 +13,7 @@ from scheduler.routing.model import (
     NO_TECHNICIAN_IN_REGION,
     NOT_ENOUGH_TECHNICIANS,
     PREDECESSOR_UNASSIGNED,
+    WINDOW_PASSED,
     WINDOW_TOO_TIGHT,
     Break,
     BreakTime,
@@ -334,6 +335,8 @@ class Board:
     def reason(self, visit: Visit) -> tuple[str, str] | None:
         """Why no technician could ever take this visit, ignoring the other visits; None if someone could."""
         techs = self.problem.technicians
+        if not techs:
+            return NO_SKILLED_TECHNICIAN, "no technician works"
         skilled = [t for t in techs if visit.skills <= t.skills and (not visit.pinned_technicians or t.id in visit.pinned_technicians)]
         if not skilled:
             return NO_SKILLED_TECHNICIAN, f"nobody has {', '.join(sorted(visit.skills)) or 'the pinned technician'}"
@@ -349,6 +352,10 @@ class Board:
         if visit.after and visit.after not in self.by_id:
             return PREDECESSOR_UNASSIGNED, f"linked visit {visit.after} is unknown"
         windows = base_windows(visit, self.problem.now)
+        if visit.windows and all(a > b + EPS for a, b in visit.windows):
+            return WINDOW_TOO_TIGHT, "every window ends before it starts"
+        if not windows and visit.windows:  # clipped to now, nothing is left: too late rather than too tight
+            return WINDOW_PASSED, "its last window closed before now"
         reachable = 0
         for t in roomy:
             depart = t.shift[0] if visit.started else max(t.shift[0], self.problem.now)

@@ -104,6 +104,7 @@ NO_SKILLED_TECHNICIAN = "no_skilled_technician"
 NO_TECHNICIAN_IN_REGION = "no_technician_in_region"
 NOT_ENOUGH_TECHNICIANS = "not_enough_technicians"
 WINDOW_TOO_TIGHT = "window_too_tight"
+WINDOW_PASSED = "window_passed"  # every window closed before now
 CAPACITY = "capacity"
 PREDECESSOR_UNASSIGNED = "predecessor_unassigned"
 NO_ROOM = "no_room_in_routes"
@@ -113,6 +114,18 @@ NOT_WORTH_IT = "optional_not_worth_it"
 @dataclass(frozen=True)
 class Unassigned:
     visit_id: str
+    reason: str
+    detail: str = ""
+
+
+# Why a technician was left out of a plan: OR-Tools cannot even start a route whose start window is empty.
+SHIFT_OVER = "shift_over"  # nothing left of the shift after now
+SHIFT_EMPTY = "shift_empty"  # the shift ends before it starts
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    technician_id: str
     reason: str
     detail: str = ""
 
@@ -133,6 +146,7 @@ class Plan:
     status: str = ""  # the solver's status, for logs
     seconds: float = 0.0
     stats: dict = field(default_factory=dict, compare=False)
+    unavailable: tuple[Unavailable, ...] = ()  # technicians left out, with the reason
 
     def route_of(self, technician_id: str) -> Route | None:
         for route in self.routes:

@@ -18,13 +18,17 @@ from scheduler.routing.model import (
     NOT_ENOUGH_TECHNICIANS,
     NOT_WORTH_IT,
     PREDECESSOR_UNASSIGNED,
+    SHIFT_EMPTY,
+    SHIFT_OVER,
     BreakTime,
     Objective,
     Plan,
     Problem,
     Route,
     Stop,
+    Technician,
     Unassigned,
+    Unavailable,
     Visit,
 )
 
@@ -96,17 +100,49 @@ def solve(problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Str
         # cannot bring back a crew or a visit whose predecessor is out, and every such attempt costs a full
         # constraint propagation. Those visits get one more insertion try on the final plan instead.
         kept = [v for v in kept if v.id in board.placed]
+    # The search leaves out who has no time left (OR-Tools fails outright on an empty start window). The
+    # screening saw them, so a visit only they could have done is out as too late, not for want of skills.
+    unavailable = _unavailable(problem, scaled, kept)
+    candidates = [v.id for v in scaled.visits if v.id not in unassigned]
+    if len(unavailable) == len(problem.technicians):  # OR-Tools needs a vehicle; whatever was kept stays out
+        plan = _finish(problem, (), unassigned, None, candidates)
+        return Plan(plan.routes, plan.unassigned, plan.objective, "no_technicians", time.monotonic() - started, {**plan.stats, "first_solution": first}, unavailable)
+    model_problem = problem
+    if unavailable:
+        out = {u.technician_id for u in unavailable}
+        scaled = replace(scaled, technicians=tuple(t for t in scaled.technicians if t.id not in out))
+        model_problem = replace(problem, technicians=tuple(t for t in problem.technicians if t.id not in out))
     frozen = initial if initial is not None and len(kept) > strategy.couple_limit else None
-    built = _Model(scaled, kept, problem, base, frozen)
+    built = _Model(scaled, kept, model_problem, base, frozen)
     built.set_fairness_target(initial)
     solution = built.search(initial, first, strategy, deadline)
     if solution is None and initial is None:
         initial = _construct(scaled, kept, Board(scaled))
         solution = built.search(initial, "insertion", strategy, deadline)
     plan_routes = built.routes(solution) if solution is not None else ()
-    plan = _finish(problem, plan_routes, unassigned, built, [v.id for v in scaled.visits if v.id not in unassigned])
+    plan = _finish(problem, plan_routes, unassigned, built, candidates)
     stats = {**plan.stats, "first_solution": first, "metaheuristic": strategy.metaheuristic, **built.stats}
-    return Plan(plan.routes, plan.unassigned, plan.objective, built.status(), time.monotonic() - started, stats)
+    return Plan(plan.routes, plan.unassigned, plan.objective, built.status(), time.monotonic() - started, stats, unavailable)
+
+
+def _route_start(tech: Technician, now: float, under_way: set[str]) -> float:
+    """The earliest a route may leave: now, unless the technician is already on a visit (its drive lies in the past)."""
+    return tech.shift[0] if tech.id in under_way else max(tech.shift[0], now)
+
+
+def _unavailable(problem: Problem, scaled: Problem, kept: list[Visit]) -> tuple[Unavailable, ...]:
+    """Technicians whose route could not even start: nothing is left of their shift after now, or the shift ends
+    before it begins. Judged in solver units, exactly as the model would bound the route's start."""
+    under_way = {t for v in kept if v.started for t in v.pinned_technicians}
+    out = []
+    for real, tech in zip(problem.technicians, scaled.technicians):
+        if _route_start(tech, scaled.now, under_way) <= tech.shift[1]:
+            continue
+        if real.shift[0] > real.shift[1]:
+            out.append(Unavailable(real.id, SHIFT_EMPTY, f"the shift ends at minute {real.shift[1]:g}, before it starts at {real.shift[0]:g}"))
+        else:
+            out.append(Unavailable(real.id, SHIFT_OVER, f"the shift ended at minute {real.shift[1]:g}, now is {problem.now:g}"))
+    return tuple(out)
 
 
 def _scaled(problem: Problem) -> tuple[Problem, float]:
@@ -279,8 +315,9 @@ class _Model:
                 for k, node in enumerate(self.copies[visit.id]):
                     tech_id = visit.pinned_technicians[min(k, len(visit.pinned_technicians) - 1)]
                     started_first[self._vehicle(tech_id)] = node
+        under_way = {tech.id for v, tech in enumerate(problem.technicians) if v in started_first}
         for v, tech in enumerate(problem.technicians):
-            earliest = tech.shift[0] if v in started_first else max(tech.shift[0], problem.now)
+            earliest = _route_start(tech, problem.now, under_way)  # never after the shift's end: see _unavailable
             time_dim.CumulVar(routing.Start(v)).SetRange(self.up(earliest), self.down(tech.shift[1]))
             time_dim.CumulVar(routing.End(v)).SetRange(self.up(earliest), self.down(tech.shift[1]))
             routing.AddVariableMaximizedByFinalizer(time_dim.CumulVar(routing.Start(v)))
@@ -393,8 +430,7 @@ class _Model:
         raise KeyError(tech_id)
 
     def _penalty(self, visit: Visit) -> float:
-        base = self.problem.must_penalty * (10 if visit.started else 1) if visit.penalty is None else visit.penalty
-        return base * max(1, visit.priority)
+        return _penalty(self.problem, visit)
 
     # fairness ---------------------------------------------------------------------------------------
 
@@ -631,7 +667,12 @@ class _Model:
 # -- after the search: repair, reasons, objective -----------------------------------------------------
 
 
-def _finish(problem: Problem, routes: tuple[Route, ...], unassigned: dict[str, Unassigned], built: _Model, candidates: list[str]) -> Plan:
+def _penalty(problem: Problem, visit: Visit) -> float:
+    base = problem.must_penalty * (10 if visit.started else 1) if visit.penalty is None else visit.penalty
+    return base * max(1, visit.priority)
+
+
+def _finish(problem: Problem, routes: tuple[Route, ...], unassigned: dict[str, Unassigned], built: _Model | None, candidates: list[str]) -> Plan:
     by_id = {v.id: v for v in problem.visits}
     planned = {stop.visit_id for route in routes for stop in route.stops}
     dropped = [by_id[visit_id] for visit_id in candidates if visit_id not in planned]
@@ -655,9 +696,9 @@ def _finish(problem: Problem, routes: tuple[Route, ...], unassigned: dict[str, U
         if repaired:
             routes = tuple(route for route in board.plan().routes if route.stops)
     travel = sum(route.travel for route in routes)
-    penalty = sum(built._penalty(by_id[u]) for u in unassigned)
+    penalty = sum(_penalty(problem, by_id[u]) for u in unassigned)
     fairness = 0.0
-    if built.fairness is not None:
+    if built is not None and built.fairness is not None:
         target = built.fairness[1] / built.resolution
         work = {r.technician_id: r.travel + sum(s.end - s.start for s in r.stops) for r in routes}
         fairness = problem.fairness_weight * sum(max(0.0, w - target) for w in work.values())
