@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import aiohttp
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
+    AiogramError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -28,15 +30,15 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     KeyboardButton,
     Message,
+    PhotoSize,
     ReplyKeyboardMarkup,
     Update,
 )
 
 from bots.base import ChatGone, ChatMigrated, RetryLater, Undeliverable
+from bots.photos import MEGABYTE, PhotoLimits, PhotoRefused, check_photo
+from conversations.engine import Engine, MediaUnavailable
 from conversations.messages import ChatRef, Inbound, InboundKind, Rendered
-
-if TYPE_CHECKING:
-    from conversations.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,25 @@ PLATFORM = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+DOWNLOAD_LIMIT = 20 * MEGABYTE  # getFile serves nothing larger (platform-facts T10)
+DOWNLOAD_TIMEOUT = 60  # seconds for one photo of at most 20 MB
 
 
 def _chat_type(kind: str) -> str:
     return "private" if kind == "private" else "group"
 
 
-def _from_message(role: str, update_id: int, message: Message) -> Inbound | None:
+def _photo(sizes: list[PhotoSize], limits: PhotoLimits) -> dict:
+    """The largest size Telegram offers within the limit; a too_big refusal when none is (nothing is fetched)."""
+    fitting = [s for s in sizes if s.file_size is None or s.file_size <= limits.max_bytes]
+    if not fitting:
+        largest = max(sizes, key=lambda s: s.width * s.height)
+        return dict(file_id=largest.file_id, file_size=largest.file_size, file_error="too_big", file_limit_mb=limits.max_mb)
+    best = max(fitting, key=lambda s: s.width * s.height)
+    return dict(file_id=best.file_id, file_size=best.file_size)
+
+
+def _from_message(role: str, update_id: int, message: Message, limits: PhotoLimits) -> Inbound | None:
     chat = ChatRef(PLATFORM, role, str(message.chat.id))
     user = message.from_user
     base = dict(
@@ -70,7 +84,7 @@ def _from_message(role: str, update_id: int, message: Message) -> Inbound | None
             return Inbound(kind=InboundKind.COMMAND, text=name, payload=payload.strip(), **base)
         return Inbound(kind=InboundKind.TEXT, text=message.text, **base)
     if message.photo:
-        return Inbound(kind=InboundKind.PHOTO, text=message.caption or "", file_id=message.photo[-1].file_id, **base)
+        return Inbound(kind=InboundKind.PHOTO, text=message.caption or "", **_photo(message.photo, limits), **base)
     if message.location is not None:
         live = message.location.live_period is not None
         return Inbound(kind=InboundKind.LOCATION, latitude=message.location.latitude, longitude=message.location.longitude, live=live, **base)
@@ -81,13 +95,13 @@ def _from_message(role: str, update_id: int, message: Message) -> Inbound | None
     return Inbound(kind=InboundKind.UNSUPPORTED, **base)
 
 
-def to_inbound(role: str, update: Update) -> Inbound | None:
+def to_inbound(role: str, update: Update, limits: PhotoLimits = PhotoLimits()) -> Inbound | None:
     """A Bot API update as a neutral event; None for updates fieldchat does not act on."""
     if update.message is not None:
-        return _from_message(role, update.update_id, update.message)
+        return _from_message(role, update.update_id, update.message, limits)
     if update.edited_message is not None and update.edited_message.location is not None:
         # a live location moving: Telegram edits the original location message
-        return _from_message(role, update.update_id, update.edited_message)
+        return _from_message(role, update.update_id, update.edited_message, limits)
     query = update.callback_query
     if query is not None and query.message is not None and query.data:
         chat = query.message.chat
@@ -124,11 +138,15 @@ def _markup(message: Rendered):
 class TelegramBot:
     """One bot (customer or staff): receives updates into the engine, sends rendered messages."""
 
-    def __init__(self, role: str, token: str, api_url: str, engine: "Engine", media_dir: Path) -> None:
+    def __init__(
+        self, role: str, token: str, api_url: str, engine: Engine, media_dir: Path, photo_limits: PhotoLimits | None = None
+    ) -> None:
         self.role = role
         self.bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)))
         self.engine = engine
         self.media_dir = media_dir / PLATFORM / role
+        limits = photo_limits or PhotoLimits()
+        self.photo_limits = replace(limits, max_bytes=min(limits.max_bytes, DOWNLOAD_LIMIT))
         self.username: str | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -145,7 +163,7 @@ class TelegramBot:
 
     async def receive_update(self, update: Update) -> bool:
         """Store one update durably and start processing it; True when it was new."""
-        event = to_inbound(self.role, update)
+        event = to_inbound(self.role, update, self.photo_limits)
         if event is None:
             return False
         stored = await self.engine.receive(event)
@@ -241,17 +259,59 @@ class TelegramBot:
 
     # --- media ---------------------------------------------------------------------------------
 
-    async def fetch(self, event: Inbound) -> str:
-        """Download a photo with getFile into the media directory; the name is stable per file id."""
-        telegram_file = await self.bot.get_file(event.file_id)
-        suffix = Path(telegram_file.file_path or "").suffix or ".jpg"
-        target = self.media_dir / (hashlib.sha256(event.file_id.encode()).hexdigest()[:32] + suffix)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(target.suffix + ".part")
-            await self.bot.download_file(telegram_file.file_path, destination=partial)
-            partial.replace(target)
-        return str(target)
+    async def fetch(self, event: Inbound) -> Inbound:
+        """Download a photo, check it and store only the checked copy; a refusal comes back as ``file_error``.
+
+        Every size is checked three times because each is only a claim until the bytes are counted:
+        the update's file_size, getFile's file_size, and the download itself, cut off past the limit.
+        """
+        limits = self.photo_limits
+
+        def refused(code: str) -> Inbound:
+            log.info("telegram %s: photo of update %s refused: %s", self.role, event.update_id, code)
+            return replace(event, file_error=code, file_limit_mb=limits.max_mb)
+
+        if event.file_size is not None and event.file_size > limits.max_bytes:
+            return refused("too_big")
+        try:
+            telegram_file = await self.bot.get_file(event.file_id)
+            if telegram_file.file_size is not None and telegram_file.file_size > limits.max_bytes:
+                return refused("too_big")
+            if not telegram_file.file_path:
+                return refused("unavailable")
+            data = await self._download(telegram_file.file_path, limits.max_bytes)
+        except TelegramBadRequest as exc:
+            # 400 "file is too big" (over getFile's 20 MB), or an id Telegram no longer knows: a retry cannot help
+            return refused("too_big" if "too big" in exc.message.lower() else "unavailable")
+        except (AiogramError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # only the type: the texts of these can hold the file URL, and with it the bot token
+            raise MediaUnavailable(f"telegram {self.role} bot: {type(exc).__name__}") from None
+        if data is None:
+            return refused("too_big")
+        try:
+            checked = await asyncio.to_thread(check_photo, data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+        except PhotoRefused as refusal:
+            return refused(refusal.code)
+        target = self.media_dir / (hashlib.sha256(event.file_id.encode()).hexdigest()[:32] + checked.extension)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(target.suffix + ".part")
+        partial.write_bytes(checked.data)
+        partial.replace(target)
+        return replace(event, file_path=str(target))
+
+    async def _download(self, file_path: str, max_bytes: int) -> bytes | None:
+        """The file's bytes, or None as soon as they run past ``max_bytes``."""
+        url = self.bot.session.api.file_url(self.bot.token, file_path)
+        received = bytearray()
+        stream = self.bot.session.stream_content(url, timeout=DOWNLOAD_TIMEOUT, raise_for_status=True)
+        try:
+            async for chunk in stream:
+                received += chunk
+                if len(received) > max_bytes:
+                    return None
+        finally:
+            await stream.aclose()
+        return bytes(received)
 
     async def close(self) -> None:
         await self.drain()
@@ -288,5 +348,5 @@ class TelegramMedia:
     def __init__(self, bots: dict[str, TelegramBot]) -> None:
         self.bots = bots
 
-    async def fetch(self, event: Inbound) -> str:
+    async def fetch(self, event: Inbound) -> Inbound:
         return await self.bots[event.chat.bot].fetch(event)

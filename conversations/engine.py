@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Awaitable, Callable, Protocol
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from conversations.flow import Flow, StepInput
@@ -30,9 +30,17 @@ MAX_ATTEMPTS = 3  # an update that keeps failing is given up with an apology, no
 _CONFLICT_RETRIES = 5
 
 
+class MediaUnavailable(Exception):
+    """The platform could not hand a file over just now (network, 5xx): the update is tried again later.
+
+    Its message is logged, so it must never hold a URL (Telegram's file URLs carry the bot token).
+    """
+
+
 class MediaFetcher(Protocol):
-    async def fetch(self, event: Inbound) -> str:
-        """Download the event's photo and return where it is stored on disk."""
+    async def fetch(self, event: Inbound) -> Inbound:
+        """The photo event with ``file_path`` of the checked copy stored on disk, or with ``file_error``
+        when the photo was refused; raises MediaUnavailable on a transient failure."""
 
 
 @dataclass
@@ -113,6 +121,10 @@ class Engine:
                         if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
                             raise
                         log.info("retrying update %s after a concurrent change", event.update_id)
+            except MediaUnavailable as exc:
+                # expected now and then: one line, and no traceback whose causes could show a file URL
+                log.warning("update %s of %s: photo not fetched (%s); it is tried again", event.update_id, event.chat, exc)
+                outcome = await self._record_failure(event, exc)
             except Exception as exc:  # a bug or an outage must not lose the update nor crash the loop
                 log.exception("update %s of %s failed", event.update_id, event.chat)
                 outcome = await self._record_failure(event, exc)
@@ -121,12 +133,34 @@ class Engine:
         return outcome
 
     async def _fetch_media(self, event: Inbound) -> Inbound:
-        if event.kind is not InboundKind.PHOTO or event.file_path or not event.file_id:
+        """Download and check the photo, but only for a bound chat whose state takes one as evidence:
+        anyone can send photos, and every download costs bandwidth, disk and a decode."""
+        if event.kind is not InboundKind.PHOTO or event.file_path or event.file_error or not event.file_id:
             return event
         fetcher = self._media.get(event.chat.platform)
         if fetcher is None:
             return event
-        return replace(event, file_path=await fetcher.fetch(event))
+        async with self._sessions() as session:
+            row = await Store(session).inbox_row(event.chat.platform, event.chat.bot, event.update_id)
+            if row is not None and row["status"] != "received":
+                return event  # handled already (a sweep's second look): nothing to download for
+            if not await self._expects_photo(session, event):
+                return event  # the step answers with its usual hint; nothing is downloaded or stored
+        try:
+            return await fetcher.fetch(event)
+        except MediaUnavailable as exc:
+            if row is None or row["attempts"] + 1 < MAX_ATTEMPTS:
+                raise
+            # the last try: the step asks for the photo again instead of a general apology
+            log.warning("update %s of %s: photo not fetched (%s); giving up on it", event.update_id, event.chat, exc)
+            return replace(event, file_error="unavailable")
+
+    async def _expects_photo(self, session: AsyncSession, event: Inbound) -> bool:
+        """A cheap read before the transaction; a state changed meanwhile only costs the step a hint."""
+        chat, flow, store = event.chat, self._flows(event), Store(session)
+        state = await store.conversation_state(chat.platform, chat.bot, chat.chat_id)
+        spec = flow.spec.states.get(state) or flow.spec.states[flow.initial]
+        return spec.wants_photo and await store.chat_is_bound(chat.platform, chat.bot, chat.chat_id)
 
     async def _process_once(self, event: Inbound) -> ProcessOutcome:
         now = self._clock.now()

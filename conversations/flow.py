@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 from conversations.messages import Inbound, InboundKind, Outbound, StepResult, reply, t
+from domain.model import MAX_ID
 from domain.policy import ServicePolicy
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integer columns (PostgreSQL's integer)
 MAX_TIMESTAMP = 2**33  # seconds since 1970: beyond the year 2200, so no real slot is ever cut off
 
 

@@ -42,6 +42,9 @@ class Inbound:
     user_name: str = ""
     file_id: str | None = None  # photo: the platform's file id
     file_path: str | None = None  # photo: where it was stored on disk, once fetched
+    file_size: int | None = None  # photo: bytes the platform says the chosen size has (None: not said)
+    file_error: str | None = None  # photo: why it was not stored (too_big, not_image, too_many_pixels, unavailable)
+    file_limit_mb: float | None = None  # photo: the size limit a too_big refusal quotes
     latitude: float | None = None
     longitude: float | None = None
     phone: str | None = None

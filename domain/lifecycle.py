@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain import events as ev
 from domain.errors import DomainError, IllegalTransition
@@ -42,6 +42,15 @@ def _move(visit: Visit, action: str) -> None:
         raise IllegalTransition(visit.status, action)
     if target is not None:
         visit.status = target.value
+
+
+def not_before(visit: Visit, dependency: Visit | None) -> datetime | None:
+    """The earliest a visit may start after the one it waits for (an installation after its delivery):
+    past that visit's window, and past its earliest end plus the minimum gap. None: no such wait."""
+    if dependency is None or dependency.slot_start is None or dependency.slot_end is None:
+        return None
+    earliest_end = dependency.slot_start + timedelta(minutes=dependency.duration_minutes + visit.min_gap_minutes)
+    return max(dependency.slot_end, earliest_end)
 
 
 def book(visit: Visit, job_id: int, start: datetime, end: datetime, dependency: Visit | None) -> ev.Event:

@@ -8,6 +8,8 @@ from datetime import datetime, time
 
 from domain.errors import InvalidInput
 
+MAX_ID = 2**31 - 1  # every id is a 32-bit integer column (PostgreSQL's integer): a larger number names nothing
+
 
 class Language(str, enum.Enum):
     EN = "en"

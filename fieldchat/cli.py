@@ -86,7 +86,6 @@ async def _demo(settings: Settings) -> int:
 async def _plan(settings: Settings, day: date | None, time_limit: float, apply: bool) -> int:
     from fieldchat.container import build
     from services import planning
-    from storage.repository import Store
 
     if time_limit <= 0:
         print("fieldchat: --time-limit must be positive", file=sys.stderr)
@@ -96,25 +95,58 @@ async def _plan(settings: Settings, day: date | None, time_limit: float, apply: 
         await container.start(background=False)
         now = container.clock.now()
         day = day or (now.astimezone(container.policy.tz).date() + timedelta(days=1))
-        async with container.sessions() as session:
-            problem = await planning.load_day(Store(session), day, container.policy, now)
-        print(f"fieldchat: planning {len(problem.problem.visits)} visits for {len(problem.problem.technicians)} technicians on {day}", flush=True)
-        solving = asyncio.ensure_future(planning.plan_day(problem, time_limit))
+        print(f"fieldchat: planning {day} with the optimizer ({time_limit:g} s)", flush=True)
+        # the same planning and the same guards as the nightly run (services/replanning.py)
+        planning_run = asyncio.ensure_future(container.replanner.plan(day, time_limit, apply=apply))
         started = time.monotonic()
-        while not solving.done():
+        while not planning_run.done():
             # a progress line on terminals; plain output stays clean when piped
             if sys.stdout.isatty():
                 print(f"\r  optimizing… {time.monotonic() - started:4.0f} s of {time_limit:.0f} s", end="", flush=True)
-            await asyncio.wait({solving}, timeout=1.0)
+            await asyncio.wait({planning_run}, timeout=1.0)
         if sys.stdout.isatty():
             print()
-        plan = solving.result()
-        for line in planning.summary_lines(problem, plan, container.policy.tz):
+        run, plan, events = planning_run.result()
+        for line in planning.summary_lines(run.dp, plan, container.policy.tz):
             print(line)
         if apply:
-            events = await container.engine.apply(f"plan:{day.isoformat()}:{int(time.time())}", lambda ctx: planning.apply_plan(ctx, problem, plan))
             await container.relay.drain_once()
             print(f"fieldchat: plan applied ({len(events)} changes); notifications queued")
+    finally:
+        await container.stop()
+    return 0
+
+
+async def _relay(settings: Settings, args: argparse.Namespace) -> int:
+    """One more outbox relay next to the servers (scale-out): the same senders, shared rate windows in Redis."""
+    import gc
+    import logging
+    import signal
+
+    from fieldchat.container import build
+    from scheduler.ratelimit import SendLimiter
+    from scheduler.relay import OutboxRelay
+
+    container = build(settings)
+    relay = OutboxRelay(
+        sessions=container.sessions, senders=container.relay.senders, clock=container.clock, tz=container.policy.tz,
+        limiter=SendLimiter(redis_url=settings.redis_url, prefix=args.limits_prefix), lease=args.lease, batch=args.batch,
+    )
+    logging.getLogger("fieldchat").info("outbox relay %s started", relay.relay_id)
+    # keep full collections from scanning the imported modules: such a stall lands between a rate slot and its send
+    gc.collect()
+    gc.freeze()
+    try:
+        if args.once:
+            await relay.free_claims_of_gone_relays()
+            while await relay.drain_once():
+                pass
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await relay.run(stop, args.interval)
     finally:
         await container.stop()
     return 0
@@ -136,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--date", type=date.fromisoformat, help="the day to plan, YYYY-MM-DD (default: tomorrow in FIELDCHAT_TIMEZONE)")
     plan.add_argument("--time-limit", type=float, default=30.0, help="seconds the optimizer may search (default 30)")
     plan.add_argument("--apply", action="store_true", help="assign the visits as planned and tell the people whose plans changed")
+    relay = commands.add_parser("relay", help="run one more outbox relay process (FIELDCHAT_REDIS_URL shares the send rates)")
+    relay.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    relay.add_argument("--interval", type=float, default=1.0, help="seconds between looks at the outbox when idle")
+    relay.add_argument("--lease", type=float, default=90.0, help="seconds a claim holds before another relay may take it")
+    relay.add_argument("--batch", type=int, default=200, help="chats sending at once")
+    relay.add_argument("--limits-prefix", default="fieldchat", help="Redis key prefix of the shared rate windows")
     commands.add_parser("bench", help="benchmarks: `bench routing [--time-limit SECONDS] [PATH ...]`, `bench field-day`, `bench notify`")
     args = parser.parse_args(argv)
     if args.command is None:
@@ -155,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "relay":
+        return asyncio.run(_relay(settings, args))
     if args.command == "plan":
         return asyncio.run(_plan(settings, args.date, args.time_limit, args.apply))
     return asyncio.run(_demo(settings))

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bots.alerting import AlertSinks
+from bots.photos import PhotoLimits
 from bots.telegram import TelegramBot, TelegramMedia, TelegramSender
+from bots.web import PLATFORM as WEB, WebUploads
 from conversations.engine import Engine
 from conversations.flows import flow_for
 from domain.clock import Clock, SystemClock
@@ -38,6 +40,7 @@ class Container:
     engine: Engine
     relay: OutboxRelay
     telegram: dict[str, TelegramBot]
+    web_uploads: WebUploads
     replanner: Replanner | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task] = field(default_factory=list)
@@ -109,16 +112,18 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         clock=clock, tz=policy.tz,
         limiter=SendLimiter(redis_url=settings.redis_url),
     )
+    photo_limits = PhotoLimits(settings.photo_max_bytes(), settings.photo_max_pixels())
+    web_uploads = WebUploads(settings.media_dir, photo_limits)
     engine = Engine(
         sessions=sessions,
         flows=flow_for,
         clock=clock,
         policy=policy,
-        media={"telegram": TelegramMedia(telegram)},
+        media={"telegram": TelegramMedia(telegram), WEB: web_uploads},
         on_outbox=relay.wake,
     )
     for role, token in settings.bot_tokens().items():
-        telegram[role] = TelegramBot(role, token, settings.telegram_api_url, engine, settings.media_dir)
+        telegram[role] = TelegramBot(role, token, settings.telegram_api_url, engine, settings.media_dir, photo_limits=photo_limits)
 
     async def tell_dispatchers(platform: str, bot: str, chat_id: str, reason: str) -> None:
         origin = f"unreachable:{platform}:{bot}:{chat_id}:{uuid.uuid4().hex}"
@@ -129,4 +134,4 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         engine, sessions, clock, policy, replan_seconds=settings.replan_seconds, plan_seconds=settings.plan_seconds,
         nightly_at=settings.nightly_plan_time(),
     )
-    return Container(settings, clock, policy, db, sessions, engine, relay, telegram, replanner)
+    return Container(settings, clock, policy, db, sessions, engine, relay, telegram, web_uploads, replanner)

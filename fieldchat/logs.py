@@ -12,7 +12,7 @@ MASK = "***"
 # inside Bot API URLs: /bot<TOKEN>/method, /file/bot<TOKEN>/path), link tokens and robot keys in
 # query strings and fragments, Feishu and Slack robot URLs whose path is the credential.
 PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}"), MASK),
+    (re.compile(r"(?<![0-9])\d{5,}:[A-Za-z0-9_-]{20,}"), MASK),
     (
         re.compile(
             r"([?&#;](?:customer|driver|installer|dispatcher|group|start|startgroup|token|access_token|key|sign|secret)=)[^&\s\"'#]+",
@@ -54,10 +54,10 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record), secrets)
 
 
-def configure(level: str, secrets: Iterable[str], sources: Iterable[SecretSource] = ()) -> logging.Handler:
-    """Send every logger (uvicorn's access log too) to one redacting handler on stderr."""
+def configure(level: str, secrets: Iterable[str], sources: Iterable[SecretSource] = (), stream=None) -> logging.Handler:
+    """Send every logger (uvicorn's access log too) to one redacting handler on stderr (or ``stream``)."""
     fixed = [s for s in secrets if s]
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", [lambda: fixed, *sources]))
     root = logging.getLogger()
     root.handlers[:] = [handler]

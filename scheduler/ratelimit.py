@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -68,12 +69,24 @@ class SendLimiter:
         # one task per bot at a time polls the shared bot window; the others queue here in order
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    async def acquire(self, platform: str, bot: str, chat_id: str, max_wait: float, chat_wait: float | None = None) -> float:
+    async def acquire(
+        self,
+        platform: str,
+        bot: str,
+        chat_id: str,
+        max_wait: float,
+        chat_wait: float | None = None,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> float:
         """Take one send for this chat and its bot: 0 when taken, else the seconds to come back after (nothing taken).
 
         Waits here up to ``max_wait`` seconds, and up to ``chat_wait`` (default ``max_wait``) for the chat's own
         window: a caller that would rather queue than wait for a busy chat passes 0. Both windows are hit right before returning 0, so the caller
         must send at once: the time between the hit and the platform seeing the request is all jitter.
+
+        ``ready`` is awaited once, when both windows have room, right before they are hit: the place for work that
+        must precede the send (recording that it starts) and must not come between the hit and the send. It runs
+        while this chat holds the bot's turn, so it should be short. If it raises, nothing is taken.
         """
         private, group, whole = self._items.get(platform, (None, None, None))
         chat = group if is_group(platform, chat_id) else private
@@ -94,11 +107,16 @@ class SendLimiter:
             except TimeoutError:
                 return 1.0  # the bot is busy: this chat queues again a second later
             try:
-                while whole and not await self._limiter.hit(whole, platform, bot):
-                    wait = await self._wait(whole, platform, bot)
+                while whole and (wait := await self._wait(whole, platform, bot)):
                     if time.monotonic() + wait > deadline:
                         return wait
-                    await asyncio.sleep(wait or 0.001)  # 0: the window freed meanwhile, or another process won it
+                    await asyncio.sleep(wait)
+                if ready is not None:
+                    await ready()
+                    ready = None
+                if whole and not await self._limiter.hit(whole, platform, bot):
+                    await asyncio.sleep(0.001)  # another process won the bot's slot between the look and the hit
+                    continue
                 if chat is None or await self._limiter.hit(chat, platform, bot, chat_id):
                     return 0.0
             finally:

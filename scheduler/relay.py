@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
+import hashlib
+import heapq
 import inspect
+import itertools
 import logging
 import os
 import random
 import secrets
-import signal
 import socket
-from collections.abc import Awaitable, Callable
-from datetime import timedelta, tzinfo
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, nullcontext
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -23,6 +25,7 @@ from conversations.i18n import render, translate
 from conversations.messages import Rendered
 from domain.clock import Clock
 from scheduler import digest
+from scheduler.logthrottle import LogThrottle
 from scheduler.ratelimit import SendLimiter, is_group
 from storage.repository import Store
 
@@ -53,13 +56,96 @@ def digestible(row: dict) -> bool:
     return bool(payload.get("alert")) and plain and group and row["platform"] in digest.BUDGETS
 
 
+def _pid_namespace() -> str | None:
+    """This boot of this machine and this process's pid namespace, hashed: where a pid names one process. None off Linux."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return hashlib.sha256(f"{boot} {namespace}".encode()).hexdigest()[:10]
+
+
 def new_relay_id() -> str:
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    """host:pid:pid-namespace:random; the middle two let a relay started later on the same machine see that this one is gone."""
+    return f"{socket.gethostname()[:24]}:{os.getpid()}:{_pid_namespace() or '-'}:{secrets.token_hex(4)}"
+
+
+def relay_gone(relay_id: str) -> bool:
+    """True only when ``relay_id`` names a relay process of this machine and pid namespace that no longer exists.
+
+    Anything else (another machine or container, this very process, a live or unknown pid) is not known to be gone:
+    its claims run until their leases do.
+    """
+    parts = relay_id.rsplit(":", 3)
+    here = _pid_namespace()
+    if len(parts) != 4 or here is None or parts[2] != here or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():  # several relays may share a process (tests, benchmarks); a pid says nothing between them
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but not ours to signal
+        return False
+    return False
+
+
+class _NotStarted(Exception):
+    """The send could not be recorded as starting (the claim was taken over, the database failed): it must not go out."""
+
+
+class _WriteTurns:
+    """One write transaction of this relay at a time, urgent ones first: for SQLite, which lets one writer in and makes
+    the others poll for the lock with growing sleeps. Recording that a send starts is urgent: it stands between a chat
+    and its rate slot while the bot's other chats queue behind it, and a queue of recorded outcomes must not delay it.
+    """
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: list[tuple[int, int, asyncio.Future]] = []  # a heap: urgent first, then in order of arrival
+        self._arrivals = itertools.count()
+
+    @asynccontextmanager
+    async def turn(self, urgent: bool) -> AsyncIterator[None]:
+        if self._busy:
+            handed = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (0 if urgent else 1, next(self._arrivals), handed))
+            try:
+                await handed
+            except asyncio.CancelledError:
+                if handed.done() and not handed.cancelled():  # the turn came with the cancellation: pass it on
+                    self._pass()
+                raise
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._pass()
+
+    def _pass(self) -> None:
+        while self._waiting:
+            handed = heapq.heappop(self._waiting)[2]
+            if not handed.done():
+                handed.set_result(None)
+                return
+        self._busy = False
 
 
 class OutboxRelay:
     """Senders signal two special permanent failures with attributes on ``Undeliverable``:
-    ``chat_gone`` (the chat refuses the bot: mark it undeliverable) and ``migrate_to_chat_id`` (move the chat)."""
+    ``chat_gone`` (the chat refuses the bot: mark it undeliverable) and ``migrate_to_chat_id`` (move the chat).
+
+    Crashes: right before the platform call (before the rate slot is taken) the relay commits ``sending_since``
+    on the row; recording the outcome clears it. A relay that takes over a row with it set (the last relay died or
+    lost the database mid-send) cannot know whether the platform got the message (Telegram has no history API), so
+    it counts the row as ``maybe_sent``, logs how many it found, and sends it again: at least once, in the chat's
+    order (the row is still the first unsent one of its chat). A row that was claimed but never started, e.g. still
+    waiting for its rate, goes out again without being counted. A relay started on the same machine as a dead one
+    (a restarted ``fieldchat serve``) frees the dead one's claims at once instead of waiting out their leases.
+    """
 
     def __init__(
         self,
@@ -87,6 +173,10 @@ class OutboxRelay:
         self._batch = batch
         self._wake = asyncio.Event()
         self._stopping = False
+        # a warning that repeats while the database or Redis is down goes out once a minute
+        self._warnings = LogThrottle(log)
+        bind = getattr(sessions, "kw", {}).get("bind")
+        self._write_turns = _WriteTurns() if bind is not None and bind.dialect.name == "sqlite" else None
 
     def wake(self) -> None:
         """Called after a commit wrote outbox rows: send them now instead of at the next tick."""
@@ -107,6 +197,10 @@ class OutboxRelay:
             changed.set()
 
         self._stopping = False
+        try:
+            await self.free_claims_of_gone_relays()
+        except Exception:
+            log.exception("outbox relay: looking for the claims of stopped relays failed")
         while not stop.is_set():
             self._wake.clear()
             changed.clear()
@@ -116,7 +210,9 @@ class OutboxRelay:
                 try:
                     rows = await self._claim(room)
                 except Exception:
-                    log.exception("outbox relay: claiming failed")
+                    self._warnings.exception("claim", "outbox relay: claiming failed")
+                else:
+                    self._warnings.recovered("claim", "outbox relay: claiming works again")
             for row in rows:
                 task = asyncio.create_task(self._chain(row))
                 chains.add(task)
@@ -130,12 +226,55 @@ class OutboxRelay:
         if chains:
             await asyncio.wait(chains, timeout=self.max_wait + 60)
 
-    async def _claim(self, limit: int, chat: tuple[str, str, str] | None = None) -> list[dict]:
-        now = self._clock.now()
-        async with self.sessions() as session, session.begin():
-            return await Store(session).outbox_claim(
-                self.relay_id, now, now + timedelta(seconds=self.lease), limit, PULLED_PLATFORMS, chat
+    @asynccontextmanager
+    async def _transaction(self, *, urgent: bool = False) -> AsyncIterator[Store]:
+        async with self._write_turns.turn(urgent) if self._write_turns else nullcontext():
+            async with self.sessions() as session, session.begin():
+                yield Store(session)
+
+    async def free_claims_of_gone_relays(self) -> None:
+        """Take back at once what relays of this machine that no longer run had claimed (see ``relay_gone``)."""
+        async with self._transaction() as store:
+            dead = [relay_id for relay_id in await store.outbox_claimants(self._clock.now()) if relay_gone(relay_id)]
+            freed = await store.outbox_release_claims(dead) if dead else 0
+        if freed:
+            log.info("outbox relay: took back %d claimed messages from stopped relays %s", freed, ", ".join(dead))
+
+    async def _claim(self, limit: int) -> list[dict]:
+        async with self._transaction() as store:
+            rows, maybe_sent = await self._take(store, self._clock.now(), limit)
+        self._report_maybe_sent(maybe_sent)
+        return rows
+
+    async def _take(self, store: Store, now: datetime, limit: int, chat: tuple[str, str, str] | None = None) -> tuple[list[dict], list[int]]:
+        """Claim rows; a row whose last send started and was never recorded is counted as maybe sent (its ids come back too)."""
+        rows = await store.outbox_claim(self.relay_id, now, now + timedelta(seconds=self.lease), limit, PULLED_PLATFORMS, chat)
+        maybe_sent = [row["id"] for row in rows if row["sending_since"] is not None]
+        if maybe_sent:
+            await store.outbox_count_maybe_sent(maybe_sent)
+            for row in rows:
+                if row["id"] in maybe_sent:
+                    row.update(sending_since=None, maybe_sent=row["maybe_sent"] + 1)
+        return rows, maybe_sent
+
+    def _report_maybe_sent(self, ids: list[int]) -> None:
+        if ids:
+            log.warning(
+                "outbox relay: %d messages were being sent when a relay stopped before recording the outcome; "
+                "sending them again, so each may arrive twice (outbox ids %s%s)",
+                len(ids), ", ".join(map(str, ids[:20])), ", …" if len(ids) > 20 else "",
             )
+
+    async def _mark_sending(self, row: dict) -> None:
+        """Commit that the send starts (and renew the lease for it): from here on a crash leaves the row counted as maybe sent."""
+        now = self._clock.now()
+        try:
+            async with self._transaction(urgent=True) as store:
+                mine = await store.outbox_sending(row["id"], self.relay_id, now, now + timedelta(seconds=self.lease))
+        except Exception as exc:
+            raise _NotStarted(f"{type(exc).__name__}: {exc}") from exc
+        if not mine:
+            raise _NotStarted("another relay took it over")
 
     async def _chain(self, row: dict | None) -> int:
         """Send one chat's rows while they are due and go through; another relay cannot take them meanwhile."""
@@ -164,10 +303,19 @@ class OutboxRelay:
             return await self._finish(row, {"status": "failed", "last_error": f"render: {exc}"[:500], "attempts": row["attempts"] + 1})
         try:
             # an alert does not wait for its busy group: it queues, and what queued behind it goes out as one digest
-            wait = await self.limiter.acquire(platform, bot, chat_id, self.max_wait, chat_wait=0.0 if alert else None)
+            wait = await self.limiter.acquire(
+                platform, bot, chat_id, self.max_wait, chat_wait=0.0 if alert else None, ready=lambda: self._mark_sending(row)
+            )
+        except _NotStarted as exc:  # whoever holds the claim now (or once its lease runs out) sends it
+            self._warnings.warning("not started", "outbox %s: not sent, the start could not be recorded (%s)", row["id"], exc)
+            return None
         except Exception as exc:  # e.g. Redis is down: hold back rather than send blind
-            log.warning("outbox %s: the rate limiter failed (%s: %s); holding it back", row["id"], type(exc).__name__, exc)
+            self._warnings.warning(
+                "limiter", "outbox %s: the rate limiter failed (%s: %s); holding it back", row["id"], type(exc).__name__, exc
+            )
             wait = 1.0
+        else:
+            self._warnings.recovered("limiter", "outbox: the rate limiter works again")
         if wait:
             # held back by our own limits: not an attempt, so it never counts towards giving up
             return await self._finish(row, self._held(row, alert, wait))
@@ -251,9 +399,9 @@ class OutboxRelay:
         platform, bot, chat_id = row["platform"], row["bot"], row["chat_id"]
         now = self._clock.now()
         following: list[dict] = []
+        maybe_sent: list[int] = []
         newly_gone = False
-        async with self.sessions() as session, session.begin():
-            store = Store(session)
+        async with self._transaction() as store:
             # a sent row is recorded even if our lease ran out meanwhile: it did reach the chat
             mine = await store.outbox_finish(row["id"], self.relay_id, mine_only=not sent, **values)
             if not mine:
@@ -263,10 +411,10 @@ class OutboxRelay:
                     await store.outbox_sent_in_digest(merged, row["id"], now, values["platform_message_id"])
                 await store.outbox_chat_reachable(platform, bot, chat_id)
                 if not self._stopping:
-                    until = now + timedelta(seconds=self.lease)
-                    following = await store.outbox_claim(self.relay_id, now, until, 1, PULLED_PLATFORMS, (platform, bot, chat_id))
+                    following, maybe_sent = await self._take(store, now, 1, (platform, bot, chat_id))
             if gone is not None:
                 newly_gone = await store.outbox_chat_unreachable(platform, bot, chat_id, now)
+        self._report_maybe_sent(maybe_sent)
         if newly_gone:
             await self._tell_undeliverable(platform, bot, chat_id, gone)
         return following[0] if following else None
@@ -276,15 +424,14 @@ class OutboxRelay:
         platform, bot, old_chat_id = row["platform"], row["bot"], row["chat_id"]
         log.info("outbox: %s %s chat %s moved to %s", platform, bot, old_chat_id, new_chat_id)
         now = self._clock.now()
-        async with self.sessions() as session, session.begin():
-            store = Store(session)
+        async with self._transaction() as store:
             await store.outbox_migrate_chat(platform, bot, old_chat_id, new_chat_id)
             values = {"attempts": row["attempts"] + 1, "last_error": reason[:500], "next_attempt_at": now}
             await store.outbox_finish(row["id"], self.relay_id, **values)
             if self._stopping:
                 return None
-            until = now + timedelta(seconds=self.lease)
-            following = await store.outbox_claim(self.relay_id, now, until, 1, PULLED_PLATFORMS, (platform, bot, new_chat_id))
+            following, maybe_sent = await self._take(store, now, 1, (platform, bot, new_chat_id))
+        self._report_maybe_sent(maybe_sent)
         return following[0] if following else None
 
     async def _tell_undeliverable(self, platform: str, bot: str, chat_id: str, reason: str) -> None:
@@ -303,57 +450,3 @@ class OutboxRelay:
             return {"status": "failed", "last_error": f"gave up: {reason}"[:500], "attempts": attempts}
         delay = seconds if seconds is not None else backoff(attempts)
         return {"next_attempt_at": now + timedelta(seconds=delay), "last_error": reason[:500], "attempts": attempts}
-
-
-# --- a relay process on its own: python -m scheduler.relay ----------------------------------------
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    from fieldchat.container import build  # the container imports this module
-    from fieldchat.settings import Settings
-
-    settings = Settings()
-    container = build(settings)
-    relay = OutboxRelay(
-        sessions=container.sessions,
-        senders=container.relay.senders,
-        clock=container.clock,
-        tz=container.policy.tz,
-        limiter=SendLimiter(redis_url=settings.redis_url, prefix=args.limits_prefix),
-        lease=args.lease,
-        batch=args.batch,
-    )
-    log.info("outbox relay %s started", relay.relay_id)
-    # keep full collections from scanning the imported modules: such a stall lands between a rate slot and its send
-    gc.collect()
-    gc.freeze()
-    try:
-        if args.once:
-            while await relay.drain_once():
-                pass
-            return
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await relay.run(stop, args.interval)
-    finally:
-        for bot in container.telegram.values():
-            await bot.close()
-        await container.db.dispose()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scheduler.relay", description="Run one outbox relay (FIELDCHAT_* settings).")
-    parser.add_argument("--once", action="store_true", help="send what is due now, then exit")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between looks at the outbox when idle")
-    parser.add_argument("--lease", type=float, default=LEASE_SECONDS, help="seconds a claim holds before another relay may take it")
-    parser.add_argument("--batch", type=int, default=200, help="chats sending at once")
-    parser.add_argument("--limits-prefix", default="fieldchat", help="Redis key prefix of the shared rate windows")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("FIELDCHAT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(args))
-
-
-if __name__ == "__main__":
-    main()

@@ -29,7 +29,7 @@ from domain.model import (
     WorkingHours,
 )
 from domain.policy import ServicePolicy
-from services.handlers import HandlerContext, ranked_free
+from services.handlers import HandlerContext, candidates
 from services.replanning import book_urgent
 from storage.repository import Store
 
@@ -253,6 +253,6 @@ async def visit_candidates(store: Store, visit_id: int, now: datetime, policy: S
     if visit.slot_start is None:
         raise InvalidInput("visit_not_booked")
     job = await store.get(Job, visit.job_id)
-    ranked = await ranked_free(HandlerContext(store, now, policy), visit, job)
+    ranked = await candidates(HandlerContext(store, now, policy), visit, job)
     names = {t.id: t.name for t in await store.technicians()}
     return [{"technician_id": tid, "name": names[tid]} for tid in ranked]

@@ -148,10 +148,13 @@ async def candidates_for(ctx: HandlerContext, visit: Visit, job: Job, start: dat
     return []
 
 
-async def ranked_free(ctx: HandlerContext, visit: Visit, job: Job, *, crew_size: int | None = None) -> list[int]:
-    """Technicians free for the visit's slot and not declined, best first (distance, load, rating)."""
-    candidates = await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end, crew_size=crew_size)
-    free = [t for t in candidates if t not in visit.declined_by]
+async def candidates(ctx: HandlerContext, visit: Visit, job: Job, *, crew_size: int | None = None) -> list[int]:
+    """The one rule for who may take a booked visit, used by every offer, assign and reassign path: skilled,
+    in its region, on duty, free at its booked time with the driving around it (the van fits), and not one
+    who declined it; best first (distance, load, rating). Excluding whoever has it is the caller's choice."""
+    if visit.slot_start is None or visit.slot_end is None:
+        return []
+    free = [t for t in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end, crew_size=crew_size) if t not in visit.declined_by]
     if not free:
         return []
     local_day = visit.slot_start.astimezone(ctx.policy.tz).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -169,7 +172,7 @@ async def fill_crew(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Even
     if missing <= 0 or visit.technician_id is None:
         return []
     taken = {visit.technician_id, *visit.crew_ids}
-    chosen = [t for t in await ranked_free(ctx, visit, job, crew_size=1) if t not in taken][:missing]
+    chosen = [t for t in await candidates(ctx, visit, job, crew_size=1) if t not in taken][:missing]
     events = await planning.set_crew(ctx, visit, job, [*visit.crew_ids, *chosen]) if chosen else []
     if len(chosen) < missing:
         events.append(ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat(), "reason": NOT_ENOUGH_TECHNICIANS}))
@@ -178,7 +181,7 @@ async def fill_crew(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Even
 
 async def _offer_next(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Event]:
     """Offer the visit to the best free technician; with nobody left, tell the dispatchers."""
-    for technician_id in await ranked_free(ctx, visit, job):
+    for technician_id in await candidates(ctx, visit, job):
         # two bookings may both have seen the technician free: lock, then look again
         await ctx.store.get(Technician, technician_id, for_update=True)
         if technician_id not in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
@@ -189,7 +192,7 @@ async def _offer_next(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Ev
 
 async def _broadcast(ctx: HandlerContext, visit: Visit, job: Job, rule: DispatchRule) -> list[ev.Event]:
     """Grab mode: the same offer to the top few free technicians at once."""
-    chosen = (await ranked_free(ctx, visit, job))[: rule.grab_top_n]
+    chosen = (await candidates(ctx, visit, job))[: rule.grab_top_n]
     if not chosen:
         return [ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat()})]
     expires = ctx.now + timedelta(minutes=rule.grab_minutes)
@@ -205,7 +208,7 @@ async def _dispatch(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Even
     if rule.mode == DispatchMode.GRAB.value:
         return await _broadcast(ctx, visit, job, rule)
     if rule.mode == DispatchMode.MANUAL.value:
-        return [ev.ManualDispatchNeeded(job.id, visit.id, {"candidates": await ranked_free(ctx, visit, job)})]
+        return [ev.ManualDispatchNeeded(job.id, visit.id, {"candidates": await candidates(ctx, visit, job)})]
     return await _offer_next(ctx, visit, job)
 
 
@@ -219,6 +222,9 @@ async def book_visit(ctx: HandlerContext, cmd: c.BookVisit) -> list[ev.Event]:
     dependency = await ctx.store.get(Visit, visit.depends_on_visit_id) if visit.depends_on_visit_id else None
     if dependency is not None and dependency.slot_end is None:
         raise DomainError("book_dependency_first", kind=dependency.kind)
+    if dependency is not None and cmd.start < lifecycle.not_before(visit, dependency):
+        # the same rule the customer's list of times follows: after the delivery's window and its gap
+        raise DomainError("slot_before_dependency")
     if not await candidates_for(ctx, visit, job, cmd.start, cmd.end):
         raise DomainError("slot_taken")
     events = [lifecycle.book(visit, job.id, cmd.start, cmd.end, dependency)]
@@ -371,7 +377,7 @@ async def assign_visit(ctx: HandlerContext, cmd: c.AssignVisit) -> list[ev.Event
     job = await ctx.store.get(Job, visit.job_id)
     if visit.slot_start is None:
         raise DomainError("visit_not_booked")
-    if cmd.technician_id not in await ranked_free(ctx, visit, job):
+    if cmd.technician_id not in await candidates(ctx, visit, job):
         raise DomainError("technician_not_eligible")
     await ctx.store.get(Technician, cmd.technician_id, for_update=True)
     events = await _close_offers(ctx, visit, job, OfferStatus.LOST)
@@ -478,19 +484,9 @@ async def acknowledge_exception(ctx: HandlerContext, cmd: c.AcknowledgeException
     return events
 
 
-async def eligible_technicians(ctx: HandlerContext, visit: Visit, job: Job) -> list[Technician]:
-    """Technicians who could take the visit instead: skilled, in region, on duty, not the current one."""
-    technicians = await ctx.store.technicians()
-    return [
-        t
-        for t in technicians
-        if t.id != visit.technician_id and t.can_serve(visit.service_kind, job.product_category, job.brand, job.region)
-    ]
-
-
 async def reassign_visit(ctx: HandlerContext, cmd: c.ReassignVisit) -> list[ev.Event]:
     report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
-    if cmd.technician_id not in {t.id for t in await eligible_technicians(ctx, visit, job)}:
+    if cmd.technician_id == visit.technician_id or cmd.technician_id not in await candidates(ctx, visit, job):
         raise DomainError("technician_not_eligible")
     report.status, report.resolution = ExceptionStatus.RESOLVED.value, "reassigned"
     return [lifecycle.reassign(visit, job.id, cmd.technician_id)]

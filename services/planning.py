@@ -10,7 +10,6 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from domain import events as ev
-from domain import lifecycle
 from domain.model import ROLES_FOR_KIND, Job, ServiceKind, Technician, TechnicianRole, Visit, VisitStatus
 from domain.policy import ServicePolicy
 from scheduler.routing import model as rm
@@ -119,12 +118,12 @@ async def load_day(
     for index, visit in enumerate(visits, start=len(technicians)):
         job = jobs[visit.job_id]
         crew = [visit.technician_id, *visit.crew_ids] if visit.technician_id is not None else []
-        # a crew with someone missing needs people like an unassigned visit (apply_plan moves it); a booking
+        # a crew with someone missing needs people like an unassigned visit (apply_replan moves it); a booking
         # check keeps it where it is, as the day looks now
         kept = bool(crew) and (pin_assigned or (visit.state in KEPT and set(crew) <= present))
         started = visit.state in STARTED
         # under way, the people on site are the crew; otherwise a crew is pinned once it is complete, and an
-        # accepted lead still short of people leaves the plan free to pick the whole crew (see apply_plan)
+        # accepted lead still short of people leaves the plan free to pick the whole crew (see replanning._move)
         size = len(crew) if started else visit.crew_size
         pinned = tuple(str(t) for t in crew) if kept and len(crew) >= size else ()
         after = str(visit.depends_on_visit_id) if visit.depends_on_visit_id in ids else None
@@ -200,42 +199,6 @@ async def solve_in_worker(problem: rm.Problem, time_limit_s: float, pool: Proces
 
 async def plan_day(day_problem: DayProblem, time_limit_s: float) -> rm.Plan:
     return await solve_in_worker(day_problem.problem, time_limit_s)
-
-
-async def apply_plan(ctx: HandlerContext, day_problem: DayProblem, plan: rm.Plan) -> list[ev.Event]:
-    """Give each visit its planned technicians and start; tell people only about what changed.
-
-    A crew visit is one stop on several routes: its lead (the technician it has, if planned, else the
-    first planned) is the visit's technician, the others its crew.
-    """
-    events: list[ev.Event] = []
-    planned: dict[str, list[int]] = {}
-    starts: dict[str, float] = {}
-    for route in plan.routes:
-        for stop in route.stops:
-            planned.setdefault(stop.visit_id, []).append(int(route.technician_id))
-            starts[stop.visit_id] = stop.start  # the same minute on every crew member's route
-    for visit_id, people in planned.items():
-        visit = await ctx.store.get(Visit, int(visit_id))
-        job = day_problem.jobs[visit.job_id]
-        present = str(visit.technician_id) in day_problem.technicians  # else their shift is over, or they are off duty
-        if visit.state is not VisitStatus.BOOKED and visit.technician_id not in people and present:
-            # an accepted lead stays; when the plan found a crew without them, the dispatchers decide
-            if visit.crew_size > 1:
-                events.append(ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat(), "reason": rm.NOT_ENOUGH_TECHNICIANS}))
-            continue
-        visit.planned_start = day_problem.moment(starts[visit_id])
-        lead = visit.technician_id if visit.technician_id in people else people[0]
-        if lead != visit.technician_id:
-            if visit.technician_id is None:
-                events.append(lifecycle.offer(visit, job.id, lead))
-            else:
-                events.append(lifecycle.reassign(visit, job.id, lead))
-        events += await set_crew(ctx, visit, job, [p for p in people if p != lead])
-    for left_out in plan.unassigned:
-        visit = await ctx.store.get(Visit, int(left_out.visit_id))
-        events.append(ev.NoTechnicianAvailable(visit.job_id, visit.id, {"start": visit.slot_start.isoformat(), "reason": left_out.reason}))
-    return events
 
 
 async def set_crew(ctx: HandlerContext, visit: Visit, job: Job, crew: list[int]) -> list[ev.Event]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -461,6 +462,20 @@ class Replanner:
         if then is not None:
             await then(ctx)
         return events
+
+    # --- a whole day on demand (`fieldchat plan`), applied as the nightly run applies it ---
+
+    async def plan(self, day: date, seconds: float, *, apply: bool) -> tuple[Run, rm.Plan, list[ev.Event]]:
+        """Plan ``day`` from scratch, accepted visits staying with their technicians; with ``apply``, give the
+        visits their planned people in one transaction with the same guards as every replan."""
+        async with self._sessions() as session:
+            run = await prepare(Store(session), day, self._policy, self._clock.now(), full=True)
+        plan = await self._solve(run.dp.problem, seconds)
+        events: list[ev.Event] = []
+        if apply:
+            origin = f"plan:{day.isoformat()}:{uuid.uuid4().hex}"
+            events = await self._engine.apply(origin, lambda ctx: apply_replan(ctx, run, plan))
+        return run, plan, events
 
     # --- the nightly plan of tomorrow ---
 

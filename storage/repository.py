@@ -363,6 +363,20 @@ class Store:
             )
         ).scalar_one_or_none()
 
+    async def conversation_state(self, platform: str, bot: str, chat_id: str) -> str | None:
+        return await self.session.scalar(
+            select(t.conversations.c.state).where(
+                t.conversations.c.platform == platform, t.conversations.c.bot == bot, t.conversations.c.chat_id == chat_id
+            )
+        )
+
+    async def chat_is_bound(self, platform: str, bot: str, chat_id: str) -> bool:
+        """Whether the chat belongs to someone we know (a customer, technician, dispatcher or group)."""
+        query = select(t.chat_bindings.c.id).where(
+            t.chat_bindings.c.platform == platform, t.chat_bindings.c.bot == bot, t.chat_bindings.c.chat_id == chat_id
+        )
+        return await self.session.scalar(query.limit(1)) is not None
+
     # --- inbox ---------------------------------------------------------------------------------
 
     async def inbox_add(self, platform: str, bot: str, update_id: str, chat_id: str, payload: dict, now: datetime) -> bool:
@@ -479,8 +493,41 @@ class Store:
         statement = update(t.outbox).where(t.outbox.c.id == outbox_id)
         if mine_only:
             statement = statement.where(t.outbox.c.claimed_by == relay_id)
-        result = await self.session.execute(statement.values(claimed_by=None, claimed_until=None, **values))
+        result = await self.session.execute(statement.values(claimed_by=None, claimed_until=None, sending_since=None, **values))
         return result.rowcount == 1
+
+    async def outbox_sending(self, outbox_id: int, relay_id: str, now: datetime, until: datetime) -> bool:
+        """The relay is about to send the row: note it, and renew the lease for the send; False if the claim is no longer its."""
+        result = await self.session.execute(
+            update(t.outbox)
+            .where(t.outbox.c.id == outbox_id, t.outbox.c.claimed_by == relay_id, t.outbox.c.status == "pending")
+            .values(sending_since=now, claimed_until=until)
+        )
+        return result.rowcount == 1
+
+    async def outbox_count_maybe_sent(self, outbox_ids: list[int]) -> None:
+        """Claimed rows whose last send started and was never recorded: count it as a possible extra delivery."""
+        await self.session.execute(
+            update(t.outbox)
+            .where(t.outbox.c.id.in_(outbox_ids), t.outbox.c.sending_since.is_not(None))
+            .values(sending_since=None, maybe_sent=t.outbox.c.maybe_sent + 1)
+        )
+
+    async def outbox_claimants(self, now: datetime) -> list[str]:
+        """The relays holding live claims on unsent rows."""
+        statement = select(t.outbox.c.claimed_by).distinct().where(
+            t.outbox.c.status == "pending", t.outbox.c.claimed_by.is_not(None), t.outbox.c.claimed_until >= now
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def outbox_release_claims(self, relay_ids: list[str]) -> int:
+        """Free the claims of relays known to be gone before their leases run out; a send they started stays noted."""
+        result = await self.session.execute(
+            update(t.outbox)
+            .where(t.outbox.c.claimed_by.in_(relay_ids), t.outbox.c.status == "pending")
+            .values(claimed_by=None, claimed_until=None)
+        )
+        return result.rowcount
 
     async def outbox_migrate_chat(self, platform: str, bot: str, old_chat_id: str, new_chat_id: str) -> int:
         """A group became a supergroup: its unsent rows, bindings and conversation move to the new id.
@@ -579,5 +626,10 @@ class Store:
         return [dict(r) for r in (await self.session.execute(statement)).mappings()]
 
     async def outbox_counts(self) -> dict[str, int]:
+        """Rows per status, and ``maybe_sent`` when some messages may have gone out twice (a relay died mid-send)."""
         rows = (await self.session.execute(select(t.outbox.c.status, func.count()).group_by(t.outbox.c.status))).all()
-        return {status: count for status, count in rows}
+        counts = {status: count for status, count in rows}
+        maybe_sent = (await self.session.execute(select(func.coalesce(func.sum(t.outbox.c.maybe_sent), 0)))).scalar_one()
+        if maybe_sent:
+            counts["maybe_sent"] = int(maybe_sent)
+        return counts

@@ -91,7 +91,8 @@ class ScheduleStore:
     async def sla_policies(self) -> list[dict]:
         return [dict(r) for r in (await self.session.execute(select(t.sla_policies))).mappings()]
 
-    async def put_sla_policy(self, *, region: str | None, service_kind: str | None, stage: str, minutes: int, tiers: list[int], auto_reassign: bool) -> None:
+    async def put_sla_policy(self, *, region: str | None, service_kind: str | None, stage: str, minutes: int | None, tiers: list[int], auto_reassign: bool) -> None:
+        """Set a stage's policy; minutes may be None for arrival, which runs to the end of the booked window."""
         existing = (
             await self.session.execute(
                 select(t.sla_policies.c.id).where(

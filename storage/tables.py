@@ -340,6 +340,11 @@ outbox = Table(
     Column("claimed_until", UTCDateTime),  # its lease: after this another relay may take the row over
     Column("held_since", UTCDateTime),  # an alert first held back by its busy group channel: sent later in a digest
     Column("digest_of", Integer),  # sent inside the digest that row id led
+    # committed right before the platform call, cleared with the outcome: set on a row nobody holds means the
+    # relay died (or lost the database) mid-send, so the message may have gone out
+    Column("sending_since", UTCDateTime),
+    # how many such unrecorded sends a relay found and sent again: the message may have reached the chat that many extra times
+    Column("maybe_sent", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_outbox_pending", "status", "next_attempt_at"),
     Index("ix_outbox_chat", "platform", "bot", "chat_id", "id"),
 )
@@ -367,7 +372,7 @@ sla_policies = Table(
     Column("region", String(100)),
     Column("service_kind", String(20)),
     Column("stage", String(20), nullable=False),  # accept | contact | arrival | completion
-    Column("minutes", Integer, nullable=False),  # business minutes allowed
+    Column("minutes", Integer),  # business minutes allowed; none for arrival, which runs to the end of the window
     Column("tiers", JSON, nullable=False),  # percentages of the allowance at which to warn, e.g. [50, 80, 100]
     Column("auto_reassign", Boolean, nullable=False, default=False),
     UniqueConstraint("region", "service_kind", "stage", name="uq_sla_policies_scope"),

@@ -15,10 +15,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from conversations.messages import ChatRef, Inbound, InboundKind
 from domain.clock import ManualClock
 from fieldchat.container import Container, build
 from fieldchat.settings import Settings
 from tests.fakes.telegram_server import FakeTelegram
+from storage.repository import Store
 from tests.harness import SHOP, START, World, keys
 from webhooks.app import create_app
 
@@ -37,7 +39,7 @@ class Api:
 
 
 def make_app(database_url: str, tmp_path: Path, **overrides) -> tuple[Container, FastAPI]:
-    settings = {"api_token": TOKEN, **overrides}
+    settings = {"api_token": TOKEN, "web_console": True, **overrides}
     config = Settings(_env_file=None, database_url=database_url, media_dir=tmp_path / "media", **settings)
     container = build(config, ManualClock(START))
     return container, create_app(container, run_background=False)
@@ -115,12 +117,34 @@ TEMPLATE = {
 }
 
 
+ALL_WEEK = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "start": "08:00", "end": "20:00"}
+
+
+async def booked_visit(api: Api) -> int:
+    """An installation booked by its customer in the chat, with one installer free for it."""
+    await api.client.post("/api/v1/technicians", json=technician_body(working_hours=ALL_WEEK))
+    order = (await api.client.post("/api/v1/orders", json=order_body(services=[{"kind": "installation"}]))).json()
+    visit_id = order["job"]["visits"][0]["id"]
+    token = order["customer_link"].split("customer=")[1]
+    chat = ChatRef("web", "customer", "c1")
+    engine = api.container.engine
+    await engine.handle(Inbound(chat=chat, update_id="1", kind=InboundKind.COMMAND, user_id="c1", text="start", payload=token))
+    async with api.container.sessions() as session:
+        rows = await Store(session).outbox_for_chat("web", "customer", "c1", 0)
+    slot = rows[-1]["payload"]["buttons"][0][0]["data"]
+    await engine.handle(Inbound(chat=chat, update_id="2", kind=InboundKind.BUTTON, user_id="c1", text=slot))
+    return visit_id
+
+
 def error_locations(response: httpx.Response) -> list[tuple]:
-    return [tuple(error["loc"]) for error in response.json()["detail"]]
+    """Where a 422 says the request is wrong: its errors list, next to the readable detail."""
+    return [tuple(error["loc"]) for error in response.json()["errors"]]
 
 
 def token_of(link: str, parameter: str) -> str:
-    return parse_qs(urlsplit(link).query)[parameter][0]
+    """The token in a link: after "#" in the console's links (kept from the server), in the query in Telegram's."""
+    parts = urlsplit(link)
+    return parse_qs(parts.fragment or parts.query)[parameter][0]
 
 
 # --- auth -----------------------------------------------------------------------------------------
@@ -179,11 +203,19 @@ async def test_repeating_an_order_returns_200_with_the_same_job_and_no_new_visit
     assert again.json()["created"] is False
     assert again.json()["job"]["id"] == first.json()["job"]["id"]
     assert [v["id"] for v in again.json()["job"]["visits"]] == [v["id"] for v in first.json()["job"]["visits"]]
-    # a repeat still hands out a working customer link
-    assert token_of(again.json()["customer_link"], "customer")
+    # a repeat hands out the link already given, not a second one
+    assert token_of(again.json()["customer_link"], "customer") == token_of(first.json()["customer_link"], "customer")
     # another external_ref is another job
     other = await api.client.post("/api/v1/orders", json=order_body("SO-2"))
     assert other.status_code == 201 and other.json()["job"]["id"] != first.json()["job"]["id"]
+
+
+async def test_outside_demo_mode_no_console_link_is_handed_out(sqlite_url, tmp_path):
+    async with running_api(sqlite_url, tmp_path, web_console=False) as api:
+        order = (await api.client.post("/api/v1/orders", json=order_body())).json()
+        assert order["customer_link"] is None and order["web_link"] is None
+        invite = (await api.client.post("/api/v1/dispatchers", json={"name": "Dora"})).json()
+        assert invite["invite_link"] is None and invite["web_link"] is None
 
 
 async def test_customer_link_opens_the_order_in_the_chat(api: Api):
@@ -435,7 +467,7 @@ async def test_real_uvicorn_server_takes_an_order_and_reports_the_job(sqlite_url
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=10) as client:
             created = await client.post("/api/v1/orders", json=order_body("SO-REAL"))
             assert created.status_code == 201, created.text
-            assert created.json()["customer_link"].startswith(f"http://127.0.0.1:{port}/chat?customer=")
+            assert created.json()["customer_link"].startswith(f"http://127.0.0.1:{port}/chat#customer=")
             job = await client.get(f"/api/v1/jobs/{created.json()['job']['id']}")
             assert job.status_code == 200
             assert [v["kind"] for v in job.json()["visits"]] == ["delivery", "installation"]

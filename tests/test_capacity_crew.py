@@ -10,7 +10,7 @@ import pytest
 from domain import lifecycle
 from domain.model import ServiceKind, Technician, Visit
 from scheduler.routing.check import check_plan
-from services import backoffice, planning
+from services import replanning, backoffice, planning
 from storage.repository import Store
 from tests.harness import SHOP, World, keys
 from tests.test_api import order_body, running_api
@@ -74,15 +74,16 @@ async def book(world: World, visit: Visit, start: time, end: time) -> None:
 
 
 async def plan_tomorrow(world: World, seconds: float = 2):
+    """Tomorrow as `fieldchat plan` and the nightly run see it: the run (its routing problem in .dp) and the plan."""
     async with world.container.sessions() as session:
-        problem = await planning.load_day(Store(session), tomorrow(world), world.container.policy, world.clock.now())
-    plan = await planning.plan_day(problem, time_limit_s=seconds)
-    assert check_plan(problem.problem, plan) == []
-    return problem, plan
+        run = await replanning.prepare(Store(session), tomorrow(world), world.container.policy, world.clock.now(), full=True)
+    plan = await planning.plan_day(run.dp, time_limit_s=seconds)
+    assert check_plan(run.dp.problem, plan) == []
+    return run, plan
 
 
 async def apply(world: World, problem, plan):
-    return await world.container.engine.apply("plan:test", lambda ctx: planning.apply_plan(ctx, problem, plan))
+    return await world.container.engine.apply("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
 
 
 def technicians_of(plan, visit_id: int) -> list[str]:
@@ -151,8 +152,8 @@ async def test_two_deliveries_too_big_for_one_van_are_split_over_two_vans(world:
     for visit in visits:
         await book(world, visit, time(9), time(11))
     problem, plan = await plan_tomorrow(world)
-    assert problem.problem.capacity_names == ("volume_l",)
-    assert [v.demand for v in problem.problem.visits] == [(600,), (600,)]
+    assert problem.dp.problem.capacity_names == ("volume_l",)
+    assert [v.demand for v in problem.dp.problem.visits] == [(600,), (600,)]
     assert plan.unassigned == ()
     # without the capacity the nearby van would take both; 1,200 litres do not fit its 1,000
     assert sorted(technicians_of(plan, v.id)[0] for v in visits) == sorted([str(near), str(far)])
@@ -198,12 +199,12 @@ async def test_a_crew_of_two_starts_together_both_are_told_and_both_see_it_in_th
     (visit,) = await order(world, "WARDROBE", backoffice.ServiceRequest("installation", crew_size=2))
     await book(world, visit, time(14), time(16))
     problem, plan = await plan_tomorrow(world)
-    assert problem.problem.visits[0].technicians == 2
+    assert problem.dp.problem.visits[0].technicians == 2
     assert plan.unassigned == ()
     stops = [stop for route in plan.routes for stop in route.stops if stop.visit_id == str(visit.id)]
     assert sorted(technicians_of(plan, visit.id)) == sorted([str(first), str(second)])
     assert stops[0].start == pytest.approx(stops[1].start)
-    assert any("(crew of 2)" in line for line in planning.summary_lines(problem, plan, world.container.policy.tz))
+    assert any("(crew of 2)" in line for line in planning.summary_lines(problem.dp, plan, world.container.policy.tz))
 
     await apply(world, problem, plan)
     job = await world.job(visit.job_id)
@@ -244,7 +245,7 @@ async def test_an_accepted_lead_keeps_the_crew_visit_and_the_plan_finds_the_rest
 
     await world._tx(accepted)
     problem, plan = await plan_tomorrow(world)
-    assert problem.problem.visits[0].pinned_technicians == ()  # a crew of one so far: the plan picks the rest
+    assert problem.dp.problem.visits[0].pinned_technicians == ()  # a crew of one so far: the plan picks the rest
     await apply(world, problem, plan)
     shown = (await world.job(visit.job_id))["visits"][0]
     assert shown["technician"]["id"] == lead and [c["id"] for c in shown["crew"]] == [member]
@@ -252,7 +253,7 @@ async def test_an_accepted_lead_keeps_the_crew_visit_and_the_plan_finds_the_rest
     assert await lead_chat.inbox() == []
     # complete now: the next plan keeps the whole crew where it is
     problem, plan = await plan_tomorrow(world)
-    assert set(problem.problem.visits[0].pinned_technicians) == {str(lead), str(member)}
+    assert set(problem.dp.problem.visits[0].pinned_technicians) == {str(lead), str(member)}
 
 
 async def test_a_crew_bigger_than_the_staff_is_escalated_as_not_enough_technicians(world: World):
@@ -282,7 +283,7 @@ async def test_a_brand_job_goes_only_to_technicians_certified_for_it_or_to_gener
     assert plan.unassigned == ()
     assert technicians_of(plan, acme_visit.id)[0] in (str(acme), str(anyone))
     assert technicians_of(plan, zeta_visit.id) == [str(anyone)]  # nobody is certified for Zeta
-    assert {"brand:Acme", "brand:Zeta"} <= problem.problem.technician(str(anyone)).skills
+    assert {"brand:Acme", "brand:Zeta"} <= problem.dp.problem.technician(str(anyone)).skills
     # the dispatcher's own rule agrees
     async with world.container.sessions() as session:
         techs = {t.id: t for t in await Store(session).technicians()}
@@ -301,7 +302,7 @@ async def test_an_installation_starts_at_least_its_minimum_gap_after_the_deliver
     await book(world, delivery, time(9), time(11))
     await book(world, installation, time(11), time(13))
     problem, plan = await plan_tomorrow(world)
-    routed = {v.id: v for v in problem.problem.visits}
+    routed = {v.id: v for v in problem.dp.problem.visits}
     assert routed[str(installation.id)].after == str(delivery.id) and routed[str(installation.id)].min_gap == 180
     assert plan.unassigned == ()
     ends = {stop.visit_id: stop for route in plan.routes for stop in route.stops}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.routing.check import check_plan
-from services import planning
+from services import planning, replanning
 from storage.repository import Store
 from tests.harness import SHOP, World, keys
 from tests.test_flow_lifecycle import DELIVERY_STEPS
@@ -51,12 +51,12 @@ async def test_a_planned_day_assigns_every_visit_within_its_window_and_tells_the
     visits = await book_tomorrow(world, 4)
     day = (world.clock.now() + timedelta(days=1)).astimezone(world.container.policy.tz).date()
     async with world.container.sessions() as session:
-        problem = await planning.load_day(Store(session), day, world.container.policy, world.clock.now())
-    assert {v.id for v in problem.problem.visits} == {str(v.id) for v in visits}
-    plan = await planning.plan_day(problem, time_limit_s=2)
+        problem = await replanning.prepare(Store(session), day, world.container.policy, world.clock.now(), full=True)
+    assert {v.id for v in problem.dp.problem.visits} == {str(v.id) for v in visits}
+    plan = await planning.plan_day(problem.dp, time_limit_s=2)
     assert plan.unassigned == ()
-    assert check_plan(problem.problem, plan) == []
-    events = await world.container.engine.apply("plan:test", lambda ctx: planning.apply_plan(ctx, problem, plan))
+    assert check_plan(problem.dp.problem, plan) == []
+    events = await world.container.engine.apply("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
     job = await world.job(visits[0].job_id)
     assert job["visits"][0]["technician"] is not None
     async with world.container.sessions() as session:
@@ -82,17 +82,16 @@ async def test_a_visit_nobody_can_do_is_left_out_with_its_reason_and_escalated(w
     await customer.press(welcome[-1].buttons[0][1])
     # the sofa installer goes off duty after the booking
     async with world.container.sessions() as session, session.begin():
-        from domain.model import Technician
 
         zhao = [t for t in await Store(session).technicians() if t.name == "Zhao"][0]
         zhao.on_duty = False
     day = world.clock.now().astimezone(world.container.policy.tz).date()
     async with world.container.sessions() as session:
-        problem = await planning.load_day(Store(session), day, world.container.policy, world.clock.now())
-    plan = await planning.plan_day(problem, time_limit_s=1)
+        problem = await replanning.prepare(Store(session), day, world.container.policy, world.clock.now(), full=True)
+    plan = await planning.plan_day(problem.dp, time_limit_s=1)
     assert [u.reason for u in plan.unassigned] == ["no_skilled_technician"]
     await group.inbox()
-    await world.container.engine.apply("plan:test", lambda ctx: planning.apply_plan(ctx, problem, plan))
+    await world.container.engine.apply("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
     alerts = await group.inbox()
     assert keys(alerts) == ["group.no_technician_planned"]
     assert alerts[0].params["reason"]["key"] == "plan_reason.no_skilled_technician"
@@ -174,16 +173,16 @@ async def test_planning_today_after_a_shift_ended_leaves_that_technician_out_and
     world.clock.set(local(23, 18, 30))  # Monday: Wang finished at 17:00, Zhao works weekends only
     day = world.clock.now().astimezone(world.container.policy.tz).date()
     async with world.container.sessions() as session:
-        problem = await planning.load_day(Store(session), day, world.container.policy, world.clock.now())
-    assert [t.id for t in problem.problem.technicians] == [str(ids["Chen"])]
-    assert sorted((u.technician_id, u.reason) for u in problem.unavailable) == sorted(
+        problem = await replanning.prepare(Store(session), day, world.container.policy, world.clock.now(), full=True)
+    assert [t.id for t in problem.dp.problem.technicians] == [str(ids["Chen"])]
+    assert sorted((u.technician_id, u.reason) for u in problem.dp.unavailable) == sorted(
         [(str(ids["Wang"]), "shift_over"), (str(ids["Zhao"]), "not_working_that_day")])
-    plan = await planning.plan_day(problem, time_limit_s=1)
-    assert plan.unassigned == () and check_plan(problem.problem, plan) == []
-    lines = planning.summary_lines(problem, plan, world.container.policy.tz)
+    plan = await planning.plan_day(problem.dp, time_limit_s=1)
+    assert plan.unassigned == () and check_plan(problem.dp.problem, plan) == []
+    lines = planning.summary_lines(problem.dp, plan, world.container.policy.tz)
     assert any("Wang" in line and "shift_over" in line for line in lines)
     assert any("Zhao" in line and "not_working_that_day" in line for line in lines)
 
-    await world.container.engine.apply("plan:test", lambda ctx: planning.apply_plan(ctx, problem, plan))
+    await world.container.engine.apply("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
     assert [m.params["visit"] for m in await chats["Chen"].inbox() if m.key == "tech.offer"] == [evening.visits[0].id]
     assert [m.params["visit"] for m in await chats["Wang"].inbox() if m.key == "tech.visit_taken_away"] == [evening.visits[0].id]

@@ -1,14 +1,19 @@
-"""The outbox relay against a rate-enforcing fake Telegram: claims, leases, limits, storms, crashes, blocked and moved chats."""
+"""The outbox relay against a rate-enforcing fake Telegram: claims, leases, limits, storms, crashes, blocked and moved chats, and
+what it logs while a dependency is down."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
+from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,10 +22,12 @@ import redis
 from sqlalchemy import insert, select
 
 from bots.telegram import TelegramBot, TelegramSender
-from domain.clock import SystemClock
+from domain.clock import ManualClock, SystemClock
 from scheduler import notify_bench
+from scheduler.logthrottle import LogThrottle
 from scheduler.ratelimit import DEFAULT_LIMITS, PlatformLimits, SendLimiter
-from scheduler.relay import PULLED_PLATFORMS, OutboxRelay
+from scheduler.relay import PULLED_PLATFORMS, OutboxRelay, _WriteTurns, new_relay_id, relay_gone
+from scheduler.sweeps import run_every
 from storage import tables
 from storage.db import create_engine, session_factory
 from storage.repository import Store
@@ -76,10 +83,11 @@ async def relays(fake, tmp_path):
     """Makes relays that send to the fake; closes their bots afterwards."""
     made: list[TelegramBot] = []
 
-    def make(sessions, **options) -> OutboxRelay:
+    def make(sessions, *, clock=None, wrap=None, **options) -> OutboxRelay:
         bots = {role: TelegramBot(role, token, fake.base_url, None, tmp_path) for role, token in TOKENS.items()}
         made.extend(bots.values())
-        return OutboxRelay(sessions=sessions, senders={"telegram": TelegramSender(bots)}, clock=SystemClock(), tz=timezone.utc, **options)
+        sender = TelegramSender(bots) if wrap is None else wrap(TelegramSender(bots))
+        return OutboxRelay(sessions=sessions, senders={"telegram": sender}, clock=clock or SystemClock(), tz=timezone.utc, **options)
 
     yield make
     for bot in made:
@@ -309,7 +317,7 @@ async def start_relay_process(database_url: str, fake: FakeTelegram, redis_url: 
         "FIELDCHAT_LOG_LEVEL": "WARNING",
     }
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scheduler.relay", "--lease", "2", "--interval", "0.05", "--limits-prefix", prefix,
+        str(Path(sys.executable).parent / "fieldchat"), "relay", "--lease", "2", "--interval", "0.05", "--limits-prefix", prefix,
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
     )
 
@@ -351,16 +359,232 @@ async def test_a_relay_killed_mid_send_loses_nothing_and_repeats_at_most_its_in_
         finally:
             second.send_signal(signal.SIGTERM)
             await second.wait()
+        final = await outbox(sessions)
     finally:
         await engine.dispose()
 
     counts = Counter(s["text"] for s in fake.sent())
     assert set(counts) == {f"k{round_}-{chat}" for round_ in range(5) for _, chat in chats}
     repeated = {text for text, n in counts.items() if n > 1}
-    # only a row the killed relay had claimed, sent and not yet recorded can go out twice
-    assert repeated <= {r["payload"]["text"]["params"]["text"] for r in in_flight}
-    assert sum(counts.values()) - len(counts) <= len(in_flight)
+    # only a row the killed relay had started to send and not yet recorded can go out twice, and each such row is counted
+    started = {text_of(r) for r in in_flight if r["sending_since"]}
+    assert repeated <= started
+    assert {text_of(r) for r in final if r["maybe_sent"]} == started
+    assert sum(counts.values()) - len(counts) <= len(started)
     for _, chat in chats:
         firsts = list(dict.fromkeys(texts(fake, chat)))
         assert firsts == [f"k{round_}-{chat}" for round_ in range(5)]
     assert fake.violations == []
+
+
+# --- a relay that dies in process: started sends are counted, waiting rows are not ---------------
+
+
+class DiesAfterSending:
+    """Sends for real, then never comes back: the relay dies between the send and recording it."""
+
+    def __init__(self, inner: TelegramSender) -> None:
+        self.inner = inner
+
+    async def send(self, bot: str, chat_id: str, message) -> str | None:
+        await self.inner.send(bot, chat_id, message)
+        await asyncio.Event().wait()
+
+
+def text_of(row: dict) -> str:
+    return row["payload"]["text"]["params"]["text"]
+
+
+async def test_a_relay_that_dies_mid_send_counts_what_it_had_started_and_nothing_it_had_only_claimed(db, fake, relays, caplog):
+    # the bot may send 2 per 30 s: two chats get their slots and send, four wait in the process for the bot's window
+    rule = PlatformLimits(private="1/second", bot="2 per 30 seconds")
+    chats = [str(600 + n) for n in range(6)]
+    await queue(db, *[("customer", chat, f"d-{chat}") for chat in chats])
+    dying = relays(db, limiter=SendLimiter({"telegram": rule}), max_wait=60, wrap=DiesAfterSending)
+    draining = asyncio.create_task(dying.drain_once())
+
+    async def two_sent() -> bool:
+        return len(fake.sent()) == 2
+
+    await until(two_sent, 10, "the relay sent nothing")
+    rows = await outbox(db)
+    assert [r["claimed_by"] for r in rows] == [dying.relay_id] * 6
+    went_out = {s["text"] for s in fake.sent()}
+    assert {text_of(r) for r in rows if r["sending_since"]} == went_out  # started: exactly the two sends in flight
+    draining.cancel()  # the process dies: nothing more happens in it
+    with suppress(asyncio.CancelledError):
+        await draining
+
+    # another relay takes over once the leases have run out (its clock is past them)
+    later = ManualClock(SystemClock().now() + timedelta(seconds=dying.lease + 1))
+    caplog.set_level(logging.INFO, logger="scheduler.relay")
+    assert await drain(relays(db, clock=later)) == 6
+    assert Counter(s["text"] for s in fake.sent()) == {f"d-{chat}": 2 if f"d-{chat}" in went_out else 1 for chat in chats}
+    rows = await outbox(db)
+    assert {text_of(r): (r["status"], r["maybe_sent"], r["sending_since"]) for r in rows} == {
+        f"d-{chat}": ("sent", 1 if f"d-{chat}" in went_out else 0, None) for chat in chats
+    }
+    async with db() as session:
+        assert await Store(session).outbox_counts() == {"sent": 6, "maybe_sent": 2}
+    reports = [r.getMessage() for r in caplog.records if "may arrive twice" in r.getMessage()]
+    assert len(reports) == 1 and reports[0].startswith("outbox relay: 2 messages were being sent"), reports
+
+
+async def test_a_relay_that_lost_its_claim_before_starting_does_not_send(db, fake, relays):
+    await queue(db, ("customer", "650", "only-once"))
+    start = SystemClock().now()
+    slow = relays(db, clock=ManualClock(start), lease=5)
+    [row] = await slow._claim(10)
+    # the first relay stalls past its lease; a second one takes the row over and sends it
+    assert await drain(relays(db, clock=ManualClock(start + timedelta(seconds=6)))) == 1
+    # the first one wakes up: its start cannot be recorded, so it sends nothing
+    assert await slow._chain(row) == 1
+    assert texts(fake, "650") == ["only-once"]
+    assert [(r["status"], r["maybe_sent"]) for r in await outbox(db)] == [("sent", 0)]
+
+
+async def test_a_relay_started_on_the_same_machine_takes_over_at_once_from_one_that_is_gone(db, fake, relays):
+    # a relay id made by another process on this machine, which has exited since
+    finished = subprocess.run(
+        [sys.executable, "-c", "from scheduler.relay import new_relay_id; print(new_relay_id())"], cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    gone_id = finished.stdout.strip()
+    assert relay_gone(gone_id)
+    assert not relay_gone(new_relay_id())  # this process
+    assert not relay_gone(gone_id.replace(gone_id.split(":")[1], str(os.getppid()), 1))  # a live process
+    assert not relay_gone("elsewhere:4242:0123456789:abcdef01") and not relay_gone("x")  # another machine, or a plain name
+    await queue(db, ("customer", "660", "a"), ("customer", "661", "b"))
+    now = SystemClock().now()
+    async with db() as session, session.begin():
+        store = Store(session)
+        [first, _] = await store.outbox_claim(gone_id, now, now + timedelta(seconds=90), 10, PULLED_PLATFORMS)
+        assert await store.outbox_sending(first["id"], gone_id, now, now + timedelta(seconds=90))
+    relay = relays(db)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop, interval=0.05))
+
+    async def both_sent() -> bool:
+        return sorted(s["text"] for s in fake.sent()) == ["a", "b"]
+
+    try:
+        await until(both_sent, 10, "the claims of the relay that is gone were not taken back")
+    finally:
+        stop.set()
+        await running
+    assert [(text_of(r), r["maybe_sent"]) for r in await outbox(db)] == [("a", 1), ("b", 0)]
+
+
+async def test_on_sqlite_the_relays_writes_take_turns_and_a_starting_send_goes_before_queued_outcomes():
+    turns = _WriteTurns()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def write(name: str, urgent: bool = False) -> None:
+        async with turns.turn(urgent):
+            order.append(name)
+            if name == "first":
+                await release.wait()
+
+    async def settle() -> None:
+        for _ in range(5):  # let the tasks run up to their waits (no time passes)
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(write("first"))]
+    await settle()
+    tasks += [asyncio.create_task(write(name, urgent)) for name, urgent in (("outcome-1", False), ("gone", False), ("outcome-2", False), ("start", True))]
+    await settle()
+    assert order == ["first"]
+    tasks[2].cancel()  # a waiter that is cancelled gives up its place
+    release.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert order == ["first", "start", "outcome-1", "outcome-2"]
+    async with turns.turn(False):  # and the turns are free again
+        pass
+
+
+# --- warnings while a dependency is down ----------------------------------------------------------
+
+
+def test_a_repeating_warning_goes_out_once_per_interval_with_a_count_of_the_rest(caplog):
+    now = [0.0]
+    throttle = LogThrottle(logging.getLogger("tests.throttle"), 60, clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="tests.throttle")
+    for second in range(150):
+        now[0] = second
+        throttle.warning("redis", "redis is down (%d)", second)
+    throttle.warning("database", "the database is down")  # another key has its own minute
+    throttle.recovered("redis", "redis works again")
+    throttle.recovered("nothing", "never logged, so nothing to say")
+    throttle.warning("redis", "redis is down again")  # after a recovery the next failure goes out at once
+    assert [r.getMessage() for r in caplog.records] == [
+        "redis is down (0)",
+        "redis is down (60) (59 more like this in the last 60 s not logged)",
+        "redis is down (120) (59 more like this in the last 60 s not logged)",
+        "the database is down",
+        "redis works again (29 more failures since the last line not logged)",
+        "redis is down again",
+    ]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_with_redis_down_the_relay_sends_nothing_blind_loses_nothing_and_says_so_once(db, fake, relays, caplog):
+    await queue(db, *[("customer", str(700 + n), f"r{n}") for n in range(5)])
+    clock = ManualClock(SystemClock().now())
+    relay = relays(db, limiter=SendLimiter(redis_url=f"redis://127.0.0.1:{closed_port()}/0"), clock=clock)
+    caplog.set_level(logging.INFO, logger="scheduler.relay")
+    for _ in range(20):
+        assert await relay.drain_once() == 5  # every row is tried, and held back again
+        clock.advance(timedelta(seconds=2))
+    assert fake.sent() == []
+    assert [(r["status"], r["attempts"], r["sending_since"], r["claimed_by"]) for r in await outbox(db)] == [("pending", 0, None, None)] * 5
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "the rate limiter failed" in lines[0] and lines[0].endswith("holding it back"), lines  # 100 failures
+
+    relay.limiter = SendLimiter()  # Redis is back
+    assert await drain(relay) == 5
+    assert sorted(s["text"] for s in fake.sent()) == [f"r{n}" for n in range(5)]
+    assert caplog.records[-1].getMessage() == "outbox: the rate limiter works again (99 more failures since the last line not logged)"
+
+
+class DatabaseDown:
+    """A session factory whose database cannot be reached."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> "DatabaseDown":
+        self.calls += 1
+        return self
+
+    async def __aenter__(self):
+        raise ConnectionRefusedError("the database is down")
+
+    async def __aexit__(self, *exc) -> bool:
+        return False
+
+
+async def test_a_relay_and_a_sweep_whose_database_is_down_say_so_once_not_on_every_tick(caplog):
+    down = DatabaseDown()
+    relay = OutboxRelay(sessions=down, senders={}, clock=SystemClock(), tz=timezone.utc)
+    stop = asyncio.Event()
+
+    async def sweep() -> None:
+        async with down():
+            pass
+
+    running = [asyncio.create_task(relay.run(stop, interval=0.001)), asyncio.create_task(run_every(0.001, stop, sweep, "inbox sweep"))]
+
+    async def tried_often() -> bool:
+        return down.calls >= 100
+
+    await until(tried_often, 10, "the relay and the sweep stopped trying")
+    stop.set()
+    await asyncio.gather(*running)
+    lines = sorted(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    # the look for stopped relays' claims happens once, at the start; the rest repeats, but is said once
+    assert lines == ["inbox sweep failed", "outbox relay: claiming failed", "outbox relay: looking for the claims of stopped relays failed"]

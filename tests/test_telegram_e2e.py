@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from PIL import Image
 from sqlalchemy import func, select
 
 from domain.clock import ManualClock
@@ -31,7 +33,17 @@ START = datetime(2026, 11, 23, 0, 0, tzinfo=timezone.utc)  # Monday 08:00 in Asi
 SHOP = (31.2304, 121.4737)
 PHONE = "13912345678"
 MASKED_PHONE = "139****5678"
-JPEG = b"\xff\xd8\xff\xe0 a fake but recognisable jpeg body \xff\xd9"
+
+
+def _real_jpeg() -> bytes:
+    """Photos are checked before they are stored, so the test photo must be a real one."""
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (90, 60, 30)).save(out, "JPEG")
+    return out.getvalue()
+
+
+JPEG = _real_jpeg()
+
 
 CUSTOMER_CHAT = 2001
 DRIVER, INSTALLER, SECOND_INSTALLER = 1001, 1002, 1003
@@ -329,7 +341,7 @@ async def test_a_sofa_goes_from_deep_link_to_low_rating_alert_over_real_telegram
     got = await fake.wait_for_call("getFile", token=STAFF, since=calls, predicate=lambda c: c.params.get("file_id") == "AgACAgSofaPhoto")
     assert got.status == 200
     stored = sorted((shop.media / "telegram" / "staff").iterdir())
-    assert [p.suffix for p in stored] == [".jpg"] and stored[0].read_bytes() == JPEG
+    assert [p.suffix for p in stored] == [".jpg"] and Image.open(stored[0]).size == (32, 24)  # the checked copy
     photos = await shop.rows(select(tables.photos))
     assert [(p["file_id"], p["path"], p["purpose"]) for p in photos] == [("AgACAgSofaPhoto", str(stored[0]), "checklist")]
     since = shop.mark()

@@ -56,7 +56,7 @@ class Served:
 @pytest.fixture
 async def served(sqlite_url, tmp_path):
     """The real app with the demo data, served by uvicorn on a free local port in this event loop."""
-    settings = Settings(_env_file=None, database_url=sqlite_url, media_dir=tmp_path / "media", host="127.0.0.1")
+    settings = Settings(_env_file=None, database_url=sqlite_url, media_dir=tmp_path / "media", host="127.0.0.1", web_console=True)
     clock = ManualClock(START)
     container = build(settings, clock)
     async with container.sessions() as session, session.begin():
@@ -144,7 +144,7 @@ class Pane:
 
 async def open_chat(page: Page, served: Served) -> tuple[Pane, Pane, Pane, Pane]:
     """Open the demo links; every pane sends its /start on its own and gets registered."""
-    await page.goto(f"{served.url}/chat?{urlencode(served.links.panes)}")
+    await page.goto(f"{served.url}/chat#{urlencode(served.links.panes)}")
     customer, driver, installer, group = (Pane(page, key) for key in ("customer", "driver", "installer", "group"))
     await driver.sees("You're registered")
     await installer.sees("You're registered")
@@ -286,3 +286,16 @@ async def test_bad_input_gets_a_friendly_answer_and_rejections_show_as_system_li
 
     await expect(page.locator("[data-role=bot-message]")).to_have_count(2)
     await page.screenshot(path=tmp_path / "webchat-errors.png")
+
+
+async def test_a_customers_own_link_opens_their_chat_alone_and_leaves_no_token_in_the_address(page, served, tmp_path):
+    await page.goto(f"{served.url}/chat#customer={served.links.customer}")
+    customer = Pane(page, "customer")
+    await customer.sees("Here is your order")
+    await customer.sees("3-seat fabric sofa")
+    # nothing of the staff side: no technician or group panes, no way to add chats
+    await expect(page.locator("[data-pane]")).to_have_count(1)
+    await expect(page.locator("[data-role=add-chat]")).to_be_hidden()
+    # the token was read from the fragment (never sent to the server) and then dropped from the address bar
+    assert served.links.customer not in page.url
+    await page.screenshot(path=tmp_path / "customer-only.png")

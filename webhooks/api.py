@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import hmac
+import math
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
-from domain.errors import DomainError, NotFound
+from domain.errors import DomainError, IllegalTransition, NotFound
 from fieldchat.container import Container
 from domain.commands import AssignVisit, SetDuty
-from domain.model import Technician
+from domain.model import MAX_ID, Technician
 from services import backoffice, handlers
 from storage.repository import Store
 from storage.schedule import ScheduleStore
@@ -25,6 +31,17 @@ ServiceKindName = Literal["delivery", "installation", "repair", "inspection"]
 RoleName = Literal["driver", "installer", "repairer"]
 LanguageName = Literal["en", "zh"]
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+MAX_NESTING = 20  # JSON deeper than this is refused before json.dumps or a database could hit a recursion limit
+
+
+def _whole(value: Any) -> Any:
+    # JSON has one kind of number, and JSON Schema counts 5.0 as the integer 5; 5.5, "5" and true stay refused
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_whole)]
+Id = Annotated[Int, Field(ge=1, le=MAX_ID)]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -47,50 +64,157 @@ def require_token(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["back office"])
+def require_json(request: Request) -> None:
+    """Bodies are JSON: anything else would only fail validation with a less helpful reason."""
+    if request.method in ("POST", "PUT", "PATCH"):
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+class FieldErrorOut(BaseModel):
+    loc: list[str | int] = Field(description="where: body, path or query, then the field")
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """Every error of this service has this shape."""
+
+    detail: str = Field(description="why: a code such as job_not_found, or a sentence")
+    errors: list[FieldErrorOut] | None = Field(None, description="request validation only: each field that is wrong")
+
+
+def _error(description: str) -> dict:
+    return {"model": ErrorOut, "description": description}
+
+
+UNAUTHORIZED = {401: _error("no bearer token, or a wrong one")}
+DISABLED = {503: _error("the API is disabled: FIELDCHAT_API_TOKEN is not set")}
+INVALID = {422: _error("the request does not fit the schema (see errors), or a rule refused it (detail names it)")}
+BODY = {
+    400: _error("the body could not be read as JSON text"),
+    413: _error("the body is larger than the service takes (detail says how large it may be)"),
+    415: _error("the body is not application/json"),
+    **INVALID,
+}
+NOT_FOUND = {404: _error("no such id")}
+CONFLICT = {409: _error("the current state does not allow it, or a concurrent change won; try again")}
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Validation errors in the one documented shape: a readable detail and the fields that are wrong."""
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    detail = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": detail or "invalid request", "errors": errors}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+router = APIRouter(
+    prefix="/api/v1", dependencies=[Depends(require_token), Depends(require_json)], tags=["back office"],
+    responses={**UNAUTHORIZED, **DISABLED},
+)
 health = APIRouter(tags=["health"])
 
 
 # --- models ---------------------------------------------------------------------------------------
 
 
-class CustomerIn(BaseModel):
+def _unstorable(data: Any) -> str | None:
+    """Why the databases could not store this JSON value, if they could not (walked without recursion)."""
+    pending = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_NESTING:
+            return f"nested more than {MAX_NESTING} levels deep"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return "text must not contain NUL characters"
+            if not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    return "text must be valid Unicode (no lone surrogates)"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return "numbers must be finite"
+        elif isinstance(value, dict):
+            pending.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+    return None
+
+
+class StrictIn(BaseModel):
+    """A request body: no coercion ("5" is not 5), no unknown fields, nothing the databases cannot store."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        reason = _unstorable(data)
+        if reason:
+            raise ValueError(reason)
+        return data
+
+
+class CustomerIn(StrictIn):
     name: str = Field(min_length=1, max_length=200)
     phone: str = Field(min_length=5, max_length=40, pattern=r"^\+?[0-9 ()-]{5,40}$")
     language: LanguageName = "zh"
 
 
-class AddressIn(BaseModel):
+class AddressIn(StrictIn):
     text: str = Field(min_length=1, max_length=500)
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     region: str = Field(min_length=1, max_length=100)
 
 
-class ProductIn(BaseModel):
+class ProductIn(StrictIn):
     name: str = Field(min_length=1, max_length=200)
     category: str = Field(min_length=1, max_length=100, description="e.g. sofa, wardrobe, air-conditioner, washing-machine")
     brand: str | None = Field(None, max_length=100)
 
 
-class ServiceIn(BaseModel):
+class ServiceIn(StrictIn):
     kind: ServiceKindName
-    duration_minutes: int | None = Field(None, ge=5, le=600)
-    crew_size: int = Field(1, ge=1, le=backoffice.MAX_CREW, description="technicians needed on site at the same time")
-    min_gap_minutes: int = Field(0, ge=0, le=backoffice.MAX_GAP_MINUTES, description="at least this long after the visit it depends on ends (installation after delivery)")
+    duration_minutes: Int | None = Field(None, ge=5, le=600)
+    crew_size: Int = Field(1, ge=1, le=backoffice.MAX_CREW, description="technicians needed on site at the same time")
+    min_gap_minutes: Int = Field(0, ge=0, le=backoffice.MAX_GAP_MINUTES, description="at least this long after the visit it depends on ends (installation after delivery)")
 
 
-class OrderIn(BaseModel):
+class OrderIn(StrictIn):
     source: str = Field(min_length=1, max_length=60, description="the sending system, e.g. erp")
     external_ref: str = Field(min_length=1, max_length=120, description="the order's id in the sending system")
     customer: CustomerIn
     address: AddressIn
     product: ProductIn
-    services: list[ServiceIn] = Field(min_length=1, max_length=4)
-    items: list[dict] = Field(default_factory=list, max_length=100)
+    services: list[ServiceIn] = Field(min_length=1, max_length=4, description="each kind at most once")
+    items: list[dict[str, Any]] = Field(default_factory=list, max_length=100, description="the order lines, as the sending system has them")
     notes: str = Field("", max_length=2000)
-    volume_liters: int | None = Field(None, ge=0, le=1_000_000, description="cargo space the delivery takes up in a vehicle, litres")
+    volume_liters: Int | None = Field(None, ge=0, le=1_000_000, description="cargo space the delivery takes up in a vehicle, litres")
     priority: Literal["normal", "urgent"] = Field("normal", description="urgent: served within the next opening hours (FIELDCHAT_URGENT_WINDOW_HOURS), without the customer booking")
+
+
+class PersonOut(BaseModel):
+    id: int
+    name: str | None
+
+
+class ProductOut(BaseModel):
+    name: str
+    category: str
+    brand: str | None
+
+
+class EventOut(BaseModel):
+    type: str = Field(description="the domain event, e.g. JobCreated, OfferMade, VisitCompleted")
+    visit_id: int | None
+    data: dict[str, Any]
+    occurred_at: datetime
 
 
 class VisitOut(BaseModel):
@@ -98,9 +222,9 @@ class VisitOut(BaseModel):
     kind: str
     status: str
     depends_on_visit_id: int | None
-    technician: dict | None
+    technician: PersonOut | None = Field(description="the lead technician")
     crew_size: int
-    crew: list[dict]  # members besides the lead (technician)
+    crew: list[PersonOut] = Field(description="members besides the lead")
     min_gap_minutes: int
     slot_start: datetime | None
     slot_end: datetime | None
@@ -112,55 +236,57 @@ class JobOut(BaseModel):
     source: str
     external_ref: str
     status: str
-    product: dict
+    product: ProductOut
     volume_liters: int | None
     region: str
     created_at: datetime
     visits: list[VisitOut]
-    timeline: list[dict]
+    timeline: list[EventOut]
 
 
 class OrderOut(BaseModel):
     created: bool
     job: JobOut
-    customer_link: str = Field(description="Telegram deep link when the customer bot is configured, else the web chat")
-    web_link: str
+    customer_link: str | None = Field(
+        description="Telegram deep link when the customer bot is configured, else the demo console in demo mode, else none"
+    )
+    web_link: str | None = Field(description="the demo web console with this link signed in; only in demo mode (FIELDCHAT_WEB_CONSOLE)")
 
 
-class WorkingHoursIn(BaseModel):
-    weekdays: list[int] = Field(default=[0, 1, 2, 3, 4, 5], min_length=1, max_length=7)
+class WorkingHoursIn(StrictIn):
+    weekdays: list[Int] = Field(default=[0, 1, 2, 3, 4, 5], min_length=1, max_length=7, description="0 is Monday")
     start: HHMM = "09:00"
     end: HHMM = "18:00"
 
 
-class PointIn(BaseModel):
+class PointIn(StrictIn):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
 
 
-class TechnicianIn(BaseModel):
+class TechnicianIn(StrictIn):
     name: str = Field(min_length=1, max_length=200)
     phone: str = Field(min_length=5, max_length=40, pattern=r"^\+?[0-9 ()-]{5,40}$")
-    roles: list[RoleName] = Field(min_length=1)
-    skills: list[str] = Field(default_factory=list, description="product categories, and brands as brand:<name>")
-    regions: list[str] = Field(default_factory=list)
+    roles: list[RoleName] = Field(min_length=1, max_length=3)
+    skills: list[Name] = Field(default_factory=list, max_length=100, description="product categories, and brands as brand:<name>")
+    regions: list[Name] = Field(default_factory=list, max_length=100)
     working_hours: WorkingHoursIn = Field(default_factory=WorkingHoursIn)
     home: PointIn | None = None
     language: LanguageName = "zh"
-    vehicle_capacity: int | None = Field(None, ge=0, le=1_000_000, description="litres of cargo space; none: no limit is planned for")
+    vehicle_capacity: Int | None = Field(None, ge=0, le=1_000_000, description="litres of cargo space; none: no limit is planned for")
 
 
 class InviteOut(BaseModel):
     id: int
-    invite_link: str
-    web_link: str
+    invite_link: str | None = Field(description="Telegram deep link to the staff bot when it is configured, else the demo console in demo mode, else none")
+    web_link: str | None = Field(description="the demo web console with this link signed in; only in demo mode (FIELDCHAT_WEB_CONSOLE)")
 
 
-class DispatcherIn(BaseModel):
+class DispatcherIn(StrictIn):
     name: str = Field(min_length=1, max_length=200)
 
 
-class DispatchGroupIn(BaseModel):
+class DispatchGroupIn(StrictIn):
     name: str = Field(min_length=1, max_length=200)
     region: str | None = Field(None, max_length=100, description="alerts of this region; none for all regions")
     language: LanguageName = "zh"
@@ -168,24 +294,138 @@ class DispatchGroupIn(BaseModel):
 
 class DispatchGroupOut(BaseModel):
     id: int
-    startgroup_link: str
-    web_link: str
+    startgroup_link: str | None = Field(description="adds the staff bot to a Telegram group when it is configured, else the demo console in demo mode, else none")
+    web_link: str | None = Field(description="the demo web console with this link signed in; only in demo mode (FIELDCHAT_WEB_CONSOLE)")
 
 
-class StepIn(BaseModel):
+class StepIn(StrictIn):
     key: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
     kind: Literal["yes_no", "number", "choice", "text", "photo"]
-    prompt: dict[LanguageName, str]
-    choices: list[str] = Field(default_factory=list, max_length=10)
+    prompt: dict[LanguageName, Annotated[str, Field(min_length=1, max_length=1000)]]
+    choices: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=10)
     min: float | None = None
     max: float | None = None
 
+    @model_validator(mode="after")
+    def _range(self) -> StepIn:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must not be above max")
+        return self
 
-class TemplateIn(BaseModel):
+
+class TemplateIn(StrictIn):
     service_kind: ServiceKindName
     product_category: str = Field(min_length=1, max_length=100)
     name: str = Field(min_length=1, max_length=200)
     steps: list[StepIn] = Field(min_length=1, max_length=50)
+
+
+class TemplateOut(BaseModel):
+    id: int
+    service_kind: str
+    product_category: str
+    steps: list[dict[str, Any]]
+
+
+class DutyIn(StrictIn):
+    on_duty: StrictBool = Field(description="false: their visits not started today go to others by a replan")
+
+
+class DutyOut(BaseModel):
+    id: int
+    name: str
+    on_duty: bool
+
+
+class DispatchRuleIn(StrictIn):
+    region: str | None = Field(None, max_length=100, description="none: every region")
+    service_kind: ServiceKindName | None = Field(None, description="none: every kind")
+    mode: Literal["auto", "grab", "manual"]
+    grab_top_n: Int = Field(3, ge=1, le=20, description="grab mode: how many technicians get the offer")
+    grab_minutes: Int = Field(30, ge=1, le=1440, description="grab mode: how long before falling back to auto")
+
+
+class DispatchRuleOut(BaseModel):
+    id: int
+    region: str | None
+    service_kind: str | None
+    mode: str
+    grab_top_n: int
+    grab_minutes: int
+
+
+class CandidateOut(BaseModel):
+    technician_id: int
+    name: str
+
+
+class CandidatesOut(BaseModel):
+    candidates: list[CandidateOut] = Field(description="best first")
+
+
+class AssignIn(StrictIn):
+    technician_id: Id
+
+
+class SlaPolicyIn(StrictIn):
+    region: str | None = Field(None, max_length=100)
+    service_kind: ServiceKindName | None = None
+    tiers: list[Annotated[Int, Field(ge=1, le=100)]] = Field(
+        default=[50, 80, 100], min_length=1, max_length=5, json_schema_extra={"contains": {"const": 100}},
+        description="percent of the allowance, including 100: below 80 reminds, from 80 warns, 100 alerts the group",
+    )
+    auto_reassign: bool = Field(False, description="acceptance only: at 100% offer the visit to the next technician")
+
+
+class TimedSlaPolicyIn(SlaPolicyIn):
+    stage: Literal["accept", "contact", "completion"]
+    minutes: Int = Field(ge=1, le=100_000, description="business minutes allowed")
+
+
+class ArrivalSlaPolicyIn(SlaPolicyIn):
+    stage: Literal["arrival"]
+    minutes: Int | None = Field(
+        None, ge=1, le=100_000, description="arrival runs to the end of the booked window; these minutes count only for a visit without one",
+    )
+
+
+SlaPolicyBody = Annotated[TimedSlaPolicyIn | ArrivalSlaPolicyIn, Field(discriminator="stage")]
+
+
+class SlaPolicyOut(BaseModel):
+    region: str | None
+    service_kind: str | None
+    stage: str
+    minutes: int | None
+    tiers: list[int]
+    auto_reassign: bool
+
+
+class AlertSinkIn(StrictIn):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    region: str | None = Field(None, max_length=100, description="none: alerts of every region")
+    kind: Literal["wecom", "dingtalk", "feishu", "slack"]
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+    secret: str | None = Field(None, max_length=500, description="DingTalk / Feishu signing secret")
+    keyword: str | None = Field(None, max_length=100)
+    priority: Int = Field(0, ge=0, le=100, description="lower first; the next takes over when one keeps failing")
+
+
+class AlertSinkOut(BaseModel):
+    id: int
+    name: str
+    region: str | None
+    kind: str
+    priority: int
+
+
+class AlertSinksOut(BaseModel):
+    sinks: list[AlertSinkOut]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    telegram_bots: list[str]
 
 
 # --- links ----------------------------------------------------------------------------------------
@@ -200,19 +440,65 @@ def _telegram_link(app: Container, role: str, parameter: str, token: str) -> str
     return f"https://t.me/{username}?{parameter}={token}" if username else None
 
 
-def _web_link(app: Container, request: Request, pane: str, token: str) -> str:
-    return f"{_base_url(app, request)}/chat?{pane}={token}"
+def _web_link(app: Container, request: Request, pane: str, token: str) -> str | None:
+    """The demo console's link, when it is served: the token goes after "#", which browsers keep to themselves."""
+    if not app.settings.web_console:
+        return None
+    return f"{_base_url(app, request)}/chat#{pane}={token}"
+
+
+# --- database work --------------------------------------------------------------------------------
 
 
 def _domain_http_error(err: DomainError) -> HTTPException:
-    code = status.HTTP_404_NOT_FOUND if isinstance(err, NotFound) else status.HTTP_422_UNPROCESSABLE_CONTENT
-    return HTTPException(code, err.code)
+    if isinstance(err, NotFound):
+        return HTTPException(status.HTTP_404_NOT_FOUND, err.code)
+    if isinstance(err, IllegalTransition):
+        return HTTPException(status.HTTP_409_CONFLICT, err.code)
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, err.code)
+
+
+@asynccontextmanager
+async def _transaction(app: Container) -> AsyncIterator[Store]:
+    async with app.sessions() as session, session.begin():
+        yield Store(session)
+
+
+T = TypeVar("T")
+
+
+async def _upsert(app: Container, write: Callable[[Store], Awaitable[T]]) -> T:
+    """Run a write that creates its row unless it exists: losing the race to create it is retried once, finding it."""
+    for attempt in range(2):
+        try:
+            async with _transaction(app) as store:
+                return await write(store)
+        except IntegrityError as exc:
+            if attempt:
+                raise HTTPException(status.HTTP_409_CONFLICT, "concurrent_change") from exc
+        except DomainError as err:
+            raise _domain_http_error(err) from err
+
+
+async def _apply(app: Container, origin: str, command) -> list:
+    """A domain command through the engine, as the chats send them; its retries exhausted, a clash is a 409."""
+    try:
+        return await app.engine.apply(f"{origin}:{uuid.uuid4().hex}", lambda ctx: handlers.execute(ctx, command))
+    except DomainError as err:
+        raise _domain_http_error(err) from err
+    except (IntegrityError, StaleDataError) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, "concurrent_change") from exc
 
 
 # --- routes ---------------------------------------------------------------------------------------
 
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
-@router.post("/orders", response_model=OrderOut, status_code=status.HTTP_201_CREATED)
+
+@router.post(
+    "/orders", response_model=OrderOut, status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": OrderOut, "description": "a repeat of source + external_ref: the job made the first time"}, **BODY, **CONFLICT},
+)
 async def create_order(body: OrderIn, request: Request, response: Response, app: ContainerDep) -> OrderOut:
     """Create a job with linked visits; repeating the same source + external_ref returns the same job."""
     order = backoffice.OrderRequest(
@@ -223,19 +509,13 @@ async def create_order(body: OrderIn, request: Request, response: Response, app:
         services=tuple(backoffice.ServiceRequest(s.kind, s.duration_minutes, s.crew_size, s.min_gap_minutes) for s in body.services),
         items=tuple(body.items), notes=body.notes, volume_liters=body.volume_liters, priority=body.priority,
     )
-    for attempt in range(2):
-        try:
-            async with app.sessions() as session, session.begin():
-                store = Store(session)
-                result = await backoffice.create_order(store, order, app.clock.now(), app.policy)
-                details = await backoffice.job_details(store, result.job.id)
-            break
-        except IntegrityError:
-            # the same order arrived twice at once; the second finds the first one's job
-            if attempt:
-                raise
-        except DomainError as err:
-            raise _domain_http_error(err) from err
+
+    async def create(store: Store):
+        # the same order arriving twice at once makes the second lose the insert: its retry finds the first one's job
+        result = await backoffice.create_order(store, order, app.clock.now(), app.policy)
+        return result, await backoffice.job_details(store, result.job.id)
+
+    result, details = await _upsert(app, create)
     if not result.created:
         response.status_code = status.HTTP_200_OK
     web = _web_link(app, request, "customer", result.customer_token)
@@ -243,8 +523,8 @@ async def create_order(body: OrderIn, request: Request, response: Response, app:
     return OrderOut(created=result.created, job=JobOut(**details), customer_link=telegram or web, web_link=web)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
-async def get_job(job_id: int, app: ContainerDep) -> JobOut:
+@router.get("/jobs/{job_id}", response_model=JobOut, responses={**NOT_FOUND, **INVALID})
+async def get_job(job_id: IdPath, app: ContainerDep) -> JobOut:
     async with app.sessions() as session:
         try:
             return JobOut(**await backoffice.job_details(Store(session), job_id))
@@ -252,12 +532,12 @@ async def get_job(job_id: int, app: ContainerDep) -> JobOut:
             raise _domain_http_error(err) from err
 
 
-@router.post("/technicians", response_model=InviteOut, status_code=status.HTTP_201_CREATED)
+@router.post("/technicians", response_model=InviteOut, status_code=status.HTTP_201_CREATED, responses=BODY)
 async def create_technician(body: TechnicianIn, request: Request, app: ContainerDep) -> InviteOut:
-    async with app.sessions() as session, session.begin():
+    async with _transaction(app) as store:
         try:
             technician, token = await backoffice.create_technician(
-                Store(session), name=body.name, phone=body.phone, roles=list(body.roles), skills=body.skills,
+                store, name=body.name, phone=body.phone, roles=list(body.roles), skills=body.skills,
                 regions=body.regions, working_hours=body.working_hours.model_dump(),
                 home_lat=body.home.lat if body.home else None, home_lon=body.home.lon if body.home else None,
                 language=body.language, now=app.clock.now(), policy=app.policy, vehicle_capacity=body.vehicle_capacity,
@@ -269,149 +549,108 @@ async def create_technician(body: TechnicianIn, request: Request, app: Container
     return InviteOut(id=technician.id, invite_link=_telegram_link(app, "staff", "start", token) or web, web_link=web)
 
 
-class DutyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    on_duty: StrictBool = Field(description="false: their visits not started today go to others by a replan")
-
-
-@router.patch("/technicians/{technician_id}")
-async def set_technician_duty(technician_id: int, body: DutyIn, app: ContainerDep) -> dict:
+@router.patch("/technicians/{technician_id}", response_model=DutyOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+async def set_technician_duty(technician_id: IdPath, body: DutyIn, app: ContainerDep) -> DutyOut:
     """Put a technician on or off duty, as /offduty and /onduty in the staff bot do."""
-    command = SetDuty(technician_id, body.on_duty)
-    try:
-        await app.engine.apply(f"api:duty:{technician_id}:{uuid.uuid4().hex}", lambda ctx: handlers.execute(ctx, command))
-    except DomainError as err:
-        raise _domain_http_error(err) from err
+    await _apply(app, f"api:duty:{technician_id}", SetDuty(technician_id, body.on_duty))
     async with app.sessions() as session:
         technician = await Store(session).get(Technician, technician_id)
-    return {"id": technician.id, "name": technician.name, "on_duty": technician.on_duty}
+    return DutyOut(id=technician.id, name=technician.name, on_duty=technician.on_duty)
 
 
-@router.post("/dispatchers", response_model=InviteOut, status_code=status.HTTP_201_CREATED)
+@router.post("/dispatchers", response_model=InviteOut, status_code=status.HTTP_201_CREATED, responses=BODY)
 async def create_dispatcher(body: DispatcherIn, request: Request, app: ContainerDep) -> InviteOut:
-    async with app.sessions() as session, session.begin():
-        dispatcher, token = await backoffice.create_dispatcher(Store(session), name=body.name, now=app.clock.now(), policy=app.policy)
+    async with _transaction(app) as store:
+        dispatcher, token = await backoffice.create_dispatcher(store, name=body.name, now=app.clock.now(), policy=app.policy)
     web = _web_link(app, request, "dispatcher", token)
     return InviteOut(id=dispatcher.id, invite_link=_telegram_link(app, "staff", "start", token) or web, web_link=web)
 
 
-@router.post("/dispatch-groups", response_model=DispatchGroupOut, status_code=status.HTTP_201_CREATED)
+@router.post("/dispatch-groups", response_model=DispatchGroupOut, status_code=status.HTTP_201_CREATED, responses=BODY)
 async def create_dispatch_group(body: DispatchGroupIn, request: Request, app: ContainerDep) -> DispatchGroupOut:
-    async with app.sessions() as session, session.begin():
+    async with _transaction(app) as store:
         group, token = await backoffice.create_dispatch_group(
-            Store(session), name=body.name, region=body.region, language=body.language, now=app.clock.now(), policy=app.policy
+            store, name=body.name, region=body.region, language=body.language, now=app.clock.now(), policy=app.policy
         )
     web = _web_link(app, request, "group", token)
     return DispatchGroupOut(id=group.id, startgroup_link=_telegram_link(app, "staff", "startgroup", token) or web, web_link=web)
 
 
-@router.put("/checklist-templates", status_code=status.HTTP_200_OK)
-async def put_checklist_template(body: TemplateIn, app: ContainerDep) -> dict:
-    async with app.sessions() as session, session.begin():
-        try:
-            template = await backoffice.put_checklist_template(
-                Store(session), service_kind=body.service_kind, product_category=body.product_category,
-                name=body.name, steps=[s.model_dump(exclude_none=True) for s in body.steps],
-            )
-        except DomainError as err:
-            raise _domain_http_error(err) from err
-        return {"id": template.id, "service_kind": template.service_kind, "product_category": template.product_category, "steps": template.steps}
+@router.put("/checklist-templates", response_model=TemplateOut, responses={**BODY, **CONFLICT})
+async def put_checklist_template(body: TemplateIn, app: ContainerDep) -> TemplateOut:
+    async def write(store: Store) -> TemplateOut:
+        template = await backoffice.put_checklist_template(
+            store, service_kind=body.service_kind, product_category=body.product_category,
+            name=body.name, steps=[s.model_dump(exclude_none=True) for s in body.steps],
+        )
+        return TemplateOut(id=template.id, service_kind=template.service_kind, product_category=template.product_category, steps=template.steps)
+
+    return await _upsert(app, write)
 
 
-class DispatchRuleIn(BaseModel):
-    region: str | None = Field(None, max_length=100, description="none: every region")
-    service_kind: ServiceKindName | None = Field(None, description="none: every kind")
-    mode: Literal["auto", "grab", "manual"]
-    grab_top_n: int = Field(3, ge=1, le=20, description="grab mode: how many technicians get the offer")
-    grab_minutes: int = Field(30, ge=1, le=1440, description="grab mode: how long before falling back to auto")
-
-
-class AssignIn(BaseModel):
-    technician_id: int
-
-
-@router.put("/dispatch-rules")
-async def put_dispatch_rule(body: DispatchRuleIn, app: ContainerDep) -> dict:
+@router.put("/dispatch-rules", response_model=DispatchRuleOut, responses={**BODY, **CONFLICT})
+async def put_dispatch_rule(body: DispatchRuleIn, app: ContainerDep) -> DispatchRuleOut:
     """Choose auto, grab or manual dispatch for a region and/or service kind (the most specific rule wins)."""
-    async with app.sessions() as session, session.begin():
-        rule = await backoffice.put_dispatch_rule(Store(session), **body.model_dump())
-        return {"id": rule.id, **body.model_dump()}
+    async def write(store: Store) -> DispatchRuleOut:
+        rule = await backoffice.put_dispatch_rule(store, **body.model_dump())
+        return DispatchRuleOut(id=rule.id, **body.model_dump())
+
+    return await _upsert(app, write)
 
 
-@router.get("/visits/{visit_id}/candidates")
-async def visit_candidates(visit_id: int, app: ContainerDep) -> dict:
+@router.get("/visits/{visit_id}/candidates", response_model=CandidatesOut, responses={**NOT_FOUND, **INVALID})
+async def visit_candidates(visit_id: IdPath, app: ContainerDep) -> CandidatesOut:
     """Technicians who could take the visit at its booked time, best first (distance, load, rating)."""
     async with app.sessions() as session:
         try:
-            return {"candidates": await backoffice.visit_candidates(Store(session), visit_id, app.clock.now(), app.policy)}
+            return CandidatesOut(candidates=await backoffice.visit_candidates(Store(session), visit_id, app.clock.now(), app.policy))
         except DomainError as err:
             raise _domain_http_error(err) from err
 
 
-@router.post("/visits/{visit_id}/assign", response_model=JobOut)
-async def assign_visit(visit_id: int, body: AssignIn, app: ContainerDep) -> JobOut:
+@router.post("/visits/{visit_id}/assign", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+async def assign_visit(visit_id: IdPath, body: AssignIn, app: ContainerDep) -> JobOut:
     """Manual dispatch: offer the visit to this technician (they still accept it in the staff bot)."""
-    command = AssignVisit(visit_id, body.technician_id, dispatcher_id=None)
-    try:
-        events = await app.engine.apply(f"api:assign:{visit_id}:{uuid.uuid4().hex}", lambda ctx: handlers.execute(ctx, command))
-    except DomainError as err:
-        raise _domain_http_error(err) from err
+    events = await _apply(app, f"api:assign:{visit_id}", AssignVisit(visit_id, body.technician_id, dispatcher_id=None))
     async with app.sessions() as session:
         return JobOut(**await backoffice.job_details(Store(session), events[-1].job_id))
 
 
-class SlaPolicyIn(BaseModel):
-    region: str | None = Field(None, max_length=100)
-    service_kind: ServiceKindName | None = None
-    stage: Literal["accept", "contact", "arrival", "completion"]
-    minutes: int | None = Field(None, ge=1, le=100_000, description="business minutes allowed; arrival always runs to the end of the booked window")
-    tiers: list[int] = Field(default=[50, 80, 100], min_length=1, max_length=5, description="percent of the allowance: below 80 reminds, from 80 warns, 100 alerts the group")
-    auto_reassign: bool = Field(False, description="acceptance only: at 100% offer the visit to the next technician")
-
-
-class AlertSinkIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-    region: str | None = Field(None, max_length=100, description="none: alerts of every region")
-    kind: Literal["wecom", "dingtalk", "feishu", "slack"]
-    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
-    secret: str | None = Field(None, max_length=500, description="DingTalk / Feishu signing secret")
-    keyword: str | None = Field(None, max_length=100)
-    priority: int = Field(0, ge=0, le=100, description="lower first; the next takes over when one keeps failing")
-
-
-@router.put("/sla-policies")
-async def put_sla_policy(body: SlaPolicyIn, app: ContainerDep) -> dict:
+@router.put("/sla-policies", response_model=SlaPolicyOut, responses={**BODY, **CONFLICT})
+async def put_sla_policy(body: SlaPolicyBody, app: ContainerDep) -> SlaPolicyOut:
     """Set the allowance and warning tiers of an SLA stage for a region and/or service kind."""
-    if body.stage != "arrival" and body.minutes is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "minutes is required for this stage")
-    if any(not 1 <= tier <= 100 for tier in body.tiers) or 100 not in body.tiers:
+    if 100 not in body.tiers:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "tiers are percentages from 1 to 100 and must include 100")
-    async with app.sessions() as session, session.begin():
-        await ScheduleStore(Store(session)).put_sla_policy(**body.model_dump())
-    return body.model_dump()
+
+    async def write(store: Store) -> SlaPolicyOut:
+        await ScheduleStore(store).put_sla_policy(**body.model_dump())
+        return SlaPolicyOut(**body.model_dump())
+
+    return await _upsert(app, write)
 
 
-@router.put("/alert-sinks")
-async def put_alert_sink(body: AlertSinkIn, app: ContainerDep) -> dict:
+@router.put("/alert-sinks", response_model=AlertSinkOut, responses={**BODY, **CONFLICT})
+async def put_alert_sink(body: AlertSinkIn, app: ContainerDep) -> AlertSinkOut:
     """Add or change a group robot that receives dispatcher alerts; its URL and secret are never shown again."""
-    async with app.sessions() as session, session.begin():
-        sink_id = await ScheduleStore(Store(session)).put_alert_sink(**body.model_dump())
-    return {"id": sink_id, "name": body.name, "region": body.region, "kind": body.kind, "priority": body.priority}
+    async def write(store: Store) -> AlertSinkOut:
+        sink_id = await ScheduleStore(store).put_alert_sink(**body.model_dump())
+        return AlertSinkOut(id=sink_id, name=body.name, region=body.region, kind=body.kind, priority=body.priority)
+
+    return await _upsert(app, write)
 
 
-@router.get("/alert-sinks")
-async def list_alert_sinks(app: ContainerDep) -> dict:
+@router.get("/alert-sinks", response_model=AlertSinksOut)
+async def list_alert_sinks(app: ContainerDep) -> AlertSinksOut:
     async with app.sessions() as session:
         rows = await ScheduleStore(Store(session)).alert_sinks()
-    return {"sinks": [{k: r[k] for k in ("id", "name", "region", "kind", "priority")} for r in rows]}
+    return AlertSinksOut(sinks=[AlertSinkOut(**{k: r[k] for k in ("id", "name", "region", "kind", "priority")}) for r in rows])
 
 
-@health.get("/healthz")
-async def healthz(app: ContainerDep) -> dict:
+@health.get("/healthz", response_model=HealthOut, responses={503: _error("the database does not answer")})
+async def healthz(app: ContainerDep) -> HealthOut:
     try:
         async with app.sessions() as session:
             await session.execute(text("SELECT 1"))
     except Exception as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"database unavailable: {type(exc).__name__}") from exc
-    return {"status": "ok", "telegram_bots": sorted(app.telegram)}
+    return HealthOut(status="ok", telegram_bots=sorted(app.telegram))

@@ -1,39 +1,150 @@
-"""The web chat: a page with customer, technician and dispatcher panes driving the same engine."""
+"""The demo web console: panes for customer, technicians and a dispatch group, on identities the server issues.
+
+Served only in demo mode (``fieldchat serve --demo`` or FIELDCHAT_WEB_CONSOLE=true). A browser gets a
+signed session cookie; every chat and user id is derived from that session on the server, so a page
+can reach only its own chats, and nobody can claim another person's identity by posting an id.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, ValidationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from limits import parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bots.web import PLATFORM, WebUploads
 from conversations.i18n import render
 from conversations.messages import ChatRef, Inbound, InboundKind
+from domain.model import MAX_ID
+from scheduler.ratelimit import storage_uri
 from storage.repository import Store
 
-PLATFORM = "web"
 STATIC = Path(__file__).parent / "static"
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+COOKIE = "fieldchat_console"
+SESSION_DAYS = 30
+UPLOAD_PATH = "/chat/api/photo"
+PANE_PATTERN = r"^[a-z0-9]{1,12}$"
+MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
-router = APIRouter(tags=["web chat"])
+# Generous for a person clicking through the demo, tight for a script: a burst of sends or uploads
+# from one browser or one address is refused with 429 long before it fills the inbox or the disk.
+# An address may be several people behind one router, so it gets more room than one session.
+RATES: dict[str, dict[str, tuple[str, ...]]] = {
+    "session": {"address": ("30/hour",)},  # new console sessions
+    "send": {"session": ("60/minute", "300/hour"), "address": ("240/minute", "1200/hour")},
+    "upload": {"session": ("6/minute", "30/hour"), "address": ("20/minute", "100/hour")},
+    "read": {"session": ("20/second", "3000/hour"), "address": ("100/second", "12000/hour")},
+}
+
+router = APIRouter(tags=["web console"], include_in_schema=False)
+
+
+class ConsoleGuard:
+    """Signs and checks the console's session cookie, derives chat identities from it, and keeps request rates."""
+
+    def __init__(self, redis_url: str | None = None, rates: dict[str, dict[str, tuple[str, ...]]] | None = None) -> None:
+        storage = RedisStorage(storage_uri(redis_url), implementation="redispy", key_prefix="fieldchat-console") if redis_url else MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._rates = {
+            kind: {scope: tuple(parse(rate) for rate in limits) for scope, limits in scopes.items()}
+            for kind, scopes in {**RATES, **(rates or {})}.items()
+        }
+        self._key: bytes | None = None
+
+    async def key(self, sessions, now) -> bytes:
+        if self._key is None:
+            async with sessions() as session, session.begin():
+                self._key = await Store(session).server_secret("web-console", now)
+        return self._key
+
+    def _serializer(self, key: bytes) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(key, salt="fieldchat-console-session")
+
+    def new_cookie(self, key: bytes) -> tuple[str, str]:
+        session_id = secrets.token_urlsafe(18)
+        return session_id, self._serializer(key).dumps(session_id)
+
+    def session_of(self, key: bytes, cookie: str | None) -> str | None:
+        if not cookie:
+            return None
+        try:
+            value = self._serializer(key).loads(cookie, max_age=SESSION_DAYS * 86400)
+        except BadSignature:  # includes SignatureExpired
+            return None
+        return value if isinstance(value, str) else None
+
+    async def allow(self, kind: str, *, session: str | None = None, address: str) -> None:
+        """Count one request of ``kind`` against the session and the address; 429 when either is over."""
+        for scope, key in (("session", session), ("address", address)):
+            for rate in self._rates[kind].get(scope, ()) if key is not None else ():
+                if not await self._limiter.hit(rate, kind, scope, key):
+                    raise HTTPException(
+                        status.HTTP_429_TOO_MANY_REQUESTS, f"too many requests; at most {rate} per {scope}",
+                        headers={"Retry-After": str(rate.get_expiry())},
+                    )
+
+
+@dataclass(frozen=True)
+class Caller:
+    session_id: str
+    key: bytes
+    address: str
+
+    def chat(self, pane: "Pane") -> tuple[str, str]:
+        """The chat id and user id of one pane of this session: a private chat's id is its user's, as in Telegram."""
+        base = f"{self.session_id}:{pane.bot}:{pane.chat_type}:{pane.key}"
+        chat_id = _derive(self.key, base + ":chat")
+        user_id = chat_id if pane.chat_type == "private" else _derive(self.key, base + ":user")
+        return chat_id, user_id
+
+
+def _derive(key: bytes, text: str) -> str:
+    return "w" + hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def caller(request: Request) -> Caller:
+    """The console session of this request; 401 without a valid one (the page gets one when it is opened)."""
+    app = request.app.state.container
+    guard: ConsoleGuard = request.app.state.console
+    key = await guard.key(app.sessions, app.clock.now())
+    session_id = guard.session_of(key, request.cookies.get(COOKIE))
+    if session_id is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "no console session: reload the page")
+    return Caller(session_id, key, _address(request))
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
 
 
 class Pane(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=PANE_PATTERN, description="the page's name for the pane, e.g. customer, driver, 3")
     bot: Literal["customer", "staff"]
-    chat_id: str = Field(pattern=ID_PATTERN)
     chat_type: Literal["private", "group"] = "private"
-    user_id: str = Field(pattern=ID_PATTERN)
     user_name: str = Field("", max_length=100)
     language: Literal["en", "zh"] = "en"
 
 
 class WebMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     pane: Pane
-    message_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,100}$")
+    message_id: str = Field(pattern=MESSAGE_ID_PATTERN)
     kind: Literal["text", "button", "location", "contact"]
     text: str = Field("", max_length=4096)
     data: str = Field("", max_length=64)
@@ -42,12 +153,13 @@ class WebMessage(BaseModel):
     phone: str | None = Field(None, max_length=40)
 
 
-def _inbound(pane: Pane, message_id: str, **fields) -> Inbound:
+def _inbound(who: Caller, pane: Pane, message_id: str, **fields) -> Inbound:
+    chat_id, user_id = who.chat(pane)
     return Inbound(
-        chat=ChatRef(PLATFORM, pane.bot, pane.chat_id),
-        # message ids come from browsers, so they only have to be unique within their own chat
-        update_id=f"{pane.chat_id}:{message_id}",
-        user_id=pane.user_id,
+        chat=ChatRef(PLATFORM, pane.bot, chat_id),
+        # message ids come from the page, so they only have to be unique within their own chat
+        update_id=f"{chat_id}:{message_id}",
+        user_id=user_id,
         chat_type=pane.chat_type,
         language_code=pane.language,
         user_name=pane.user_name,
@@ -55,76 +167,108 @@ def _inbound(pane: Pane, message_id: str, **fields) -> Inbound:
     )
 
 
-def to_inbound(message: WebMessage) -> Inbound:
+def to_inbound(who: Caller, message: WebMessage) -> Inbound:
+    pane, message_id = message.pane, message.message_id
     if message.kind == "text":
         text = message.text.strip()
         if not text:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "text is empty")
         if text.startswith("/"):
             head, _, payload = text[1:].partition(" ")
-            return _inbound(message.pane, message.message_id, kind=InboundKind.COMMAND, text=head.lower(), payload=payload.strip())
-        return _inbound(message.pane, message.message_id, kind=InboundKind.TEXT, text=message.text)
+            return _inbound(who, pane, message_id, kind=InboundKind.COMMAND, text=head.lower(), payload=payload.strip())
+        return _inbound(who, pane, message_id, kind=InboundKind.TEXT, text=message.text)
     if message.kind == "button":
         if not message.data:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "button data is empty")
-        return _inbound(message.pane, message.message_id, kind=InboundKind.BUTTON, text=message.data)
+        return _inbound(who, pane, message_id, kind=InboundKind.BUTTON, text=message.data)
     if message.kind == "location":
         if message.latitude is None or message.longitude is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "latitude and longitude are required")
-        return _inbound(message.pane, message.message_id, kind=InboundKind.LOCATION, latitude=message.latitude, longitude=message.longitude)
+        return _inbound(who, pane, message_id, kind=InboundKind.LOCATION, latitude=message.latitude, longitude=message.longitude)
     if not message.phone:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "phone is required")
-    return _inbound(message.pane, message.message_id, kind=InboundKind.CONTACT, phone=message.phone)
+    return _inbound(who, pane, message_id, kind=InboundKind.CONTACT, phone=message.phone)
 
 
-@router.get("/chat", include_in_schema=False)
-async def chat_page() -> FileResponse:
-    return FileResponse(STATIC / "chat.html", media_type="text/html")
+@router.get("/chat")
+async def chat_page(request: Request) -> Response:
+    """The page; a browser without a valid session cookie gets a new one (a few per address and hour)."""
+    app = request.app.state.container
+    guard: ConsoleGuard = request.app.state.console
+    key = await guard.key(app.sessions, app.clock.now())
+    response = FileResponse(STATIC / "chat.html", media_type="text/html", headers={"Cache-Control": "no-store"})
+    if guard.session_of(key, request.cookies.get(COOKIE)) is None:
+        await guard.allow("session", address=_address(request))
+        _, cookie = guard.new_cookie(key)
+        _set_cookie(response, cookie, app.settings.public_url)
+    return response
 
 
-@router.post("/chat/api/send")
-async def send(message: WebMessage, request: Request) -> dict:
-    await request.app.state.container.engine.handle(to_inbound(message))
+@router.post("/chat/api/new-session")
+async def new_session(request: Request, response: Response) -> dict:
+    """Start over with new chats for every pane (the page's reset button)."""
+    app = request.app.state.container
+    guard: ConsoleGuard = request.app.state.console
+    await guard.allow("session", address=_address(request))
+    _, cookie = guard.new_cookie(await guard.key(app.sessions, app.clock.now()))
+    _set_cookie(response, cookie, app.settings.public_url)
     return {"ok": True}
 
 
-@router.post("/chat/api/photo")
+def _set_cookie(response: Response, cookie: str, public_url: str | None) -> None:
+    response.set_cookie(
+        COOKIE, cookie, max_age=SESSION_DAYS * 86400, httponly=True, samesite="strict",
+        secure=(public_url or "").startswith("https://"), path="/chat",
+    )
+
+
+@router.post("/chat/api/send")
+async def send(message: WebMessage, request: Request, who: CallerDep) -> dict:
+    await request.app.state.console.allow("send", session=who.session_id, address=who.address)
+    await request.app.state.container.engine.handle(to_inbound(who, message))
+    return {"ok": True}
+
+
+@router.post(UPLOAD_PATH)
 async def send_photo(
     request: Request,
-    pane: Annotated[str, Form()],
-    message_id: Annotated[str, Form(pattern=r"^[A-Za-z0-9_-]{1,100}$")],
+    who: CallerDep,
+    pane: Annotated[str, Form(max_length=1000)],
+    message_id: Annotated[str, Form(pattern=MESSAGE_ID_PATTERN)],
     file: Annotated[UploadFile, File()],
 ) -> dict:
     try:
         parsed = Pane.model_validate_json(pane)
     except ValidationError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "pane is not valid") from exc
-    if not (file.content_type or "").startswith("image/"):
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "only images can be sent")
-    content = await file.read(MAX_PHOTO_BYTES + 1)
-    if len(content) > MAX_PHOTO_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "photos are limited to 10 MB")
+    await request.app.state.console.allow("upload", session=who.session_id, address=who.address)
+    app = request.app.state.container
+    uploads: WebUploads = app.web_uploads
+    content = await file.read(uploads.limits.max_bytes + 1)
+    if len(content) > uploads.limits.max_bytes:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"photos are limited to {uploads.limits.max_mb:g} MB")
     if not content:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the file is empty")
-    app = request.app.state.container
-    digest = hashlib.sha256(content).hexdigest()[:32]
-    suffix = Path(file.filename or "").suffix.lower()
-    target = Path(app.settings.media_dir) / PLATFORM / f"{digest}{suffix if suffix in ('.jpg', '.jpeg', '.png', '.webp', '.gif') else '.jpg'}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        target.write_bytes(content)
-    event = _inbound(parsed, message_id, kind=InboundKind.PHOTO, file_id=f"web-{digest}", file_path=str(target))
-    await app.engine.handle(event)
+    # what the bytes are is decided by their content when (and if) the flow takes the photo, not by the name
+    file_id = uploads.stage(content)
+    try:
+        await app.engine.handle(_inbound(who, parsed, message_id, kind=InboundKind.PHOTO, file_id=file_id))
+    finally:
+        uploads.discard(file_id)
     return {"ok": True}
 
 
 @router.get("/chat/api/messages")
 async def messages(
     request: Request,
+    who: CallerDep,
     bot: Literal["customer", "staff"],
-    chat_id: Annotated[str, Query(pattern=ID_PATTERN)],
-    after: Annotated[int, Query(ge=0)] = 0,
+    pane: Annotated[str, Query(pattern=PANE_PATTERN)],
+    chat_type: Literal["private", "group"] = "private",
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict:
+    await request.app.state.console.allow("read", session=who.session_id, address=who.address)
+    chat_id, _ = who.chat(Pane(key=pane, bot=bot, chat_type=chat_type))
     app = request.app.state.container
     async with app.sessions() as session:
         rows = await Store(session).outbox_for_chat(PLATFORM, bot, chat_id, after)
@@ -140,4 +284,4 @@ async def messages(
                 "photo_url": None,
             }
         )
-    return {"messages": out}
+    return {"chat_id": chat_id, "messages": out}

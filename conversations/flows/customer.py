@@ -9,7 +9,7 @@ from conversations.flow import MAX_TIMESTAMP, FlowSpec, State, StepInput
 from conversations.flows.common import help_for, hint, identity, language_menu, switch_language
 from conversations.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, span, t
 from domain import commands as c
-from domain.lifecycle import ACTIVE
+from domain.lifecycle import ACTIVE, not_before
 from domain.model import Customer, Job, VisitStatus
 from domain.policy import ServicePolicy
 from domain.slots import Booking, free_slots
@@ -55,14 +55,6 @@ class CustomerView:
         return None
 
 
-def _not_before(visit, dependency) -> datetime | None:
-    """After the visit waited for: past its window, and past its earliest end plus the minimum gap."""
-    if dependency is None:
-        return None
-    earliest_end = dependency.slot_start + timedelta(minutes=dependency.duration_minutes + visit.min_gap_minutes)
-    return max(dependency.slot_end, earliest_end)
-
-
 async def _job_info(store: Store, job: Job, policy: ServicePolicy, now: datetime, technicians, bookings) -> JobInfo:
     visits = await store.visits_of_job(job.id)
     by_id = {v.id: v for v in visits}
@@ -76,7 +68,7 @@ async def _job_info(store: Store, job: Job, policy: ServicePolicy, now: datetime
                 visit=visit, job=job, technicians=technicians,
                 bookings=bookings, now=now, tz=policy.tz, windows=policy.windows,
                 days_ahead=policy.booking_days, lead=policy.booking_lead,
-                not_before=_not_before(visit, dependency), limit=2 * SLOTS_SHOWN,
+                not_before=not_before(visit, dependency), limit=2 * SLOTS_SHOWN,
             )
             # offer only windows whose route can really take the visit, driving included
             feasible = await feasible_slots(store, policy, now, visit, job, found)

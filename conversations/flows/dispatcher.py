@@ -11,7 +11,7 @@ from conversations.messages import Button, ChatRef, Inbound, InboundKind, Outbou
 from domain import commands as c
 from domain.model import Customer, ExceptionStatus, Job, ProblemReport, Technician, Visit
 from domain.policy import ServicePolicy
-from services.handlers import HandlerContext, ranked_free
+from services.handlers import HandlerContext, candidates
 from storage.repository import Store
 
 EXCEPTION_BUTTONS = ("xa", "xr", "xt", "xc", "xcy")
@@ -63,24 +63,19 @@ async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePol
         prefix = event.text.split(":", 1)[0]
         record_id = button_int(event.text, 1, low=1)
         if prefix in EXCEPTION_BUTTONS and record_id is not None:
-            exception = await _exception_info(store, record_id)
+            exception = await _exception_info(store, record_id, policy, now)
         elif prefix in VISIT_BUTTONS and record_id is not None:
             visit_info = await _visit_contacts(store, record_id, policy, now)
     return DispatcherView(group.subject_id if group else None, dispatcher.subject_id if dispatcher else None, token_kind, exception, visit_info)
 
 
-async def _exception_info(store: Store, exception_id: int) -> ExceptionInfo | None:
+async def _exception_info(store: Store, exception_id: int, policy: ServicePolicy, now: datetime) -> ExceptionInfo | None:
     report = await store.get(ProblemReport, exception_id)
     if report is None:
         return None
     visit = await store.get(Visit, report.visit_id)
-    job = await store.get(Job, visit.job_id)
-    candidates = tuple(
-        (tech.id, tech.name)
-        for tech in await store.technicians()
-        if tech.id != visit.technician_id and tech.can_serve(visit.service_kind, job.product_category, job.brand, job.region)
-    )
-    return ExceptionInfo(report.id, report.status, visit.id, visit.kind, candidates)
+    others = await _others_free(store, visit, policy, now)
+    return ExceptionInfo(report.id, report.status, visit.id, visit.kind, others)
 
 
 async def _visit_contacts(store: Store, visit_id: int, policy: ServicePolicy, now: datetime) -> VisitContacts | None:
@@ -90,13 +85,17 @@ async def _visit_contacts(store: Store, visit_id: int, policy: ServicePolicy, no
     job = await store.get(Job, visit.job_id)
     customer = await store.get(Customer, job.customer_id)
     technician = await store.get(Technician, visit.technician_id) if visit.technician_id else None
-    candidates: tuple = ()
-    if visit.slot_start is not None:
-        ranked = await ranked_free(HandlerContext(store, now, policy), visit, job)
-        names = {t.id: t.name for t in await store.technicians()}
-        candidates = tuple((tid, names[tid]) for tid in ranked if tid != visit.technician_id)
-    return VisitContacts(visit.id, candidates, customer.name, customer.phone,
+    others = await _others_free(store, visit, policy, now)
+    return VisitContacts(visit.id, others, customer.name, customer.phone,
                          technician.name if technician else "-", technician.phone if technician else "-")
+
+
+async def _others_free(store: Store, visit: Visit, policy: ServicePolicy, now: datetime) -> tuple[tuple[int, str], ...]:
+    """Who could take the visit instead of whoever has it: the same rule every assign path checks."""
+    job = await store.get(Job, visit.job_id)
+    ranked = await candidates(HandlerContext(store, now, policy), visit, job)
+    names = {t.id: t.name for t in await store.technicians()}
+    return tuple((tid, names[tid]) for tid in ranked if tid != visit.technician_id)
 
 
 def _only_dispatchers(inp: StepInput) -> StepResult | None:

@@ -415,6 +415,16 @@ def _photo_ref(inp: StepInput) -> c.PhotoRef | None:
     return c.PhotoRef(event.chat.platform, event.file_id, event.file_path or "")
 
 
+def _photo_refused(event: Inbound) -> Outbound:
+    """Why a photo was not kept, in words the sender can act on; the state stays, so they can send another."""
+    refusals = {
+        "too_big": t("photo.too_big", max_mb=_fmt(event.file_limit_mb)),
+        "not_image": t("photo.not_image"),
+        "too_many_pixels": t("photo.too_many_pixels"),
+    }
+    return Outbound(refusals.get(event.file_error, t("tech.photo_failed")))
+
+
 def on_checklist_photo(inp: StepInput) -> StepResult:
     current = _current_step(inp)
     if current is None:
@@ -422,6 +432,8 @@ def on_checklist_photo(inp: StepInput) -> StepResult:
     visit, index = current
     if visit.steps[index].kind is not StepKind.PHOTO:
         return reply(Outbound(t("tech.hint_not_photo")), step_prompt(visit, index))
+    if inp.event.file_error:
+        return reply(_photo_refused(inp.event), step_prompt(visit, index))
     photo = _photo_ref(inp)
     if photo is None or not photo.path:
         return hint("tech.photo_failed")
@@ -475,6 +487,8 @@ def on_report_skip(inp: StepInput) -> StepResult:
 
 
 def on_report_photo(inp: StepInput) -> StepResult:
+    if inp.event.file_error:
+        return reply(_photo_refused(inp.event), _photo_step(inp.data))
     photo = _photo_ref(inp)
     if photo is None or not photo.path:
         return hint("tech.photo_failed")
@@ -550,10 +564,13 @@ TECHNICIAN_FLOW = FlowSpec(
         "idle": State(hint="tech.hint_idle", text=on_idle_text, leads_to=("await_location", "checklist", "report_reason")),
         "await_location": State(hint="tech.hint_location", location=on_location, leads_to=("idle", "checkin_reason")),
         "checkin_reason": State(hint="tech.hint_checkin_reason", text=on_checkin_reason, leads_to=("idle",)),
-        "checklist": State(hint="tech.hint_checklist", text=on_checklist_text, photo=on_checklist_photo, leads_to=("checklist", "idle", "report_reason")),
+        "checklist": State(
+            hint="tech.hint_checklist", text=on_checklist_text, photo=on_checklist_photo, wants_photo=True,
+            leads_to=("checklist", "idle", "report_reason"),
+        ),
         "report_reason": State(hint="tech.hint_report_reason", leads_to=("report_note",)),
         "report_note": State(hint="tech.hint_report_note", text=on_report_note, leads_to=("report_photo",)),
-        "report_photo": State(hint="tech.hint_report_photo", photo=on_report_photo, leads_to=("idle",)),
+        "report_photo": State(hint="tech.hint_report_photo", photo=on_report_photo, wants_photo=True, leads_to=("idle",)),
     },
     commands={
         "start": on_start,

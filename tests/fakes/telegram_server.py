@@ -210,6 +210,11 @@ class StoredFile:
     file_unique_id: str
     file_path: str
     content: bytes
+    reported_size: int | None = None  # what getFile says instead of len(content), as a stale or lying server might
+
+    @property
+    def size(self) -> int:
+        return len(self.content) if self.reported_size is None else self.reported_size
 
 
 @dataclass
@@ -523,12 +528,18 @@ class FakeTelegram:
         long_poll_cap: float = 1.0,
         webhook_retry_delay: float = 0.05,
         webhook_timeout: float = 5.0,
+        send_answer_delay: float = 0.0,
     ) -> None:
         self.long_poll_cap = long_poll_cap
         self.webhook_retry_delay = webhook_retry_delay
         self.webhook_timeout = webhook_timeout
+        # A slow network: a send is recorded at once but answered this much later, so a client that dies
+        # meanwhile never learns its message went out. `unanswered_sends` counts the answers held right now.
+        self.send_answer_delay = send_answer_delay
+        self.unanswered_sends = 0
         self.calls: list[Call] = []
         self.deliveries: list[Delivery] = []
+        self.downloads: list[str] = []  # file paths requested from the /file/ route, in order
         self._sent: list[dict[str, Any]] = []
         self._bots: dict[str, _Bot] = {}
         self._files: dict[str, StoredFile] = {}
@@ -892,18 +903,22 @@ class FakeTelegram:
         first_name: str = "Ann",
         *,
         content: bytes | None = None,
+        file_size: int | None = None,
         last_name: str | None = None,
         username: str | None = None,
         title: str | None = None,
         token: str | None = None,
         queue: bool = True,
     ) -> dict[str, Any]:
-        """Photo update with thumbnails first and `file_id` as the largest (last) size, like Telegram."""
+        """Photo update with thumbnails first and `file_id` as the largest (last) size, like Telegram.
+
+        `file_size` is what the update and getFile claim for every size instead of the content's length."""
         sizes = []
         for suffix, (w, h) in (("_s", (90, 68)), ("_m", (320, 240)), ("", (1280, 960))):
             fid, uid = f"{file_id}{suffix}", f"{file_unique_id}{suffix}"
             self._ensure_file(fid, uid, content, "photos", ".jpg")
-            size = len(self._files[fid].content)
+            self._files[fid].reported_size = file_size
+            size = self._files[fid].size
             sizes.append({"file_id": fid, "file_unique_id": uid, "width": w, "height": h, "file_size": size})
         body: dict[str, Any] = {"photo": sizes}
         if caption is not None:
@@ -1221,11 +1236,19 @@ class FakeTelegram:
         except ApiError as err:
             return web.json_response(err.payload(), status=err.status)
         status, body = await self.dispatch(token, method, params)
+        if self.send_answer_delay and status == 200 and _CANONICAL.get(method.lower()) in SENT_METHODS:
+            self.unanswered_sends += 1
+            try:
+                await asyncio.sleep(self.send_answer_delay)
+            finally:
+                self.unanswered_sends -= 1
         return web.json_response(body, status=status)
 
     async def _handle_file(self, request: web.Request) -> web.Response:
         if request.match_info["token"] not in self._bots:
             return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        self.downloads.append(request.match_info["file_path"])
+        self._bump()
         stored = self._files_by_path.get(request.match_info["file_path"])
         if stored is None:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
@@ -1784,12 +1807,12 @@ class FakeTelegram:
         stored = self._files.get(file_id)
         if stored is None:
             raise _bad("invalid file_id")
-        if len(stored.content) > MAX_DOWNLOAD:
+        if stored.size > MAX_DOWNLOAD:
             raise _bad("file is too big")
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.content),
+            "file_size": stored.size,
             "file_path": stored.file_path,
         }
 
