@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bots.base import Undeliverable
 from bots.robots import FailoverSender, RobotSender, RobotSink
-from conversations.messages import Rendered
+from services.messages import Rendered
 from services.notifications import ALL_REGIONS, route_for
 from storage import tables as t
 

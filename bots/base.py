@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from conversations.messages import Rendered
+from services.messages import Rendered
 
 
 class RetryLater(Exception):

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 import httpx
 
 from bots.base import RetryLater, Undeliverable
-from conversations.messages import Rendered
+from services.messages import Rendered
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from aiogram.types import (
 from bots.base import ChatGone, ChatMigrated, RetryLater, Undeliverable
 from bots.photos import MEGABYTE, PhotoLimits, PhotoRefused, check_photo
 from conversations.engine import Engine, MediaUnavailable
-from conversations.messages import ChatRef, Inbound, InboundKind, Rendered
+from services.messages import ChatRef, Inbound, InboundKind, Rendered
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bots.photos import PhotoLimits, PhotoRefused, check_photo
-from conversations.messages import Inbound
+from services.messages import Inbound
 
 PLATFORM = "web"
 

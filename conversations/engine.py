@@ -1,4 +1,4 @@
-"""The conversation engine: one transaction per update, serial per chat, replies and events to the outbox."""
+"""The conversation engine: one transaction per update, serial per chat; the step's commands go to the message bus."""
 
 from __future__ import annotations
 
@@ -6,28 +6,21 @@ import asyncio
 import logging
 import weakref
 from dataclasses import dataclass, replace
-from typing import Awaitable, Callable, Protocol
+from typing import Callable, Protocol
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.flow import Flow, StepInput
-from conversations.messages import ChatRef, Inbound, InboundKind, Outbound, reply, t
-from domain.clock import Clock
 from domain.errors import DomainError
-from domain.events import stamp
 from domain.model import Language
-from domain.policy import ServicePolicy
-from services.handlers import HandlerContext, execute
-from services.notifications import notifications_for
-from services.timers import schedule as schedule_timers
+from services.bus import CONFLICT_RETRIES, MessageBus, Outcome, is_conflict, write_outbox
+from services.context import HandlerContext
+from services.messages import ChatRef, Inbound, InboundKind, Outbound, reply, t
 from storage.repository import Store
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # an update that keeps failing is given up with an apology, not retried forever
-_CONFLICT_RETRIES = 5
 
 
 class MediaUnavailable(Exception):
@@ -49,33 +42,17 @@ class ProcessOutcome:
     replies: int = 0
 
 
-def _is_conflict(exc: Exception) -> bool:
-    """Concurrency losses worth retrying: optimistic version clash, lock timeout, serialization."""
-    if isinstance(exc, (StaleDataError, IntegrityError)):
-        return True
-    if isinstance(exc, DBAPIError):
-        text = str(exc.orig).lower()
-        return any(s in text for s in ("could not serialize", "deadlock", "database is locked"))
-    return False
-
-
 class Engine:
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker,
-        flows: Callable[[Inbound], Flow],
-        clock: Clock,
-        policy: ServicePolicy,
-        media: dict[str, MediaFetcher] | None = None,
-        on_outbox: Callable[[], None] | None = None,
-    ) -> None:
-        self._sessions = sessions
+    """Keeps the inbox, the per-chat lock, the conversation state, the view and the pure step; the
+    commands the step decides on go to the bus, inside the update's one transaction."""
+
+    def __init__(self, *, bus: MessageBus, flows: Callable[[Inbound], Flow], media: dict[str, MediaFetcher] | None = None) -> None:
+        self._bus = bus
+        self._sessions = bus.sessions
         self._flows = flows
-        self._clock = clock
-        self._policy = policy
+        self._clock = bus.clock
+        self._policy = bus.policy
         self._media = media or {}
-        self._on_outbox = on_outbox
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # --- intake --------------------------------------------------------------------------------
@@ -113,12 +90,12 @@ class Engine:
         async with self._lock(event.chat):
             try:
                 event = await self._fetch_media(event)
-                for attempt in range(_CONFLICT_RETRIES):
+                for attempt in range(CONFLICT_RETRIES):
                     try:
                         outcome = await self._process_once(event)
                         break
                     except Exception as exc:
-                        if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
+                        if not is_conflict(exc) or attempt == CONFLICT_RETRIES - 1:
                             raise
                         log.info("retrying update %s after a concurrent change", event.update_id)
             except MediaUnavailable as exc:
@@ -128,8 +105,8 @@ class Engine:
             except Exception as exc:  # a bug or an outage must not lose the update nor crash the loop
                 log.exception("update %s of %s failed", event.update_id, event.chat)
                 outcome = await self._record_failure(event, exc)
-        if outcome.replies and self._on_outbox:
-            self._on_outbox()
+        if outcome.replies and self._bus.on_outbox:
+            self._bus.on_outbox()
         return outcome
 
     async def _fetch_media(self, event: Inbound) -> Inbound:
@@ -185,21 +162,17 @@ class Engine:
             context = HandlerContext(store, now, self._policy)
             events = []
             try:
+                # a refused command undoes the step's other commands too, never the inbox mark or the state
                 async with session.begin_nested():
-                    for command in result.commands:
-                        events.extend(await execute(context, command))
+                    events = await self._bus.execute(context, result.commands)
             except DomainError as err:
                 result = reply(Outbound(t(f"error.{err.code}", **err.params)))
                 events = []
 
             new_language = result.language or language
-            outgoing = list(result.replies)
-            for domain_event in events:
-                outgoing.extend(await notifications_for(context, domain_event))
-            await schedule_timers(context, events)
-            await store.record_events([stamp(e, now) for e in events])
+            reacted: Outcome = await self._bus.react(context, events)
             origin = f"{chat.platform}:{chat.bot}:{event.update_id}"
-            await self._write_outbox(store, origin, chat, outgoing, new_language, now)
+            written = await self._bus.record(context, origin, reacted, chat=chat, replies=result.replies, language=new_language)
             await store.save_conversation(
                 conversation["id"],
                 state=result.state or state,
@@ -208,18 +181,7 @@ class Engine:
                 now=now,
             )
             await store.inbox_mark(row["id"], "processed", now)
-        return ProcessOutcome(processed=True, replies=len(outgoing))
-
-    async def _write_outbox(self, store: Store, origin: str, chat: ChatRef | None, messages: list[Outbound], language: str, now) -> None:
-        for index, message in enumerate(messages):
-            target = message.to or chat
-            payload = message.payload()
-            payload["language"] = message.language or (language if target == chat else "en")
-            # the dedup key makes a re-run of the same update write the same rows, never new ones
-            await store.outbox_add(
-                platform=target.platform, bot=target.bot, chat_id=target.chat_id,
-                payload=payload, dedup_key=message.dedup or f"{origin}:{index}", now=now,
-            )
+        return ProcessOutcome(processed=True, replies=written)
 
     async def _record_failure(self, event: Inbound, exc: Exception) -> ProcessOutcome:
         now = self._clock.now()
@@ -235,27 +197,5 @@ class Engine:
             await store.inbox_mark(row["id"], "failed", now, error=f"{type(exc).__name__}: {exc}"[:2000])
             language = await store.conversation_language(chat.platform, chat.bot, chat.chat_id) or "en"
             origin = f"{chat.platform}:{chat.bot}:{event.update_id}"
-            await self._write_outbox(store, origin, chat, [Outbound(t("error.internal"))], language, now)
+            await write_outbox(store, origin, chat, [Outbound(t("error.internal"))], language, now)
         return ProcessOutcome(processed=False, replies=1)
-
-    async def apply(self, origin: str, action: Callable[[HandlerContext], Awaitable[list]]) -> list:
-        """Run a domain action outside any chat (a timer, the API) with the same guarantees as an update:
-        one transaction for the changes, the timeline and the notifications. ``origin`` names the run."""
-        for attempt in range(_CONFLICT_RETRIES):
-            now = self._clock.now()
-            try:
-                async with self._sessions() as session, session.begin():
-                    store = Store(session)
-                    context = HandlerContext(store, now, self._policy)
-                    events = await action(context)
-                    outgoing = [message for e in events for message in await notifications_for(context, e)]
-                    await schedule_timers(context, events)
-                    await store.record_events([stamp(e, now) for e in events])
-                    await self._write_outbox(store, origin, None, outgoing, "en", now)
-                break
-            except Exception as exc:
-                if not _is_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
-                    raise
-        if outgoing and self._on_outbox:
-            self._on_outbox()
-        return events

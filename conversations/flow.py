@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Awaitable, Callable
 
-from conversations.messages import Inbound, InboundKind, Outbound, StepResult, reply, t
+from services.messages import Inbound, InboundKind, Outbound, StepResult, reply, t
 from domain.model import MAX_ID
 from domain.policy import ServicePolicy
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from babel.dates import format_datetime, format_time
 from babel.messages.pofile import read_po
 
-from conversations.messages import Rendered
+from services.messages import Rendered
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 LANGUAGES = ("en", "zh")

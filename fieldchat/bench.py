@@ -213,7 +213,7 @@ def bench_insertion(seed: int, queries: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["notify"]:  # the notification relay's benchmark has options of its own
-        from scheduler.notify_bench import main as notify_main
+        from fieldchat.notify_bench import main as notify_main
 
         return notify_main(argv[1:])
     parser = argparse.ArgumentParser(prog="fieldchat bench", description="Benchmarks (results on stdout: a human line and a JSON line each); also `fieldchat bench notify --help`.")

@@ -57,13 +57,11 @@ def _migrate(settings: Settings) -> int:
 async def _demo(settings: Settings) -> int:
     from fieldchat.container import build
     from fieldchat.demo import load_demo
-    from storage.repository import Store
 
     container = build(settings)
     try:
         await container.start(background=False)
-        async with container.sessions() as session, session.begin():
-            links = await load_demo(Store(session), container.clock.now(), container.policy)
+        links = await load_demo(container.bus)
         base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
         print("Demo data loaded: 4 technicians, a dispatcher, a dispatch group, checklists for")
         print("sofa / wardrobe / air-conditioner / washing-machine, and order #%d (a sofa: delivery + installation).\n" % links.order_id)

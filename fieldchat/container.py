@@ -20,6 +20,8 @@ from domain.policy import ServicePolicy
 from fieldchat.settings import Settings
 from scheduler.ratelimit import SendLimiter
 from scheduler.relay import OutboxRelay
+from services import registry
+from services.bus import MessageBus
 from services.handlers import chat_unreachable
 from services.notifications import ROBOT_PLATFORM
 from services.replanning import Replanner
@@ -37,6 +39,7 @@ class Container:
     policy: ServicePolicy
     db: AsyncEngine
     sessions: async_sessionmaker
+    bus: MessageBus
     engine: Engine
     relay: OutboxRelay
     telegram: dict[str, TelegramBot]
@@ -65,7 +68,7 @@ class Container:
         self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds))
         if self.replanner is not None:  # only where the sweeps run: a one-off command or a test never plans by surprise
             await self.replanner.ensure_nightly()
-        self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.engine, self.sessions, self.clock, self.replanner), "timer sweep"))
+        self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.bus, self.sessions, self.clock, self.replanner), "timer sweep"))
         self._spawn(run_every(3600.0, self._stop, lambda: forget_old_updates(self.sessions, self.clock), "inbox clean-up"))
         for role, bot in self.telegram.items():
             if self.settings.telegram_mode == "webhook":
@@ -114,24 +117,19 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     )
     photo_limits = PhotoLimits(settings.photo_max_bytes(), settings.photo_max_pixels())
     web_uploads = WebUploads(settings.media_dir, photo_limits)
-    engine = Engine(
-        sessions=sessions,
-        flows=flow_for,
-        clock=clock,
-        policy=policy,
-        media={"telegram": TelegramMedia(telegram), WEB: web_uploads},
-        on_outbox=relay.wake,
-    )
+    # every write goes through the bus: chat updates (the engine), the API, timers, replans, the CLI
+    bus = MessageBus(sessions=sessions, clock=clock, policy=policy, handlers=registry.HANDLERS, reactions=registry.reactions(), on_outbox=relay.wake)
+    engine = Engine(bus=bus, flows=flow_for, media={"telegram": TelegramMedia(telegram), WEB: web_uploads})
     for role, token in settings.bot_tokens().items():
         telegram[role] = TelegramBot(role, token, settings.telegram_api_url, engine, settings.media_dir, photo_limits=photo_limits)
 
     async def tell_dispatchers(platform: str, bot: str, chat_id: str, reason: str) -> None:
         origin = f"unreachable:{platform}:{bot}:{chat_id}:{uuid.uuid4().hex}"
-        await engine.apply(origin, lambda ctx: chat_unreachable(ctx, platform, bot, chat_id, reason))
+        await bus.run(origin, lambda ctx: chat_unreachable(ctx, platform, bot, chat_id, reason))
 
     relay.on_undeliverable = tell_dispatchers
     replanner = Replanner(
-        engine, sessions, clock, policy, replan_seconds=settings.replan_seconds, plan_seconds=settings.plan_seconds,
+        bus, sessions, clock, policy, replan_seconds=settings.replan_seconds, plan_seconds=settings.plan_seconds,
         nightly_at=settings.nightly_plan_time(),
     )
-    return Container(settings, clock, policy, db, sessions, engine, relay, telegram, web_uploads, replanner)
+    return Container(settings, clock, policy, db, sessions, bus, engine, relay, telegram, web_uploads, replanner)

@@ -8,6 +8,8 @@ from sqlalchemy import select
 
 from domain.model import DispatchGroup, Dispatcher, Technician
 from services import backoffice
+from services.bus import MessageBus
+from services.context import HandlerContext
 from storage.repository import Store
 
 CENTER = (31.2304, 121.4737)  # People's Square, Shanghai
@@ -82,8 +84,16 @@ async def _technician(store: Store, name: str, phone: str, roles: list[str], ski
     return token
 
 
-async def load_demo(store: Store, now, policy) -> DemoLinks:
-    """Create (or find again) the demo records and return fresh links to them."""
+async def load_demo(bus: MessageBus) -> DemoLinks:
+    """Create (or find again) the demo records and return fresh links to them, in one unit of work on the bus."""
+
+    async def seed(ctx: HandlerContext) -> tuple[DemoLinks, list]:
+        return await _seed(ctx.store, ctx.now, ctx.policy)
+
+    return await bus.call("demo-data", seed)
+
+
+async def _seed(store: Store, now, policy) -> tuple[DemoLinks, list]:
     for category, steps in TEMPLATES.items():
         await backoffice.put_checklist_template(store, service_kind="installation", product_category=category, name=f"{category} installation", steps=steps)
         await backoffice.put_checklist_template(store, service_kind="delivery", product_category=category, name=f"{category} delivery", steps=DELIVERY_STEPS)
@@ -116,4 +126,4 @@ async def load_demo(store: Store, now, policy) -> DemoLinks:
         now, policy,
     )
     panes.update(customer=order.customer_token, dispatcher=dispatcher_token, group=group_token)
-    return DemoLinks(order.customer_token, technicians, panes, dispatcher_token, group_token, order.job.id)
+    return DemoLinks(order.customer_token, technicians, panes, dispatcher_token, group_token, order.job.id), list(order.events)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from conversations.messages import Rendered
+from services.messages import Rendered
 
 # Alerts in one digest: the inline keyboard stays usable and the text readable.
 MAX_ALERTS = 10

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from bots.base import RetryLater, Sender, Undeliverable
 from bots.robots import Throttled
 from conversations.i18n import render, translate
-from conversations.messages import Rendered
+from services.messages import Rendered
 from domain.clock import Clock
 from scheduler import digest
 from scheduler.logthrottle import LogThrottle

@@ -9,10 +9,10 @@ from typing import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from conversations.engine import Engine
 from domain.clock import Clock
 from domain.errors import DomainError
 from scheduler.logthrottle import LogThrottle
+from services.bus import MessageBus
 from services.replanning import KINDS as REPLAN_KINDS, Replanner
 from services.timers import fire
 from storage.repository import Store
@@ -21,7 +21,7 @@ from storage.schedule import ScheduleStore
 log = logging.getLogger(__name__)
 
 
-async def fire_due_timers(engine: Engine, sessions: async_sessionmaker, clock: Clock, replanner: Replanner | None = None) -> int:
+async def fire_due_timers(bus: MessageBus, sessions: async_sessionmaker, clock: Clock, replanner: Replanner | None = None) -> int:
     """Fire every timer that is due; each in its own transaction, so one bad timer stops no other.
     Replans solve outside any transaction, so the replanner fires those; last, so that a replan queued by
     a timer just fired (an overrun) runs in this sweep."""
@@ -29,7 +29,7 @@ async def fire_due_timers(engine: Engine, sessions: async_sessionmaker, clock: C
         timer_ids = await ScheduleStore(Store(session)).due_timer_ids(clock.now(), exclude_kinds=REPLAN_KINDS)
     for timer_id in timer_ids:
         try:
-            await engine.apply(f"timer:{timer_id}", lambda ctx, t=timer_id: fire(ctx, t))
+            await bus.run(f"timer:{timer_id}", lambda ctx, t=timer_id: fire(ctx, t))
         except DomainError as err:
             log.warning("timer %s: %s", timer_id, err.code)
         except Exception:  # a bug in one timer must not hold up the others, nor the replans after them

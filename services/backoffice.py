@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -9,7 +10,6 @@ from sqlalchemy import select
 
 from domain import events as ev
 from domain.errors import InvalidInput, NotFound
-from domain.events import stamp
 from domain.model import (
     DEFAULT_SERVICE_MINUTES,
     ChecklistStep,
@@ -29,7 +29,9 @@ from domain.model import (
     WorkingHours,
 )
 from domain.policy import ServicePolicy
-from services.handlers import HandlerContext, candidates
+from services.bus import MessageBus
+from services.context import HandlerContext
+from services.handlers import candidates
 from services.replanning import book_urgent
 from storage.repository import Store
 
@@ -76,10 +78,22 @@ class OrderResult:
     visits: list[Visit]
     created: bool
     customer_token: str
+    events: tuple[ev.Event, ...] = ()
+
+
+async def place_order(bus: MessageBus, request: OrderRequest) -> OrderResult:
+    """Order intake as one unit of work on the bus, so its events meet their reactions like any other write's."""
+
+    async def intake(ctx: HandlerContext) -> tuple[OrderResult, list[ev.Event]]:
+        result = await create_order(ctx.store, request, ctx.now, ctx.policy)
+        return result, list(result.events)
+
+    return await bus.call(f"order:{request.source}:{request.external_ref}:{uuid.uuid4().hex}", intake)
 
 
 async def create_order(store: Store, request: OrderRequest, now: datetime, policy: ServicePolicy) -> OrderResult:
-    """Create the job and its linked visits; a repeat of (source, external_ref) returns the same job."""
+    """Create the job and its linked visits, and say what happened in ``events`` (for the unit of work to
+    record and react to); a repeat of (source, external_ref) returns the same job and no events."""
     existing = await store.job_by_ref(request.source, request.external_ref)
     if existing is not None:
         # the same order posted again gets the link already handed out, never a second one
@@ -131,11 +145,11 @@ async def create_order(store: Store, request: OrderRequest, now: datetime, polic
         if kind is ServiceKind.DELIVERY:
             delivery = visit
         visits.append(visit)
-    await store.record_events([stamp(ev.JobCreated(job.id, None, {"visits": [v.id for v in visits]}), now)])
+    events: list[ev.Event] = [ev.JobCreated(job.id, None, {"visits": [v.id for v in visits]})]
     if request.priority == "urgent":
-        await store.record_events([stamp(e, now) for e in await book_urgent(store, job, visits, now, policy)])
+        events += await book_urgent(store, job, visits, now, policy)
     token = await store.issue_token("customer", job.id, now, policy.customer_link_ttl)
-    return OrderResult(job, visits, True, token)
+    return OrderResult(job, visits, True, token, tuple(events))
 
 
 async def _customer(store: Store, request: OrderRequest) -> Customer:

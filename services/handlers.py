@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain import commands as c
@@ -31,20 +30,12 @@ from domain.model import (
     Visit,
     VisitStatus,
 )
-from domain.policy import ServicePolicy
 from domain.slots import Booking, free_slots, is_offered_window
 from scheduler.routing.model import NOT_ENOUGH_TECHNICIANS
 from services import planning
 from services.booking import feasible_slots
-from storage.repository import Store
+from services.context import HandlerContext
 from storage.schedule import ScheduleStore
-
-
-@dataclass
-class HandlerContext:
-    store: Store
-    now: datetime
-    policy: ServicePolicy
 
 
 # --- binding chats ------------------------------------------------------------------------------
@@ -518,35 +509,6 @@ async def mark_contacted(ctx: HandlerContext, cmd: c.MarkContacted) -> list[ev.E
     return [ev.CustomerContacted(job.id, visit.id, {"technician_id": cmd.technician_id})]
 
 
-async def track_location(ctx: HandlerContext, cmd: c.TrackLocation) -> list[ev.Event]:
-    from services.timers import track
-
-    return await track(ctx, cmd.technician_id, cmd.latitude, cmd.longitude)
-
-
-async def extend_sla(ctx: HandlerContext, cmd: c.ExtendSla) -> list[ev.Event]:
-    from services.timers import extend_stage
-
-    if await ctx.store.get(Dispatcher, cmd.dispatcher_id) is None:
-        raise NotAllowed("not_a_dispatcher")
-    events = await extend_stage(ctx, cmd.visit_id, cmd.stage, cmd.minutes)
-    if not events:
-        raise DomainError("sla_not_running")
-    return events
-
-
-async def set_duty(ctx: HandlerContext, cmd: c.SetDuty) -> list[ev.Event]:
-    from services.replanning import duty_changed  # replanning builds on these handlers
-
-    technician = await ctx.store.get(Technician, cmd.technician_id, for_update=True)
-    if technician is None:
-        raise NotFound("technician_not_found")
-    if technician.on_duty != cmd.on_duty:  # saying it twice replans once
-        technician.on_duty = cmd.on_duty
-        await duty_changed(ctx, technician)
-    return []
-
-
 async def chat_unreachable(ctx: HandlerContext, platform: str, bot: str, chat_id: str, reason: str) -> list[ev.Event]:
     """A chat stopped taking our messages: the dispatchers of every open job it matters for are told."""
     events: list[ev.Event] = []
@@ -561,6 +523,7 @@ async def chat_unreachable(ctx: HandlerContext, platform: str, bot: str, chat_id
     return events
 
 
+# the commands handled here; services/registry.py adds those whose handlers live with timers and replanning
 HANDLERS = {
     c.BindCustomer: bind_customer,
     c.BindTechnician: bind_technician,
@@ -587,11 +550,4 @@ HANDLERS = {
     c.AcknowledgeAlert: acknowledge_alert,
     c.AssignVisit: assign_visit,
     c.MarkContacted: mark_contacted,
-    c.TrackLocation: track_location,
-    c.ExtendSla: extend_sla,
-    c.SetDuty: set_duty,
 }
-
-
-async def execute(ctx: HandlerContext, command: c.Command) -> list[ev.Event]:
-    return await HANDLERS[type(command)](ctx, command)

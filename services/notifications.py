@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conversations.messages import Button, ChatRef, Outbound, buttons, raw, span, t, when
+from services.messages import Button, ChatRef, Outbound, buttons, raw, span, t, when
 from domain import events as ev
 from domain.geo import map_link
 from domain.masking import mask_address, mask_name, mask_phone
 from domain.model import ChatBinding, Customer, Job, ProblemReport, Technician, Visit, VisitStatus
-from services.handlers import HandlerContext
+from services.context import HandlerContext
 from services.timers import eta_minutes
 from storage.schedule import ScheduleStore
 

@@ -7,7 +7,6 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
 
 from domain import events as ev
 from domain.model import ROLES_FOR_KIND, Job, ServiceKind, Technician, TechnicianRole, Visit, VisitStatus
@@ -15,11 +14,10 @@ from domain.policy import ServicePolicy
 from scheduler.routing import model as rm
 from scheduler.routing.solver import solve
 from scheduler.routing.travel import HaversineProvider
+from services.context import HandlerContext
 from storage.repository import Store
 from storage.schedule import ScheduleStore
 
-if TYPE_CHECKING:  # handlers use planning through booking; only the type is needed here
-    from services.handlers import HandlerContext
 
 PLANNED = (VisitStatus.BOOKED, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)
 STARTED = (VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)

@@ -8,24 +8,23 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from domain import events as ev
 from domain import lifecycle
 from domain.clock import Clock
-from domain.errors import DomainError
+from domain import commands as c
+from domain.errors import DomainError, NotFound
 from domain.model import Job, OfferStatus, Technician, Visit, VisitStatus
 from domain.policy import ServicePolicy
 from scheduler.routing import model as rm
 from services import planning
-from services.handlers import HandlerContext, _offer_next
+from services.bus import MessageBus
+from services.context import HandlerContext
+from services.handlers import _offer_next
 from storage.repository import Store
 from storage.schedule import ScheduleStore
-
-if TYPE_CHECKING:  # the engine imports the timers, which queue replans from here
-    from conversations.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +70,16 @@ async def queue_replan(store: Store, now: datetime, day: date, reason: str, ref:
 
 async def _open_visits(store: Store, technician_id: int) -> list[Visit]:
     return await store.visits_of_technician(technician_id, MOVABLE) + await store.crew_visits_of(technician_id, MOVABLE)
+
+
+async def set_duty(ctx: HandlerContext, cmd: c.SetDuty) -> list[ev.Event]:
+    technician = await ctx.store.get(Technician, cmd.technician_id, for_update=True)
+    if technician is None:
+        raise NotFound("technician_not_found")
+    if technician.on_duty != cmd.on_duty:  # saying it twice replans once
+        technician.on_duty = cmd.on_duty
+        await duty_changed(ctx, technician)
+    return []
 
 
 async def duty_changed(ctx: HandlerContext, technician: Technician) -> None:
@@ -355,9 +364,9 @@ class Replanner:
     a second firing finds them claimed and changes nothing. A replan that fails is fired again after a growing
     pause, and the dispatchers are told once (see _failed)."""
 
-    def __init__(self, engine: Engine, sessions: async_sessionmaker, clock: Clock, policy: ServicePolicy, *,
+    def __init__(self, bus: MessageBus, sessions: async_sessionmaker, clock: Clock, policy: ServicePolicy, *,
                  replan_seconds: float = 3.0, plan_seconds: float = 30.0, nightly_at: time | None = None) -> None:
-        self._engine = engine
+        self._bus = bus
         self._sessions = sessions
         self._clock = clock
         self._policy = policy
@@ -405,7 +414,7 @@ class Replanner:
         log.log(logging.ERROR if attempt == 1 else logging.WARNING, "%s failed (attempt %d): %s; next try in %d min",
                 name, attempt, reason, delay // timedelta(minutes=1), exc_info=failure if attempt == 1 else None)
         try:
-            await self._engine.apply(f"replan-failed:{rows[0]['key']}:{attempt}", lambda ctx: self._back_off(ctx, day, rows, attempt, delay, reason))
+            await self._bus.run(f"replan-failed:{rows[0]['key']}:{attempt}", lambda ctx: self._back_off(ctx, day, rows, attempt, delay, reason))
         except Exception as exc:  # the database itself fails: the timers stay due and the next sweep tries again
             log.warning("%s: the retry could not be set: %s", name, _reason(exc))
 
@@ -436,7 +445,7 @@ class Replanner:
         timer_ids = tuple(r["id"] for r in rows)
         if day < _local_day(self._clock.now(), self._policy):  # every shift of it is over: nothing left to plan
             log.info("replan of %s skipped: the day is over", day)
-            await self._engine.apply(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, None, None))
+            await self._bus.run(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, None, None))
             return
         technicians = {t for r in rows for t in r["payload"].get("technicians", [])}
         overrunning = {str(t) for r in rows if r["payload"].get("reason") == "overrun" for t in r["payload"].get("technicians", [])}
@@ -452,7 +461,7 @@ class Replanner:
         if stuck:
             run = run.release(stuck)
             plan = await self._solve(run.dp.problem, self._replan_seconds)
-        await self._engine.apply(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, run, plan))
+        await self._bus.run(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, run, plan))
 
     async def _apply(self, ctx: HandlerContext, timer_ids: tuple[int, ...], run: Run | None, plan: rm.Plan | None, then=None) -> list[ev.Event]:
         timers = ScheduleStore(ctx.store)
@@ -474,7 +483,7 @@ class Replanner:
         events: list[ev.Event] = []
         if apply:
             origin = f"plan:{day.isoformat()}:{uuid.uuid4().hex}"
-            events = await self._engine.apply(origin, lambda ctx: apply_replan(ctx, run, plan))
+            events = await self._bus.run(origin, lambda ctx: apply_replan(ctx, run, plan))
         return run, plan, events
 
     # --- the nightly plan of tomorrow ---
@@ -509,7 +518,7 @@ class Replanner:
             if self._nightly_at is not None:
                 await self._set_nightly(ctx.store, ctx.now, datetime.combine(day, self._nightly_at, self._policy.tz))
 
-        await self._engine.apply(f"nightly:{day.isoformat()}", lambda ctx: self._apply(ctx, (row["id"],), run, plan, next_night))
+        await self._bus.run(f"nightly:{day.isoformat()}", lambda ctx: self._apply(ctx, (row["id"],), run, plan, next_night))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -10,7 +10,11 @@ from domain.geo import haversine_m
 from domain.lifecycle import ACTIVE
 from domain.model import Job, Technician, Visit, VisitStatus
 from domain.sla import completion_deadline, policy_for, tier_moments
-from services.handlers import HandlerContext, _offer_next, expire_offers
+from domain import commands as c
+from domain.errors import DomainError, NotAllowed
+from domain.model import Dispatcher
+from services.context import HandlerContext
+from services.handlers import _offer_next, expire_offers
 from services.replanning import overran
 from storage.schedule import ScheduleStore
 
@@ -30,6 +34,25 @@ ENDS = {
     ev.VisitCompleted: ("completion",),
     ev.OfferDeclined: ("accept",),
 }
+
+
+async def on_event(ctx: HandlerContext, event: ev.Event) -> list:
+    """The bus's reaction: the timers this event starts or stops (nothing to send, no further events)."""
+    await schedule(ctx, [event])
+    return []
+
+
+async def track_location(ctx: HandlerContext, cmd: c.TrackLocation) -> list[ev.Event]:
+    return await track(ctx, cmd.technician_id, cmd.latitude, cmd.longitude)
+
+
+async def extend_sla(ctx: HandlerContext, cmd: c.ExtendSla) -> list[ev.Event]:
+    if await ctx.store.get(Dispatcher, cmd.dispatcher_id) is None:
+        raise NotAllowed("not_a_dispatcher")
+    events = await extend_stage(ctx, cmd.visit_id, cmd.stage, cmd.minutes)
+    if not events:
+        raise DomainError("sla_not_running")
+    return events
 
 
 async def schedule(ctx: HandlerContext, events: list[ev.Event]) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conversations.messages import ChatRef, Inbound, InboundKind
+from services.messages import ChatRef, Inbound, InboundKind
 from domain.clock import ManualClock
 from fieldchat.container import Container, build
 from fieldchat.settings import Settings
@@ -131,7 +131,7 @@ class World:
             product_name="3-seat sofa", product_category=category, brand=None,
             services=tuple(backoffice.ServiceRequest(k) for k in services),
         )
-        return await self._tx(lambda s: backoffice.create_order(s, request, self.clock.now(), self.container.policy))
+        return await backoffice.place_order(self.container.bus, request)
 
     async def technician(self, name: str, roles: list[str], skills: list[str] = (), phone: str | None = None) -> tuple[int, str]:
         async def create(store):
@@ -165,7 +165,7 @@ class World:
         """Fire what is due at the clock's current time, as the background sweep would."""
         from scheduler.sweeps import fire_due_timers
 
-        return await fire_due_timers(self.container.engine, self.container.sessions, self.clock, self.container.replanner)
+        return await fire_due_timers(self.container.bus, self.container.sessions, self.clock, self.container.replanner)
 
     async def job(self, job_id: int) -> dict:
         async with self.container.sessions() as session:

@@ -8,10 +8,10 @@ import pytest
 
 from bots.alerting import AlertSinks
 from bots.robots import Throttled
-from conversations.messages import Rendered
+from services.messages import Rendered
 from storage.repository import Store
 from storage.schedule import ScheduleStore
-from tests.fakes.robot_servers import FakeRobots
+from fieldchat.fakes.robot_servers import FakeRobots
 from tests.harness import World
 from tests.test_flows import booked_and_accepted
 

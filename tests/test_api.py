@@ -15,11 +15,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from conversations.messages import ChatRef, Inbound, InboundKind
+from services.messages import ChatRef, Inbound, InboundKind
 from domain.clock import ManualClock
 from fieldchat.container import Container, build
 from fieldchat.settings import Settings
-from tests.fakes.telegram_server import FakeTelegram
+from fieldchat.fakes.telegram_server import FakeTelegram
 from storage.repository import Store
 from tests.harness import SHOP, START, World, keys
 from webhooks.app import create_app

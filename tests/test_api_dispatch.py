@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.messages import ChatRef, Inbound, InboundKind
+from services.messages import ChatRef, Inbound, InboundKind
 from storage.repository import Store
 from tests.test_api import running_api
 

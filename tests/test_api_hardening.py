@@ -74,7 +74,7 @@ async def test_assigning_a_cancelled_visit_is_a_409_conflict_with_its_state(api:
         visit = await ctx.store.get(Visit, visit_id)
         return [lifecycle.cancel(visit, visit.job_id, "customer")]
 
-    await api.container.engine.apply("test:cancel", cancel)
+    await api.container.bus.run("test:cancel", cancel)
     technician_id = (await api.client.post("/api/v1/technicians", json=technician_body(name="Second", working_hours=ALL_WEEK))).json()["id"]
     response = await api.client.post(f"/api/v1/visits/{visit_id}/assign", json={"technician_id": technician_id})
     assert response.status_code == 409, response.text

@@ -58,7 +58,7 @@ async def order_result(world: World, ref: str, *services: backoffice.ServiceRequ
         customer_language="en", address=f"Huangpu District, {ref}", lat=at[0], lon=at[1], region="Huangpu",
         product_name="3-seat sofa", product_category="sofa", brand=brand, services=services, volume_liters=volume,
     )
-    return await world._tx(lambda s: backoffice.create_order(s, request, world.clock.now(), world.container.policy))
+    return await backoffice.place_order(world.container.bus, request)
 
 
 async def book(world: World, visit: Visit, start: time, end: time) -> None:
@@ -83,7 +83,7 @@ async def plan_tomorrow(world: World, seconds: float = 2):
 
 
 async def apply(world: World, problem, plan):
-    return await world.container.engine.apply("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
+    return await world.container.bus.run("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
 
 
 def technicians_of(plan, visit_id: int) -> list[str]:

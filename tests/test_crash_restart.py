@@ -19,7 +19,7 @@ from sqlalchemy import select
 from storage import tables
 from storage.db import create_engine, session_factory
 from storage.repository import Store
-from tests.fakes.telegram_server import FakeTelegram
+from fieldchat.fakes.telegram_server import FakeTelegram
 
 FIELDCHAT = str(Path(sys.executable).parent / "fieldchat")
 

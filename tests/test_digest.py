@@ -11,15 +11,15 @@ import pytest
 
 from bots.robots import RobotSender, RobotSink
 from bots.telegram import TelegramBot, TelegramSender
-from conversations.messages import Rendered
+from services.messages import Rendered
 from domain.clock import ManualClock, SystemClock
 from scheduler import digest
 from scheduler.ratelimit import PlatformLimits, SendLimiter
 from scheduler.relay import OutboxRelay
 from storage.db import create_engine, session_factory
 from storage.repository import Store
-from tests.fakes.robot_servers import FakeRobots
-from tests.fakes.telegram_server import FakeTelegram
+from fieldchat.fakes.robot_servers import FakeRobots
+from fieldchat.fakes.telegram_server import FakeTelegram
 from tests.test_relay import STAFF, drain, enforce, outbox
 
 GROUP = "-6001"

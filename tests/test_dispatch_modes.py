@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from conversations.messages import InboundKind
+from services.messages import InboundKind
 from domain.dispatch import rule_for
 from domain.model import DispatchRule
 from tests.harness import World, keys

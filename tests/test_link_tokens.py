@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from domain import commands as c
-from services import handlers
 from tests.harness import World, keys
 
 
@@ -27,8 +26,8 @@ async def test_a_customer_link_expires_a_grace_period_after_the_job_is_closed(da
     try:
         order = await world.order("SO-8", services=("delivery",))
         customer_id = order.job.customer_id
-        await world.container.engine.apply(
-            "test:cancel", lambda ctx: handlers.execute(ctx, c.CancelVisitByCustomer(order.visits[0].id, customer_id))
+        await world.container.bus.run(
+            "test:cancel", c.CancelVisitByCustomer(order.visits[0].id, customer_id)
         )
         assert (await world.job(order.job.id))["status"] == "cancelled"
         world.clock.advance(timedelta(days=2, minutes=1))

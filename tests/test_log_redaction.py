@@ -14,13 +14,13 @@ import uvicorn
 
 from bots.robots import RobotSender, RobotSink, known_secrets
 from bots.telegram import TelegramBot
-from conversations.messages import ChatRef, Inbound, InboundKind, Rendered
+from services.messages import ChatRef, Inbound, InboundKind, Rendered
 from domain.clock import ManualClock
 from fieldchat import logs
 from fieldchat.container import build
 from fieldchat.settings import Settings
-from tests.fakes.robot_servers import FakeRobots
-from tests.fakes.telegram_server import FakeTelegram
+from fieldchat.fakes.robot_servers import FakeRobots
+from fieldchat.fakes.telegram_server import FakeTelegram
 from tests.harness import START
 from webhooks.app import create_app
 

@@ -131,7 +131,7 @@ async def test_booking_itself_keeps_the_minimum_gap_after_the_delivery(sqlite_ur
             product_name="3-seat sofa", product_category="sofa", brand=None,
             services=(backoffice.ServiceRequest("delivery"), backoffice.ServiceRequest("installation", None, 1, 180)),
         )
-        order = await world._tx(lambda s: backoffice.create_order(s, request, world.clock.now(), world.container.policy))
+        order = await backoffice.place_order(world.container.bus, request)
         customer = world.chat("customer", "c")
         welcome = await customer.send(f"/start {order.customer_token}")
         delivery_slot = next(m for m in welcome if m.key == "customer.choose_slot").buttons[0][1]

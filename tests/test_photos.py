@@ -22,12 +22,12 @@ from conversations.engine import MediaUnavailable
 from conversations.flow import StepInput
 from conversations.flows import ALL_FLOWS
 from conversations.flows.technician import TECHNICIAN_FLOW, TechnicianView, TechVisit
-from conversations.messages import ChatRef, Inbound, InboundKind
+from services.messages import ChatRef, Inbound, InboundKind
 from domain.model import ChecklistStep, StepKind, VisitStatus
 from domain.policy import ServicePolicy
 from fieldchat.settings import Settings
 from storage import tables
-from tests.fakes.telegram_server import FakeTelegram
+from fieldchat.fakes.telegram_server import FakeTelegram
 from tests.test_telegram_e2e import CUSTOMER, SHOP, STAFF, Shop, book_first_slot, running
 
 MB = 1024 * 1024

@@ -56,7 +56,7 @@ async def test_a_planned_day_assigns_every_visit_within_its_window_and_tells_the
     plan = await planning.plan_day(problem.dp, time_limit_s=2)
     assert plan.unassigned == ()
     assert check_plan(problem.dp.problem, plan) == []
-    events = await world.container.engine.apply("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
+    events = await world.container.bus.run("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
     job = await world.job(visits[0].job_id)
     assert job["visits"][0]["technician"] is not None
     async with world.container.sessions() as session:
@@ -91,7 +91,7 @@ async def test_a_visit_nobody_can_do_is_left_out_with_its_reason_and_escalated(w
     plan = await planning.plan_day(problem.dp, time_limit_s=1)
     assert [u.reason for u in plan.unassigned] == ["no_skilled_technician"]
     await group.inbox()
-    await world.container.engine.apply("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
+    await world.container.bus.run("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
     alerts = await group.inbox()
     assert keys(alerts) == ["group.no_technician_planned"]
     assert alerts[0].params["reason"]["key"] == "plan_reason.no_skilled_technician"
@@ -183,6 +183,6 @@ async def test_planning_today_after_a_shift_ended_leaves_that_technician_out_and
     assert any("Wang" in line and "shift_over" in line for line in lines)
     assert any("Zhao" in line and "not_working_that_day" in line for line in lines)
 
-    await world.container.engine.apply("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
+    await world.container.bus.run("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
     assert [m.params["visit"] for m in await chats["Chen"].inbox() if m.key == "tech.offer"] == [evening.visits[0].id]
     assert [m.params["visit"] for m in await chats["Wang"].inbox() if m.key == "tech.visit_taken_away"] == [evening.visits[0].id]

@@ -23,7 +23,7 @@ from sqlalchemy import insert, select
 
 from bots.telegram import TelegramBot, TelegramSender
 from domain.clock import ManualClock, SystemClock
-from scheduler import notify_bench
+from fieldchat import notify_bench
 from scheduler.logthrottle import LogThrottle
 from scheduler.ratelimit import DEFAULT_LIMITS, PlatformLimits, SendLimiter
 from scheduler.relay import PULLED_PLATFORMS, OutboxRelay, _WriteTurns, new_relay_id, relay_gone
@@ -32,7 +32,7 @@ from storage import tables
 from storage.db import create_engine, session_factory
 from storage.repository import Store
 from tests.conftest import _truncate
-from tests.fakes.telegram_server import FakeTelegram
+from fieldchat.fakes.telegram_server import FakeTelegram
 
 CUSTOMER = "7101:relay-customer"
 STAFF = "7102:relay-staff"

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from bots.base import RetryLater, Undeliverable
 from conversations.flows import customer as customer_flow
-from conversations.messages import InboundKind, Rendered
+from services.messages import InboundKind, Rendered
 from scheduler.relay import OutboxRelay
 from scheduler.sweeps import forget_old_updates
 from storage import tables

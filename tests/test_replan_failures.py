@@ -271,7 +271,7 @@ async def test_a_failing_day_is_told_once_to_each_group_of_the_regions_with_work
             address="somewhere", lat=31.23, lon=121.47, region=region, product_name="Sofa", product_category="sofa", brand=None,
             services=(backoffice.ServiceRequest("delivery"),),
         )
-        order = await world._tx(lambda s, r=request: backoffice.create_order(s, r, world.clock.now(), world.container.policy))
+        order = await backoffice.place_order(world.container.bus, request)
         await give(world, order.visits[0].id, chen, local(23, 14), local(23, 16))
     await urgent_order(world)
     Fault(monkeypatch)

@@ -62,7 +62,7 @@ async def urgent_order(world: World, ref: str = "URG-1", phone: str = "139000000
         product_name="Washing machine", product_category="washer", brand=None,
         services=(backoffice.ServiceRequest("delivery"),), priority="urgent",
     )
-    return await world._tx(lambda s: backoffice.create_order(s, request, world.clock.now(), world.container.policy))
+    return await backoffice.place_order(world.container.bus, request)
 
 
 # --- off duty -------------------------------------------------------------------------------------

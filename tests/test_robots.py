@@ -26,10 +26,10 @@ from bots.robots import (
     truncate_bytes,
 )
 from conversations.i18n import render
-from conversations.messages import Button, Outbound, Rendered, buttons, t
+from services.messages import Button, Outbound, Rendered, buttons, t
 from domain.clock import ManualClock
 from domain.masking import mask_address, mask_name, mask_phone
-from tests.fakes.robot_servers import FakeRobots
+from fieldchat.fakes.robot_servers import FakeRobots
 
 START = datetime(2024, 5, 6, 9, 7, 13, tzinfo=timezone.utc)  # not :00/:30, which Feishu asks to avoid (G3)
 

@@ -23,7 +23,7 @@ from fieldchat.settings import Settings
 from services import backoffice
 from storage import tables
 from storage.repository import Store
-from tests.fakes.telegram_server import FakeTelegram
+from fieldchat.fakes.telegram_server import FakeTelegram
 from webhooks.app import create_app
 
 CUSTOMER = "111111:AAcustomer-bot-token-for-tests"
@@ -129,7 +129,7 @@ class Shop:
             product_name="3-seat sofa", product_category="sofa", brand=None,
             services=tuple(backoffice.ServiceRequest(k) for k in services),
         )
-        return await self._tx(lambda s: backoffice.create_order(s, request, self.clock.now(), self.container.policy))
+        return await backoffice.place_order(self.container.bus, request)
 
     async def rows(self, statement) -> list[dict]:
         async with self.container.sessions() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram.types import Update
 
 from bots.telegram import to_inbound
-from conversations.messages import InboundKind
+from services.messages import InboundKind
 
 USER = {"id": 42, "is_bot": False, "first_name": "Wang", "language_code": "zh-hans"}
 PRIVATE = {"id": 42, "type": "private", "first_name": "Wang"}

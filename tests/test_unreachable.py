@@ -19,11 +19,11 @@ async def world(sqlite_url, tmp_path):
 async def test_a_customer_or_technician_who_blocked_the_bot_is_reported_to_the_group(world: World):
     order, customer, driver, group = await booked_and_accepted(world)
     await group.inbox()
-    engine = world.container.engine
-    await engine.apply("test:1", lambda ctx: chat_unreachable(ctx, "web", "customer", customer.ref.chat_id, "blocked"))
+    bus = world.container.bus
+    await bus.run("test:1", lambda ctx: chat_unreachable(ctx, "web", "customer", customer.ref.chat_id, "blocked"))
     alert = await group.inbox()
     assert keys(alert) == ["group.customer_unreachable"] and alert[0].params["phone"] == "139****5678"
-    await engine.apply("test:2", lambda ctx: chat_unreachable(ctx, "web", "staff", driver.ref.chat_id, "blocked"))
+    await bus.run("test:2", lambda ctx: chat_unreachable(ctx, "web", "staff", driver.ref.chat_id, "blocked"))
     assert keys(await group.inbox()) == ["group.technician_unreachable"]
     # a chat that is nobody's changes nothing
-    assert await engine.apply("test:3", lambda ctx: chat_unreachable(ctx, "web", "customer", "nobody", "blocked")) == []
+    assert await bus.run("test:3", lambda ctx: chat_unreachable(ctx, "web", "customer", "nobody", "blocked")) == []

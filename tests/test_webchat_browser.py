@@ -20,7 +20,6 @@ from domain.clock import ManualClock
 from fieldchat.container import build
 from fieldchat.demo import CENTER, DemoLinks, load_demo
 from fieldchat.settings import Settings
-from storage.repository import Store
 from webhooks.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -59,8 +58,7 @@ async def served(sqlite_url, tmp_path):
     settings = Settings(_env_file=None, database_url=sqlite_url, media_dir=tmp_path / "media", host="127.0.0.1", web_console=True)
     clock = ManualClock(START)
     container = build(settings, clock)
-    async with container.sessions() as session, session.begin():
-        links = await load_demo(Store(session), clock.now(), container.policy)
+    links = await load_demo(container.bus)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

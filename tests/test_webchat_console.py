@@ -14,7 +14,6 @@ from domain.clock import ManualClock
 from fieldchat.container import build
 from fieldchat.demo import load_demo
 from fieldchat.settings import Settings
-from storage.repository import Store
 from tests.harness import START
 from webhooks import webchat
 from webhooks.app import create_app
@@ -31,8 +30,7 @@ async def console(sqlite_url, tmp_path, rates=None, **settings):
     async with app.router.lifespan_context(app):
         if rates:
             app.state.console = webchat.ConsoleGuard(rates=rates)
-        async with container.sessions() as session, session.begin():
-            links = await load_demo(Store(session), container.clock.now(), container.policy)
+        links = await load_demo(container.bus)
         yield app, links
 
 

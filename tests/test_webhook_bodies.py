@@ -9,7 +9,7 @@ import httpx
 from domain.clock import ManualClock
 from fieldchat.container import build
 from fieldchat.settings import Settings
-from tests.fakes.telegram_server import FakeTelegram
+from fieldchat.fakes.telegram_server import FakeTelegram
 from tests.harness import START
 from webhooks.app import create_app
 

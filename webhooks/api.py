@@ -5,8 +5,7 @@ from __future__ import annotations
 import hmac
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -20,10 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from domain.errors import DomainError, IllegalTransition, NotFound
-from fieldchat.container import Container
+from webhooks.service import Service
 from domain.commands import AssignVisit, SetDuty
 from domain.model import MAX_ID, Technician
-from services import backoffice, handlers
+from services import backoffice
+from services.context import HandlerContext
 from storage.repository import Store
 from storage.schedule import ScheduleStore
 
@@ -46,11 +46,11 @@ Name = Annotated[str, Field(min_length=1, max_length=100)]
 bearer = HTTPBearer(auto_error=False)
 
 
-def container(request: Request) -> Container:
+def container(request: Request) -> Service:
     return request.app.state.container
 
 
-ContainerDep = Annotated[Container, Depends(container)]
+ServiceDep = Annotated[Service, Depends(container)]
 
 
 def require_token(
@@ -431,16 +431,16 @@ class HealthOut(BaseModel):
 # --- links ----------------------------------------------------------------------------------------
 
 
-def _base_url(app: Container, request: Request) -> str:
+def _base_url(app: Service, request: Request) -> str:
     return (app.settings.public_url or str(request.base_url)).rstrip("/")
 
 
-def _telegram_link(app: Container, role: str, parameter: str, token: str) -> str | None:
+def _telegram_link(app: Service, role: str, parameter: str, token: str) -> str | None:
     username = app.bot_username(role)
     return f"https://t.me/{username}?{parameter}={token}" if username else None
 
 
-def _web_link(app: Container, request: Request, pane: str, token: str) -> str | None:
+def _web_link(app: Service, request: Request, pane: str, token: str) -> str | None:
     """The demo console's link, when it is served: the token goes after "#", which browsers keep to themselves."""
     if not app.settings.web_console:
         return None
@@ -458,36 +458,36 @@ def _domain_http_error(err: DomainError) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, err.code)
 
 
-@asynccontextmanager
-async def _transaction(app: Container) -> AsyncIterator[Store]:
-    async with app.sessions() as session, session.begin():
-        yield Store(session)
-
-
 T = TypeVar("T")
 
 
-async def _upsert(app: Container, write: Callable[[Store], Awaitable[T]]) -> T:
-    """Run a write that creates its row unless it exists: losing the race to create it is retried once, finding it."""
-    for attempt in range(2):
-        try:
-            async with _transaction(app) as store:
-                return await write(store)
-        except IntegrityError as exc:
-            if attempt:
-                raise HTTPException(status.HTTP_409_CONFLICT, "concurrent_change") from exc
-        except DomainError as err:
-            raise _domain_http_error(err) from err
+def _clash(exc: Exception) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, "concurrent_change")
 
 
-async def _apply(app: Container, origin: str, command) -> list:
-    """A domain command through the engine, as the chats send them; its retries exhausted, a clash is a 409."""
+async def _write(app: Service, origin: str, write: Callable[[HandlerContext], Awaitable[T]]) -> T:
+    """A write as one unit of work on the bus; a lost race to insert the same row is retried there (finding
+    the row), and a clash left after the retries is a 409."""
+
+    async def work(ctx: HandlerContext) -> tuple[T, list]:
+        return await write(ctx), []
+
     try:
-        return await app.engine.apply(f"{origin}:{uuid.uuid4().hex}", lambda ctx: handlers.execute(ctx, command))
+        return await app.bus.call(f"{origin}:{uuid.uuid4().hex}", work)
     except DomainError as err:
         raise _domain_http_error(err) from err
     except (IntegrityError, StaleDataError) as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, "concurrent_change") from exc
+        raise _clash(exc) from exc
+
+
+async def _apply(app: Service, origin: str, command) -> list:
+    """A domain command on the bus, as the chats send them."""
+    try:
+        return await app.bus.run(f"{origin}:{uuid.uuid4().hex}", command)
+    except DomainError as err:
+        raise _domain_http_error(err) from err
+    except (IntegrityError, StaleDataError) as exc:
+        raise _clash(exc) from exc
 
 
 # --- routes ---------------------------------------------------------------------------------------
@@ -499,7 +499,7 @@ IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
     "/orders", response_model=OrderOut, status_code=status.HTTP_201_CREATED,
     responses={200: {"model": OrderOut, "description": "a repeat of source + external_ref: the job made the first time"}, **BODY, **CONFLICT},
 )
-async def create_order(body: OrderIn, request: Request, response: Response, app: ContainerDep) -> OrderOut:
+async def create_order(body: OrderIn, request: Request, response: Response, app: ServiceDep) -> OrderOut:
     """Create a job with linked visits; repeating the same source + external_ref returns the same job."""
     order = backoffice.OrderRequest(
         source=body.source, external_ref=body.external_ref,
@@ -510,12 +510,16 @@ async def create_order(body: OrderIn, request: Request, response: Response, app:
         items=tuple(body.items), notes=body.notes, volume_liters=body.volume_liters, priority=body.priority,
     )
 
-    async def create(store: Store):
-        # the same order arriving twice at once makes the second lose the insert: its retry finds the first one's job
-        result = await backoffice.create_order(store, order, app.clock.now(), app.policy)
-        return result, await backoffice.job_details(store, result.job.id)
-
-    result, details = await _upsert(app, create)
+    # order intake is a unit of work on the bus like any other write; the same order arriving twice at once
+    # makes the second lose the insert, and its retry finds the first one's job
+    try:
+        result = await backoffice.place_order(app.bus, order)
+    except DomainError as err:
+        raise _domain_http_error(err) from err
+    except (IntegrityError, StaleDataError) as exc:
+        raise _clash(exc) from exc
+    async with app.sessions() as session:
+        details = await backoffice.job_details(Store(session), result.job.id)
     if not result.created:
         response.status_code = status.HTTP_200_OK
     web = _web_link(app, request, "customer", result.customer_token)
@@ -524,7 +528,7 @@ async def create_order(body: OrderIn, request: Request, response: Response, app:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses={**NOT_FOUND, **INVALID})
-async def get_job(job_id: IdPath, app: ContainerDep) -> JobOut:
+async def get_job(job_id: IdPath, app: ServiceDep) -> JobOut:
     async with app.sessions() as session:
         try:
             return JobOut(**await backoffice.job_details(Store(session), job_id))
@@ -533,24 +537,26 @@ async def get_job(job_id: IdPath, app: ContainerDep) -> JobOut:
 
 
 @router.post("/technicians", response_model=InviteOut, status_code=status.HTTP_201_CREATED, responses=BODY)
-async def create_technician(body: TechnicianIn, request: Request, app: ContainerDep) -> InviteOut:
-    async with _transaction(app) as store:
+async def create_technician(body: TechnicianIn, request: Request, app: ServiceDep) -> InviteOut:
+    async def create(ctx: HandlerContext):
         try:
-            technician, token = await backoffice.create_technician(
-                store, name=body.name, phone=body.phone, roles=list(body.roles), skills=body.skills,
+            return await backoffice.create_technician(
+                ctx.store, name=body.name, phone=body.phone, roles=list(body.roles), skills=body.skills,
                 regions=body.regions, working_hours=body.working_hours.model_dump(),
                 home_lat=body.home.lat if body.home else None, home_lon=body.home.lon if body.home else None,
-                language=body.language, now=app.clock.now(), policy=app.policy, vehicle_capacity=body.vehicle_capacity,
+                language=body.language, now=ctx.now, policy=ctx.policy, vehicle_capacity=body.vehicle_capacity,
             )
-        except (DomainError, ValueError) as err:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, getattr(err, "code", str(err))) from err
+        except ValueError as err:  # working hours that do not parse
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+
+    technician, token = await _write(app, "api:technician", create)
     pane = "driver" if body.roles == ["driver"] else "installer"
     web = _web_link(app, request, pane, token)
     return InviteOut(id=technician.id, invite_link=_telegram_link(app, "staff", "start", token) or web, web_link=web)
 
 
 @router.patch("/technicians/{technician_id}", response_model=DutyOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
-async def set_technician_duty(technician_id: IdPath, body: DutyIn, app: ContainerDep) -> DutyOut:
+async def set_technician_duty(technician_id: IdPath, body: DutyIn, app: ServiceDep) -> DutyOut:
     """Put a technician on or off duty, as /offduty and /onduty in the staff bot do."""
     await _apply(app, f"api:duty:{technician_id}", SetDuty(technician_id, body.on_duty))
     async with app.sessions() as session:
@@ -559,25 +565,25 @@ async def set_technician_duty(technician_id: IdPath, body: DutyIn, app: Containe
 
 
 @router.post("/dispatchers", response_model=InviteOut, status_code=status.HTTP_201_CREATED, responses=BODY)
-async def create_dispatcher(body: DispatcherIn, request: Request, app: ContainerDep) -> InviteOut:
-    async with _transaction(app) as store:
-        dispatcher, token = await backoffice.create_dispatcher(store, name=body.name, now=app.clock.now(), policy=app.policy)
+async def create_dispatcher(body: DispatcherIn, request: Request, app: ServiceDep) -> InviteOut:
+    dispatcher, token = await _write(
+        app, "api:dispatcher", lambda ctx: backoffice.create_dispatcher(ctx.store, name=body.name, now=ctx.now, policy=ctx.policy)
+    )
     web = _web_link(app, request, "dispatcher", token)
     return InviteOut(id=dispatcher.id, invite_link=_telegram_link(app, "staff", "start", token) or web, web_link=web)
 
 
 @router.post("/dispatch-groups", response_model=DispatchGroupOut, status_code=status.HTTP_201_CREATED, responses=BODY)
-async def create_dispatch_group(body: DispatchGroupIn, request: Request, app: ContainerDep) -> DispatchGroupOut:
-    async with _transaction(app) as store:
-        group, token = await backoffice.create_dispatch_group(
-            store, name=body.name, region=body.region, language=body.language, now=app.clock.now(), policy=app.policy
-        )
+async def create_dispatch_group(body: DispatchGroupIn, request: Request, app: ServiceDep) -> DispatchGroupOut:
+    group, token = await _write(app, "api:group", lambda ctx: backoffice.create_dispatch_group(
+        ctx.store, name=body.name, region=body.region, language=body.language, now=ctx.now, policy=ctx.policy
+    ))
     web = _web_link(app, request, "group", token)
     return DispatchGroupOut(id=group.id, startgroup_link=_telegram_link(app, "staff", "startgroup", token) or web, web_link=web)
 
 
 @router.put("/checklist-templates", response_model=TemplateOut, responses={**BODY, **CONFLICT})
-async def put_checklist_template(body: TemplateIn, app: ContainerDep) -> TemplateOut:
+async def put_checklist_template(body: TemplateIn, app: ServiceDep) -> TemplateOut:
     async def write(store: Store) -> TemplateOut:
         template = await backoffice.put_checklist_template(
             store, service_kind=body.service_kind, product_category=body.product_category,
@@ -585,21 +591,21 @@ async def put_checklist_template(body: TemplateIn, app: ContainerDep) -> Templat
         )
         return TemplateOut(id=template.id, service_kind=template.service_kind, product_category=template.product_category, steps=template.steps)
 
-    return await _upsert(app, write)
+    return await _write(app, "api:put", lambda ctx: write(ctx.store))
 
 
 @router.put("/dispatch-rules", response_model=DispatchRuleOut, responses={**BODY, **CONFLICT})
-async def put_dispatch_rule(body: DispatchRuleIn, app: ContainerDep) -> DispatchRuleOut:
+async def put_dispatch_rule(body: DispatchRuleIn, app: ServiceDep) -> DispatchRuleOut:
     """Choose auto, grab or manual dispatch for a region and/or service kind (the most specific rule wins)."""
     async def write(store: Store) -> DispatchRuleOut:
         rule = await backoffice.put_dispatch_rule(store, **body.model_dump())
         return DispatchRuleOut(id=rule.id, **body.model_dump())
 
-    return await _upsert(app, write)
+    return await _write(app, "api:put", lambda ctx: write(ctx.store))
 
 
 @router.get("/visits/{visit_id}/candidates", response_model=CandidatesOut, responses={**NOT_FOUND, **INVALID})
-async def visit_candidates(visit_id: IdPath, app: ContainerDep) -> CandidatesOut:
+async def visit_candidates(visit_id: IdPath, app: ServiceDep) -> CandidatesOut:
     """Technicians who could take the visit at its booked time, best first (distance, load, rating)."""
     async with app.sessions() as session:
         try:
@@ -609,7 +615,7 @@ async def visit_candidates(visit_id: IdPath, app: ContainerDep) -> CandidatesOut
 
 
 @router.post("/visits/{visit_id}/assign", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
-async def assign_visit(visit_id: IdPath, body: AssignIn, app: ContainerDep) -> JobOut:
+async def assign_visit(visit_id: IdPath, body: AssignIn, app: ServiceDep) -> JobOut:
     """Manual dispatch: offer the visit to this technician (they still accept it in the staff bot)."""
     events = await _apply(app, f"api:assign:{visit_id}", AssignVisit(visit_id, body.technician_id, dispatcher_id=None))
     async with app.sessions() as session:
@@ -617,7 +623,7 @@ async def assign_visit(visit_id: IdPath, body: AssignIn, app: ContainerDep) -> J
 
 
 @router.put("/sla-policies", response_model=SlaPolicyOut, responses={**BODY, **CONFLICT})
-async def put_sla_policy(body: SlaPolicyBody, app: ContainerDep) -> SlaPolicyOut:
+async def put_sla_policy(body: SlaPolicyBody, app: ServiceDep) -> SlaPolicyOut:
     """Set the allowance and warning tiers of an SLA stage for a region and/or service kind."""
     if 100 not in body.tiers:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "tiers are percentages from 1 to 100 and must include 100")
@@ -626,28 +632,28 @@ async def put_sla_policy(body: SlaPolicyBody, app: ContainerDep) -> SlaPolicyOut
         await ScheduleStore(store).put_sla_policy(**body.model_dump())
         return SlaPolicyOut(**body.model_dump())
 
-    return await _upsert(app, write)
+    return await _write(app, "api:put", lambda ctx: write(ctx.store))
 
 
 @router.put("/alert-sinks", response_model=AlertSinkOut, responses={**BODY, **CONFLICT})
-async def put_alert_sink(body: AlertSinkIn, app: ContainerDep) -> AlertSinkOut:
+async def put_alert_sink(body: AlertSinkIn, app: ServiceDep) -> AlertSinkOut:
     """Add or change a group robot that receives dispatcher alerts; its URL and secret are never shown again."""
     async def write(store: Store) -> AlertSinkOut:
         sink_id = await ScheduleStore(store).put_alert_sink(**body.model_dump())
         return AlertSinkOut(id=sink_id, name=body.name, region=body.region, kind=body.kind, priority=body.priority)
 
-    return await _upsert(app, write)
+    return await _write(app, "api:put", lambda ctx: write(ctx.store))
 
 
 @router.get("/alert-sinks", response_model=AlertSinksOut)
-async def list_alert_sinks(app: ContainerDep) -> AlertSinksOut:
+async def list_alert_sinks(app: ServiceDep) -> AlertSinksOut:
     async with app.sessions() as session:
         rows = await ScheduleStore(Store(session)).alert_sinks()
     return AlertSinksOut(sinks=[AlertSinkOut(**{k: r[k] for k in ("id", "name", "region", "kind", "priority")}) for r in rows])
 
 
 @health.get("/healthz", response_model=HealthOut, responses={503: _error("the database does not answer")})
-async def healthz(app: ContainerDep) -> HealthOut:
+async def healthz(app: ServiceDep) -> HealthOut:
     try:
         async with app.sessions() as session:
             await session.execute(text("SELECT 1"))

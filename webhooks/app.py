@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from fieldchat.container import Container
+from webhooks.service import Service
 from webhooks import api, telegram_routes, webchat
 from webhooks.bodylimit import BodyLimit
 
@@ -15,7 +15,7 @@ BODY_LIMIT = 1024 * 1024  # webhooks, API calls and chat messages: far above any
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing and form fields around a photo
 
 
-def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
+def create_app(container: Service, *, run_background: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await container.start(background=run_background)

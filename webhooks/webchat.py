@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bots.web import PLATFORM, WebUploads
 from conversations.i18n import render
-from conversations.messages import ChatRef, Inbound, InboundKind
+from services.messages import ChatRef, Inbound, InboundKind
 from domain.model import MAX_ID
 from scheduler.ratelimit import storage_uri
 from storage.repository import Store

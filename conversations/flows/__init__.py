@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conversations.flow import Flow
 from conversations.flows import customer, dispatcher, technician
-from conversations.messages import Inbound
+from services.messages import Inbound
 
 CUSTOMER = Flow(customer.CUSTOMER_FLOW, customer.load_view)
 TECHNICIAN = Flow(technician.TECHNICIAN_FLOW, technician.load_view)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conversations.flow import StepInput
-from conversations.messages import Button, Outbound, StepResult, buttons, reply, t
+from services.messages import Button, Outbound, StepResult, buttons, reply, t
 from domain.commands import ChatIdentity, SetLanguage
 from domain.model import Language
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from conversations.flow import MAX_TIMESTAMP, FlowSpec, State, StepInput
 from conversations.flows.common import help_for, hint, identity, language_menu, switch_language
-from conversations.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, span, t
+from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, span, t
 from domain import commands as c
 from domain.lifecycle import ACTIVE, not_before
 from domain.model import Customer, Job, VisitStatus

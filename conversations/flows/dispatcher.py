@@ -7,11 +7,12 @@ from datetime import datetime
 
 from conversations.flow import FlowSpec, State, StepInput, button_int
 from conversations.flows.common import hint, identity, language_menu, switch_language
-from conversations.messages import Button, ChatRef, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, t
+from services.messages import Button, ChatRef, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, t
 from domain import commands as c
 from domain.model import Customer, ExceptionStatus, Job, ProblemReport, Technician, Visit
 from domain.policy import ServicePolicy
-from services.handlers import HandlerContext, candidates
+from services.context import HandlerContext
+from services.handlers import candidates
 from storage.repository import Store
 
 EXCEPTION_BUTTONS = ("xa", "xr", "xt", "xc", "xcy")

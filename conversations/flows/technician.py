@@ -7,7 +7,7 @@ from datetime import datetime
 
 from conversations.flow import FlowSpec, State, StepInput
 from conversations.flows.common import help_for, hint, identity, language_menu, switch_language
-from conversations.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, span, t
+from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, span, t
 from domain import commands as c
 from domain.errors import InvalidInput
 from domain.geo import haversine_m, map_link

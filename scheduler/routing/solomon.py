@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from scheduler.routing.model import Problem, Technician, Visit
+
 # Float slack for comparisons: the checker works on real distances, the solver on scaled integers.
 EPS = 1e-6
 
@@ -172,8 +174,6 @@ def greedy(instance: Instance) -> list[list[int]]:
 
 def to_problem(instance: Instance, resolution: int = 1000):
     """The instance as a field-service problem: every customer a must-do visit, every vehicle a technician."""
-    from scheduler.routing.model import Problem, Technician, Visit
-
     depot = instance.nodes[0]
     visits = tuple(
         Visit(id=str(node.number), location=node.number, service=node.service, windows=((node.ready, node.due),), demand=(node.demand,))

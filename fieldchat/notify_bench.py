@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select
 
 from bots.telegram import TelegramBot, TelegramSender
 from domain.clock import SystemClock
+from fieldchat.fakes.telegram_server import FakeTelegram
 from scheduler.ratelimit import DEFAULT_LIMITS, PlatformLimits, SendLimiter
 from scheduler.relay import OutboxRelay
 from storage import tables as t
@@ -26,19 +27,6 @@ from storage.migrate import upgrade_async
 
 TOKENS = {"customer": "7001:bench-customer", "staff": "7002:bench-staff"}
 PREFIX = "bench "
-
-
-def _fake_telegram():
-    """The fake Bot API lives with the tests; from a source checkout it is importable next to this package."""
-    try:
-        from tests.fakes.telegram_server import FakeTelegram
-    except ImportError:
-        root = Path(__file__).resolve().parents[1]
-        if not (root / "tests" / "fakes" / "telegram_server.py").exists():
-            raise SystemExit("the notify benchmark needs tests/fakes from a source checkout of fieldchat") from None
-        sys.path.insert(0, str(root))
-        from tests.fakes.telegram_server import FakeTelegram
-    return FakeTelegram
 
 
 def window(rate: str | None) -> tuple[int, float] | None:
@@ -91,7 +79,6 @@ async def run(
 
     ``fail_rate`` of the sends are answered 429 with ``retry_after`` on top of the enforced limits (a 429 storm).
     """
-    FakeTelegram = _fake_telegram()
     rule = limits or DEFAULT_LIMITS["telegram"]
     fake = FakeTelegram()
     await fake.start()

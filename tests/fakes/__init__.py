@@ -1,1 +1,0 @@
-"""Test doubles for external services that fieldchat talks to."""
