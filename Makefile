@@ -15,5 +15,7 @@ run: $(STAMP)
 	$(VENV)/bin/fieldchat serve --demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	bash .ci/prepare
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider

@@ -1,4 +1,4 @@
-"""Dispatcher alerts to group robots: routes per region built from the alert_sinks table, with failover."""
+"""The group robots as a channel for dispatcher alerts: routes per region built from the alert_sinks table, with failover."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bots.base import Undeliverable
-from bots.robots import FailoverSender, RobotSender, RobotSink
+from bots.channels import ROBOT_CAPABILITIES, Capabilities
+from bots.robots import LANGUAGES, FailoverSender, RobotSender, RobotSink
 from services.messages import Rendered
 from services.notifications import ALL_REGIONS, route_for
 from storage import tables as t
@@ -26,7 +27,10 @@ def routes_from(rows: list[dict]) -> dict[str, list[str]]:
 
 
 class AlertSinks:
-    """Sends to a route of robots; the configuration is re-read from the database at most once a minute."""
+    """The robot channel: sends to a route of robots (the chat id names the route); the configuration is re-read from
+    the database at most once a minute. Robots only post into a group, so they have no links to hand out."""
+
+    capabilities: Capabilities = ROBOT_CAPABILITIES
 
     def __init__(self, sessions: async_sessionmaker, clock=None, refresh_seconds: float = 60.0, base_url: str | None = None) -> None:
         self._sessions = sessions
@@ -66,6 +70,18 @@ class AlertSinks:
     async def routes(self) -> dict[str, tuple[str, ...]]:
         await self._load()
         return dict(self._failover.routes) if self._failover else {}
+
+    async def reader_language(self, chat_id: str) -> str | None:
+        """The language the groups behind a route read: the one all its robots share, else Chinese (None: no such route)."""
+        await self._load()
+        names = self._failover.routes.get(chat_id) if self._failover else None
+        if not names:
+            return None
+        languages = {LANGUAGES[self._failover.robots.sinks[name].kind] for name in names}
+        return languages.pop() if len(languages) == 1 else "zh"
+
+    def deep_link(self, role: str, token: str) -> str | None:
+        return None
 
     async def aclose(self) -> None:
         if self._http is not None:

@@ -1,4 +1,4 @@
-"""What every platform sender promises the outbox relay, and the errors it may raise."""
+"""What every sending channel promises the outbox relay, and the errors it may raise."""
 
 from __future__ import annotations
 
@@ -36,3 +36,8 @@ class ChatMigrated(Undeliverable):
 class Sender(Protocol):
     async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
         """Deliver one message; return the platform's message id."""
+
+
+class Editor(Protocol):
+    async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None:
+        """Change a sent message in place; only channels whose capabilities say they can edit are asked to."""

@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 import httpx
 
 from bots.base import RetryLater, Undeliverable
+from bots.channels import TextMeasure
+from bots.render import ELLIPSIS, cut
 from services.messages import Rendered
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,11 @@ FEISHU_BODY_BYTES = 20_000
 # Slack caps a section block's text at 3000 characters; the plain text uses the same cap to stay simple.
 SLACK_TEXT_CHARS = 3000
 
-ELLIPSIS = "…"
 LINK_LABEL = "Open in fieldchat"
+
+# The language a robot's group most likely reads, until each sink is given its own: the Chinese office suites'
+# groups read Chinese, the Slack workspaces that use fieldchat English.
+LANGUAGES: dict[str, str] = {"wecom": "zh", "dingtalk": "zh", "feishu": "zh", "slack": "en"}
 
 # Sliding windows (count, seconds) per robot from G1–G4; sending within them avoids DingTalk's 10-minute block.
 DEFAULT_LIMITS: dict[str, tuple[tuple[int, float], ...]] = {
@@ -199,16 +204,6 @@ def feishu_sign(secret: str, timestamp_s: int) -> str:
 # --- payload shaping ------------------------------------------------------------------------------
 
 
-def truncate_bytes(text: str, limit: int) -> str:
-    """At most ``limit`` UTF-8 bytes, cut on a character boundary, with an ellipsis when cut."""
-    data = text.encode()
-    if len(data) <= limit:
-        return text
-    budget = max(0, limit - len(ELLIPSIS.encode()))
-    # "ignore" only drops the partial character at the cut: the input was valid UTF-8
-    return data[:budget].decode("utf-8", errors="ignore") + ELLIPSIS
-
-
 def _fit(text: str, build: Callable[[str], Any], size: Callable[[Any], int], limit: int) -> Any:
     """``build(text)``, or ``build`` of the longest prefix + ellipsis whose ``size`` stays within ``limit``.
 
@@ -308,7 +303,7 @@ def build_payload(sink: RobotSink, message: Rendered, timestamp_s: int | None = 
         content = _fit(body, lambda t: _join(t, tail), _utf8, WECOM_TEXT_BYTES)
         return {"msgtype": "text", "text": {"content": content}}
     if sink.kind == "dingtalk":
-        title = truncate_bytes(body.split("\n", 1)[0], 64)
+        title = cut(body.split("\n", 1)[0], 64, TextMeasure.UTF8_BYTES)
         if link:
             text = _fit(body, escape_markdown, _utf8, DINGTALK_TEXT_BYTES)
             return {

@@ -36,16 +36,15 @@ from aiogram.types import (
 )
 
 from bots.base import ChatGone, ChatMigrated, RetryLater, Undeliverable
+from bots.channels import TELEGRAM, TELEGRAM_CAPABILITIES, Capabilities
 from bots.photos import MEGABYTE, PhotoLimits, PhotoRefused, check_photo
 from conversations.engine import Engine, MediaUnavailable
 from services.messages import ChatRef, Inbound, InboundKind, Rendered
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "telegram"
+PLATFORM = TELEGRAM
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 DOWNLOAD_LIMIT = 20 * MEGABYTE  # getFile serves nothing larger (platform-facts T10)
 DOWNLOAD_TIMEOUT = 60  # seconds for one photo of at most 20 MB
 
@@ -231,16 +230,16 @@ class TelegramBot:
             if edit_id is not None:
                 markup = _markup(message)
                 edited = await self.bot.edit_message_text(
-                    chat_id=int(chat_id), message_id=int(edit_id), text=message.text[:TEXT_LIMIT],
+                    chat_id=int(chat_id), message_id=int(edit_id), text=message.text,
                     reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
                 )
                 return edit_id if edited is True else str(edited.message_id)
             if message.photo_path:
                 sent = await self.bot.send_photo(
-                    int(chat_id), FSInputFile(message.photo_path), caption=message.text[:CAPTION_LIMIT], reply_markup=_markup(message)
+                    int(chat_id), FSInputFile(message.photo_path), caption=message.text, reply_markup=_markup(message)
                 )
             else:
-                sent = await self.bot.send_message(int(chat_id), message.text[:TEXT_LIMIT], reply_markup=_markup(message))
+                sent = await self.bot.send_message(int(chat_id), message.text, reply_markup=_markup(message))
         except TelegramRetryAfter as exc:
             raise RetryLater("429", exc.retry_after) from exc
         except TelegramMigrateToChat as exc:
@@ -325,8 +324,12 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-class TelegramSender:
-    """Routes outbox rows to the right bot by role."""
+class TelegramChannel:
+    """The Telegram channel: sends, edits and fetches photos through the bot of each role (customer, staff).
+
+    Texts arrive already fitted to ``capabilities`` by the relay (bots/render.py)."""
+
+    capabilities: Capabilities = TELEGRAM_CAPABILITIES
 
     def __init__(self, bots: dict[str, TelegramBot]) -> None:
         self.bots = bots
@@ -343,10 +346,14 @@ class TelegramSender:
     async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None:
         return await self._bot(bot).edit(bot, chat_id, message_id, message)
 
-
-class TelegramMedia:
-    def __init__(self, bots: dict[str, TelegramBot]) -> None:
-        self.bots = bots
-
     async def fetch(self, event: Inbound) -> Inbound:
         return await self.bots[event.chat.bot].fetch(event)
+
+    def deep_link(self, role: str, token: str) -> str | None:
+        """``t.me/<bot>?start=<token>`` (``startgroup`` adds the staff bot to a group); None until the bot's name is known."""
+        adapter = self.bots.get("customer" if role == "customer" else "staff")
+        if adapter is None or not adapter.username:
+            return None
+        parameter = "startgroup" if role == "group" else "start"
+        return f"https://t.me/{adapter.username}?{parameter}={token}"
+

@@ -1,4 +1,4 @@
-"""The web console's photo uploads: held in memory for the update that carries them, stored only if the flow takes one."""
+"""The web console as a channel: its links, and its photo uploads, held in memory for the update that carries them."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import secrets
 from dataclasses import replace
 from pathlib import Path
 
+from bots.channels import WEB, WEB_CAPABILITIES, Capabilities
 from bots.photos import PhotoLimits, PhotoRefused, check_photo
 from services.messages import Inbound
 
-PLATFORM = "web"
+PLATFORM = WEB
 
 
 class WebUploads:
@@ -48,3 +49,26 @@ class WebUploads:
             partial.write_bytes(checked.data)
             partial.replace(target)
         return replace(event, file_path=str(target))
+
+
+class WebConsole:
+    """The demo console's channel. It is pulled: the page fetches its messages (webhooks/webchat.py parses what it
+    posts), so there is nothing to send; photos come through ``uploads``."""
+
+    capabilities: Capabilities = WEB_CAPABILITIES
+
+    def __init__(self, uploads: WebUploads, *, enabled: bool, public_url: str | None = None) -> None:
+        self.uploads = uploads
+        self.enabled = enabled
+        self.public_url = public_url
+
+    async def fetch(self, event: Inbound) -> Inbound:
+        return await self.uploads.fetch(event)
+
+    def deep_link(self, role: str, token: str) -> str | None:
+        """``<base>/chat#<pane>=<token>`` while the console is served; relative to this service when its public URL is not
+        set. The token goes after "#", which browsers keep to themselves."""
+        if not self.enabled:
+            return None
+        base = f"{self.public_url.rstrip('/')}/" if self.public_url else ""
+        return f"{base}chat#{role}={token}"

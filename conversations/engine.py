@@ -157,7 +157,7 @@ class Engine:
                 return ProcessOutcome(processed=False)
 
             state, data, language = conversation["state"], dict(conversation["data"]), conversation["language"]
-            view = await flow.load_view(store, event, data, self._policy, now)
+            view = await flow.load_view(store, event, self._policy, now)
             result = flow.step(StepInput(event, state, data, view, now, language, self._policy))
             context = HandlerContext(store, now, self._policy)
             events = []

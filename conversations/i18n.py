@@ -78,4 +78,5 @@ def render(payload: dict, language: str, tz: tzinfo | None = None) -> Rendered:
         ],
         request=payload.get("request"),
         photo_path=payload.get("photo_path"),
+        edit_of=payload.get("edit_of"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.geo import haversine_m
-from domain.model import DispatchMode, DispatchRule, Job, Technician
+from domain.model import DispatchMode, DispatchRule, Job, Technician, stored_id
 from domain.policy import most_specific
 
 DEFAULT_RULE = DispatchRule(mode=DispatchMode.AUTO.value)
@@ -34,10 +34,11 @@ def rank(technicians: list[Technician], job: Job, loads: dict[int, int], ratings
             if tech.home_lat is not None and tech.home_lon is not None
             else None
         )
-        candidates.append(Candidate(tech.id, tech.name, distance, loads.get(tech.id, 0), ratings.get(tech.id)))
+        tech_id = stored_id(tech)
+        candidates.append(Candidate(tech_id, tech.name, distance, loads.get(tech_id, 0), ratings.get(tech_id)))
     by_id = {t.id: t for t in technicians}
 
-    def key(c: Candidate):
+    def key(c: Candidate) -> tuple[bool, float, float, int]:
         specialist = bool(job.brand) and f"brand:{job.brand}" in by_id[c.technician_id].skills
         distance = c.distance_km if c.distance_km is not None else float("inf")
         # a 5 km difference weighs about as much as one extra visit that day

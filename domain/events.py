@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Event:
     job_id: int
     visit_id: int | None = None
-    data: dict = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return type(self).__name__
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -49,7 +50,7 @@ class LowRatingReceived(Event): ...
 EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in Event.__subclasses__()}
 
 
-def stamp(event: Event, at: datetime) -> dict:
+def stamp(event: Event, at: datetime) -> dict[str, Any]:
     """The row written to the timeline for an event."""
     return {"type": event.name, "job_id": event.job_id, "visit_id": event.visit_id, "data": event.data, "occurred_at": at}
 

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from domain import events as ev
 from domain.errors import DomainError, IllegalTransition
-from domain.model import Visit, VisitStatus as S
+from domain.model import Visit
+from domain.model import VisitStatus as S
 
 ACTIVE = (S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.IN_PROGRESS)
 OPEN = (S.CREATED, S.BOOKED, *ACTIVE, S.ON_HOLD)

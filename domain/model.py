@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from typing import Any, Protocol
 
 from domain.errors import InvalidInput
 
@@ -107,11 +108,11 @@ class WorkingHours:
     start: time = time(9, 0)
     end: time = time(18, 0)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"weekdays": list(self.weekdays), "start": self.start.strftime("%H:%M"), "end": self.end.strftime("%H:%M")}
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "WorkingHours":
+    def from_dict(cls, data: dict[str, Any] | None) -> "WorkingHours":
         if not data:
             return cls()
         return cls(
@@ -151,7 +152,7 @@ class Technician:
     roles: list[str]
     skills: list[str] = field(default_factory=list)  # product categories and brands
     regions: list[str] = field(default_factory=list)
-    working_hours: dict = field(default_factory=lambda: WorkingHours().to_dict())
+    working_hours: dict[str, Any] = field(default_factory=lambda: WorkingHours().to_dict())
     home_lat: float | None = None
     home_lon: float | None = None
     on_duty: bool = True
@@ -210,7 +211,7 @@ class Job:
     product_category: str
     product_name: str
     brand: str | None
-    items: list = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)  # the order's lines, as JSON objects
     notes: str = ""
     status: str = "open"  # open | done | cancelled
     created_at: datetime | None = None
@@ -230,7 +231,7 @@ class Visit:
     technician_id: int | None = None
     slot_start: datetime | None = None
     slot_end: datetime | None = None
-    declined_by: list = field(default_factory=list)  # technician ids who declined this visit
+    declined_by: list[int] = field(default_factory=list)  # technician ids who declined this visit
     checkin_distance_m: float | None = None
     checkin_reason: str | None = None
     held_from: str | None = None
@@ -239,7 +240,7 @@ class Visit:
     close_notified: bool = False
     planned_start: datetime | None = None
     crew_size: int = 1  # technicians needed on site at the same time
-    crew_ids: list = field(default_factory=list)  # crew members besides technician_id (the lead)
+    crew_ids: list[int] = field(default_factory=list)  # crew members besides technician_id (the lead)
     min_gap_minutes: int = 0  # at least this long after the predecessor visit ends
     version: int = 0
     id: int | None = None
@@ -257,13 +258,13 @@ class Visit:
 class ChecklistStep:
     key: str
     kind: StepKind
-    prompt: dict  # language -> text, written by the shop
+    prompt: dict[str, str]  # language -> text, written by the shop
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
 
-    def to_dict(self) -> dict:
-        data = {"key": self.key, "kind": self.kind.value, "prompt": self.prompt}
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"key": self.key, "kind": self.kind.value, "prompt": self.prompt}
         if self.choices:
             data["choices"] = list(self.choices)
         if self.minimum is not None:
@@ -273,7 +274,7 @@ class ChecklistStep:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ChecklistStep":
+    def from_dict(cls, data: dict[str, Any]) -> "ChecklistStep":
         try:
             kind = StepKind(data["kind"])
             prompt = data["prompt"]
@@ -293,16 +294,13 @@ class ChecklistStep:
             raise InvalidInput("checklist_choice_without_choices")
         return step
 
-    def prompt_in(self, language: str) -> str:
-        return self.prompt.get(language) or self.prompt.get("en") or next(iter(self.prompt.values()), self.key)
-
 
 @dataclass(eq=False)
 class ChecklistTemplate:
     service_kind: str
     product_category: str
     name: str
-    steps: list  # list of ChecklistStep dicts, stored as JSON
+    steps: list[dict[str, Any]]  # ChecklistStep dicts, stored as JSON
     id: int | None = None
 
     def parsed_steps(self) -> list[ChecklistStep]:
@@ -377,7 +375,7 @@ class ProblemReport:
     technician_id: int | None
     reason: str
     note: str = ""
-    photo_ids: list = field(default_factory=list)
+    photo_ids: list[int] = field(default_factory=list)
     status: str = ExceptionStatus.OPEN.value
     resolution: str | None = None
     created_at: datetime | None = None
@@ -408,3 +406,17 @@ def parse_number(text: str, step: ChecklistStep) -> float:
     if (step.minimum is not None and value < step.minimum) or (step.maximum is not None and value > step.maximum):
         raise InvalidInput("number_out_of_range")
     return value
+
+
+class Stored(Protocol):
+    """Anything with the id the store gives it (None until it is first written)."""
+
+    @property
+    def id(self) -> int | None: ...
+
+
+def stored_id(entity: Stored) -> int:
+    """The id of an entity that has been stored; rules that key by id (bookings, rankings) only ever see those."""
+    if entity.id is None:
+        raise ValueError(f"{type(entity).__name__} {entity!r} has no id: it was never stored")
+    return entity.id

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
+from typing import TypeVar
 from zoneinfo import ZoneInfo
-
-from typing import Callable, Iterable, TypeVar
 
 from domain.business_time import BusinessHours
 from domain.slots import Window
@@ -37,10 +37,13 @@ class ServicePolicy:
 Rule = TypeVar("Rule")
 
 
-def most_specific(rules: Iterable[Rule], region: str, service_kind: str, scope: Callable[[Rule], tuple]) -> Rule | None:
+def most_specific(
+    rules: Iterable[Rule], region: str, service_kind: str, scope: Callable[[Rule], tuple[str | None, str | None]]
+) -> Rule | None:
     """Of the rules whose (region, service kind) scope matches — None matching anything — the most specific:
     region and kind, then region, then kind, then the catch-all."""
-    best, best_score = None, -1
+    best: Rule | None = None
+    best_score = -1
     for rule in rules:
         rule_region, rule_kind = scope(rule)
         if rule_region not in (None, region) or rule_kind not in (None, service_kind):

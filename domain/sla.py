@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 from domain.business_time import BusinessHours, add_business_minutes
 from domain.policy import most_specific
@@ -23,7 +24,7 @@ class SlaPolicy:
     auto_reassign: bool = False
 
 
-def policy_for(rows: list[dict], region: str, service_kind: str, stage: str) -> SlaPolicy:
+def policy_for(rows: list[dict[str, Any]], region: str, service_kind: str, stage: str) -> SlaPolicy:
     """The most specific configured policy for the stage, else the default."""
     staged = (row for row in rows if row["stage"] == stage)
     best = most_specific(staged, region, service_kind, lambda row: (row["region"], row["service_kind"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from domain.model import Job, ServiceKind, Technician, Visit
+from domain.model import Job, ServiceKind, Technician, Visit, stored_id
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,10 @@ def free_slots(
                 hours = tech.hours
                 if day.weekday() not in hours.weekdays or window.start < hours.start or window.end > hours.end:
                     continue
-                booked = _minutes_booked(bookings, tech.id, start, end)
+                tech_id = stored_id(tech)
+                booked = _minutes_booked(bookings, tech_id, start, end)
                 if booked + visit.duration_minutes <= length:
-                    free.append((booked, tech.id))
+                    free.append((booked, tech_id))
             if free:
                 # the least loaded technician first spreads work evenly
                 slots.append(Slot(start, end, tuple(tid for _, tid in sorted(free))))

@@ -1,4 +1,4 @@
-"""The `fieldchat` command: serve, migrate, demo-data."""
+"""The `fieldchat` command: serve, migrate, demo-data, plan, relay, flows."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import gc
 import sys
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
 from pydantic import ValidationError
@@ -68,14 +69,15 @@ async def _demo(settings: Settings) -> int:
         print("Open the web chat with every pane signed in:")
         # tokens after "#" stay in the browser: they never reach the server's access log
         print(f"  {base}/chat#{urlencode(links.panes)}\n")
-        customer_bot, staff_bot = container.bot_username("customer"), container.bot_username("staff")
-        if customer_bot and staff_bot:
-            print("Telegram links:")
-            print(f"  customer:   https://t.me/{customer_bot}?start={links.customer}")
+        for platform, channel in container.channels.items():
+            if channel.capabilities.pulled or channel.deep_link("customer", links.customer) is None:
+                continue  # the console is above; channels without links (robots) or not configured have nothing to open
+            print(f"{platform} links:")
+            print(f"  customer:   {channel.deep_link('customer', links.customer)}")
             for name, token in links.technicians.items():
-                print(f"  {name:<11} https://t.me/{staff_bot}?start={token}")
-            print(f"  dispatcher: https://t.me/{staff_bot}?start={links.dispatcher}")
-            print(f"  group:      https://t.me/{staff_bot}?startgroup={links.group}")
+                print(f"  {name:<11} {channel.deep_link('technician', token)}")
+            print(f"  dispatcher: {channel.deep_link('dispatcher', links.dispatcher)}")
+            print(f"  group:      {channel.deep_link('group', links.group)}")
     finally:
         await container.stop()
     return 0
@@ -150,6 +152,19 @@ async def _relay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _flows(directory: Path, check: bool) -> int:
+    from conversations.flows import diagrams
+
+    if check:
+        stale = diagrams.stale(directory)
+        for path in stale:
+            print(f"fieldchat: {path} is not current; run `fieldchat flows`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in diagrams.write(directory):
+        print(f"fieldchat: wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # has its own options and needs no settings or database
@@ -173,10 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     relay.add_argument("--batch", type=int, default=200, help="chats sending at once")
     relay.add_argument("--limits-prefix", default="fieldchat", help="Redis key prefix of the shared rate windows")
     commands.add_parser("bench", help="benchmarks: `bench routing [--time-limit SECONDS] [PATH ...]`, `bench field-day`, `bench notify`")
+    flows = commands.add_parser("flows", help="write each conversation flow's state diagram (Mermaid) to docs/flows/")
+    flows.add_argument("--out", type=Path, default=Path("docs/flows"), help="the directory to write to (default docs/flows)")
+    flows.add_argument("--check", action="store_true", help="write nothing; exit 1 when a diagram there is not current")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "flows":  # needs no settings or database
+        return _flows(args.out, args.check)
     try:
         # --demo is the one way in to the web console besides FIELDCHAT_WEB_CONSOLE=true
         settings = Settings(**({"web_console": True} if getattr(args, "demo", False) else {}))

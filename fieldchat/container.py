@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bots.alerting import AlertSinks
+from bots.channels import ROBOT, TELEGRAM, WEB, Channels
 from bots.photos import PhotoLimits
-from bots.telegram import TelegramBot, TelegramMedia, TelegramSender
-from bots.web import PLATFORM as WEB, WebUploads
+from bots.telegram import TelegramBot, TelegramChannel
+from bots.web import WebConsole, WebUploads
 from conversations.engine import Engine
 from conversations.flows import flow_for
 from domain.clock import Clock, SystemClock
@@ -23,7 +24,6 @@ from scheduler.relay import OutboxRelay
 from services import registry
 from services.bus import MessageBus
 from services.handlers import chat_unreachable
-from services.notifications import ROBOT_PLATFORM
 from services.replanning import Replanner
 from scheduler.sweeps import fire_due_timers, forget_old_updates, run_every
 from storage.db import create_engine, session_factory
@@ -44,6 +44,7 @@ class Container:
     relay: OutboxRelay
     telegram: dict[str, TelegramBot]
     web_uploads: WebUploads
+    channels: Channels
     replanner: Replanner | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task] = field(default_factory=list)
@@ -96,10 +97,6 @@ class Container:
                 await close()
         await self.db.dispose()
 
-    def bot_username(self, role: str) -> str | None:
-        bot = self.telegram.get(role)
-        return bot.username if bot else None
-
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:
     if settings.telegram_mode == "webhook" and not settings.public_url:
@@ -110,16 +107,18 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     sessions = session_factory(db)
     # the bots need the engine and the relay needs the bots: share one dict, filled last
     telegram: dict[str, TelegramBot] = {}
-    relay = OutboxRelay(
-        sessions=sessions, senders={"telegram": TelegramSender(telegram), ROBOT_PLATFORM: AlertSinks(sessions, clock)},
-        clock=clock, tz=policy.tz,
-        limiter=SendLimiter(redis_url=settings.redis_url),
-    )
     photo_limits = PhotoLimits(settings.photo_max_bytes(), settings.photo_max_pixels())
     web_uploads = WebUploads(settings.media_dir, photo_limits)
+    telegram_channel = TelegramChannel(telegram)
+    console = WebConsole(web_uploads, enabled=settings.web_console, public_url=settings.public_url)
+    # in the order their links are preferred: a Telegram link once the bots are known, else the console's
+    channels = Channels({TELEGRAM: telegram_channel, WEB: console, ROBOT: AlertSinks(sessions, clock)})
+    relay = OutboxRelay(
+        sessions=sessions, senders=channels.senders(), clock=clock, tz=policy.tz, limiter=SendLimiter(redis_url=settings.redis_url),
+    )
     # every write goes through the bus: chat updates (the engine), the API, timers, replans, the CLI
     bus = MessageBus(sessions=sessions, clock=clock, policy=policy, handlers=registry.HANDLERS, reactions=registry.reactions(), on_outbox=relay.wake)
-    engine = Engine(bus=bus, flows=flow_for, media={"telegram": TelegramMedia(telegram), WEB: web_uploads})
+    engine = Engine(bus=bus, flows=flow_for, media={TELEGRAM: telegram_channel, WEB: console})
     for role, token in settings.bot_tokens().items():
         telegram[role] = TelegramBot(role, token, settings.telegram_api_url, engine, settings.media_dir, photo_limits=photo_limits)
 
@@ -132,4 +131,4 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         bus, sessions, clock, policy, replan_seconds=settings.replan_seconds, plan_seconds=settings.plan_seconds,
         nightly_at=settings.nightly_plan_time(),
     )
-    return Container(settings, clock, policy, db, sessions, bus, engine, relay, telegram, web_uploads, replanner)
+    return Container(settings, clock, policy, db, sessions, bus, engine, relay, telegram, web_uploads, channels, replanner)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from bots.telegram import TelegramBot, TelegramSender
+from bots.telegram import TelegramBot, TelegramChannel
 from domain.clock import SystemClock
 from fieldchat.fakes.telegram_server import FakeTelegram
 from scheduler.ratelimit import DEFAULT_LIMITS, PlatformLimits, SendLimiter
@@ -45,7 +45,7 @@ def destinations(chats: int, groups: int) -> list[tuple[str, str]]:
     return people + [("staff", str(-1_000_000_000 - n)) for n in range(groups)]
 
 
-class CountingSender(TelegramSender):
+class CountingSender(TelegramChannel):
     """Counts what one relay got through, to show that several relays shared the work."""
 
     def __init__(self, bots: dict[str, TelegramBot]) -> None:

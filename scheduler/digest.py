@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from bots.channels import Capabilities
 from services.messages import Rendered
 
 # Alerts in one digest: the inline keyboard stays usable and the text readable.
 MAX_ALERTS = 10
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How much one message may carry on a channel, measured as the platform measures it."""
-
-    limit: int
-    size: Callable[[str], int]
-
-
-def _utf8(text: str) -> int:
-    return len(text.encode())
-
-
-# Telegram counts characters (4096 per text); the smallest robot body is WeCom's 2048 UTF-8 bytes, and robots
-# append the button labels as text, so both the text and the labels count against the robots' budget.
-BUDGETS: dict[str, Budget] = {
-    "telegram": Budget(4000, len),
-    "robot": Budget(1800, _utf8),
-}
 
 
 def _numbered(number: int, message: Rendered) -> Rendered:
@@ -39,17 +19,20 @@ def _numbered(number: int, message: Rendered) -> Rendered:
     )
 
 
-def _size(budget: Budget, text: str, rows: list[list[tuple[str, str]]]) -> int:
-    return budget.size(text) + sum(budget.size(label) + 3 for row in rows for label, _ in row)
+def _size(channel: Capabilities, text: str, rows: list[list[tuple[str, str]]]) -> int:
+    # labels count too: a channel without callbacks (a robot) appends them to the text
+    return channel.size(text) + sum(channel.size(label) + 3 for row in rows for label, _ in row)
 
 
-def compose(header: Callable[[int], str], alerts: list[Rendered], budget: Budget, max_alerts: int = MAX_ALERTS) -> tuple[Rendered, int]:
-    """One message for as many leading alerts as fit; returns it and how many it carries (at least one).
+def compose(header: Callable[[int], str], alerts: list[Rendered], channel: Capabilities, max_alerts: int = MAX_ALERTS) -> tuple[Rendered, int]:
+    """One message for as many leading alerts as fit the channel's digest budget; returns it and how many it
+    carries (at least one).
 
     Alerts keep their order and their buttons (labels numbered like their alert), so each stays actionable.
-    A single alert, or one too big to share a message, goes out as it is.
+    A single alert, one too big to share a message, or any alert on a channel without a budget goes out as it is.
     """
-    if len(alerts) < 2:
+    budget = channel.digest_budget
+    if len(alerts) < 2 or budget is None:
         return alerts[0], 1
     texts: list[str] = []
     rows: list[list[tuple[str, str]]] = []
@@ -57,7 +40,7 @@ def compose(header: Callable[[int], str], alerts: list[Rendered], budget: Budget
         item = _numbered(number, alert)
         candidate_texts, candidate_rows = texts + [item.text], rows + item.buttons
         candidate = "\n\n".join([header(number), *candidate_texts])
-        if number > 1 and _size(budget, candidate, candidate_rows) > budget.limit:
+        if number > 1 and _size(channel, candidate, candidate_rows) > budget:
             break
         texts, rows = candidate_texts, candidate_rows
     if len(texts) < 2:

@@ -6,35 +6,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from bots.channels import PlatformLimits, send_rates
+
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class PlatformLimits:
-    """Rates in the `limits` notation ("1/second", "20 per 1 minute"); None where the platform sets none."""
-
-    private: str | None = None  # one chat with a person
-    group: str | None = None  # one group chat
-    bot: str | None = None  # everything one bot sends
-
-
-# T8: ~1 msg/s per chat, 20/min per group, ~30/s per bot. W6: 1 per 6 s to one user, 80/s per number.
-# Robots (G1–G4) hold themselves back in bots/robots.py; the web chat is pulled, never sent.
-DEFAULT_LIMITS: dict[str, PlatformLimits] = {
-    "telegram": PlatformLimits(private="3 per 3 seconds", group="20/minute", bot="30/second"),
-    "whatsapp": PlatformLimits(private="1 per 6 seconds", bot="80/second"),
-}
-
-
-def is_group(platform: str, chat_id: str) -> bool:
-    """Telegram gives groups and supergroups negative ids; the other platforms here have no group chats."""
-    return platform == "telegram" and chat_id.startswith("-")
+# What each channel's capability record publishes (T8, W6). Robots hold themselves back in bots/robots.py; a pulled
+# channel is never sent to.
+DEFAULT_LIMITS: dict[str, PlatformLimits] = send_rates()
 
 
 def storage_uri(redis_url: str) -> str:
@@ -77,8 +60,12 @@ class SendLimiter:
         max_wait: float,
         chat_wait: float | None = None,
         ready: Callable[[], Awaitable[None]] | None = None,
+        *,
+        group: bool = False,
     ) -> float:
         """Take one send for this chat and its bot: 0 when taken, else the seconds to come back after (nothing taken).
+
+        ``group``: the chat is a group (its channel's capability record tells), so the group rate applies.
 
         Waits here up to ``max_wait`` seconds, and up to ``chat_wait`` (default ``max_wait``) for the chat's own
         window: a caller that would rather queue than wait for a busy chat passes 0. Both windows are hit right before returning 0, so the caller
@@ -88,8 +75,8 @@ class SendLimiter:
         must precede the send (recording that it starts) and must not come between the hit and the send. It runs
         while this chat holds the bot's turn, so it should be short. If it raises, nothing is taken.
         """
-        private, group, whole = self._items.get(platform, (None, None, None))
-        chat = group if is_group(platform, chat_id) else private
+        private, group_rate, whole = self._items.get(platform, (None, None, None))
+        chat = group_rate if group else private
         deadline = time.monotonic() + max_wait
         chat_deadline = time.monotonic() + (max_wait if chat_wait is None else min(chat_wait, max_wait))
         while True:

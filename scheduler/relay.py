@@ -12,26 +12,30 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import cast
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bots.base import RetryLater, Sender, Undeliverable
+from bots.base import Editor, RetryLater, Sender, Undeliverable
+from bots.channels import CAPABILITIES, Capabilities, pulled_platforms
+from bots.render import fit
 from bots.robots import Throttled
 from conversations.i18n import render, translate
 from services.messages import Rendered
 from domain.clock import Clock
 from scheduler import digest
 from scheduler.logthrottle import LogThrottle
-from scheduler.ratelimit import SendLimiter, is_group
+from scheduler.ratelimit import SendLimiter
 from storage.repository import Store
 
 log = logging.getLogger(__name__)
 
-PULLED_PLATFORMS = ("web",)  # the web chat page fetches its messages itself
+PULLED_PLATFORMS = pulled_platforms()  # their clients fetch their messages themselves
 MAX_ATTEMPTS = 10
 MAX_BACKOFF = 300.0
 # Longer than aiogram's 60 s request timeout plus MAX_WAIT: a live relay never loses a row it is still sending.
@@ -49,11 +53,12 @@ def backoff(attempts: int) -> float:
 
 
 def digestible(row: dict) -> bool:
-    """A dispatcher alert to a group channel (Telegram group, group robot): it may wait for a digest when the channel is busy."""
+    """A dispatcher alert to a group on a channel that merges alerts: it may wait for a digest when the group is busy."""
     payload = row["payload"]
     plain = not (payload.get("edit_of") or payload.get("photo_path") or payload.get("request"))
-    group = row["platform"] == "robot" or is_group(row["platform"], row["chat_id"])
-    return bool(payload.get("alert")) and plain and group and row["platform"] in digest.BUDGETS
+    channel = CAPABILITIES.get(row["platform"])
+    merges = channel is not None and channel.digest_budget is not None and channel.is_group(row["chat_id"])
+    return bool(payload.get("alert")) and plain and merges
 
 
 def _pid_namespace() -> str | None:
@@ -151,7 +156,7 @@ class OutboxRelay:
         self,
         *,
         sessions: async_sessionmaker,
-        senders: dict[str, Sender],
+        senders: Mapping[str, Sender],  # the sending channels by platform; each is rendered for by its capability record
         clock: Clock,
         tz: tzinfo,
         limiter: SendLimiter | None = None,
@@ -293,18 +298,23 @@ class OutboxRelay:
         """Attempt one claimed row; returns the chat's next row when it is due and now claimed by this relay."""
         platform, bot, chat_id = row["platform"], row["bot"], row["chat_id"]
         sender = self.senders.get(platform)
-        if sender is None:
+        channel = CAPABILITIES.get(platform)
+        if sender is None or channel is None:
             return await self._finish(row, {"status": "failed", "last_error": f"no sender for {platform}", "attempts": row["attempts"] + 1})
         alert = digestible(row)
         try:
-            send, merged = await self._prepare(sender, row, alert and row["held_since"] is not None)
-        except Exception as exc:  # the payload itself is broken: sending it again cannot help
+            send, merged = await self._prepare(sender, channel, row, alert and row["held_since"] is not None)
+        except (SQLAlchemyError, OSError) as exc:  # reading what the message needs failed (the database is away): transient
+            self._warnings.warning("prepare", "outbox %s: preparing failed (%s: %s); trying again", row["id"], type(exc).__name__, exc)
+            return await self._finish(row, self._retry(row, self._clock.now(), f"prepare: {type(exc).__name__}", None))
+        except Exception as exc:  # the payload itself is broken, or the channel cannot carry it: sending it again cannot help
             log.exception("outbox %s: cannot render", row["id"])
             return await self._finish(row, {"status": "failed", "last_error": f"render: {exc}"[:500], "attempts": row["attempts"] + 1})
         try:
             # an alert does not wait for its busy group: it queues, and what queued behind it goes out as one digest
             wait = await self.limiter.acquire(
-                platform, bot, chat_id, self.max_wait, chat_wait=0.0 if alert else None, ready=lambda: self._mark_sending(row)
+                platform, bot, chat_id, self.max_wait, chat_wait=0.0 if alert else None, ready=lambda: self._mark_sending(row),
+                group=channel.is_group(chat_id),
             )
         except _NotStarted as exc:  # whoever holds the claim now (or once its lease runs out) sends it
             self._warnings.warning("not started", "outbox %s: not sent, the start could not be recorded (%s)", row["id"], exc)
@@ -350,32 +360,39 @@ class OutboxRelay:
             values["held_since"] = self._clock.now()
         return values
 
-    async def _prepare(self, sender: Sender, row: dict, merge: bool) -> tuple[Callable[[], Awaitable[str | None]], list[int]]:
-        """Render and look up what an edit needs before taking a rate slot, so the send follows the slot at once.
+    async def _prepare(
+        self, sender: Sender, channel: Capabilities, row: dict, merge: bool
+    ) -> tuple[Callable[[], Awaitable[str | None]], list[int]]:
+        """Render for the channel and look up what an edit needs before taking a rate slot, so the send follows the slot at once.
 
         With ``merge``, the alerts queued right behind this one join it in a digest; their ids come back too.
         """
-        payload = row["payload"]
-        message = render(payload, payload.get("language", "en"), self._tz)
+        message = render(row["payload"], await self._language(sender, row), self._tz)
         merged: list[int] = []
         if merge:
-            message, merged = await self._digest(row, message)
-        edit_of = payload.get("edit_of")
-        edit = getattr(sender, "edit", None)
-        if edit_of and edit is not None:
+            message, merged = await self._digest(sender, channel, row, message)
+        message = fit(message, channel)  # raises for what the channel cannot carry: the row fails below
+        if message.edit_of:  # only where the channel can edit: elsewhere the change goes out as a new message
             async with self.sessions() as session:
-                original = await Store(session).outbox_by_key(edit_of)
+                original = await Store(session).outbox_by_key(message.edit_of)
             if original is not None and original["platform_message_id"]:
                 message_id = original["platform_message_id"]
+                editor = cast(Editor, sender)
 
                 async def edit_in_place() -> str | None:
-                    await edit(row["bot"], row["chat_id"], message_id, message)
+                    await editor.edit(row["bot"], row["chat_id"], message_id, message)
                     return message_id
 
                 return edit_in_place, merged
         return (lambda: sender.send(row["bot"], row["chat_id"], message)), merged
 
-    async def _digest(self, row: dict, first: Rendered) -> tuple[Rendered, list[int]]:
+    async def _language(self, sender: Sender, row: dict) -> str:
+        """The row's own language, unless its channel knows what the chat's readers read (the robots of an alert route)."""
+        reader_language = getattr(sender, "reader_language", None)
+        known = await reader_language(row["chat_id"]) if reader_language is not None else None
+        return known or row["payload"].get("language", "en")
+
+    async def _digest(self, sender: Sender, channel: Capabilities, row: dict, first: Rendered) -> tuple[Rendered, list[int]]:
         """The held alert and the alerts queued behind it in its chat, as one message; stops at anything else.
 
         No other relay can take those rows meanwhile: a chat's rows are sendable only once everything before them is out.
@@ -389,9 +406,9 @@ class OutboxRelay:
             run.append(other)
         if not run:
             return first, []
-        language = row["payload"].get("language", "en")
-        alerts = [first] + [render(other["payload"], other["payload"].get("language", "en"), self._tz) for other in run]
-        message, count = digest.compose(lambda n: translate("group.digest", language, {"count": n}), alerts, digest.BUDGETS[row["platform"]])
+        language = await self._language(sender, row)
+        alerts = [first] + [render(other["payload"], await self._language(sender, other), self._tz) for other in run]
+        message, count = digest.compose(lambda n: translate("group.digest", language, {"count": n}), alerts, channel)
         return message, [other["id"] for other in run[: count - 1]]
 
     async def _finish(self, row: dict, values: dict, *, sent: bool = False, gone: str | None = None, merged: list[int] = ()) -> dict | None:

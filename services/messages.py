@@ -86,15 +86,28 @@ def span(start: datetime, end: datetime) -> dict:
     return {"_span": [start.isoformat(), end.isoformat()]}
 
 
+class Purpose(str, enum.Enum):
+    """What a message is for: a channel with a session window sends one outside it only as an approved
+    template, and picks the template by this (the relay ignores it until such a channel exists)."""
+
+    REPLY = "reply"  # an answer to what the recipient just did in this chat
+    ASSIGNMENT = "assignment"  # work offered to, given to, or taken from a technician
+    SCHEDULE = "schedule"  # a technician's stops for the day
+    REMINDER = "reminder"  # an appointment coming up, or a deadline a technician is about to miss
+    STATUS = "status"  # how a visit is going: who comes, on the way, arrived, confirmed, cancelled
+    SURVEY = "survey"  # asks the customer for their verdict on finished work
+    ALERT = "alert"  # a problem for the dispatchers, in their groups and robots
+
+
 @dataclass(frozen=True)
 class Button:
     label: dict
     data: str
 
     def __post_init__(self) -> None:
-        # Telegram's callback_data limit is 64 bytes
-        if not 1 <= len(self.data.encode()) <= 64:
-            raise ValueError(f"button data must be 1-64 bytes: {self.data!r}")
+        # how long an action may be is the channel's to say (bots/render.py refuses what one cannot carry back)
+        if not self.data:
+            raise ValueError("a button needs an action")
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,7 @@ class Outbound:
     dedup: str | None = None  # a stable key, so a later message can edit this one
     edit_of: str | None = None  # the dedup key of an earlier message this one replaces in place
     alert: bool = False  # a dispatcher alert: a busy group channel may merge it into a digest
+    purpose: Purpose = Purpose.REPLY
 
     def payload(self) -> dict:
         return {
@@ -117,6 +131,7 @@ class Outbound:
             "photo_path": self.photo_path,
             "edit_of": self.edit_of,
             "alert": self.alert,
+            "purpose": self.purpose.value,
         }
 
 
@@ -140,7 +155,7 @@ def reply(*messages: Outbound, commands: tuple | list = (), state: str | None = 
     return StepResult(tuple(messages), tuple(commands), state, data, language)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Rendered:
     """A message rendered for one recipient: plain text and button labels in their language."""
 
@@ -148,3 +163,4 @@ class Rendered:
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
     request: str | None = None
     photo_path: str | None = None
+    edit_of: str | None = None  # the dedup key of an earlier message to change in place, where the channel can

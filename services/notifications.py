@@ -1,10 +1,12 @@
-"""Who is told what when a domain event happens: events become outbound messages to other chats."""
+"""Who is told what when a domain event happens: one small reaction per event and audience (registered in services/registry.py)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from services.messages import Button, ChatRef, Outbound, buttons, raw, span, t, when
+from services import actions as a
+from services.actions import encode
+from services.messages import Button, ChatRef, Outbound, Purpose, buttons, raw, span, t, when
 from domain import events as ev
 from domain.geo import map_link
 from domain.masking import mask_address, mask_name, mask_phone
@@ -15,6 +17,7 @@ from storage.schedule import ScheduleStore
 
 ROBOT_PLATFORM = "robot"  # group robots (WeCom, DingTalk, Feishu, Slack); chat ids name alert routes
 ALL_REGIONS = "all"
+SLA_BREACHED = 100  # the tier (percent of the allowed time) at which a stage's deadline has passed
 
 
 def route_for(region: str | None) -> str:
@@ -41,8 +44,27 @@ def offer_card(visit: Visit, job: Job, customer: Customer) -> tuple[dict, tuple]
         customer=customer.name,
         phone=customer.phone,
     )
-    keyboard = buttons([Button(t("btn.accept"), f"acc:{visit.id}"), Button(t("btn.decline"), f"dec:{visit.id}")])
+    keyboard = buttons([Button(t("btn.accept"), encode(a.Accept(visit.id))), Button(t("btn.decline"), encode(a.Decline(visit.id)))])
     return text, keyboard
+
+
+def offer_key(offer_id: int, chat: ChatBinding) -> str:
+    """The outbox key of a grab-offer card, so closing the offer can edit that very card."""
+    return f"offer:{offer_id}:{chat.id}"
+
+
+# --- what the reactions look up -----------------------------------------------------------------
+
+
+async def _job_and_visit(ctx: HandlerContext, event: ev.Event) -> tuple[Job, Visit]:
+    """For events about one visit (every reaction that asks registers only for those)."""
+    return await ctx.store.get(Job, event.job_id), await ctx.store.get(Visit, event.visit_id)
+
+
+async def _technician_name(ctx: HandlerContext, event: ev.Event) -> str:
+    """The name of the technician the event is about ("" when it names none)."""
+    technician = await ctx.store.get(Technician, event.data.get("technician_id"))
+    return technician.name if technician else ""
 
 
 async def _customer_chats(ctx: HandlerContext, job: Job) -> list[ChatBinding]:
@@ -60,19 +82,36 @@ async def _group_chats(ctx: HandlerContext, region: str) -> list[ChatBinding]:
     return chats
 
 
-async def _alert(ctx: HandlerContext, job: Job, text: dict, keyboard: tuple = ()) -> list[Outbound]:
-    """A dispatcher alert: to the region's group chats, and to its group robots when any are configured."""
-    return await _region_alert(ctx, job.region, text, keyboard)
+async def _masked_job(ctx: HandlerContext, job: Job) -> dict:
+    """The job as groups and robots see it: many people read those, so the customer's data is masked."""
+    customer = await ctx.store.get(Customer, job.customer_id)
+    return {
+        "customer": mask_name(customer.name),
+        "phone": mask_phone(customer.phone),
+        "address": mask_address(job.address_text),
+        "product": job.product_name,
+        "region": job.region,
+    }
+
+
+# --- how messages are addressed -----------------------------------------------------------------
+
+
+def _send(chats: list[ChatBinding], text: dict, keyboard: tuple = (), *, purpose: Purpose) -> list[Outbound]:
+    return [Outbound(text, keyboard, to=_to(chat), language=chat.language, purpose=purpose) for chat in chats]
 
 
 async def _region_alert(ctx: HandlerContext, region: str, text: dict, keyboard: tuple = ()) -> list[Outbound]:
-    out = [Outbound(text, keyboard, to=_to(chat), language=chat.language, alert=True) for chat in await _group_chats(ctx, region)]
+    """A dispatcher alert: to the region's group chats, and to its group robots when any are configured."""
+    def alert(to: ChatRef, language: str | None) -> Outbound:
+        return Outbound(text, keyboard, to=to, language=language, alert=True, purpose=Purpose.ALERT)
+
+    out = [alert(_to(chat), chat.language) for chat in await _group_chats(ctx, region)]
     sinks = await ScheduleStore(ctx.store).alert_sinks_for(region)
     if sinks:
         specific = any(s["region"] == region for s in sinks)
-        language = "en" if all(s["kind"] == "slack" for s in sinks) else "zh"
-        target = ChatRef(ROBOT_PLATFORM, "alerts", route_for(region if specific else None))
-        out.append(Outbound(text, keyboard, to=target, language=language, alert=True))
+        # no language: the robot channel renders in the one its route's robots read
+        out.append(alert(ChatRef(ROBOT_PLATFORM, "alerts", route_for(region if specific else None)), None))
     return out
 
 
@@ -85,23 +124,128 @@ async def _day_alert(ctx: HandlerContext, regions: list[str], text: dict) -> lis
     return list(out.values())
 
 
-def _send(chats: list[ChatBinding], text: dict, keyboard: tuple = ()) -> list[Outbound]:
-    return [Outbound(text, keyboard, to=_to(chat), language=chat.language) for chat in chats]
+# --- technicians --------------------------------------------------------------------------------
 
 
-def offer_key(offer_id: int, chat: ChatBinding) -> str:
-    """The outbox key of a grab-offer card, so closing the offer can edit that very card."""
-    return f"offer:{offer_id}:{chat.id}"
+async def offer_card_to_technician(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    text, keyboard = offer_card(visit, job, await ctx.store.get(Customer, job.customer_id))
+    return _send(await _technician_chats(ctx, visit.technician_id), text, keyboard, purpose=Purpose.ASSIGNMENT)
 
 
-def _masked_job(job: Job, customer: Customer) -> dict:
-    return {
-        "customer": mask_name(customer.name),
-        "phone": mask_phone(customer.phone),
-        "address": mask_address(job.address_text),
-        "product": job.product_name,
-        "region": job.region,
-    }
+async def tell_previous_technician_visit_taken_away(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    chats = await _technician_chats(ctx, event.data.get("previous_technician_id"))
+    return _send(chats, t("tech.visit_taken_away", visit=event.visit_id), purpose=Purpose.ASSIGNMENT)
+
+
+async def offer_cards_to_candidates(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """Grab dispatch: every candidate gets the card, keyed so that closing the offer edits it."""
+    job, visit = await _job_and_visit(ctx, event)
+    text, keyboard = offer_card(visit, job, await ctx.store.get(Customer, job.customer_id))
+    out = []
+    for offer_id, technician_id in event.data["offers"]:
+        for chat in await _technician_chats(ctx, technician_id):
+            out.append(Outbound(text, keyboard, to=_to(chat), language=chat.language, dedup=offer_key(offer_id, chat),
+                                purpose=Purpose.ASSIGNMENT))
+    return out
+
+
+async def close_offer_cards(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    visit = await ctx.store.get(Visit, event.visit_id)
+    closed = t(f"tech.offer_{event.data['outcome']}", visit=visit.id, kind=kind_label(visit.kind))
+    out = []
+    for offer_id, technician_id in event.data["offers"]:
+        for chat in await _technician_chats(ctx, technician_id):
+            out.append(Outbound(closed, to=_to(chat), language=chat.language, edit_of=offer_key(offer_id, chat),
+                                purpose=Purpose.ASSIGNMENT))
+    return out
+
+
+async def tell_crew_member_assigned(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    lead = await ctx.store.get(Technician, visit.technician_id)
+    planned = when(visit.planned_start) if visit.planned_start else "-"
+    text = t("tech.crew_assigned", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end),
+             planned=planned, address=job.address_text, lead=lead.name if lead else "-")
+    return _send(await _technician_chats(ctx, event.data["technician_id"]), text, purpose=Purpose.ASSIGNMENT)
+
+
+async def tell_crew_member_released(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    visit = await ctx.store.get(Visit, event.visit_id)
+    text = t("tech.crew_released", visit=visit.id, kind=kind_label(visit.kind))
+    return _send(await _technician_chats(ctx, event.data["technician_id"]), text, purpose=Purpose.ASSIGNMENT)
+
+
+async def remind_technician_of_sla(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """Before a stage's deadline the technician is nudged (a reminder, then a warning); past it, the dispatchers hear."""
+    stage, tier = event.data["stage"], event.data["tier"]
+    if tier >= SLA_BREACHED:
+        return []
+    visit = await ctx.store.get(Visit, event.visit_id)
+    level = "warning" if tier >= 80 else "reminder"
+    text = t(f"tech.sla_{stage}_{level}", visit=visit.id, kind=kind_label(visit.kind))
+    return _send(await _technician_chats(ctx, visit.technician_id), text, purpose=Purpose.REMINDER)
+
+
+async def _day_plan(ctx: HandlerContext, technician_id: int, day: str, header: str) -> list[Outbound]:
+    """The day's stops in order, each with its time, address and a map link."""
+    stops = []
+    own = await ctx.store.visits_of_technician(technician_id, (VisitStatus.ACCEPTED,))
+    crew = await ctx.store.crew_visits_of(technician_id, (VisitStatus.ACCEPTED,))
+    visits = [v for v in own + crew if v.slot_start.astimezone(ctx.policy.tz).date().isoformat() == day]
+    # the planned route's order when the day was planned, else the booked windows' order
+    for visit in sorted(visits, key=lambda v: v.planned_start or v.slot_start):
+        job = await ctx.store.get(Job, visit.job_id)
+        planned = when(visit.planned_start) if visit.planned_start else "-"
+        stops.append(t("tech.day_plan_stop", slot=span(visit.slot_start, visit.slot_end), planned=planned, visit=visit.id,
+                       kind=kind_label(visit.kind), address=job.address_text, map=map_link(job.lat, job.lon)))
+    if not stops:
+        return []
+    return _send(await _technician_chats(ctx, technician_id), t(header, count=len(stops), stops=stops), purpose=Purpose.SCHEDULE)
+
+
+async def send_day_plan(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    return await _day_plan(ctx, event.data["technician_id"], event.data["day"], "tech.day_plan")
+
+
+async def send_changed_day_plan(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    return await _day_plan(ctx, event.data["technician_id"], event.data["day"], "tech.day_plan_changed")
+
+
+async def tell_technician_customer_confirmed(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    visit = await ctx.store.get(Visit, event.visit_id)
+    return _send(await _technician_chats(ctx, visit.technician_id), t("tech.confirmed_by_customer", visit=visit.id), purpose=Purpose.STATUS)
+
+
+async def tell_technician_report_acknowledged(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    visit = await ctx.store.get(Visit, event.visit_id)
+    return _send(await _technician_chats(ctx, visit.technician_id), t("tech.exception_acknowledged", visit=visit.id), purpose=Purpose.STATUS)
+
+
+async def tell_technicians_visit_cancelled(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    visit = await ctx.store.get(Visit, event.visit_id)
+    out = []
+    for member in (event.data.get("technician_id"), *visit.crew_ids):
+        out += _send(await _technician_chats(ctx, member), t("tech.visit_cancelled", visit=visit.id), purpose=Purpose.ASSIGNMENT)
+    return out
+
+
+async def tell_technicians_visit_rescheduled(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """The customer moved the visit: it leaves the lists of the lead and crew who had it."""
+    out = []
+    for member in (event.data.get("technician_id"), *event.data.get("crew_ids", ())):
+        out += _send(await _technician_chats(ctx, member), t("tech.visit_rescheduled", visit=event.visit_id), purpose=Purpose.ASSIGNMENT)
+    return out
+
+
+# --- customers ----------------------------------------------------------------------------------
+
+
+async def tell_customer_who_comes(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    text = t("customer.assigned", kind=kind_label(visit.kind), technician=await _technician_name(ctx, event),
+             slot=span(visit.slot_start, visit.slot_end))
+    return _send(await _customer_chats(ctx, job), text, purpose=Purpose.STATUS)
 
 
 def _eta_from_last_known(ctx: HandlerContext, technician: Technician | None, job: Job) -> int | None:
@@ -115,156 +259,129 @@ def _eta_from_last_known(ctx: HandlerContext, technician: Technician | None, job
     return None
 
 
-async def _day_plan(ctx: HandlerContext, technician_id: int, day: str, header: str = "tech.day_plan") -> list[Outbound]:
-    """The morning message: the day's stops in order, each with its time, address and a map link."""
-    stops = []
-    own = await ctx.store.visits_of_technician(technician_id, (VisitStatus.ACCEPTED,))
-    crew = await ctx.store.crew_visits_of(technician_id, (VisitStatus.ACCEPTED,))
-    visits = [v for v in own + crew if v.slot_start.astimezone(ctx.policy.tz).date().isoformat() == day]
-    # the planned route's order when the day was planned, else the booked windows' order
-    for visit in sorted(visits, key=lambda v: v.planned_start or v.slot_start):
-        job = await ctx.store.get(Job, visit.job_id)
-        planned = when(visit.planned_start) if visit.planned_start else "-"
-        stops.append(t("tech.day_plan_stop", slot=span(visit.slot_start, visit.slot_end), planned=planned, visit=visit.id,
-                       kind=kind_label(visit.kind), address=job.address_text, map=map_link(job.lat, job.lon)))
-    if not stops:
-        return []
-    return _send(await _technician_chats(ctx, technician_id), t(header, count=len(stops), stops=stops))
-
-
-async def notifications_for(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
-    job = await ctx.store.get(Job, event.job_id)
-    visit = await ctx.store.get(Visit, event.visit_id) if event.visit_id else None
-    customer = await ctx.store.get(Customer, job.customer_id)
-    data = event.data
-    technician = await ctx.store.get(Technician, data.get("technician_id")) if data.get("technician_id") else None
+async def tell_customer_on_the_way(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    technician = await ctx.store.get(Technician, event.data.get("technician_id"))
     name = technician.name if technician else ""
+    minutes = _eta_from_last_known(ctx, technician, job)
+    if minutes is None:
+        text = t("customer.en_route", kind=kind_label(visit.kind), technician=name)
+    else:
+        text = t("customer.en_route_eta", kind=kind_label(visit.kind), technician=name, minutes=minutes)
+    return _send(await _customer_chats(ctx, job), text, purpose=Purpose.STATUS)
 
-    match event:
-        case ev.OfferMade() | ev.VisitReassigned():
-            text, keyboard = offer_card(visit, job, customer)
-            out = _send(await _technician_chats(ctx, visit.technician_id), text, keyboard)
-            previous = data.get("previous_technician_id")
-            if previous:
-                out += _send(await _technician_chats(ctx, previous), t("tech.visit_taken_away", visit=visit.id))
-            return out
-        case ev.OffersBroadcast():
-            text, keyboard = offer_card(visit, job, customer)
-            out = []
-            for offer_id, technician_id in data["offers"]:
-                for chat in await _technician_chats(ctx, technician_id):
-                    out.append(Outbound(text, keyboard, to=_to(chat), language=chat.language, dedup=offer_key(offer_id, chat)))
-            return out
-        case ev.OffersClosed():
-            out = []
-            for offer_id, technician_id in data["offers"]:
-                for chat in await _technician_chats(ctx, technician_id):
-                    closed = t(f"tech.offer_{data['outcome']}", visit=visit.id, kind=kind_label(visit.kind))
-                    out.append(Outbound(closed, to=_to(chat), language=chat.language, edit_of=offer_key(offer_id, chat)))
-            return out
-        case ev.ManualDispatchNeeded():
-            names = {t.id: t.name for t in await ctx.store.technicians()}
-            rows = [[Button(raw(names[tid]), f"as:{visit.id}:{tid}")] for tid in data["candidates"][:8] if tid in names]
-            text = t("group.pick_technician", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
-            return await _alert(ctx, job, text, buttons(*rows))
-        case ev.NoTechnicianAvailable():
-            fields = dict(visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
-            if data.get("reason"):  # the day plan says why (vehicles full, crew short…): the fix differs
-                text = t("group.no_technician_planned", reason=t(f"plan_reason.{data['reason']}"), **fields)
-            else:
-                text = t("group.no_technician", **fields)
-            return await _alert(ctx, job, text)
-        case ev.ReplanFailed():
-            return await _day_alert(ctx, data.get("regions") or [job.region], t("group.replan_failed", day=data["day"], reason=data["reason"]))
-        case ev.CrewAssigned():
-            lead = await ctx.store.get(Technician, visit.technician_id) if visit.technician_id else None
-            planned = when(visit.planned_start) if visit.planned_start else "-"
-            text = t("tech.crew_assigned", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end),
-                     planned=planned, address=job.address_text, lead=lead.name if lead else "-")
-            return _send(await _technician_chats(ctx, data["technician_id"]), text)
-        case ev.CrewReleased():
-            return _send(await _technician_chats(ctx, data["technician_id"]), t("tech.crew_released", visit=visit.id, kind=kind_label(visit.kind)))
-        case ev.VisitAccepted():
-            return _send(
-                await _customer_chats(ctx, job),
-                t("customer.assigned", kind=kind_label(visit.kind), technician=name, slot=span(visit.slot_start, visit.slot_end)),
-            )
-        case ev.VisitEnRoute():
-            minutes = _eta_from_last_known(ctx, technician, job)
-            if minutes is None:
-                text = t("customer.en_route", kind=kind_label(visit.kind), technician=name)
-            else:
-                text = t("customer.en_route_eta", kind=kind_label(visit.kind), technician=name, minutes=minutes)
-            return _send(await _customer_chats(ctx, job), text)
-        case ev.EtaUpdated():
-            key = "customer.almost_there" if data["close"] else "customer.eta"
-            return _send(await _customer_chats(ctx, job), t(key, technician=name, minutes=data["minutes"]))
-        case ev.SlaTierReached():
-            stage, tier = data["stage"], data["tier"]
-            if tier >= 100:
-                text = t("group.sla_breached", stage=t(f"sla.{stage}"), visit=visit.id, kind=kind_label(visit.kind),
-                         technician=name or "-", slot=span(visit.slot_start, visit.slot_end), **_masked_job(job, customer))
-                keyboard = buttons(
-                    [Button(t("btn.reassign"), f"sr:{visit.id}"), Button(t("btn.extend"), f"sx:{visit.id}:{stage}")],
-                    [Button(t("btn.call"), f"sc:{visit.id}")],
-                )
-                return await _alert(ctx, job, text, keyboard)
-            level = "warning" if tier >= 80 else "reminder"
-            return _send(await _technician_chats(ctx, visit.technician_id), t(f"tech.sla_{stage}_{level}", visit=visit.id, kind=kind_label(visit.kind)))
-        case ev.AppointmentReminderDue():
-            keyboard = buttons(
-                [Button(t("btn.confirm_appointment"), f"ok:{visit.id}")],
-                [Button(t("btn.reschedule"), f"rs:{visit.id}"), Button(t("btn.cancel_visit"), f"cx:{visit.id}")],
-            )
-            return _send(await _customer_chats(ctx, job), t("customer.reminder", kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end)), keyboard)
-        case ev.ChatUnreachable():
-            text = t(f"group.{data['who']}_unreachable", order=job.id, visit=visit.id if visit else "-", technician=name or "-", **_masked_job(job, customer))
-            return await _alert(ctx, job, text)
-        case ev.DayPlanDue():
-            return await _day_plan(ctx, data["technician_id"], data["day"])
-        case ev.DayPlanChanged():
-            return await _day_plan(ctx, data["technician_id"], data["day"], header="tech.day_plan_changed")
-        case ev.VisitCheckedIn():
-            return _send(await _customer_chats(ctx, job), t("customer.arrived", technician=name))
-        case ev.VisitCompleted():
-            keyboard = buttons([Button(t("btn.confirm_done"), f"cf:{visit.id}")])
-            return _send(await _customer_chats(ctx, job), t("customer.completed", kind=kind_label(visit.kind), technician=name), keyboard)
-        case ev.VisitConfirmed():
-            return _send(await _technician_chats(ctx, visit.technician_id), t("tech.confirmed_by_customer", visit=visit.id))
-        case ev.ExceptionReported():
-            report = await ctx.store.get(ProblemReport, data["exception_id"])
-            text = t(
-                "group.exception",
-                exception=report.id,
-                visit=visit.id,
-                kind=kind_label(visit.kind),
-                reason=t(f"reason.{report.reason}"),
-                note=report.note or "-",
-                photos=len(report.photo_ids),
-                technician=name,
-                **_masked_job(job, customer),
-            )
-            keyboard = buttons(
-                [Button(t("btn.acknowledge"), f"xa:{report.id}"), Button(t("btn.reassign"), f"xr:{report.id}")],
-                [Button(t("btn.cancel_visit"), f"xc:{report.id}")],
-            )
-            return await _alert(ctx, job, text, keyboard)
-        case ev.ExceptionAcknowledged():
-            return _send(await _technician_chats(ctx, visit.technician_id), t("tech.exception_acknowledged", visit=visit.id))
-        case ev.VisitCancelled():
-            out = []
-            for member in (data.get("technician_id"), *visit.crew_ids):
-                out += _send(await _technician_chats(ctx, member), t("tech.visit_cancelled", visit=visit.id))
-            if data.get("by") != "customer":
-                out += _send(await _customer_chats(ctx, job), t("customer.visit_cancelled", kind=kind_label(visit.kind)))
-            return out
-        case ev.VisitUnbooked():
-            out = []
-            for member in (data.get("technician_id"), *data.get("crew_ids", ())):
-                out += _send(await _technician_chats(ctx, member), t("tech.visit_rescheduled", visit=visit.id))
-            return out
-        case ev.LowRatingReceived():
-            text = t("group.low_rating", score=data["score"], visit=visit.id, kind=kind_label(visit.kind), technician=name, **_masked_job(job, customer))
-            keyboard = buttons([Button(t("btn.acknowledge"), f"ra:{data['rating_id']}")])
-            return await _alert(ctx, job, text, keyboard)
-    return []
+
+async def tell_customer_eta(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job = await ctx.store.get(Job, event.job_id)
+    key = "customer.almost_there" if event.data["close"] else "customer.eta"
+    text = t(key, technician=await _technician_name(ctx, event), minutes=event.data["minutes"])
+    return _send(await _customer_chats(ctx, job), text, purpose=Purpose.STATUS)
+
+
+async def remind_customer_of_appointment(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    keyboard = buttons(
+        [Button(t("btn.confirm_appointment"), encode(a.ConfirmAppointment(visit.id)))],
+        [Button(t("btn.reschedule"), encode(a.Reschedule(visit.id))), Button(t("btn.cancel_visit"), encode(a.CancelVisit(visit.id)))],
+    )
+    text = t("customer.reminder", kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end))
+    return _send(await _customer_chats(ctx, job), text, keyboard, purpose=Purpose.REMINDER)
+
+
+async def tell_customer_arrived(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job = await ctx.store.get(Job, event.job_id)
+    text = t("customer.arrived", technician=await _technician_name(ctx, event))
+    return _send(await _customer_chats(ctx, job), text, purpose=Purpose.STATUS)
+
+
+async def ask_customer_to_confirm_completion(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    keyboard = buttons([Button(t("btn.confirm_done"), encode(a.ConfirmDone(visit.id)))])
+    text = t("customer.completed", kind=kind_label(visit.kind), technician=await _technician_name(ctx, event))
+    return _send(await _customer_chats(ctx, job), text, keyboard, purpose=Purpose.SURVEY)
+
+
+async def tell_customer_visit_cancelled(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    if event.data.get("by") == "customer":
+        return []  # they cancelled it themselves and were answered in their own chat
+    job, visit = await _job_and_visit(ctx, event)
+    return _send(await _customer_chats(ctx, job), t("customer.visit_cancelled", kind=kind_label(visit.kind)), purpose=Purpose.STATUS)
+
+
+# --- dispatchers (groups and robots: customer data masked) --------------------------------------
+
+
+async def ask_dispatchers_to_pick_technician(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    names = {technician.id: technician.name for technician in await ctx.store.technicians()}
+    rows = [[Button(raw(names[tid]), encode(a.Assign(visit.id, tid)))] for tid in event.data["candidates"][:8] if tid in names]
+    text = t("group.pick_technician", visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end),
+             **await _masked_job(ctx, job))
+    return await _region_alert(ctx, job.region, text, buttons(*rows))
+
+
+async def alert_dispatchers_no_technician(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    fields = dict(visit=visit.id, kind=kind_label(visit.kind), slot=span(visit.slot_start, visit.slot_end), **await _masked_job(ctx, job))
+    reason = event.data.get("reason")
+    if reason:  # the day plan says why (vehicles full, crew short…): the fix differs
+        text = t("group.no_technician_planned", reason=t(f"plan_reason.{reason}"), **fields)
+    else:
+        text = t("group.no_technician", **fields)
+    return await _region_alert(ctx, job.region, text)
+
+
+async def alert_dispatchers_replan_failed(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    regions = event.data.get("regions") or [(await ctx.store.get(Job, event.job_id)).region]
+    return await _day_alert(ctx, regions, t("group.replan_failed", day=event.data["day"], reason=event.data["reason"]))
+
+
+async def alert_dispatchers_sla_breached(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    stage, tier = event.data["stage"], event.data["tier"]
+    if tier < SLA_BREACHED:
+        return []
+    job, visit = await _job_and_visit(ctx, event)
+    text = t("group.sla_breached", stage=t(f"sla.{stage}"), visit=visit.id, kind=kind_label(visit.kind),
+             technician=await _technician_name(ctx, event) or "-", slot=span(visit.slot_start, visit.slot_end),
+             **await _masked_job(ctx, job))
+    keyboard = buttons(
+        [Button(t("btn.reassign"), encode(a.ReassignLate(visit.id))), Button(t("btn.extend"), encode(a.ExtendDeadline(visit.id, stage)))],
+        [Button(t("btn.call"), encode(a.CallDetails(visit.id)))],
+    )
+    return await _region_alert(ctx, job.region, text, keyboard)
+
+
+async def alert_dispatchers_chat_unreachable(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job = await ctx.store.get(Job, event.job_id)
+    text = t(f"group.{event.data['who']}_unreachable", order=job.id, visit=event.visit_id or "-",
+             technician=await _technician_name(ctx, event) or "-", **await _masked_job(ctx, job))
+    return await _region_alert(ctx, job.region, text)
+
+
+async def alert_dispatchers_of_exception(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    report = await ctx.store.get(ProblemReport, event.data["exception_id"])
+    text = t(
+        "group.exception",
+        exception=report.id,
+        visit=visit.id,
+        kind=kind_label(visit.kind),
+        reason=t(f"reason.{report.reason}"),
+        note=report.note or "-",
+        photos=len(report.photo_ids),
+        technician=await _technician_name(ctx, event),
+        **await _masked_job(ctx, job),
+    )
+    keyboard = buttons(
+        [Button(t("btn.acknowledge"), encode(a.Acknowledge(report.id))), Button(t("btn.reassign"), encode(a.Reassign(report.id)))],
+        [Button(t("btn.cancel_visit"), encode(a.CancelReported(report.id)))],
+    )
+    return await _region_alert(ctx, job.region, text, keyboard)
+
+
+async def alert_dispatchers_of_low_rating(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    job, visit = await _job_and_visit(ctx, event)
+    text = t("group.low_rating", score=event.data["score"], visit=visit.id, kind=kind_label(visit.kind),
+             technician=await _technician_name(ctx, event), **await _masked_job(ctx, job))
+    keyboard = buttons([Button(t("btn.acknowledge"), encode(a.AcknowledgeRating(event.data["rating_id"])))])
+    return await _region_alert(ctx, job.region, text, keyboard)

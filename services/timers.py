@@ -18,29 +18,6 @@ from services.handlers import _offer_next, expire_offers
 from services.replanning import overran
 from storage.schedule import ScheduleStore
 
-# which events start an SLA stage, and which end it
-STARTS = {
-    ev.OfferMade: "accept",
-    ev.OffersBroadcast: "accept",
-    ev.VisitReassigned: "accept",
-    ev.VisitAccepted: "contact",
-    ev.VisitCheckedIn: "completion",
-}
-ENDS = {
-    ev.VisitAccepted: ("accept",),
-    ev.CustomerContacted: ("contact",),
-    ev.VisitEnRoute: ("contact",),
-    ev.VisitCheckedIn: ("contact", "arrival"),
-    ev.VisitCompleted: ("completion",),
-    ev.OfferDeclined: ("accept",),
-}
-
-
-async def on_event(ctx: HandlerContext, event: ev.Event) -> list:
-    """The bus's reaction: the timers this event starts or stops (nothing to send, no further events)."""
-    await schedule(ctx, [event])
-    return []
-
 
 async def track_location(ctx: HandlerContext, cmd: c.TrackLocation) -> list[ev.Event]:
     return await track(ctx, cmd.technician_id, cmd.latitude, cmd.longitude)
@@ -55,29 +32,13 @@ async def extend_sla(ctx: HandlerContext, cmd: c.ExtendSla) -> list[ev.Event]:
     return events
 
 
-async def schedule(ctx: HandlerContext, events: list[ev.Event]) -> None:
-    """Set and cancel the timers the events imply; setting one that exists already is a no-op."""
+# --- reactions: the timers an event starts or stops (registered in services/registry.py) ---------
+
+
+async def start_sla_clock(ctx: HandlerContext, event: ev.Event, *, stage: str) -> list[ev.Event]:
+    """The stage's clock starts on the event's visit: a timer for each warning tier and one for the deadline."""
     timers = ScheduleStore(ctx.store)
-    for event in events:
-        if event.visit_id is None:
-            continue
-        if isinstance(event, (ev.VisitCancelled, ev.VisitUnbooked)):
-            await timers.cancel_timers(event.visit_id)
-            continue
-        for stage in ENDS.get(type(event), ()):
-            await timers.cancel_timers(event.visit_id, kind="sla", stage=stage)
-        stage = STARTS.get(type(event))
-        if stage is not None:
-            await _start_stage(ctx, timers, event.visit_id, stage)
-        if isinstance(event, ev.VisitAccepted):
-            await _start_stage(ctx, timers, event.visit_id, "arrival")
-            await _appointment_timers(ctx, timers, event.visit_id)
-        if isinstance(event, ev.VisitStarted):
-            await _overrun_timer(ctx, timers, event.visit_id)
-
-
-async def _start_stage(ctx: HandlerContext, timers: ScheduleStore, visit_id: int, stage: str) -> None:
-    visit = await ctx.store.get(Visit, visit_id)
+    visit = await ctx.store.get(Visit, event.visit_id)
     job = await ctx.store.get(Job, visit.job_id)
     policy = policy_for(await timers.sla_policies(), job.region, visit.kind, stage)
     deadline = None
@@ -86,25 +47,34 @@ async def _start_stage(ctx: HandlerContext, timers: ScheduleStore, visit_id: int
     elif stage == "completion" and policy.minutes is None:
         deadline = completion_deadline(ctx.now, visit.duration_minutes)
     if deadline is not None and deadline <= ctx.now:
-        return
-    await timers.cancel_timers(visit_id, kind="sla", stage=stage)
+        return []
+    await timers.cancel_timers(visit.id, kind="sla", stage=stage)
     cycle = int(ctx.now.timestamp())
     for tier, due in tier_moments(policy, ctx.now, ctx.policy.business_hours, ctx.policy.tz, deadline):
         await timers.set_timer(
-            key=f"sla:{visit_id}:{stage}:{cycle}:{tier}", kind="sla", due_at=due, now=ctx.now, visit_id=visit_id,
+            key=f"sla:{visit.id}:{stage}:{cycle}:{tier}", kind="sla", due_at=due, now=ctx.now, visit_id=visit.id,
             technician_id=visit.technician_id,
             payload={"stage": stage, "tier": tier, "auto_reassign": policy.auto_reassign},
         )
+    return []
 
 
-async def _appointment_timers(ctx: HandlerContext, timers: ScheduleStore, visit_id: int) -> None:
-    visit = await ctx.store.get(Visit, visit_id)
+async def stop_sla_clock(ctx: HandlerContext, event: ev.Event, *, stage: str) -> list[ev.Event]:
+    """The stage is over on the event's visit: its warnings and deadline no longer fire."""
+    await ScheduleStore(ctx.store).cancel_timers(event.visit_id, kind="sla", stage=stage)
+    return []
+
+
+async def set_appointment_timers(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    """An accepted visit: the customer's reminder the evening before, the technician's day plan that morning."""
+    timers = ScheduleStore(ctx.store)
+    visit = await ctx.store.get(Visit, event.visit_id)
     local_day = visit.slot_start.astimezone(ctx.policy.tz).date()
     remind_at = datetime.combine(local_day - timedelta(days=1), time(ctx.policy.reminder_hour), ctx.policy.tz)
     if remind_at > ctx.now:
         await timers.set_timer(
-            key=f"remind:{visit_id}:{int(visit.slot_start.timestamp())}", kind="reminder", due_at=remind_at,
-            now=ctx.now, visit_id=visit_id, payload={"slot_start": visit.slot_start.isoformat()},
+            key=f"remind:{visit.id}:{int(visit.slot_start.timestamp())}", kind="reminder", due_at=remind_at,
+            now=ctx.now, visit_id=visit.id, payload={"slot_start": visit.slot_start.isoformat()},
         )
     plan_at = datetime.combine(local_day, time(ctx.policy.day_plan_hour, 30), ctx.policy.tz)
     if plan_at > ctx.now:
@@ -112,17 +82,26 @@ async def _appointment_timers(ctx: HandlerContext, timers: ScheduleStore, visit_
             key=f"dayplan:{visit.technician_id}:{local_day.isoformat()}", kind="dayplan", due_at=plan_at,
             now=ctx.now, technician_id=visit.technician_id, payload={"day": local_day.isoformat()},
         )
+    return []
 
 
-async def _overrun_timer(ctx: HandlerContext, timers: ScheduleStore, visit_id: int) -> None:
-    visit = await ctx.store.get(Visit, visit_id)
+async def set_overrun_timer(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    """Work started: if it is still going well past its planned end, the rest of the day is replanned."""
+    visit = await ctx.store.get(Visit, event.visit_id)
     planned = visit.planned_start or visit.slot_start or ctx.now
     # started late, the work still takes its time: count the end from whichever is later
     end = max(planned, ctx.now) + timedelta(minutes=visit.duration_minutes)
-    await timers.set_timer(
-        key=f"overrun:{visit_id}", kind="overrun", due_at=end + ctx.policy.overrun_grace, now=ctx.now,
-        visit_id=visit_id, technician_id=visit.technician_id,
+    await ScheduleStore(ctx.store).set_timer(
+        key=f"overrun:{visit.id}", kind="overrun", due_at=end + ctx.policy.overrun_grace, now=ctx.now,
+        visit_id=visit.id, technician_id=visit.technician_id,
     )
+    return []
+
+
+async def cancel_visit_timers(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    """The visit is off (cancelled, or unbooked to be booked again): none of its timers fire."""
+    await ScheduleStore(ctx.store).cancel_timers(event.visit_id)
+    return []
 
 
 STAGE_OPEN = {

@@ -6,7 +6,9 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -261,6 +263,72 @@ class Store:
                 )
             )
         ).scalars().first()
+
+    # --- batched reads for the views: one query for many rows ------------------------------------
+
+    async def get_many(self, cls: type, ids: Iterable[int | None]) -> dict[int, Any]:
+        """The rows with these ids, by id; unknown ids are left out."""
+        wanted = {entity_id for entity_id in ids if entity_id is not None}
+        if not wanted:
+            return {}
+        return {row.id: row for row in (await self.session.execute(select(cls).where(cls.id.in_(wanted)))).scalars()}
+
+    async def latest_jobs_of_customer(self, customer_id: int, limit: int) -> list[model.Job]:
+        """The customer's newest jobs, oldest first."""
+        statement = select(model.Job).where(model.Job.customer_id == customer_id).order_by(model.Job.id.desc()).limit(limit)
+        return list(reversed(list((await self.session.execute(statement)).scalars())))
+
+    async def visits_of_jobs(self, job_ids: Iterable[int]) -> list[model.Visit]:
+        """The visits of these jobs, each job's in its order."""
+        wanted = set(job_ids)
+        if not wanted:
+            return []
+        statement = select(model.Visit).where(model.Visit.job_id.in_(wanted)).order_by(model.Visit.job_id, model.Visit.sequence)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def visits_offered_to(self, technician_id: int) -> list[model.Visit]:
+        """Visits with an open grab offer to the technician that nobody has taken yet."""
+        statement = (
+            select(model.Visit)
+            .join(model.Offer, model.Offer.visit_id == model.Visit.id)
+            .where(
+                model.Offer.technician_id == technician_id,
+                model.Offer.status == model.OfferStatus.OPEN.value,
+                model.Visit.technician_id.is_(None),
+            )
+            .order_by(model.Offer.id)
+        )
+        return list(dict.fromkeys((await self.session.execute(statement)).scalars()))
+
+    async def templates_for(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], model.ChecklistTemplate]:
+        """The checklist templates by (service kind, product category), for these pairs."""
+        wanted = set(pairs)
+        if not wanted:
+            return {}
+        statement = select(model.ChecklistTemplate).where(
+            model.ChecklistTemplate.service_kind.in_({kind for kind, _ in wanted}),
+            model.ChecklistTemplate.product_category.in_({category for _, category in wanted}),
+        )
+        found = {(tpl.service_kind, tpl.product_category): tpl for tpl in (await self.session.execute(statement)).scalars()}
+        return {pair: tpl for pair, tpl in found.items() if pair in wanted}
+
+    async def answered_steps(self, visit_ids: Iterable[int]) -> dict[int, set[str]]:
+        """The checklist step keys answered so far, by visit."""
+        wanted = set(visit_ids)
+        answered: dict[int, set[str]] = {visit_id: set() for visit_id in wanted}
+        if wanted:
+            statement = select(model.ChecklistAnswer.visit_id, model.ChecklistAnswer.step_key).where(model.ChecklistAnswer.visit_id.in_(wanted))
+            for visit_id, step_key in (await self.session.execute(statement)).all():
+                answered[visit_id].add(step_key)
+        return answered
+
+    async def rated_visits(self, visit_ids: Iterable[int]) -> set[int]:
+        """Which of these visits the customer has rated."""
+        wanted = set(visit_ids)
+        if not wanted:
+            return set()
+        statement = select(model.Rating.visit_id).where(model.Rating.visit_id.in_(wanted))
+        return set((await self.session.execute(statement)).scalars())
 
     # --- dispatch ------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conversations.flows import ALL_FLOWS
 from tests.harness import SHOP, World, keys
 from tests.test_flow_lifecycle import DELIVERY_STEPS, INSTALL_STEPS
 
@@ -218,15 +217,6 @@ async def test_language_follows_the_client_and_can_be_switched(world: World):
     switched = await customer.press("lang:en")
     assert switched[0].payload["language"] == "en"
     assert (await customer.send("/status"))[0].payload["language"] == "en"
-
-
-def test_each_flow_declares_a_consistent_state_graph():
-    for flow in ALL_FLOWS:
-        spec = flow.spec
-        assert spec.initial in spec.states
-        for name, state in spec.states.items():
-            for target in state.leads_to:
-                assert target in spec.states, f"{spec.name}.{name} leads to unknown {target}"
 
 
 async def test_today_lists_the_day_in_order_with_the_next_action_on_each(world: World):

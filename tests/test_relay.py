@@ -21,7 +21,7 @@ import pytest
 import redis
 from sqlalchemy import insert, select
 
-from bots.telegram import TelegramBot, TelegramSender
+from bots.telegram import TelegramBot, TelegramChannel
 from domain.clock import ManualClock, SystemClock
 from fieldchat import notify_bench
 from scheduler.logthrottle import LogThrottle
@@ -86,7 +86,7 @@ async def relays(fake, tmp_path):
     def make(sessions, *, clock=None, wrap=None, **options) -> OutboxRelay:
         bots = {role: TelegramBot(role, token, fake.base_url, None, tmp_path) for role, token in TOKENS.items()}
         made.extend(bots.values())
-        sender = TelegramSender(bots) if wrap is None else wrap(TelegramSender(bots))
+        sender = TelegramChannel(bots) if wrap is None else wrap(TelegramChannel(bots))
         return OutboxRelay(sessions=sessions, senders={"telegram": sender}, clock=clock or SystemClock(), tz=timezone.utc, **options)
 
     yield make
@@ -383,7 +383,7 @@ async def test_a_relay_killed_mid_send_loses_nothing_and_repeats_at_most_its_in_
 class DiesAfterSending:
     """Sends for real, then never comes back: the relay dies between the send and recording it."""
 
-    def __init__(self, inner: TelegramSender) -> None:
+    def __init__(self, inner: TelegramChannel) -> None:
         self.inner = inner
 
     async def send(self, bot: str, chat_id: str, message) -> str | None:

@@ -23,8 +23,9 @@ from bots.robots import (
     dingtalk_sign,
     escape_slack,
     feishu_sign,
-    truncate_bytes,
 )
+from bots.channels import TextMeasure
+from bots.render import cut
 from conversations.i18n import render
 from services.messages import Button, Outbound, Rendered, buttons, t
 from domain.clock import ManualClock
@@ -141,14 +142,14 @@ def test_signatures_follow_g2_and_g3():
 # --- payload limits -----------------------------------------------------------------------------
 
 
-def test_truncate_bytes_cuts_on_character_boundaries():
+def test_cutting_to_utf8_bytes_keeps_whole_characters():
     text = "空调安装🔧ok" * 10
     for limit in range(3, 60):
-        cut = truncate_bytes(text, limit)
-        assert len(cut.encode()) <= limit
-        assert cut.endswith("…")
-        assert text.startswith(cut[:-1])
-    assert truncate_bytes("短", 2048) == "短"
+        shortened = cut(text, limit, TextMeasure.UTF8_BYTES)
+        assert len(shortened.encode()) <= limit
+        assert shortened.endswith("…")
+        assert text.startswith(shortened[:-1])
+    assert cut("短", 2048, TextMeasure.UTF8_BYTES) == "短"
 
 
 async def test_wecom_long_chinese_text_stays_within_bytes(fake, http, clock):

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urljoin
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from bots.channels import WEB
 from domain.errors import DomainError, IllegalTransition, NotFound
 from webhooks.service import Service
 from domain.commands import AssignVisit, SetDuty
@@ -431,20 +433,11 @@ class HealthOut(BaseModel):
 # --- links ----------------------------------------------------------------------------------------
 
 
-def _base_url(app: Service, request: Request) -> str:
-    return (app.settings.public_url or str(request.base_url)).rstrip("/")
-
-
-def _telegram_link(app: Service, role: str, parameter: str, token: str) -> str | None:
-    username = app.bot_username(role)
-    return f"https://t.me/{username}?{parameter}={token}" if username else None
-
-
-def _web_link(app: Service, request: Request, pane: str, token: str) -> str | None:
-    """The demo console's link, when it is served: the token goes after "#", which browsers keep to themselves."""
-    if not app.settings.web_console:
-        return None
-    return f"{_base_url(app, request)}/chat#{pane}={token}"
+def _links(app: Service, request: Request, role: str, token: str) -> tuple[str | None, str | None]:
+    """The link to hand out (the first channel's that has one) and the web console's; a channel's link relative to
+    this service resolves against the address this request came to."""
+    chat, web = app.channels.link(role, token), app.channels.deep_link(WEB, role, token)
+    return (urljoin(str(request.base_url), chat) if chat else None), (urljoin(str(request.base_url), web) if web else None)
 
 
 # --- database work --------------------------------------------------------------------------------
@@ -522,9 +515,8 @@ async def create_order(body: OrderIn, request: Request, response: Response, app:
         details = await backoffice.job_details(Store(session), result.job.id)
     if not result.created:
         response.status_code = status.HTTP_200_OK
-    web = _web_link(app, request, "customer", result.customer_token)
-    telegram = _telegram_link(app, "customer", "start", result.customer_token)
-    return OrderOut(created=result.created, job=JobOut(**details), customer_link=telegram or web, web_link=web)
+    link, web = _links(app, request, "customer", result.customer_token)
+    return OrderOut(created=result.created, job=JobOut(**details), customer_link=link, web_link=web)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses={**NOT_FOUND, **INVALID})
@@ -551,8 +543,8 @@ async def create_technician(body: TechnicianIn, request: Request, app: ServiceDe
 
     technician, token = await _write(app, "api:technician", create)
     pane = "driver" if body.roles == ["driver"] else "installer"
-    web = _web_link(app, request, pane, token)
-    return InviteOut(id=technician.id, invite_link=_telegram_link(app, "staff", "start", token) or web, web_link=web)
+    link, web = _links(app, request, pane, token)
+    return InviteOut(id=technician.id, invite_link=link, web_link=web)
 
 
 @router.patch("/technicians/{technician_id}", response_model=DutyOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
@@ -569,8 +561,8 @@ async def create_dispatcher(body: DispatcherIn, request: Request, app: ServiceDe
     dispatcher, token = await _write(
         app, "api:dispatcher", lambda ctx: backoffice.create_dispatcher(ctx.store, name=body.name, now=ctx.now, policy=ctx.policy)
     )
-    web = _web_link(app, request, "dispatcher", token)
-    return InviteOut(id=dispatcher.id, invite_link=_telegram_link(app, "staff", "start", token) or web, web_link=web)
+    link, web = _links(app, request, "dispatcher", token)
+    return InviteOut(id=dispatcher.id, invite_link=link, web_link=web)
 
 
 @router.post("/dispatch-groups", response_model=DispatchGroupOut, status_code=status.HTTP_201_CREATED, responses=BODY)
@@ -578,8 +570,8 @@ async def create_dispatch_group(body: DispatchGroupIn, request: Request, app: Se
     group, token = await _write(app, "api:group", lambda ctx: backoffice.create_dispatch_group(
         ctx.store, name=body.name, region=body.region, language=body.language, now=ctx.now, policy=ctx.policy
     ))
-    web = _web_link(app, request, "group", token)
-    return DispatchGroupOut(id=group.id, startgroup_link=_telegram_link(app, "staff", "startgroup", token) or web, web_link=web)
+    link, web = _links(app, request, "group", token)
+    return DispatchGroupOut(id=group.id, startgroup_link=link, web_link=web)
 
 
 @router.put("/checklist-templates", response_model=TemplateOut, responses={**BODY, **CONFLICT})

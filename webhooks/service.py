@@ -7,6 +7,7 @@ from typing import Protocol
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bots.channels import Channels
 from bots.telegram import TelegramBot
 from bots.web import WebUploads
 from conversations.engine import Engine
@@ -37,9 +38,8 @@ class Service(Protocol):
     engine: Engine
     telegram: dict[str, TelegramBot]
     web_uploads: WebUploads
+    channels: Channels
 
     async def start(self, *, background: bool = True) -> None: ...
 
     async def stop(self) -> None: ...
-
-    def bot_username(self, role: str) -> str | None: ...

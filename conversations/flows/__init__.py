@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from conversations.flow import Flow
 from conversations.flows import customer, dispatcher, technician
+from services import views
 from services.messages import Inbound
 
-CUSTOMER = Flow(customer.CUSTOMER_FLOW, customer.load_view)
-TECHNICIAN = Flow(technician.TECHNICIAN_FLOW, technician.load_view)
-DISPATCHER = Flow(dispatcher.DISPATCHER_FLOW, dispatcher.load_view)
-ALL_FLOWS = (CUSTOMER, TECHNICIAN, DISPATCHER)
+CUSTOMER = Flow(customer.CUSTOMER_FLOW, customer.view_request, views.load_customer_view)
+TECHNICIAN = Flow(technician.TECHNICIAN_FLOW, technician.view_request, views.load_technician_view)
+DISPATCHER = Flow(dispatcher.DISPATCHER_FLOW, dispatcher.view_request, views.load_dispatcher_view)
+ALL_FLOWS: tuple[Flow[Any], ...] = (CUSTOMER, TECHNICIAN, DISPATCHER)
 
 
-def flow_for(event: Inbound) -> Flow:
+def flow_for(event: Inbound) -> Flow[Any]:
     if event.chat.bot == "customer":
         return CUSTOMER
     if event.chat_type == "group":

@@ -1,11 +1,21 @@
-"""Pieces every flow shares: language switching, help, identity of the writer, error replies."""
+"""Pieces every flow shares: language switching, help, identity of the writer, the visit a state is about, hints."""
 
 from __future__ import annotations
 
-from conversations.flow import StepInput
-from services.messages import Button, Outbound, StepResult, buttons, reply, t
+from dataclasses import dataclass
+
+from services.actions import ChooseLanguage, encode
+from conversations.flow import FlowData, State, StepInput, reply
 from domain.commands import ChatIdentity, SetLanguage
 from domain.model import Language
+from services.messages import Button, Outbound, StepResult, buttons, t
+
+
+@dataclass(frozen=True)
+class VisitData(FlowData):
+    """The visit a state is about (stored as ``{"visit": id}``)."""
+
+    visit: int
 
 
 def identity(inp: StepInput) -> ChatIdentity:
@@ -14,18 +24,15 @@ def identity(inp: StepInput) -> ChatIdentity:
 
 
 def language_menu(inp: StepInput) -> StepResult:
-    keyboard = buttons([Button(t("lang.en"), "lang:en"), Button(t("lang.zh"), "lang:zh")])
+    keyboard = buttons([Button(t(f"lang.{code.value}"), encode(ChooseLanguage(code))) for code in Language])
     return reply(Outbound(t("lang.choose"), keyboard))
 
 
-def switch_language(inp: StepInput) -> StepResult:
-    code = inp.args[0] if inp.args else ""
-    if code not in (Language.EN.value, Language.ZH.value):
-        return reply(Outbound(t("hint.stale_button")))
-    chosen = identity(inp)
+def switch_language(inp: StepInput, choice: ChooseLanguage) -> StepResult:
+    code = choice.language.value
     return reply(
         Outbound(t("lang.switched"), language=code),
-        commands=[SetLanguage(chosen, code)],
+        commands=[SetLanguage(identity(inp), code)],
         language=code,
     )
 
@@ -34,7 +41,11 @@ def hint(key: str, **params: object) -> StepResult:
     return reply(Outbound(t(key, **params)))
 
 
-def help_for(inp: StepInput, flow_help: str, states: dict) -> StepResult:
+def stale() -> StepResult:
+    return hint("hint.stale_button")
+
+
+def help_for(inp: StepInput, flow_help: str, states: dict[str, State]) -> StepResult:
     state = states.get(inp.state)
     messages = [Outbound(t(flow_help))]
     if state is not None:

@@ -2,106 +2,49 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+import enum
+from datetime import datetime
 
-from conversations.flow import MAX_TIMESTAMP, FlowSpec, State, StepInput
-from conversations.flows.common import help_for, hint, identity, language_menu, switch_language
-from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, span, t
+from services.actions import (
+    Action,
+    AskToRate,
+    Book,
+    CancelVisit,
+    ChooseLanguage,
+    ConfirmAppointment,
+    ConfirmCancel,
+    ConfirmDone,
+    KeepVisit,
+    PickSlot,
+    Rate,
+    Reschedule,
+    SkipComment,
+    encode,
+)
+from conversations.flow import FlowSpec, Guard, State, Step, StepInput, reply
+from conversations.flows.common import VisitData, help_for, hint, identity, language_menu, stale, switch_language
 from domain import commands as c
-from domain.lifecycle import ACTIVE, not_before
-from domain.model import Customer, Job, VisitStatus
-from domain.policy import ServicePolicy
-from domain.slots import Booking, free_slots
-from services.booking import feasible_slots
-from storage.repository import Store
-
-SLOTS_SHOWN = 8
+from domain.model import VisitStatus
+from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, span, t
+from services.views import CustomerView, CustomerViewRequest, JobInfo, VisitInfo
 
 
-@dataclass(frozen=True)
-class VisitInfo:
-    id: int
-    kind: str
-    status: str
-    slot_start: datetime | None
-    slot_end: datetime | None
-    technician: str | None
-    rated: bool
-    depends_on: int | None
-    slots: tuple[tuple[datetime, datetime], ...]
+class CustomerState(enum.StrEnum):
+    NEW = "new"
+    IDLE = "idle"
+    CHOOSE_SLOT = "choose_slot"
+    CONFIRM_CANCEL = "confirm_cancel"
+    RATE = "rate"
+    COMMENT = "comment"
 
 
-@dataclass(frozen=True)
-class JobInfo:
-    id: int
-    product: str
-    address: str
-    visits: tuple[VisitInfo, ...]
+S = CustomerState
 
 
-@dataclass(frozen=True)
-class CustomerView:
-    customer_id: int | None
-    name: str
-    token_job: JobInfo | None  # the job behind a /start token, peeked before binding
-    jobs: tuple[JobInfo, ...]
-
-    def visit(self, visit_id: int | None) -> VisitInfo | None:
-        for job in (*self.jobs, *((self.token_job,) if self.token_job else ())):
-            for visit in job.visits:
-                if visit.id == visit_id:
-                    return visit
-        return None
-
-
-async def _job_info(store: Store, job: Job, policy: ServicePolicy, now: datetime, technicians, bookings) -> JobInfo:
-    visits = await store.visits_of_job(job.id)
-    by_id = {v.id: v for v in visits}
-    names = {t.id: t.name for t in technicians}
-    infos = []
-    for visit in visits:
-        slots: tuple = ()
-        dependency = by_id.get(visit.depends_on_visit_id)
-        if visit.state is VisitStatus.CREATED and (dependency is None or dependency.slot_end is not None):
-            found = free_slots(
-                visit=visit, job=job, technicians=technicians,
-                bookings=bookings, now=now, tz=policy.tz, windows=policy.windows,
-                days_ahead=policy.booking_days, lead=policy.booking_lead,
-                not_before=not_before(visit, dependency), limit=2 * SLOTS_SHOWN,
-            )
-            # offer only windows whose route can really take the visit, driving included
-            feasible = await feasible_slots(store, policy, now, visit, job, found)
-            slots = tuple((s.start, s.end) for s in feasible[:SLOTS_SHOWN])
-        rated = visit.state is VisitStatus.CONFIRMED and await store.rating_of(visit.id) is not None
-        infos.append(
-            VisitInfo(visit.id, visit.kind, visit.status, visit.slot_start, visit.slot_end,
-                      names.get(visit.technician_id) if visit.state in (*ACTIVE, VisitStatus.COMPLETED, VisitStatus.CONFIRMED) else None,
-                      rated, visit.depends_on_visit_id, slots)
-        )
-    return JobInfo(job.id, job.product_name, job.address_text, tuple(infos))
-
-
-async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePolicy, now: datetime) -> CustomerView:
-    chat = event.chat
-    binding = await store.binding(chat.platform, chat.bot, chat.chat_id, "customer")
-    customer_id = binding.subject_id if binding else None
-    token_job = None
-    technicians = await store.technicians()
-    busy = await store.bookings_between(now - timedelta(days=1), now + timedelta(days=policy.booking_days + 2))
-    bookings = [Booking(v.technician_id, v.slot_start, v.slot_end, v.duration_minutes) for v in busy]
-    if event.kind is InboundKind.COMMAND and event.text == "start" and event.payload:
-        row = await store.find_token(event.payload.strip(), "customer")
-        job = await store.get(Job, row["subject_id"]) if row else None
-        if job is not None:
-            token_job = await _job_info(store, job, policy, now, technicians, bookings)
-            customer_id = customer_id if customer_id == job.customer_id else job.customer_id
-    if customer_id is None:
-        return CustomerView(None, "", token_job, ())
-    customer = await store.get(Customer, customer_id)
-    jobs = await store.jobs_of_customer(customer_id, open_only=False)
-    infos = tuple([await _job_info(store, job, policy, now, technicians, bookings) for job in jobs[-5:]])
-    return CustomerView(customer_id, customer.name if customer else "", token_job, infos)
+def view_request(event: Inbound, action: Action | None) -> CustomerViewRequest:
+    """Times to book are looked for only when a step offers them: a link opened, or a Book button."""
+    token = event.payload.strip() if event.kind is InboundKind.COMMAND and event.text == "start" else ""
+    return CustomerViewRequest(event.chat, token=token or None, slots_for=action.visit_id if isinstance(action, Book) else None)
 
 
 # --- rendering helpers --------------------------------------------------------------------------
@@ -117,18 +60,22 @@ def _visit_line(visit: VisitInfo) -> dict:
     return t("customer.visit_line", kind=_kind(visit.kind), status=t(f"status.{visit.status}"))
 
 
+def _book_button(visit: VisitInfo) -> Button:
+    return Button(t("btn.book", kind=_kind(visit.kind)), encode(Book(visit.id)))
+
+
 def _visit_buttons(inp: StepInput, visit: VisitInfo) -> list[Button]:
     state = VisitStatus(visit.status)
     row = []
     if state is VisitStatus.CREATED:
-        row.append(Button(t("btn.book", kind=_kind(visit.kind)), f"bk:{visit.id}"))
+        row.append(_book_button(visit))
     elif state in (VisitStatus.BOOKED, VisitStatus.ACCEPTED) and _before_cutoff(inp, visit):
-        row.append(Button(t("btn.reschedule"), f"rs:{visit.id}"))
-        row.append(Button(t("btn.cancel_visit"), f"cx:{visit.id}"))
+        row.append(Button(t("btn.reschedule"), encode(Reschedule(visit.id))))
+        row.append(Button(t("btn.cancel_visit"), encode(CancelVisit(visit.id))))
     elif state is VisitStatus.COMPLETED:
-        row.append(Button(t("btn.confirm_done"), f"cf:{visit.id}"))
+        row.append(Button(t("btn.confirm_done"), encode(ConfirmDone(visit.id))))
     elif state is VisitStatus.CONFIRMED and not visit.rated:
-        row.append(Button(t("btn.rate"), f"rq:{visit.id}"))
+        row.append(Button(t("btn.rate"), encode(AskToRate(visit.id))))
     return row
 
 
@@ -147,10 +94,7 @@ def _status_message(inp: StepInput, job: JobInfo) -> Outbound:
 def _slot_prompt(visit: VisitInfo) -> Outbound:
     if not visit.slots:
         return Outbound(t("customer.no_slots", kind=_kind(visit.kind)))
-    rows = [
-        [Button(_slot_label(start, end), f"sl:{visit.id}:{int(start.timestamp())}:{int(end.timestamp())}")]
-        for start, end in visit.slots
-    ]
+    rows = [[Button(_slot_label(start, end), encode(PickSlot(visit.id, start, end)))] for start, end in visit.slots]
     return Outbound(t("customer.choose_slot", kind=_kind(visit.kind)), buttons(*rows))
 
 
@@ -158,14 +102,23 @@ def _slot_label(start: datetime, end: datetime) -> dict:
     return t("slot.label", slot=span(start, end))
 
 
-def _next_to_book(job: JobInfo, after: int | None = None) -> VisitInfo | None:
-    for visit in job.visits:
-        if visit.status == VisitStatus.CREATED.value and visit.id != after:
-            return visit
-    return None
+def _rating_prompt(visit_id: int) -> Outbound:
+    row = [Button(raw(str(score)), encode(Rate(visit_id, score))) for score in range(1, 6)]
+    return Outbound(t("customer.rate_prompt"), buttons(row))
 
 
 # --- steps --------------------------------------------------------------------------------------
+
+
+def is_customer(inp: StepInput) -> bool:
+    return inp.view.customer_id is not None
+
+
+def not_a_customer(inp: StepInput) -> StepResult:
+    return hint("customer.hint_new")
+
+
+CUSTOMER = Guard("customers", is_customer, not_a_customer)
 
 
 def on_start(inp: StepInput) -> StepResult:
@@ -176,11 +129,12 @@ def on_start(inp: StepInput) -> StepResult:
         if job is None:
             return hint("error.link_invalid")
         messages = [Outbound(t("customer.welcome", name=raw(view.name))), _status_message(inp, job)]
-        first = _next_to_book(job)
+        bind = c.BindCustomer(token, identity(inp))
+        first = job.next_to_book()
         if first is not None and first.slots:
             messages.append(_slot_prompt(first))
-            return reply(*messages, commands=[c.BindCustomer(token, identity(inp))], state="choose_slot", data={"visit": first.id})
-        return reply(*messages, commands=[c.BindCustomer(token, identity(inp))], state="idle", data={})
+            return reply(*messages, commands=[bind], state=S.CHOOSE_SLOT, data=VisitData(first.id))
+        return reply(*messages, commands=[bind], state=S.IDLE)
     if view.customer_id is None:
         return hint("customer.hint_new")
     return on_status(inp)
@@ -195,159 +149,126 @@ def on_status(inp: StepInput) -> StepResult:
     return reply(*[_status_message(inp, job) for job in view.jobs])
 
 
-def _require_customer(inp: StepInput) -> StepResult | None:
-    if inp.view.customer_id is None:
-        return hint("customer.hint_new")
-    return None
-
-
-def on_book(inp: StepInput) -> StepResult:
-    if (refusal := _require_customer(inp)) is not None:
-        return refusal
-    visit = inp.view.visit(inp.int_arg())
+def on_book(inp: StepInput, book: Book) -> StepResult:
+    view: CustomerView = inp.view
+    visit = view.visit(book.visit_id)
     if visit is None or visit.status != VisitStatus.CREATED.value:
-        return hint("hint.stale_button")
+        return stale()
     if visit.depends_on is not None:
-        dependency = inp.view.visit(visit.depends_on)
+        dependency = view.visit(visit.depends_on)
         if dependency is not None and dependency.slot_start is None:
             return hint("error.book_dependency_first", kind=_kind(dependency.kind))
-    return reply(_slot_prompt(visit), state="choose_slot", data={"visit": visit.id})
+    return reply(_slot_prompt(visit), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
 
 
-def on_slot(inp: StepInput) -> StepResult:
-    if (refusal := _require_customer(inp)) is not None:
-        return refusal
-    visit = inp.view.visit(inp.int_arg(0))
-    start_ts, end_ts = inp.int_arg(1, high=MAX_TIMESTAMP), inp.int_arg(2, high=MAX_TIMESTAMP)
-    if visit is None or start_ts is None or end_ts is None or visit.status != VisitStatus.CREATED.value:
-        return hint("hint.stale_button")
-    start = datetime.fromtimestamp(start_ts, timezone.utc)
-    end = datetime.fromtimestamp(end_ts, timezone.utc)
-    messages = [Outbound(t("customer.booked", kind=_kind(visit.kind), slot=span(start, end)))]
-    job = next((j for j in inp.view.jobs if any(v.id == visit.id for v in j.visits)), None)
-    following = _next_to_book(job, after=visit.id) if job else None
+def on_slot(inp: StepInput, pick: PickSlot) -> StepResult:
+    view: CustomerView = inp.view
+    visit = view.visit(pick.visit_id)
+    if visit is None or visit.status != VisitStatus.CREATED.value:
+        return stale()
+    messages = [Outbound(t("customer.booked", kind=_kind(visit.kind), slot=span(pick.start, pick.end)))]
+    job = view.job_of(visit.id)
+    following = job.next_to_book(after=visit.id) if job else None
     if following is not None:
-        messages.append(Outbound(t("customer.book_next", kind=_kind(following.kind)), buttons([Button(t("btn.book", kind=_kind(following.kind)), f"bk:{following.id}")])))
-    return reply(*messages, commands=[c.BookVisit(visit.id, inp.view.customer_id, start, end)], state="idle", data={})
+        messages.append(Outbound(t("customer.book_next", kind=_kind(following.kind)), buttons([_book_button(following)])))
+    return reply(*messages, commands=[c.BookVisit(visit.id, view.customer_id, pick.start, pick.end)], state=S.IDLE)
 
 
-def on_reschedule(inp: StepInput) -> StepResult:
-    if (refusal := _require_customer(inp)) is not None:
-        return refusal
-    visit = inp.view.visit(inp.int_arg())
+def on_reschedule(inp: StepInput, reschedule: Reschedule) -> StepResult:
+    visit = inp.view.visit(reschedule.visit_id)
     if visit is None or visit.status not in (VisitStatus.BOOKED.value, VisitStatus.ACCEPTED.value):
-        return hint("hint.stale_button")
-    keyboard = buttons([Button(t("btn.book", kind=_kind(visit.kind)), f"bk:{visit.id}")])
+        return stale()
     return reply(
-        Outbound(t("customer.rescheduled", kind=_kind(visit.kind)), keyboard),
+        Outbound(t("customer.rescheduled", kind=_kind(visit.kind)), buttons([_book_button(visit)])),
         commands=[c.RescheduleVisit(visit.id, inp.view.customer_id)],
-        state="idle",
-        data={},
+        state=S.IDLE,
     )
 
 
-def on_cancel_visit(inp: StepInput) -> StepResult:
-    if (refusal := _require_customer(inp)) is not None:
-        return refusal
-    visit = inp.view.visit(inp.int_arg())
+def on_cancel_visit(inp: StepInput, cancel: CancelVisit) -> StepResult:
+    visit = inp.view.visit(cancel.visit_id)
     if visit is None or visit.status in (VisitStatus.CANCELLED.value, VisitStatus.COMPLETED.value, VisitStatus.CONFIRMED.value):
-        return hint("hint.stale_button")
-    keyboard = buttons([Button(t("btn.yes_cancel"), f"cxy:{visit.id}"), Button(t("btn.no_keep"), "cxn")])
-    return reply(Outbound(t("customer.cancel_confirm", kind=_kind(visit.kind)), keyboard), state="confirm_cancel", data={"visit": visit.id})
+        return stale()
+    keyboard = buttons([Button(t("btn.yes_cancel"), encode(ConfirmCancel(visit.id))), Button(t("btn.no_keep"), encode(KeepVisit()))])
+    return reply(Outbound(t("customer.cancel_confirm", kind=_kind(visit.kind)), keyboard), state=S.CONFIRM_CANCEL, data=VisitData(visit.id))
 
 
-def on_cancel_yes(inp: StepInput) -> StepResult:
-    if (refusal := _require_customer(inp)) is not None:
-        return refusal
-    visit = inp.view.visit(inp.int_arg())
+def on_cancel_yes(inp: StepInput, confirm: ConfirmCancel) -> StepResult:
+    visit = inp.view.visit(confirm.visit_id)
     if visit is None:
-        return hint("hint.stale_button")
+        return stale()
     return reply(
         Outbound(t("customer.cancelled", kind=_kind(visit.kind))),
         commands=[c.CancelVisitByCustomer(visit.id, inp.view.customer_id)],
-        state="idle",
-        data={},
+        state=S.IDLE,
     )
 
 
-def on_appointment_ok(inp: StepInput) -> StepResult:
-    if (refusal := _require_customer(inp)) is not None:
-        return refusal
-    visit = inp.view.visit(inp.int_arg())
+def on_appointment_ok(inp: StepInput, confirm: ConfirmAppointment) -> StepResult:
+    visit = inp.view.visit(confirm.visit_id)
     if visit is None or visit.status not in (VisitStatus.BOOKED.value, VisitStatus.ACCEPTED.value):
-        return hint("hint.stale_button")
+        return stale()
     return hint("customer.appointment_confirmed", kind=_kind(visit.kind))
 
 
-def on_cancel_no(inp: StepInput) -> StepResult:
-    return reply(Outbound(t("customer.kept")), state="idle", data={})
+def on_cancel_no(inp: StepInput, keep: KeepVisit) -> StepResult:
+    return reply(Outbound(t("customer.kept")), state=S.IDLE)
 
 
-def _rating_prompt(visit_id: int) -> Outbound:
-    row = [Button(raw(str(n)), f"rt:{visit_id}:{n}") for n in range(1, 6)]
-    return Outbound(t("customer.rate_prompt"), buttons(row))
-
-
-def on_confirm(inp: StepInput) -> StepResult:
-    if (refusal := _require_customer(inp)) is not None:
-        return refusal
-    visit = inp.view.visit(inp.int_arg())
+def on_confirm(inp: StepInput, confirm: ConfirmDone) -> StepResult:
+    visit = inp.view.visit(confirm.visit_id)
     if visit is None or visit.status != VisitStatus.COMPLETED.value:
-        return hint("hint.stale_button")
+        return stale()
     return reply(
         Outbound(t("customer.confirmed", kind=_kind(visit.kind))),
         _rating_prompt(visit.id),
         commands=[c.ConfirmVisit(visit.id, inp.view.customer_id)],
-        state="rate",
-        data={"visit": visit.id},
+        state=S.RATE,
+        data=VisitData(visit.id),
     )
 
 
-def on_rate_request(inp: StepInput) -> StepResult:
-    visit = inp.view.visit(inp.int_arg())
+def on_rate_request(inp: StepInput, ask: AskToRate) -> StepResult:
+    visit = inp.view.visit(ask.visit_id)
     if visit is None or visit.status != VisitStatus.CONFIRMED.value or visit.rated:
-        return hint("hint.stale_button")
-    return reply(_rating_prompt(visit.id), state="rate", data={"visit": visit.id})
+        return stale()
+    return reply(_rating_prompt(visit.id), state=S.RATE, data=VisitData(visit.id))
 
 
-def on_rate(inp: StepInput) -> StepResult:
-    if (refusal := _require_customer(inp)) is not None:
-        return refusal
-    visit_id, score = inp.int_arg(0), inp.int_arg(1)
-    visit = inp.view.visit(visit_id)
-    if visit is None or score is None or not 1 <= score <= 5 or visit.rated:
-        return hint("hint.stale_button")
-    keyboard = buttons([Button(t("btn.skip"), "skip")])
+def on_rate(inp: StepInput, rate: Rate) -> StepResult:
+    visit = inp.view.visit(rate.visit_id)
+    if visit is None or visit.rated:
+        return stale()
     return reply(
-        Outbound(t("customer.rated", score=score), keyboard),
-        commands=[c.RateVisit(visit.id, inp.view.customer_id, score)],
-        state="comment",
-        data={"visit": visit.id},
+        Outbound(t("customer.rated", score=rate.score), buttons([Button(t("btn.skip"), encode(SkipComment()))])),
+        commands=[c.RateVisit(visit.id, inp.view.customer_id, rate.score)],
+        state=S.COMMENT,
+        data=VisitData(visit.id),
     )
 
 
 def on_comment(inp: StepInput) -> StepResult:
+    rated: VisitData | None = inp.data
     text = inp.event.text.strip()
+    if rated is None:
+        return reply(Outbound(t("customer.hint_idle")), state=S.IDLE)
     if not text:
         return hint("customer.hint_comment")
     return reply(
         Outbound(t("customer.thanks")),
-        commands=[c.CommentRating(inp.data["visit"], inp.view.customer_id, text)],
-        state="idle",
-        data={},
+        commands=[c.CommentRating(rated.visit, inp.view.customer_id, text)],
+        state=S.IDLE,
     )
 
 
-def on_skip(inp: StepInput) -> StepResult:
-    if inp.state != "comment":
-        return hint("hint.stale_button")
-    return reply(Outbound(t("customer.thanks")), state="idle", data={})
+def on_skip(inp: StepInput, skip: SkipComment) -> StepResult:
+    return reply(Outbound(t("customer.thanks")), state=S.IDLE)
 
 
 def on_cancel(inp: StepInput) -> StepResult:
     if inp.view.customer_id is None:
-        return reply(Outbound(t("customer.hint_new")), state="new", data={})
-    return reply(Outbound(t("common.cancelled")), state="idle", data={})
+        return reply(Outbound(t("customer.hint_new")), state=S.NEW)
+    return reply(Outbound(t("common.cancelled")), state=S.IDLE)
 
 
 def on_help(inp: StepInput) -> StepResult:
@@ -362,36 +283,38 @@ def on_idle_text(inp: StepInput) -> StepResult:
 
 CUSTOMER_FLOW = FlowSpec(
     name="customer",
-    initial="new",
+    initial=S.NEW,
     states={
-        "new": State(hint="customer.hint_new", text=on_idle_text, leads_to=("choose_slot", "idle")),
-        "idle": State(hint="customer.hint_idle", text=on_idle_text, leads_to=("choose_slot", "confirm_cancel", "rate")),
-        "choose_slot": State(hint="customer.hint_choose_slot", leads_to=("idle",)),
-        "confirm_cancel": State(hint="customer.hint_confirm_cancel", leads_to=("idle",)),
-        "rate": State(hint="customer.hint_rate", leads_to=("comment",)),
-        "comment": State(hint="customer.hint_comment", text=on_comment, leads_to=("idle",)),
+        S.NEW: State(hint="customer.hint_new", text=Step(on_idle_text)),
+        S.IDLE: State(hint="customer.hint_idle", text=Step(on_idle_text)),
+        S.CHOOSE_SLOT: State(hint="customer.hint_choose_slot", data=VisitData),
+        S.CONFIRM_CANCEL: State(hint="customer.hint_confirm_cancel", data=VisitData),
+        S.RATE: State(hint="customer.hint_rate", data=VisitData),
+        S.COMMENT: State(
+            hint="customer.hint_comment", data=VisitData,
+            text=Step(on_comment, leads_to=(S.IDLE,)),
+            buttons={SkipComment: Step(on_skip, leads_to=(S.IDLE,))},
+        ),
     },
     commands={
-        "start": on_start,
-        "status": on_status,
-        "help": on_help,
-        "cancel": on_cancel,
-        "lang": language_menu,
-        "language": language_menu,
+        "start": Step(on_start, leads_to=(S.CHOOSE_SLOT, S.IDLE)),
+        "status": Step(on_status),
+        "help": Step(on_help),
+        "cancel": Step(on_cancel, leads_to=(S.NEW, S.IDLE)),
+        "lang": Step(language_menu),
+        "language": Step(language_menu),
     },
     buttons={
-        "bk": on_book,
-        "sl": on_slot,
-        "rs": on_reschedule,
-        "cx": on_cancel_visit,
-        "cxy": on_cancel_yes,
-        "cxn": on_cancel_no,
-        "ok": on_appointment_ok,
-        "cf": on_confirm,
-        "rq": on_rate_request,
-        "rt": on_rate,
-        "skip": on_skip,
-        "lang": switch_language,
+        Book: Step(on_book, leads_to=(S.CHOOSE_SLOT,), requires=CUSTOMER),
+        PickSlot: Step(on_slot, leads_to=(S.IDLE,), requires=CUSTOMER),
+        Reschedule: Step(on_reschedule, leads_to=(S.IDLE,), requires=CUSTOMER),
+        CancelVisit: Step(on_cancel_visit, leads_to=(S.CONFIRM_CANCEL,), requires=CUSTOMER),
+        ConfirmCancel: Step(on_cancel_yes, leads_to=(S.IDLE,), requires=CUSTOMER),
+        KeepVisit: Step(on_cancel_no, leads_to=(S.IDLE,)),
+        ConfirmAppointment: Step(on_appointment_ok, requires=CUSTOMER),
+        ConfirmDone: Step(on_confirm, leads_to=(S.RATE,), requires=CUSTOMER),
+        AskToRate: Step(on_rate_request, leads_to=(S.RATE,)),
+        Rate: Step(on_rate, leads_to=(S.COMMENT,), requires=CUSTOMER),
+        ChooseLanguage: Step(switch_language),
     },
 )
-

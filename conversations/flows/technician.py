@@ -2,107 +2,83 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, replace
-from datetime import datetime
 
-from conversations.flow import FlowSpec, State, StepInput
-from conversations.flows.common import help_for, hint, identity, language_menu, switch_language
-from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, reply, span, t
+from services.actions import (
+    Accept,
+    Action,
+    Answer,
+    Arrived,
+    ChooseLanguage,
+    Complete,
+    Contacted,
+    ContinueChecklist,
+    Decline,
+    OnMyWay,
+    PickReason,
+    ReportProblem,
+    SendReport,
+    SkipNote,
+    StartChecklist,
+    encode,
+)
+from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
+from conversations.flows.common import VisitData, help_for, hint, identity, language_menu, stale, switch_language
 from domain import commands as c
 from domain.errors import InvalidInput
 from domain.geo import haversine_m, map_link
-from domain.lifecycle import DONE
-from domain.model import (
-    ChecklistStep,
-    Customer,
-    ExceptionReason,
-    Job,
-    StepKind,
-    Technician,
-    Visit,
-    VisitStatus,
-    parse_number,
-)
-from domain.policy import ServicePolicy
-from storage.repository import Store
+from domain.model import ChecklistStep, ExceptionReason, StepKind, VisitStatus, parse_number
+from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, span, t
+from services.views import TechnicianView, TechnicianViewRequest, TechVisit
 
-SHOWN_STATUSES = (
-    VisitStatus.BOOKED, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE,
-    VisitStatus.IN_PROGRESS, VisitStatus.ON_HOLD, VisitStatus.COMPLETED,
-)
-PHOTO_REQUIRED_REASONS = (ExceptionReason.GOODS_DAMAGED.value, ExceptionReason.PARTS_MISSING.value)
+PHOTO_REQUIRED_REASONS = (ExceptionReason.GOODS_DAMAGED, ExceptionReason.PARTS_MISSING)
+
+
+class TechnicianState(enum.StrEnum):
+    NEW = "new"
+    IDLE = "idle"
+    AWAIT_LOCATION = "await_location"
+    CHECKIN_REASON = "checkin_reason"
+    CHECKLIST = "checklist"
+    REPORT_REASON = "report_reason"
+    REPORT_NOTE = "report_note"
+    REPORT_PHOTO = "report_photo"
+
+
+S = TechnicianState
 
 
 @dataclass(frozen=True)
-class TechVisit:
-    id: int
-    kind: str
-    status: str
-    slot_start: datetime | None
-    slot_end: datetime | None
-    product: str
-    address: str
+class CheckinAway(FlowData):
+    """A check-in too far from the address, waiting for the reason."""
+
+    visit: int
     lat: float
     lon: float
-    customer: str
-    phone: str
-    steps: tuple[ChecklistStep, ...]
-    answered: frozenset[str]
-    dependency_done: bool
-    lead: str | None = None  # set when this technician is crew on someone else's visit: the lead's name
-
-    def next_step(self) -> int | None:
-        for index, step in enumerate(self.steps):
-            if step.key not in self.answered:
-                return index
-        return None
 
 
 @dataclass(frozen=True)
-class TechnicianView:
-    technician_id: int | None
-    name: str
-    token_kind: str | None  # "technician" or "dispatcher" when /start carries a valid-looking token
-    token_name: str
-    visits: tuple[TechVisit, ...]
+class ChecklistAt(FlowData):
+    """The checklist step being asked."""
 
-    def visit(self, visit_id: int | None) -> TechVisit | None:
-        return next((v for v in self.visits if v.id == visit_id), None)
+    visit: int
+    step: int
 
 
-async def load_view(store: Store, event: Inbound, data: dict, policy: ServicePolicy, now: datetime) -> TechnicianView:
-    chat = event.chat
-    token_kind, token_name = None, ""
-    if event.kind is InboundKind.COMMAND and event.text == "start" and event.payload:
-        for purpose in ("technician", "dispatcher"):
-            if await store.find_token(event.payload.strip(), purpose):
-                token_kind = purpose
-                break
-    binding = await store.binding(chat.platform, chat.bot, chat.chat_id, "technician")
-    if binding is None:
-        return TechnicianView(None, "", token_kind, token_name, ())
-    technician = await store.get(Technician, binding.subject_id)
-    visits = []
-    mine = await store.visits_of_technician(technician.id, SHOWN_STATUSES)
-    crew = await store.crew_visits_of(technician.id, SHOWN_STATUSES)
-    # grab offers: the visit has no technician yet, but this one may take it
-    offered = [await store.get(Visit, o.visit_id) for o in await store.open_offers_for(technician.id)]
-    for visit in mine + crew + [v for v in offered if v.technician_id is None]:
-        job = await store.get(Job, visit.job_id)
-        customer = await store.get(Customer, job.customer_id)
-        template = await store.template_for(visit.kind, job.product_category)
-        dependency = await store.get(Visit, visit.depends_on_visit_id) if visit.depends_on_visit_id else None
-        visits.append(
-            TechVisit(
-                visit.id, visit.kind, visit.status, visit.slot_start, visit.slot_end, job.product_name,
-                job.address_text, job.lat, job.lon, customer.name, customer.phone,
-                tuple(template.parsed_steps()) if template else (),
-                frozenset(await store.answers_of(visit.id)),
-                dependency is None or dependency.state in DONE,
-                (await store.get(Technician, visit.technician_id)).name if visit in crew else None,
-            )
-        )
-    return TechnicianView(technician.id, technician.name, token_kind, token_name, tuple(visits))
+@dataclass(frozen=True)
+class ProblemDraft(FlowData):
+    """A problem report being written: its reason, then a note, then photos."""
+
+    visit: int
+    reason: ExceptionReason
+    photos: tuple[c.PhotoRef, ...] = ()
+    note: str = ""
+
+
+def view_request(event: Inbound, action: Action | None) -> TechnicianViewRequest:
+    token = event.payload.strip() if event.kind is InboundKind.COMMAND and event.text == "start" else ""
+    return TechnicianViewRequest(event.chat, token=token or None)
 
 
 # --- rendering helpers --------------------------------------------------------------------------
@@ -113,7 +89,15 @@ def _kind(kind: str) -> dict:
 
 
 def _report_button(visit_id: int) -> Button:
-    return Button(t("btn.report_problem"), f"rp:{visit_id}")
+    return Button(t("btn.report_problem"), encode(ReportProblem(visit_id)))
+
+
+def _complete_button(visit_id: int) -> Button:
+    return Button(t("btn.complete"), encode(Complete(visit_id)))
+
+
+def _send_report_button() -> Button:
+    return Button(t("btn.send_report"), encode(SendReport()))
 
 
 def visit_card(visit: TechVisit) -> Outbound:
@@ -127,16 +111,16 @@ def visit_card(visit: TechVisit) -> Outbound:
         ))
     actions: list[list[Button]] = []
     if status is VisitStatus.BOOKED:
-        actions.append([Button(t("btn.accept"), f"acc:{visit.id}"), Button(t("btn.decline"), f"dec:{visit.id}")])
+        actions.append([Button(t("btn.accept"), encode(Accept(visit.id))), Button(t("btn.decline"), encode(Decline(visit.id)))])
     elif status is VisitStatus.ACCEPTED:
-        actions.append([Button(t("btn.on_my_way"), f"go:{visit.id}"), Button(t("btn.arrived"), f"arr:{visit.id}")])
-        actions.append([Button(t("btn.contacted"), f"ct:{visit.id}")])
+        actions.append([Button(t("btn.on_my_way"), encode(OnMyWay(visit.id))), Button(t("btn.arrived"), encode(Arrived(visit.id)))])
+        actions.append([Button(t("btn.contacted"), encode(Contacted(visit.id)))])
     elif status is VisitStatus.EN_ROUTE:
-        actions.append([Button(t("btn.arrived"), f"arr:{visit.id}")])
+        actions.append([Button(t("btn.arrived"), encode(Arrived(visit.id)))])
     elif status is VisitStatus.ON_SITE:
-        actions.append([Button(t("btn.start_checklist"), f"st:{visit.id}")])
+        actions.append([Button(t("btn.start_checklist"), encode(StartChecklist(visit.id)))])
     elif status is VisitStatus.IN_PROGRESS:
-        actions.append([Button(t("btn.continue_checklist"), f"ck:{visit.id}")])
+        actions.append([Button(t("btn.continue_checklist"), encode(ContinueChecklist(visit.id)))])
     if status in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
         actions.append([_report_button(visit.id)])
     text = t(
@@ -152,9 +136,12 @@ def step_prompt(visit: TechVisit, index: int) -> Outbound:
     progress = f"{index + 1}/{len(visit.steps)}"
     rows: list[list[Button]] = []
     if step.kind is StepKind.YES_NO:
-        rows.append([Button(t("btn.yes"), f"ans:{visit.id}:{index}:yes"), Button(t("btn.no"), f"ans:{visit.id}:{index}:no")])
+        rows.append([
+            Button(t("btn.yes"), encode(Answer(visit.id, index, "yes"))),
+            Button(t("btn.no"), encode(Answer(visit.id, index, "no"))),
+        ])
     elif step.kind is StepKind.CHOICE:
-        rows.extend([Button(raw(choice), f"ans:{visit.id}:{index}:{n}")] for n, choice in enumerate(step.choices))
+        rows.extend([Button(raw(choice), encode(Answer(visit.id, index, str(n))))] for n, choice in enumerate(step.choices))
     rows.append([_report_button(visit.id)])
     key = {
         StepKind.YES_NO: "tech.step_yes_no",
@@ -180,23 +167,28 @@ def _fmt(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _after_answer(visit: TechVisit, answered_key: str) -> tuple[list[Outbound], str, dict]:
+def _after_answer(visit: TechVisit, answered_key: str) -> tuple[list[Outbound], S, ChecklistAt | None]:
     """What follows an answer: the next unanswered step, or the Complete button."""
     answered = visit.answered | {answered_key}
     remaining = [i for i, s in enumerate(visit.steps) if s.key not in answered]
     if remaining:
-        return [step_prompt(visit, remaining[0])], "checklist", {"visit": visit.id, "step": remaining[0]}
-    keyboard = buttons([Button(t("btn.complete"), f"done:{visit.id}")], [_report_button(visit.id)])
-    return [Outbound(t("tech.checklist_done"), keyboard)], "idle", {}
+        return [step_prompt(visit, remaining[0])], S.CHECKLIST, ChecklistAt(visit.id, remaining[0])
+    keyboard = buttons([_complete_button(visit.id)], [_report_button(visit.id)])
+    return [Outbound(t("tech.checklist_done"), keyboard)], S.IDLE, None
 
 
 # --- steps --------------------------------------------------------------------------------------
 
 
-def _require_technician(inp: StepInput) -> StepResult | None:
-    if inp.view.technician_id is None:
-        return hint("tech.hint_new")
-    return None
+def is_technician(inp: StepInput) -> bool:
+    return inp.view.technician_id is not None
+
+
+def not_a_technician(inp: StepInput) -> StepResult:
+    return hint("tech.hint_new")
+
+
+TECHNICIAN = Guard("technicians", is_technician, not_a_technician)
 
 
 def on_start(inp: StepInput) -> StepResult:
@@ -204,7 +196,7 @@ def on_start(inp: StepInput) -> StepResult:
     token = inp.event.payload.strip()
     if token:
         if view.token_kind == "technician":
-            return reply(Outbound(t("tech.welcome")), commands=[c.BindTechnician(token, identity(inp))], state="idle", data={})
+            return reply(Outbound(t("tech.welcome")), commands=[c.BindTechnician(token, identity(inp))], state=S.IDLE)
         if view.token_kind == "dispatcher":
             return reply(Outbound(t("dispatcher.registered")), commands=[c.RegisterDispatcher(token, identity(inp))])
         return hint("error.link_invalid")
@@ -214,8 +206,6 @@ def on_start(inp: StepInput) -> StepResult:
 
 
 def on_today(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
     view: TechnicianView = inp.view
     local_today = inp.now.astimezone(inp.policy.tz).date()
     today = [v for v in view.visits if v.slot_start and v.slot_start.astimezone(inp.policy.tz).date() == local_today]
@@ -229,35 +219,29 @@ def on_today(inp: StepInput) -> StepResult:
 
 
 def on_visits(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
     upcoming = [v for v in inp.view.visits if v.status != VisitStatus.COMPLETED.value]
     if not upcoming:
         return hint("tech.no_visits")
     return reply(*[visit_card(v) for v in upcoming])
 
 
-def _visit_from_button(inp: StepInput, *statuses: VisitStatus) -> TechVisit | None:
-    visit = inp.view.visit(inp.int_arg())
+def _visit_in(inp: StepInput, visit_id: int, *statuses: VisitStatus) -> TechVisit | None:
+    visit = inp.view.visit(visit_id)
     if visit is None or (statuses and VisitStatus(visit.status) not in statuses):
         return None
     return visit
 
 
-def on_accept(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
-    visit = _visit_from_button(inp, VisitStatus.BOOKED)
+def on_accept(inp: StepInput, accept: Accept) -> StepResult:
+    visit = _visit_in(inp, accept.visit_id, VisitStatus.BOOKED)
     if visit is None:
         return hint("tech.offer_gone")
-    keyboard = buttons([Button(t("btn.on_my_way"), f"go:{visit.id}")])
+    keyboard = buttons([Button(t("btn.on_my_way"), encode(OnMyWay(visit.id)))])
     return reply(Outbound(t("tech.accepted", visit=visit.id), keyboard), commands=[c.AcceptOffer(visit.id, inp.view.technician_id)])
 
 
-def on_decline(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
-    visit = _visit_from_button(inp, VisitStatus.BOOKED)
+def on_decline(inp: StepInput, decline: Decline) -> StepResult:
+    visit = _visit_in(inp, decline.visit_id, VisitStatus.BOOKED)
     if visit is None:
         return hint("tech.offer_gone")
     return reply(Outbound(t("tech.declined", visit=visit.id)), commands=[c.DeclineOffer(visit.id, inp.view.technician_id)])
@@ -267,39 +251,36 @@ def _ask_location() -> Outbound:
     return Outbound(t("tech.share_location"), request="location")
 
 
-def on_depart(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
-    visit = _visit_from_button(inp, VisitStatus.ACCEPTED)
+def on_depart(inp: StepInput, depart: OnMyWay) -> StepResult:
+    visit = _visit_in(inp, depart.visit_id, VisitStatus.ACCEPTED)
     if visit is None:
-        return hint("hint.stale_button")
+        return stale()
     return reply(
         Outbound(t("tech.en_route", visit=visit.id)),
         _ask_location(),
         commands=[c.Depart(visit.id, inp.view.technician_id)],
-        state="await_location",
-        data={"visit": visit.id},
+        state=S.AWAIT_LOCATION,
+        data=VisitData(visit.id),
     )
 
 
-def on_arrived(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
-    visit = _visit_from_button(inp, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE)
+def on_arrived(inp: StepInput, arrived: Arrived) -> StepResult:
+    visit = _visit_in(inp, arrived.visit_id, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE)
     if visit is None:
-        return hint("hint.stale_button")
-    return reply(_ask_location(), state="await_location", data={"visit": visit.id})
+        return stale()
+    return reply(_ask_location(), state=S.AWAIT_LOCATION, data=VisitData(visit.id))
 
 
 def _checked_in(visit: TechVisit) -> Outbound:
-    keyboard = buttons([Button(t("btn.start_checklist"), f"st:{visit.id}")], [_report_button(visit.id)])
+    keyboard = buttons([Button(t("btn.start_checklist"), encode(StartChecklist(visit.id)))], [_report_button(visit.id)])
     return Outbound(t("tech.checked_in"), keyboard)
 
 
 def on_location(inp: StepInput) -> StepResult:
-    visit = inp.view.visit(inp.data.get("visit"))
+    going: VisitData | None = inp.data
+    visit = inp.view.visit(going.visit) if going else None
     if visit is None:
-        return reply(Outbound(t("hint.stale_button")), state="idle", data={})
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
     lat, lon = inp.event.latitude, inp.event.longitude
     if lat is None or lon is None:
         return hint("tech.hint_location")
@@ -307,62 +288,58 @@ def on_location(inp: StepInput) -> StepResult:
     if distance > inp.policy.checkin_radius_m:
         return reply(
             Outbound(t("tech.too_far", distance=int(distance), radius=int(inp.policy.checkin_radius_m))),
-            state="checkin_reason",
-            data={"visit": visit.id, "lat": lat, "lon": lon},
+            state=S.CHECKIN_REASON,
+            data=CheckinAway(visit.id, lat, lon),
         )
-    return reply(_checked_in(visit), commands=[c.CheckIn(visit.id, inp.view.technician_id, lat, lon)], state="idle", data={})
+    return reply(_checked_in(visit), commands=[c.CheckIn(visit.id, inp.view.technician_id, lat, lon)], state=S.IDLE)
 
 
 def on_checkin_reason(inp: StepInput) -> StepResult:
-    visit = inp.view.visit(inp.data.get("visit"))
+    away: CheckinAway | None = inp.data
+    visit = inp.view.visit(away.visit) if away else None
     reason = inp.event.text.strip()
-    if visit is None:
-        return reply(Outbound(t("hint.stale_button")), state="idle", data={})
+    if away is None or visit is None:
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
     if not reason:
         return hint("tech.hint_checkin_reason")
     return reply(
         _checked_in(visit),
-        commands=[c.CheckIn(visit.id, inp.view.technician_id, inp.data["lat"], inp.data["lon"], reason[:500])],
-        state="idle",
-        data={},
+        commands=[c.CheckIn(visit.id, inp.view.technician_id, away.lat, away.lon, reason[:500])],
+        state=S.IDLE,
     )
 
 
-def on_start_work(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
-    visit = _visit_from_button(inp, VisitStatus.ON_SITE)
+def on_start_work(inp: StepInput, start: StartChecklist) -> StepResult:
+    visit = _visit_in(inp, start.visit_id, VisitStatus.ON_SITE)
     if visit is None:
-        return hint("hint.stale_button")
+        return stale()
     if not visit.dependency_done:
         return hint("error.dependency_not_completed", kind=_kind("delivery"))
     command = c.StartWork(visit.id, inp.view.technician_id)
     if not visit.steps:
-        keyboard = buttons([Button(t("btn.complete"), f"done:{visit.id}")])
-        return reply(Outbound(t("tech.no_checklist"), keyboard), commands=[command], state="idle", data={})
+        keyboard = buttons([_complete_button(visit.id)])
+        return reply(Outbound(t("tech.no_checklist"), keyboard), commands=[command], state=S.IDLE)
     first = visit.next_step() or 0
-    return reply(step_prompt(visit, first), commands=[command], state="checklist", data={"visit": visit.id, "step": first})
+    return reply(step_prompt(visit, first), commands=[command], state=S.CHECKLIST, data=ChecklistAt(visit.id, first))
 
 
-def on_continue(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
-    visit = _visit_from_button(inp, VisitStatus.IN_PROGRESS)
+def on_continue(inp: StepInput, resume: ContinueChecklist) -> StepResult:
+    visit = _visit_in(inp, resume.visit_id, VisitStatus.IN_PROGRESS)
     if visit is None:
-        return hint("hint.stale_button")
+        return stale()
     index = visit.next_step()
     if index is None:
         messages, state, data = _after_answer(visit, "")
         return reply(*messages, state=state, data=data)
-    return reply(step_prompt(visit, index), state="checklist", data={"visit": visit.id, "step": index})
+    return reply(step_prompt(visit, index), state=S.CHECKLIST, data=ChecklistAt(visit.id, index))
 
 
 def _current_step(inp: StepInput) -> tuple[TechVisit, int] | None:
-    visit = inp.view.visit(inp.data.get("visit"))
-    index = inp.data.get("step")
-    if visit is None or index is None or index >= len(visit.steps) or visit.status != VisitStatus.IN_PROGRESS.value:
+    at: ChecklistAt | None = inp.data
+    visit = inp.view.visit(at.visit) if at else None
+    if at is None or visit is None or at.step >= len(visit.steps) or visit.status != VisitStatus.IN_PROGRESS.value:
         return None
-    return visit, index
+    return visit, at.step
 
 
 def _answer(inp: StepInput, visit: TechVisit, index: int, value: str, photo: c.PhotoRef | None = None) -> StepResult:
@@ -376,24 +353,23 @@ def _answer(inp: StepInput, visit: TechVisit, index: int, value: str, photo: c.P
     )
 
 
-def on_answer_button(inp: StepInput) -> StepResult:
+def on_answer_button(inp: StepInput, answer: Answer) -> StepResult:
     current = _current_step(inp)
-    if current is None or inp.int_arg(0) != current[0].id or inp.int_arg(1) != current[1]:
-        return hint("hint.stale_button")
+    if current is None or answer.visit_id != current[0].id or answer.step != current[1]:
+        return stale()
     visit, index = current
     step = visit.steps[index]
-    choice = inp.args[2] if len(inp.args) > 2 else ""
-    if step.kind is StepKind.YES_NO and choice in ("yes", "no"):
-        return _answer(inp, visit, index, choice)
-    if step.kind is StepKind.CHOICE and choice.isdigit() and int(choice) < len(step.choices):
-        return _answer(inp, visit, index, step.choices[int(choice)])
-    return hint("hint.stale_button")
+    if step.kind is StepKind.YES_NO and answer.choice in ("yes", "no"):
+        return _answer(inp, visit, index, answer.choice)
+    if step.kind is StepKind.CHOICE and answer.choice.isdigit() and int(answer.choice) < len(step.choices):
+        return _answer(inp, visit, index, step.choices[int(answer.choice)])
+    return stale()
 
 
 def on_checklist_text(inp: StepInput) -> StepResult:
     current = _current_step(inp)
     if current is None:
-        return reply(Outbound(t("hint.stale_button")), state="idle", data={})
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
     visit, index = current
     step = visit.steps[index]
     text = inp.event.text.strip()
@@ -428,7 +404,7 @@ def _photo_refused(event: Inbound) -> Outbound:
 def on_checklist_photo(inp: StepInput) -> StepResult:
     current = _current_step(inp)
     if current is None:
-        return reply(Outbound(t("hint.stale_button")), state="idle", data={})
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
     visit, index = current
     if visit.steps[index].kind is not StepKind.PHOTO:
         return reply(Outbound(t("tech.hint_not_photo")), step_prompt(visit, index))
@@ -440,80 +416,79 @@ def on_checklist_photo(inp: StepInput) -> StepResult:
     return _answer(inp, visit, index, "photo", photo)
 
 
-def on_complete(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
-    visit = _visit_from_button(inp, VisitStatus.IN_PROGRESS)
+def on_complete(inp: StepInput, complete: Complete) -> StepResult:
+    visit = _visit_in(inp, complete.visit_id, VisitStatus.IN_PROGRESS)
     if visit is None:
-        return hint("hint.stale_button")
-    return reply(Outbound(t("tech.completed", visit=visit.id)), commands=[c.CompleteVisit(visit.id, inp.view.technician_id)], state="idle", data={})
+        return stale()
+    return reply(Outbound(t("tech.completed", visit=visit.id)), commands=[c.CompleteVisit(visit.id, inp.view.technician_id)], state=S.IDLE)
 
 
-def on_report(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
-    visit = _visit_from_button(inp, VisitStatus.BOOKED, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)
+def on_report(inp: StepInput, report: ReportProblem) -> StepResult:
+    visit = _visit_in(
+        inp, report.visit_id, VisitStatus.BOOKED, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS,
+    )
     if visit is None:
-        return hint("hint.stale_button")
-    rows = [[Button(t(f"reason.{r.value}"), f"rr:{visit.id}:{r.value}")] for r in ExceptionReason]
-    return reply(Outbound(t("tech.report_reason"), buttons(*rows)), state="report_reason", data={"visit": visit.id})
+        return stale()
+    rows = [[Button(t(f"reason.{reason.value}"), encode(PickReason(visit.id, reason)))] for reason in ExceptionReason]
+    return reply(Outbound(t("tech.report_reason"), buttons(*rows)), state=S.REPORT_REASON, data=VisitData(visit.id))
 
 
-def on_report_reason(inp: StepInput) -> StepResult:
-    visit = inp.view.visit(inp.int_arg(0))
-    reason = inp.args[1] if len(inp.args) > 1 else ""
-    if visit is None or reason not in {r.value for r in ExceptionReason} or inp.state != "report_reason":
-        return hint("hint.stale_button")
-    keyboard = buttons([Button(t("btn.skip"), "rskip")])
-    return reply(Outbound(t("tech.report_note"), keyboard), state="report_note", data={"visit": visit.id, "reason": reason, "photos": []})
+def on_report_reason(inp: StepInput, pick: PickReason) -> StepResult:
+    visit = inp.view.visit(pick.visit_id)
+    if visit is None:
+        return stale()
+    keyboard = buttons([Button(t("btn.skip"), encode(SkipNote()))])
+    return reply(Outbound(t("tech.report_note"), keyboard), state=S.REPORT_NOTE, data=ProblemDraft(visit.id, pick.reason))
 
 
-def _photo_step(data: dict) -> Outbound:
-    keyboard = buttons([Button(t("btn.send_report"), "rsend")])
-    required = data["reason"] in PHOTO_REQUIRED_REASONS
-    return Outbound(t("tech.report_photo_required" if required else "tech.report_photo"), keyboard)
+def _photo_step(draft: ProblemDraft) -> Outbound:
+    required = draft.reason in PHOTO_REQUIRED_REASONS
+    return Outbound(t("tech.report_photo_required" if required else "tech.report_photo"), buttons([_send_report_button()]))
+
+
+def _noted(inp: StepInput, note: str) -> StepResult:
+    draft: ProblemDraft | None = inp.data
+    if draft is None:
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
+    noted = replace(draft, note=note)
+    return reply(_photo_step(noted), state=S.REPORT_PHOTO, data=noted)
 
 
 def on_report_note(inp: StepInput) -> StepResult:
-    data = {**inp.data, "note": inp.event.text.strip()[:1000]}
-    return reply(_photo_step(data), state="report_photo", data=data)
+    return _noted(inp, inp.event.text.strip()[:1000])
 
 
-def on_report_skip(inp: StepInput) -> StepResult:
-    if inp.state != "report_note":
-        return hint("hint.stale_button")
-    data = {**inp.data, "note": ""}
-    return reply(_photo_step(data), state="report_photo", data=data)
+def on_report_skip(inp: StepInput, skip: SkipNote) -> StepResult:
+    return _noted(inp, "")
 
 
 def on_report_photo(inp: StepInput) -> StepResult:
+    draft: ProblemDraft | None = inp.data
+    if draft is None:
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
     if inp.event.file_error:
-        return reply(_photo_refused(inp.event), _photo_step(inp.data))
+        return reply(_photo_refused(inp.event), _photo_step(draft))
     photo = _photo_ref(inp)
     if photo is None or not photo.path:
         return hint("tech.photo_failed")
-    photos = [*inp.data.get("photos", []), {"platform": photo.platform, "file_id": photo.file_id, "path": photo.path}]
-    keyboard = buttons([Button(t("btn.send_report"), "rsend")])
-    return reply(Outbound(t("tech.report_photo_added", count=len(photos)), keyboard), data={**inp.data, "photos": photos})
+    more = replace(draft, photos=(*draft.photos, photo))
+    return reply(Outbound(t("tech.report_photo_added", count=len(more.photos)), buttons([_send_report_button()])), data=more)
 
 
-def on_report_send(inp: StepInput) -> StepResult:
-    if inp.state != "report_photo":
-        return hint("hint.stale_button")
-    data = inp.data
-    if data["reason"] in PHOTO_REQUIRED_REASONS and not data.get("photos"):
+def on_report_send(inp: StepInput, send: SendReport) -> StepResult:
+    draft: ProblemDraft | None = inp.data
+    if draft is None:
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
+    if draft.reason in PHOTO_REQUIRED_REASONS and not draft.photos:
         return hint("tech.report_photo_required")
-    photos = tuple(c.PhotoRef(**p) for p in data.get("photos", []))
-    command = c.ReportException(data["visit"], inp.view.technician_id, data["reason"], data.get("note", ""), photos)
-    return reply(Outbound(t("tech.report_sent")), commands=[command], state="idle", data={})
+    command = c.ReportException(draft.visit, inp.view.technician_id, draft.reason.value, draft.note, draft.photos)
+    return reply(Outbound(t("tech.report_sent")), commands=[command], state=S.IDLE)
 
 
-def on_contacted(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
-    visit = _visit_from_button(inp, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE)
+def on_contacted(inp: StepInput, contacted: Contacted) -> StepResult:
+    visit = _visit_in(inp, contacted.visit_id, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE)
     if visit is None:
-        return hint("hint.stale_button")
+        return stale()
     return reply(Outbound(t("tech.contacted", visit=visit.id)), commands=[c.MarkContacted(visit.id, inp.view.technician_id)])
 
 
@@ -521,7 +496,8 @@ def on_live_location(inp: StepInput) -> StepResult:
     if inp.view.technician_id is None or inp.event.latitude is None or inp.event.longitude is None:
         return reply()
     track = c.TrackLocation(inp.view.technician_id, inp.event.latitude, inp.event.longitude)
-    visit = inp.view.visit(inp.data.get("visit")) if inp.state == "await_location" else None
+    going = inp.data if inp.state == S.AWAIT_LOCATION else None
+    visit = inp.view.visit(going.visit) if going else None
     if visit is not None and haversine_m(visit.lat, visit.lon, inp.event.latitude, inp.event.longitude) <= inp.policy.checkin_radius_m:
         # live location that reaches the address is a check-in too; on the way it only tracks
         checked_in = on_location(inp)
@@ -531,21 +507,17 @@ def on_live_location(inp: StepInput) -> StepResult:
 
 
 def on_off_duty(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
     return reply(Outbound(t("tech.off_duty")), commands=[c.SetDuty(inp.view.technician_id, False)])
 
 
 def on_on_duty(inp: StepInput) -> StepResult:
-    if (refusal := _require_technician(inp)) is not None:
-        return refusal
     return reply(Outbound(t("tech.on_duty")), commands=[c.SetDuty(inp.view.technician_id, True)])
 
 
 def on_cancel(inp: StepInput) -> StepResult:
     if inp.view.technician_id is None:
-        return reply(Outbound(t("tech.hint_new")), state="new", data={})
-    return reply(Outbound(t("common.cancelled")), state="idle", data={})
+        return reply(Outbound(t("tech.hint_new")), state=S.NEW)
+    return reply(Outbound(t("common.cancelled")), state=S.IDLE)
 
 
 def on_help(inp: StepInput) -> StepResult:
@@ -556,49 +528,60 @@ def on_idle_text(inp: StepInput) -> StepResult:
     return hint("tech.hint_new" if inp.view.technician_id is None else "tech.hint_idle")
 
 
+CHECKLIST_NEXT = (S.CHECKLIST, S.IDLE)  # the next step, or the Complete button
+
 TECHNICIAN_FLOW = FlowSpec(
     name="technician",
-    initial="new",
+    initial=S.NEW,
     states={
-        "new": State(hint="tech.hint_new", text=on_idle_text, leads_to=("idle",)),
-        "idle": State(hint="tech.hint_idle", text=on_idle_text, leads_to=("await_location", "checklist", "report_reason")),
-        "await_location": State(hint="tech.hint_location", location=on_location, leads_to=("idle", "checkin_reason")),
-        "checkin_reason": State(hint="tech.hint_checkin_reason", text=on_checkin_reason, leads_to=("idle",)),
-        "checklist": State(
-            hint="tech.hint_checklist", text=on_checklist_text, photo=on_checklist_photo, wants_photo=True,
-            leads_to=("checklist", "idle", "report_reason"),
+        S.NEW: State(hint="tech.hint_new", text=Step(on_idle_text)),
+        S.IDLE: State(hint="tech.hint_idle", text=Step(on_idle_text)),
+        S.AWAIT_LOCATION: State(
+            hint="tech.hint_location", data=VisitData, location=Step(on_location, leads_to=(S.IDLE, S.CHECKIN_REASON)),
         ),
-        "report_reason": State(hint="tech.hint_report_reason", leads_to=("report_note",)),
-        "report_note": State(hint="tech.hint_report_note", text=on_report_note, leads_to=("report_photo",)),
-        "report_photo": State(hint="tech.hint_report_photo", photo=on_report_photo, wants_photo=True, leads_to=("idle",)),
+        S.CHECKIN_REASON: State(hint="tech.hint_checkin_reason", data=CheckinAway, text=Step(on_checkin_reason, leads_to=(S.IDLE,))),
+        S.CHECKLIST: State(
+            hint="tech.hint_checklist", data=ChecklistAt, wants_photo=True,
+            text=Step(on_checklist_text, leads_to=CHECKLIST_NEXT),
+            photo=Step(on_checklist_photo, leads_to=CHECKLIST_NEXT),
+            buttons={Answer: Step(on_answer_button, leads_to=CHECKLIST_NEXT)},
+        ),
+        S.REPORT_REASON: State(
+            hint="tech.hint_report_reason", data=VisitData, buttons={PickReason: Step(on_report_reason, leads_to=(S.REPORT_NOTE,))},
+        ),
+        S.REPORT_NOTE: State(
+            hint="tech.hint_report_note", data=ProblemDraft,
+            text=Step(on_report_note, leads_to=(S.REPORT_PHOTO, S.IDLE)),
+            buttons={SkipNote: Step(on_report_skip, leads_to=(S.REPORT_PHOTO, S.IDLE))},
+        ),
+        S.REPORT_PHOTO: State(
+            hint="tech.hint_report_photo", data=ProblemDraft, wants_photo=True,
+            photo=Step(on_report_photo, leads_to=(S.IDLE,)),
+            buttons={SendReport: Step(on_report_send, leads_to=(S.IDLE,))},
+        ),
     },
     commands={
-        "start": on_start,
-        "today": on_today,
-        "visits": on_visits,
-        "offduty": on_off_duty,
-        "onduty": on_on_duty,
-        "help": on_help,
-        "cancel": on_cancel,
-        "lang": language_menu,
-        "language": language_menu,
+        "start": Step(on_start, leads_to=(S.IDLE,)),
+        "today": Step(on_today, requires=TECHNICIAN),
+        "visits": Step(on_visits, requires=TECHNICIAN),
+        "offduty": Step(on_off_duty, requires=TECHNICIAN),
+        "onduty": Step(on_on_duty, requires=TECHNICIAN),
+        "help": Step(on_help),
+        "cancel": Step(on_cancel, leads_to=(S.NEW, S.IDLE)),
+        "lang": Step(language_menu),
+        "language": Step(language_menu),
     },
     buttons={
-        "acc": on_accept,
-        "dec": on_decline,
-        "go": on_depart,
-        "arr": on_arrived,
-        "st": on_start_work,
-        "ck": on_continue,
-        "ans": on_answer_button,
-        "done": on_complete,
-        "rp": on_report,
-        "rr": on_report_reason,
-        "rskip": on_report_skip,
-        "rsend": on_report_send,
-        "ct": on_contacted,
-        "lang": switch_language,
+        Accept: Step(on_accept, requires=TECHNICIAN),
+        Decline: Step(on_decline, requires=TECHNICIAN),
+        OnMyWay: Step(on_depart, leads_to=(S.AWAIT_LOCATION,), requires=TECHNICIAN),
+        Arrived: Step(on_arrived, leads_to=(S.AWAIT_LOCATION,), requires=TECHNICIAN),
+        StartChecklist: Step(on_start_work, leads_to=CHECKLIST_NEXT, requires=TECHNICIAN),
+        ContinueChecklist: Step(on_continue, leads_to=CHECKLIST_NEXT, requires=TECHNICIAN),
+        Complete: Step(on_complete, leads_to=(S.IDLE,), requires=TECHNICIAN),
+        ReportProblem: Step(on_report, leads_to=(S.REPORT_REASON,), requires=TECHNICIAN),
+        Contacted: Step(on_contacted, requires=TECHNICIAN),
+        ChooseLanguage: Step(switch_language),
     },
-    live_location=on_live_location,
+    live_location=Step(on_live_location, leads_to=(S.IDLE,)),
 )
-

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from scheduler.routing.model import Plan, Problem, Route
+from collections.abc import Iterable
+
+from scheduler.routing.model import BreakTime, Plan, Problem, Route, Visit
 
 # Shared tolerance with the solver's float reporting; a violation smaller than this is rounding noise.
 EPS = 1e-6
@@ -62,7 +64,7 @@ def check_plan(problem: Problem, plan: Plan) -> list[str]:
     return problems
 
 
-def _check_route(problem: Problem, route: Route, visits: dict) -> list[str]:
+def _check_route(problem: Problem, route: Route, visits: dict[str, Visit]) -> list[str]:
     out: list[str] = []
     tech = problem.technician(route.technician_id)
     travel = problem.travel
@@ -133,5 +135,5 @@ def _check_route(problem: Problem, route: Route, visits: dict) -> list[str]:
     return out
 
 
-def _breaks_within(breaks, start: float, end: float) -> float:
+def _breaks_within(breaks: Iterable[BreakTime], start: float, end: float) -> float:
     return sum(b.end - b.start for b in breaks if b.start >= start - EPS and b.end <= end + EPS)

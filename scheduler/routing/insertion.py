@@ -50,7 +50,10 @@ class SlotOption:
 
 
 class _Item:
-    """A route element: the start, a stop, a break or the end. Breaks happen where the technician stands."""
+    """A route element: the start, a stop, a break or the end. Breaks happen where the technician stands.
+
+    `visit` is set on stops and only on them, `break_` on breaks and only on them.
+    """
 
     __slots__ = ("kind", "visit", "location", "windows", "duration", "break_")
 
@@ -153,7 +156,7 @@ class RouteState:
 
     def index_of(self, visit_id: str) -> int | None:
         for i, item in enumerate(self.items):
-            if item.kind == STOP and item.visit.id == visit_id:
+            if item.visit is not None and item.visit.id == visit_id:
                 return i
         return None
 
@@ -194,12 +197,13 @@ class RouteState:
 
     def starts_with_started(self) -> bool:
         first = self.items[1]
-        return first.kind == STOP and first.visit.started
+        return first.visit is not None and first.visit.started
 
     def insert(self, gap: int, item: _Item) -> None:
         self.items.insert(gap + 1, item)
-        for d in range(min(len(self.load), len(item.visit.demand))):
-            self.load[d] += item.visit.demand[d]
+        if item.visit is not None:
+            for d in range(min(len(self.load), len(item.visit.demand))):
+                self.load[d] += item.visit.demand[d]
         self.refresh()
 
     def locations(self) -> list[int]:
@@ -216,7 +220,7 @@ class RouteState:
         for i, item in enumerate(items):
             if item.kind == BREAK:
                 breaks.append((item.break_, BreakTime(self.early[i], self.early_end[i])))
-            elif item.kind == STOP:
+            elif item.visit is not None:  # a stop
                 a = self.prev_real[i - 1]
                 arrival = max(self.early_end[a] + travel[items[a].location][item.location] + self.breaks_before[i - 1], self.early_end[i - 1])
                 stops.append(Stop(item.visit.id, arrival, self.early[i], self.early_end[i]))
@@ -273,7 +277,7 @@ class Board:
             self.states[tech.id] = self._state(tech, routes.get(tech.id))
         for state in self.states.values():
             for item in state.items:
-                if item.kind == STOP:
+                if item.visit is not None:
                     item.windows = self._stop_windows(item.visit, state.technician.id)
             state.refresh()
 
@@ -296,7 +300,7 @@ class Board:
             items += [item for _, _, item in timed] + [end] + after + breaks[len(route.breaks):]
         state = RouteState(tech, items, self.travel, self.problem.now, len(self.problem.capacity_names))
         for item in items:
-            if item.kind == STOP:
+            if item.visit is not None:
                 for d in range(min(len(state.load), len(item.visit.demand))):
                     state.load[d] += item.visit.demand[d]
         return state
@@ -401,7 +405,7 @@ class Board:
         for tech_id, _, _ in self.placed.get(visit_id, []):
             state = self.states[tech_id]
             for i, item in enumerate(state.items):
-                if item.kind == STOP and item.visit.id == visit_id:
+                if item.visit is not None and item.visit.id == visit_id:
                     out.append((tech_id, state.early[i], state.early_end[i]))
         return out
 
@@ -454,7 +458,7 @@ class Board:
     def _crews(self, visit: Visit, singles: list[SlotOption]) -> list[SlotOption]:
         """Pick `technicians` different people whose feasible start ranges share a minute, cheapest first."""
         need = visit.technicians
-        results: dict[tuple, SlotOption] = {}
+        results: dict[tuple[tuple[str, int], ...], SlotOption] = {}  # by (technician, gap) of each member
         for t in sorted({o.earliest_start for o in singles}):
             best_per_tech: dict[str, SlotOption] = {}
             for o in singles:
@@ -501,11 +505,11 @@ class Board:
         for tech_id, _, _ in self.placed[visit.after]:
             state = self.states[tech_id]
             for item in state.items:
-                if item.kind == STOP and item.visit.id == pred.id:
+                if item.visit is not None and item.visit.id == pred.id:
                     item.windows = _intersect(item.windows, -INF, cap)
             state.refresh()
 
-    def plan(self, unassigned=(), objective: Objective | None = None) -> Plan:
+    def plan(self, unassigned: Iterable[Unassigned] = (), objective: Objective | None = None) -> Plan:
         routes = tuple(state.to_route() for state in self.states.values() if any(item.kind == STOP for item in state.items))
         travel = sum(route.travel for route in routes)
         return Plan(routes, tuple(unassigned), objective or Objective(travel, 0.0, 0.0, travel))

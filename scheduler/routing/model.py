@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 Window = tuple[float, float]  # earliest and latest *start* of service, minutes from the reference instant
 
@@ -145,7 +145,7 @@ class Plan:
     objective: Objective
     status: str = ""  # the solver's status, for logs
     seconds: float = 0.0
-    stats: dict = field(default_factory=dict, compare=False)
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)  # counters for logs and benchmarks
     unavailable: tuple[Unavailable, ...] = ()  # technicians left out, with the reason
 
     def route_of(self, technician_id: str) -> Route | None:

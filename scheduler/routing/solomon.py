@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.routing.model import Problem, Technician, Visit
+from scheduler.routing.model import Plan, Problem, Technician, Visit
 
 # Float slack for comparisons: the checker works on real distances, the solver on scaled integers.
 EPS = 1e-6
@@ -60,7 +60,7 @@ def parse(text: str, name: str | None = None) -> Instance:
         elif len(tokens) == 7:
             number, x, y, demand, ready, due, service = (float(t) for t in tokens)
             rows.append(Node(int(number), x, y, int(demand), ready, due, service))
-    if vehicles is None or not rows:
+    if vehicles is None or capacity is None or not rows:  # both come from the vehicle line
         raise ValueError(f"{title}: not a Solomon instance (no vehicle line or no nodes)")
     rows.sort(key=lambda node: node.number)
     if [node.number for node in rows] != list(range(len(rows))):
@@ -172,7 +172,7 @@ def greedy(instance: Instance) -> list[list[int]]:
     return routes
 
 
-def to_problem(instance: Instance, resolution: int = 1000):
+def to_problem(instance: Instance, resolution: int = 1000) -> Problem:
     """The instance as a field-service problem: every customer a must-do visit, every vehicle a technician."""
     depot = instance.nodes[0]
     visits = tuple(
@@ -186,6 +186,6 @@ def to_problem(instance: Instance, resolution: int = 1000):
     return Problem(visits, technicians, instance.matrix(), capacity_names=("load",), resolution=resolution)
 
 
-def routes_of(plan) -> list[list[int]]:
+def routes_of(plan: Plan) -> list[list[int]]:
     """Customer numbers per route, for the checker."""
     return [[int(stop.visit_id) for stop in route.stops] for route in plan.routes if route.stops]

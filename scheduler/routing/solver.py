@@ -6,12 +6,13 @@ import math
 import random
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from ortools.util import optional_boolean_pb2
 
-from scheduler.routing.insertion import INF, STOP, Board, base_windows, eligible, fits_capacity
+from scheduler.routing.insertion import INF, Board, base_windows, eligible, fits_capacity
 from scheduler.routing.model import (
     CAPACITY,
     NO_ROOM,
@@ -211,7 +212,7 @@ def _construct(problem: Problem, kept: list[Visit], board: Board) -> Board:
         if v.after in by_id:
             followers.setdefault(v.after, []).append(v)
 
-    def hardness(v: Visit) -> tuple:
+    def hardness(v: Visit) -> tuple[bool, bool, int, float, int]:
         windows = base_windows(v, problem.now)
         width = sum(min(b, 10**6) - max(a, -(10**6)) for a, b in windows) if windows else 0
         return (not v.started, v.pinned_start is None, -v.technicians, width, -v.priority)
@@ -247,7 +248,7 @@ class _Model:
         self.base = base
         self.resolution = real.resolution
         self.visits = visits
-        self.stats: dict = {}
+        self.stats: dict[str, Any] = {}
         horizon_min = max([t.shift[1] for t in problem.technicians] + [b.latest + b.duration for t in problem.technicians for b in t.breaks])
         self.horizon = self.up(horizon_min)
         self.copies: dict[str, list[int]] = {}
@@ -275,10 +276,10 @@ class _Model:
                 if visit.id in frozen.splits and visit.after in kept_ids:
                     split = frozen.splits[visit.id]
                     pred = next(v for v in visits if v.id == visit.after)
-                    low = bounds.setdefault(visit.id, [-INF, INF])
-                    low[0] = max(low[0], split)
-                    high = bounds.setdefault(pred.id, [-INF, INF])
-                    high[1] = min(high[1], split - visit.min_gap - pred.service)
+                    follower_bounds = bounds.setdefault(visit.id, [-INF, INF])
+                    follower_bounds[0] = max(follower_bounds[0], split)
+                    pred_bounds = bounds.setdefault(pred.id, [-INF, INF])
+                    pred_bounds[1] = min(pred_bounds[1], split - visit.min_gap - pred.service)
         self.frozen = frozen is not None
         starts, ends = [], []
         for tech in problem.technicians:
@@ -343,16 +344,16 @@ class _Model:
         # Capacities: every crew member's vehicle must have room (the load may travel in either).
         for d, name in enumerate(problem.capacity_names):
             demand = [0] * n
-            for node, visit in enumerate(node_visit):
-                if visit is not None and d < len(visit.demand):
-                    demand[node] = int(visit.demand[d])
+            for node, node_v in enumerate(node_visit):
+                if node_v is not None and d < len(node_v.demand):
+                    demand[node] = int(node_v.demand[d])
             cb = routing.RegisterUnaryTransitVector(demand)
             caps = [int(t.capacity[d]) if d < len(t.capacity) else 0 for t in problem.technicians]
             routing.AddDimensionWithVehicleCapacity(cb, 0, caps, True, f"capacity:{name}")
 
         # Breaks: fixed length, floating start; they may not overlap a visit's service.
         node_visit_transits = [int(service[manager.IndexToNode(i)]) for i in range(manager.GetNumberOfIndices())]
-        self.break_vars: list[tuple[int, int, object]] = []
+        self.break_vars: list[tuple[int, int, pywrapcp.IntervalVar]] = []  # (vehicle, break of its shift, variable)
         for v, tech in enumerate(problem.technicians):
             intervals = []
             for k, brk in enumerate(tech.breaks):
@@ -407,8 +408,8 @@ class _Model:
             if visit.same_crew:
                 for p, s in zip(p_nodes, s_nodes):
                     solver.Add(routing.ActiveVar(s) * (routing.VehicleVar(p) - routing.VehicleVar(s)) == 0)
-        self.fairness = None
-        self.solution = None
+        self.fairness: tuple[pywrapcp.RoutingDimension, float] | None = None  # the "work" dimension and its target
+        self.solution: pywrapcp.Assignment | None = None
 
     # units ----------------------------------------------------------------------------------------
 
@@ -452,7 +453,7 @@ class _Model:
 
     # search -----------------------------------------------------------------------------------------
 
-    def search(self, initial: Board | None, first: str, strategy: Strategy, deadline: float):
+    def search(self, initial: Board | None, first: str, strategy: Strategy, deadline: float) -> pywrapcp.Assignment | None:
         routing, manager = self.routing, self.manager
         params = pywrapcp.DefaultRoutingSearchParameters()
         params.first_solution_strategy = FIRST_SOLUTIONS.get(first, FIRST_SOLUTIONS["parallel_cheapest_insertion"])
@@ -480,7 +481,7 @@ class _Model:
         for tech in self.problem.technicians:
             route = []
             for item in initial.states[tech.id].items:
-                if item.kind != STOP:
+                if item.visit is None:  # not a stop
                     continue
                 # A crew visit: each member takes its own copy (frozen) or the next one not used yet.
                 node = self.copy_of.get((item.visit.id, tech.id))
@@ -499,7 +500,7 @@ class _Model:
 
     # ruin and recreate ----------------------------------------------------------------------------------
 
-    def _improve(self, solution, strategy: Strategy, deadline: float):
+    def _improve(self, solution: pywrapcp.Assignment | None, strategy: Strategy, deadline: float) -> pywrapcp.Assignment | None:
         """Iterated local search: remove strings of nearby visits (SISR-style), let OR-Tools' local search put
         them back and polish (greedy descent), accept by simulated annealing, keep the best.
 
@@ -552,7 +553,7 @@ class _Model:
         self.stats.update(iterations=iterations, failed_iterations=failures)
         return best
 
-    def _index_routes(self, solution) -> list[list[int]]:
+    def _index_routes(self, solution: pywrapcp.Assignment) -> list[list[int]]:
         routing = self.routing
         out = []
         for v in range(routing.vehicles()):
@@ -626,7 +627,7 @@ class _Model:
         names = {0: "not_solved", 1: "success", 2: "partial_success_local_optimum_not_reached", 3: "fail", 4: "fail_timeout", 5: "invalid", 6: "infeasible", 7: "optimal"}
         return names.get(self.routing.status(), str(self.routing.status()))
 
-    def routes(self, solution) -> tuple[Route, ...]:
+    def routes(self, solution: pywrapcp.Assignment) -> tuple[Route, ...]:
         routing, manager, time_dim = self.routing, self.manager, self.time
         travel = self.real.travel  # reported in real minutes, not rounded units
         breaks: dict[int, list[BreakTime]] = {}
@@ -727,7 +728,7 @@ def portfolio(problem: Problem) -> tuple[Strategy, ...]:
     return (Strategy(metaheuristic="gls"), Strategy(metaheuristic="lns", light_operators=True))
 
 
-def _solve_args(args: tuple) -> Plan:
+def _solve_args(args: tuple[Problem, float, Strategy]) -> Plan:
     problem, time_limit_s, strategy = args
     return solve(problem, time_limit_s, strategy)
 

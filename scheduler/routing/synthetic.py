@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from scheduler.routing.model import Break, Problem, Technician, Visit
+from scheduler.routing.model import Break, Problem, Technician, Visit, Window
 from scheduler.routing.travel import HaversineProvider
 
 CENTER = (31.2304, 121.4737)  # a dense city; about 16 km across
@@ -57,6 +57,7 @@ def field_day(visits: int = 1000, technicians: int = 50, seed: int = 7, speed_km
         techs.append(Technician(f"t{k:03d}", home, home, DAY, (LUNCH,), frozenset(skills), frozenset(regions), capacity))
 
     out: list[Visit] = []
+    windows: tuple[Window, ...]
     deliveries = int(visits * 0.3)  # each with its installation
     repairs = visits - 2 * deliveries
     for k in range(deliveries):
@@ -87,7 +88,7 @@ def field_day(visits: int = 1000, technicians: int = 50, seed: int = 7, speed_km
         lat, lon = points[at]
         r = rng.random()
         if r < 0.3:
-            windows: tuple = ()
+            windows = ()
         elif r < 0.55:
             windows = (rng.choice(SLOTS),)
         elif r < 0.85:

@@ -85,7 +85,7 @@ class OsrmTableProvider:
                 await client.aclose()
         return out
 
-    async def _block(self, client: httpx.AsyncClient, points: Sequence[Point], sources: list[int], targets: list[int]) -> list[list]:
+    async def _block(self, client: httpx.AsyncClient, points: Sequence[Point], sources: list[int], targets: list[int]) -> list[list[float | None]]:
         # One request per block: the union of its sources and targets, with indices into that union.
         union = sorted(set(sources) | set(targets))
         at = {p: k for k, p in enumerate(union)}

@@ -1,0 +1,373 @@
+"""Button actions as typed values, and the one codec between them and the short data strings buttons carry."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from domain.model import MAX_ID, ExceptionReason, Language
+from domain.sla import STAGES
+
+MAX_TIMESTAMP = 2**33  # seconds since 1970: beyond the year 2200, so no real slot is ever cut off
+MAX_INDEX = 99  # checklist steps and choices are counted in tens (the API allows 50 steps of 10 choices)
+MAX_SCORE = 5
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a button asks for. Button data comes from the client and can be forged: every value in an
+    action has been range-checked by ``decode``, but whether it names anything is the step's to check."""
+
+
+# --- customer -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Book(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class PickSlot(Action):
+    visit_id: int
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Reschedule(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class CancelVisit(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class ConfirmCancel(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class KeepVisit(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class ConfirmAppointment(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class ConfirmDone(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class AskToRate(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class Rate(Action):
+    visit_id: int
+    score: int
+
+
+@dataclass(frozen=True)
+class SkipComment(Action):
+    pass
+
+
+# --- technician -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accept(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class Decline(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class OnMyWay(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class Arrived(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class StartChecklist(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class ContinueChecklist(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class Answer(Action):
+    visit_id: int
+    step: int  # the checklist step's index
+    choice: str  # "yes", "no", or the index of a choice
+
+
+@dataclass(frozen=True)
+class Complete(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class Contacted(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class ReportProblem(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class PickReason(Action):
+    visit_id: int
+    reason: ExceptionReason
+
+
+@dataclass(frozen=True)
+class SkipNote(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class SendReport(Action):
+    pass
+
+
+# --- dispatchers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnException(Action):
+    """A button on a problem report's alert."""
+
+    exception_id: int
+
+
+@dataclass(frozen=True)
+class Acknowledge(OnException):
+    pass
+
+
+@dataclass(frozen=True)
+class Reassign(OnException):
+    pass
+
+
+@dataclass(frozen=True)
+class ReassignTo(OnException):
+    technician_id: int
+
+
+@dataclass(frozen=True)
+class CancelReported(OnException):
+    pass
+
+
+@dataclass(frozen=True)
+class ConfirmCancelReported(OnException):
+    pass
+
+
+@dataclass(frozen=True)
+class KeepReported(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class AcknowledgeRating(Action):
+    rating_id: int
+
+
+@dataclass(frozen=True)
+class Assign(Action):
+    visit_id: int
+    technician_id: int
+
+
+@dataclass(frozen=True)
+class ReassignLate(Action):
+    """A deadline alert's Reassign: pick someone else for the visit."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class ExtendDeadline(Action):
+    visit_id: int
+    stage: str
+
+
+@dataclass(frozen=True)
+class CallDetails(Action):
+    visit_id: int
+
+
+# --- every chat -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChooseLanguage(Action):
+    language: Language
+
+
+# --- the codec ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """One value after the prefix: how its text is read back (None: not a valid value), how it is written, and its longest text."""
+
+    read: Callable[[str], Any]
+    write: Callable[[Any], str]
+    longest: str
+
+
+def number(low: int, high: int) -> Part:
+    def read(text: str) -> int | None:
+        # ASCII digits only: no sign, no spaces, no exponent, and never a number the database cannot hold
+        if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)):
+            return None
+        value = int(text)
+        return value if low <= value <= high else None
+
+    return Part(read, str, str(high))
+
+
+def member_of(kind: type[enum.Enum]) -> Part:
+    by_value = {str(member.value): member for member in kind}
+    return Part(by_value.get, lambda member: str(member.value), max(by_value, key=len))
+
+
+def one_of(values: tuple[str, ...]) -> Part:
+    return Part(lambda text: text if text in values else None, str, max(values, key=len))
+
+
+ID = number(1, MAX_ID)
+INDEX = number(0, MAX_INDEX)
+SCORE = number(1, MAX_SCORE)
+SECONDS = number(0, MAX_TIMESTAMP)
+
+
+def _read_moment(text: str) -> datetime | None:
+    seconds = SECONDS.read(text)
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _read_choice(text: str) -> str | None:
+    return text if text in ("yes", "no") or INDEX.read(text) is not None else None
+
+
+MOMENT = Part(_read_moment, lambda moment: str(int(moment.timestamp())), SECONDS.longest)
+CHOICE = Part(_read_choice, str, max(("yes", "no", INDEX.longest), key=len))
+REASON = member_of(ExceptionReason)
+STAGE = one_of(STAGES)
+LANGUAGE = member_of(Language)
+
+
+@dataclass(frozen=True)
+class Format:
+    """How one kind of action is written: its prefix, then its fields in order, separated by colons."""
+
+    kind: type[Action]
+    prefix: str
+    parts: tuple[Part, ...] = ()
+
+
+# The wire format of buttons already sitting in people's chats: change a prefix or an order and those buttons go stale.
+FORMATS = (
+    Format(Book, "bk", (ID,)),
+    Format(PickSlot, "sl", (ID, MOMENT, MOMENT)),
+    Format(Reschedule, "rs", (ID,)),
+    Format(CancelVisit, "cx", (ID,)),
+    Format(ConfirmCancel, "cxy", (ID,)),
+    Format(KeepVisit, "cxn"),
+    Format(ConfirmAppointment, "ok", (ID,)),
+    Format(ConfirmDone, "cf", (ID,)),
+    Format(AskToRate, "rq", (ID,)),
+    Format(Rate, "rt", (ID, SCORE)),
+    Format(SkipComment, "skip"),
+    Format(Accept, "acc", (ID,)),
+    Format(Decline, "dec", (ID,)),
+    Format(OnMyWay, "go", (ID,)),
+    Format(Arrived, "arr", (ID,)),
+    Format(StartChecklist, "st", (ID,)),
+    Format(ContinueChecklist, "ck", (ID,)),
+    Format(Answer, "ans", (ID, INDEX, CHOICE)),
+    Format(Complete, "done", (ID,)),
+    Format(Contacted, "ct", (ID,)),
+    Format(ReportProblem, "rp", (ID,)),
+    Format(PickReason, "rr", (ID, REASON)),
+    Format(SkipNote, "rskip"),
+    Format(SendReport, "rsend"),
+    Format(Acknowledge, "xa", (ID,)),
+    Format(Reassign, "xr", (ID,)),
+    Format(ReassignTo, "xt", (ID, ID)),
+    Format(CancelReported, "xc", (ID,)),
+    Format(ConfirmCancelReported, "xcy", (ID,)),
+    Format(KeepReported, "xcn"),
+    Format(AcknowledgeRating, "ra", (ID,)),
+    Format(Assign, "as", (ID, ID)),
+    Format(ReassignLate, "sr", (ID,)),
+    Format(ExtendDeadline, "sx", (ID, STAGE)),
+    Format(CallDetails, "sc", (ID,)),
+    Format(ChooseLanguage, "lang", (LANGUAGE,)),
+)
+BY_KIND = {wire.kind: wire for wire in FORMATS}
+BY_PREFIX = {wire.prefix: wire for wire in FORMATS}
+
+
+def encode(action: Action) -> str:
+    """The button data for an action, e.g. ``Accept(12)`` -> ``"acc:12"``."""
+    wire = BY_KIND[type(action)]
+    values = [getattr(action, f.name) for f in fields(action)]
+    data = ":".join([wire.prefix, *(part.write(value) for part, value in zip(wire.parts, values, strict=True))])
+    if decode(data) != action:
+        # out of range, or more than the format carries (a fraction of a second): a bug to fix, not a button to send
+        raise ValueError(f"{action!r} cannot be carried by a button")
+    return data
+
+
+def decode(data: str) -> Action | None:
+    """The action behind button data; None for anything unknown, malformed or out of range (a stale or forged button)."""
+    prefix, *texts = data.split(":")
+    wire = BY_PREFIX.get(prefix)
+    if wire is None or len(texts) != len(wire.parts):
+        return None
+    values = [part.read(text) for part, text in zip(wire.parts, texts)]
+    if any(value is None for value in values):
+        return None
+    return wire.kind(*values)
+
+
+def kind_of(data: str) -> type[Action] | None:
+    """The kind of action button data names by its prefix alone: a flow may refuse someone for who they are
+    before it reads what they sent."""
+    wire = BY_PREFIX.get(data.split(":", 1)[0])
+    return wire.kind if wire else None
+
+
+def longest_data(kind: type[Action]) -> str:
+    """The longest data an action of this kind can have: what a channel's payload limit must hold."""
+    wire = BY_KIND[kind]
+    return ":".join([wire.prefix, *(part.longest for part in wire.parts)])
