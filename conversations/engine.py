@@ -6,7 +6,7 @@ import asyncio
 import logging
 import weakref
 from dataclasses import dataclass, replace
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,7 +46,7 @@ class Engine:
     """Keeps the inbox, the per-chat lock, the conversation state, the view and the pure step; the
     commands the step decides on go to the bus, inside the update's one transaction."""
 
-    def __init__(self, *, bus: MessageBus, flows: Callable[[Inbound], Flow], media: dict[str, MediaFetcher] | None = None) -> None:
+    def __init__(self, *, bus: MessageBus, flows: Callable[[Inbound], Flow[Any]], media: dict[str, MediaFetcher] | None = None) -> None:
         self._bus = bus
         self._sessions = bus.sessions
         self._flows = flows
@@ -136,7 +136,7 @@ class Engine:
         """A cheap read before the transaction; a state changed meanwhile only costs the step a hint."""
         chat, flow, store = event.chat, self._flows(event), Store(session)
         state = await store.conversation_state(chat.platform, chat.bot, chat.chat_id)
-        spec = flow.spec.states.get(state) or flow.spec.states[flow.initial]
+        spec = flow.spec.states.get(state or flow.initial) or flow.spec.states[flow.initial]
         return spec.wants_photo and await store.chat_is_bound(chat.platform, chat.bot, chat.chat_id)
 
     async def _process_once(self, event: Inbound) -> ProcessOutcome:
@@ -153,6 +153,8 @@ class Engine:
             if row is None:
                 await store.inbox_add(chat.platform, chat.bot, event.update_id, chat.chat_id, event.to_dict(), now)
                 row = await store.inbox_row(chat.platform, chat.bot, event.update_id)
+                if row is None:
+                    raise RuntimeError(f"update {event.update_id} of {chat} is not in the inbox right after it was added")
             if row["status"] != "received":
                 return ProcessOutcome(processed=False)
 

@@ -6,6 +6,7 @@ import string
 from datetime import datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from babel.dates import format_datetime, format_time
 from babel.messages.pofile import read_po
@@ -31,12 +32,12 @@ def language_or_default(language: str | None) -> str:
     return language if language in LANGUAGES else "en"
 
 
-class _SafeDict(dict):
+class _SafeDict(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
 
 
-def translate(key: str, language: str, params: dict | None = None, tz: tzinfo | None = None) -> str:
+def translate(key: str, language: str, params: dict[str, Any] | None = None, tz: tzinfo | None = None) -> str:
     language = language_or_default(language)
     if key == "=":
         return str((params or {}).get("text", ""))
@@ -68,7 +69,7 @@ def _format_moment(moment: datetime, language: str, tz: tzinfo | None) -> str:
     return format_datetime(local, _MOMENT_PATTERN[language], locale=_BABEL_LOCALE[language])
 
 
-def render(payload: dict, language: str, tz: tzinfo | None = None) -> Rendered:
+def render(payload: dict[str, Any], language: str, tz: tzinfo | None = None) -> Rendered:
     text = payload["text"]
     return Rendered(
         text=translate(text["key"], language, text.get("params"), tz),

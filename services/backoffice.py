@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from sqlalchemy import select
+from typing import Any
 
 from domain import events as ev
 from domain.errors import InvalidInput, NotFound
@@ -27,6 +26,7 @@ from domain.model import (
     TechnicianRole,
     Visit,
     WorkingHours,
+    stored_id,
 )
 from domain.policy import ServicePolicy
 from services.bus import MessageBus
@@ -66,7 +66,7 @@ class OrderRequest:
     product_category: str
     brand: str | None
     services: tuple[ServiceRequest, ...]
-    items: tuple[dict, ...] = field(default_factory=tuple)
+    items: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     notes: str = ""
     volume_liters: int | None = None
     priority: str = "normal"  # urgent: served within the next opening hours, without the customer booking
@@ -97,11 +97,12 @@ async def create_order(store: Store, request: OrderRequest, now: datetime, polic
     existing = await store.job_by_ref(request.source, request.external_ref)
     if existing is not None:
         # the same order posted again gets the link already handed out, never a second one
-        token = await store.current_token("customer", existing.id, now)
+        existing_id = stored_id(existing)
+        token = await store.current_token("customer", existing_id, now)
         if token is None:
             ttl = policy.customer_link_ttl if existing.status not in CLOSED_JOB_STATUSES else policy.customer_link_grace
-            token = await store.issue_token("customer", existing.id, now, ttl)
-        return OrderResult(existing, await store.visits_of_job(existing.id), False, token)
+            token = await store.issue_token("customer", existing_id, now, ttl)
+        return OrderResult(existing, await store.visits_of_job(existing_id), False, token)
     GeoPoint(request.lat, request.lon)
     kinds = [ServiceKind(s.kind) for s in request.services]
     if not kinds:
@@ -120,12 +121,13 @@ async def create_order(store: Store, request: OrderRequest, now: datetime, polic
     customer = await _customer(store, request)
     job = await store.add(
         Job(
-            request.source, request.external_ref, customer.id, request.address, request.lat, request.lon,
+            request.source, request.external_ref, stored_id(customer), request.address, request.lat, request.lon,
             request.region, request.product_category, request.product_name, request.brand,
             items=list(request.items), notes=request.notes, created_at=now, volume_liters=request.volume_liters,
             priority=request.priority,
         )
     )
+    job_id = stored_id(job)
     # deliveries first, so that installations can point at them
     ordered = sorted(request.services, key=lambda s: ServiceKind(s.kind) is not ServiceKind.DELIVERY)
     visits: list[Visit] = []
@@ -138,24 +140,22 @@ async def create_order(store: Store, request: OrderRequest, now: datetime, polic
             raise InvalidInput("min_gap_without_predecessor")
         visit = await store.add(
             Visit(
-                job.id, kind.value, sequence, service.duration_minutes or DEFAULT_SERVICE_MINUTES[kind],
+                job_id, kind.value, sequence, service.duration_minutes or DEFAULT_SERVICE_MINUTES[kind],
                 depends_on_visit_id=depends_on, crew_size=service.crew_size, min_gap_minutes=service.min_gap_minutes,
             )
         )
         if kind is ServiceKind.DELIVERY:
             delivery = visit
         visits.append(visit)
-    events: list[ev.Event] = [ev.JobCreated(job.id, None, {"visits": [v.id for v in visits]})]
+    events: list[ev.Event] = [ev.JobCreated(job_id, None, {"visits": [v.id for v in visits]})]
     if request.priority == "urgent":
         events += await book_urgent(store, job, visits, now, policy)
-    token = await store.issue_token("customer", job.id, now, policy.customer_link_ttl)
+    token = await store.issue_token("customer", job_id, now, policy.customer_link_ttl)
     return OrderResult(job, visits, True, token, tuple(events))
 
 
 async def _customer(store: Store, request: OrderRequest) -> Customer:
-    found = (
-        await store.session.execute(select(Customer).where(Customer.phone == request.customer_phone).order_by(Customer.id))
-    ).scalars().first()
+    found = await store.customer_by_phone(request.customer_phone)
     if found is not None:
         return found
     return await store.add(Customer(request.customer_name, request.customer_phone, Language.from_code(request.customer_language).value))
@@ -163,7 +163,7 @@ async def _customer(store: Store, request: OrderRequest) -> Customer:
 
 async def create_technician(
     store: Store, *, name: str, phone: str, roles: list[str], skills: list[str], regions: list[str],
-    working_hours: dict | None, home_lat: float | None, home_lon: float | None, language: str,
+    working_hours: dict[str, Any] | None, home_lat: float | None, home_lon: float | None, language: str,
     now: datetime, policy: ServicePolicy, vehicle_capacity: int | None = None,
 ) -> tuple[Technician, str]:
     if not roles:
@@ -181,22 +181,22 @@ async def create_technician(
         Technician(name, phone, list(roles), list(skills), list(regions), hours.to_dict(), home_lat, home_lon,
                    language=Language.from_code(language).value, vehicle_capacity=vehicle_capacity)
     )
-    return technician, await store.issue_token("technician", technician.id, now, policy.staff_link_ttl)
+    return technician, await store.issue_token("technician", stored_id(technician), now, policy.staff_link_ttl)
 
 
 async def create_dispatcher(store: Store, *, name: str, now: datetime, policy: ServicePolicy) -> tuple[Dispatcher, str]:
     dispatcher = await store.add(Dispatcher(name))
-    return dispatcher, await store.issue_token("dispatcher", dispatcher.id, now, policy.staff_link_ttl)
+    return dispatcher, await store.issue_token("dispatcher", stored_id(dispatcher), now, policy.staff_link_ttl)
 
 
 async def create_dispatch_group(
     store: Store, *, name: str, region: str | None, language: str, now: datetime, policy: ServicePolicy
 ) -> tuple[DispatchGroup, str]:
     group = await store.add(DispatchGroup(name, region, Language.from_code(language).value))
-    return group, await store.issue_token("group", group.id, now, policy.staff_link_ttl)
+    return group, await store.issue_token("group", stored_id(group), now, policy.staff_link_ttl)
 
 
-async def put_checklist_template(store: Store, *, service_kind: str, product_category: str, name: str, steps: list[dict]) -> ChecklistTemplate:
+async def put_checklist_template(store: Store, *, service_kind: str, product_category: str, name: str, steps: list[dict[str, Any]]) -> ChecklistTemplate:
     ServiceKind(service_kind)
     parsed = [ChecklistStep.from_dict(s) for s in steps]
     if len({s.key for s in parsed}) != len(parsed):
@@ -208,11 +208,11 @@ async def put_checklist_template(store: Store, *, service_kind: str, product_cat
     return template
 
 
-async def job_details(store: Store, job_id: int) -> dict:
+async def job_details(store: Store, job_id: int) -> dict[str, Any]:
     job = await store.get(Job, job_id)
     if job is None:
         raise NotFound("job_not_found")
-    visits = await store.visits_of_job(job.id)
+    visits = await store.visits_of_job(job_id)
     technicians = {t.id: t.name for t in await store.technicians(on_duty_only=False)}
     return {
         "id": job.id,
@@ -241,7 +241,7 @@ async def job_details(store: Store, job_id: int) -> dict:
         ],
         "timeline": [
             {"type": e["type"], "visit_id": e["visit_id"], "data": e["data"], "occurred_at": e["occurred_at"]}
-            for e in await store.timeline(job.id)
+            for e in await store.timeline(job_id)
         ],
     }
 
@@ -259,14 +259,14 @@ async def put_dispatch_rule(
     return await store.add(DispatchRule(mode, region, service_kind, grab_top_n, grab_minutes))
 
 
-async def visit_candidates(store: Store, visit_id: int, now: datetime, policy: ServicePolicy) -> list[dict]:
+async def visit_candidates(store: Store, visit_id: int, now: datetime, policy: ServicePolicy) -> list[dict[str, Any]]:
     """Technicians who could take the visit at its booked time, best first."""
     visit = await store.get(Visit, visit_id)
     if visit is None:
         raise NotFound("visit_not_found")
     if visit.slot_start is None:
         raise InvalidInput("visit_not_booked")
-    job = await store.get(Job, visit.job_id)
+    job = await store.load(Job, visit.job_id)
     ranked = await candidates(HandlerContext(store, now, policy), visit, job)
     names = {t.id: t.name for t in await store.technicians()}
     return [{"technician_id": tid, "name": names[tid]} for tid in ranked]

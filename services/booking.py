@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 
 from domain.model import Job, Visit
 from domain.policy import ServicePolicy
@@ -28,8 +28,7 @@ def planned_routes(dp: DayProblem) -> rm.Plan:
         planned = dp.visits[visit.id].planned_start
         start = dp.minute(planned) if planned is not None else None
         # a planned start outside the visit's window is from before it was moved: the plan no longer holds it
-        current = start is not None and any(low - EPS <= start <= high + EPS for low, high in visit.windows)
-        if visit.pinned_technicians and current:
+        if start is not None and visit.pinned_technicians and any(low - EPS <= start <= high + EPS for low, high in visit.windows):
             for technician in visit.pinned_technicians:
                 stops.setdefault(technician, []).append(rm.Stop(visit.id, start, start, start + visit.service))
         else:
@@ -60,7 +59,7 @@ async def feasible_slots(
 
     The booked visits stay with their technicians; the new one is inserted without re-planning anyone.
     """
-    by_day: dict = {}
+    by_day: dict[date, list[Slot]] = {}
     for slot in slots:
         by_day.setdefault(slot.start.astimezone(policy.tz).date(), []).append(slot)
     feasible: list[Slot] = []

@@ -12,10 +12,11 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from datetime import datetime
+from typing import TypeVar, cast
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from domain.clock import Clock
@@ -31,10 +32,17 @@ log = logging.getLogger(__name__)
 CONFLICT_RETRIES = 5
 
 Handler = Callable[[HandlerContext, Command], Awaitable[list[Event]]]
+C = TypeVar("C", bound=Command)
 # a reaction answers one event with messages to send and further events (reacted to in their turn)
 Reaction = Callable[[HandlerContext, Event], Awaitable[Sequence[Outbound | Event]]]
 Work = Callable[[HandlerContext], Awaitable[list[Event]]]
 T = TypeVar("T")
+
+
+def handles(kind: type[C], handler: Callable[[HandlerContext, C], Awaitable[list[Event]]]) -> tuple[type[Command], Handler]:
+    """An entry of the handler table. A handler takes only its own kind of command, which the table's type cannot
+    say; the bus looks handlers up by the command's exact type (MessageBus.execute), so each gets only its own."""
+    return kind, cast(Handler, handler)
 
 
 def is_conflict(exc: Exception) -> bool:
@@ -72,7 +80,7 @@ class MessageBus:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker,
+        sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         policy: ServicePolicy,
         handlers: Mapping[type[Command], Handler],
@@ -151,9 +159,11 @@ class MessageBus:
         return answer, outcome.events
 
 
-async def write_outbox(store: Store, origin: str, chat: ChatRef | None, messages: Sequence[Outbound], language: str, now) -> None:
+async def write_outbox(store: Store, origin: str, chat: ChatRef | None, messages: Sequence[Outbound], language: str, now: datetime) -> None:
     for index, message in enumerate(messages):
         target = message.to or chat
+        if target is None:
+            raise ValueError(f"{origin}: message {message.text.get('key')!r} has no recipient and no chat to answer")
         payload = message.payload()
         payload["language"] = message.language or (language if target == chat else "en")
         # the dedup key makes a re-run of the same update write the same rows, never new ones

@@ -13,6 +13,7 @@ from domain.geo import haversine_m
 from domain.model import (
     ChatBinding,
     ChecklistAnswer,
+    ChecklistStep,
     Customer,
     DispatchGroup,
     Dispatcher,
@@ -29,12 +30,15 @@ from domain.model import (
     Technician,
     Visit,
     VisitStatus,
+    stored_id,
 )
-from domain.slots import Booking, free_slots, is_offered_window
+from domain.slots import free_slots, is_offered_window
 from scheduler.routing.model import NOT_ENOUGH_TECHNICIANS
 from services import planning
 from services.booking import feasible_slots
+from services.bus import handles
 from services.context import HandlerContext
+from services.lookups import booked_slot, booking_of
 from storage.schedule import ScheduleStore
 
 
@@ -71,9 +75,9 @@ async def _bind(ctx: HandlerContext, chat: c.ChatIdentity, kind: str, subject_id
 
 async def bind_customer(ctx: HandlerContext, cmd: c.BindCustomer) -> list[ev.Event]:
     job_id = await _redeem(ctx, cmd.token, "customer", cmd.chat)
-    job = await ctx.store.get(Job, job_id)
+    job = await ctx.store.load(Job, job_id)
     await _bind(ctx, cmd.chat, "customer", job.customer_id)
-    customer = await ctx.store.get(Customer, job.customer_id)
+    customer = await ctx.store.load(Customer, job.customer_id)
     customer.language = cmd.chat.language
     return []
 
@@ -95,19 +99,21 @@ async def register_dispatcher(ctx: HandlerContext, cmd: c.RegisterDispatcher) ->
 async def bind_group(ctx: HandlerContext, cmd: c.BindDispatchGroup) -> list[ev.Event]:
     group_id = await _redeem(ctx, cmd.token, "group", cmd.chat)
     await _bind(ctx, cmd.chat, "group", group_id)
-    group = await ctx.store.get(DispatchGroup, group_id)
+    group = await ctx.store.load(DispatchGroup, group_id)
     group.language = cmd.chat.language
     return []
 
 
+SPEAKERS: dict[str, type[Customer | Technician | DispatchGroup]] = {"customer": Customer, "technician": Technician, "group": DispatchGroup}
+
+
 async def set_language(ctx: HandlerContext, cmd: c.SetLanguage) -> list[ev.Event]:
-    for kind in ("customer", "technician", "group"):
+    for kind, subject in SPEAKERS.items():
         binding = await ctx.store.binding(cmd.chat.platform, cmd.chat.bot, cmd.chat.chat_id, kind)
         if binding is None:
             continue
         binding.language = cmd.language
-        subject = {"customer": Customer, "technician": Technician, "group": DispatchGroup}[kind]
-        entity = await ctx.store.get(subject, binding.subject_id)
+        entity = await ctx.store.load(subject, binding.subject_id)
         entity.language = cmd.language
     return []
 
@@ -117,8 +123,10 @@ async def set_language(ctx: HandlerContext, cmd: c.SetLanguage) -> list[ev.Event
 
 async def _customer_visit(ctx: HandlerContext, visit_id: int, customer_id: int) -> tuple[Visit, Job]:
     visit = await ctx.store.get(Visit, visit_id)
-    job = await ctx.store.get(Job, visit.job_id) if visit else None
-    if visit is None or job.customer_id != customer_id:
+    if visit is None:
+        raise NotFound("visit_not_found")
+    job = await ctx.store.load(Job, visit.job_id)
+    if job.customer_id != customer_id:
         raise NotFound("visit_not_found")
     return visit, job
 
@@ -127,7 +135,7 @@ async def candidates_for(ctx: HandlerContext, visit: Visit, job: Job, start: dat
     """Eligible technicians with room in [start, end), least loaded first; ``crew_size`` 1 asks for one more pair of hands."""
     technicians = await ctx.store.technicians()
     busy = await ctx.store.bookings_between(start - timedelta(days=1), end + timedelta(days=1))
-    bookings = [Booking(v.technician_id, v.slot_start, v.slot_end, v.duration_minutes) for v in busy if v.id != visit.id]
+    bookings = [booking_of(v) for v in busy if v.id != visit.id]
     slots = free_slots(
         visit=visit, job=job, technicians=technicians, bookings=bookings, now=start - ctx.policy.booking_lead,
         tz=ctx.policy.tz, windows=ctx.policy.windows, days_ahead=0, lead=ctx.policy.booking_lead, limit=100,
@@ -164,34 +172,36 @@ async def fill_crew(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Even
         return []
     taken = {visit.technician_id, *visit.crew_ids}
     chosen = [t for t in await candidates(ctx, visit, job, crew_size=1) if t not in taken][:missing]
-    events = await planning.set_crew(ctx, visit, job, [*visit.crew_ids, *chosen]) if chosen else []
+    events = await planning.set_crew(ctx, visit, [*visit.crew_ids, *chosen]) if chosen else []
     if len(chosen) < missing:
-        events.append(ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat(), "reason": NOT_ENOUGH_TECHNICIANS}))
+        start, _end = booked_slot(visit)
+        events.append(ev.NoTechnicianAvailable(visit.job_id, visit.id, {"start": start.isoformat(), "reason": NOT_ENOUGH_TECHNICIANS}))
     return events
 
 
 async def _offer_next(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Event]:
     """Offer the visit to the best free technician; with nobody left, tell the dispatchers."""
+    start, end = booked_slot(visit)
     for technician_id in await candidates(ctx, visit, job):
         # two bookings may both have seen the technician free: lock, then look again
         await ctx.store.get(Technician, technician_id, for_update=True)
-        if technician_id not in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
+        if technician_id not in await candidates_for(ctx, visit, job, start, end):
             continue
-        return [lifecycle.offer(visit, job.id, technician_id)]
-    return [ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat()})]
+        return [lifecycle.offer(visit, visit.job_id, technician_id)]
+    return [ev.NoTechnicianAvailable(visit.job_id, visit.id, {"start": start.isoformat()})]
 
 
 async def _broadcast(ctx: HandlerContext, visit: Visit, job: Job, rule: DispatchRule) -> list[ev.Event]:
     """Grab mode: the same offer to the top few free technicians at once."""
     chosen = (await candidates(ctx, visit, job))[: rule.grab_top_n]
     if not chosen:
-        return [ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat()})]
+        return [ev.NoTechnicianAvailable(visit.job_id, visit.id, {"start": booked_slot(visit)[0].isoformat()})]
     expires = ctx.now + timedelta(minutes=rule.grab_minutes)
-    offers = [await ctx.store.add(Offer(visit.id, tech_id, created_at=ctx.now, expires_at=expires)) for tech_id in chosen]
+    offers = [await ctx.store.add(Offer(stored_id(visit), tech_id, created_at=ctx.now, expires_at=expires)) for tech_id in chosen]
     await ScheduleStore(ctx.store).set_timer(
         key=f"grab:{visit.id}:{offers[0].id}", kind="grab", due_at=expires, now=ctx.now, visit_id=visit.id
     )
-    return [ev.OffersBroadcast(job.id, visit.id, {"offers": [[o.id, o.technician_id] for o in offers]})]
+    return [ev.OffersBroadcast(visit.job_id, visit.id, {"offers": [[o.id, o.technician_id] for o in offers]})]
 
 
 async def _dispatch(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Event]:
@@ -199,7 +209,7 @@ async def _dispatch(ctx: HandlerContext, visit: Visit, job: Job) -> list[ev.Even
     if rule.mode == DispatchMode.GRAB.value:
         return await _broadcast(ctx, visit, job, rule)
     if rule.mode == DispatchMode.MANUAL.value:
-        return [ev.ManualDispatchNeeded(job.id, visit.id, {"candidates": await candidates(ctx, visit, job)})]
+        return [ev.ManualDispatchNeeded(visit.job_id, visit.id, {"candidates": await candidates(ctx, visit, job)})]
     return await _offer_next(ctx, visit, job)
 
 
@@ -213,12 +223,13 @@ async def book_visit(ctx: HandlerContext, cmd: c.BookVisit) -> list[ev.Event]:
     dependency = await ctx.store.get(Visit, visit.depends_on_visit_id) if visit.depends_on_visit_id else None
     if dependency is not None and dependency.slot_end is None:
         raise DomainError("book_dependency_first", kind=dependency.kind)
-    if dependency is not None and cmd.start < lifecycle.not_before(visit, dependency):
+    earliest = lifecycle.not_before(visit, dependency)  # None without a dependency
+    if earliest is not None and cmd.start < earliest:
         # the same rule the customer's list of times follows: after the delivery's window and its gap
         raise DomainError("slot_before_dependency")
     if not await candidates_for(ctx, visit, job, cmd.start, cmd.end):
         raise DomainError("slot_taken")
-    events = [lifecycle.book(visit, job.id, cmd.start, cmd.end, dependency)]
+    events = [lifecycle.book(visit, visit.job_id, cmd.start, cmd.end, dependency)]
     dispatched = await _dispatch(ctx, visit, job)
     if isinstance(dispatched[0], ev.NoTechnicianAvailable):
         raise DomainError("slot_taken")  # someone booked the last free technician a moment ago
@@ -237,37 +248,38 @@ async def _dependants(ctx: HandlerContext, visit: Visit) -> list[Visit]:
 async def reschedule_visit(ctx: HandlerContext, cmd: c.RescheduleVisit) -> list[ev.Event]:
     visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
     _before_cutoff(ctx, visit)
-    events = [lifecycle.unbook(visit, job.id)]
+    events = [lifecycle.unbook(visit, visit.job_id)]
     # an installation booked after this delivery must be booked again after the new delivery slot
     for dependant in await _dependants(ctx, visit):
         if lifecycle.allowed(dependant, "unbook"):
-            events.append(lifecycle.unbook(dependant, job.id))
+            events.append(lifecycle.unbook(dependant, visit.job_id))
     return events
 
 
 async def cancel_by_customer(ctx: HandlerContext, cmd: c.CancelVisitByCustomer) -> list[ev.Event]:
     visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
     _before_cutoff(ctx, visit)
-    events = [lifecycle.cancel(visit, job.id, "customer")]
+    events = [lifecycle.cancel(visit, visit.job_id, "customer")]
     for dependant in await _dependants(ctx, visit):
         if lifecycle.allowed(dependant, "cancel"):
-            events.append(lifecycle.cancel(dependant, job.id, "customer"))
+            events.append(lifecycle.cancel(dependant, visit.job_id, "customer"))
     return events + await _close_job_if_finished(ctx, job)
 
 
 async def _close_job_if_finished(ctx: HandlerContext, job: Job) -> list[ev.Event]:
-    visits = await ctx.store.visits_of_job(job.id)
+    job_id = stored_id(job)
+    visits = await ctx.store.visits_of_job(job_id)
     if all(v.state in (VisitStatus.CONFIRMED, VisitStatus.CANCELLED) for v in visits):
         job.status = "done" if any(v.state is VisitStatus.CONFIRMED for v in visits) else "cancelled"
         # the customer's link has done its job: it keeps working for a grace period, then expires
-        await ctx.store.expire_tokens("customer", job.id, ctx.now + ctx.policy.customer_link_grace)
-        return [ev.JobCompleted(job.id, None, {"status": job.status})]
+        await ctx.store.expire_tokens("customer", job_id, ctx.now + ctx.policy.customer_link_grace)
+        return [ev.JobCompleted(job_id, None, {"status": job.status})]
     return []
 
 
 async def confirm_visit(ctx: HandlerContext, cmd: c.ConfirmVisit) -> list[ev.Event]:
     visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
-    events = [lifecycle.confirm(visit, job.id)]
+    events = [lifecycle.confirm(visit, visit.job_id)]
     return events + await _close_job_if_finished(ctx, job)
 
 
@@ -275,18 +287,20 @@ async def rate_visit(ctx: HandlerContext, cmd: c.RateVisit) -> list[ev.Event]:
     visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
     if visit.state is not VisitStatus.CONFIRMED:
         raise DomainError("rate_after_confirm")
-    if await ctx.store.rating_of(visit.id) is not None:
+    if await ctx.store.rating_of(cmd.visit_id) is not None:
         raise DomainError("already_rated")
-    rating = await ctx.store.add(Rating(job.id, visit.id, cmd.customer_id, cmd.score, created_at=ctx.now))
-    events = [ev.RatingGiven(job.id, visit.id, {"score": cmd.score, "rating_id": rating.id, "technician_id": visit.technician_id})]
+    rating = await ctx.store.add(Rating(visit.job_id, visit.id, cmd.customer_id, cmd.score, created_at=ctx.now))
+    events: list[ev.Event] = [
+        ev.RatingGiven(visit.job_id, visit.id, {"score": cmd.score, "rating_id": rating.id, "technician_id": visit.technician_id})
+    ]
     if cmd.score <= ctx.policy.low_rating_threshold:
-        events.append(ev.LowRatingReceived(job.id, visit.id, {"score": cmd.score, "rating_id": rating.id, "technician_id": visit.technician_id}))
+        events.append(ev.LowRatingReceived(visit.job_id, visit.id, {"score": cmd.score, "rating_id": rating.id, "technician_id": visit.technician_id}))
     return events
 
 
 async def comment_rating(ctx: HandlerContext, cmd: c.CommentRating) -> list[ev.Event]:
-    visit, _job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
-    rating = await ctx.store.rating_of(visit.id)
+    await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    rating = await ctx.store.rating_of(cmd.visit_id)
     if rating is None:
         raise DomainError("rate_first")
     rating.comment = cmd.comment[:1000]
@@ -300,17 +314,17 @@ async def _technician_visit(ctx: HandlerContext, visit_id: int, technician_id: i
     visit = await ctx.store.get(Visit, visit_id)
     if visit is None or visit.technician_id != technician_id:
         raise NotFound("not_your_visit")
-    return visit, await ctx.store.get(Job, visit.job_id)
+    return visit, await ctx.store.load(Job, visit.job_id)
 
 
-async def _close_offers(ctx: HandlerContext, visit: Visit, job: Job, status: OfferStatus, keep: Offer | None = None) -> list[ev.Event]:
-    closed = []
-    for offer in await ctx.store.offers_of(visit.id, OfferStatus.OPEN.value):
+async def _close_offers(ctx: HandlerContext, visit: Visit, status: OfferStatus, keep: Offer | None = None) -> list[ev.Event]:
+    closed: list[list[int | None]] = []
+    for offer in await ctx.store.offers_of(stored_id(visit), OfferStatus.OPEN.value):
         if offer is keep:
             continue
         offer.status, offer.closed_at = status.value, ctx.now
         closed.append([offer.id, offer.technician_id])
-    return [ev.OffersClosed(job.id, visit.id, {"offers": closed, "outcome": status.value})] if closed else []
+    return [ev.OffersClosed(visit.job_id, visit.id, {"offers": closed, "outcome": status.value})] if closed else []
 
 
 async def accept_offer(ctx: HandlerContext, cmd: c.AcceptOffer) -> list[ev.Event]:
@@ -319,41 +333,42 @@ async def accept_offer(ctx: HandlerContext, cmd: c.AcceptOffer) -> list[ev.Event
         if any(o.technician_id == cmd.technician_id for o in await ctx.store.offers_of(cmd.visit_id)):
             raise DomainError("offer_taken")  # a grab offer that is closed now
         visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
-        return [lifecycle.accept(visit, job.id, cmd.technician_id), *await fill_crew(ctx, visit, job)]
-    visit = await ctx.store.get(Visit, cmd.visit_id)
-    job = await ctx.store.get(Job, visit.job_id)
-    if visit.technician_id is None and cmd.technician_id not in await candidates_for(ctx, visit, job, visit.slot_start, visit.slot_end):
+        return [lifecycle.accept(visit, visit.job_id, cmd.technician_id), *await fill_crew(ctx, visit, job)]
+    visit = await ctx.store.load(Visit, cmd.visit_id)
+    job = await ctx.store.load(Job, visit.job_id)
+    if visit.technician_id is None and cmd.technician_id not in await candidates_for(ctx, visit, job, *booked_slot(visit)):
         raise DomainError("no_longer_free")
     # the visit's version check makes this atomic: of two at once, the second finds it taken
-    events = [lifecycle.grab(visit, job.id, cmd.technician_id)]
+    events = [lifecycle.grab(visit, visit.job_id, cmd.technician_id)]
     offer.status, offer.closed_at = OfferStatus.WON.value, ctx.now
-    return events + await _close_offers(ctx, visit, job, OfferStatus.LOST, keep=offer) + await fill_crew(ctx, visit, job)
+    return events + await _close_offers(ctx, visit, OfferStatus.LOST, keep=offer) + await fill_crew(ctx, visit, job)
 
 
 async def decline_offer(ctx: HandlerContext, cmd: c.DeclineOffer) -> list[ev.Event]:
     offer = await ctx.store.open_offer(cmd.visit_id, cmd.technician_id)
     if offer is None:
         visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
-        events = [lifecycle.decline(visit, job.id, cmd.technician_id)]
-        return events + await _offer_next(ctx, visit, job)
-    visit = await ctx.store.get(Visit, cmd.visit_id)
-    job = await ctx.store.get(Job, visit.job_id)
+        declined = [lifecycle.decline(visit, visit.job_id, cmd.technician_id)]
+        return declined + await _offer_next(ctx, visit, job)
+    visit = await ctx.store.load(Visit, cmd.visit_id)
+    job = await ctx.store.load(Job, visit.job_id)
     offer.status, offer.closed_at = OfferStatus.DECLINED.value, ctx.now
     visit.declined_by = [*visit.declined_by, cmd.technician_id]
-    events: list[ev.Event] = [ev.OfferDeclined(job.id, visit.id, {"technician_id": cmd.technician_id})]
-    if not await ctx.store.offers_of(visit.id, OfferStatus.OPEN.value):
+    events: list[ev.Event] = [ev.OfferDeclined(visit.job_id, visit.id, {"technician_id": cmd.technician_id})]
+    if not await ctx.store.offers_of(cmd.visit_id, OfferStatus.OPEN.value):
         events += await _offer_next(ctx, visit, job)  # everybody said no: fall back to auto
     return events
 
 
 async def expire_offers(ctx: HandlerContext, visit_id: int) -> list[ev.Event]:
     """Grab offers nobody took in time: withdraw them, then dispatch automatically (or alert the group)."""
-    visit = await ctx.store.get(Visit, visit_id)
-    job = await ctx.store.get(Job, visit.job_id)
-    expired = [o for o in await ctx.store.offers_of(visit.id, OfferStatus.OPEN.value) if o.expires_at <= ctx.now]
+    visit = await ctx.store.load(Visit, visit_id)
+    job = await ctx.store.load(Job, visit.job_id)
+    open_offers = await ctx.store.offers_of(visit_id, OfferStatus.OPEN.value)
+    expired = [o for o in open_offers if o.expires_at is not None and o.expires_at <= ctx.now]
     if not expired:
         return []  # taken, declined or already swept
-    events = await _close_offers(ctx, visit, job, OfferStatus.EXPIRED)
+    events = await _close_offers(ctx, visit, OfferStatus.EXPIRED)
     if visit.state is VisitStatus.BOOKED and visit.technician_id is None:
         events += await _offer_next(ctx, visit, job)
     return events
@@ -365,21 +380,21 @@ async def assign_visit(ctx: HandlerContext, cmd: c.AssignVisit) -> list[ev.Event
     visit = await ctx.store.get(Visit, cmd.visit_id)
     if visit is None:
         raise NotFound("visit_not_found")
-    job = await ctx.store.get(Job, visit.job_id)
+    job = await ctx.store.load(Job, visit.job_id)
     if visit.slot_start is None:
         raise DomainError("visit_not_booked")
     if cmd.technician_id not in await candidates(ctx, visit, job):
         raise DomainError("technician_not_eligible")
     await ctx.store.get(Technician, cmd.technician_id, for_update=True)
-    events = await _close_offers(ctx, visit, job, OfferStatus.LOST)
+    events = await _close_offers(ctx, visit, OfferStatus.LOST)
     if visit.technician_id is None:
-        return events + [lifecycle.offer(visit, job.id, cmd.technician_id)]
-    return events + [lifecycle.reassign(visit, job.id, cmd.technician_id)]
+        return events + [lifecycle.offer(visit, visit.job_id, cmd.technician_id)]
+    return events + [lifecycle.reassign(visit, visit.job_id, cmd.technician_id)]
 
 
 async def depart(ctx: HandlerContext, cmd: c.Depart) -> list[ev.Event]:
-    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
-    return [lifecycle.depart(visit, job.id, cmd.technician_id)]
+    visit, _job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    return [lifecycle.depart(visit, visit.job_id, cmd.technician_id)]
 
 
 def checkin_distance(job: Job, latitude: float, longitude: float) -> float:
@@ -391,16 +406,16 @@ async def check_in(ctx: HandlerContext, cmd: c.CheckIn) -> list[ev.Event]:
     distance = checkin_distance(job, cmd.latitude, cmd.longitude)
     if distance > ctx.policy.checkin_radius_m and not (cmd.reason or "").strip():
         raise DomainError("checkin_reason_required", distance=int(distance))
-    return [lifecycle.check_in(visit, job.id, cmd.technician_id, distance, cmd.reason)]
+    return [lifecycle.check_in(visit, visit.job_id, cmd.technician_id, distance, cmd.reason)]
 
 
 async def start_work(ctx: HandlerContext, cmd: c.StartWork) -> list[ev.Event]:
-    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    visit, _job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
     dependency = await ctx.store.get(Visit, visit.depends_on_visit_id) if visit.depends_on_visit_id else None
-    return [lifecycle.start(visit, job.id, cmd.technician_id, dependency)]
+    return [lifecycle.start(visit, visit.job_id, cmd.technician_id, dependency)]
 
 
-async def checklist_steps(ctx: HandlerContext, visit: Visit, job: Job):
+async def checklist_steps(ctx: HandlerContext, visit: Visit, job: Job) -> list[ChecklistStep]:
     template = await ctx.store.template_for(visit.kind, job.product_category)
     return template.parsed_steps() if template else []
 
@@ -419,33 +434,33 @@ async def answer_step(ctx: HandlerContext, cmd: c.AnswerStep) -> list[ev.Event]:
         raise NotFound("step_not_found")
     if step.kind is StepKind.PHOTO and cmd.photo is None:
         raise DomainError("photo_required")
-    photo_id = (await _save_photo(ctx, visit.id, cmd.photo, "checklist")).id if cmd.photo else None
-    answers = await ctx.store.answers_of(visit.id)
+    photo_id = (await _save_photo(ctx, cmd.visit_id, cmd.photo, "checklist")).id if cmd.photo else None
+    answers = await ctx.store.answers_of(cmd.visit_id)
     if cmd.step_key in answers:
         answer = answers[cmd.step_key]
         answer.value, answer.photo_id, answer.answered_at = cmd.value, photo_id, ctx.now
     else:
-        await ctx.store.add(ChecklistAnswer(visit.id, cmd.step_key, cmd.value, photo_id, answered_at=ctx.now))
+        await ctx.store.add(ChecklistAnswer(cmd.visit_id, cmd.step_key, cmd.value, photo_id, answered_at=ctx.now))
     keys = list(steps)
     visit.checklist_position = max(visit.checklist_position, keys.index(cmd.step_key) + 1)
-    return [ev.ChecklistAnswered(job.id, visit.id, {"step": cmd.step_key})]
+    return [ev.ChecklistAnswered(visit.job_id, visit.id, {"step": cmd.step_key})]
 
 
 async def complete_visit(ctx: HandlerContext, cmd: c.CompleteVisit) -> list[ev.Event]:
     visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
     steps = await checklist_steps(ctx, visit, job)
-    answers = await ctx.store.answers_of(visit.id)
+    answers = await ctx.store.answers_of(cmd.visit_id)
     done = all(s.key in answers for s in steps)
-    return [lifecycle.complete(visit, job.id, cmd.technician_id, done)]
+    return [lifecycle.complete(visit, visit.job_id, cmd.technician_id, done)]
 
 
 async def report_exception(ctx: HandlerContext, cmd: c.ReportException) -> list[ev.Event]:
-    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
-    photos = [await _save_photo(ctx, visit.id, p, "exception") for p in cmd.photos]
+    visit, _job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    photos = [await _save_photo(ctx, cmd.visit_id, p, "exception") for p in cmd.photos]
     report = await ctx.store.add(
-        ProblemReport(visit.id, cmd.technician_id, cmd.reason, cmd.note[:1000], [p.id for p in photos], created_at=ctx.now)
+        ProblemReport(cmd.visit_id, cmd.technician_id, cmd.reason, cmd.note[:1000], [stored_id(p) for p in photos], created_at=ctx.now)
     )
-    return [lifecycle.hold(visit, job.id, report.id, cmd.reason)]
+    return [lifecycle.hold(visit, visit.job_id, stored_id(report), cmd.reason)]
 
 
 # --- dispatcher ---------------------------------------------------------------------------------
@@ -459,19 +474,19 @@ async def _open_report(ctx: HandlerContext, exception_id: int, dispatcher_id: in
         raise NotFound("exception_not_found")
     if report.status == ExceptionStatus.RESOLVED.value:
         raise DomainError("exception_already_resolved")
-    visit = await ctx.store.get(Visit, report.visit_id)
-    return report, visit, await ctx.store.get(Job, visit.job_id)
+    visit = await ctx.store.load(Visit, report.visit_id)
+    return report, visit, await ctx.store.load(Job, visit.job_id)
 
 
 async def acknowledge_exception(ctx: HandlerContext, cmd: c.AcknowledgeException) -> list[ev.Event]:
-    report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
+    report, visit, _job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
     if report.status != ExceptionStatus.OPEN.value:
         raise DomainError("exception_already_acknowledged")
     report.status = ExceptionStatus.ACKNOWLEDGED.value
-    events: list[ev.Event] = [ev.ExceptionAcknowledged(job.id, visit.id, {"exception_id": report.id, "dispatcher_id": cmd.dispatcher_id})]
+    events: list[ev.Event] = [ev.ExceptionAcknowledged(visit.job_id, visit.id, {"exception_id": report.id, "dispatcher_id": cmd.dispatcher_id})]
     if visit.state is VisitStatus.ON_HOLD:
         # acknowledged means the technician may carry on where they stopped
-        events.append(lifecycle.resume(visit, job.id))
+        events.append(lifecycle.resume(visit, visit.job_id))
     return events
 
 
@@ -480,16 +495,16 @@ async def reassign_visit(ctx: HandlerContext, cmd: c.ReassignVisit) -> list[ev.E
     if cmd.technician_id == visit.technician_id or cmd.technician_id not in await candidates(ctx, visit, job):
         raise DomainError("technician_not_eligible")
     report.status, report.resolution = ExceptionStatus.RESOLVED.value, "reassigned"
-    return [lifecycle.reassign(visit, job.id, cmd.technician_id)]
+    return [lifecycle.reassign(visit, visit.job_id, cmd.technician_id)]
 
 
 async def cancel_by_dispatcher(ctx: HandlerContext, cmd: c.CancelVisitByDispatcher) -> list[ev.Event]:
     report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
     report.status, report.resolution = ExceptionStatus.RESOLVED.value, "cancelled"
-    events = [lifecycle.cancel(visit, job.id, "dispatcher")]
+    events = [lifecycle.cancel(visit, visit.job_id, "dispatcher")]
     for dependant in await _dependants(ctx, visit):
         if lifecycle.allowed(dependant, "cancel"):
-            events.append(lifecycle.cancel(dependant, job.id, "dispatcher"))
+            events.append(lifecycle.cancel(dependant, visit.job_id, "dispatcher"))
     return events + await _close_job_if_finished(ctx, job)
 
 
@@ -503,10 +518,10 @@ async def acknowledge_alert(ctx: HandlerContext, cmd: c.AcknowledgeAlert) -> lis
 
 
 async def mark_contacted(ctx: HandlerContext, cmd: c.MarkContacted) -> list[ev.Event]:
-    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    visit, _job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
     if visit.state not in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE):
         raise DomainError("illegal_transition", current=visit.status, action="contact")
-    return [ev.CustomerContacted(job.id, visit.id, {"technician_id": cmd.technician_id})]
+    return [ev.CustomerContacted(visit.job_id, visit.id, {"technician_id": cmd.technician_id})]
 
 
 async def chat_unreachable(ctx: HandlerContext, platform: str, bot: str, chat_id: str, reason: str) -> list[ev.Event]:
@@ -515,7 +530,7 @@ async def chat_unreachable(ctx: HandlerContext, platform: str, bot: str, chat_id
     customer = await ctx.store.binding(platform, bot, chat_id, "customer")
     if customer is not None:
         for job in await ctx.store.jobs_of_customer(customer.subject_id):
-            events.append(ev.ChatUnreachable(job.id, None, {"who": "customer", "reason": reason}))
+            events.append(ev.ChatUnreachable(stored_id(job), None, {"who": "customer", "reason": reason}))
     technician = await ctx.store.binding(platform, bot, chat_id, "technician")
     if technician is not None:
         for visit in await ctx.store.visits_of_technician(technician.subject_id, lifecycle.OPEN):
@@ -524,30 +539,30 @@ async def chat_unreachable(ctx: HandlerContext, platform: str, bot: str, chat_id
 
 
 # the commands handled here; services/registry.py adds those whose handlers live with timers and replanning
-HANDLERS = {
-    c.BindCustomer: bind_customer,
-    c.BindTechnician: bind_technician,
-    c.RegisterDispatcher: register_dispatcher,
-    c.BindDispatchGroup: bind_group,
-    c.SetLanguage: set_language,
-    c.BookVisit: book_visit,
-    c.RescheduleVisit: reschedule_visit,
-    c.CancelVisitByCustomer: cancel_by_customer,
-    c.ConfirmVisit: confirm_visit,
-    c.RateVisit: rate_visit,
-    c.CommentRating: comment_rating,
-    c.AcceptOffer: accept_offer,
-    c.DeclineOffer: decline_offer,
-    c.Depart: depart,
-    c.CheckIn: check_in,
-    c.StartWork: start_work,
-    c.AnswerStep: answer_step,
-    c.CompleteVisit: complete_visit,
-    c.ReportException: report_exception,
-    c.AcknowledgeException: acknowledge_exception,
-    c.ReassignVisit: reassign_visit,
-    c.CancelVisitByDispatcher: cancel_by_dispatcher,
-    c.AcknowledgeAlert: acknowledge_alert,
-    c.AssignVisit: assign_visit,
-    c.MarkContacted: mark_contacted,
-}
+HANDLERS = dict([
+    handles(c.BindCustomer, bind_customer),
+    handles(c.BindTechnician, bind_technician),
+    handles(c.RegisterDispatcher, register_dispatcher),
+    handles(c.BindDispatchGroup, bind_group),
+    handles(c.SetLanguage, set_language),
+    handles(c.BookVisit, book_visit),
+    handles(c.RescheduleVisit, reschedule_visit),
+    handles(c.CancelVisitByCustomer, cancel_by_customer),
+    handles(c.ConfirmVisit, confirm_visit),
+    handles(c.RateVisit, rate_visit),
+    handles(c.CommentRating, comment_rating),
+    handles(c.AcceptOffer, accept_offer),
+    handles(c.DeclineOffer, decline_offer),
+    handles(c.Depart, depart),
+    handles(c.CheckIn, check_in),
+    handles(c.StartWork, start_work),
+    handles(c.AnswerStep, answer_step),
+    handles(c.CompleteVisit, complete_visit),
+    handles(c.ReportException, report_exception),
+    handles(c.AcknowledgeException, acknowledge_exception),
+    handles(c.ReassignVisit, reassign_visit),
+    handles(c.CancelVisitByDispatcher, cancel_by_dispatcher),
+    handles(c.AcknowledgeAlert, acknowledge_alert),
+    handles(c.AssignVisit, assign_visit),
+    handles(c.MarkContacted, mark_contacted),
+])

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
+
+from domain.commands import Command
+
+# A translatable text, and the other values a message carries, as the JSON they are stored in (outbox payloads):
+# {"key": catalog key, "params": {name: value}}, where a value may be such a text again, a moment or a span.
+Text = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -52,13 +60,13 @@ class Inbound:
     message_id: str | None = None
     live: bool = False  # a live-location update (Telegram edits the location message as it moves)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["kind"] = self.kind.value
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Inbound":
+    def from_dict(cls, data: dict[str, Any]) -> "Inbound":
         values = dict(data)
         values["chat"] = ChatRef(**values["chat"])
         values["kind"] = InboundKind(values["kind"])
@@ -68,21 +76,21 @@ class Inbound:
 # --- outbound ---------------------------------------------------------------------------------
 
 
-def t(key: str, **params: object) -> dict:
+def t(key: str, **params: object) -> Text:
     """A translatable text: a catalog key and its parameters (rendered per recipient language)."""
     return {"key": key, "params": params}
 
 
-def raw(text: str) -> dict:
+def raw(text: str) -> Text:
     """Text that is shown as is (a shop's own checklist wording, a choice, a name)."""
     return {"key": "=", "params": {"text": text}}
 
 
-def when(moment: datetime) -> dict:
+def when(moment: datetime) -> Text:
     return {"_dt": moment.isoformat()}
 
 
-def span(start: datetime, end: datetime) -> dict:
+def span(start: datetime, end: datetime) -> Text:
     return {"_span": [start.isoformat(), end.isoformat()]}
 
 
@@ -101,7 +109,7 @@ class Purpose(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Button:
-    label: dict
+    label: Text
     data: str
 
     def __post_init__(self) -> None:
@@ -110,10 +118,13 @@ class Button:
             raise ValueError("a button needs an action")
 
 
+Keyboard = tuple[tuple[Button, ...], ...]  # rows of buttons
+
+
 @dataclass(frozen=True)
 class Outbound:
-    text: dict
-    buttons: tuple[tuple[Button, ...], ...] = ()
+    text: Text
+    buttons: Keyboard = ()
     request: str | None = None  # "location" | "contact": ask the client for it with a reply keyboard
     photo_path: str | None = None
     to: ChatRef | None = None  # None: the chat the update came from
@@ -123,7 +134,7 @@ class Outbound:
     alert: bool = False  # a dispatcher alert: a busy group channel may merge it into a digest
     purpose: Purpose = Purpose.REPLY
 
-    def payload(self) -> dict:
+    def payload(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in self.buttons],
@@ -135,7 +146,7 @@ class Outbound:
         }
 
 
-def buttons(*rows: list[Button] | tuple[Button, ...]) -> tuple[tuple[Button, ...], ...]:
+def buttons(*rows: list[Button] | tuple[Button, ...]) -> Keyboard:
     return tuple(tuple(row) for row in rows if row)
 
 
@@ -144,14 +155,16 @@ class StepResult:
     """What a pure conversation step decided: replies, domain commands, and the next state."""
 
     replies: tuple[Outbound, ...] = ()
-    commands: tuple = ()
+    commands: tuple[Command, ...] = ()
     state: str | None = None  # None keeps the current state
-    data: dict | None = None  # None keeps the current data
+    data: dict[str, Any] | None = None  # None keeps the current data
     language: str | None = None
-    toast: dict | None = None
 
 
-def reply(*messages: Outbound, commands: tuple | list = (), state: str | None = None, data: dict | None = None, language: str | None = None) -> StepResult:
+def reply(
+    *messages: Outbound, commands: Sequence[Command] = (), state: str | None = None, data: dict[str, Any] | None = None,
+    language: str | None = None,
+) -> StepResult:
     return StepResult(tuple(messages), tuple(commands), state, data, language)
 
 

@@ -6,7 +6,7 @@ import asyncio
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from domain import events as ev
 from domain.model import ROLES_FOR_KIND, Job, ServiceKind, Technician, TechnicianRole, Visit, VisitStatus
@@ -15,6 +15,7 @@ from scheduler.routing import model as rm
 from scheduler.routing.solver import solve
 from scheduler.routing.travel import HaversineProvider
 from services.context import HandlerContext
+from services.lookups import booked_slot
 from storage.repository import Store
 from storage.schedule import ScheduleStore
 
@@ -75,7 +76,7 @@ def visit_demand(visit: Visit, job: Job, capacity_names: tuple[str, ...]) -> tup
 
 
 async def load_day(
-    store: Store, day: date, policy: ServicePolicy, now: datetime, *, extra_points: tuple = (), pin_assigned: bool = False,
+    store: Store, day: date, policy: ServicePolicy, now: datetime, *, extra_points: tuple[tuple[float, float], ...] = (), pin_assigned: bool = False,
     extra_jobs: tuple[Job, ...] = (),
 ) -> DayProblem:
     """The day's booked visits and the technicians working it, as a routing problem.
@@ -96,7 +97,7 @@ async def load_day(
     present = {t.id for t in technicians}
     # work under way by someone who is not in the plan is theirs to finish: not the plan's
     visits = [v for v in visits if not (v.state in STARTED and not {v.technician_id, *(v.crew_ids or ())} <= present)]
-    jobs = {v.job_id: await store.get(Job, v.job_id) for v in visits}
+    jobs = {v.job_id: await store.load(Job, v.job_id) for v in visits}
 
     def minute(moment: datetime) -> float:
         return (moment - reference).total_seconds() / 60
@@ -104,7 +105,7 @@ async def load_day(
     # the depot for technicians without a home base: the middle of the day's jobs
     places = [(j.lat, j.lon) for j in jobs.values()] + list(extra_points)
     middle = (sum(p[0] for p in places) / len(places), sum(p[1] for p in places) / len(places)) if places else (0.0, 0.0)
-    points = [(t.home_lat, t.home_lon) if t.home_lat is not None else middle for t in technicians]
+    points = [(t.home_lat, t.home_lon) if t.home_lat is not None and t.home_lon is not None else middle for t in technicians]
     points += [(jobs[v.job_id].lat, jobs[v.job_id].lon) for v in visits]
     points += list(extra_points)
     matrix = HaversineProvider(speed_kmh=policy.travel_speed_kmh, detour=policy.detour_factor).durations(points)
@@ -125,10 +126,11 @@ async def load_day(
         size = len(crew) if started else visit.crew_size
         pinned = tuple(str(t) for t in crew) if kept and len(crew) >= size else ()
         after = str(visit.depends_on_visit_id) if visit.depends_on_visit_id in ids else None
+        start, end = booked_slot(visit)  # both queries above only find visits with a slot
         routing_visits.append(
             rm.Visit(
                 id=str(visit.id), location=index, service=visit.duration_minutes,
-                windows=((minute(visit.slot_start), minute(visit.slot_end)),),
+                windows=((minute(start), minute(end)),),
                 demand=visit_demand(visit, job, capacity_names),
                 skills=visit_skills(visit, job), region=job.region, technicians=size,
                 pinned_technicians=pinned, started=started,
@@ -152,10 +154,11 @@ async def load_day(
                       len(technicians) + len(visits), unavailable)
 
 
-def _working(technicians: list[Technician], day: date, tz, now: datetime) -> tuple[list[Technician], tuple[rm.Unavailable, ...]]:
+def _working(technicians: list[Technician], day: date, tz: tzinfo, now: datetime) -> tuple[list[Technician], tuple[rm.Unavailable, ...]]:
     """Who has time to work on the day after ``now``, and why each of the others is left out. A shift that is
     over would give the solver a route that starts after it must end, which it cannot even begin to solve."""
-    working, out = [], []
+    working: list[Technician] = []
+    out: list[rm.Unavailable] = []
     for tech in technicians:
         hours = tech.hours
         start, end = datetime.combine(day, hours.start, tz), datetime.combine(day, hours.end, tz)
@@ -199,27 +202,27 @@ async def plan_day(day_problem: DayProblem, time_limit_s: float) -> rm.Plan:
     return await solve_in_worker(day_problem.problem, time_limit_s)
 
 
-async def set_crew(ctx: HandlerContext, visit: Visit, job: Job, crew: list[int]) -> list[ev.Event]:
+async def set_crew(ctx: HandlerContext, visit: Visit, crew: list[int]) -> list[ev.Event]:
     """The crew besides the lead; newcomers are told and get the morning day plan, those dropped are told too."""
     before = list(visit.crew_ids)
     visit.crew_ids = crew  # a new list: the JSON column notices reassignment, not changes in place
     events: list[ev.Event] = []
     for member in crew:
         if member not in before:
-            events.append(ev.CrewAssigned(job.id, visit.id, {"technician_id": member}))
+            events.append(ev.CrewAssigned(visit.job_id, visit.id, {"technician_id": member}))
             # the day plan timer is otherwise set when a technician accepts, which crew members never do
-            local_day = visit.slot_start.astimezone(ctx.policy.tz).date()
+            local_day = booked_slot(visit)[0].astimezone(ctx.policy.tz).date()
             plan_at = datetime.combine(local_day, time(ctx.policy.day_plan_hour, 30), ctx.policy.tz)
             if plan_at > ctx.now:
                 await ScheduleStore(ctx.store).set_timer(
                     key=f"dayplan:{member}:{local_day.isoformat()}", kind="dayplan", due_at=plan_at,
                     now=ctx.now, technician_id=member, payload={"day": local_day.isoformat()},
                 )
-    events += [ev.CrewReleased(job.id, visit.id, {"technician_id": member}) for member in before if member not in crew and member != visit.technician_id]
+    events += [ev.CrewReleased(visit.job_id, visit.id, {"technician_id": member}) for member in before if member not in crew and member != visit.technician_id]
     return events
 
 
-def summary_lines(day_problem: DayProblem, plan: rm.Plan, tz) -> list[str]:
+def summary_lines(day_problem: DayProblem, plan: rm.Plan, tz: tzinfo) -> list[str]:
     crews = {v.id: v.technicians for v in day_problem.problem.visits}
     planned = {stop.visit_id for route in plan.routes for stop in route.stops}
     lines = [f"Plan for {day_problem.day.isoformat()}: {len(planned)} visits on "

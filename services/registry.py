@@ -7,14 +7,14 @@ from functools import partial
 from domain import commands as c
 from domain import events as ev
 from services import handlers, notifications as tell, replanning, timers
-from services.bus import Handler, Reaction, Reactions
+from services.bus import Handler, Reaction, Reactions, handles
 
-HANDLERS: dict[type[c.Command], Handler] = {
-    **handlers.HANDLERS,
-    c.TrackLocation: timers.track_location,
-    c.ExtendSla: timers.extend_sla,
-    c.SetDuty: replanning.set_duty,
-}
+HANDLERS: dict[type[c.Command], Handler] = dict([
+    *handlers.HANDLERS.items(),
+    handles(c.TrackLocation, timers.track_location),
+    handles(c.ExtendSla, timers.extend_sla),
+    handles(c.SetDuty, replanning.set_duty),
+])
 
 # Who is told what. An event's reactions run in this order, which is the order of their messages in the
 # outbox (the cancelled visit's technicians hear before its customer, a new card before "taken away").

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Iterable, Set
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain import events as ev
 from domain import lifecycle
 from domain.clock import Clock
 from domain import commands as c
 from domain.errors import DomainError, NotFound
-from domain.model import Job, OfferStatus, Technician, Visit, VisitStatus
+from domain.model import Job, OfferStatus, Technician, Visit, VisitStatus, stored_id
 from domain.policy import ServicePolicy
 from scheduler.routing import model as rm
 from services import planning
 from services.bus import MessageBus
 from services.context import HandlerContext
 from services.handlers import _offer_next
+from services.lookups import booked_slot
 from storage.repository import Store
+from storage.rows import TimerRow
 from storage.schedule import ScheduleStore
 
 log = logging.getLogger(__name__)
@@ -40,14 +43,17 @@ LAST_RETRY = timedelta(minutes=30)  # and at most this long: a fault that lasts 
 
 def retry_delay(attempt: int) -> timedelta:
     """How long to wait after the ``attempt``-th failure in a row: 1, 2, 4 … minutes, at most LAST_RETRY."""
-    return min(FIRST_RETRY * 2 ** min(attempt - 1, 16), LAST_RETRY)
+    return min(FIRST_RETRY * 2.0 ** min(attempt - 1, 16), LAST_RETRY)
 
 
 def _crew(visit: Visit) -> tuple[str, ...]:
     return tuple(str(t) for t in (visit.technician_id, *(visit.crew_ids or ())) if t is not None)
 
 
-def _mark(visit: Visit) -> tuple:
+Mark = tuple[str, int | None, tuple[int, ...], datetime | None]
+
+
+def _mark(visit: Visit) -> Mark:
     """What a plan relies on: when any of it changed after loading, the visit is left for the next replan."""
     return (visit.status, visit.technician_id, tuple(visit.crew_ids or ()), visit.slot_start)
 
@@ -56,10 +62,18 @@ def _local_day(moment: datetime, policy: ServicePolicy) -> date:
     return moment.astimezone(policy.tz).date()
 
 
+def _route_order(visit: Visit) -> tuple[datetime, int]:
+    """Stops in the order of their planned starts, else of their booked windows."""
+    return visit.planned_start or booked_slot(visit)[0], stored_id(visit)
+
+
 # --- triggers: each writes a timer row in its own transaction ------------------------------------
 
 
-async def queue_replan(store: Store, now: datetime, day: date, reason: str, ref: str, *, technicians=(), visits=(), due: datetime | None = None) -> None:
+async def queue_replan(
+    store: Store, now: datetime, day: date, reason: str, ref: str, *, technicians: Iterable[int] = (), visits: Iterable[int] = (),
+    due: datetime | None = None,
+) -> None:
     """Ask for a replan of ``day`` as a timer: written with the trigger it survives a crash, and the sweep
     solves it later outside any transaction. The key makes a retried trigger ask only once."""
     await ScheduleStore(store).set_timer(
@@ -87,23 +101,24 @@ async def duty_changed(ctx: HandlerContext, technician: Technician) -> None:
     (back on duty by then, the replan finds them working and leaves their visits alone). On duty: a replan
     of today may give them visits nobody could take."""
     today = _local_day(ctx.now, ctx.policy)
+    technician_id = stored_id(technician)
     if technician.on_duty:
         start = datetime.combine(today, time(0, 0), ctx.policy.tz)
         if await ctx.store.unassigned_booked_between(start, start + timedelta(days=1)):
-            await queue_replan(ctx.store, ctx.now, today, "onduty", f"{technician.id}:{int(ctx.now.timestamp())}", technicians=[technician.id])
+            await queue_replan(ctx.store, ctx.now, today, "onduty", f"{technician_id}:{int(ctx.now.timestamp())}", technicians=[technician_id])
         return
-    days = {_local_day(v.slot_start, ctx.policy) for v in await _open_visits(ctx.store, technician.id) if v.slot_start}
+    days = {_local_day(v.slot_start, ctx.policy) for v in await _open_visits(ctx.store, technician_id) if v.slot_start}
     for day in sorted(d for d in days if d >= today):
         evening = datetime.combine(day - timedelta(days=1), time(ctx.policy.reminder_hour), ctx.policy.tz)
-        await queue_replan(ctx.store, ctx.now, day, "offduty", f"{technician.id}:{int(ctx.now.timestamp())}",
-                           technicians=[technician.id], due=max(ctx.now, evening))
+        await queue_replan(ctx.store, ctx.now, day, "offduty", f"{technician_id}:{int(ctx.now.timestamp())}",
+                           technicians=[technician_id], due=max(ctx.now, evening))
 
 
 async def overran(ctx: HandlerContext, visit: Visit) -> None:
     """Work still going past its planned end: replan the day of the people on it, if they have more to do."""
     if visit.state is not VisitStatus.IN_PROGRESS:
         return
-    day = _local_day(visit.slot_start, ctx.policy)
+    day = _local_day(booked_slot(visit)[0], ctx.policy)
     crew = [int(t) for t in _crew(visit)]
     later = [v for t in crew for v in await _open_visits(ctx.store, t) if v.slot_start and _local_day(v.slot_start, ctx.policy) == day]
     if later:
@@ -135,8 +150,8 @@ async def book_urgent(store: Store, job: Job, visits: list[Visit], now: datetime
         if visit.depends_on_visit_id is not None:
             continue
         start, end = urgent_window(now, policy, visit.duration_minutes)
-        events.append(lifecycle.book(visit, job.id, start, end, None))
-        await queue_replan(store, now, _local_day(start, policy), "urgent", str(visit.id), visits=[visit.id])
+        events.append(lifecycle.book(visit, visit.job_id, start, end, None))
+        await queue_replan(store, now, _local_day(start, policy), "urgent", str(visit.id), visits=[stored_id(visit)])
     return events
 
 
@@ -150,7 +165,7 @@ class Run:
     day: date
     dp: planning.DayProblem
     full: bool  # the nightly plan: every booked visit may move; a local replan keeps others' offers
-    marks: dict[str, tuple]  # visit id -> _mark at load time
+    marks: dict[str, Mark]  # visit id -> _mark at load time
     stops: dict[int, list[tuple[str, datetime | None]]]  # technician -> accepted stops not started, in order, planned start
     technicians: set[int] = field(default_factory=set)  # whom the trigger concerns: their day may change
     focus: set[str] = field(default_factory=set)  # visits this run decides: escalated when they cannot be placed
@@ -170,11 +185,12 @@ async def _began(store: Store, visit: Visit) -> datetime | None:
 async def _under_way(store: Store, routing: rm.Visit, visit: Visit, dp: planning.DayProblem, now: datetime, grace: timedelta) -> rm.Visit:
     """A started visit holds its people from when it really starts until it is expected to end; work past
     its expected end is given another grace period (it is overrunning)."""
-    start, service = max(now, visit.slot_start), float(visit.duration_minutes)
+    slot_start, _slot_end = booked_slot(visit)
+    start, service = max(now, slot_start), float(visit.duration_minutes)
     if visit.state is VisitStatus.EN_ROUTE and visit.eta_minutes:
-        start = max(now + timedelta(minutes=visit.eta_minutes), visit.slot_start)
+        start = max(now + timedelta(minutes=visit.eta_minutes), slot_start)
     elif visit.state is VisitStatus.IN_PROGRESS:
-        began = await _began(store, visit) or visit.planned_start or visit.slot_start
+        began = await _began(store, visit) or visit.planned_start or slot_start
         end = began + timedelta(minutes=visit.duration_minutes)
         start, service = now, max(1.0, ((end - now) if end > now else grace).total_seconds() / 60)
     return replace(routing, pinned_start=dp.minute(start), service=service)
@@ -195,7 +211,7 @@ def _room_for_the_past(dp: planning.DayProblem, visits: list[rm.Visit]) -> tuple
 
 
 async def prepare(store: Store, day: date, policy: ServicePolicy, now: datetime, *, full: bool = False,
-                  technicians: set[int] = frozenset(), focus: set[str] = frozenset()) -> Run:
+                  technicians: Set[int] = frozenset(), focus: Set[str] = frozenset()) -> Run:
     """The day as a routing problem for a replan: started visits pinned where they are, visits of people
     who left the plan (off duty) released, and in a local replan everyone else's visits kept with them."""
     dp = await planning.load_day(store, day, policy, now)
@@ -206,7 +222,7 @@ async def prepare(store: Store, day: date, policy: ServicePolicy, now: datetime,
     for routing in dp.problem.visits:
         visit = dp.visits[routing.id]
         crew = _crew(visit)
-        if visit.technician_id is None and await store.offers_of(visit.id, OfferStatus.OPEN.value):
+        if visit.technician_id is None and await store.offers_of(stored_id(visit), OfferStatus.OPEN.value):
             dropped.add(routing.id)  # grab offers are out: their expiry decides
             continue
         if visit.state in planning.STARTED:
@@ -226,7 +242,7 @@ async def prepare(store: Store, day: date, policy: ServicePolicy, now: datetime,
     visits = [replace(v, after=None, min_gap=0.0) if v.after in dropped else v for v in visits]
     problem = replace(dp.problem, visits=tuple(visits), technicians=_room_for_the_past(dp, visits))
     stops: dict[int, list[tuple[str, datetime | None]]] = {}
-    for visit in sorted(dp.visits.values(), key=lambda v: (v.planned_start or v.slot_start, v.id)):
+    for visit in sorted(dp.visits.values(), key=_route_order):
         if visit.state is VisitStatus.ACCEPTED:
             for tech in _crew(visit):
                 stops.setdefault(int(tech), []).append((str(visit.id), visit.planned_start))
@@ -257,7 +273,7 @@ async def apply_replan(ctx: HandlerContext, run: Run, plan: rm.Plan) -> list[ev.
             continue  # changed since loading: the plan's idea of it is stale
         if not await _all_on_duty(ctx, techs):
             continue  # someone went off duty since: their replan is queued already
-        lead = visit.technician_id if visit.technician_id in techs else techs[0]
+        lead = visit.technician_id if visit.technician_id is not None and visit.technician_id in techs else techs[0]
         crew = [t for t in techs if t != lead]
         if visit.state in MOVABLE and (lead != visit.technician_id or crew != list(visit.crew_ids or ())):
             before = {int(t) for t in _crew(visit)}
@@ -271,9 +287,10 @@ async def apply_replan(ctx: HandlerContext, run: Run, plan: rm.Plan) -> list[ev.
         if visit.state in MOVABLE and (run.full or touched & set(people[visit_id])):
             visit.planned_start = run.dp.moment(starts[visit_id])
     for left_out in plan.unassigned:
-        visit = await ctx.store.get(Visit, int(left_out.visit_id))
+        visit = await ctx.store.load(Visit, int(left_out.visit_id))
         if left_out.visit_id in run.focus and _mark(visit) == run.marks.get(left_out.visit_id) and visit.state in MOVABLE:
-            events.append(ev.NoTechnicianAvailable(visit.job_id, visit.id, {"start": visit.slot_start.isoformat(), "reason": left_out.reason}))
+            start = booked_slot(visit)[0].isoformat()
+            events.append(ev.NoTechnicianAvailable(visit.job_id, visit.id, {"start": start, "reason": left_out.reason}))
     if run.day == _local_day(ctx.now, ctx.policy):  # later days: the morning day plan tells them
         events += await _changed_days(ctx, run, touched)
     return events
@@ -281,11 +298,12 @@ async def apply_replan(ctx: HandlerContext, run: Run, plan: rm.Plan) -> list[ev.
 
 async def _move(ctx: HandlerContext, run: Run, visit: Visit, lead: int, crew: list[int], events: list[ev.Event]) -> bool:
     """Give the visit its planned people; False when it stays as it is."""
-    job = await ctx.store.get(Job, visit.job_id)
+    job = await ctx.store.load(Job, visit.job_id)
     if visit.state is VisitStatus.ACCEPTED and visit.technician_id != lead and str(visit.id) not in run.released:
         # an accepted lead stays (a crew still short of people is not pinned): the dispatchers settle it
         if visit.crew_size > 1 and str(visit.id) in run.focus:
-            events.append(ev.NoTechnicianAvailable(job.id, visit.id, {"start": visit.slot_start.isoformat(), "reason": rm.NOT_ENOUGH_TECHNICIANS}))
+            start = booked_slot(visit)[0].isoformat()
+            events.append(ev.NoTechnicianAvailable(visit.job_id, visit.id, {"start": start, "reason": rm.NOT_ENOUGH_TECHNICIANS}))
         return False
     if visit.technician_id != lead and lead in visit.declined_by:
         # the routing problem does not know who said no before: the next best free technician instead
@@ -294,9 +312,9 @@ async def _move(ctx: HandlerContext, run: Run, visit: Visit, lead: int, crew: li
         return False
     try:
         if visit.technician_id != lead:
-            events.append(lifecycle.offer(visit, job.id, lead) if visit.technician_id is None else lifecycle.reassign(visit, job.id, lead))
+            events.append(lifecycle.offer(visit, visit.job_id, lead) if visit.technician_id is None else lifecycle.reassign(visit, visit.job_id, lead))
         if crew or visit.crew_ids:
-            events += await planning.set_crew(ctx, visit, job, crew)
+            events += await planning.set_crew(ctx, visit, crew)
     except DomainError as err:
         log.warning("replan of %s: visit %s not moved (%s)", run.day, visit.id, err.code)
         return False
@@ -305,7 +323,7 @@ async def _move(ctx: HandlerContext, run: Run, visit: Visit, lead: int, crew: li
 
 async def _all_on_duty(ctx: HandlerContext, technician_ids: list[int]) -> bool:
     for technician_id in technician_ids:
-        if not (await ctx.store.get(Technician, technician_id)).on_duty:
+        if not (await ctx.store.load(Technician, technician_id)).on_duty:
             return False
     return True
 
@@ -316,16 +334,21 @@ async def _changed_days(ctx: HandlerContext, run: Run, touched: set[int]) -> lis
         before = run.stops.get(technician_id, [])
         after = []
         for visit_id, _planned in before:
-            visit = await ctx.store.get(Visit, int(visit_id))
+            visit = await ctx.store.load(Visit, int(visit_id))
             if visit.state is VisitStatus.ACCEPTED and str(technician_id) in _crew(visit):
                 after.append(visit)
-        after.sort(key=lambda v: (v.planned_start or v.slot_start, v.id))
+        after.sort(key=_route_order)
         was = dict(before)
         reordered = [str(v.id) for v in after] != [visit_id for visit_id, _ in before]
-        moved = any(was[str(v.id)] and v.planned_start and abs(v.planned_start - was[str(v.id)]) >= MOVED for v in after)
+        moved = any(_moved_by(was[str(v.id)], v.planned_start) >= MOVED for v in after)
         if after and (reordered or moved):
             events.append(ev.DayPlanChanged(after[0].job_id, None, {"technician_id": technician_id, "day": run.day.isoformat()}))
     return events
+
+
+def _moved_by(before: datetime | None, now: datetime | None) -> timedelta:
+    """How far a planned start moved; nothing when it was or is not planned."""
+    return abs(now - before) if before is not None and now is not None else timedelta(0)
 
 
 # --- failures -------------------------------------------------------------------------------------
@@ -337,7 +360,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
-async def _failure_alert(ctx: HandlerContext, day: date, rows: list[dict], reason: str) -> list[ev.Event]:
+async def _failure_alert(ctx: HandlerContext, day: date, rows: list[TimerRow], reason: str) -> list[ev.Event]:
     """The event that tells the dispatchers of every region with work that day. Events live on a job's
     timeline: the job of a visit the triggers named, else of a visit of the people they named, else any of
     the day's; a day without visits has nothing to tell."""
@@ -350,7 +373,7 @@ async def _failure_alert(ctx: HandlerContext, day: date, rows: list[dict], reaso
     subject = next((v for v in (*named, *of_day) if v is not None), None)
     if subject is None:
         return []
-    regions = {(await ctx.store.get(Job, job_id)).region for job_id in {v.job_id for v in (subject, *of_day)}}
+    regions = {(await ctx.store.load(Job, job_id)).region for job_id in {v.job_id for v in (subject, *of_day)}}
     triggers = sorted({r["payload"].get("reason") or r["kind"] for r in rows})
     return [ev.ReplanFailed(subject.job_id, None, {"day": day.isoformat(), "triggers": triggers, "reason": reason, "regions": sorted(regions)})]
 
@@ -364,7 +387,7 @@ class Replanner:
     a second firing finds them claimed and changes nothing. A replan that fails is fired again after a growing
     pause, and the dispatchers are told once (see _failed)."""
 
-    def __init__(self, bus: MessageBus, sessions: async_sessionmaker, clock: Clock, policy: ServicePolicy, *,
+    def __init__(self, bus: MessageBus, sessions: async_sessionmaker[AsyncSession], clock: Clock, policy: ServicePolicy, *,
                  replan_seconds: float = 3.0, plan_seconds: float = 30.0, nightly_at: time | None = None) -> None:
         self._bus = bus
         self._sessions = sessions
@@ -383,7 +406,7 @@ class Replanner:
             # a retry waits at most LAST_RETRY; a new trigger for a day that is backing off takes its retries
             # along, so that one solve covers them all and the dispatchers are not told twice
             waiting = [r for r in await timers.due_timers(now + LAST_RETRY, (REPLAN,)) if r["payload"].get("attempt")]
-        days: dict[date, list[dict]] = {}
+        days: dict[date, list[TimerRow]] = {}
         for row in rows:
             if row["kind"] == REPLAN:
                 days.setdefault(date.fromisoformat(row["payload"]["day"]), []).append(row)
@@ -397,7 +420,7 @@ class Replanner:
                 await self._guarded(self._nightly(row), date.fromisoformat(row["payload"]["day"]), [row])
         return len(rows)
 
-    async def _guarded(self, work, day: date, rows: list[dict]) -> None:
+    async def _guarded(self, work: Awaitable[None], day: date, rows: list[TimerRow]) -> None:
         try:
             await work
         except Exception as failure:
@@ -405,7 +428,7 @@ class Replanner:
                 self._pool = None  # the solver process died: the next attempt starts a new one
             await self._failed(day, rows, failure)
 
-    async def _failed(self, day: date, rows: list[dict], failure: Exception) -> None:
+    async def _failed(self, day: date, rows: list[TimerRow], failure: Exception) -> None:
         """Log one line (with the traceback only for the first failure in a row), tell the dispatchers once,
         and fire the timers again later and later: a fault that stays must not be retried at every sweep."""
         attempt = 1 + max(r["payload"].get("attempt", 0) for r in rows)
@@ -418,7 +441,7 @@ class Replanner:
         except Exception as exc:  # the database itself fails: the timers stay due and the next sweep tries again
             log.warning("%s: the retry could not be set: %s", name, _reason(exc))
 
-    async def _back_off(self, ctx: HandlerContext, day: date, rows: list[dict], attempt: int, delay: timedelta, reason: str) -> list[ev.Event]:
+    async def _back_off(self, ctx: HandlerContext, day: date, rows: list[TimerRow], attempt: int, delay: timedelta, reason: str) -> list[ev.Event]:
         """Fire the failed timers again after ``delay``: each is done and set anew, keeping its trigger's payload."""
         timers = ScheduleStore(ctx.store)
         claimed = [r for r in rows if await timers.claim_timer(r["id"], ctx.now) is not None]
@@ -441,11 +464,11 @@ class Replanner:
             self._pool = planning.solver_pool()
         return await planning.solve_in_worker(problem, seconds, self._pool)
 
-    async def _replan(self, day: date, rows: list[dict]) -> None:
+    async def _replan(self, day: date, rows: list[TimerRow]) -> None:
         timer_ids = tuple(r["id"] for r in rows)
         if day < _local_day(self._clock.now(), self._policy):  # every shift of it is over: nothing left to plan
             log.info("replan of %s skipped: the day is over", day)
-            await self._bus.run(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, None, None))
+            await self._bus.run(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, None))
             return
         technicians = {t for r in rows for t in r["payload"].get("technicians", [])}
         overrunning = {str(t) for r in rows if r["payload"].get("reason") == "overrun" for t in r["payload"].get("technicians", [])}
@@ -461,13 +484,17 @@ class Replanner:
         if stuck:
             run = run.release(stuck)
             plan = await self._solve(run.dp.problem, self._replan_seconds)
-        await self._bus.run(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, run, plan))
+        await self._bus.run(f"replan:{day.isoformat()}:{timer_ids[0]}", lambda ctx: self._apply(ctx, timer_ids, (run, plan)))
 
-    async def _apply(self, ctx: HandlerContext, timer_ids: tuple[int, ...], run: Run | None, plan: rm.Plan | None, then=None) -> list[ev.Event]:
+    async def _apply(
+        self, ctx: HandlerContext, timer_ids: tuple[int, ...], solved: tuple[Run, rm.Plan] | None,
+        then: Callable[[HandlerContext], Awaitable[None]] | None = None,
+    ) -> list[ev.Event]:
+        """Claim the timers and apply the solved day (None: nothing to apply), then run ``then``."""
         timers = ScheduleStore(ctx.store)
         if not [t for t in timer_ids if await timers.claim_timer(t, ctx.now) is not None]:
             return []  # applied already, by an earlier firing or another worker
-        events = await apply_replan(ctx, run, plan) if run is not None else []
+        events = await apply_replan(ctx, *solved) if solved is not None else []
         if then is not None:
             await then(ctx)
         return events
@@ -504,21 +531,21 @@ class Replanner:
         async with self._sessions() as session, session.begin():
             await self._set_nightly(Store(session), now, due)
 
-    async def _nightly(self, row: dict) -> None:
+    async def _nightly(self, row: TimerRow) -> None:
         day = date.fromisoformat(row["payload"]["day"])
         now = self._clock.now()
-        run = plan = None
+        solved: tuple[Run, rm.Plan] | None = None
         # fired so late that the day has begun (the server was down): today's replans look after it
         if self._nightly_at is not None and _local_day(now, self._policy) < day:
             async with self._sessions() as session:
                 run = await prepare(Store(session), day, self._policy, now, full=True)
-            plan = await self._solve(run.dp.problem, self._plan_seconds)
+            solved = run, await self._solve(run.dp.problem, self._plan_seconds)
 
         async def next_night(ctx: HandlerContext) -> None:
             if self._nightly_at is not None:
                 await self._set_nightly(ctx.store, ctx.now, datetime.combine(day, self._nightly_at, self._policy.tz))
 
-        await self._bus.run(f"nightly:{day.isoformat()}", lambda ctx: self._apply(ctx, (row["id"],), run, plan, next_night))
+        await self._bus.run(f"nightly:{day.isoformat()}", lambda ctx: self._apply(ctx, (row["id"],), solved, next_night))
 
     def close(self) -> None:
         if self._pool is not None:

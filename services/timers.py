@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Literal
 
 from domain import events as ev
 from domain import lifecycle
@@ -15,7 +16,9 @@ from domain.errors import DomainError, NotAllowed
 from domain.model import Dispatcher
 from services.context import HandlerContext
 from services.handlers import _offer_next, expire_offers
+from services.lookups import Inconsistent, booked_slot, visit_of
 from services.replanning import overran
+from storage.rows import TimerRow
 from storage.schedule import ScheduleStore
 
 
@@ -38,8 +41,9 @@ async def extend_sla(ctx: HandlerContext, cmd: c.ExtendSla) -> list[ev.Event]:
 async def start_sla_clock(ctx: HandlerContext, event: ev.Event, *, stage: str) -> list[ev.Event]:
     """The stage's clock starts on the event's visit: a timer for each warning tier and one for the deadline."""
     timers = ScheduleStore(ctx.store)
-    visit = await ctx.store.get(Visit, event.visit_id)
-    job = await ctx.store.get(Job, visit.job_id)
+    visit_id = visit_of(event)
+    visit = await ctx.store.load(Visit, visit_id)
+    job = await ctx.store.load(Job, visit.job_id)
     policy = policy_for(await timers.sla_policies(), job.region, visit.kind, stage)
     deadline = None
     if stage == "arrival":
@@ -48,7 +52,7 @@ async def start_sla_clock(ctx: HandlerContext, event: ev.Event, *, stage: str) -
         deadline = completion_deadline(ctx.now, visit.duration_minutes)
     if deadline is not None and deadline <= ctx.now:
         return []
-    await timers.cancel_timers(visit.id, kind="sla", stage=stage)
+    await timers.cancel_timers(visit_id, kind="sla", stage=stage)
     cycle = int(ctx.now.timestamp())
     for tier, due in tier_moments(policy, ctx.now, ctx.policy.business_hours, ctx.policy.tz, deadline):
         await timers.set_timer(
@@ -61,20 +65,21 @@ async def start_sla_clock(ctx: HandlerContext, event: ev.Event, *, stage: str) -
 
 async def stop_sla_clock(ctx: HandlerContext, event: ev.Event, *, stage: str) -> list[ev.Event]:
     """The stage is over on the event's visit: its warnings and deadline no longer fire."""
-    await ScheduleStore(ctx.store).cancel_timers(event.visit_id, kind="sla", stage=stage)
+    await ScheduleStore(ctx.store).cancel_timers(visit_of(event), kind="sla", stage=stage)
     return []
 
 
 async def set_appointment_timers(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
     """An accepted visit: the customer's reminder the evening before, the technician's day plan that morning."""
     timers = ScheduleStore(ctx.store)
-    visit = await ctx.store.get(Visit, event.visit_id)
-    local_day = visit.slot_start.astimezone(ctx.policy.tz).date()
+    visit = await ctx.store.load(Visit, visit_of(event))
+    slot_start, _slot_end = booked_slot(visit)
+    local_day = slot_start.astimezone(ctx.policy.tz).date()
     remind_at = datetime.combine(local_day - timedelta(days=1), time(ctx.policy.reminder_hour), ctx.policy.tz)
     if remind_at > ctx.now:
         await timers.set_timer(
-            key=f"remind:{visit.id}:{int(visit.slot_start.timestamp())}", kind="reminder", due_at=remind_at,
-            now=ctx.now, visit_id=visit.id, payload={"slot_start": visit.slot_start.isoformat()},
+            key=f"remind:{visit.id}:{int(slot_start.timestamp())}", kind="reminder", due_at=remind_at,
+            now=ctx.now, visit_id=visit.id, payload={"slot_start": slot_start.isoformat()},
         )
     plan_at = datetime.combine(local_day, time(ctx.policy.day_plan_hour, 30), ctx.policy.tz)
     if plan_at > ctx.now:
@@ -87,7 +92,7 @@ async def set_appointment_timers(ctx: HandlerContext, event: ev.Event) -> list[e
 
 async def set_overrun_timer(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
     """Work started: if it is still going well past its planned end, the rest of the day is replanned."""
-    visit = await ctx.store.get(Visit, event.visit_id)
+    visit = await ctx.store.load(Visit, visit_of(event))
     planned = visit.planned_start or visit.slot_start or ctx.now
     # started late, the work still takes its time: count the end from whichever is later
     end = max(planned, ctx.now) + timedelta(minutes=visit.duration_minutes)
@@ -100,7 +105,7 @@ async def set_overrun_timer(ctx: HandlerContext, event: ev.Event) -> list[ev.Eve
 
 async def cancel_visit_timers(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
     """The visit is off (cancelled, or unbooked to be booked again): none of its timers fire."""
-    await ScheduleStore(ctx.store).cancel_timers(event.visit_id)
+    await ScheduleStore(ctx.store).cancel_timers(visit_of(event))
     return []
 
 
@@ -112,21 +117,30 @@ STAGE_OPEN = {
 }
 
 
+def _named(timer: TimerRow, subject: Literal["visit_id", "technician_id"]) -> int:
+    """The visit or technician a timer of its kind is set for."""
+    subject_id = timer[subject]
+    if subject_id is None:
+        raise Inconsistent(f"timer {timer['key']} ({timer['kind']}) has no {subject}")
+    return subject_id
+
+
 async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
     """Fire one due timer; firing it again (or after its visit moved on) changes nothing."""
     timer = await ScheduleStore(ctx.store).claim_timer(timer_id, ctx.now)
     if timer is None:
         return []
     if timer["kind"] == "dayplan":
-        visits = await ctx.store.visits_of_technician(timer["technician_id"], ACTIVE) + await ctx.store.crew_visits_of(timer["technician_id"], ACTIVE)
+        technician_id = _named(timer, "technician_id")
+        visits = await ctx.store.visits_of_technician(technician_id, ACTIVE) + await ctx.store.crew_visits_of(technician_id, ACTIVE)
         day = timer["payload"]["day"]
         todays = [v for v in visits if v.slot_start and v.slot_start.astimezone(ctx.policy.tz).date().isoformat() == day]
         if not todays:
             return []
-        return [ev.DayPlanDue(todays[0].job_id, None, {"technician_id": timer["technician_id"], "day": day})]
+        return [ev.DayPlanDue(todays[0].job_id, None, {"technician_id": technician_id, "day": day})]
     if timer["kind"] == "grab":
-        return await expire_offers(ctx, timer["visit_id"])
-    visit = await ctx.store.get(Visit, timer["visit_id"])
+        return await expire_offers(ctx, _named(timer, "visit_id"))
+    visit = await ctx.store.load(Visit, _named(timer, "visit_id"))
     if timer["kind"] == "overrun":
         await overran(ctx, visit)  # still at it: the rest of the day is replanned, outside this transaction
         return []
@@ -139,8 +153,8 @@ async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
     events: list[ev.Event] = [ev.SlaTierReached(visit.job_id, visit.id, {"stage": stage, "tier": tier, "technician_id": visit.technician_id})]
     if tier >= 100 and stage == "accept" and timer["payload"].get("auto_reassign") and visit.technician_id is not None:
         # nobody answered in time: treat it as declined and offer the next technician
-        job = await ctx.store.get(Job, visit.job_id)
-        events.append(lifecycle.decline(visit, job.id, visit.technician_id))
+        job = await ctx.store.load(Job, visit.job_id)
+        events.append(lifecycle.decline(visit, visit.job_id, visit.technician_id))
         events.extend(await _offer_next(ctx, visit, job))
     return events
 
@@ -168,18 +182,18 @@ def eta_minutes(ctx: HandlerContext, lat: float, lon: float, job: Job) -> int:
 
 async def track(ctx: HandlerContext, technician_id: int, lat: float, lon: float) -> list[ev.Event]:
     """A live location update: refresh the ETA of visits on the way; tell the customer once when close."""
-    technician = await ctx.store.get(Technician, technician_id)
+    technician = await ctx.store.load(Technician, technician_id)
     technician.last_lat, technician.last_lon, technician.last_seen_at = lat, lon, ctx.now
     events: list[ev.Event] = []
     for visit in await ctx.store.visits_of_technician(technician_id, (VisitStatus.EN_ROUTE,)):
-        job = await ctx.store.get(Job, visit.job_id)
+        job = await ctx.store.load(Job, visit.job_id)
         close = haversine_m(lat, lon, job.lat, job.lon) <= ctx.policy.close_radius_m
         minutes = eta_minutes(ctx, lat, lon, job)
         if close and not visit.close_notified:
             visit.close_notified, visit.eta_minutes = True, minutes
-            events.append(ev.EtaUpdated(job.id, visit.id, {"technician_id": technician_id, "minutes": minutes, "close": True}))
+            events.append(ev.EtaUpdated(visit.job_id, visit.id, {"technician_id": technician_id, "minutes": minutes, "close": True}))
         elif not close and (visit.eta_minutes is None or abs(visit.eta_minutes - minutes) >= 5):
             # small changes are noise: only a shift of five minutes or more is worth a message
             visit.eta_minutes = minutes
-            events.append(ev.EtaUpdated(job.id, visit.id, {"technician_id": technician_id, "minutes": minutes, "close": False}))
+            events.append(ev.EtaUpdated(visit.job_id, visit.id, {"technician_id": technician_id, "minutes": minutes, "close": False}))
     return events

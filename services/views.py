@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.lifecycle import DONE, not_before
-from domain.model import ChecklistStep, Customer, Job, ProblemReport, Technician, Visit, VisitStatus
+from domain.model import ChecklistStep, Customer, Job, ProblemReport, Technician, Visit, VisitStatus, stored_id
 from domain.policy import ServicePolicy
-from domain.slots import Booking, free_slots
+from domain.slots import free_slots
 from services import booking
 from services.context import HandlerContext
 from services.handlers import candidates
+from services.lookups import booking_of
 from services.messages import ChatRef
 from storage.repository import Store
 
@@ -68,7 +69,7 @@ class CustomerView:
     jobs: tuple[JobInfo, ...]
 
     def visit(self, visit_id: int | None) -> VisitInfo | None:
-        for job in (*self.jobs, *((self.token_job,) if self.token_job else ())):
+        for job in self.jobs if self.token_job is None else (*self.jobs, self.token_job):
             for visit in job.visits:
                 if visit.id == visit_id:
                     return visit
@@ -91,9 +92,9 @@ async def load_customer_view(store: Store, request: CustomerViewRequest, policy:
             customer_id = token_job.customer_id  # the link's owner: the chat is about to be bound to them
     customer = await store.get(Customer, customer_id) if customer_id is not None else None
     jobs = await store.latest_jobs_of_customer(customer_id, CUSTOMER_JOBS_SHOWN) if customer_id is not None else []
-    by_id = {job.id: job for job in (*jobs, *((token_job,) if token_job else ()))}
+    by_id = {stored_id(job): job for job in (*jobs, *((token_job,) if token_job else ()))}
     visits = await store.visits_of_jobs(by_id.keys())
-    rated = await store.rated_visits(v.id for v in visits if v.state is VisitStatus.CONFIRMED)
+    rated = await store.rated_visits(stored_id(v) for v in visits if v.state is VisitStatus.CONFIRMED)
     visits_of: dict[int, list[Visit]] = {job_id: [] for job_id in by_id}
     for visit in visits:
         visits_of[visit.job_id].append(visit)
@@ -102,16 +103,18 @@ async def load_customer_view(store: Store, request: CustomerViewRequest, policy:
     if request.slots_for is not None:
         wanted.add(request.slots_for)
     if token_job is not None:  # the visit /start offers times for: JobInfo.next_to_book
-        first = next((v for v in visits_of[token_job.id] if v.state is VisitStatus.CREATED), None)
+        first = next((v for v in visits_of[stored_id(token_job)] if v.state is VisitStatus.CREATED), None)
         if first is not None:
-            wanted.add(first.id)
+            wanted.add(stored_id(first))
     slots = await _bookable_times(store, policy, now, [(v, by_id[v.job_id], visits_of[v.job_id]) for v in visits if v.id in wanted])
 
     infos = {
         job_id: JobInfo(
-            job.id, job.product_name, job.address_text,
+            job_id, job.product_name, job.address_text,
             tuple(
-                VisitInfo(v.id, v.kind, v.status, v.slot_start, v.slot_end, v.id in rated, v.depends_on_visit_id, slots.get(v.id))
+                VisitInfo(
+                    stored_id(v), v.kind, v.status, v.slot_start, v.slot_end, v.id in rated, v.depends_on_visit_id, slots.get(stored_id(v))
+                )
                 for v in visits_of[job_id]
             ),
         )
@@ -120,8 +123,8 @@ async def load_customer_view(store: Store, request: CustomerViewRequest, policy:
     return CustomerView(
         customer_id,
         customer.name if customer else "",
-        infos[token_job.id] if token_job is not None else None,
-        tuple(infos[job.id] for job in jobs),
+        infos[stored_id(token_job)] if token_job is not None else None,
+        tuple(infos[stored_id(job)] for job in jobs),
     )
 
 
@@ -141,8 +144,8 @@ async def _bookable_times(
         return {}
     technicians = await store.technicians()
     busy = await store.bookings_between(now - timedelta(days=1), now + timedelta(days=policy.booking_days + 2))
-    bookings = [Booking(v.technician_id, v.slot_start, v.slot_end, v.duration_minutes) for v in busy]
-    times = {}
+    bookings = [booking_of(v) for v in busy]
+    times: dict[int, tuple[Span, ...]] = {}
     for visit, job, dependency in bookable:
         found = free_slots(
             visit=visit, job=job, technicians=technicians,
@@ -152,7 +155,7 @@ async def _bookable_times(
         )
         # offer only windows whose route can really take the visit, driving included
         feasible = await booking.feasible_slots(store, policy, now, visit, job, found)
-        times[visit.id] = tuple((slot.start, slot.end) for slot in feasible[:SLOTS_SHOWN])
+        times[stored_id(visit)] = tuple((slot.start, slot.end) for slot in feasible[:SLOTS_SHOWN])
     return times
 
 
@@ -213,17 +216,18 @@ async def load_technician_view(store: Store, request: TechnicianViewRequest, pol
     binding = await store.binding(chat.platform, chat.bot, chat.chat_id, "technician")
     if binding is None:
         return TechnicianView(None, "", token_kind, "", ())
-    technician = await store.get(Technician, binding.subject_id)
-    mine = await store.visits_of_technician(technician.id, TECHNICIAN_STATUSES)
-    crew = await store.crew_visits_of(technician.id, TECHNICIAN_STATUSES)
+    technician = await store.load(Technician, binding.subject_id)
+    technician_id = stored_id(technician)
+    mine = await store.visits_of_technician(technician_id, TECHNICIAN_STATUSES)
+    crew = await store.crew_visits_of(technician_id, TECHNICIAN_STATUSES)
     # grab offers: the visit has no technician yet, but this one may take it
-    offered = await store.visits_offered_to(technician.id)
+    offered = await store.visits_offered_to(technician_id)
     visits = [*mine, *crew, *offered]
     jobs = await store.get_many(Job, (v.job_id for v in visits))
     customers = await store.get_many(Customer, (job.customer_id for job in jobs.values()))
     templates = await store.templates_for((v.kind, jobs[v.job_id].product_category) for v in visits)
     dependencies = await store.get_many(Visit, (v.depends_on_visit_id for v in visits))
-    answered = await store.answered_steps(v.id for v in visits)
+    answered = await store.answered_steps(stored_id(v) for v in visits)
     leads = await store.get_many(Technician, (v.technician_id for v in crew))
     crew_ids = {v.id for v in crew}
     cards = []
@@ -234,15 +238,20 @@ async def load_technician_view(store: Store, request: TechnicianViewRequest, pol
         dependency = dependencies.get(visit.depends_on_visit_id) if visit.depends_on_visit_id else None
         cards.append(
             TechVisit(
-                visit.id, visit.kind, visit.status, visit.slot_start, visit.slot_end, job.product_name,
+                stored_id(visit), visit.kind, visit.status, visit.slot_start, visit.slot_end, job.product_name,
                 job.address_text, job.lat, job.lon, customer.name, customer.phone,
                 tuple(template.parsed_steps()) if template else (),
-                frozenset(answered[visit.id]),
+                frozenset(answered[stored_id(visit)]),
                 dependency is None or dependency.state in DONE,
-                (leads[visit.technician_id].name if visit.technician_id in leads else "-") if visit.id in crew_ids else None,
+                _lead_name(leads, visit) if visit.id in crew_ids else None,
             )
         )
-    return TechnicianView(technician.id, technician.name, token_kind, "", tuple(cards))
+    return TechnicianView(technician_id, technician.name, token_kind, "", tuple(cards))
+
+
+def _lead_name(leads: dict[int, Technician], visit: Visit) -> str:
+    lead = leads.get(visit.technician_id) if visit.technician_id is not None else None
+    return lead.name if lead else "-"
 
 
 # --- dispatchers ----------------------------------------------------------------------------------
@@ -311,9 +320,9 @@ async def _exception_info(context: HandlerContext, exception_id: int, with_candi
     report = await context.store.get(ProblemReport, exception_id)
     if report is None:
         return None
-    visit = await context.store.get(Visit, report.visit_id)
+    visit = await context.store.load(Visit, report.visit_id)
     others = await _others_free(context, visit) if with_candidates else None
-    return ExceptionInfo(report.id, report.status, visit.id, visit.kind, others)
+    return ExceptionInfo(exception_id, report.status, report.visit_id, visit.kind, others)
 
 
 async def _visit_contacts(context: HandlerContext, visit_id: int, with_candidates: bool) -> VisitContacts | None:
@@ -321,17 +330,17 @@ async def _visit_contacts(context: HandlerContext, visit_id: int, with_candidate
     visit = await store.get(Visit, visit_id)
     if visit is None:
         return None
-    job = await store.get(Job, visit.job_id)
-    customer = await store.get(Customer, job.customer_id)
+    job = await store.load(Job, visit.job_id)
+    customer = await store.load(Customer, job.customer_id)
     technician = await store.get(Technician, visit.technician_id) if visit.technician_id else None
     others = await _others_free(context, visit) if with_candidates else None
-    return VisitContacts(visit.id, others, customer.name, customer.phone,
+    return VisitContacts(visit_id, others, customer.name, customer.phone,
                          technician.name if technician else "-", technician.phone if technician else "-")
 
 
 async def _others_free(context: HandlerContext, visit: Visit) -> tuple[tuple[int, str], ...]:
     """Who could take the visit instead of whoever has it: the same rule every assign path checks."""
-    job = await context.store.get(Job, visit.job_id)
+    job = await context.store.load(Job, visit.job_id)
     ranked = await candidates(context, visit, job)
     names = {t.id: t.name for t in await context.store.technicians()}
     return tuple((tid, names[tid]) for tid in ranked if tid != visit.technician_id)

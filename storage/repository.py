@@ -8,15 +8,21 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import class_mapper
+from sqlalchemy.sql.dml import UpdateBase
 
 from domain import model
 from domain.lifecycle import OPEN
 from storage import tables as t
+from storage.rows import ConversationRow, EventRow, InboxRow, Json, LinkTokenRow, OutboxRow, all_shaped, shaped
+
+Entity = TypeVar("Entity", bound=model.Stored)
 
 
 def hash_token(token: str) -> str:
@@ -37,28 +43,50 @@ def derive_token(key: bytes, purpose: str, subject_id: int, nonce: str) -> str:
 
 
 class Store:
+    """Conditions name the tables' columns: the domain classes are plain dataclasses mapped onto the tables, so
+    their class attributes are not typed as columns. A select of columns alone names its class in
+    ``select_from``, which keeps it an ORM query: those flush the session's pending changes before they read."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     @property
     def is_postgres(self) -> bool:
-        return self.session.bind.dialect.name == "postgresql"
+        bind = self.session.bind
+        if bind is None:
+            raise RuntimeError("the store's session is bound to no database")
+        return bind.dialect.name == "postgresql"
 
-    def _insert(self, table):
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that can say ON CONFLICT DO NOTHING, in the database's own dialect."""
         return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
 
-    async def add(self, entity: object) -> object:
+    async def _write(self, statement: UpdateBase) -> CursorResult[Any]:
+        """Run an INSERT, UPDATE or DELETE; its result tells how many rows it touched."""
+        result = await self.session.execute(statement)
+        if not isinstance(result, CursorResult):
+            raise TypeError(f"{type(statement).__name__} gave no cursor result")
+        return result
+
+    async def add(self, entity: Entity) -> Entity:
         self.session.add(entity)
         await self.session.flush()
         return entity
 
-    async def get(self, cls: type, entity_id: int, *, for_update: bool = False):
+    async def get(self, cls: type[Entity], entity_id: int | None, *, for_update: bool = False) -> Entity | None:
         if entity_id is None:
             return None
-        statement = select(cls).where(cls.id == entity_id)
+        statement = select(cls).where(_id_column(cls) == entity_id)
         if for_update and self.is_postgres:
             statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def load(self, cls: type[Entity], entity_id: int, *, for_update: bool = False) -> Entity:
+        """A row that must exist because another row or an event names it: a missing one is a broken reference."""
+        entity = await self.get(cls, entity_id, for_update=for_update)
+        if entity is None:
+            raise LookupError(f"{cls.__name__} {entity_id} does not exist")
+        return entity
 
     # --- link tokens ---------------------------------------------------------------------------
 
@@ -108,17 +136,17 @@ class Store:
             .values(expires_at=at)
         )
 
-    async def find_token(self, token: str, purpose: str) -> dict | None:
+    async def find_token(self, token: str, purpose: str) -> LinkTokenRow | None:
         row = (
             await self.session.execute(
                 select(t.link_tokens).where(t.link_tokens.c.token_hash == hash_token(token), t.link_tokens.c.purpose == purpose)
             )
         ).mappings().first()
-        return dict(row) if row else None
+        return shaped(row, LinkTokenRow) if row else None
 
     async def use_token(self, token_id: int, used_by: str, now: datetime) -> bool:
         """Mark a token used; False when another chat used it first."""
-        result = await self.session.execute(
+        result = await self._write(
             update(t.link_tokens)
             .where(t.link_tokens.c.id == token_id, t.link_tokens.c.used_at.is_(None))
             .values(used_at=now, used_by=used_by)
@@ -131,10 +159,10 @@ class Store:
         return (
             await self.session.execute(
                 select(model.ChatBinding).where(
-                    model.ChatBinding.platform == platform,
-                    model.ChatBinding.bot == bot,
-                    model.ChatBinding.chat_id == chat_id,
-                    model.ChatBinding.subject_kind == kind,
+                    t.chat_bindings.c.platform == platform,
+                    t.chat_bindings.c.bot == bot,
+                    t.chat_bindings.c.chat_id == chat_id,
+                    t.chat_bindings.c.subject_kind == kind,
                 )
             )
         ).scalar_one_or_none()
@@ -144,8 +172,8 @@ class Store:
             (
                 await self.session.execute(
                     select(model.ChatBinding)
-                    .where(model.ChatBinding.subject_kind == kind, model.ChatBinding.subject_id == subject_id)
-                    .order_by(model.ChatBinding.id)
+                    .where(t.chat_bindings.c.subject_kind == kind, t.chat_bindings.c.subject_id == subject_id)
+                    .order_by(t.chat_bindings.c.id)
                 )
             ).scalars()
         )
@@ -154,10 +182,10 @@ class Store:
         return (
             await self.session.execute(
                 select(model.ChatBinding).where(
-                    model.ChatBinding.platform == platform,
-                    model.ChatBinding.bot == bot,
-                    model.ChatBinding.user_id == user_id,
-                    model.ChatBinding.subject_kind == "dispatcher",
+                    t.chat_bindings.c.platform == platform,
+                    t.chat_bindings.c.bot == bot,
+                    t.chat_bindings.c.user_id == user_id,
+                    t.chat_bindings.c.subject_kind == "dispatcher",
                 )
             )
         ).scalars().first()
@@ -167,7 +195,7 @@ class Store:
             (
                 await self.session.execute(
                     select(model.DispatchGroup).where(
-                        or_(model.DispatchGroup.region == region, model.DispatchGroup.region.is_(None))
+                        or_(t.dispatch_groups.c.region == region, t.dispatch_groups.c.region.is_(None))
                     )
                 )
             ).scalars()
@@ -175,107 +203,102 @@ class Store:
         specific = [g for g in groups if g.region == region]
         return specific or groups
 
+    async def customer_by_phone(self, phone: str) -> model.Customer | None:
+        """The first customer known by this phone number."""
+        statement = select(model.Customer).where(t.customers.c.phone == phone).order_by(t.customers.c.id)
+        return (await self.session.execute(statement)).scalars().first()
+
     # --- jobs and visits -----------------------------------------------------------------------
 
     async def job_by_ref(self, source: str, external_ref: str) -> model.Job | None:
         return (
             await self.session.execute(
-                select(model.Job).where(model.Job.source == source, model.Job.external_ref == external_ref)
+                select(model.Job).where(t.jobs.c.source == source, t.jobs.c.external_ref == external_ref)
             )
         ).scalar_one_or_none()
 
     async def visits_of_job(self, job_id: int) -> list[model.Visit]:
         return list(
-            (await self.session.execute(select(model.Visit).where(model.Visit.job_id == job_id).order_by(model.Visit.sequence))).scalars()
+            (await self.session.execute(select(model.Visit).where(t.visits.c.job_id == job_id).order_by(t.visits.c.sequence))).scalars()
         )
 
     async def jobs_of_customer(self, customer_id: int, open_only: bool = True) -> list[model.Job]:
-        statement = select(model.Job).where(model.Job.customer_id == customer_id).order_by(model.Job.id)
+        statement = select(model.Job).where(t.jobs.c.customer_id == customer_id).order_by(t.jobs.c.id)
         if open_only:
-            statement = statement.where(model.Job.status == "open")
+            statement = statement.where(t.jobs.c.status == "open")
         return list((await self.session.execute(statement)).scalars())
 
-    async def visits_of_technician(self, technician_id: int, statuses: tuple | None = None) -> list[model.Visit]:
-        statement = select(model.Visit).where(model.Visit.technician_id == technician_id)
+    async def visits_of_technician(self, technician_id: int, statuses: tuple[model.VisitStatus, ...] | None = None) -> list[model.Visit]:
+        statement = select(model.Visit).where(t.visits.c.technician_id == technician_id)
         if statuses:
-            statement = statement.where(model.Visit.status.in_([s.value for s in statuses]))
-        statement = statement.order_by(model.Visit.slot_start, model.Visit.id)
+            statement = statement.where(t.visits.c.status.in_([s.value for s in statuses]))
+        statement = statement.order_by(t.visits.c.slot_start, t.visits.c.id)
         return list((await self.session.execute(statement)).scalars())
 
-    async def crew_visits_of(self, technician_id: int, statuses: tuple) -> list[model.Visit]:
+    async def crew_visits_of(self, technician_id: int, statuses: tuple[model.VisitStatus, ...]) -> list[model.Visit]:
         """Visits the technician joins as a crew member (not the lead), in these statuses."""
         # crew_ids is a JSON list, queried differently on SQLite and PostgreSQL: filter the few crew visits here
         statement = (
             select(model.Visit)
-            .where(model.Visit.crew_size > 1, model.Visit.status.in_([s.value for s in statuses]))
-            .order_by(model.Visit.slot_start, model.Visit.id)
+            .where(t.visits.c.crew_size > 1, t.visits.c.status.in_([s.value for s in statuses]))
+            .order_by(t.visits.c.slot_start, t.visits.c.id)
         )
         return [v for v in (await self.session.execute(statement)).scalars() if technician_id in (v.crew_ids or [])]
 
-    async def bookings_between(self, start: datetime, end: datetime) -> list[tuple[model.Visit, int]]:
+    async def bookings_between(self, start: datetime, end: datetime) -> list[model.Visit]:
         """Visits holding a technician's time in [start, end): booked and not finished or cancelled."""
         statement = select(model.Visit).where(
-            model.Visit.technician_id.is_not(None),
-            model.Visit.slot_start < end,
-            model.Visit.slot_end > start,
-            model.Visit.status.in_([s.value for s in OPEN]),
+            t.visits.c.technician_id.is_not(None),
+            t.visits.c.slot_start < end,
+            t.visits.c.slot_end > start,
+            t.visits.c.status.in_([s.value for s in OPEN]),
         )
         return list((await self.session.execute(statement)).scalars())
 
     async def unassigned_booked_between(self, start: datetime, end: datetime) -> list[model.Visit]:
         """Booked visits still waiting for a technician (open grab offers, everybody declined)."""
         statement = select(model.Visit).where(
-            model.Visit.technician_id.is_(None),
-            model.Visit.status == model.VisitStatus.BOOKED.value,
-            model.Visit.slot_start < end,
-            model.Visit.slot_end > start,
+            t.visits.c.technician_id.is_(None),
+            t.visits.c.status == model.VisitStatus.BOOKED.value,
+            t.visits.c.slot_start < end,
+            t.visits.c.slot_end > start,
         )
         return list((await self.session.execute(statement)).scalars())
 
     async def technicians(self, *, on_duty_only: bool = True) -> list[model.Technician]:
-        statement = select(model.Technician).order_by(model.Technician.id)
+        statement = select(model.Technician).order_by(t.technicians.c.id)
         if on_duty_only:
-            statement = statement.where(model.Technician.on_duty.is_(True))
+            statement = statement.where(t.technicians.c.on_duty.is_(True))
         return list((await self.session.execute(statement)).scalars())
 
     async def template_for(self, kind: str, category: str) -> model.ChecklistTemplate | None:
         return (
             await self.session.execute(
                 select(model.ChecklistTemplate).where(
-                    model.ChecklistTemplate.service_kind == kind, model.ChecklistTemplate.product_category == category
+                    t.checklist_templates.c.service_kind == kind, t.checklist_templates.c.product_category == category
                 )
             )
         ).scalar_one_or_none()
 
     async def answers_of(self, visit_id: int) -> dict[str, model.ChecklistAnswer]:
-        rows = (await self.session.execute(select(model.ChecklistAnswer).where(model.ChecklistAnswer.visit_id == visit_id))).scalars()
+        rows = (await self.session.execute(select(model.ChecklistAnswer).where(t.checklist_answers.c.visit_id == visit_id))).scalars()
         return {a.step_key: a for a in rows}
 
     async def rating_of(self, visit_id: int) -> model.Rating | None:
-        return (await self.session.execute(select(model.Rating).where(model.Rating.visit_id == visit_id))).scalar_one_or_none()
-
-    async def open_exception(self, visit_id: int) -> model.ProblemReport | None:
-        return (
-            await self.session.execute(
-                select(model.ProblemReport).where(
-                    model.ProblemReport.visit_id == visit_id,
-                    model.ProblemReport.status != model.ExceptionStatus.RESOLVED.value,
-                )
-            )
-        ).scalars().first()
+        return (await self.session.execute(select(model.Rating).where(t.ratings.c.visit_id == visit_id))).scalar_one_or_none()
 
     # --- batched reads for the views: one query for many rows ------------------------------------
 
-    async def get_many(self, cls: type, ids: Iterable[int | None]) -> dict[int, Any]:
+    async def get_many(self, cls: type[Entity], ids: Iterable[int | None]) -> dict[int, Entity]:
         """The rows with these ids, by id; unknown ids are left out."""
         wanted = {entity_id for entity_id in ids if entity_id is not None}
         if not wanted:
             return {}
-        return {row.id: row for row in (await self.session.execute(select(cls).where(cls.id.in_(wanted)))).scalars()}
+        return {model.stored_id(row): row for row in (await self.session.execute(select(cls).where(_id_column(cls).in_(wanted)))).scalars()}
 
     async def latest_jobs_of_customer(self, customer_id: int, limit: int) -> list[model.Job]:
         """The customer's newest jobs, oldest first."""
-        statement = select(model.Job).where(model.Job.customer_id == customer_id).order_by(model.Job.id.desc()).limit(limit)
+        statement = select(model.Job).where(t.jobs.c.customer_id == customer_id).order_by(t.jobs.c.id.desc()).limit(limit)
         return list(reversed(list((await self.session.execute(statement)).scalars())))
 
     async def visits_of_jobs(self, job_ids: Iterable[int]) -> list[model.Visit]:
@@ -283,20 +306,20 @@ class Store:
         wanted = set(job_ids)
         if not wanted:
             return []
-        statement = select(model.Visit).where(model.Visit.job_id.in_(wanted)).order_by(model.Visit.job_id, model.Visit.sequence)
+        statement = select(model.Visit).where(t.visits.c.job_id.in_(wanted)).order_by(t.visits.c.job_id, t.visits.c.sequence)
         return list((await self.session.execute(statement)).scalars())
 
     async def visits_offered_to(self, technician_id: int) -> list[model.Visit]:
         """Visits with an open grab offer to the technician that nobody has taken yet."""
         statement = (
             select(model.Visit)
-            .join(model.Offer, model.Offer.visit_id == model.Visit.id)
+            .join(t.offers, t.offers.c.visit_id == t.visits.c.id)
             .where(
-                model.Offer.technician_id == technician_id,
-                model.Offer.status == model.OfferStatus.OPEN.value,
-                model.Visit.technician_id.is_(None),
+                t.offers.c.technician_id == technician_id,
+                t.offers.c.status == model.OfferStatus.OPEN.value,
+                t.visits.c.technician_id.is_(None),
             )
-            .order_by(model.Offer.id)
+            .order_by(t.offers.c.id)
         )
         return list(dict.fromkeys((await self.session.execute(statement)).scalars()))
 
@@ -306,8 +329,8 @@ class Store:
         if not wanted:
             return {}
         statement = select(model.ChecklistTemplate).where(
-            model.ChecklistTemplate.service_kind.in_({kind for kind, _ in wanted}),
-            model.ChecklistTemplate.product_category.in_({category for _, category in wanted}),
+            t.checklist_templates.c.service_kind.in_({kind for kind, _ in wanted}),
+            t.checklist_templates.c.product_category.in_({category for _, category in wanted}),
         )
         found = {(tpl.service_kind, tpl.product_category): tpl for tpl in (await self.session.execute(statement)).scalars()}
         return {pair: tpl for pair, tpl in found.items() if pair in wanted}
@@ -317,7 +340,11 @@ class Store:
         wanted = set(visit_ids)
         answered: dict[int, set[str]] = {visit_id: set() for visit_id in wanted}
         if wanted:
-            statement = select(model.ChecklistAnswer.visit_id, model.ChecklistAnswer.step_key).where(model.ChecklistAnswer.visit_id.in_(wanted))
+            statement = (
+                select(t.checklist_answers.c.visit_id, t.checklist_answers.c.step_key)
+                .select_from(model.ChecklistAnswer)
+                .where(t.checklist_answers.c.visit_id.in_(wanted))
+            )
             for visit_id, step_key in (await self.session.execute(statement)).all():
                 answered[visit_id].add(step_key)
         return answered
@@ -327,7 +354,7 @@ class Store:
         wanted = set(visit_ids)
         if not wanted:
             return set()
-        statement = select(model.Rating.visit_id).where(model.Rating.visit_id.in_(wanted))
+        statement = select(t.ratings.c.visit_id).select_from(model.Rating).where(t.ratings.c.visit_id.in_(wanted))
         return set((await self.session.execute(statement)).scalars())
 
     # --- dispatch ------------------------------------------------------------------------------
@@ -336,72 +363,63 @@ class Store:
         return list((await self.session.execute(select(model.DispatchRule))).scalars())
 
     async def offers_of(self, visit_id: int, status: str | None = None) -> list[model.Offer]:
-        statement = select(model.Offer).where(model.Offer.visit_id == visit_id).order_by(model.Offer.id)
+        statement = select(model.Offer).where(t.offers.c.visit_id == visit_id).order_by(t.offers.c.id)
         if status:
-            statement = statement.where(model.Offer.status == status)
+            statement = statement.where(t.offers.c.status == status)
         return list((await self.session.execute(statement)).scalars())
 
     async def open_offer(self, visit_id: int, technician_id: int) -> model.Offer | None:
         return (
             await self.session.execute(
                 select(model.Offer).where(
-                    model.Offer.visit_id == visit_id,
-                    model.Offer.technician_id == technician_id,
-                    model.Offer.status == model.OfferStatus.OPEN.value,
+                    t.offers.c.visit_id == visit_id,
+                    t.offers.c.technician_id == technician_id,
+                    t.offers.c.status == model.OfferStatus.OPEN.value,
                 )
             )
         ).scalar_one_or_none()
 
-    async def open_offers_for(self, technician_id: int) -> list[model.Offer]:
-        return list(
-            (
-                await self.session.execute(
-                    select(model.Offer).where(
-                        model.Offer.technician_id == technician_id, model.Offer.status == model.OfferStatus.OPEN.value
-                    )
-                )
-            ).scalars()
-        )
-
     async def loads_between(self, start: datetime, end: datetime) -> dict[int, int]:
         """How many visits each technician holds in [start, end)."""
         statement = (
-            select(model.Visit.technician_id, func.count())
+            select(t.visits.c.technician_id, func.count())
+            .select_from(model.Visit)
             .where(
-                model.Visit.technician_id.is_not(None),
-                model.Visit.slot_start < end,
-                model.Visit.slot_end > start,
-                model.Visit.status.in_([s.value for s in OPEN]),
+                t.visits.c.technician_id.is_not(None),
+                t.visits.c.slot_start < end,
+                t.visits.c.slot_end > start,
+                t.visits.c.status.in_([s.value for s in OPEN]),
             )
-            .group_by(model.Visit.technician_id)
+            .group_by(t.visits.c.technician_id)
         )
         return {tech: count for tech, count in (await self.session.execute(statement)).all()}
 
     async def average_ratings(self) -> dict[int, float]:
         statement = (
-            select(model.Visit.technician_id, func.avg(model.Rating.score))
-            .join(model.Visit, model.Visit.id == model.Rating.visit_id)
-            .group_by(model.Visit.technician_id)
+            select(t.visits.c.technician_id, func.avg(t.ratings.c.score))
+            .select_from(model.Rating)
+            .join(model.Visit, t.visits.c.id == t.ratings.c.visit_id)
+            .group_by(t.visits.c.technician_id)
         )
         return {tech: float(avg) for tech, avg in (await self.session.execute(statement)).all() if tech is not None}
 
     # --- timeline ------------------------------------------------------------------------------
 
-    async def record_events(self, rows: list[dict]) -> None:
+    async def record_events(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             await self.session.execute(insert(t.domain_events), rows)
 
-    async def timeline(self, job_id: int) -> list[dict]:
+    async def timeline(self, job_id: int) -> list[EventRow]:
         rows = (
             await self.session.execute(
                 select(t.domain_events).where(t.domain_events.c.job_id == job_id).order_by(t.domain_events.c.id)
             )
         ).mappings()
-        return [dict(r) for r in rows]
+        return all_shaped(rows, EventRow)
 
     # --- conversations -------------------------------------------------------------------------
 
-    async def lock_conversation(self, platform: str, bot: str, chat_id: str, flow: str, state: str, language: str, now: datetime) -> dict:
+    async def lock_conversation(self, platform: str, bot: str, chat_id: str, flow: str, state: str, language: str, now: datetime) -> ConversationRow:
         """Load the chat's conversation row, creating it first; on PostgreSQL the row stays locked."""
         await self.session.execute(
             self._insert(t.conversations)
@@ -413,9 +431,9 @@ class Store:
         )
         if self.is_postgres:
             statement = statement.with_for_update()
-        return dict((await self.session.execute(statement)).mappings().one())
+        return shaped((await self.session.execute(statement)).mappings().one(), ConversationRow)
 
-    async def save_conversation(self, conversation_id: int, *, state: str, data: dict, language: str, now: datetime) -> None:
+    async def save_conversation(self, conversation_id: int, *, state: str, data: Json, language: str, now: datetime) -> None:
         await self.session.execute(
             update(t.conversations)
             .where(t.conversations.c.id == conversation_id)
@@ -423,20 +441,22 @@ class Store:
         )
 
     async def conversation_language(self, platform: str, bot: str, chat_id: str) -> str | None:
-        return (
+        language: str | None = (
             await self.session.execute(
                 select(t.conversations.c.language).where(
                     t.conversations.c.platform == platform, t.conversations.c.bot == bot, t.conversations.c.chat_id == chat_id
                 )
             )
         ).scalar_one_or_none()
+        return language
 
     async def conversation_state(self, platform: str, bot: str, chat_id: str) -> str | None:
-        return await self.session.scalar(
+        state: str | None = await self.session.scalar(
             select(t.conversations.c.state).where(
                 t.conversations.c.platform == platform, t.conversations.c.bot == bot, t.conversations.c.chat_id == chat_id
             )
         )
+        return state
 
     async def chat_is_bound(self, platform: str, bot: str, chat_id: str) -> bool:
         """Whether the chat belongs to someone we know (a customer, technician, dispatcher or group)."""
@@ -447,8 +467,8 @@ class Store:
 
     # --- inbox ---------------------------------------------------------------------------------
 
-    async def inbox_add(self, platform: str, bot: str, update_id: str, chat_id: str, payload: dict, now: datetime) -> bool:
-        result = await self.session.execute(
+    async def inbox_add(self, platform: str, bot: str, update_id: str, chat_id: str, payload: Json, now: datetime) -> bool:
+        result = await self._write(
             self._insert(t.inbox)
             .values(platform=platform, bot=bot, update_id=update_id, chat_id=chat_id, payload=payload, status="received", attempts=0, received_at=now)
             .on_conflict_do_nothing(index_elements=["platform", "bot", "update_id"])
@@ -457,13 +477,13 @@ class Store:
 
     async def inbox_forget_processed(self, before: datetime) -> int:
         """Drop processed updates received before ``before``; failed ones stay for whoever investigates them."""
-        result = await self.session.execute(delete(t.inbox).where(t.inbox.c.status == "processed", t.inbox.c.received_at < before))
+        result = await self._write(delete(t.inbox).where(t.inbox.c.status == "processed", t.inbox.c.received_at < before))
         return result.rowcount
 
-    async def inbox_row(self, platform: str, bot: str, update_id: str) -> dict | None:
+    async def inbox_row(self, platform: str, bot: str, update_id: str) -> InboxRow | None:
         statement = select(t.inbox).where(t.inbox.c.platform == platform, t.inbox.c.bot == bot, t.inbox.c.update_id == update_id)
         row = (await self.session.execute(statement)).mappings().first()
-        return dict(row) if row else None
+        return shaped(row, InboxRow) if row else None
 
     async def inbox_mark(self, inbox_id: int, status: str, now: datetime, error: str | None = None) -> None:
         await self.session.execute(
@@ -472,15 +492,15 @@ class Store:
             .values(status=status, processed_at=now if status != "received" else None, error=error, attempts=t.inbox.c.attempts + 1)
         )
 
-    async def inbox_pending(self, limit: int = 100) -> list[dict]:
+    async def inbox_pending(self, limit: int = 100) -> list[InboxRow]:
         rows = (
             await self.session.execute(select(t.inbox).where(t.inbox.c.status == "received").order_by(t.inbox.c.id).limit(limit))
         ).mappings()
-        return [dict(r) for r in rows]
+        return all_shaped(rows, InboxRow)
 
     # --- outbox --------------------------------------------------------------------------------
 
-    async def outbox_add(self, *, platform: str, bot: str, chat_id: str, payload: dict, dedup_key: str, now: datetime) -> None:
+    async def outbox_add(self, *, platform: str, bot: str, chat_id: str, payload: Json, dedup_key: str, now: datetime) -> None:
         await self.session.execute(
             self._insert(t.outbox)
             .values(
@@ -490,7 +510,7 @@ class Store:
             .on_conflict_do_nothing(index_elements=["dedup_key"])
         )
 
-    def _outbox_sendable(self, now: datetime) -> tuple:
+    def _outbox_sendable(self, now: datetime) -> tuple[ColumnElement[bool], ...]:
         """Due, not held by a live claim, and the first unsent row of its chat (claimed or not): keeps each chat's order."""
         earlier = t.outbox.alias("earlier")
         blocked = (
@@ -511,16 +531,6 @@ class Store:
             ~blocked,
         )
 
-    async def outbox_due(self, now: datetime, limit: int, pulled_platforms: tuple[str, ...]) -> list[dict]:
-        """Rows a relay could send now (read only; relays use outbox_claim)."""
-        statement = (
-            select(t.outbox)
-            .where(*self._outbox_sendable(now), t.outbox.c.platform.not_in(pulled_platforms))
-            .order_by(t.outbox.c.id)
-            .limit(limit)
-        )
-        return [dict(r) for r in (await self.session.execute(statement)).mappings()]
-
     async def outbox_claim(
         self,
         relay_id: str,
@@ -529,7 +539,7 @@ class Store:
         limit: int,
         pulled_platforms: tuple[str, ...],
         chat: tuple[str, str, str] | None = None,
-    ) -> list[dict]:
+    ) -> list[OutboxRow]:
         """Claim sendable rows (at most one per chat) for one relay until ``until``; ``chat`` narrows it to one chat.
 
         PostgreSQL: FOR UPDATE SKIP LOCKED lets relays claim side by side without waiting on each other's picks.
@@ -546,14 +556,14 @@ class Store:
             picked = picked.where(t.outbox.c.platform == platform, t.outbox.c.bot == bot, t.outbox.c.chat_id == chat_id)
         if self.is_postgres:
             picked = picked.with_for_update(skip_locked=True)
-        picked = picked.cte("picked")
+        claimed = picked.cte("picked")
         statement = (
             update(t.outbox)
-            .where(t.outbox.c.id.in_(select(picked.c.id)))
+            .where(t.outbox.c.id.in_(select(claimed.c.id)))
             .values(claimed_by=relay_id, claimed_until=until)
             .returning(*t.outbox.c)
         )
-        rows = [dict(r) for r in (await self.session.execute(statement)).mappings()]
+        rows = all_shaped((await self.session.execute(statement)).mappings(), OutboxRow)
         return sorted(rows, key=lambda row: row["id"])
 
     async def outbox_finish(self, outbox_id: int, relay_id: str, *, mine_only: bool = True, **values: object) -> bool:
@@ -561,12 +571,12 @@ class Store:
         statement = update(t.outbox).where(t.outbox.c.id == outbox_id)
         if mine_only:
             statement = statement.where(t.outbox.c.claimed_by == relay_id)
-        result = await self.session.execute(statement.values(claimed_by=None, claimed_until=None, sending_since=None, **values))
+        result = await self._write(statement.values(claimed_by=None, claimed_until=None, sending_since=None, **values))
         return result.rowcount == 1
 
     async def outbox_sending(self, outbox_id: int, relay_id: str, now: datetime, until: datetime) -> bool:
         """The relay is about to send the row: note it, and renew the lease for the send; False if the claim is no longer its."""
-        result = await self.session.execute(
+        result = await self._write(
             update(t.outbox)
             .where(t.outbox.c.id == outbox_id, t.outbox.c.claimed_by == relay_id, t.outbox.c.status == "pending")
             .values(sending_since=now, claimed_until=until)
@@ -590,7 +600,7 @@ class Store:
 
     async def outbox_release_claims(self, relay_ids: list[str]) -> int:
         """Free the claims of relays known to be gone before their leases run out; a send they started stays noted."""
-        result = await self.session.execute(
+        result = await self._write(
             update(t.outbox)
             .where(t.outbox.c.claimed_by.in_(relay_ids), t.outbox.c.status == "pending")
             .values(claimed_by=None, claimed_until=None)
@@ -602,7 +612,7 @@ class Store:
 
         A binding or conversation the new id already has wins; the old one is left as it was.
         """
-        result = await self.session.execute(
+        result = await self._write(
             update(t.outbox)
             .where(
                 t.outbox.c.platform == platform, t.outbox.c.bot == bot,
@@ -635,7 +645,7 @@ class Store:
 
     async def outbox_chat_unreachable(self, platform: str, bot: str, chat_id: str, now: datetime) -> bool:
         """The chat refused us (blocked, removed): mark its bindings; True when they were not marked yet."""
-        result = await self.session.execute(
+        result = await self._write(
             update(t.chat_bindings)
             .where(
                 t.chat_bindings.c.platform == platform, t.chat_bindings.c.bot == bot,
@@ -656,7 +666,7 @@ class Store:
             .values(undeliverable_since=None)
         )
 
-    async def outbox_pending_after(self, platform: str, bot: str, chat_id: str, after_id: int, limit: int) -> list[dict]:
+    async def outbox_pending_after(self, platform: str, bot: str, chat_id: str, after_id: int, limit: int) -> list[OutboxRow]:
         """The chat's unsent rows queued behind one row, in order."""
         statement = (
             select(t.outbox)
@@ -667,7 +677,7 @@ class Store:
             .order_by(t.outbox.c.id)
             .limit(limit)
         )
-        return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+        return all_shaped((await self.session.execute(statement)).mappings(), OutboxRow)
 
     async def outbox_sent_in_digest(self, outbox_ids: list[int], digest_id: int, now: datetime, message_id: str | None) -> None:
         """Rows that went out inside the digest led by ``digest_id``."""
@@ -677,21 +687,18 @@ class Store:
             .values(status="sent", sent_at=now, platform_message_id=message_id, digest_of=digest_id, attempts=t.outbox.c.attempts + 1)
         )
 
-    async def outbox_by_key(self, dedup_key: str) -> dict | None:
+    async def outbox_by_key(self, dedup_key: str) -> OutboxRow | None:
         row = (await self.session.execute(select(t.outbox).where(t.outbox.c.dedup_key == dedup_key))).mappings().first()
-        return dict(row) if row else None
+        return shaped(row, OutboxRow) if row else None
 
-    async def outbox_update(self, outbox_id: int, **values: object) -> None:
-        await self.session.execute(update(t.outbox).where(t.outbox.c.id == outbox_id).values(**values))
-
-    async def outbox_for_chat(self, platform: str, bot: str, chat_id: str, after_id: int, limit: int = 100) -> list[dict]:
+    async def outbox_for_chat(self, platform: str, bot: str, chat_id: str, after_id: int, limit: int = 100) -> list[OutboxRow]:
         statement = (
             select(t.outbox)
             .where(t.outbox.c.platform == platform, t.outbox.c.bot == bot, t.outbox.c.chat_id == chat_id, t.outbox.c.id > after_id)
             .order_by(t.outbox.c.id)
             .limit(limit)
         )
-        return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+        return all_shaped((await self.session.execute(statement)).mappings(), OutboxRow)
 
     async def outbox_counts(self) -> dict[str, int]:
         """Rows per status, and ``maybe_sent`` when some messages may have gone out twice (a relay died mid-send)."""
@@ -701,3 +708,8 @@ class Store:
         if maybe_sent:
             counts["maybe_sent"] = int(maybe_sent)
         return counts
+
+
+def _id_column(cls: type[model.Stored]) -> ColumnElement[Any]:
+    """The id column of a domain class: the classes are plain dataclasses, mapped onto their tables in storage/tables.py."""
+    return class_mapper(cls).c.id

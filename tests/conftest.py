@@ -1,58 +1,47 @@
-"""Shared fixtures: a migrated database per test on SQLite and on the real PostgreSQL."""
+"""Fixtures every layer shares: migrated databases (SQLite, and the real PostgreSQL in the full run), Redis, the fake Bot API.
+
+The layers: unit/ (pure code and handlers on fakes), integration/ (engine, store, outbox and API on real databases),
+contract/ (each channel against its fake platform server), e2e/ (processes, browser, real adapter loops: all slow).
+`pytest -m "not slow"` is the inner loop; `pytest` (and `make test`) runs everything.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import shutil
 import uuid
+from datetime import timezone
+from pathlib import Path
 
 import asyncpg
 import pytest
+import redis
 
-from storage import tables
+from bots.telegram import TelegramBot, TelegramChannel
+from domain.clock import SystemClock
+from fieldchat.fakes.telegram_server import FakeTelegram
+from scheduler.relay import OutboxRelay
+from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
+from tests.support.db import POSTGRES_ADMIN_URL, admin_sync, in_thread, truncate
+from tests.support.telegram import CUSTOMER, STAFF
 
-POSTGRES_ADMIN_URL = os.environ.get("FIELDCHAT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e is slow by nature (processes, a browser, real adapter loops and their timing)."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> str:
     """One migrated SQLite file; each test gets a copy, which is much faster than migrating again."""
     path = tmp_path_factory.mktemp("template") / "fieldchat.db"
-    _in_thread(upgrade, f"sqlite:///{path}")
+    in_thread(upgrade, f"sqlite:///{path}")
     return str(path)
-
-
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-def _in_thread(function, *args):
-    """Run blocking set-up that owns its own event loop, even when asked for from inside a running one."""
-    outcome: dict = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = function(*args)
-        except BaseException as exc:  # handed back to the caller below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=target)
-    worker.start()
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
-
-
-def _admin_sync(sql: str) -> None:
-    asyncio.run(_admin(sql))
 
 
 @pytest.fixture(scope="session")
@@ -60,40 +49,100 @@ def postgres_database() -> str:
     """A fresh PostgreSQL database for this test run, created by the migrations and dropped at the end."""
     name = f"fieldchat_test_{uuid.uuid4().hex[:10]}"
     try:
-        _in_thread(_admin_sync, f'CREATE DATABASE "{name}"')
+        in_thread(admin_sync, f'CREATE DATABASE "{name}"')
     except (OSError, asyncpg.PostgresError) as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     url = f"{base}/{name}"
-    _in_thread(upgrade, url)
+    in_thread(upgrade, url)
     yield url
-    _in_thread(_admin_sync, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    in_thread(admin_sync, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def _truncate(url: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        names = ", ".join(f'"{t.name}"' for t in tables.metadata.sorted_tables)
-        await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    finally:
-        await connection.close()
+def copy_of(sqlite_template: str, tmp_path: Path) -> str:
+    path = tmp_path / "fieldchat.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# PostgreSQL runs the same tests again for what the dialect decides (locks, upserts, types); SQLite covers the
+# logic in the inner loop, so the PostgreSQL half is slow
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(params=DATABASES)
 async def database_url(request, tmp_path, sqlite_template) -> str:
     if request.param == "sqlite":
-        path = tmp_path / "fieldchat.db"
-        shutil.copyfile(sqlite_template, path)
-        return f"sqlite:///{path}"
+        return copy_of(sqlite_template, tmp_path)
     url = request.getfixturevalue("postgres_database")
-    await _truncate(url)
+    await truncate(url)
     return url
 
 
 @pytest.fixture
 async def sqlite_url(tmp_path, sqlite_template) -> str:
-    path = tmp_path / "fieldchat.db"
-    shutil.copyfile(sqlite_template, path)
-    return f"sqlite:///{path}"
+    return copy_of(sqlite_template, tmp_path)
+
+
+@pytest.fixture
+async def postgres_url(postgres_database) -> str:
+    """PostgreSQL only, for what SQLite cannot show at all (concurrent claims and upserts); mark such tests slow."""
+    await truncate(postgres_database)
+    return postgres_database
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("FIELDCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis is not reachable at {url}: {exc}")
+    return url
+
+
+@pytest.fixture
+async def fake_telegram():
+    """The fake Bot API on 127.0.0.1 with the customer and the staff bot of tests.support.telegram."""
+    server = FakeTelegram(long_poll_cap=0.3)
+    await server.start()
+    server.add_bot(CUSTOMER, "fieldchat_customer_bot")
+    server.add_bot(STAFF, "fieldchat_staff_bot")
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def relays(fake_telegram, tmp_path):
+    """Makes outbox relays that send to the fake Bot API (``wrap`` may stand between); closes their bots afterwards."""
+    made: list[TelegramBot] = []
+
+    def make(sessions, *, clock=None, wrap=None, **options) -> OutboxRelay:
+        tokens = {"customer": CUSTOMER, "staff": STAFF}
+        bots = {role: TelegramBot(role, token, fake_telegram.base_url, None, tmp_path) for role, token in tokens.items()}
+        made.extend(bots.values())
+        sender = TelegramChannel(bots) if wrap is None else wrap(TelegramChannel(bots))
+        return OutboxRelay(sessions=sessions, senders={"telegram": sender}, clock=clock or SystemClock(), tz=timezone.utc, **options)
+
+    yield make
+    for bot in made:
+        await bot.bot.session.close()
+
+
+@pytest.fixture
+async def db(database_url):
+    """A session factory on the test database (both dialects)."""
+    engine = create_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_url):
+    engine = create_engine(sqlite_url)
+    yield session_factory(engine)
+    await engine.dispose()

@@ -25,7 +25,7 @@ from conversations.flow import FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import VisitData, help_for, hint, identity, language_menu, stale, switch_language
 from domain import commands as c
 from domain.model import VisitStatus
-from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, span, t
+from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, Text, buttons, raw, span, t
 from services.views import CustomerView, CustomerViewRequest, JobInfo, VisitInfo
 
 
@@ -50,11 +50,11 @@ def view_request(event: Inbound, action: Action | None) -> CustomerViewRequest:
 # --- rendering helpers --------------------------------------------------------------------------
 
 
-def _kind(kind: str) -> dict:
+def _kind(kind: str) -> Text:
     return t(f"kind.{kind}")
 
 
-def _visit_line(visit: VisitInfo) -> dict:
+def _visit_line(visit: VisitInfo) -> Text:
     if visit.slot_start and visit.slot_end:
         return t("customer.visit_line_booked", kind=_kind(visit.kind), status=t(f"status.{visit.status}"), slot=span(visit.slot_start, visit.slot_end))
     return t("customer.visit_line", kind=_kind(visit.kind), status=t(f"status.{visit.status}"))
@@ -98,7 +98,7 @@ def _slot_prompt(visit: VisitInfo) -> Outbound:
     return Outbound(t("customer.choose_slot", kind=_kind(visit.kind)), buttons(*rows))
 
 
-def _slot_label(start: datetime, end: datetime) -> dict:
+def _slot_label(start: datetime, end: datetime) -> Text:
     return t("slot.label", slot=span(start, end))
 
 
@@ -164,6 +164,8 @@ def on_book(inp: StepInput, book: Book) -> StepResult:
 def on_slot(inp: StepInput, pick: PickSlot) -> StepResult:
     view: CustomerView = inp.view
     visit = view.visit(pick.visit_id)
+    if view.customer_id is None:
+        return not_a_customer(inp)  # the CUSTOMER guard lets nobody else through
     if visit is None or visit.status != VisitStatus.CREATED.value:
         return stale()
     messages = [Outbound(t("customer.booked", kind=_kind(visit.kind), slot=span(pick.start, pick.end)))]

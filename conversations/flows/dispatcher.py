@@ -61,7 +61,8 @@ DISPATCHER = Guard("dispatchers", is_dispatcher, not_a_dispatcher)
 
 
 def _open_exception(inp: StepInput) -> ExceptionInfo | None:
-    exception = inp.view.exception
+    view: DispatcherView = inp.view
+    exception = view.exception
     if exception is None or exception.status == ExceptionStatus.RESOLVED.value:
         return None
     return exception

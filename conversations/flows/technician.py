@@ -29,7 +29,7 @@ from domain import commands as c
 from domain.errors import InvalidInput
 from domain.geo import haversine_m, map_link
 from domain.model import ChecklistStep, ExceptionReason, StepKind, VisitStatus, parse_number
-from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, buttons, raw, span, t
+from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, Text, buttons, raw, span, t
 from services.views import TechnicianView, TechnicianViewRequest, TechVisit
 
 PHOTO_REQUIRED_REASONS = (ExceptionReason.GOODS_DAMAGED, ExceptionReason.PARTS_MISSING)
@@ -84,7 +84,7 @@ def view_request(event: Inbound, action: Action | None) -> TechnicianViewRequest
 # --- rendering helpers --------------------------------------------------------------------------
 
 
-def _kind(kind: str) -> dict:
+def _kind(kind: str) -> Text:
     return t(f"kind.{kind}")
 
 
@@ -156,7 +156,7 @@ def step_prompt(visit: TechVisit, index: int) -> Outbound:
     )
 
 
-def raw_prompt(step: ChecklistStep) -> dict:
+def raw_prompt(step: ChecklistStep) -> Text:
     # the shop writes prompts per language; the renderer picks the recipient's one
     return {"key": "=lang", "params": dict(step.prompt)}
 
@@ -208,9 +208,9 @@ def on_start(inp: StepInput) -> StepResult:
 def on_today(inp: StepInput) -> StepResult:
     view: TechnicianView = inp.view
     local_today = inp.now.astimezone(inp.policy.tz).date()
-    today = [v for v in view.visits if v.slot_start and v.slot_start.astimezone(inp.policy.tz).date() == local_today]
+    booked = sorted(((v.slot_start, v) for v in view.visits if v.slot_start), key=lambda pair: pair[0])
+    today = [v for start, v in booked if start.astimezone(inp.policy.tz).date() == local_today]
     later = [v for v in view.visits if v not in today and v.status != VisitStatus.COMPLETED.value]
-    today.sort(key=lambda v: v.slot_start)
     messages = [Outbound(t("tech.today_header", count=len(today), later=len(later)))]
     messages.extend(visit_card(v) for v in today)
     # open offers for later days still need an answer, so show them too
@@ -226,7 +226,8 @@ def on_visits(inp: StepInput) -> StepResult:
 
 
 def _visit_in(inp: StepInput, visit_id: int, *statuses: VisitStatus) -> TechVisit | None:
-    visit = inp.view.visit(visit_id)
+    view: TechnicianView = inp.view
+    visit = view.visit(visit_id)
     if visit is None or (statuses and VisitStatus(visit.status) not in statuses):
         return None
     return visit
@@ -398,7 +399,7 @@ def _photo_refused(event: Inbound) -> Outbound:
         "not_image": t("photo.not_image"),
         "too_many_pixels": t("photo.too_many_pixels"),
     }
-    return Outbound(refusals.get(event.file_error, t("tech.photo_failed")))
+    return Outbound(refusals.get(event.file_error or "", t("tech.photo_failed")))
 
 
 def on_checklist_photo(inp: StepInput) -> StepResult:

@@ -1,0 +1,286 @@
+"""Each flow's state graph holds: every step, driven from every state, lands only where its table entry says; the diagrams are current."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import fields
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services import actions
+from services.actions import Action, decode, encode
+from conversations.flow import FlowData, FlowSpec, State, Step, StepInput, UndeclaredTransition, reply
+from conversations.flows import ALL_FLOWS, diagrams
+from conversations.flows.common import VisitData
+from conversations.flows.technician import CheckinAway, ChecklistAt, ProblemDraft
+from domain import commands as c
+from domain.model import ChecklistStep, ExceptionReason, Language, StepKind, VisitStatus
+from domain.policy import ServicePolicy
+from domain.sla import STAGES
+from fieldchat.cli import main as fieldchat
+from services.messages import ChatRef, Inbound, InboundKind, Outbound, t
+from services.views import (
+    CustomerView,
+    DispatcherView,
+    ExceptionInfo,
+    JobInfo,
+    TechnicianView,
+    TechVisit,
+    VisitContacts,
+    VisitInfo,
+)
+from tests.support import ROOT
+
+NOW = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
+SLOT = (NOW + timedelta(days=1), NOW + timedelta(days=1, hours=2))
+SHOP = (31.2304, 121.4737)
+FAR = (SHOP[0] + 0.05, SHOP[1])
+MISSING = 999  # an id no view holds: a stale button
+
+
+# --- representative views: every status a visit can be in, bound and not ----------------------------
+
+
+def _customer_views() -> list[CustomerView]:
+    statuses = list(VisitStatus)
+    visits = [
+        VisitInfo(10 + n, "repair", status.value, *(SLOT if status is not VisitStatus.CREATED else (None, None)), False, None, slots=(SLOT,))
+        for n, status in enumerate(statuses)
+    ]
+    waiting = VisitInfo(40, "installation", "created", None, None, False, 41, slots=())  # its delivery is not booked yet
+    unbooked = VisitInfo(41, "delivery", "created", None, None, False, None, slots=())
+    rated = VisitInfo(42, "repair", "confirmed", *SLOT, True, None)
+    soon = VisitInfo(43, "repair", "booked", NOW + timedelta(hours=1), NOW + timedelta(hours=2), False, None)
+    job = JobInfo(5, "Sofa", "Road 1", (*visits, waiting, unbooked, rated, soon))
+    no_times = JobInfo(6, "Sofa", "Road 1", (VisitInfo(50, "delivery", "created", None, None, False, None, slots=()),))
+    return [
+        CustomerView(None, "", None, ()),
+        CustomerView(None, "", job, ()),
+        CustomerView(7, "Zhang", job, (job,)),
+        CustomerView(7, "Zhang", no_times, (no_times,)),
+        CustomerView(7, "Zhang", None, ()),
+    ]
+
+
+STEPS = (
+    ChecklistStep("intact", StepKind.YES_NO, {"en": "Intact?"}),
+    ChecklistStep("legs", StepKind.NUMBER, {"en": "Legs?"}, minimum=2, maximum=12),
+    ChecklistStep("fabric", StepKind.CHOICE, {"en": "Fabric"}, ("OK", "Marks")),
+    ChecklistStep("note", StepKind.TEXT, {"en": "Note"}),
+    ChecklistStep("after", StepKind.PHOTO, {"en": "Photo"}),
+)
+
+
+def _tech_visit(visit_id: int, status: VisitStatus, **kw) -> TechVisit:
+    values = dict(answered=frozenset(), dependency_done=True, steps=STEPS) | kw
+    return TechVisit(visit_id, "delivery", status.value, *SLOT, "Sofa", "Road 1", *SHOP, "Zhang", "139",
+                     values["steps"], values["answered"], values["dependency_done"], values.get("lead"))
+
+
+def _technician_views() -> list[TechnicianView]:
+    visits = [_tech_visit(10 + n, status) for n, status in enumerate(VisitStatus)]
+    extra = [
+        _tech_visit(40, VisitStatus.ON_SITE, steps=()),
+        _tech_visit(41, VisitStatus.IN_PROGRESS, answered=frozenset(s.key for s in STEPS)),
+        _tech_visit(42, VisitStatus.ON_SITE, dependency_done=False),
+        _tech_visit(43, VisitStatus.IN_PROGRESS, answered=frozenset(s.key for s in STEPS[:-1])),
+        _tech_visit(44, VisitStatus.ACCEPTED, lead="Li"),
+    ]
+    return [
+        TechnicianView(None, "", None, "", ()),
+        TechnicianView(None, "", "technician", "", ()),
+        TechnicianView(None, "", "dispatcher", "", ()),
+        TechnicianView(3, "Wang", None, "", (*visits, *extra)),
+    ]
+
+
+def _dispatcher_views() -> list[DispatcherView]:
+    contacts = VisitContacts(21, ((4, "Chen"),), "Zhang", "139", "Wang", "138")
+    return [
+        DispatcherView(None, None, None, None),
+        DispatcherView(1, None, "group", None),
+        DispatcherView(None, 2, "dispatcher", None),
+        DispatcherView(1, 2, None, ExceptionInfo(31, "open", 21, "delivery", ((4, "Chen"),)), contacts),
+        DispatcherView(1, 2, None, ExceptionInfo(31, "open", 21, "delivery", ()), VisitContacts(21, (), "Z", "1", "-", "-")),
+        DispatcherView(1, 2, None, ExceptionInfo(31, "resolved", 21, "delivery", None)),
+    ]
+
+
+VIEWS = {"customer": _customer_views, "technician": _technician_views, "dispatcher": _dispatcher_views}
+
+
+def _visit_ids(view) -> list[int]:
+    if isinstance(view, CustomerView):
+        return [v.id for job in (*view.jobs, *((view.token_job,) if view.token_job else ())) for v in job.visits]
+    if isinstance(view, TechnicianView):
+        return [v.id for v in view.visits]
+    return [21]
+
+
+# --- representative data for each state that keeps some --------------------------------------------
+
+ON_THE_JOB = (VisitStatus.ACCEPTED.value, VisitStatus.EN_ROUTE.value, VisitStatus.ON_SITE.value, VisitStatus.IN_PROGRESS.value)
+
+
+def _data_ids(view) -> list[int]:
+    """The visits a state's data may name: one a technician is working on (the others answer alike), and one gone."""
+    if isinstance(view, TechnicianView):
+        working = [v.id for v in view.visits if v.status in ON_THE_JOB]
+        return [*working, MISSING]
+    return [*_visit_ids(view)[:2], MISSING]
+
+
+def _data_for(kind: type[FlowData] | None, view) -> list[dict]:
+    """Stored rows a state may hold: this code's, rows from before versions, and damaged ones."""
+    if kind is None:
+        return [{}]
+    ids = _data_ids(view)
+    samples: list[FlowData] = []
+    if kind is VisitData:
+        samples = [VisitData(i) for i in ids]
+    elif kind is CheckinAway:
+        samples = [CheckinAway(i, *FAR) for i in ids]
+    elif kind is ChecklistAt:
+        samples = [ChecklistAt(i, step) for i in ids for step in range(len(STEPS) + 1)]
+    elif kind is ProblemDraft:
+        photo = c.PhotoRef("web", "F", "/m/f.jpg")
+        reasons = (ExceptionReason.GOODS_DAMAGED, ExceptionReason.OTHER)  # a photo required, and not
+        samples = [ProblemDraft(i, reason, photos) for i in ids for reason in reasons for photos in ((), (photo,))]
+    else:
+        raise AssertionError(f"no samples for {kind.__name__}: add some")
+    rows = [sample.to_json() for sample in samples]
+    old = [{k: v for k, v in row.items() if k != "version"} for row in rows[:3]]
+    return [*rows, *old, {}, {"version": 99}]
+
+
+# --- representative inputs: every command, every button kind with every value that matters -------------
+
+
+def _values(field_name: str, view) -> list:
+    ids = _visit_ids(view) + [MISSING]
+    return {
+        "visit_id": ids,
+        "exception_id": [31, MISSING],
+        "technician_id": [4, MISSING],
+        "rating_id": [1],
+        "start": [SLOT[0]],
+        "end": [SLOT[1]],
+        "score": [1, 5],
+        "step": list(range(len(STEPS) + 1)),
+        "choice": ["yes", "no", "0", "1", "7"],
+        "reason": list(ExceptionReason),
+        "stage": list(STAGES),
+        "language": list(Language),
+    }[field_name]
+
+
+def _actions(view) -> list[Action]:
+    made = []
+    for wire in actions.FORMATS:
+        names = [f.name for f in fields(wire.kind)]
+        for values in itertools.product(*(_values(name, view) for name in names)):
+            made.append(wire.kind(*values))
+    return made
+
+
+def _events(spec: FlowSpec, view) -> list[Inbound]:
+    bot = "customer" if spec.name == "customer" else "staff"
+    chat_type = "group" if spec.name == "dispatcher" else "private"
+
+    def ev(kind: InboundKind, text: str = "", **kw) -> Inbound:
+        return Inbound(ChatRef("web", bot, "c1"), "1", kind, "u1", chat_type=chat_type, text=text, user_name="Ann", **kw)
+
+    made = [ev(InboundKind.COMMAND, name) for name in (*spec.commands, "dance")]
+    made += [ev(InboundKind.COMMAND, "start", payload="tok")]
+    made += [ev(InboundKind.BUTTON, encode(action)) for action in _actions(view)]
+    made += [ev(InboundKind.BUTTON, data) for data in ("nonsense:1", "acc:x", "sl:1:2")]
+    made += [ev(InboundKind.TEXT, text) for text in ("", "hello", "4", "99")]
+    made += [ev(InboundKind.PHOTO, file_id="F", file_path="/m/p.jpg"), ev(InboundKind.PHOTO, file_id="F", file_error="not_image")]
+    made += [ev(InboundKind.LOCATION, latitude=lat, longitude=lon, live=live) for (lat, lon) in (SHOP, FAR) for live in (False, True)]
+    made += [ev(InboundKind.CONTACT, phone="139"), ev(InboundKind.UNSUPPORTED)]
+    return made
+
+
+@pytest.mark.parametrize("flow", ALL_FLOWS, ids=lambda flow: flow.name)
+def test_every_step_driven_from_every_state_lands_where_its_table_says_and_keeps_that_states_data(flow):
+    spec = flow.spec
+    led: set[tuple[int, str]] = set()  # (step, state it led to)
+    for view in VIEWS[spec.name]():
+        events = _events(spec, view)
+        for name, state in spec.states.items():
+            for stored, event in itertools.product(_data_for(state.data, view), events):
+                step = spec.entry(name, event)
+                # raises UndeclaredTransition when a step leads anywhere its entry does not name
+                result = spec.step(StepInput(event, name, stored, view, NOW, "en", ServicePolicy()))
+                if result.state is not None:
+                    led.add((id(step), result.state))
+                    target = spec.states[result.state]
+                    if target.data is None:
+                        assert result.data == {}, (name, event.text, result)
+                    else:
+                        assert target.data.from_json(result.data) is not None, (name, event.text, result)
+                elif result.data is not None:
+                    assert state.data is not None and state.data.from_json(result.data) is not None, (name, event.text, result)
+    # and no entry names a state its step never leads to: the declarations are as narrow as the steps
+    never = {(step.run.__name__, str(target)) for step in _all_steps(spec) for target in step.leads_to if (id(step), str(target)) not in led}
+    assert never == set()
+
+
+def _all_steps(spec: FlowSpec) -> list[Step]:
+    return [*spec.anywhere().values(), *(step for state in spec.states.values() for step in state.steps().values())]
+
+
+@pytest.mark.parametrize("flow", ALL_FLOWS, ids=lambda flow: flow.name)
+def test_every_state_is_reachable_from_the_first_and_every_step_leads_to_a_state_of_its_flow(flow):
+    spec = flow.spec
+    assert spec.initial in spec.states
+    for step in _all_steps(spec):
+        assert set(step.leads_to) <= set(spec.states), f"{spec.name}: {step.run.__name__} leads to {step.leads_to}"
+    reached, frontier = {str(spec.initial)}, [str(spec.initial)]
+    anywhere = {str(target) for step in spec.anywhere().values() for target in step.leads_to}
+    while frontier:
+        state = spec.states[frontier.pop()]
+        for target in {str(name) for name in state.leads_to} | anywhere:
+            if target not in reached:
+                reached.add(target)
+                frontier.append(target)
+    assert reached == {str(name) for name in spec.states}
+
+
+def test_a_step_that_leads_off_its_declared_graph_is_stopped():
+    def wander(inp: StepInput):
+        return reply(Outbound(t("x")), state="b")
+
+    spec = FlowSpec("toy", "a", {"a": State(hint="a", text=Step(wander, leads_to=("a",))), "b": State(hint="b")})
+    event = Inbound(ChatRef("web", "customer", "1"), "1", InboundKind.TEXT, "1", text="hi")
+    with pytest.raises(UndeclaredTransition, match="wander led 'a' to 'b'"):
+        spec.step(StepInput(event, "a", {}, None, NOW, "en", ServicePolicy()))
+
+
+def test_every_action_of_every_flow_is_one_the_codec_writes():
+    handled = {kind for flow in ALL_FLOWS for kind in (*flow.spec.buttons, *(k for s in flow.spec.states.values() for k in s.buttons))}
+    assert handled == {wire.kind for wire in actions.FORMATS}
+    for kind in handled:
+        assert decode(actions.longest_data(kind)) is not None
+
+
+# --- the diagrams ---------------------------------------------------------------------------------
+
+
+def test_the_committed_flow_diagrams_are_current():
+    assert diagrams.stale(ROOT / "docs" / "flows") == [], "run `fieldchat flows` and commit docs/flows/"
+
+
+def test_fieldchat_flows_writes_the_diagrams_and_check_finds_a_stale_one(tmp_path, capsys):
+    out = tmp_path / "flows"
+    assert fieldchat(["flows", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["customer.md", "dispatcher.md", "technician.md"]
+    assert fieldchat(["flows", "--out", str(out), "--check"]) == 0
+    page = (out / "technician.md").read_text(encoding="utf-8")
+    assert "```mermaid\nstateDiagram-v2\n    [*] --> new\n" in page
+    assert "    checklist --> idle: text, photo, Answer\n" in page
+    assert "| any state | OnMyWay | technicians | await_location |" in page
+    (out / "customer.md").write_text("old", encoding="utf-8")
+    assert fieldchat(["flows", "--out", str(out), "--check"]) == 1
+    assert "customer.md is not current" in capsys.readouterr().err

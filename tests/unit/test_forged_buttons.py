@@ -1,0 +1,103 @@
+"""Button data: one codec reads and writes every action; forged and out-of-range data gets a stale-button answer, never a failure."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services import actions as a
+from domain.model import MAX_ID, ExceptionReason, Language
+
+BIG = str(2**63)
+HUGE = str(2**70)
+TELEGRAM_CALLBACK_DATA_BYTES = 64  # the smallest action payload of the channels we have
+
+# what buttons sitting in people's chats today carry, from the flows and from the notifications
+OLD_BUTTONS = {
+    "bk:12": a.Book(12),
+    "sl:12:1795420800:1795428000": a.PickSlot(12, datetime(2026, 11, 23, 8, tzinfo=timezone.utc), datetime(2026, 11, 23, 10, tzinfo=timezone.utc)),
+    "rs:12": a.Reschedule(12),
+    "cx:12": a.CancelVisit(12),
+    "cxy:12": a.ConfirmCancel(12),
+    "cxn": a.KeepVisit(),
+    "ok:12": a.ConfirmAppointment(12),
+    "cf:12": a.ConfirmDone(12),
+    "rq:12": a.AskToRate(12),
+    "rt:12:5": a.Rate(12, 5),
+    "skip": a.SkipComment(),
+    "acc:12": a.Accept(12),
+    "dec:12": a.Decline(12),
+    "go:12": a.OnMyWay(12),
+    "arr:12": a.Arrived(12),
+    "st:12": a.StartChecklist(12),
+    "ck:12": a.ContinueChecklist(12),
+    "ans:12:0:yes": a.Answer(12, 0, "yes"),
+    "ans:12:2:1": a.Answer(12, 2, "1"),
+    "done:12": a.Complete(12),
+    "ct:12": a.Contacted(12),
+    "rp:12": a.ReportProblem(12),
+    "rr:12:goods_damaged": a.PickReason(12, ExceptionReason.GOODS_DAMAGED),
+    "rskip": a.SkipNote(),
+    "rsend": a.SendReport(),
+    "xa:7": a.Acknowledge(7),
+    "xr:7": a.Reassign(7),
+    "xt:7:3": a.ReassignTo(7, 3),
+    "xc:7": a.CancelReported(7),
+    "xcy:7": a.ConfirmCancelReported(7),
+    "xcn": a.KeepReported(),
+    "ra:9": a.AcknowledgeRating(9),
+    "as:12:3": a.Assign(12, 3),
+    "sr:12": a.ReassignLate(12),
+    "sx:12:accept": a.ExtendDeadline(12, "accept"),
+    "sc:12": a.CallDetails(12),
+    "lang:zh": a.ChooseLanguage(Language.ZH),
+}
+
+
+@pytest.mark.parametrize(("data", "action"), OLD_BUTTONS.items(), ids=list(OLD_BUTTONS))
+def test_buttons_already_in_chats_read_as_their_actions_and_are_written_the_same(data, action):
+    assert a.decode(data) == action
+    assert a.encode(action) == data
+
+
+def test_every_kind_of_action_has_a_button_that_was_checked_above():
+    assert {type(action) for action in OLD_BUTTONS.values()} == set(a.BY_KIND)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "", ":", "acc", "acc:", "acc:0", "acc:-1", "acc:+5", "acc: 5", "acc:1e9", "acc:0x10", "acc:١٢", f"acc:{MAX_ID + 1}", f"acc:{BIG}",
+        "acc:12:13", "cxn:", "skip:1", "sl:12:1:", f"sl:12:{2**33 + 1}:1", "sl:12:-1:5", "rt:12:0", "rt:12:6", "ans:12:100:yes",
+        "ans:12:0:maybe", "ans:12:0:", "rr:12:bored", "rr:12:GOODS_DAMAGED", "sx:12:lunch", "lang:fr", "lang:", "ACC:12", "nonsense:1",
+    ],
+)
+def test_malformed_or_out_of_range_data_reads_as_no_action(data):
+    assert a.decode(data) is None
+
+
+@given(st.text(max_size=80))
+def test_any_text_at_all_reads_as_an_action_or_as_none_without_failing(data):
+    action = a.decode(data)
+    # whatever is read is an action a button could carry (encode refuses anything else)
+    assert action is None or a.decode(a.encode(action)) == action
+
+
+@pytest.mark.parametrize("kind", list(a.BY_KIND), ids=lambda kind: kind.__name__)
+def test_every_kind_of_action_fits_the_smallest_channel_payload_at_its_longest(kind):
+    longest = a.longest_data(kind)
+    assert a.decode(longest) is not None
+    assert len(longest.encode()) <= TELEGRAM_CALLBACK_DATA_BYTES
+
+
+@pytest.mark.parametrize(
+    "action",
+    [a.Accept(0), a.Accept(MAX_ID + 1), a.Rate(1, 6), a.Answer(1, 0, "maybe"), a.ExtendDeadline(1, "a:b"),
+     a.PickSlot(1, datetime(2026, 1, 1, 8, 0, 0, 500, tzinfo=timezone.utc), datetime(2026, 1, 1, 10, tzinfo=timezone.utc))],
+)
+def test_an_action_a_button_cannot_carry_is_refused_when_written(action):
+    with pytest.raises(ValueError, match="cannot be carried by a button"):
+        a.encode(action)
