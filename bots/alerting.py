@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from datetime import datetime, timezone
 
 import httpx
 from sqlalchemy import select
@@ -11,9 +13,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from bots.base import Undeliverable
 from bots.channels import ROBOT_CAPABILITIES, Capabilities
 from bots.robots import LANGUAGES, FailoverSender, RobotSender, RobotSink
+from services.evidence import photo_key, signed_photo_path
 from services.messages import Rendered
 from services.notifications import ALL_REGIONS, route_for
 from storage import tables as t
+from storage.repository import Store
 
 
 def routes_from(rows: list[dict]) -> dict[str, list[str]]:
@@ -32,8 +36,12 @@ class AlertSinks:
 
     capabilities: Capabilities = ROBOT_CAPABILITIES
 
-    def __init__(self, sessions: async_sessionmaker, clock=None, refresh_seconds: float = 60.0, base_url: str | None = None) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker, clock=None, refresh_seconds: float = 60.0, base_url: str | None = None,
+        public_url: str | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._public_url = public_url  # where signed photo links point (robots show no photos)
         self._clock = clock
         self._refresh = refresh_seconds
         self._base_url = base_url
@@ -92,4 +100,15 @@ class AlertSinks:
         await self._load()
         if self._failover is None or chat_id not in self._failover.routes:
             raise Undeliverable(f"no alert sinks for {chat_id}")
+        if message.album:
+            message = await self._with_photo_links(message)
         return await self._failover.send(bot, chat_id, message)
+
+    async def _with_photo_links(self, message: Rendered) -> Rendered:
+        """Robots show no photos: each becomes a signed link that works for a week without the API token."""
+        now = self._clock.now() if self._clock is not None else datetime.now(timezone.utc)
+        async with self._sessions() as session, session.begin():
+            key = await photo_key(Store(session), now)
+        base = (self._public_url or "").rstrip("/")
+        links = "\n".join(f"📷 {base}{signed_photo_path(key, photo.id, now)}" for photo in message.album)
+        return replace(message, text=f"{message.text}\n{links}", album=())

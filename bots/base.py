@@ -33,6 +33,10 @@ class ChatMigrated(Undeliverable):
         self.migrate_to_chat_id = str(migrate_to_chat_id)
 
 
+class NotEditable(Undeliverable):
+    """The message to edit is gone or can no longer be changed (deleted, too old, not the bot's): send it anew instead."""
+
+
 class Sender(Protocol):
     async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
         """Deliver one message; return the platform's message id."""
@@ -41,3 +45,6 @@ class Sender(Protocol):
 class Editor(Protocol):
     async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None:
         """Change a sent message in place; only channels whose capabilities say they can edit are asked to."""
+
+    async def clear_buttons(self, bot: str, chat_id: str, message_id: str) -> None:
+        """Take the buttons off a sent message (a newer copy of its card carries them now); best effort."""

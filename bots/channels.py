@@ -64,6 +64,13 @@ class Capabilities:
     pulled: bool = False  # the client fetches its own messages: the relay never sends them
     digest_budget: int | None = None  # how much a digest of queued alerts may carry; None: alerts are never merged
     send_rates: PlatformLimits | None = None  # None: the adapter keeps its own rates, or nothing is sent
+    # several photos go out as one album (Telegram's media group) of at most this many; 0: one photo per message, and
+    # a channel that cannot show photos (group robots) gets links to them
+    max_album: int = 0
+    shows_photos: bool = True
+    # "reply" requests make the client answer the message (Telegram's ForceReply): in a group with privacy mode the bot
+    # sees only commands, button presses and replies to its own messages, so an answer typed there must be a reply
+    can_force_reply: bool = False
 
     def __post_init__(self) -> None:
         if self.max_buttons < 0 or self.max_buttons_per_row < 1 or self.max_label_chars < 1:
@@ -78,6 +85,13 @@ class Capabilities:
             raise ValueError("a digest must fit in one message")
         if not 0 < self.caption_limit <= self.text_limit:
             raise ValueError("a caption limit is positive and at most the text limit")
+        if self.max_album == 1 or self.max_album < 0:
+            raise ValueError("an album holds at least two photos (0: the channel has no albums)")
+
+    @property
+    def supports_albums(self) -> bool:
+        """Several photos can go out as one message (an album, a media group)."""
+        return self.max_album >= 2
 
     def size(self, text: str) -> int:
         return self.text_measure.size(text)
@@ -95,6 +109,7 @@ TELEGRAM_CAPABILITIES = Capabilities(
     can_edit=True, can_request_location=True, can_request_contact=True, has_groups=True, group_id_prefix="-",
     text_limit=4096, text_measure=TextMeasure.UTF16_UNITS, caption_limit=1024,
     digest_budget=4000, send_rates=PlatformLimits(private="3 per 3 seconds", group="20/minute", bot="30/second"),
+    max_album=10, can_force_reply=True,  # T: sendMediaGroup takes 2–10 photos
 )
 
 # The demo console fetches its messages and shows every outbox row as a new one; its form takes button data of at
@@ -112,7 +127,7 @@ WEB_CAPABILITIES = Capabilities(
 ROBOT_CAPABILITIES = Capabilities(
     max_buttons=100, max_buttons_per_row=100, max_label_chars=64, max_action_bytes=None,
     can_edit=False, can_request_location=False, can_request_contact=False, has_groups=True, group_id_prefix="",
-    text_limit=20_000, text_measure=TextMeasure.UTF8_BYTES, caption_limit=20_000, digest_budget=1800,
+    text_limit=20_000, text_measure=TextMeasure.UTF8_BYTES, caption_limit=20_000, digest_budget=1800, shows_photos=False,
 )
 
 # W5, W6 and the Cloud API's interactive messages: three reply buttons with 20-character titles and ids of up to

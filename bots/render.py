@@ -51,13 +51,14 @@ def fit(message: Rendered, capabilities: Capabilities) -> Rendered:
     if listed:
         first = capabilities.max_buttons + 1
         text += "\n\n" + "\n".join(f"{number}. {label}" for number, label in enumerate(listed, start=first))
-    limit = capabilities.caption_limit if message.photo_path else capabilities.text_limit
+    limit = capabilities.caption_limit if message.photo_path or message.album else capabilities.text_limit
     return Rendered(
         text=cut(text, limit, capabilities.text_measure),
         buttons=rows,
         request=message.request if _can_request(message.request, capabilities) else None,
         photo_path=message.photo_path,
         edit_of=message.edit_of if capabilities.can_edit else None,
+        album=message.album,
     )
 
 
@@ -74,4 +75,6 @@ def _can_request(request: str | None, capabilities: Capabilities) -> bool:
         return capabilities.can_request_location
     if request == "contact":
         return capabilities.can_request_contact
+    if request == "reply":
+        return capabilities.can_force_reply
     return False

@@ -25,8 +25,10 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.types import (
+    ForceReply,
     FSInputFile,
     InlineKeyboardButton,
+    InputMediaPhoto,
     InlineKeyboardMarkup,
     KeyboardButton,
     Message,
@@ -35,7 +37,7 @@ from aiogram.types import (
     Update,
 )
 
-from bots.base import ChatGone, ChatMigrated, RetryLater, Undeliverable
+from bots.base import ChatGone, ChatMigrated, NotEditable, RetryLater, Undeliverable
 from bots.channels import TELEGRAM, TELEGRAM_CAPABILITIES, Capabilities
 from bots.photos import MEGABYTE, PhotoLimits, PhotoRefused, check_photo
 from conversations.engine import Engine, MediaUnavailable
@@ -47,6 +49,8 @@ PLATFORM = TELEGRAM
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 DOWNLOAD_LIMIT = 20 * MEGABYTE  # getFile serves nothing larger (platform-facts T10)
 DOWNLOAD_TIMEOUT = 60  # seconds for one photo of at most 20 MB
+# 400s of an edit that say the message cannot be changed any more (deleted, not the bot's, a photo): send it anew
+NOT_EDITABLE = ("message to edit not found", "message can't be edited", "there is no text in the message to edit")
 
 
 def _chat_type(kind: str) -> str:
@@ -120,6 +124,9 @@ def to_inbound(role: str, update: Update, limits: PhotoLimits = PhotoLimits()) -
 
 
 def _markup(message: Rendered):
+    if message.request == "reply":
+        # the answer must be a reply to this message: in a group with privacy mode that is all the bot sees of plain text
+        return ForceReply(force_reply=True)
     if message.request in ("location", "contact"):
         button = KeyboardButton(
             text="📍" if message.request == "location" else "☎",
@@ -225,6 +232,13 @@ class TelegramBot:
     async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None:
         return await self._call(chat_id, message, message_id)
 
+    async def clear_buttons(self, bot: str, chat_id: str, message_id: str) -> None:
+        try:
+            await self.bot.edit_message_reply_markup(chat_id=int(chat_id), message_id=int(message_id), reply_markup=None)
+        except TelegramBadRequest as exc:
+            if "not modified" not in str(exc):  # none left to take off is what was wanted
+                raise NotEditable(exc.message) from exc
+
     async def _call(self, chat_id: str, message: Rendered, edit_id: str | None) -> str | None:
         try:
             if edit_id is not None:
@@ -234,6 +248,8 @@ class TelegramBot:
                     reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
                 )
                 return edit_id if edited is True else str(edited.message_id)
+            if message.album:
+                return await self._send_album(chat_id, message)
             if message.photo_path:
                 sent = await self.bot.send_photo(
                     int(chat_id), FSInputFile(message.photo_path), caption=message.text, reply_markup=_markup(message)
@@ -247,6 +263,8 @@ class TelegramBot:
         except TelegramBadRequest as exc:
             if edit_id is not None and "not modified" in str(exc):
                 return edit_id  # already shows this text: the edit is done
+            if edit_id is not None and any(reason in str(exc) for reason in NOT_EDITABLE):
+                raise NotEditable(exc.message) from exc
             raise Undeliverable(type(exc).__name__) from exc
         except TelegramForbiddenError as exc:
             raise ChatGone(f"{type(exc).__name__}: {exc.message}") from exc
@@ -255,6 +273,31 @@ class TelegramBot:
         except (TelegramServerError, TelegramNetworkError, asyncio.TimeoutError) as exc:
             raise RetryLater(type(exc).__name__) from exc
         return str(sent.message_id)
+
+    async def _send_album(self, chat_id: str, message: Rendered) -> str | None:
+        """Stored photos with the text: one photo with its caption and buttons, or media groups of up to ten (a media
+        group carries no buttons, so buttons come in a message of their own after it). Returns the first message's id."""
+        paths = [photo.path for photo in message.album]
+        if len(paths) == 1:
+            sent = await self.bot.send_photo(int(chat_id), FSInputFile(paths[0]), caption=message.text, reply_markup=_markup(message))
+            return str(sent.message_id)
+        first: str | None = None
+        caption: str | None = None if message.buttons else message.text
+        size = TELEGRAM_CAPABILITIES.max_album
+        for start in range(0, len(paths), size):
+            chunk = paths[start : start + size]
+            if len(chunk) == 1:  # a media group needs two: the last odd photo goes alone
+                sent = await self.bot.send_photo(int(chat_id), FSInputFile(chunk[0]), caption=caption)
+                first = first or str(sent.message_id)
+            else:
+                media = [InputMediaPhoto(media=FSInputFile(path), caption=caption if i == 0 else None) for i, path in enumerate(chunk)]
+                group = await self.bot.send_media_group(int(chat_id), media=media)
+                first = first or str(group[0].message_id)
+            caption = None  # the caption once, under the first photo
+        if message.buttons:
+            sent = await self.bot.send_message(int(chat_id), message.text, reply_markup=_markup(message))
+            first = first or str(sent.message_id)
+        return first
 
     # --- media ---------------------------------------------------------------------------------
 
@@ -345,6 +388,9 @@ class TelegramChannel:
 
     async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None:
         return await self._bot(bot).edit(bot, chat_id, message_id, message)
+
+    async def clear_buttons(self, bot: str, chat_id: str, message_id: str) -> None:
+        await self._bot(bot).clear_buttons(bot, chat_id, message_id)
 
     async def fetch(self, event: Inbound) -> Inbound:
         return await self.bots[event.chat.bot].fetch(event)

@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3  # an update that keeps failing is given up with an apology, not retried forever
 
 
+def answering(event: Inbound, replies: tuple[Outbound, ...]) -> tuple[Outbound, ...]:
+    """Mark the cards among the replies to a button press with the pressed message (see ``Outbound.answers``)."""
+    if event.kind is not InboundKind.BUTTON or not event.message_id:
+        return replies
+    return tuple(
+        replace(message, answers=event.message_id) if message.card and message.to in (None, event.chat) else message
+        for message in replies
+    )
+
+
 class MediaUnavailable(Exception):
     """The platform could not hand a file over just now (network, 5xx): the update is tried again later.
 
@@ -174,7 +184,8 @@ class Engine:
             new_language = result.language or language
             reacted: Outcome = await self._bus.react(context, events)
             origin = f"{chat.platform}:{chat.bot}:{event.update_id}"
-            written = await self._bus.record(context, origin, reacted, chat=chat, replies=result.replies, language=new_language)
+            replies = answering(event, result.replies)
+            written = await self._bus.record(context, origin, reacted, chat=chat, replies=replies, language=new_language)
             await store.save_conversation(
                 conversation["id"],
                 state=result.state or state,

@@ -116,6 +116,8 @@ class State:
     other: Step | None = None  # stickers, voice, files: anything the platform sends we do not use
     buttons: dict[type[Action], Step] = field(default_factory=dict)
     wants_photo: bool = False  # the photo handler takes it as evidence: only then is a photo downloaded
+    # an explicit end: nothing is expected here, so no input of its own (tests/integration/test_no_dead_end_cards.py)
+    end: bool = False
 
     def steps(self) -> dict[str, Step]:
         """Its own steps by the input that triggers them ("text", "photo", … or the button's action)."""

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import string
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_datetime, format_time
+from babel.dates import format_date, format_datetime, format_time
 from babel.messages.pofile import read_po
 
-from services.messages import Rendered
+from services.messages import AlbumPhoto, Rendered
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 LANGUAGES = ("en", "zh")
 _BABEL_LOCALE = {"en": "en_GB", "zh": "zh_Hans_CN"}
 _MOMENT_PATTERN = {"en": "EEE d MMM HH:mm", "zh": "M月d日 EEE HH:mm"}
+_DAY_PATTERN = {"en": "EEE d MMM", "zh": "M月d日 EEE"}
 
 
 @lru_cache(maxsize=None)
@@ -55,6 +56,8 @@ def _render_value(value: object, language: str, tz: tzinfo | None) -> str:
     if isinstance(value, dict):
         if "key" in value:
             return translate(value["key"], language, value.get("params"), tz)
+        if "_day" in value:
+            return format_date(date.fromisoformat(value["_day"]), _DAY_PATTERN[language], locale=_BABEL_LOCALE[language])
         if "_dt" in value:
             return _format_moment(datetime.fromisoformat(value["_dt"]), language, tz)
         if "_span" in value:
@@ -80,4 +83,5 @@ def render(payload: dict[str, Any], language: str, tz: tzinfo | None = None) -> 
         request=payload.get("request"),
         photo_path=payload.get("photo_path"),
         edit_of=payload.get("edit_of"),
+        album=tuple(AlbumPhoto(int(p["id"]), str(p["path"])) for p in payload.get("album") or ()),
     )

@@ -61,12 +61,6 @@ class BookVisit(Command):
 
 
 @dataclass(frozen=True)
-class RescheduleVisit(Command):
-    visit_id: int
-    customer_id: int
-
-
-@dataclass(frozen=True)
 class CancelVisitByCustomer(Command):
     visit_id: int
     customer_id: int
@@ -117,6 +111,7 @@ class CheckIn(Command):
     latitude: float
     longitude: float
     reason: str | None = None
+    kind: str | None = None  # live | static (domain.field_work.CheckinKind)
 
 
 @dataclass(frozen=True)
@@ -219,3 +214,196 @@ class SetDuty(Command):
 
     technician_id: int
     on_duty: bool
+
+
+# --- nothing left unowned (issue 10) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportNoSlotFits(Command):
+    """The customer's booking found no time: the dispatchers are told at once."""
+
+    visit_id: int
+    customer_id: int
+
+
+@dataclass(frozen=True)
+class ForceAssignVisit(Command):
+    """Assign a technician who is not free at the visit's time: an explicit, recorded override of the candidates rule."""
+
+    visit_id: int
+    technician_id: int
+    dispatcher_id: int | None  # None: the API
+
+
+@dataclass(frozen=True)
+class MoveVisit(Command):
+    """A dispatcher (or the API) moves a visit to another window; the customer is told."""
+
+    visit_id: int
+    start: datetime
+    end: datetime
+    dispatcher_id: int | None
+
+
+@dataclass(frozen=True)
+class CorrectAddress(Command):
+    job_id: int
+    address: str
+    lat: float | None
+    lon: float | None
+    dispatcher_id: int | None
+
+
+@dataclass(frozen=True)
+class CancelVisitAsDispatcher(Command):
+    """Cancel a visit from an alert that is not a problem report (no technician, not booked, no slot)."""
+
+    visit_id: int
+    dispatcher_id: int | None
+
+
+@dataclass(frozen=True)
+class CloseJob(Command):
+    job_id: int
+    reason: str
+    dispatcher_id: int | None
+
+
+@dataclass(frozen=True)
+class ReopenJob(Command):
+    job_id: int
+    reason: str
+    dispatcher_id: int | None
+
+
+@dataclass(frozen=True)
+class AddNote(Command):
+    job_id: int
+    text: str
+    dispatcher_id: int
+
+
+@dataclass(frozen=True)
+class HandBackVisit(Command):
+    """A technician gives back one accepted visit, saying why."""
+
+    visit_id: int
+    technician_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RequestAssistance(Command):
+    """A technician on a visit asks for another pair of hands."""
+
+    visit_id: int
+    technician_id: int
+
+
+@dataclass(frozen=True)
+class EndForReturn(Command):
+    """The visit ends needing a return visit (a ``domain.field_work.ReturnReason``, and words for "other")."""
+
+    visit_id: int
+    technician_id: int
+    reason: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RecordRepair(Command):
+    """A repair's fault category and method, recorded just before it is completed."""
+
+    visit_id: int
+    technician_id: int
+    fault: str
+    method: str
+
+
+@dataclass(frozen=True)
+class ReportLate(Command):
+    """The technician says they will arrive this many minutes late."""
+
+    visit_id: int
+    technician_id: int
+    minutes: int
+
+
+# --- the customer's side (issue 10) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RebookVisit(Command):
+    """The customer moves a booked visit to [start, end); its dependant too when ``dependant_id`` is set (to its
+    own new window). Nothing moves unless everything can."""
+
+    visit_id: int
+    customer_id: int
+    start: datetime
+    end: datetime
+    dependant_id: int | None = None
+    dependant_start: datetime | None = None
+    dependant_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmAppointmentTime(Command):
+    """The customer confirms the booked time (the appointment reminder's Confirm)."""
+
+    visit_id: int
+    customer_id: int
+
+
+@dataclass(frozen=True)
+class ForwardCustomerText(Command):
+    """A customer's free text for the dispatchers of their job (a change of phone or address, a wish to talk to
+    someone, a complaint, anything not understood)."""
+
+    customer_id: int
+    job_id: int
+    visit_id: int | None
+    topic: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RelayToPeople(Command):
+    """Free text (or a photo) a customer or technician sends to people: it joins the writer's open relay thread, or opens
+    one addressed by the rule in domain/relay.py. ``thread_id``: the thread the writer is answering in (None: their open one)."""
+
+    origin: str  # domain.relay.Origin
+    origin_id: int
+    chat: ChatIdentity
+    topic: str  # domain.relay.Topic
+    text: str
+    photo: PhotoRef | None = None
+    thread_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AnswerThread(Command):
+    """A technician's or dispatcher's answer in a relay thread, for the writer who opened it."""
+
+    thread_id: int
+    author: str  # domain.relay.Author
+    author_id: int | None
+    text: str
+    photo: PhotoRef | None = None
+
+
+@dataclass(frozen=True)
+class CloseThreads(Command):
+    """The writer is done talking: their next free text opens a new thread, addressed afresh."""
+
+    platform: str
+    bot: str
+    chat_id: str
+
+
+@dataclass(frozen=True)
+class JoinCrew(Command):
+    """A technician answers a colleague's call for help on a visit."""
+
+    visit_id: int
+    technician_id: int

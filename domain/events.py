@@ -107,3 +107,124 @@ class DayPlanChanged(Event):
 
 
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+class VisitHandedBack(Event):
+    """A technician gave back a visit they had accepted; data: technician_id, reason, crew_ids."""
+
+
+class ReturnVisitNeeded(Event):
+    """A visit ended needing another; data: technician_id, reason, note, follow_up_visit_id."""
+
+
+class AssistanceJoined(Event):
+    """A technician asked for help on a visit and another joined its crew; data: technician_id (who asked), member."""
+
+
+class AssistanceUnavailable(Event):
+    """A technician asked for help on a visit and nobody skilled is free; data: technician_id (who asked)."""
+
+
+class RunningLate(Event):
+    """The technician says they will be late; data: technician_id, minutes, estimate (ISO moment)."""
+
+
+class CheckInFlagged(Event):
+    """A check-in from a static pin or beyond the radius; data: technician_id, distance_m, kind."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- nothing left unowned (issue 10): chasing, dispatcher decisions, closing jobs ------------------
+
+
+class NoSlotFits(Event):
+    """The customer was offered no bookable time for a visit; the dispatchers must arrange one."""
+
+
+class BookingReminderDue(Event):
+    """A visit still waits for its booking a while after it could be booked: the customer is reminded once."""
+
+
+class BookingOverdue(Event):
+    """A visit is still not booked after the reminder: the dispatchers take it over."""
+
+
+class ConflictOverridden(Event):
+    """A dispatcher (or the API) assigned a technician who is not free, knowingly; data: technician_id,
+    dispatcher_id (None: the API), conflicts (what the technician holds at that time)."""
+
+
+class VisitMovedByDispatcher(Event):
+    """A dispatcher moved a visit to a new window; data: start, end, dispatcher_id, previous_start."""
+
+
+class AddressCorrected(Event):
+    """A dispatcher corrected the job's address; data: address, lat, lon (None: unchanged), dispatcher_id."""
+
+
+class AlertAcknowledged(Event):
+    """A dispatcher saw a low-rating or complaint alert; data: rating_id, dispatcher_id, name, at."""
+
+
+class CompletionReminderDue(Event):
+    """A completed visit the customer has not confirmed yet: reminded once before it closes by timeout."""
+
+
+class JobClosed(Event):
+    """A job closed without the customer's last word; data: reason, by (dispatcher | timeout | api), dispatcher_id."""
+
+
+class JobReopened(Event):
+    """A closed job (or a confirmed visit) opened again; data: reason, dispatcher_id."""
+
+
+class ComplaintReceived(Event):
+    """The comment a customer left with a low rating; data: rating_id, score, comment."""
+
+
+class NoteAdded(Event):
+    """A dispatcher's note on a job's timeline; data: text, dispatcher_id."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- the customer's side (issue 10) ---------------------------------------------------------------
+
+
+class VisitRescheduled(Event):
+    """The customer moved a booked visit to another window in one step; data: start, end, previous_start,
+    previous_end, technician_id and crew_ids (who had it and is released), by."""
+
+
+class AppointmentConfirmed(Event):
+    """The customer confirmed a booked appointment (the reminder's Confirm); data: at, technician_id."""
+
+
+class CustomerWrote(Event):
+    """A customer's free text that people must read; data: topic (change_contact, change_address, human,
+    complaint, unknown), text."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+class MessageRelayed(Event):
+    """A customer's or technician's text went to people; data: thread_id, message_id, origin, audience, technician_id,
+    topic, text (phones masked), photo_id. job_id is domain.relay.NO_JOB for a technician's thread about no job."""
+
+
+class ThreadAnswered(Event):
+    """People answered in a relay thread; data: thread_id, message_id, author, author_id, text (phones masked), photo_id."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+class AssistanceRequested(Event):
+    """A technician asked for help on a visit; data: technician_id (who asked), candidates (free colleagues asked to join)."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})

@@ -12,6 +12,8 @@ from domain.model import VisitStatus as S
 ACTIVE = (S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.IN_PROGRESS)
 OPEN = (S.CREATED, S.BOOKED, *ACTIVE, S.ON_HOLD)
 DONE = (S.COMPLETED, S.CONFIRMED)
+# nothing more happens on these: a visit ended needing a return is carried on by its follow-up visit
+ENDED = (S.CONFIRMED, S.CANCELLED, S.RETURN_NEEDED)
 
 # action -> (states it may start from, state it leads to; None keeps or restores the state)
 TRANSITIONS: dict[str, tuple[tuple[S, ...], S | None]] = {
@@ -30,6 +32,12 @@ TRANSITIONS: dict[str, tuple[tuple[S, ...], S | None]] = {
     "resume": ((S.ON_HOLD,), None),
     "reassign": ((S.BOOKED, S.ACCEPTED, S.EN_ROUTE, S.ON_HOLD), S.BOOKED),
     "cancel": (OPEN, S.CANCELLED),
+    # the customer moves a booked visit to another window: it is dispatched again for the new time
+    "rebook": ((S.BOOKED, S.ACCEPTED), S.BOOKED),
+    # a technician gives back one visit they accepted but have not started; it is dispatched again
+    "hand_back": ((S.ACCEPTED, S.EN_ROUTE), S.BOOKED),
+    # work on site that cannot be finished this time: a linked follow-up visit carries it on
+    "end_for_return": ((S.ON_SITE, S.IN_PROGRESS), S.RETURN_NEEDED),
 }
 
 
@@ -119,12 +127,20 @@ def depart(visit: Visit, job_id: int, technician_id: int) -> ev.Event:
     return ev.VisitEnRoute(job_id, visit.id, {"technician_id": technician_id})
 
 
-def check_in(visit: Visit, job_id: int, technician_id: int, distance_m: float, reason: str | None) -> ev.Event:
+def check_in(
+    visit: Visit, job_id: int, technician_id: int, distance_m: float, reason: str | None, kind: str | None = None, radius_m: float | None = None,
+) -> ev.Event:
+    """``kind`` is how the location came (live or a static pin); ``within`` in the event says whether the customer may be
+    told "arrived" (only a check-in inside the radius is presence)."""
     _require_technician(visit, technician_id)
     _move(visit, "check_in")
     visit.checkin_distance_m = round(distance_m, 1)
     visit.checkin_reason = reason
-    return ev.VisitCheckedIn(job_id, visit.id, {"technician_id": technician_id, "distance_m": visit.checkin_distance_m})
+    visit.checkin_kind = kind
+    within = radius_m is None or distance_m <= radius_m
+    return ev.VisitCheckedIn(
+        job_id, visit.id, {"technician_id": technician_id, "distance_m": visit.checkin_distance_m, "kind": kind, "within": within},
+    )
 
 
 def start(visit: Visit, job_id: int, technician_id: int, dependency: Visit | None) -> ev.Event:
@@ -182,3 +198,86 @@ def cancel(visit: Visit, job_id: int, by: str) -> ev.Event:
     _move(visit, "cancel")
     visit.held_from = None
     return ev.VisitCancelled(job_id, visit.id, {"by": by, "technician_id": previous})
+
+
+def hand_back(visit: Visit, job_id: int, technician_id: int, reason: str) -> ev.Event:
+    """The technician gives the visit back: like a decline, they are not offered it again."""
+    _require_technician(visit, technician_id)
+    _move(visit, "hand_back")
+    visit.technician_id = None
+    visit.declined_by = [*visit.declined_by, technician_id]
+    return ev.VisitHandedBack(job_id, visit.id, {"technician_id": technician_id, "reason": reason, "crew_ids": list(visit.crew_ids)})
+
+
+def end_for_return(visit: Visit, follow_up: Visit, job_id: int, technician_id: int, reason: str, note: str) -> ev.Event:
+    """The visit ends needing another one; ``follow_up`` (stored, waiting for the customer's booking) carries the work on."""
+    _require_technician(visit, technician_id)
+    _move(visit, "end_for_return")
+    visit.return_reason = f"{reason}: {note}" if note else reason
+    follow_up.follow_up_of_visit_id = visit.id
+    return ev.ReturnVisitNeeded(
+        job_id, visit.id, {"technician_id": technician_id, "reason": reason, "note": note, "follow_up_visit_id": follow_up.id},
+    )
+
+
+def follow_up_of(visit: Visit, sequence: int) -> Visit:
+    """A new visit of the same job and kind, for the same crew size, waiting for the customer to book it."""
+    return Visit(
+        job_id=visit.job_id, kind=visit.kind, sequence=sequence, duration_minutes=visit.duration_minutes,
+        crew_size=visit.crew_size, follow_up_of_visit_id=visit.id,
+    )
+
+
+# --- the customer moves a booking (issue 10) ------------------------------------------------------
+
+
+def rebook(visit: Visit, job_id: int, start: datetime, end: datetime, dependency: Visit | None) -> ev.Event:
+    """Move a booked visit to [start, end) in one step: the old window is kept until this very moment, so a
+    customer who starts to reschedule and stops keeps their visit. Whoever had it is released; it is dispatched anew."""
+    if end <= start:
+        raise DomainError("slot_invalid")
+    earliest = not_before(visit, dependency)
+    if earliest is not None and start < earliest:
+        raise DomainError("slot_before_dependency")
+    previous = (visit.slot_start, visit.slot_end)
+    technician, crew = visit.technician_id, list(visit.crew_ids)
+    _move(visit, "rebook")
+    visit.slot_start, visit.slot_end = start, end
+    visit.technician_id = None
+    visit.crew_ids = []
+    visit.declined_by = []
+    visit.planned_start = None  # the plan was for the old window
+    visit.appointment_confirmed_at = None  # a confirmation was of the old time
+    return ev.VisitRescheduled(job_id, visit.id, {
+        "start": start.isoformat(), "end": end.isoformat(),
+        "previous_start": previous[0].isoformat() if previous[0] else None,
+        "previous_end": previous[1].isoformat() if previous[1] else None,
+        "technician_id": technician, "crew_ids": crew, "by": "customer",
+    })
+
+
+def must_move_with(dependant: Visit, dependency: Visit) -> bool:
+    """Whether a booked dependant (the installation after a delivery) no longer fits after its dependency as that
+    one is booked now: it starts before the dependency's window ends or before the minimum gap has passed."""
+    if dependant.slot_start is None or dependant.state not in (S.BOOKED, S.ACCEPTED):
+        return False
+    earliest = not_before(dependant, dependency)
+    return earliest is not None and dependant.slot_start < earliest
+
+
+def would_move_with(dependant_start: datetime | None, gap_minutes: int, dependency_minutes: int, start: datetime, end: datetime) -> bool:
+    """``must_move_with`` asked before anything changes: would a dependant booked at ``dependant_start`` (None: not
+    booked) still follow its dependency (of ``dependency_minutes``) moved to [start, end), with the minimum gap?"""
+    if dependant_start is None:
+        return False
+    return dependant_start < max(end, start + timedelta(minutes=dependency_minutes + gap_minutes))
+
+
+def confirm_appointment(visit: Visit, job_id: int, at: datetime) -> ev.Event:
+    """The customer said the booked time suits them (the reminder's Confirm); once is enough."""
+    if visit.state not in (S.BOOKED, S.ACCEPTED):
+        raise IllegalTransition(visit.status, "confirm_appointment")
+    if visit.appointment_confirmed_at is not None:
+        raise DomainError("appointment_already_confirmed")
+    visit.appointment_confirmed_at = at
+    return ev.AppointmentConfirmed(job_id, visit.id, {"at": at.isoformat(), "technician_id": visit.technician_id})

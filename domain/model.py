@@ -66,6 +66,7 @@ class VisitStatus(str, enum.Enum):
     CONFIRMED = "confirmed"  # customer signed off
     ON_HOLD = "on_hold"  # an exception is open
     CANCELLED = "cancelled"
+    RETURN_NEEDED = "return_needed"  # ended without finishing: a linked follow-up visit carries the work on
 
 
 class ExceptionReason(str, enum.Enum):
@@ -242,6 +243,13 @@ class Visit:
     crew_size: int = 1  # technicians needed on site at the same time
     crew_ids: list[int] = field(default_factory=list)  # crew members besides technician_id (the lead)
     min_gap_minutes: int = 0  # at least this long after the predecessor visit ends
+    checkin_kind: str | None = None  # live | static: a static pin can be dropped anywhere, live location cannot
+    follow_up_of_visit_id: int | None = None  # a return visit: the visit that ended needing it
+    return_reason: str | None = None  # why this visit ended needing a return visit
+    fault_category: str | None = None  # repairs: what was wrong (a code of the product category's list)
+    repair_method: str | None = None  # repairs: what was done about it
+    late_minutes: int = 0  # delays the technician announced, added up
+    appointment_confirmed_at: datetime | None = None  # the customer confirmed the reminder's appointment (then)
     version: int = 0
     id: int | None = None
 
@@ -379,6 +387,8 @@ class ProblemReport:
     status: str = ExceptionStatus.OPEN.value
     resolution: str | None = None
     created_at: datetime | None = None
+    acknowledged_by: int | None = None  # dispatcher id
+    acknowledged_at: datetime | None = None
     id: int | None = None
 
 
@@ -390,6 +400,8 @@ class Rating:
     score: int
     comment: str = ""
     created_at: datetime | None = None
+    acknowledged_by: int | None = None  # dispatcher id
+    acknowledged_at: datetime | None = None
     id: int | None = None
 
     def __post_init__(self) -> None:

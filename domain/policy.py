@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from domain.business_time import BusinessHours
+from domain.field_work import DEFAULT_REPAIR_CODES, RepairCodes
 from domain.slots import Window
 
 
@@ -32,6 +33,14 @@ class ServicePolicy:
     detour_factor: float = 1.3
     urgent_window: timedelta = timedelta(hours=4)  # an urgent order is served within this much opening time
     overrun_grace: timedelta = timedelta(minutes=15)  # work running this long past its planned end replans the day
+    # nothing left unowned: an unbooked visit reminds its customer, then the dispatchers (both from when it became bookable)
+    booking_reminder: timedelta = timedelta(hours=24)
+    booking_escalate: timedelta = timedelta(hours=48)
+    # a completed visit the customer does not confirm: reminded, then closed as confirmed by timeout (from completion)
+    confirm_reminder: timedelta = timedelta(hours=24)
+    confirm_timeout: timedelta = timedelta(hours=72)
+    # per product category ("*": any other), the fault categories and methods a repair records
+    repair_codes: Mapping[str, RepairCodes] = field(default_factory=lambda: dict(DEFAULT_REPAIR_CODES))
 
 
 Rule = TypeVar("Rule")

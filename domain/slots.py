@@ -39,6 +39,8 @@ class Booking:
     start: datetime
     end: datetime
     minutes: int
+    visit_id: int | None = None  # which visit holds the time, so a conflict can be named
+    job_id: int | None = None
 
 
 def is_offered_window(start: datetime, end: datetime, *, now: datetime, tz: tzinfo, windows: tuple[Window, ...], days_ahead: int) -> bool:

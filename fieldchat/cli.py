@@ -1,4 +1,4 @@
-"""The `fieldchat` command: serve, migrate, demo-data, plan, relay, flows."""
+"""The `fieldchat` command: serve, migrate, demo-data, plan, relay, flows, understand."""
 
 from __future__ import annotations
 
@@ -24,6 +24,51 @@ def configure_logging(settings: Settings) -> None:
     if settings.api_token:
         secrets.append(settings.api_token.get_secret_value())
     logs.configure(settings.log_level, secrets, [known_secrets])
+
+
+def _database_problem(url: str) -> str | None:
+    """Why the database cannot be used, in one line (the password hidden), or None when a connection works."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from storage.db import create_engine
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception as exc:  # not a URL at all
+        return f"FIELDCHAT_DATABASE_URL is not a database URL ({type(exc).__name__}: {_first_line(exc)})"
+
+    async def connect() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(asyncio.wait_for(connect(), timeout=15))
+    except Exception as exc:  # a wrong driver, host, password or path: all end the same way, with the reason
+        reason = "no answer within 15 s" if isinstance(exc, asyncio.TimeoutError) else f"{type(exc).__name__}: {_first_line(exc)}"
+        return f"cannot use the database {shown} (FIELDCHAT_DATABASE_URL): {reason}"
+    return None
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Whether the address to serve on is free, asked before the server starts (uvicorn would stop with a log line)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return f"cannot serve on {host}:{port} ({exc.strerror or exc}); stop what uses it or set FIELDCHAT_PORT / FIELDCHAT_HOST"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def _serve(settings: Settings) -> int:
@@ -165,6 +210,43 @@ def _flows(directory: Path, check: bool) -> int:
     return 0
 
 
+def _understand(settings: Settings, args: argparse.Namespace) -> int:
+    """One JSON line per call: what TEXT means, or the accuracy on each --corpus file (JSON lines of labelled utterances)."""
+    import json
+    from datetime import datetime
+
+    from conversations.understanding import score, understand
+    from domain.clock import SystemClock
+
+    tz = settings.policy().tz
+    language = None if args.lang == "auto" else args.lang
+    if args.corpus:
+        for path in args.corpus:
+            try:
+                cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+                figures = score(cases, language)
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable, or lines without "text", "now", "intent", …
+                print(f"fieldchat: cannot read the corpus {path}: {exc!r}", file=sys.stderr)
+                return 2
+            print(json.dumps({"file": str(path), **figures}, ensure_ascii=False))
+        return 0
+    if args.text is None:
+        print("fieldchat: understand needs TEXT (or --corpus PATH)", file=sys.stderr)
+        return 2
+    if args.now is None:
+        now = SystemClock().now().astimezone(tz)
+    else:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            print(f"fieldchat: --now is not an ISO-8601 date and time: {args.now!r}", file=sys.stderr)
+            return 2
+        # a time without an offset is the shop's local time; one with an offset is converted to it
+        now = now.replace(tzinfo=tz) if now.tzinfo is None else now.astimezone(tz)
+    print(json.dumps(understand(args.text, args.role, now, language).to_json(), ensure_ascii=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # has its own options and needs no settings or database
@@ -191,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     flows = commands.add_parser("flows", help="write each conversation flow's state diagram (Mermaid) to docs/flows/")
     flows.add_argument("--out", type=Path, default=Path("docs/flows"), help="the directory to write to (default docs/flows)")
     flows.add_argument("--check", action="store_true", help="write nothing; exit 1 when a diagram there is not current")
+    understand = commands.add_parser("understand", help="print what a typed message means (intent, date, part of day, times, minutes) as JSON")
+    understand.add_argument("text", nargs="?", metavar="TEXT", help="the message, as a customer or technician would type it")
+    understand.add_argument("--role", choices=("customer", "technician"), default="customer", help="who types it (default customer)")
+    understand.add_argument("--lang", choices=("zh", "en", "auto"), default="auto", help="the language tried first (default: detected)")
+    understand.add_argument("--now", help="ISO-8601 date and time relative dates resolve from (default: now in FIELDCHAT_TIMEZONE)")
+    understand.add_argument("--corpus", type=Path, action="append", metavar="PATH",
+                            help="instead of TEXT: print the accuracy on a JSON-lines file of labelled utterances (repeatable)")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -205,6 +294,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fieldchat: configuration error: {line}", file=sys.stderr)
         return 2
     configure_logging(settings)
+    if args.command == "understand":  # reads no database; the settings give the shop's time zone
+        return _understand(settings, args)
+    # what a newcomer gets wrong first, said in one line before anything starts (no traceback, a non-zero exit)
+    problem = _port_problem(settings.host, settings.port) if args.command == "serve" else None
+    problem = problem or _database_problem(settings.database_url)
+    if problem:
+        print(f"fieldchat: {problem}", file=sys.stderr)
+        return 1
     if args.command == "serve":
         if args.demo:
             asyncio.run(_demo(settings))

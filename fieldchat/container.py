@@ -112,7 +112,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     telegram_channel = TelegramChannel(telegram)
     console = WebConsole(web_uploads, enabled=settings.web_console, public_url=settings.public_url)
     # in the order their links are preferred: a Telegram link once the bots are known, else the console's
-    channels = Channels({TELEGRAM: telegram_channel, WEB: console, ROBOT: AlertSinks(sessions, clock)})
+    channels = Channels({TELEGRAM: telegram_channel, WEB: console, ROBOT: AlertSinks(sessions, clock, public_url=settings.public_url)})
     relay = OutboxRelay(
         sessions=sessions, senders=channels.senders(), clock=clock, tz=policy.tz, limiter=SendLimiter(redis_url=settings.redis_url),
     )

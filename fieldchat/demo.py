@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from domain.model import DispatchGroup, Dispatcher, Technician
+from domain.model import DispatchGroup, Dispatcher, Job, Technician
 from services import backoffice
 from services.bus import MessageBus
 from services.context import HandlerContext
@@ -113,10 +113,12 @@ async def _seed(store: Store, now, policy) -> tuple[DemoLinks, list]:
         group, group_token = await backoffice.create_dispatch_group(store, name="Huangpu dispatch", region="Huangpu", language="zh", now=now, policy=policy)
     else:
         group_token = await store.issue_token("group", group.id, now, policy.staff_link_ttl)
+    # a new order every run: the links of the last one were used (a link binds one chat), and its story was played
+    played = len((await store.session.execute(select(Job.id).where(Job.source == "demo"))).all())
     order = await backoffice.create_order(
         store,
         backoffice.OrderRequest(
-            source="demo", external_ref="SOFA-0001", customer_name="Zhang Wei", customer_phone="13912345678",
+            source="demo", external_ref=f"SOFA-{played + 1:04d}", customer_name="Zhang Wei", customer_phone="13912345678",
             customer_language="zh", address="Huangpu District, 100 Nanjing East Road, Apt 1201",
             lat=CENTER[0], lon=CENTER[1], region="Huangpu", product_name="3-seat fabric sofa",
             product_category="sofa", brand=None,

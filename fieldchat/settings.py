@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.business_time import BusinessHours
+from domain.field_work import parse_repair_codes
 from domain.policy import ServicePolicy
 from domain.slots import Window
 
@@ -49,7 +50,12 @@ class Settings(BaseSettings):
     booking_lead_minutes: int = Field(120, ge=0)
     reschedule_cutoff_hours: int = Field(12, ge=0)
     checkin_radius_m: float = Field(500.0, gt=0)
+    repair_codes: str = Field("", description="JSON: per product category the fault categories and methods a repair records")
     low_rating_threshold: int = Field(2, ge=1, le=5)
+    booking_reminder_hours: float = Field(24.0, gt=0, le=24 * 30, description="an unbooked visit reminds its customer after this long")
+    booking_escalate_hours: float = Field(48.0, gt=0, le=24 * 60, description="and goes to the dispatchers after this long (from the same start)")
+    confirm_reminder_hours: float = Field(24.0, gt=0, le=24 * 30, description="a completed visit not confirmed reminds the customer after this long")
+    confirm_timeout_hours: float = Field(72.0, gt=0, le=24 * 60, description="and is closed as confirmed by timeout after this long")
 
     business_days: str = Field("0,1,2,3,4,5", description="weekdays the shop works, 0 = Monday")
     business_hours: str = Field("09:00-18:00", description="opening hours, for SLA clocks")
@@ -77,6 +83,12 @@ class Settings(BaseSettings):
         ZoneInfo(value)
         return value
 
+    @field_validator("repair_codes")
+    @classmethod
+    def _valid_repair_codes(cls, value: str) -> str:
+        parse_repair_codes(value)
+        return value
+
     @field_validator("slot_windows")
     @classmethod
     def _valid_windows(cls, value: str) -> str:
@@ -98,6 +110,15 @@ class Settings(BaseSettings):
             time.fromisoformat(value.strip())
         return value.strip()
 
+    @model_validator(mode="after")
+    def _reminders_before_deadlines(self) -> Settings:
+        # a reminder after the step it warns of would never be seen
+        if self.booking_escalate_hours <= self.booking_reminder_hours:
+            raise ValueError("FIELDCHAT_BOOKING_ESCALATE_HOURS must be more than FIELDCHAT_BOOKING_REMINDER_HOURS")
+        if self.confirm_timeout_hours <= self.confirm_reminder_hours:
+            raise ValueError("FIELDCHAT_CONFIRM_TIMEOUT_HOURS must be more than FIELDCHAT_CONFIRM_REMINDER_HOURS")
+        return self
+
     def nightly_plan_time(self) -> time | None:
         return None if self.nightly_plan_at.lower() == "off" else time.fromisoformat(self.nightly_plan_at)
 
@@ -117,12 +138,17 @@ class Settings(BaseSettings):
             booking_lead=timedelta(minutes=self.booking_lead_minutes),
             reschedule_cutoff=timedelta(hours=self.reschedule_cutoff_hours),
             checkin_radius_m=self.checkin_radius_m,
+            repair_codes=parse_repair_codes(self.repair_codes),
             low_rating_threshold=self.low_rating_threshold,
             urgent_window=timedelta(hours=self.urgent_window_hours),
             overrun_grace=timedelta(minutes=self.overrun_grace_minutes),
             customer_link_ttl=timedelta(days=self.customer_link_days),
             customer_link_grace=timedelta(days=self.customer_link_grace_days),
             staff_link_ttl=timedelta(hours=self.staff_invite_hours),
+            booking_reminder=timedelta(hours=self.booking_reminder_hours),
+            booking_escalate=timedelta(hours=self.booking_escalate_hours),
+            confirm_reminder=timedelta(hours=self.confirm_reminder_hours),
+            confirm_timeout=timedelta(hours=self.confirm_timeout_hours),
         )
 
     def photo_max_bytes(self) -> int:

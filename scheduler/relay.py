@@ -21,12 +21,12 @@ from typing import cast
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bots.base import Editor, RetryLater, Sender, Undeliverable
+from bots.base import Editor, NotEditable, RetryLater, Sender, Undeliverable
 from bots.channels import CAPABILITIES, Capabilities, pulled_platforms
 from bots.render import fit
 from bots.robots import Throttled
 from conversations.i18n import render, translate
-from services.messages import Rendered
+from services.messages import Purpose, Rendered
 from domain.clock import Clock
 from scheduler import digest
 from scheduler.logthrottle import LogThrottle
@@ -55,7 +55,7 @@ def backoff(attempts: int) -> float:
 def digestible(row: dict) -> bool:
     """A dispatcher alert to a group on a channel that merges alerts: it may wait for a digest when the group is busy."""
     payload = row["payload"]
-    plain = not (payload.get("edit_of") or payload.get("photo_path") or payload.get("request"))
+    plain = not (payload.get("edit_of") or payload.get("photo_path") or payload.get("album") or payload.get("request"))
     channel = CAPABILITIES.get(row["platform"])
     merges = channel is not None and channel.digest_budget is not None and channel.is_group(row["chat_id"])
     return bool(payload.get("alert")) and plain and merges
@@ -303,6 +303,8 @@ class OutboxRelay:
             return await self._finish(row, {"status": "failed", "last_error": f"no sender for {platform}", "attempts": row["attempts"] + 1})
         alert = digestible(row)
         try:
+            if alert and row["payload"].get("card") and channel.can_edit and await self._card_shown(row) is not None:
+                alert = False  # a change to an alert already shown edits it; it does not queue for a digest
             send, merged = await self._prepare(sender, channel, row, alert and row["held_since"] is not None)
         except (SQLAlchemyError, OSError) as exc:  # reading what the message needs failed (the database is away): transient
             self._warnings.warning("prepare", "outbox %s: preparing failed (%s: %s); trying again", row["id"], type(exc).__name__, exc)
@@ -384,7 +386,53 @@ class OutboxRelay:
                     return message_id
 
                 return edit_in_place, merged
+        if row["payload"].get("card") and channel.can_edit and not (message.photo_path or message.request):
+            shown = await self._card_shown(row)
+            if shown is not None:
+                # news (an offer taken, an alert acknowledged) changes the card where it is; an answer does so only
+                # when the reader pressed that very card, else it goes where they are looking and the old copy's
+                # buttons are taken off
+                answer = row["payload"].get("purpose", Purpose.REPLY.value) == Purpose.REPLY.value
+                if not answer or row["payload"].get("answers") == shown:
+                    return self._replace_card(sender, row, shown, message), merged
+                return self._send_and_retire(sender, row, shown, message), merged
         return (lambda: sender.send(row["bot"], row["chat_id"], message)), merged
+
+    async def _card_shown(self, row: dict) -> str | None:
+        """The platform's id of the message that shows this row's card in its chat now, if one can be edited."""
+        async with self.sessions() as session:
+            return await Store(session).outbox_card_message(row["platform"], row["bot"], row["chat_id"], row["payload"]["card"], row["id"])
+
+    @staticmethod
+    def _replace_card(sender: Sender, row: dict, shown: str, message: Rendered) -> Callable[[], Awaitable[str | None]]:
+        """Edit the card's message in place (its old buttons go with it); a message that cannot be edited any more
+        (deleted by the reader, too old) is replaced by a new one in the same rate slot."""
+        editor = cast(Editor, sender)
+
+        async def replace() -> str | None:
+            try:
+                await editor.edit(row["bot"], row["chat_id"], shown, message)
+            except NotEditable as exc:
+                log.info("outbox %s: card %s not editable (%s); sending it anew", row["id"], row["payload"].get("card"), exc)
+                return await sender.send(row["bot"], row["chat_id"], message)
+            return shown
+
+        return replace
+
+    @staticmethod
+    def _send_and_retire(sender: Sender, row: dict, shown: str, message: Rendered) -> Callable[[], Awaitable[str | None]]:
+        """Send the card anew, then take the buttons off its older copy, so only one copy can be pressed."""
+        editor = cast(Editor, sender)
+
+        async def send_and_retire() -> str | None:
+            sent = await sender.send(row["bot"], row["chat_id"], message)
+            try:
+                await editor.clear_buttons(row["bot"], row["chat_id"], shown)
+            except Exception as exc:  # the new copy is out: an old one that keeps its buttons answers "stale" when pressed
+                log.info("outbox %s: the buttons of card %s stay on its older copy (%s)", row["id"], row["payload"].get("card"), exc)
+            return sent
+
+        return send_and_retire
 
     async def _language(self, sender: Sender, row: dict) -> str:
         """The row's own language, unless its channel knows what the chat's readers read (the robots of an alert route)."""

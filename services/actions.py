@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
+from domain.field_work import ReturnReason
 from domain.model import MAX_ID, ExceptionReason, Language
 from domain.sla import STAGES
 
@@ -83,6 +84,48 @@ class SkipComment(Action):
     pass
 
 
+@dataclass(frozen=True)
+class PickDay(Action):
+    """A day of the booking horizon for a visit (to book or to move it): its windows are shown next."""
+
+    visit_id: int
+    day: date
+
+
+@dataclass(frozen=True)
+class MoreDays(Action):
+    """Another page of the day picker, when the horizon has more days than one keyboard shows."""
+
+    visit_id: int
+    page: int
+
+
+@dataclass(frozen=True)
+class MoveBoth(Action):
+    """Move a visit to [start, end) and its dependant (the installation after it) too: the days the dependant can go on."""
+
+    visit_id: int
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class MoveBothDay(Action):
+    """As MoveBoth, with the dependant's day picked: that day's windows."""
+
+    visit_id: int
+    start: datetime
+    end: datetime
+    day: date
+
+
+@dataclass(frozen=True)
+class KeepBoth(Action):
+    """Leave a visit and its dependant where they are (the move is dropped)."""
+
+    visit_id: int
+
+
 # --- technician -----------------------------------------------------------------------------------
 
 
@@ -154,6 +197,58 @@ class SendReport(Action):
     pass
 
 
+@dataclass(frozen=True)
+class VisitOptions(Action):
+    """The less common things a technician can do with a visit: hand it back, ask for help, end it needing a return."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class HandBack(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class AskHelp(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class JoinCrew(Action):
+    """Answer a colleague's call for help: join the visit's crew."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class NeedReturn(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class PickReturnReason(Action):
+    visit_id: int
+    return_reason: ReturnReason
+
+
+@dataclass(frozen=True)
+class PickFault(Action):
+    """A repair's fault category, by its index in the product category's list (``ServicePolicy.repair_codes``)."""
+
+    visit_id: int
+    fault: int
+
+
+@dataclass(frozen=True)
+class PickMethod(Action):
+    """A repair's method, with the fault picked before it: both are recorded as the visit is completed."""
+
+    visit_id: int
+    fault: int
+    method: int
+
+
 # --- dispatchers ----------------------------------------------------------------------------------
 
 
@@ -223,6 +318,111 @@ class CallDetails(Action):
     visit_id: int
 
 
+# dispatchers: nothing left unowned (alerts about a visit, a job, a complaint)
+
+
+@dataclass(frozen=True)
+class AssignAnyone(Action):
+    """List everyone skilled for the visit, free first, each busy one with what they hold then."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class AssignBusy(Action):
+    """A technician who is not free was picked: show the conflict and ask to override."""
+
+    visit_id: int
+    technician_id: int
+
+
+@dataclass(frozen=True)
+class ConfirmOverride(Action):
+    visit_id: int
+    technician_id: int
+
+
+@dataclass(frozen=True)
+class MoveVisitMenu(Action):
+    """Reschedule a visit from the group: the days of the horizon."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class MoveVisitDay(Action):
+    visit_id: int
+    day_start: datetime  # the day's local midnight
+
+
+@dataclass(frozen=True)
+class MoveVisitTo(Action):
+    visit_id: int
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class CancelFromAlert(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class ConfirmCancelFromAlert(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class FixAddress(Action):
+    """The presser's next text in the group is the job's corrected address (optionally with "lat,lon")."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class CloseJobAsk(Action):
+    """The presser's next text is the reason, and the job closes."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class ReopenJobAsk(Action):
+    job_id: int
+
+
+@dataclass(frozen=True)
+class NoteAsk(Action):
+    job_id: int
+
+
+@dataclass(frozen=True)
+class NeverMind(Action):
+    """Drop what a dispatcher's button started (a choice, a confirmation, an awaited text)."""
+
+
+# --- relay threads (customer, technician and dispatcher chats) -------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerInThread(Action):
+    """Answer in a relay thread: the presser's next text (or photo) goes to the other side through the bot."""
+
+    thread_id: int
+
+
+@dataclass(frozen=True)
+class WriteInThread(Action):
+    """The writer goes on in the thread people answered them in: their next texts and photos join it."""
+
+    thread_id: int
+
+
+@dataclass(frozen=True)
+class DoneTalking(Action):
+    """The writer is done talking to people: back to the buttons."""
+
+
 # --- every chat -----------------------------------------------------------------------------------
 
 
@@ -279,8 +479,18 @@ def _read_choice(text: str) -> str | None:
 
 
 MOMENT = Part(_read_moment, lambda moment: str(int(moment.timestamp())), SECONDS.longest)
+MAX_DAY = date(2200, 1, 1).toordinal()  # as far as moments go
+
+
+def _read_day(text: str) -> date | None:
+    ordinal = number(1, MAX_DAY).read(text)
+    return None if ordinal is None else date.fromordinal(ordinal)
+
+
+DAY = Part(_read_day, lambda day: str(day.toordinal()), str(MAX_DAY))
 CHOICE = Part(_read_choice, str, max(("yes", "no", INDEX.longest), key=len))
 REASON = member_of(ExceptionReason)
+RETURN_REASON = member_of(ReturnReason)
 STAGE = one_of(STAGES)
 LANGUAGE = member_of(Language)
 
@@ -307,6 +517,11 @@ FORMATS = (
     Format(AskToRate, "rq", (ID,)),
     Format(Rate, "rt", (ID, SCORE)),
     Format(SkipComment, "skip"),
+    Format(PickDay, "bd", (ID, DAY)),
+    Format(MoreDays, "bm", (ID, INDEX)),
+    Format(MoveBoth, "mb", (ID, MOMENT, MOMENT)),
+    Format(MoveBothDay, "mbd", (ID, MOMENT, MOMENT, DAY)),
+    Format(KeepBoth, "kb", (ID,)),
     Format(Accept, "acc", (ID,)),
     Format(Decline, "dec", (ID,)),
     Format(OnMyWay, "go", (ID,)),
@@ -320,6 +535,14 @@ FORMATS = (
     Format(PickReason, "rr", (ID, REASON)),
     Format(SkipNote, "rskip"),
     Format(SendReport, "rsend"),
+    Format(VisitOptions, "vo", (ID,)),
+    Format(HandBack, "hb", (ID,)),
+    Format(AskHelp, "hlp", (ID,)),
+    Format(NeedReturn, "rv", (ID,)),
+    Format(JoinCrew, "jn", (ID,)),
+    Format(PickReturnReason, "rvr", (ID, RETURN_REASON)),
+    Format(PickFault, "flt", (ID, INDEX)),
+    Format(PickMethod, "mth", (ID, INDEX, INDEX)),
     Format(Acknowledge, "xa", (ID,)),
     Format(Reassign, "xr", (ID,)),
     Format(ReassignTo, "xt", (ID, ID)),
@@ -331,6 +554,22 @@ FORMATS = (
     Format(ReassignLate, "sr", (ID,)),
     Format(ExtendDeadline, "sx", (ID, STAGE)),
     Format(CallDetails, "sc", (ID,)),
+    Format(AssignAnyone, "dan", (ID,)),
+    Format(AssignBusy, "dab", (ID, ID)),
+    Format(ConfirmOverride, "dao", (ID, ID)),
+    Format(MoveVisitMenu, "dmv", (ID,)),
+    Format(MoveVisitDay, "dmd", (ID, MOMENT)),
+    Format(MoveVisitTo, "dmt", (ID, MOMENT, MOMENT)),
+    Format(CancelFromAlert, "dcx", (ID,)),
+    Format(ConfirmCancelFromAlert, "dcy", (ID,)),
+    Format(FixAddress, "dfa", (ID,)),
+    Format(CloseJobAsk, "dcl", (ID,)),
+    Format(ReopenJobAsk, "dro", (ID,)),
+    Format(NoteAsk, "dno", (ID,)),
+    Format(NeverMind, "dnm"),
+    Format(AnswerInThread, "th", (ID,)),
+    Format(DoneTalking, "thx"),
+    Format(WriteInThread, "thw", (ID,)),
     Format(ChooseLanguage, "lang", (LANGUAGE,)),
 )
 BY_KIND = {wire.kind: wire for wire in FORMATS}

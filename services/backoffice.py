@@ -236,6 +236,13 @@ async def job_details(store: Store, job_id: int) -> dict[str, Any]:
                 "slot_start": v.slot_start,
                 "slot_end": v.slot_end,
                 "checkin_distance_m": v.checkin_distance_m,
+                "appointment_confirmed_at": v.appointment_confirmed_at,  # the customer confirmed the booked time
+                "checkin_kind": v.checkin_kind,  # live | static: a static pin can be dropped anywhere
+                "follow_up_of_visit_id": v.follow_up_of_visit_id,
+                "return_reason": v.return_reason,
+                "fault_category": v.fault_category,
+                "repair_method": v.repair_method,
+                "late_minutes": v.late_minutes,
             }
             for v in visits
         ],

@@ -169,5 +169,5 @@ async def write_outbox(store: Store, origin: str, chat: ChatRef | None, messages
         # the dedup key makes a re-run of the same update write the same rows, never new ones
         await store.outbox_add(
             platform=target.platform, bot=target.bot, chat_id=target.chat_id,
-            payload=payload, dedup_key=message.dedup or f"{origin}:{index}", now=now,
+            payload=payload, dedup_key=message.dedup or f"{origin}:{index}", now=now, card=payload.get("card"),
         )

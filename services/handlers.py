@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from domain import commands as c
 from domain import events as ev
 from domain import lifecycle
-from domain.errors import DomainError, NotAllowed, NotFound
+from domain.errors import DomainError, IllegalTransition, InvalidInput, NotAllowed, NotFound
 from domain.dispatch import rank, rule_for
+from domain.field_work import MAX_LATE_MINUTES, ReturnReason, check_repair_codes, checkin_flags, late_estimate, repair_codes
 from domain.geo import haversine_m
 from domain.model import (
     ChatBinding,
@@ -26,6 +27,7 @@ from domain.model import (
     Photo,
     ProblemReport,
     Rating,
+    ServiceKind,
     StepKind,
     Technician,
     Visit,
@@ -245,17 +247,6 @@ async def _dependants(ctx: HandlerContext, visit: Visit) -> list[Visit]:
     return [v for v in await ctx.store.visits_of_job(visit.job_id) if v.depends_on_visit_id == visit.id]
 
 
-async def reschedule_visit(ctx: HandlerContext, cmd: c.RescheduleVisit) -> list[ev.Event]:
-    visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
-    _before_cutoff(ctx, visit)
-    events = [lifecycle.unbook(visit, visit.job_id)]
-    # an installation booked after this delivery must be booked again after the new delivery slot
-    for dependant in await _dependants(ctx, visit):
-        if lifecycle.allowed(dependant, "unbook"):
-            events.append(lifecycle.unbook(dependant, visit.job_id))
-    return events
-
-
 async def cancel_by_customer(ctx: HandlerContext, cmd: c.CancelVisitByCustomer) -> list[ev.Event]:
     visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
     _before_cutoff(ctx, visit)
@@ -269,7 +260,7 @@ async def cancel_by_customer(ctx: HandlerContext, cmd: c.CancelVisitByCustomer) 
 async def _close_job_if_finished(ctx: HandlerContext, job: Job) -> list[ev.Event]:
     job_id = stored_id(job)
     visits = await ctx.store.visits_of_job(job_id)
-    if all(v.state in (VisitStatus.CONFIRMED, VisitStatus.CANCELLED) for v in visits):
+    if all(v.state in lifecycle.ENDED for v in visits):
         job.status = "done" if any(v.state is VisitStatus.CONFIRMED for v in visits) else "cancelled"
         # the customer's link has done its job: it keeps working for a grace period, then expires
         await ctx.store.expire_tokens("customer", job_id, ctx.now + ctx.policy.customer_link_grace)
@@ -304,6 +295,9 @@ async def comment_rating(ctx: HandlerContext, cmd: c.CommentRating) -> list[ev.E
     if rating is None:
         raise DomainError("rate_first")
     rating.comment = cmd.comment[:1000]
+    if rating.score <= ctx.policy.low_rating_threshold:
+        # the words behind a low score are a complaint: they must reach the dispatchers, not just the database
+        return [ev.ComplaintReceived(rating.job_id, rating.visit_id, {"rating_id": rating.id, "score": rating.score, "comment": rating.comment})]
     return []
 
 
@@ -406,7 +400,13 @@ async def check_in(ctx: HandlerContext, cmd: c.CheckIn) -> list[ev.Event]:
     distance = checkin_distance(job, cmd.latitude, cmd.longitude)
     if distance > ctx.policy.checkin_radius_m and not (cmd.reason or "").strip():
         raise DomainError("checkin_reason_required", distance=int(distance))
-    return [lifecycle.check_in(visit, visit.job_id, cmd.technician_id, distance, cmd.reason)]
+    checked_in = lifecycle.check_in(visit, visit.job_id, cmd.technician_id, distance, cmd.reason, cmd.kind, ctx.policy.checkin_radius_m)
+    flags = checkin_flags(cmd.kind, distance, ctx.policy.checkin_radius_m)
+    if "far" not in flags:
+        return [checked_in]
+    # not presence: the dispatchers see how far and how it was shared (a static pin can be dropped anywhere)
+    data = {"technician_id": cmd.technician_id, "distance_m": visit.checkin_distance_m, "kind": cmd.kind, "reason": cmd.reason}
+    return [checked_in, ev.CheckInFlagged(visit.job_id, visit.id, data)]
 
 
 async def start_work(ctx: HandlerContext, cmd: c.StartWork) -> list[ev.Event]:
@@ -451,6 +451,8 @@ async def complete_visit(ctx: HandlerContext, cmd: c.CompleteVisit) -> list[ev.E
     steps = await checklist_steps(ctx, visit, job)
     answers = await ctx.store.answers_of(cmd.visit_id)
     done = all(s.key in answers for s in steps)
+    if visit.service_kind is ServiceKind.REPAIR and not (visit.fault_category and visit.repair_method):
+        raise DomainError("repair_codes_required")  # a repair says what was wrong and what was done (RecordRepair)
     return [lifecycle.complete(visit, visit.job_id, cmd.technician_id, done)]
 
 
@@ -483,7 +485,12 @@ async def acknowledge_exception(ctx: HandlerContext, cmd: c.AcknowledgeException
     if report.status != ExceptionStatus.OPEN.value:
         raise DomainError("exception_already_acknowledged")
     report.status = ExceptionStatus.ACKNOWLEDGED.value
-    events: list[ev.Event] = [ev.ExceptionAcknowledged(visit.job_id, visit.id, {"exception_id": report.id, "dispatcher_id": cmd.dispatcher_id})]
+    # who and when, so the card can say it and a second press names them instead of acting again
+    report.acknowledged_by, report.acknowledged_at = cmd.dispatcher_id, ctx.now
+    dispatcher = await ctx.store.load(Dispatcher, cmd.dispatcher_id)
+    events: list[ev.Event] = [ev.ExceptionAcknowledged(visit.job_id, visit.id, {
+        "exception_id": report.id, "dispatcher_id": cmd.dispatcher_id, "name": dispatcher.name, "at": ctx.now.isoformat(),
+    })]
     if visit.state is VisitStatus.ON_HOLD:
         # acknowledged means the technician may carry on where they stopped
         events.append(lifecycle.resume(visit, visit.job_id))
@@ -514,7 +521,13 @@ async def acknowledge_alert(ctx: HandlerContext, cmd: c.AcknowledgeAlert) -> lis
     rating = await ctx.store.get(Rating, cmd.rating_id)
     if rating is None:
         raise NotFound("rating_not_found")
-    return []
+    if rating.acknowledged_by is not None:
+        raise DomainError("alert_already_acknowledged")
+    rating.acknowledged_by, rating.acknowledged_at = cmd.dispatcher_id, ctx.now
+    dispatcher = await ctx.store.load(Dispatcher, cmd.dispatcher_id)
+    return [ev.AlertAcknowledged(rating.job_id, rating.visit_id, {
+        "rating_id": rating.id, "dispatcher_id": cmd.dispatcher_id, "name": dispatcher.name, "at": ctx.now.isoformat(),
+    })]
 
 
 async def mark_contacted(ctx: HandlerContext, cmd: c.MarkContacted) -> list[ev.Event]:
@@ -546,7 +559,6 @@ HANDLERS = dict([
     handles(c.BindDispatchGroup, bind_group),
     handles(c.SetLanguage, set_language),
     handles(c.BookVisit, book_visit),
-    handles(c.RescheduleVisit, reschedule_visit),
     handles(c.CancelVisitByCustomer, cancel_by_customer),
     handles(c.ConfirmVisit, confirm_visit),
     handles(c.RateVisit, rate_visit),
@@ -565,4 +577,160 @@ HANDLERS = dict([
     handles(c.AcknowledgeAlert, acknowledge_alert),
     handles(c.AssignVisit, assign_visit),
     handles(c.MarkContacted, mark_contacted),
+])
+
+
+# --- the customer moves, confirms, writes (issue 10; registered in services/registry.py) ---------
+
+
+async def _rebook(ctx: HandlerContext, visit: Visit, job: Job, start: datetime, end: datetime) -> list[ev.Event]:
+    """Move one booked visit to a window the customer may book, dispatching it anew; refused as a whole otherwise."""
+    policy = ctx.policy
+    if not is_offered_window(start, end, now=ctx.now, tz=policy.tz, windows=policy.windows, days_ahead=policy.booking_days):
+        raise DomainError("slot_invalid")
+    if start < ctx.now + policy.booking_lead:
+        raise DomainError("slot_too_soon")
+    dependency = await ctx.store.get(Visit, visit.depends_on_visit_id) if visit.depends_on_visit_id else None
+    if not await candidates_for(ctx, visit, job, start, end):
+        raise DomainError("slot_taken")
+    # grab offers for the old time are withdrawn; the new time is offered afresh
+    events = await _close_offers(ctx, visit, OfferStatus.EXPIRED)
+    events.append(lifecycle.rebook(visit, visit.job_id, start, end, dependency))
+    dispatched = await _dispatch(ctx, visit, job)
+    if isinstance(dispatched[0], ev.NoTechnicianAvailable):
+        raise DomainError("slot_taken")  # someone took the last free technician a moment ago: the old time stays
+    return events + dispatched
+
+
+async def rebook_visit(ctx: HandlerContext, cmd: c.RebookVisit) -> list[ev.Event]:
+    """The customer's reschedule, in one command: the old window holds until the new one is booked, and an
+    installation that would no longer follow its delivery moves with it only when the customer said where to."""
+    visit, job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    _before_cutoff(ctx, visit)
+    events = await _rebook(ctx, visit, job, cmd.start, cmd.end)
+    for dependant in await _dependants(ctx, visit):
+        if not lifecycle.must_move_with(dependant, visit):
+            continue
+        if dependant.id != cmd.dependant_id or cmd.dependant_start is None or cmd.dependant_end is None:
+            raise DomainError("dependant_must_move", kind=dependant.kind)
+        _before_cutoff(ctx, dependant)
+        events += await _rebook(ctx, dependant, job, cmd.dependant_start, cmd.dependant_end)
+    return events
+
+
+async def confirm_appointment_time(ctx: HandlerContext, cmd: c.ConfirmAppointmentTime) -> list[ev.Event]:
+    visit, _job = await _customer_visit(ctx, cmd.visit_id, cmd.customer_id)
+    return [lifecycle.confirm_appointment(visit, visit.job_id, ctx.now)]
+
+
+async def forward_customer_text(ctx: HandlerContext, cmd: c.ForwardCustomerText) -> list[ev.Event]:
+    """The text goes on the job's timeline and to its dispatchers: what a customer writes is never dropped."""
+    job = await ctx.store.get(Job, cmd.job_id)
+    if job is None or job.customer_id != cmd.customer_id:
+        raise NotFound("job_not_found")
+    return [ev.CustomerWrote(stored_id(job), cmd.visit_id, {"topic": cmd.topic, "text": cmd.text.strip()[:1000]})]
+
+
+# --- technicians' paths off the happy one (hand back, help, return visits, repairs, delays, free text) ----------
+
+
+async def hand_back_visit(ctx: HandlerContext, cmd: c.HandBackVisit) -> list[ev.Event]:
+    """One accepted visit given back with a reason, then dispatched again as a decline would be (mode and candidates alike)."""
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    reason = cmd.reason.strip()[:500]
+    if not reason:
+        raise InvalidInput("hand_back_reason_required")
+    return [lifecycle.hand_back(visit, visit.job_id, cmd.technician_id, reason), *await _dispatch(ctx, visit, job)]
+
+
+async def request_assistance(ctx: HandlerContext, cmd: c.RequestAssistance) -> list[ev.Event]:
+    """The visit needs one more pair of hands: offered to the best skilled technicians free at its time (by the one
+    candidate rule), the first to join gets the place; nobody free → the dispatchers."""
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    if visit.state not in lifecycle.ACTIVE:
+        raise IllegalTransition(visit.status, "assist")
+    taken = {cmd.technician_id, *visit.crew_ids}
+    free = [t for t in await candidates(ctx, visit, job, crew_size=1) if t not in taken]
+    if not free:
+        return [ev.AssistanceUnavailable(visit.job_id, visit.id, {"technician_id": cmd.technician_id})]
+    visit.crew_size = max(visit.crew_size, len(visit.crew_ids) + 2)  # the lead, the crew it has, and one open place
+    return [ev.AssistanceRequested(visit.job_id, visit.id, {"technician_id": cmd.technician_id, "candidates": free[:ASSIST_OFFERS]})]
+
+
+ASSIST_OFFERS = 3  # how many free colleagues are asked at once to help; the first to join gets the place
+
+
+async def join_crew(ctx: HandlerContext, cmd: c.JoinCrew) -> list[ev.Event]:
+    """A colleague answers a call for help: they join the crew while a place is open and they are still free."""
+    visit = await ctx.store.get(Visit, cmd.visit_id)
+    if visit is None:
+        raise NotFound("visit_not_found")
+    job = await ctx.store.load(Job, visit.job_id)
+    if cmd.technician_id == visit.technician_id or cmd.technician_id in visit.crew_ids:
+        raise DomainError("already_on_visit")
+    if visit.state not in lifecycle.ACTIVE or visit.crew_size - 1 - len(visit.crew_ids) <= 0:
+        raise DomainError("assistance_not_needed")
+    await ctx.store.get(Technician, cmd.technician_id, for_update=True)
+    if cmd.technician_id not in await candidates(ctx, visit, job, crew_size=1):
+        raise DomainError("no_longer_free")
+    joined = ev.AssistanceJoined(visit.job_id, visit.id, {"technician_id": visit.technician_id, "member": cmd.technician_id})
+    return [*await planning.set_crew(ctx, visit, [*visit.crew_ids, cmd.technician_id]), joined]
+
+
+async def end_for_return(ctx: HandlerContext, cmd: c.EndForReturn) -> list[ev.Event]:
+    """The visit ends needing another: a linked follow-up of the same job is created for the customer to book, and what
+    waited for this visit (an installation after its delivery) now waits for the follow-up."""
+    visit, _job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    try:
+        reason = ReturnReason(cmd.reason)
+    except ValueError as exc:
+        raise InvalidInput("return_reason_invalid") from exc
+    note = cmd.note.strip()[:500]
+    if reason is ReturnReason.OTHER and not note:
+        raise InvalidInput("return_reason_note_required")
+    if not lifecycle.allowed(visit, "end_for_return"):
+        raise IllegalTransition(visit.status, "end_for_return")
+    siblings = await ctx.store.visits_of_job(visit.job_id)
+    follow_up = await ctx.store.add(lifecycle.follow_up_of(visit, max(v.sequence for v in siblings) + 1))
+    for dependant in siblings:
+        if dependant.depends_on_visit_id == visit.id:
+            dependant.depends_on_visit_id = follow_up.id
+    return [lifecycle.end_for_return(visit, follow_up, visit.job_id, cmd.technician_id, reason.value, note)]
+
+
+async def record_repair(ctx: HandlerContext, cmd: c.RecordRepair) -> list[ev.Event]:
+    """A repair's fault category and method, from the lists of its product category (``ServicePolicy.repair_codes``)."""
+    visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    if visit.service_kind is not ServiceKind.REPAIR:
+        raise DomainError("not_a_repair")
+    if visit.state is not VisitStatus.IN_PROGRESS:
+        raise IllegalTransition(visit.status, "record_repair")
+    if not check_repair_codes(repair_codes(ctx.policy.repair_codes, job.product_category), cmd.fault, cmd.method):
+        raise InvalidInput("repair_code_invalid")
+    visit.fault_category, visit.repair_method = cmd.fault, cmd.method
+    return []  # recorded on the visit; completing it, which follows at once, is the event
+
+
+async def report_late(ctx: HandlerContext, cmd: c.ReportLate) -> list[ev.Event]:
+    """The technician will be late: the visit's expected start moves, and the customer gets the new estimate."""
+    visit, _job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
+    if visit.state not in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE):
+        raise IllegalTransition(visit.status, "late")
+    if not 0 < cmd.minutes <= MAX_LATE_MINUTES:
+        raise InvalidInput("late_minutes_invalid", max=MAX_LATE_MINUTES)
+    estimate = late_estimate(visit, ctx.now, cmd.minutes)
+    visit.planned_start = estimate
+    visit.late_minutes += cmd.minutes
+    visit.eta_minutes = max(0, int((estimate - ctx.now).total_seconds() // 60))
+    data = {"technician_id": cmd.technician_id, "minutes": cmd.minutes, "estimate": estimate.isoformat()}
+    return [ev.RunningLate(visit.job_id, visit.id, data)]
+
+
+HANDLERS.update([
+    handles(c.HandBackVisit, hand_back_visit),
+    handles(c.RequestAssistance, request_assistance),
+    handles(c.JoinCrew, join_crew),
+    handles(c.EndForReturn, end_for_return),
+    handles(c.RecordRepair, record_repair),
+    handles(c.ReportLate, report_late),
 ])

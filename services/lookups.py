@@ -32,4 +32,4 @@ def booking_of(visit: Visit) -> Booking:
     if visit.technician_id is None:
         raise Inconsistent(f"visit {visit.id} ({visit.status}) holds no technician's time")
     start, end = booked_slot(visit)
-    return Booking(visit.technician_id, start, end, visit.duration_minutes)
+    return Booking(visit.technician_id, start, end, visit.duration_minutes, visit.id, visit.job_id)

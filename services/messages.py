@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime
 from typing import Any
 
 from domain.commands import Command
@@ -122,6 +122,23 @@ Keyboard = tuple[tuple[Button, ...], ...]  # rows of buttons
 
 
 @dataclass(frozen=True)
+class AlbumPhoto:
+    """A stored photo a message carries: its row id (for links to it) and where its checked copy is on disk."""
+
+    id: int
+    path: str
+
+# A card that changes over time, named by its kind and the id of what it shows, e.g. ("offer", visit_id).
+Card = tuple[str, int]
+
+
+def card_key(card: Card) -> str:
+    """The stored name of a card (outbox ``card`` column): unique per chat, so each chat's copy is edited on its own."""
+    kind, ident = card
+    return f"{kind}:{ident}"
+
+
+@dataclass(frozen=True)
 class Outbound:
     text: Text
     buttons: Keyboard = ()
@@ -133,6 +150,15 @@ class Outbound:
     edit_of: str | None = None  # the dedup key of an earlier message this one replaces in place
     alert: bool = False  # a dispatcher alert: a busy group channel may merge it into a digest
     purpose: Purpose = Purpose.REPLY
+    # stored photos shown with the text: one album where the channel has albums, one photo after another where it has
+    # not, links where it shows no photos at all (group robots)
+    album: tuple[AlbumPhoto, ...] = ()
+    # a card that changes (an offer, an alert, an order summary): where the channel can edit, this message replaces
+    # the chat's earlier message of the same card in place, so its stale buttons go; elsewhere it is a new message
+    card: Card | None = None
+    # for an answer to a button press: the pressed message's id (set by the engine). A card edits its earlier message
+    # in place only when that is the message pressed; an answer to a press elsewhere must appear where the reader looks
+    answers: str | None = None
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -143,11 +169,32 @@ class Outbound:
             "edit_of": self.edit_of,
             "alert": self.alert,
             "purpose": self.purpose.value,
+            **({"card": card_key(self.card)} if self.card else {}),
+            **({"album": [{"id": p.id, "path": p.path} for p in self.album]} if self.album else {}),
+            **({"answers": self.answers} if self.card and self.answers else {}),
         }
 
 
 def buttons(*rows: list[Button] | tuple[Button, ...]) -> Keyboard:
     return tuple(tuple(row) for row in rows if row)
+
+
+def joined(first: Outbound, *more: Outbound) -> Outbound:
+    """Several answers to one action as one message: every message to a chat waits its turn at the chat's send rate,
+    so three short ones keep the reader waiting for the last. Texts follow one another, keyboards stack; the first
+    message's addressing and card stay, a request for a location or contact comes from whichever part makes one."""
+    parts = (first, *more)
+    if any(part.to != first.to or part.language != first.language or part.photo_path for part in parts):
+        raise ValueError("only text messages to the same chat, in the same language, can be joined")
+    requests = {part.request for part in parts if part.request}
+    if len(requests) > 1:
+        raise ValueError("a joined message can make at most one request")
+    text = parts[-1].text
+    for part in reversed(parts[:-1]):
+        text = t("card.join", first=part.text, second=text)
+    card = next((part.card for part in parts if part.card), None)
+    keyboard = tuple(row for part in parts for row in part.buttons)
+    return replace(first, text=text, buttons=keyboard, request=next(iter(requests), None), card=card)
 
 
 @dataclass(frozen=True)
@@ -177,3 +224,9 @@ class Rendered:
     request: str | None = None
     photo_path: str | None = None
     edit_of: str | None = None  # the dedup key of an earlier message to change in place, where the channel can
+    album: tuple[AlbumPhoto, ...] = ()  # photos sent with the text (Outbound.album)
+
+
+def day_of(moment_day: date) -> Text:
+    """A calendar day, rendered per language ("Fri 28 Nov", "11月28日 周五")."""
+    return {"_day": moment_day.isoformat()}

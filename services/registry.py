@@ -6,7 +6,7 @@ from functools import partial
 
 from domain import commands as c
 from domain import events as ev
-from services import handlers, notifications as tell, replanning, timers
+from services import dispatching, evidence, handlers, notifications as tell, relay_threads, replanning, timers
 from services.bus import Handler, Reaction, Reactions, handles
 
 HANDLERS: dict[type[c.Command], Handler] = dict([
@@ -14,6 +14,19 @@ HANDLERS: dict[type[c.Command], Handler] = dict([
     handles(c.TrackLocation, timers.track_location),
     handles(c.ExtendSla, timers.extend_sla),
     handles(c.SetDuty, replanning.set_duty),
+    # nothing left unowned (issue 10): dispatchers' decisions
+    handles(c.ReportNoSlotFits, dispatching.report_no_slot_fits),
+    handles(c.ForceAssignVisit, dispatching.force_assign),
+    handles(c.MoveVisit, dispatching.move_visit),
+    handles(c.CorrectAddress, dispatching.correct_address),
+    handles(c.CancelVisitAsDispatcher, dispatching.cancel_as_dispatcher),
+    handles(c.CloseJob, dispatching.close_job),
+    handles(c.ReopenJob, dispatching.reopen_job),
+    handles(c.AddNote, dispatching.add_note),
+    *relay_threads.HANDLERS,
+    handles(c.RebookVisit, handlers.rebook_visit),
+    handles(c.ConfirmAppointmentTime, handlers.confirm_appointment_time),
+    handles(c.ForwardCustomerText, handlers.forward_customer_text),
 ])
 
 # Who is told what. An event's reactions run in this order, which is the order of their messages in the
@@ -32,7 +45,11 @@ NOTIFICATIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (tell.tell_technician_customer_confirmed, (ev.VisitConfirmed,)),
     (tell.tell_technician_report_acknowledged, (ev.ExceptionAcknowledged,)),
     (tell.tell_technicians_visit_cancelled, (ev.VisitCancelled,)),
-    (tell.tell_technicians_visit_rescheduled, (ev.VisitUnbooked,)),
+    (tell.tell_technicians_visit_rescheduled, (ev.VisitUnbooked, ev.VisitRescheduled)),
+    (tell.grab_winner_details, (ev.VisitAccepted,)),
+    (tell.tell_technicians_dependency_done, (ev.VisitCompleted,)),
+    (tell.ask_colleagues_to_assist, (ev.AssistanceRequested,)),
+    (tell.tell_requester_assistance_joined, (ev.AssistanceJoined,)),
     # customers
     (tell.tell_customer_who_comes, (ev.VisitAccepted,)),
     (tell.tell_customer_on_the_way, (ev.VisitEnRoute,)),
@@ -41,6 +58,11 @@ NOTIFICATIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (tell.tell_customer_arrived, (ev.VisitCheckedIn,)),
     (tell.ask_customer_to_confirm_completion, (ev.VisitCompleted,)),
     (tell.tell_customer_visit_cancelled, (ev.VisitCancelled,)),
+    (tell.tell_customer_return_visit, (ev.ReturnVisitNeeded,)),
+    (tell.tell_customer_running_late, (ev.RunningLate,)),
+    # relay threads: the writer's text to people, their answers back
+    (relay_threads.forward_to_people, (ev.MessageRelayed,)),
+    (relay_threads.deliver_answer, (ev.ThreadAnswered,)),
     # dispatchers, in their groups and robots
     (tell.ask_dispatchers_to_pick_technician, (ev.ManualDispatchNeeded,)),
     (tell.alert_dispatchers_no_technician, (ev.NoTechnicianAvailable,)),
@@ -48,7 +70,24 @@ NOTIFICATIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (tell.alert_dispatchers_sla_breached, (ev.SlaTierReached,)),
     (tell.alert_dispatchers_chat_unreachable, (ev.ChatUnreachable,)),
     (tell.alert_dispatchers_of_exception, (ev.ExceptionReported,)),
+    (evidence.send_exception_photos, (ev.ExceptionReported,)),  # right after its alert
+    (tell.refresh_exception_card, (ev.ExceptionAcknowledged,)),
     (tell.alert_dispatchers_of_low_rating, (ev.LowRatingReceived,)),
+    # nothing left unowned (issue 10): chased bookings, no time, complaints, reassignments, moves, closing
+    (tell.alert_dispatchers_no_slot_fits, (ev.NoSlotFits,)),
+    (tell.remind_customer_to_book, (ev.BookingReminderDue,)),
+    (tell.alert_dispatchers_booking_overdue, (ev.BookingOverdue,)),
+    (tell.tell_customer_visit_moved, (ev.VisitMovedByDispatcher,)),
+    (tell.tell_technicians_address_corrected, (ev.AddressCorrected,)),
+    (tell.tell_customer_who_comes_now, (ev.VisitReassigned,)),
+    (tell.remind_customer_to_confirm, (ev.CompletionReminderDue,)),
+    (tell.tell_customer_confirmed_by_timeout, (ev.VisitConfirmed,)),
+    (tell.alert_dispatchers_of_complaint, (ev.ComplaintReceived,)),
+    (tell.refresh_rating_cards, (ev.AlertAcknowledged,)),
+    (tell.alert_dispatchers_no_assistance, (ev.AssistanceUnavailable,)),
+    (tell.alert_dispatchers_checkin_flagged, (ev.CheckInFlagged,)),
+    (tell.alert_dispatchers_customer_cancelled, (ev.VisitCancelled,)),
+    (tell.alert_dispatchers_customer_wrote, (ev.CustomerWrote,)),
 )
 
 # The timers an event starts or stops; a stage's clock stops before the next one starts.
@@ -63,19 +102,31 @@ TIMERS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (partial(timers.start_sla_clock, stage="completion"), (ev.VisitCheckedIn,)),
     (timers.set_appointment_timers, (ev.VisitAccepted,)),
     (timers.set_overrun_timer, (ev.VisitStarted,)),
-    (timers.cancel_visit_timers, (ev.VisitCancelled, ev.VisitUnbooked)),
+    # given back: the next technician's clocks start with their offer; ended for a return: nothing of it fires any more
+    (partial(timers.stop_sla_clock, stage="contact"), (ev.VisitHandedBack,)),
+    (partial(timers.stop_sla_clock, stage="arrival"), (ev.VisitHandedBack,)),
+    (timers.cancel_visit_timers, (ev.ReturnVisitNeeded,)),
+    (timers.cancel_visit_timers, (ev.VisitCancelled, ev.VisitUnbooked, ev.VisitRescheduled)),
+    # after the cancel above: an unbooked visit is chased again from now (remind the customer, then the dispatchers)
+    (timers.start_booking_chase, (ev.JobCreated, ev.VisitUnbooked, ev.VisitBooked, ev.ReturnVisitNeeded)),
+    (timers.stop_booking_chase, (ev.VisitBooked,)),
+    (timers.start_confirmation_clock, (ev.VisitCompleted,)),
+    (timers.stop_confirmation_clock, (ev.VisitConfirmed,)),
 )
 
 # Events nothing reacts to yet, on purpose: they are on the job's timeline (the API shows it), and what they
 # would trigger is either told by the flow that raised them or not built yet (ERP callbacks, KPIs).
 SILENT: frozenset[type[ev.Event]] = frozenset({
-    ev.JobCreated,  # the shop that posted the order gets the customer's link back
-    ev.VisitBooked,  # whoever booked (the customer, or the intake of an urgent order) is answered; dispatch has its own events
     ev.ChecklistAnswered,  # the technician is answered step by step in their chat
     ev.VisitResumed,  # comes with ExceptionAcknowledged, which tells the technician to carry on
     ev.JobCompleted,  # the customer's confirmation that closed it is answered in their chat
     ev.RatingGiven,  # a low one also raises LowRatingReceived, which alerts
     ev.SlaExtended,  # the extending dispatcher is answered in the group
+    ev.ConflictOverridden,  # the overriding dispatcher is answered in the group; the offer it led to tells the technician
+    ev.JobClosed,  # the closing dispatcher is answered in the group; its confirmed visits tell their technicians
+    ev.JobReopened,  # the reopening dispatcher is answered in the group; the job's follow-up is theirs to arrange
+    ev.NoteAdded,  # a note for the timeline: the dispatcher who wrote it is answered
+    ev.AppointmentConfirmed,  # on the timeline and the visit; dispatchers see it in the job and on alerts about the visit
 })
 
 

@@ -17,6 +17,7 @@ from domain.model import Dispatcher
 from services.context import HandlerContext
 from services.handlers import _offer_next, expire_offers
 from services.lookups import Inconsistent, booked_slot, visit_of
+from services.dispatching import fire_chase
 from services.replanning import overran
 from storage.rows import TimerRow
 from storage.schedule import ScheduleStore
@@ -141,6 +142,8 @@ async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
     if timer["kind"] == "grab":
         return await expire_offers(ctx, _named(timer, "visit_id"))
     visit = await ctx.store.load(Visit, _named(timer, "visit_id"))
+    if timer["kind"] in ("booking", "confirm"):
+        return await fire_chase(ctx, timer, visit)
     if timer["kind"] == "overrun":
         await overran(ctx, visit)  # still at it: the rest of the day is replanned, outside this transaction
         return []
@@ -197,3 +200,53 @@ async def track(ctx: HandlerContext, technician_id: int, lat: float, lon: float)
             visit.eta_minutes = minutes
             events.append(ev.EtaUpdated(visit.job_id, visit.id, {"technician_id": technician_id, "minutes": minutes, "close": False}))
     return events
+
+
+# --- nothing left unowned: chasing bookings, closing completed visits (issue 10) -----------------------
+
+
+async def _chase_booking(ctx: HandlerContext, visit: Visit) -> None:
+    """A visit that can be booked now: remind its customer after a while, then hand it to the dispatchers."""
+    if visit.state is not VisitStatus.CREATED:
+        return
+    cycle = int(ctx.now.timestamp())  # unbooked again later: a new chase, not the old (fired) one
+    schedule = ScheduleStore(ctx.store)
+    for step, after in (("remind", ctx.policy.booking_reminder), ("escalate", ctx.policy.booking_escalate)):
+        await schedule.set_timer(key=f"booking:{visit.id}:{cycle}:{step}", kind="booking", due_at=ctx.now + after,
+                                 now=ctx.now, visit_id=visit.id, payload={"step": step})
+
+
+async def start_booking_chase(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    """A new job's first visits, a visit unbooked to be moved, or the visits waiting on one just booked."""
+    if isinstance(event, ev.JobCreated):
+        visits = [v for v in await ctx.store.visits_of_job(event.job_id) if v.depends_on_visit_id is None]
+    elif isinstance(event, ev.VisitBooked):
+        visits = [v for v in await ctx.store.visits_of_job(event.job_id) if v.depends_on_visit_id == event.visit_id]
+    elif "follow_up_visit_id" in event.data:  # a return visit: the follow-up is the customer's to book
+        visits = [await ctx.store.load(Visit, event.data["follow_up_visit_id"])]
+    else:
+        visits = [await ctx.store.load(Visit, visit_of(event))]
+    for visit in visits:
+        await _chase_booking(ctx, visit)
+    return []
+
+
+async def stop_booking_chase(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    await ScheduleStore(ctx.store).cancel_timers(visit_of(event), kind="booking")
+    return []
+
+
+async def start_confirmation_clock(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    """Completed: the customer is reminded to confirm once, then the visit counts as confirmed by timeout."""
+    visit_id = visit_of(event)
+    schedule = ScheduleStore(ctx.store)
+    cycle = int(ctx.now.timestamp())
+    for step, after in (("remind", ctx.policy.confirm_reminder), ("close", ctx.policy.confirm_timeout)):
+        await schedule.set_timer(key=f"confirm:{visit_id}:{cycle}:{step}", kind="confirm", due_at=ctx.now + after,
+                                 now=ctx.now, visit_id=visit_id, payload={"step": step})
+    return []
+
+
+async def stop_confirmation_clock(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    await ScheduleStore(ctx.store).cancel_timers(visit_of(event), kind="confirm")
+    return []

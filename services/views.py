@@ -5,18 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from domain.field_work import job_brief
 from domain.lifecycle import DONE, not_before
-from domain.model import ChecklistStep, Customer, Job, ProblemReport, Technician, Visit, VisitStatus, stored_id
+from domain.model import ChecklistStep, Customer, Dispatcher, Job, ProblemReport, Rating, Technician, Visit, VisitStatus, stored_id
 from domain.policy import ServicePolicy
 from domain.slots import free_slots
-from services import booking
+from services import booking, dispatching
 from services.context import HandlerContext
 from services.handlers import candidates
 from services.lookups import booking_of
 from services.messages import ChatRef
 from storage.repository import Store
 
-SLOTS_SHOWN = 8
 CUSTOMER_JOBS_SHOWN = 5
 TECHNICIAN_STATUSES = (
     VisitStatus.BOOKED, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE,
@@ -34,6 +34,11 @@ class CustomerViewRequest:
     chat: ChatRef
     token: str | None = None  # /start <token>: the job behind it, peeked at before binding, with times for its next visit to book
     slots_for: int | None = None  # the visit whose bookable times the step offers
+    # free text that may name a time: times for every visit the customer could book or move (a step proposes one)
+    slots_for_open: bool = False
+    # (visit, start, end): times for the visits after this one, as though it were moved to [start, end)
+    moved: tuple[int, datetime, datetime] | None = None
+    text: str | None = None  # free text the customer wrote (the flow's loader reads whether it names a time)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,12 @@ class VisitInfo:
     depends_on: int | None
     # the times offered for booking, best first; None: not looked for (routing runs only for a step that offers them)
     slots: tuple[Span, ...] | None = None
+    duration_minutes: int = 0
+    min_gap_minutes: int = 0  # after the visit it depends on
+    appointment_confirmed: bool = False  # the customer confirmed the booked time
+    technician: str | None = None  # who comes, once someone accepted
+    eta_minutes: int | None = None  # the last arrival estimate given, on the way
+    planned_start: datetime | None = None  # when the day's route has them start it
 
 
 @dataclass(frozen=True)
@@ -106,14 +117,29 @@ async def load_customer_view(store: Store, request: CustomerViewRequest, policy:
         first = next((v for v in visits_of[stored_id(token_job)] if v.state is VisitStatus.CREATED), None)
         if first is not None:
             wanted.add(stored_id(first))
-    slots = await _bookable_times(store, policy, now, [(v, by_id[v.job_id], visits_of[v.job_id]) for v in visits if v.id in wanted])
+    if request.slots_for_open:
+        wanted.update(stored_id(v) for v in visits if v.state in (VisitStatus.CREATED, *MOVABLE))
+    moved = None
+    if request.moved is not None:
+        moved_id, moved_start, moved_end = request.moved
+        moved = next((v for v in visits if v.id == moved_id), None)
+        if moved is not None:
+            wanted.update(stored_id(v) for v in visits if v.depends_on_visit_id == moved_id)
+            moved = _as_moved(moved, moved_start, moved_end)
+    slots = await _bookable_times(
+        store, policy, now, [(v, by_id[v.job_id], _with_moved(visits_of[v.job_id], moved)) for v in visits if v.id in wanted]
+    )
+    technicians = await store.get_many(Technician, (v.technician_id for v in visits if v.state in SHOWS_TECHNICIAN))
 
     infos = {
         job_id: JobInfo(
             job_id, job.product_name, job.address_text,
             tuple(
                 VisitInfo(
-                    stored_id(v), v.kind, v.status, v.slot_start, v.slot_end, v.id in rated, v.depends_on_visit_id, slots.get(stored_id(v))
+                    stored_id(v), v.kind, v.status, v.slot_start, v.slot_end, v.id in rated, v.depends_on_visit_id, slots.get(stored_id(v)),
+                    v.duration_minutes, v.min_gap_minutes, v.appointment_confirmed_at is not None,
+                    _name_of(technicians, v.technician_id) if v.state in SHOWS_TECHNICIAN else None,
+                    v.eta_minutes if v.state is VisitStatus.EN_ROUTE else None, v.planned_start,
                 )
                 for v in visits_of[job_id]
             ),
@@ -128,34 +154,53 @@ async def load_customer_view(store: Store, request: CustomerViewRequest, policy:
     )
 
 
+MOVABLE = (VisitStatus.BOOKED, VisitStatus.ACCEPTED)  # what the customer may move to another time
+SHOWS_TECHNICIAN = (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS, VisitStatus.COMPLETED)
+
+
+def _name_of(technicians: dict[int, Technician], technician_id: int | None) -> str | None:
+    technician = technicians.get(technician_id) if technician_id is not None else None
+    return technician.name if technician else None
+
+
+def _as_moved(visit: Visit, start: datetime, end: datetime) -> Visit:
+    """A detached copy of the visit at another time: what its dependants' times are looked for against."""
+    return Visit(visit.job_id, visit.kind, visit.sequence, visit.duration_minutes, status=VisitStatus.BOOKED.value,
+                 depends_on_visit_id=visit.depends_on_visit_id, slot_start=start, slot_end=end, id=visit.id)
+
+
+def _with_moved(siblings: list[Visit], moved: Visit | None) -> list[Visit]:
+    return siblings if moved is None else [moved if v.id == moved.id else v for v in siblings]
+
+
 async def _bookable_times(
     store: Store, policy: ServicePolicy, now: datetime, wanted: list[tuple[Visit, Job, list[Visit]]]
 ) -> dict[int, tuple[Span, ...]]:
-    """Times each visit can be booked in: free in someone's hours and reachable on their route, driving included.
+    """Times each visit can be booked in, or moved to, over the whole horizon: free in someone's hours and
+    reachable on their route, driving included (its own booking does not count against it).
 
     A visit waiting for another (an installation after its delivery) has none until that one is booked.
     """
     bookable = []
     for visit, job, siblings in wanted:
         dependency = next((v for v in siblings if v.id == visit.depends_on_visit_id), None)
-        if visit.state is VisitStatus.CREATED and (dependency is None or dependency.slot_end is not None):
+        if visit.state in (VisitStatus.CREATED, *MOVABLE) and (dependency is None or dependency.slot_end is not None):
             bookable.append((visit, job, dependency))
     if not bookable:
         return {}
     technicians = await store.technicians()
     busy = await store.bookings_between(now - timedelta(days=1), now + timedelta(days=policy.booking_days + 2))
-    bookings = [booking_of(v) for v in busy]
     times: dict[int, tuple[Span, ...]] = {}
     for visit, job, dependency in bookable:
         found = free_slots(
             visit=visit, job=job, technicians=technicians,
-            bookings=bookings, now=now, tz=policy.tz, windows=policy.windows,
+            bookings=[booking_of(v) for v in busy if v.id != visit.id], now=now, tz=policy.tz, windows=policy.windows,
             days_ahead=policy.booking_days, lead=policy.booking_lead,
-            not_before=not_before(visit, dependency), limit=2 * SLOTS_SHOWN,
+            not_before=not_before(visit, dependency), limit=(policy.booking_days + 1) * len(policy.windows),
         )
         # offer only windows whose route can really take the visit, driving included
         feasible = await booking.feasible_slots(store, policy, now, visit, job, found)
-        times[stored_id(visit)] = tuple((slot.start, slot.end) for slot in feasible[:SLOTS_SHOWN])
+        times[stored_id(visit)] = tuple((slot.start, slot.end) for slot in feasible)
     return times
 
 
@@ -185,6 +230,9 @@ class TechVisit:
     answered: frozenset[str]
     dependency_done: bool
     lead: str | None = None  # set when this technician is crew on someone else's visit: the lead's name
+    brief: str = ""  # what the ERP said for whoever goes there, and the items (domain.field_work.job_brief)
+    product_category: str = ""  # repairs record a fault and method from this category's lists
+    masked: bool = False  # a grab offer not yet won: address is the district, no customer, no phone
 
     def next_step(self) -> int | None:
         for index, step in enumerate(self.steps):
@@ -236,14 +284,19 @@ async def load_technician_view(store: Store, request: TechnicianViewRequest, pol
         customer = customers[job.customer_id]
         template = templates.get((visit.kind, job.product_category))
         dependency = dependencies.get(visit.depends_on_visit_id) if visit.depends_on_visit_id else None
+        # a grab offer not yet won: the district and the job only, as on its card (the winner gets the rest)
+        hidden = visit.technician_id is None
         cards.append(
             TechVisit(
                 stored_id(visit), visit.kind, visit.status, visit.slot_start, visit.slot_end, job.product_name,
-                job.address_text, job.lat, job.lon, customer.name, customer.phone,
+                job.region if hidden else job.address_text, job.lat, job.lon, "" if hidden else customer.name, "" if hidden else customer.phone,
                 tuple(template.parsed_steps()) if template else (),
                 frozenset(answered[stored_id(visit)]),
                 dependency is None or dependency.state in DONE,
                 _lead_name(leads, visit) if visit.id in crew_ids else None,
+                job_brief(job),
+                job.product_category,
+                hidden,
             )
         )
     return TechnicianView(technician_id, technician.name, token_kind, "", tuple(cards))
@@ -265,6 +318,9 @@ class DispatcherViewRequest:
     exception_id: int | None = None  # the problem report a button is about
     visit_id: int | None = None  # the visit a deadline alert's button is about
     candidates: bool = False  # who else could take the visit (routing runs only for a step that lists them)
+    job_id: int | None = None  # the job a button is about (address, close, reopen, note)
+    rating_id: int | None = None  # the rating a low-rating or complaint alert's button is about
+    choices: bool = False  # everyone skilled for the visit, with their conflicts (for an override)
 
 
 @dataclass(frozen=True)
@@ -274,6 +330,8 @@ class ExceptionInfo:
     visit_id: int
     kind: str
     candidates: tuple[tuple[int, str], ...] | None  # technicians who could take the visit instead; None: not looked for
+    acknowledged_by: str | None = None  # the dispatcher's name
+    acknowledged_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +342,39 @@ class VisitContacts:
     customer_phone: str
     technician: str
     technician_phone: str
+    job_id: int = 0
+    kind: str = ""
+    status: str = ""
+    choices: tuple[ChoiceInfo, ...] | None = None  # everyone skilled, free first; None: not looked for
+
+
+@dataclass(frozen=True)
+class ChoiceInfo:
+    """A skilled technician for a visit and what an override would accept (services.dispatching.choices)."""
+
+    technician_id: int
+    name: str
+    conflicts: tuple[tuple[int | None, datetime, datetime], ...]  # (visit, start, end) they hold at that time
+    off_shift: bool
+    no_route: bool
+
+    @property
+    def free(self) -> bool:
+        return not (self.conflicts or self.off_shift or self.no_route)
+
+
+@dataclass(frozen=True)
+class JobBrief:
+    id: int
+    status: str
+
+
+@dataclass(frozen=True)
+class RatingBrief:
+    id: int
+    visit_id: int | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -293,6 +384,8 @@ class DispatcherView:
     token_kind: str | None
     exception: ExceptionInfo | None
     visit: VisitContacts | None = None
+    job: JobBrief | None = None
+    rating: RatingBrief | None = None
 
 
 async def load_dispatcher_view(store: Store, request: DispatcherViewRequest, policy: ServicePolicy, now: datetime) -> DispatcherView:
@@ -306,14 +399,34 @@ async def load_dispatcher_view(store: Store, request: DispatcherViewRequest, pol
                 token_kind = purpose
                 break
     exception = contacts = None
+    job: JobBrief | None = None
+    rating: RatingBrief | None = None
     # anyone in a group can press its buttons: nothing is looked up for someone who is not a dispatcher
     if dispatcher is not None:
         context = HandlerContext(store, now, policy)
         if request.exception_id is not None:
             exception = await _exception_info(context, request.exception_id, request.candidates)
         if request.visit_id is not None:
-            contacts = await _visit_contacts(context, request.visit_id, request.candidates)
-    return DispatcherView(group.subject_id if group else None, dispatcher.subject_id if dispatcher else None, token_kind, exception, contacts)
+            contacts = await _visit_contacts(context, request.visit_id, request.candidates, request.choices)
+        if request.job_id is not None:
+            found = await store.get(Job, request.job_id)
+            job = JobBrief(request.job_id, found.status) if found else None
+        if request.rating_id is not None:
+            rating = await _rating_brief(store, request.rating_id)
+    return DispatcherView(group.subject_id if group else None, dispatcher.subject_id if dispatcher else None, token_kind, exception, contacts,
+                          job, rating)
+
+
+async def _dispatcher_name(store: Store, dispatcher_id: int | None) -> str | None:
+    found = await store.get(Dispatcher, dispatcher_id) if dispatcher_id is not None else None
+    return found.name if found else None
+
+
+async def _rating_brief(store: Store, rating_id: int) -> RatingBrief | None:
+    rating = await store.get(Rating, rating_id)
+    if rating is None:
+        return None
+    return RatingBrief(rating_id, rating.visit_id, await _dispatcher_name(store, rating.acknowledged_by), rating.acknowledged_at)
 
 
 async def _exception_info(context: HandlerContext, exception_id: int, with_candidates: bool) -> ExceptionInfo | None:
@@ -322,10 +435,11 @@ async def _exception_info(context: HandlerContext, exception_id: int, with_candi
         return None
     visit = await context.store.load(Visit, report.visit_id)
     others = await _others_free(context, visit) if with_candidates else None
-    return ExceptionInfo(exception_id, report.status, report.visit_id, visit.kind, others)
+    return ExceptionInfo(exception_id, report.status, report.visit_id, visit.kind, others,
+                         await _dispatcher_name(context.store, report.acknowledged_by), report.acknowledged_at)
 
 
-async def _visit_contacts(context: HandlerContext, visit_id: int, with_candidates: bool) -> VisitContacts | None:
+async def _visit_contacts(context: HandlerContext, visit_id: int, with_candidates: bool, with_choices: bool = False) -> VisitContacts | None:
     store = context.store
     visit = await store.get(Visit, visit_id)
     if visit is None:
@@ -334,8 +448,15 @@ async def _visit_contacts(context: HandlerContext, visit_id: int, with_candidate
     customer = await store.load(Customer, job.customer_id)
     technician = await store.get(Technician, visit.technician_id) if visit.technician_id else None
     others = await _others_free(context, visit) if with_candidates else None
+    skilled = None
+    if with_choices and visit.slot_start is not None:
+        skilled = tuple(
+            ChoiceInfo(ch.technician_id, ch.name, tuple((b.visit_id, b.start, b.end) for b in ch.conflicts), ch.off_shift, ch.no_route)
+            for ch in await dispatching.choices(context, visit, job) if ch.technician_id != visit.technician_id
+        )
     return VisitContacts(visit_id, others, customer.name, customer.phone,
-                         technician.name if technician else "-", technician.phone if technician else "-")
+                         technician.name if technician else "-", technician.phone if technician else "-",
+                         job.id or 0, visit.kind, visit.status, skilled)
 
 
 async def _others_free(context: HandlerContext, visit: Visit) -> tuple[tuple[int, str], ...]:

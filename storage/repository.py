@@ -500,12 +500,14 @@ class Store:
 
     # --- outbox --------------------------------------------------------------------------------
 
-    async def outbox_add(self, *, platform: str, bot: str, chat_id: str, payload: Json, dedup_key: str, now: datetime) -> None:
+    async def outbox_add(
+        self, *, platform: str, bot: str, chat_id: str, payload: Json, dedup_key: str, now: datetime, card: str | None = None
+    ) -> None:
         await self.session.execute(
             self._insert(t.outbox)
             .values(
                 platform=platform, bot=bot, chat_id=chat_id, payload=payload, dedup_key=dedup_key,
-                status="pending", attempts=0, next_attempt_at=now, created_at=now,
+                status="pending", attempts=0, next_attempt_at=now, created_at=now, card=card,
             )
             .on_conflict_do_nothing(index_elements=["dedup_key"])
         )
@@ -686,6 +688,26 @@ class Store:
             .where(t.outbox.c.id.in_(outbox_ids), t.outbox.c.status == "pending")
             .values(status="sent", sent_at=now, platform_message_id=message_id, digest_of=digest_id, attempts=t.outbox.c.attempts + 1)
         )
+
+    async def outbox_card_message(self, platform: str, bot: str, chat_id: str, card: str, before_id: int) -> str | None:
+        """The platform's id of the message that last showed ``card`` in this chat before row ``before_id``, if it can be
+        edited alone: a digest carries other alerts too, so a card sent in one (or leading one) is not edited."""
+        digest = t.outbox.alias("digest_member")
+        led_digest = select(digest.c.id).where(digest.c.digest_of == t.outbox.c.id).exists()
+        statement = (
+            select(t.outbox.c.platform_message_id, t.outbox.c.digest_of, led_digest.label("led"))
+            .where(
+                t.outbox.c.platform == platform, t.outbox.c.bot == bot, t.outbox.c.chat_id == chat_id,
+                t.outbox.c.card == card, t.outbox.c.id < before_id, t.outbox.c.status == "sent",
+                t.outbox.c.platform_message_id.is_not(None),
+            )
+            .order_by(t.outbox.c.id.desc())
+            .limit(1)
+        )
+        row = (await self.session.execute(statement)).first()
+        if row is None or row.digest_of is not None or row.led:
+            return None
+        return str(row.platform_message_id)
 
     async def outbox_by_key(self, dedup_key: str) -> OutboxRow | None:
         row = (await self.session.execute(select(t.outbox).where(t.outbox.c.dedup_key == dedup_key))).mappings().first()

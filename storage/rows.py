@@ -80,6 +80,7 @@ class OutboxRow(TypedDict):
     digest_of: int | None
     sending_since: datetime | None
     maybe_sent: int
+    card: str | None  # services.messages.card_key of the card it shows
 
 
 class TimerRow(TypedDict):

@@ -24,7 +24,7 @@ from sqlalchemy.orm import registry
 from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
-from domain import model
+from domain import model, relay
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -186,6 +186,13 @@ visits = Table(
     Column("crew_size", Integer, nullable=False, default=1, server_default="1"),  # technicians needed at once
     Column("crew_ids", JSON, nullable=False, default=list, server_default="[]"),  # the others besides technician_id
     Column("min_gap_minutes", Integer, nullable=False, default=0, server_default="0"),  # after the predecessor ends
+    Column("checkin_kind", String(10)),  # live | static: how the check-in location was shared
+    Column("follow_up_of_visit_id", Integer),  # a return visit: the visit that ended needing it
+    Column("return_reason", Text),  # why this visit ended needing a return visit
+    Column("fault_category", String(60)),  # repairs: what was wrong
+    Column("repair_method", String(60)),  # repairs: what was done about it
+    Column("late_minutes", Integer, nullable=False, default=0, server_default="0"),  # delays the technician announced
+    Column("appointment_confirmed_at", UTCDateTime),  # the customer confirmed the appointment (migration 0011)
     Column("version", Integer, nullable=False, default=0),
 )
 
@@ -236,6 +243,8 @@ problem_reports = Table(
     Column("status", String(20), nullable=False),
     Column("resolution", String(40)),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("acknowledged_by", Integer),  # the dispatcher who acknowledged it (migration 0013)
+    Column("acknowledged_at", UTCDateTime),
 )
 
 dispatch_rules = Table(
@@ -274,6 +283,8 @@ ratings = Table(
     Column("score", Integer, nullable=False),
     Column("comment", Text, nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("acknowledged_by", Integer),  # the dispatcher who acknowledged a low rating (migration 0013)
+    Column("acknowledged_at", UTCDateTime),
 )
 
 domain_events = Table(
@@ -346,7 +357,10 @@ outbox = Table(
     Column("sending_since", UTCDateTime),
     # how many such unrecorded sends a relay found and sent again: the message may have reached the chat that many extra times
     Column("maybe_sent", Integer, nullable=False, default=0, server_default="0"),
+    # the card this message shows (services.messages.card_key): a later row of the same card in the chat edits it in place
+    Column("card", String(80)),
     Index("ix_outbox_pending", "status", "next_attempt_at"),
+    Index("ix_outbox_card", "platform", "bot", "chat_id", "card"),
     Index("ix_outbox_chat", "platform", "bot", "chat_id", "id"),
 )
 
@@ -392,6 +406,39 @@ alert_sinks = Table(
     Column("priority", Integer, nullable=False, default=0),  # lower first; the next takes over when one keeps failing
 )
 
+relay_threads = Table(
+    "relay_threads",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("origin", String(20), nullable=False),  # customer | technician: who wrote and gets the answers
+    Column("origin_id", Integer, nullable=False),
+    Column("platform", String(20), nullable=False),  # the writer's chat
+    Column("bot", String(20), nullable=False),
+    Column("chat_id", String(100), nullable=False),
+    Column("audience", String(20), nullable=False),  # technician | dispatchers
+    Column("topic", String(20), nullable=False),
+    Column("region", String(100)),
+    Column("job_id", Integer, ForeignKey("jobs.id"), index=True),
+    Column("visit_id", Integer, ForeignKey("visits.id")),
+    Column("technician_id", Integer, ForeignKey("technicians.id")),
+    Column("status", String(10), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_relay_threads_chat", "platform", "bot", "chat_id", "status"),
+)
+
+relay_messages = Table(
+    "relay_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("thread_id", Integer, ForeignKey("relay_threads.id"), nullable=False, index=True),
+    Column("author", String(20), nullable=False),  # customer | technician | dispatcher
+    Column("author_id", Integer),
+    Column("text", Text, nullable=False),  # as relayed: phone numbers masked
+    Column("photo_id", Integer, ForeignKey("photos.id")),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 mapper_registry = registry(metadata=metadata)
 _MAPPED = False
 
@@ -416,6 +463,8 @@ def map_domain() -> None:
         (model.Rating, ratings),
         (model.DispatchRule, dispatch_rules),
         (model.Offer, offers),
+        (relay.RelayThread, relay_threads),
+        (relay.RelayMessage, relay_messages),
     ):
         # visits carry an optimistic version so two chats changing one visit cannot both win
         options = {"version_id_col": visits.c.version} if table is visits else {}

@@ -8,13 +8,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
+from pathlib import Path as FsPath
 from urllib.parse import urljoin
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,9 +23,10 @@ from sqlalchemy.orm.exc import StaleDataError
 from bots.channels import WEB
 from domain.errors import DomainError, IllegalTransition, NotFound
 from webhooks.service import Service
-from domain.commands import AssignVisit, SetDuty
-from domain.model import MAX_ID, Technician
-from services import backoffice
+from domain.commands import AssignVisit, CloseJob, CorrectAddress, ForceAssignVisit, MoveVisit, ReopenJob, SetDuty
+from domain.events import ConflictOverridden
+from domain.model import MAX_ID, Job, Photo, Technician, Visit
+from services import backoffice, dispatching, evidence
 from services.context import HandlerContext
 from storage.repository import Store
 from storage.schedule import ScheduleStore
@@ -119,6 +121,9 @@ router = APIRouter(
     responses={**UNAUTHORIZED, **DISABLED},
 )
 health = APIRouter(tags=["health"])
+# photos: the bearer token, or a signed link that needs none (group robots, a browser, a ticket system)
+photos = APIRouter(prefix="/api/v1", tags=["back office"])
+PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -231,6 +236,58 @@ class VisitOut(BaseModel):
     slot_start: datetime | None
     slot_end: datetime | None
     checkin_distance_m: float | None
+    appointment_confirmed_at: datetime | None = Field(None, description="when the customer confirmed the booked time (the reminder's Confirm)")
+    checkin_kind: str | None = Field(None, description="how the check-in location was shared: live, or a static pin")
+    follow_up_of_visit_id: int | None = Field(None, description="a return visit: the visit that ended needing it")
+    return_reason: str | None = Field(None, description="why this visit ended needing a return visit")
+    fault_category: str | None = Field(None, description="repairs: the fault category recorded")
+    repair_method: str | None = Field(None, description="repairs: the method recorded")
+    late_minutes: int = Field(0, description="delays the technician announced, added up")
+
+
+class AnswerOut(BaseModel):
+    visit_id: int
+    step: str
+    value: str
+    photo_id: int | None
+    answered_at: datetime | None
+
+
+class PhotoOut(BaseModel):
+    id: int
+    visit_id: int | None
+    purpose: str = Field(description="checklist, exception or relay")
+    created_at: datetime | None
+    url: str = Field(description="the photo, served with the same bearer token as this API")
+    signed_url: str = Field(description="the photo without a token, until the link expires (a week)")
+
+
+class ExceptionOut(BaseModel):
+    id: int
+    visit_id: int
+    technician_id: int | None
+    reason: str
+    note: str
+    photo_ids: list[int]
+    status: str
+    resolution: str | None
+    created_at: datetime | None
+
+
+class RatingOut(BaseModel):
+    visit_id: int | None
+    score: int
+    comment: str
+    created_at: datetime | None
+
+
+class RelayedOut(BaseModel):
+    thread_id: int
+    audience: str = Field(description="technician or dispatchers")
+    author: str = Field(description="customer, technician or dispatcher")
+    text: str
+    photo_id: int | None
+    created_at: datetime | None
 
 
 class JobOut(BaseModel):
@@ -244,6 +301,11 @@ class JobOut(BaseModel):
     created_at: datetime
     visits: list[VisitOut]
     timeline: list[EventOut]
+    checklist_answers: list[AnswerOut] = Field(default_factory=list, description="what the technicians answered, step by step")
+    photos: list[PhotoOut] = Field(default_factory=list, description="checklist, problem and relayed photos")
+    exceptions: list[ExceptionOut] = Field(default_factory=list, description="problems reported on site")
+    ratings: list[RatingOut] = Field(default_factory=list, description="the customer's scores and comments")
+    messages: list[RelayedOut] = Field(default_factory=list, description="what went through relay threads, phone numbers masked")
 
 
 class OrderOut(BaseModel):
@@ -367,6 +429,29 @@ class CandidatesOut(BaseModel):
 
 class AssignIn(StrictIn):
     technician_id: Id
+    force: StrictBool = Field(False, description="assign even someone not free at that time: an override, recorded with the "
+                                                 "conflict it accepted (echoed back in `override`)")
+
+
+class ConflictOut(BaseModel):
+    visit_id: int | None = None
+    job_id: int | None = None
+    start: str | None = None
+    end: str | None = None
+    off_shift: bool | None = None
+    no_route: bool | None = None
+
+
+class OverrideOut(BaseModel):
+    """What an override accepted: the technician and what they hold at the visit's time."""
+
+    technician_id: int
+    dispatcher_id: int | None = None
+    conflicts: list[ConflictOut]
+
+
+class AssignOut(JobOut):
+    override: OverrideOut | None = Field(None, description="with force: the conflict the override accepted (none: they were free)")
 
 
 class SlaPolicyIn(StrictIn):
@@ -520,12 +605,50 @@ async def create_order(body: OrderIn, request: Request, response: Response, app:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses={**NOT_FOUND, **INVALID})
-async def get_job(job_id: IdPath, app: ServiceDep) -> JobOut:
-    async with app.sessions() as session:
+async def get_job(job_id: IdPath, request: Request, app: ServiceDep) -> JobOut:
+    """The job, its visits and timeline, and the evidence of the work: checklist answers, photos, problems, ratings."""
+    async with app.sessions() as session, session.begin():  # signing photo links may create the signing key once
         try:
-            return JobOut(**await backoffice.job_details(Store(session), job_id))
+            details = await backoffice.job_details(Store(session), job_id)
         except DomainError as err:
             raise _domain_http_error(err) from err
+        found = await evidence.job_evidence(Store(session), job_id, app.clock.now())
+    base = str(request.base_url).rstrip("/")
+    shown = [
+        {**{k: v for k, v in p.items() if k not in ("path", "signed_path")}, "url": base + p["path"], "signed_url": base + p["signed_path"]}
+        for p in found.pop("photos")
+    ]
+    return JobOut(**details, **found, photos=shown)
+
+
+@photos.get(
+    "/photos/{photo_id}", response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "the stored photo"},
+               **UNAUTHORIZED, **DISABLED, **NOT_FOUND, **INVALID},
+)
+async def get_photo(
+    photo_id: IdPath, request: Request, app: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    expires: Annotated[int | None, Query(ge=0, le=2**33)] = None,
+    sig: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+) -> FileResponse:
+    """A stored photo: with the API's bearer token, or with a signed link's ``expires`` and ``sig`` (until it expires)."""
+    now = app.clock.now()
+    async with app.sessions() as session, session.begin():
+        store = Store(session)
+        if expires is not None and sig is not None:
+            if not evidence.signature_valid(await evidence.photo_key(store, now), photo_id, expires, sig, now):
+                raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the link is wrong or has expired")
+        else:
+            require_token(request, credentials)
+        photo = await store.get(Photo, photo_id)
+    if photo is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "photo_not_found")
+    root = app.web_uploads.media_dir.parent.resolve()  # the media directory every channel stores under
+    path = FsPath(photo.path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "photo_not_found")  # moved or pruned: the row outlived the file
+    return FileResponse(path, media_type=PHOTO_TYPES.get(path.suffix.lower(), "application/octet-stream"))
 
 
 @router.post("/technicians", response_model=InviteOut, status_code=status.HTTP_201_CREATED, responses=BODY)
@@ -606,12 +729,41 @@ async def visit_candidates(visit_id: IdPath, app: ServiceDep) -> CandidatesOut:
             raise _domain_http_error(err) from err
 
 
-@router.post("/visits/{visit_id}/assign", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
-async def assign_visit(visit_id: IdPath, body: AssignIn, app: ServiceDep) -> JobOut:
-    """Manual dispatch: offer the visit to this technician (they still accept it in the staff bot)."""
-    events = await _apply(app, f"api:assign:{visit_id}", AssignVisit(visit_id, body.technician_id, dispatcher_id=None))
+@router.post("/visits/{visit_id}/assign", response_model=AssignOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+async def assign_visit(visit_id: IdPath, body: AssignIn, app: ServiceDep) -> AssignOut:
+    """Manual dispatch: offer the visit to this technician (they still accept it in the staff bot). Someone skilled but
+    not free then is refused with 409 naming the conflict, unless `force` is true: then it is an override, recorded."""
+    if body.force:
+        events = await _apply(app, f"api:assign:{visit_id}", ForceAssignVisit(visit_id, body.technician_id, dispatcher_id=None))
+    else:
+        try:
+            events = await _apply(app, f"api:assign:{visit_id}", AssignVisit(visit_id, body.technician_id, dispatcher_id=None))
+        except HTTPException as refused:
+            conflict = await _busy_reason(app, visit_id, body.technician_id) if refused.detail == "technician_not_eligible" else None
+            if conflict is None:
+                raise
+            raise HTTPException(status.HTTP_409_CONFLICT, f"technician_busy: {conflict}; send force: true to assign anyway") from refused
+    override = next((e for e in events if isinstance(e, ConflictOverridden)), None)
     async with app.sessions() as session:
-        return JobOut(**await backoffice.job_details(Store(session), events[-1].job_id))
+        details = await backoffice.job_details(Store(session), events[-1].job_id)
+    return AssignOut(**details, override=OverrideOut(**override.data) if override else None)
+
+
+async def _busy_reason(app: Service, visit_id: int, technician_id: int) -> str | None:
+    """Why someone skilled is not free for a visit, in words for the API's 409; None: not skilled at all."""
+    async with app.sessions() as session:
+        ctx = HandlerContext(Store(session), app.clock.now(), app.policy)
+        visit = await ctx.store.get(Visit, visit_id)
+        if visit is None or visit.slot_start is None:
+            return None
+        job = await ctx.store.load(Job, visit.job_id)
+        choice = next((ch for ch in await dispatching.choices(ctx, visit, job) if ch.technician_id == technician_id), None)
+    if choice is None or not choice.needs_override:
+        return None
+    if choice.conflicts:
+        held = choice.conflicts[0]
+        return f"busy {held.start.isoformat()}–{held.end.isoformat()} with visit {held.visit_id} of job {held.job_id}"
+    return "off shift at that time" if choice.off_shift else "the driving between their stops does not fit"
 
 
 @router.put("/sla-policies", response_model=SlaPolicyOut, responses={**BODY, **CONFLICT})
@@ -652,3 +804,62 @@ async def healthz(app: ServiceDep) -> HealthOut:
     except Exception as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"database unavailable: {type(exc).__name__}") from exc
     return HealthOut(status="ok", telegram_bots=sorted(app.telegram))
+
+
+# --- dispatchers' decisions through the API (issue 10: nothing left unowned) -------------------------------
+
+
+class RescheduleIn(StrictIn):
+    # JSON has no datetime type: an ISO 8601 string with its offset (the strict mode elsewhere would refuse any string)
+    start: AwareDatetime = Field(strict=False, description="one of the shop's appointment windows within the booking horizon, ISO 8601 with offset")
+    end: AwareDatetime = Field(strict=False)
+
+
+class AddressCorrectionIn(StrictIn):
+    text: Annotated[str, Field(min_length=1, max_length=300)]
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> AddressCorrectionIn:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("give lat and lon together, or neither")
+        return self
+
+
+class ReasonIn(StrictIn):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+async def _job_out(app: Service, job_id: int) -> JobOut:
+    async with app.sessions() as session:
+        return JobOut(**await backoffice.job_details(Store(session), job_id))
+
+
+@router.post("/visits/{visit_id}/reschedule", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+async def reschedule_visit(visit_id: IdPath, body: RescheduleIn, app: ServiceDep) -> JobOut:
+    """Move a visit to another window (not started yet): it is dispatched again for the new time and the customer is told."""
+    events = await _apply(app, f"api:reschedule:{visit_id}", MoveVisit(visit_id, body.start, body.end, dispatcher_id=None))
+    return await _job_out(app, events[0].job_id)
+
+
+@router.post("/jobs/{job_id}/address", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+async def correct_job_address(job_id: IdPath, body: AddressCorrectionIn, app: ServiceDep) -> JobOut:
+    """Correct a job's address (and its pin: no geocoding is done); its technicians are told."""
+    await _apply(app, f"api:address:{job_id}", CorrectAddress(job_id, body.text, body.lat, body.lon, dispatcher_id=None))
+    return await _job_out(app, job_id)
+
+
+@router.post("/jobs/{job_id}/close", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+async def close_job(job_id: IdPath, body: ReasonIn, app: ServiceDep) -> JobOut:
+    """Close a job without the customer: completed visits count as confirmed (recorded as by the API), visits not
+    started are cancelled; refused while work is under way."""
+    await _apply(app, f"api:close:{job_id}", CloseJob(job_id, body.reason, dispatcher_id=None))
+    return await _job_out(app, job_id)
+
+
+@router.post("/jobs/{job_id}/reopen", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+async def reopen_job(job_id: IdPath, body: ReasonIn, app: ServiceDep) -> JobOut:
+    """Open a closed job again (a complaint to follow up), with the reason on its timeline."""
+    await _apply(app, f"api:reopen:{job_id}", ReopenJob(job_id, body.reason, dispatcher_id=None))
+    return await _job_out(app, job_id)

@@ -6,6 +6,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from webhooks.service import Service
 from webhooks import api, telegram_routes, webchat
@@ -13,6 +17,20 @@ from webhooks.bodylimit import BodyLimit
 
 BODY_LIMIT = 1024 * 1024  # webhooks, API calls and chat messages: far above any real one
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing and form fields around a photo
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's scripts and styles, served from the swagger-ui-bundle package
+
+
+def serve_docs_offline(app: FastAPI) -> None:
+    """``/docs`` with Swagger UI from this service itself: the page names no other host, so it works offline."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} – API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 def create_app(container: Service, *, run_background: bool = True) -> FastAPI:
@@ -24,17 +42,22 @@ def create_app(container: Service, *, run_background: bool = True) -> FastAPI:
         finally:
             await container.stop()
 
-    app = FastAPI(title="fieldchat", version="0.1.0", lifespan=lifespan, description="Chat-first field service.")
+    # docs_url and redoc_url off: their defaults load Swagger UI from a CDN, which an offline machine cannot reach
+    app = FastAPI(title="fieldchat", version="0.1.0", lifespan=lifespan, description="Chat-first field service.",
+                  docs_url=None, redoc_url=None)
+    serve_docs_offline(app)
     app.state.container = container
     # one error shape for the whole service, {"detail": reason}, validation errors included
     app.add_exception_handler(RequestValidationError, api.validation_error)
     app.include_router(api.health)
     app.include_router(api.router)
+    app.include_router(api.photos)
     app.include_router(telegram_routes.router)
     if container.settings.web_console:
         # the demo console only: outside demo mode /chat does not exist at all
         app.state.console = webchat.ConsoleGuard(container.settings.redis_url)
         app.include_router(webchat.router)
+        webchat.quiet_polling_in_access_log()
     photo_limit = container.web_uploads.limits.max_bytes + UPLOAD_OVERHEAD
     app.add_middleware(BodyLimit, limit_for=lambda path: photo_limit if path == webchat.UPLOAD_PATH else BODY_LIMIT)
     return app

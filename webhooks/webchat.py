@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -258,7 +260,52 @@ async def send_photo(
     return {"ok": True}
 
 
-@router.get("/chat/api/messages")
+POLL_PATH = "/chat/api/messages"
+POLL_SAMPLE_SECONDS = 60.0
+
+
+class QuietPolling(logging.Filter):
+    """Keeps the console's polling out of the access log: each open pane asks every second or two, which would bury
+    every other line. A failed poll is always logged; of the answered ones, one a minute shows it still runs."""
+
+    def __init__(self, sample_seconds: float = POLL_SAMPLE_SECONDS, clock=time.monotonic) -> None:
+        super().__init__()
+        self.sample_seconds = sample_seconds
+        self._clock = clock
+        self._last: float | None = None
+        self.suppressed = 0
+
+    def restart(self) -> None:
+        """Forget the last sample: the next answered poll is logged (one process may build the app more than once)."""
+        self._last = None
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        # uvicorn's access record: (client, method, path with query, http version, status)
+        if len(args) < 5 or not str(args[2]).startswith(POLL_PATH) or not isinstance(args[4], int) or args[4] >= 400:
+            return True
+        now = self._clock()
+        if self._last is not None and now - self._last < self.sample_seconds:
+            self.suppressed += 1
+            return False
+        self._last = now
+        self.suppressed = 0
+        return True
+
+
+def quiet_polling_in_access_log() -> QuietPolling:
+    """Install the filter on uvicorn's access logger once (an app built again, e.g. in tests, reuses it)."""
+    access = logging.getLogger("uvicorn.access")
+    for existing in access.filters:
+        if isinstance(existing, QuietPolling):
+            return existing
+    quiet = QuietPolling()
+    access.addFilter(quiet)
+    return quiet
+
+
+@router.get(POLL_PATH)
 async def messages(
     request: Request,
     who: CallerDep,

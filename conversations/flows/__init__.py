@@ -9,7 +9,7 @@ from conversations.flows import customer, dispatcher, technician
 from services import views
 from services.messages import Inbound
 
-CUSTOMER = Flow(customer.CUSTOMER_FLOW, customer.view_request, views.load_customer_view)
+CUSTOMER = Flow(customer.CUSTOMER_FLOW, customer.view_request, customer.load_view)
 TECHNICIAN = Flow(technician.TECHNICIAN_FLOW, technician.view_request, views.load_technician_view)
 DISPATCHER = Flow(dispatcher.DISPATCHER_FLOW, dispatcher.view_request, views.load_dispatcher_view)
 ALL_FLOWS: tuple[Flow[Any], ...] = (CUSTOMER, TECHNICIAN, DISPATCHER)

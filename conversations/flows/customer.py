@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
 
 from services.actions import (
     Action,
@@ -14,19 +17,32 @@ from services.actions import (
     ConfirmAppointment,
     ConfirmCancel,
     ConfirmDone,
+    KeepBoth,
     KeepVisit,
+    MoreDays,
+    MoveBoth,
+    MoveBothDay,
+    PickDay,
     PickSlot,
     Rate,
     Reschedule,
     SkipComment,
     encode,
 )
-from conversations.flow import FlowSpec, Guard, State, Step, StepInput, reply
+from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import VisitData, help_for, hint, identity, language_menu, stale, switch_language
+from conversations.flows import relay
+from conversations.understanding import Intent, Understood, understand
 from domain import commands as c
+from domain.lifecycle import would_move_with
 from domain.model import VisitStatus
-from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, Text, buttons, raw, span, t
+from domain.relay import Origin, Topic
+from domain.policy import ServicePolicy
+from domain.wishes import first_fitting
+from services import views
+from services.messages import Button, Card, Inbound, InboundKind, Outbound, StepResult, Text, buttons, day_of, joined, raw, span, t, when
 from services.views import CustomerView, CustomerViewRequest, JobInfo, VisitInfo
+from storage.repository import Store
 
 
 class CustomerState(enum.StrEnum):
@@ -36,15 +52,51 @@ class CustomerState(enum.StrEnum):
     CONFIRM_CANCEL = "confirm_cancel"
     RATE = "rate"
     COMMENT = "comment"
+    CONFIRM_MOVE = "confirm_move"  # the new time would push the installation: move both, or keep both?
+    CHOOSE_DEPENDANT = "choose_dependant"  # moving both: the installation's new time
 
 
 S = CustomerState
+MOVABLE = (VisitStatus.BOOKED.value, VisitStatus.ACCEPTED.value)  # what a customer may move to another time
+DAYS_PER_PAGE = 6  # day buttons under one message (with "earlier" / "later" at most 8 — a keyboard a phone shows whole)
+
+# How free text is read; a test substitutes its own (the parser is pure and offline either way).
+UNDERSTAND: Callable[[str, Any, datetime, str | None], Understood] = understand
+
+
+@dataclass(frozen=True)
+class MoveData(FlowData):
+    """A move the customer is deciding on: the visit and the new window it would go to."""
+
+    visit: int
+    start: datetime
+    end: datetime
 
 
 def view_request(event: Inbound, action: Action | None) -> CustomerViewRequest:
-    """Times to book are looked for only when a step offers them: a link opened, or a Book button."""
+    """Times to book are looked for only when a step offers them: a link opened, a Book, Reschedule or day button,
+    or free text that may name a time (``load_view`` decides that by what the text says)."""
     token = event.payload.strip() if event.kind is InboundKind.COMMAND and event.text == "start" else ""
-    return CustomerViewRequest(event.chat, token=token or None, slots_for=action.visit_id if isinstance(action, Book) else None)
+    slots_for = action.visit_id if isinstance(action, (Book, Reschedule, PickDay, MoreDays)) else None
+    moved = (action.visit_id, action.start, action.end) if isinstance(action, (MoveBoth, MoveBothDay)) else None
+    text = event.text.strip() if event.kind is InboundKind.TEXT else None
+    return CustomerViewRequest(event.chat, token=token or None, slots_for=slots_for, moved=moved, text=text or None)
+
+
+def understood_text(text: str, now: datetime, policy: ServicePolicy, language: str | None) -> Understood:
+    """What the text means; relative dates ("tomorrow", "明天") resolve in the shop's time zone."""
+    return UNDERSTAND(text, "customer", now.astimezone(policy.tz), language)
+
+
+def _names_a_time(understood: Understood) -> bool:
+    return understood.intent is Intent.RESCHEDULE or (understood.intent is Intent.UNKNOWN and understood.date is not None)
+
+
+async def load_view(store: Store, request: CustomerViewRequest, policy: ServicePolicy, now: datetime) -> CustomerView:
+    """The customer's view; routing for free text runs only when the text asks to (re)book."""
+    if request.text is not None and _names_a_time(understood_text(request.text, now, policy, None)):
+        request = replace(request, slots_for_open=True)
+    return await views.load_customer_view(store, request, policy, now)
 
 
 # --- rendering helpers --------------------------------------------------------------------------
@@ -70,8 +122,9 @@ def _visit_buttons(inp: StepInput, visit: VisitInfo) -> list[Button]:
     if state is VisitStatus.CREATED:
         row.append(_book_button(visit))
     elif state in (VisitStatus.BOOKED, VisitStatus.ACCEPTED) and _before_cutoff(inp, visit):
-        row.append(Button(t("btn.reschedule"), encode(Reschedule(visit.id))))
-        row.append(Button(t("btn.cancel_visit"), encode(CancelVisit(visit.id))))
+        # each row names its visit: a delivery's and an installation's buttons must not look the same
+        row.append(Button(t("btn.reschedule_kind", kind=_kind(visit.kind)), encode(Reschedule(visit.id))))
+        row.append(Button(t("btn.cancel_kind", kind=_kind(visit.kind)), encode(CancelVisit(visit.id))))
     elif state is VisitStatus.COMPLETED:
         row.append(Button(t("btn.confirm_done"), encode(ConfirmDone(visit.id))))
     elif state is VisitStatus.CONFIRMED and not visit.rated:
@@ -88,14 +141,61 @@ def _status_message(inp: StepInput, job: JobInfo) -> Outbound:
     return Outbound(
         t("customer.order_summary", order=job.id, product=job.product, address=job.address, visits=[_visit_line(v) for v in job.visits]),
         buttons(*rows),
+        card=order_card_key(job.id),
     )
 
 
-def _slot_prompt(visit: VisitInfo) -> Outbound:
-    if not visit.slots:
+def order_card_key(job_id: int) -> Card:
+    """The order summary in the customer's chat: a booking made from it replaces it with what was booked."""
+    return ("order", job_id)
+
+
+def _offered(inp: StepInput, visit: VisitInfo) -> dict[date, list[tuple[datetime, datetime]]]:
+    """The visit's times by local day, without the window it holds now (moving there changes nothing)."""
+    days: dict[date, list[tuple[datetime, datetime]]] = {}
+    for start, end in visit.slots or ():
+        if (start, end) != (visit.slot_start, visit.slot_end):
+            days.setdefault(start.astimezone(inp.policy.tz).date(), []).append((start, end))
+    return dict(sorted(days.items()))
+
+
+def _window_rows(visit_id: int, windows: list[tuple[datetime, datetime]]) -> list[list[Button]]:
+    return [[Button(_slot_label(start, end), encode(PickSlot(visit_id, start, end)))] for start, end in windows]
+
+
+def _day_rows(visit: VisitInfo, days: list[date], page: int, pages: int) -> list[list[Button]]:
+    rows = [[Button(t("btn.day", day=day_of(day)), encode(PickDay(visit.id, day)))] for day in days]
+    paging = []
+    if page > 0:
+        paging.append(Button(t("btn.earlier_days"), encode(MoreDays(visit.id, page - 1))))
+    if page + 1 < pages:
+        paging.append(Button(t("btn.later_days"), encode(MoreDays(visit.id, page + 1))))
+    return [*rows, paging]
+
+
+def _slot_prompt(inp: StepInput, visit: VisitInfo, page: int = 0) -> Outbound:
+    """The whole horizon, a day at a time: the first free day's windows to pick at once, then a button for each
+    other day with a free window (a page of them, with earlier / later when they do not fit one keyboard)."""
+    days = _offered(inp, visit)
+    if not days:
         return Outbound(t("customer.no_slots", kind=_kind(visit.kind)))
-    rows = [[Button(_slot_label(start, end), encode(PickSlot(visit.id, start, end)))] for start, end in visit.slots]
-    return Outbound(t("customer.choose_slot", kind=_kind(visit.kind)), buttons(*rows))
+    first, *others = days
+    pages = max(1, -(-len(others) // DAYS_PER_PAGE))
+    page = min(page, pages - 1)
+    shown = others[page * DAYS_PER_PAGE:(page + 1) * DAYS_PER_PAGE]
+    if page == 0:
+        rows = _window_rows(visit.id, days[first]) + _day_rows(visit, shown, page, pages)
+        return Outbound(t("customer.choose_slot", kind=_kind(visit.kind), day=day_of(first)), buttons(*rows))
+    return Outbound(t("customer.choose_day", kind=_kind(visit.kind)), buttons(*_day_rows(visit, shown, page, pages)))
+
+
+def _day_prompt(inp: StepInput, visit: VisitInfo, day: date) -> Outbound | None:
+    """The windows of one day, and the way back to the other days; None: that day has none free."""
+    windows = _offered(inp, visit).get(day)
+    if not windows:
+        return None
+    rows = [*_window_rows(visit.id, windows), [Button(t("btn.other_days"), encode(MoreDays(visit.id, 0)))]]
+    return Outbound(t("customer.choose_window", kind=_kind(visit.kind), day=day_of(day)), buttons(*rows))
 
 
 def _slot_label(start: datetime, end: datetime) -> Text:
@@ -128,13 +228,14 @@ def on_start(inp: StepInput) -> StepResult:
         job = view.token_job
         if job is None:
             return hint("error.link_invalid")
-        messages = [Outbound(t("customer.welcome", name=raw(view.name))), _status_message(inp, job)]
+        welcome, summary = Outbound(t("customer.welcome", name=raw(view.name))), _status_message(inp, job)
         bind = c.BindCustomer(token, identity(inp))
         first = job.next_to_book()
         if first is not None and first.slots:
-            messages.append(_slot_prompt(first))
-            return reply(*messages, commands=[bind], state=S.CHOOSE_SLOT, data=VisitData(first.id))
-        return reply(*messages, commands=[bind], state=S.IDLE)
+            # one message, not three: the order and its first question (the summary's own Book buttons would repeat it)
+            card = joined(welcome, replace(summary, buttons=()), _slot_prompt(inp, first))
+            return reply(card, commands=[bind], state=S.CHOOSE_SLOT, data=VisitData(first.id))
+        return reply(joined(welcome, summary), commands=[bind], state=S.IDLE)
     if view.customer_id is None:
         return hint("customer.hint_new")
     return on_status(inp)
@@ -158,7 +259,37 @@ def on_book(inp: StepInput, book: Book) -> StepResult:
         dependency = view.visit(visit.depends_on)
         if dependency is not None and dependency.slot_start is None:
             return hint("error.book_dependency_first", kind=_kind(dependency.kind))
-    return reply(_slot_prompt(visit), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+    # no time fits: "a dispatcher will contact you" must be true, so the dispatchers are told at once (NoSlotFits)
+    nobody = not _offered(inp, visit) and view.customer_id is not None
+    commands = [c.ReportNoSlotFits(visit.id, view.customer_id)] if nobody and view.customer_id is not None else []
+    return reply(_slot_prompt(inp, visit), commands=commands, state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+
+
+def _choosable(inp: StepInput, visit_id: int) -> VisitInfo | None:
+    """A visit the customer may pick a time for now: waiting for its booking, or booked and still movable."""
+    visit: VisitInfo | None = inp.view.visit(visit_id)
+    if visit is None:
+        return None
+    if visit.status == VisitStatus.CREATED.value or (visit.status in MOVABLE and _before_cutoff(inp, visit)):
+        return visit
+    return None
+
+
+def on_pick_day(inp: StepInput, pick: PickDay) -> StepResult:
+    visit = _choosable(inp, pick.visit_id)
+    if visit is None:
+        return stale()
+    prompt = _day_prompt(inp, visit, pick.day)
+    if prompt is None:  # taken meanwhile: the days as they are now
+        return reply(Outbound(t("customer.day_full", day=day_of(pick.day))), _slot_prompt(inp, visit), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+    return reply(prompt, state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+
+
+def on_more_days(inp: StepInput, more: MoreDays) -> StepResult:
+    visit = _choosable(inp, more.visit_id)
+    if visit is None:
+        return stale()
+    return reply(_slot_prompt(inp, visit, more.page), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
 
 
 def on_slot(inp: StepInput, pick: PickSlot) -> StepResult:
@@ -166,25 +297,128 @@ def on_slot(inp: StepInput, pick: PickSlot) -> StepResult:
     visit = view.visit(pick.visit_id)
     if view.customer_id is None:
         return not_a_customer(inp)  # the CUSTOMER guard lets nobody else through
+    if visit is not None and visit.status in MOVABLE:
+        return _move(inp, visit, pick)
     if visit is None or visit.status != VisitStatus.CREATED.value:
         return stale()
-    messages = [Outbound(t("customer.booked", kind=_kind(visit.kind), slot=span(pick.start, pick.end)))]
     job = view.job_of(visit.id)
+    # the order's card: pressed on it, the booking takes its place (its time buttons are spent)
+    messages = [Outbound(t("customer.booked", kind=_kind(visit.kind), slot=span(pick.start, pick.end)),
+                         card=order_card_key(job.id) if job else None)]
     following = job.next_to_book(after=visit.id) if job else None
     if following is not None:
         messages.append(Outbound(t("customer.book_next", kind=_kind(following.kind)), buttons([_book_button(following)])))
-    return reply(*messages, commands=[c.BookVisit(visit.id, view.customer_id, pick.start, pick.end)], state=S.IDLE)
+    return reply(joined(*messages), commands=[c.BookVisit(visit.id, view.customer_id, pick.start, pick.end)], state=S.IDLE)
+
+
+def _dependants(inp: StepInput, visit: VisitInfo) -> list[VisitInfo]:
+    job = inp.view.job_of(visit.id)
+    return [v for v in job.visits if v.depends_on == visit.id] if job else []
+
+
+def _pushed(inp: StepInput, visit: VisitInfo, start: datetime, end: datetime) -> VisitInfo | None:
+    """The booked dependant (an installation after this delivery) that would no longer fit after the new window."""
+    for dependant in _dependants(inp, visit):
+        if dependant.status in MOVABLE and would_move_with(dependant.slot_start, dependant.min_gap_minutes, visit.duration_minutes, start, end):
+            return dependant
+    return None
+
+
+def _move(inp: StepInput, visit: VisitInfo, pick: PickSlot) -> StepResult:
+    """A booked visit to a new window: one command moves it, so the old window holds until then. When its
+    installation would no longer fit after it, the customer says first whether both move."""
+    if not _before_cutoff(inp, visit):
+        return hint("error.past_cutoff", hours=int(inp.policy.reschedule_cutoff.total_seconds() // 3600))
+    pushed = _pushed(inp, visit, pick.start, pick.end)
+    if pushed is not None and pushed.slot_start is not None and pushed.slot_end is not None:
+        keyboard = buttons(
+            [Button(t("btn.move_both", kind=_kind(pushed.kind)), encode(MoveBoth(visit.id, pick.start, pick.end)))],
+            [Button(t("btn.keep_both"), encode(KeepBoth(visit.id)))],
+        )
+        text = t("customer.dependant_must_move", kind=_kind(visit.kind), slot=span(pick.start, pick.end),
+                 dependant=_kind(pushed.kind), dependant_slot=span(pushed.slot_start, pushed.slot_end))
+        return reply(Outbound(text, keyboard), state=S.CONFIRM_MOVE, data=MoveData(visit.id, pick.start, pick.end))
+    return reply(
+        Outbound(t("customer.moved", kind=_kind(visit.kind), slot=span(pick.start, pick.end))),
+        commands=[c.RebookVisit(visit.id, inp.view.customer_id, pick.start, pick.end)],
+        state=S.IDLE,
+    )
 
 
 def on_reschedule(inp: StepInput, reschedule: Reschedule) -> StepResult:
+    """Times to move to, the old one kept meanwhile: nothing changes until the customer picks one."""
     visit = inp.view.visit(reschedule.visit_id)
-    if visit is None or visit.status not in (VisitStatus.BOOKED.value, VisitStatus.ACCEPTED.value):
+    if visit is None or visit.status not in MOVABLE:
         return stale()
-    return reply(
-        Outbound(t("customer.rescheduled", kind=_kind(visit.kind)), buttons([_book_button(visit)])),
-        commands=[c.RescheduleVisit(visit.id, inp.view.customer_id)],
-        state=S.IDLE,
-    )
+    if not _before_cutoff(inp, visit):
+        return hint("error.past_cutoff", hours=int(inp.policy.reschedule_cutoff.total_seconds() // 3600))
+    if not _offered(inp, visit):
+        return hint("customer.no_other_slots", kind=_kind(visit.kind))
+    return reply(_slot_prompt(inp, visit), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+
+
+def _moving(inp: StepInput, visit_id: int) -> tuple[VisitInfo, VisitInfo] | None:
+    """The visit being moved and its booked dependant, while a move of both is being decided."""
+    visit = inp.view.visit(visit_id)
+    if visit is None or visit.status not in MOVABLE:
+        return None
+    dependant = next((d for d in _dependants(inp, visit) if d.status in MOVABLE), None)
+    return (visit, dependant) if dependant is not None else None
+
+
+def _dependant_days(inp: StepInput, move: MoveBoth) -> Outbound:
+    visit, dependant = _moving(inp, move.visit_id) or (None, None)
+    assert visit is not None and dependant is not None
+    days = _offered(inp, dependant)
+    if not days:
+        return Outbound(t("customer.no_dependant_slots", kind=_kind(dependant.kind)),
+                        buttons([Button(t("btn.keep_both"), encode(KeepBoth(visit.id)))]))
+    rows = [[Button(t("btn.day", day=day_of(day)), encode(MoveBothDay(visit.id, move.start, move.end, day)))] for day in days]
+    return Outbound(t("customer.choose_dependant_day", kind=_kind(dependant.kind)),
+                    buttons(*rows, [Button(t("btn.keep_both"), encode(KeepBoth(visit.id)))]))
+
+
+def on_move_both(inp: StepInput, move: MoveBoth) -> StepResult:
+    if _moving(inp, move.visit_id) is None:
+        return stale()
+    return reply(_dependant_days(inp, move), state=S.CHOOSE_DEPENDANT, data=MoveData(move.visit_id, move.start, move.end))
+
+
+def on_move_both_day(inp: StepInput, move: MoveBothDay) -> StepResult:
+    moving = _moving(inp, move.visit_id)
+    if moving is None:
+        return stale()
+    visit, dependant = moving
+    windows = _offered(inp, dependant).get(move.day)
+    data = MoveData(visit.id, move.start, move.end)
+    if not windows:
+        return reply(Outbound(t("customer.day_full", day=day_of(move.day))), _dependant_days(inp, MoveBoth(visit.id, move.start, move.end)),
+                     state=S.CHOOSE_DEPENDANT, data=data)
+    rows = [*_window_rows(dependant.id, windows), [Button(t("btn.other_days"), encode(MoveBoth(visit.id, move.start, move.end)))]]
+    return reply(Outbound(t("customer.choose_window", kind=_kind(dependant.kind), day=day_of(move.day)), buttons(*rows)),
+                 state=S.CHOOSE_DEPENDANT, data=data)
+
+
+def on_dependant_slot(inp: StepInput, pick: PickSlot) -> StepResult:
+    """Both move in one command: the visit to the window picked before, its dependant to this one."""
+    move: MoveData | None = inp.data
+    moving = _moving(inp, move.visit) if move is not None else None
+    if move is None or moving is None or moving[1].id != pick.visit_id:
+        return on_slot(inp, pick)  # a time for another visit, from an older message
+    visit, dependant = moving
+    text = t("customer.moved_both", kind=_kind(visit.kind), slot=span(move.start, move.end),
+             dependant=_kind(dependant.kind), dependant_slot=span(pick.start, pick.end))
+    command = c.RebookVisit(visit.id, inp.view.customer_id, move.start, move.end, dependant.id, pick.start, pick.end)
+    return reply(Outbound(text), commands=[command], state=S.IDLE)
+
+
+def on_keep_both(inp: StepInput, keep: KeepBoth) -> StepResult:
+    visit = inp.view.visit(keep.visit_id)
+    if visit is None:
+        return stale()
+    job = inp.view.job_of(visit.id)
+    kept = [Outbound(t("customer.kept_both"))]
+    return reply(*kept, *([_status_message(inp, job)] if job else []), state=S.IDLE)
 
 
 def on_cancel_visit(inp: StepInput, cancel: CancelVisit) -> StepResult:
@@ -208,9 +442,14 @@ def on_cancel_yes(inp: StepInput, confirm: ConfirmCancel) -> StepResult:
 
 def on_appointment_ok(inp: StepInput, confirm: ConfirmAppointment) -> StepResult:
     visit = inp.view.visit(confirm.visit_id)
-    if visit is None or visit.status not in (VisitStatus.BOOKED.value, VisitStatus.ACCEPTED.value):
+    if visit is None or visit.status not in MOVABLE:
         return stale()
-    return hint("customer.appointment_confirmed", kind=_kind(visit.kind))
+    if visit.appointment_confirmed:
+        return hint("customer.appointment_already_confirmed", kind=_kind(visit.kind))
+    return reply(
+        Outbound(t("customer.appointment_confirmed", kind=_kind(visit.kind))),
+        commands=[c.ConfirmAppointmentTime(visit.id, inp.view.customer_id)],
+    )
 
 
 def on_cancel_no(inp: StepInput, keep: KeepVisit) -> StepResult:
@@ -241,23 +480,34 @@ def on_rate(inp: StepInput, rate: Rate) -> StepResult:
     visit = inp.view.visit(rate.visit_id)
     if visit is None or visit.rated:
         return stale()
+    # a low score is not thanked for: the customer is asked what went wrong, and their words go to the dispatchers
+    low = rate.score <= inp.policy.low_rating_threshold
     return reply(
-        Outbound(t("customer.rated", score=rate.score), buttons([Button(t("btn.skip"), encode(SkipComment()))])),
+        Outbound(t("dispatch.customer_rated_low" if low else "customer.rated", score=rate.score),
+                 buttons([Button(t("btn.skip"), encode(SkipComment()))])),
         commands=[c.RateVisit(visit.id, inp.view.customer_id, rate.score)],
         state=S.COMMENT,
-        data=VisitData(visit.id),
+        data=RatedVisit(visit.id, low),
     )
 
 
+@dataclass(frozen=True)
+class RatedVisit(FlowData):
+    """The visit just rated, waiting for a comment; ``low``: the comment is a complaint for the dispatchers."""
+
+    visit: int
+    low: bool = False
+
+
 def on_comment(inp: StepInput) -> StepResult:
-    rated: VisitData | None = inp.data
+    rated: RatedVisit | None = inp.data
     text = inp.event.text.strip()
     if rated is None:
         return reply(Outbound(t("customer.hint_idle")), state=S.IDLE)
     if not text:
         return hint("customer.hint_comment")
     return reply(
-        Outbound(t("customer.thanks")),
+        Outbound(t("dispatch.customer_complaint_received" if rated.low else "customer.thanks")),
         commands=[c.CommentRating(rated.visit, inp.view.customer_id, text)],
         state=S.IDLE,
     )
@@ -278,25 +528,180 @@ def on_help(inp: StepInput) -> StepResult:
 
 
 def on_idle_text(inp: StepInput) -> StepResult:
-    if inp.view.customer_id is None:
-        return hint("customer.hint_new")
-    return hint("customer.hint_idle")
+    """What a customer types outside a question that takes text: understood, or passed on to people — never dropped."""
+    view: CustomerView = inp.view
+    text = inp.event.text.strip()
+    if view.customer_id is None:
+        return hint("customer.hint_new")  # no order link opened yet: nobody to pass it to, the link is the way in
+    if not view.jobs:
+        return hint("customer.no_orders")
+    understood = understood_text(text, inp.now, inp.policy, inp.language)
+    if _names_a_time(understood):
+        return _reschedule_text(inp, understood)
+    if understood.intent is Intent.CANCEL:
+        return _cancel_text(inp)
+    if understood.intent is Intent.ETA:
+        return _eta_text(inp)
+    if understood.intent is Intent.DONE:
+        return _done_text(inp)
+    if understood.intent in (Intent.CHANGE_CONTACT, Intent.CHANGE_ADDRESS):
+        return reply(Outbound(t(f"customer.noted_{understood.intent.value}")), commands=[_forward(inp, understood.intent.value)])
+    return _to_people(inp, understood)
 
+
+def _current(inp: StepInput) -> VisitInfo | None:
+    """The visit a text is most likely about: the one the conversation is on, else the next that is coming."""
+    view: CustomerView = inp.view
+    data = inp.data
+    if isinstance(data, (VisitData, MoveData)):
+        visit = view.visit(data.visit)
+        if visit is not None:
+            return visit
+    order = {status: rank for rank, status in enumerate((
+        VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS, VisitStatus.ACCEPTED, VisitStatus.BOOKED,
+        VisitStatus.ON_HOLD, VisitStatus.CREATED, VisitStatus.COMPLETED,
+    ))}
+    visits = [v for job in view.jobs for v in job.visits if VisitStatus(v.status) in order]
+    return min(visits, key=lambda v: (order[VisitStatus(v.status)], v.slot_start or inp.now, v.id), default=None)
+
+
+def _to_move(inp: StepInput) -> VisitInfo | None:
+    """The visit a "can you come on Friday instead" is about: the one being booked or moved, else the next booked
+    one still movable, else the next waiting for its booking."""
+    view: CustomerView = inp.view
+    data = inp.data
+    if isinstance(data, (VisitData, MoveData)):
+        visit = _choosable(inp, data.visit)
+        if visit is not None:
+            return visit
+    visits = [v for job in view.jobs for v in job.visits]
+    movable = sorted((v for v in visits if v.status in MOVABLE and _before_cutoff(inp, v)), key=lambda v: (v.slot_start or inp.now, v.id))
+    if movable:
+        return movable[0]
+    return next((v for v in visits if v.status == VisitStatus.CREATED.value and v.slots), None)
+
+
+def _reschedule_text(inp: StepInput, understood: Understood) -> StepResult:
+    """A time named in words: the first window that fits is proposed (nothing changes before Yes); no usable
+    date, or nothing fits: the day picker."""
+    visit = _to_move(inp)
+    if visit is None:
+        return reply(Outbound(t("customer.nothing_to_move")), *[_status_message(inp, job) for job in inp.view.jobs])
+    if not _offered(inp, visit):
+        return hint("customer.no_other_slots", kind=_kind(visit.kind))
+    if understood.date is not None:
+        windows = [w for day in _offered(inp, visit).values() for w in day]
+        fit = first_fitting(windows, inp.policy.tz, day=understood.date, after=understood.after, before=understood.before,
+                            part_of_day=understood.part_of_day.value if understood.part_of_day else None)
+        if fit is not None:
+            other = Reschedule(visit.id) if visit.status in MOVABLE else Book(visit.id)
+            keyboard = buttons([Button(t("btn.yes"), encode(PickSlot(visit.id, *fit))), Button(t("btn.other_times"), encode(other))])
+            key = "customer.propose_move" if visit.status in MOVABLE else "customer.propose_booking"
+            return reply(Outbound(t(key, kind=_kind(visit.kind), slot=span(*fit)), keyboard), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+        return reply(Outbound(t("customer.no_fitting_window", day=day_of(understood.date))), _slot_prompt(inp, visit),
+                     state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+    return reply(_slot_prompt(inp, visit), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+
+
+def _cancel_text(inp: StepInput) -> StepResult:
+    view: CustomerView = inp.view
+    cancellable = [
+        v for job in view.jobs for v in job.visits
+        if v.status in (VisitStatus.CREATED.value, *MOVABLE) and _before_cutoff(inp, v)
+    ]
+    if len(cancellable) == 1:
+        return on_cancel_visit(inp, CancelVisit(cancellable[0].id))
+    if not cancellable:
+        return reply(Outbound(t("customer.nothing_to_cancel")), *[_status_message(inp, job) for job in view.jobs])
+    rows = [[Button(t("btn.cancel_kind", kind=_kind(v.kind)), encode(CancelVisit(v.id)))] for v in cancellable]
+    return reply(Outbound(t("customer.which_to_cancel"), buttons(*rows)))
+
+
+def _eta_text(inp: StepInput) -> StepResult:
+    """Where the technician is, in one line: their estimate on the way, the planned or booked time, or the state."""
+    visit = _current(inp)
+    if visit is None:
+        return on_status(inp)
+    kind, technician = _kind(visit.kind), visit.technician or "-"
+    status = VisitStatus(visit.status)
+    slot = span(visit.slot_start, visit.slot_end) if visit.slot_start and visit.slot_end else "-"
+    if status is VisitStatus.EN_ROUTE and visit.eta_minutes is not None:
+        line = t("customer.eta_on_the_way", kind=kind, technician=technician, minutes=visit.eta_minutes)
+    elif status is VisitStatus.EN_ROUTE:
+        line = t("customer.eta_on_the_way_slot", kind=kind, technician=technician, slot=slot)
+    elif status in (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
+        line = t("customer.eta_on_site", kind=kind, technician=technician)
+    elif status is VisitStatus.ACCEPTED and visit.planned_start is not None:
+        line = t("customer.eta_planned", kind=kind, technician=technician, slot=slot, planned=when(visit.planned_start))
+    elif status is VisitStatus.ACCEPTED:
+        line = t("customer.eta_accepted", kind=kind, technician=technician, slot=slot)
+    elif status is VisitStatus.BOOKED:
+        line = t("customer.eta_booked", kind=kind, slot=slot)
+    else:
+        line = t("customer.state_line", kind=kind, status=t(f"status.{visit.status}"))
+    return reply(Outbound(line, buttons(_visit_buttons(inp, visit))))
+
+
+def _done_text(inp: StepInput) -> StepResult:
+    """ "It's done": the confirmation prompt for a finished visit, else what state the visit is in."""
+    view: CustomerView = inp.view
+    completed = next((v for job in view.jobs for v in job.visits if v.status == VisitStatus.COMPLETED.value), None)
+    if completed is not None:
+        keyboard = buttons([Button(t("btn.confirm_done"), encode(ConfirmDone(completed.id)))])
+        return reply(Outbound(t("customer.done_prompt", kind=_kind(completed.kind)), keyboard))
+    visit = _current(inp)
+    if visit is None:
+        return on_status(inp)
+    line = t("customer.not_done_yet", kind=_kind(visit.kind), status=t(f"status.{visit.status}"))
+    return reply(Outbound(line, buttons(_visit_buttons(inp, visit))))
+
+
+def _forward(inp: StepInput, topic: str) -> c.ForwardCustomerText:
+    """The command that puts the customer's words before the dispatchers of the job they are about."""
+    view: CustomerView = inp.view
+    if view.customer_id is None or not view.jobs:
+        raise ValueError("free text is passed on only for a customer with an order (on_idle_text checks it first)")
+    visit = _current(inp)
+    job = (view.job_of(visit.id) if visit else None) or view.jobs[0]
+    return c.ForwardCustomerText(view.customer_id, job.id, visit.id if visit else None, topic, inp.event.text.strip())
+
+
+# ====== people: talk to a person, a complaint, anything not understood ============================
+# The relay thread (conversations/flows/relay.py): the text goes to the visit's technician or the dispatchers, their
+# answers come back here, and the customer's next texts and photos join the thread until they press Done.
+def _to_people(inp: StepInput, understood: Understood) -> StepResult:
+    topic = Topic(understood.intent.value) if understood.intent in (Intent.HUMAN, Intent.COMPLAINT) else Topic.UNKNOWN
+    return relay.to_people(inp, Origin.CUSTOMER, inp.view.customer_id, topic, inp.event.text.strip())
+
+
+def _customer_id(inp: StepInput) -> int | None:
+    customer_id: int | None = inp.view.customer_id
+    return customer_id
+# ==================================================================================================
+
+
+FREE_TEXT = Step(on_idle_text, leads_to=(S.CHOOSE_SLOT, S.CONFIRM_CANCEL, relay.RELAY))
 
 CUSTOMER_FLOW = FlowSpec(
     name="customer",
     initial=S.NEW,
     states={
-        S.NEW: State(hint="customer.hint_new", text=Step(on_idle_text)),
-        S.IDLE: State(hint="customer.hint_idle", text=Step(on_idle_text)),
-        S.CHOOSE_SLOT: State(hint="customer.hint_choose_slot", data=VisitData),
-        S.CONFIRM_CANCEL: State(hint="customer.hint_confirm_cancel", data=VisitData),
-        S.RATE: State(hint="customer.hint_rate", data=VisitData),
+        S.NEW: State(hint="customer.hint_new", text=FREE_TEXT),
+        S.IDLE: State(hint="customer.hint_idle", text=FREE_TEXT),
+        S.CHOOSE_SLOT: State(hint="customer.hint_choose_slot", data=VisitData, text=FREE_TEXT),
+        S.CONFIRM_CANCEL: State(hint="customer.hint_confirm_cancel", data=VisitData, text=FREE_TEXT),
+        S.RATE: State(hint="customer.hint_rate", data=VisitData, text=FREE_TEXT),
+        S.CONFIRM_MOVE: State(hint="customer.hint_confirm_move", data=MoveData, text=FREE_TEXT),
+        S.CHOOSE_DEPENDANT: State(
+            hint="customer.hint_choose_slot", data=MoveData, text=FREE_TEXT,
+            buttons={PickSlot: Step(on_dependant_slot, leads_to=(S.IDLE, S.CONFIRM_MOVE), requires=CUSTOMER)},
+        ),
         S.COMMENT: State(
-            hint="customer.hint_comment", data=VisitData,
+            hint="customer.hint_comment", data=RatedVisit,
             text=Step(on_comment, leads_to=(S.IDLE,)),
             buttons={SkipComment: Step(on_skip, leads_to=(S.IDLE,))},
         ),
+        relay.RELAY: relay.writer_state(Origin.CUSTOMER, _customer_id, S.IDLE),
     },
     commands={
         "start": Step(on_start, leads_to=(S.CHOOSE_SLOT, S.IDLE)),
@@ -308,8 +713,13 @@ CUSTOMER_FLOW = FlowSpec(
     },
     buttons={
         Book: Step(on_book, leads_to=(S.CHOOSE_SLOT,), requires=CUSTOMER),
-        PickSlot: Step(on_slot, leads_to=(S.IDLE,), requires=CUSTOMER),
-        Reschedule: Step(on_reschedule, leads_to=(S.IDLE,), requires=CUSTOMER),
+        PickDay: Step(on_pick_day, leads_to=(S.CHOOSE_SLOT,), requires=CUSTOMER),
+        MoreDays: Step(on_more_days, leads_to=(S.CHOOSE_SLOT,), requires=CUSTOMER),
+        PickSlot: Step(on_slot, leads_to=(S.IDLE, S.CONFIRM_MOVE), requires=CUSTOMER),
+        Reschedule: Step(on_reschedule, leads_to=(S.CHOOSE_SLOT,), requires=CUSTOMER),
+        MoveBoth: Step(on_move_both, leads_to=(S.CHOOSE_DEPENDANT,), requires=CUSTOMER),
+        MoveBothDay: Step(on_move_both_day, leads_to=(S.CHOOSE_DEPENDANT,), requires=CUSTOMER),
+        KeepBoth: Step(on_keep_both, leads_to=(S.IDLE,), requires=CUSTOMER),
         CancelVisit: Step(on_cancel_visit, leads_to=(S.CONFIRM_CANCEL,), requires=CUSTOMER),
         ConfirmCancel: Step(on_cancel_yes, leads_to=(S.IDLE,), requires=CUSTOMER),
         KeepVisit: Step(on_cancel_no, leads_to=(S.IDLE,)),
@@ -318,5 +728,6 @@ CUSTOMER_FLOW = FlowSpec(
         AskToRate: Step(on_rate_request, leads_to=(S.RATE,)),
         Rate: Step(on_rate, leads_to=(S.COMMENT,), requires=CUSTOMER),
         ChooseLanguage: Step(switch_language),
+        **relay.writer_buttons(_customer_id, S.IDLE),
     },
 )

@@ -6,33 +6,50 @@ import enum
 from dataclasses import dataclass, replace
 
 from services.actions import (
+    AnswerInThread,
     Accept,
     Action,
     Answer,
     Arrived,
+    AskHelp,
     ChooseLanguage,
     Complete,
     Contacted,
     ContinueChecklist,
     Decline,
+    HandBack,
+    JoinCrew,
+    NeedReturn,
     OnMyWay,
+    PickFault,
+    PickMethod,
     PickReason,
+    PickReturnReason,
     ReportProblem,
     SendReport,
     SkipNote,
     StartChecklist,
+    VisitOptions,
     encode,
 )
 from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import VisitData, help_for, hint, identity, language_menu, stale, switch_language
+from conversations.flows import relay
 from domain import commands as c
+from conversations import understanding
+from conversations.i18n import catalog
+from conversations.understanding import Intent
 from domain.errors import InvalidInput
+from domain.relay import Author, Origin, Topic
+from domain.field_work import CheckinKind, ReturnReason, repair_codes
 from domain.geo import haversine_m, map_link
-from domain.model import ChecklistStep, ExceptionReason, StepKind, VisitStatus, parse_number
-from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, Text, buttons, raw, span, t
+from domain.model import ChecklistStep, ExceptionReason, ServiceKind, StepKind, VisitStatus, parse_number
+from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, Text, buttons, joined, raw, span, t
 from services.views import TechnicianView, TechnicianViewRequest, TechVisit
+from services.notifications import offer_card_key
 
 PHOTO_REQUIRED_REASONS = (ExceptionReason.GOODS_DAMAGED, ExceptionReason.PARTS_MISSING)
+UNDER_WAY = (VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS, VisitStatus.ON_HOLD)
 
 
 class TechnicianState(enum.StrEnum):
@@ -44,6 +61,10 @@ class TechnicianState(enum.StrEnum):
     REPORT_REASON = "report_reason"
     REPORT_NOTE = "report_note"
     REPORT_PHOTO = "report_photo"
+    HAND_BACK_REASON = "hand_back_reason"
+    RETURN_REASON = "return_reason"
+    RETURN_NOTE = "return_note"
+    REPAIR = "repair"  # a repair's fault category, then its method, then it is complete
 
 
 S = TechnicianState
@@ -56,6 +77,7 @@ class CheckinAway(FlowData):
     visit: int
     lat: float
     lon: float
+    live: bool = False  # shared as live location (rows from before this field: a pin)
 
 
 @dataclass(frozen=True)
@@ -105,10 +127,14 @@ def visit_card(visit: TechVisit) -> Outbound:
     status = VisitStatus(visit.status)
     slot = span(visit.slot_start, visit.slot_end) if visit.slot_start and visit.slot_end else "-"
     if visit.lead is not None:  # crew: the lead checks in and walks the checklist, the crew turns up with them
-        return Outbound(t(
+        return Outbound(_with_brief(t(
             "tech.crew_visit_card", visit=visit.id, kind=_kind(visit.kind), status=t(f"status.{visit.status}"), lead=visit.lead,
             slot=slot, product=visit.product, address=visit.address, map=map_link(visit.lat, visit.lon),
-        ))
+        ), visit))
+    if visit.masked:  # a grab offer not yet won: as its card, the district and the job only
+        offer = t("tech.offer_grab", visit=visit.id, kind=_kind(visit.kind), product=visit.product, slot=slot, region=visit.address)
+        choice = buttons([Button(t("btn.accept"), encode(Accept(visit.id))), Button(t("btn.decline"), encode(Decline(visit.id)))])
+        return Outbound(_with_brief(offer, visit), choice)
     actions: list[list[Button]] = []
     if status is VisitStatus.BOOKED:
         actions.append([Button(t("btn.accept"), encode(Accept(visit.id))), Button(t("btn.decline"), encode(Decline(visit.id)))])
@@ -122,13 +148,22 @@ def visit_card(visit: TechVisit) -> Outbound:
     elif status is VisitStatus.IN_PROGRESS:
         actions.append([Button(t("btn.continue_checklist"), encode(ContinueChecklist(visit.id)))])
     if status in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
-        actions.append([_report_button(visit.id)])
+        actions.append([_report_button(visit.id), _options_button(visit.id)])
     text = t(
         "tech.visit_card", visit=visit.id, kind=_kind(visit.kind), status=t(f"status.{visit.status}"),
         slot=slot, product=visit.product, address=visit.address, customer=visit.customer, phone=visit.phone,
         map=map_link(visit.lat, visit.lon),
     )
-    return Outbound(text, buttons(*actions))
+    return Outbound(_with_brief(text, visit), buttons(*actions))
+
+
+def _with_brief(text: Text, visit: TechVisit) -> Text:
+    """The job's notes and items under a card ("call first, 3rd floor, no lift"): on the offer, in /today, at check-in."""
+    return t("tech.with_brief", card=text, brief=raw(visit.brief)) if visit.brief else text
+
+
+def _options_button(visit_id: int) -> Button:
+    return Button(t("btn.visit_options"), encode(VisitOptions(visit_id)))
 
 
 def step_prompt(visit: TechVisit, index: int) -> Outbound:
@@ -142,7 +177,7 @@ def step_prompt(visit: TechVisit, index: int) -> Outbound:
         ])
     elif step.kind is StepKind.CHOICE:
         rows.extend([Button(raw(choice), encode(Answer(visit.id, index, str(n))))] for n, choice in enumerate(step.choices))
-    rows.append([_report_button(visit.id)])
+    rows.append([_report_button(visit.id), _options_button(visit.id)])
     key = {
         StepKind.YES_NO: "tech.step_yes_no",
         StepKind.CHOICE: "tech.step_choice",
@@ -209,7 +244,8 @@ def on_today(inp: StepInput) -> StepResult:
     view: TechnicianView = inp.view
     local_today = inp.now.astimezone(inp.policy.tz).date()
     booked = sorted(((v.slot_start, v) for v in view.visits if v.slot_start), key=lambda pair: pair[0])
-    today = [v for start, v in booked if start.astimezone(inp.policy.tz).date() == local_today]
+    # a visit under way is today's work whatever day it was booked for (started early, or running past midnight)
+    today = [v for start, v in booked if start.astimezone(inp.policy.tz).date() == local_today or VisitStatus(v.status) in UNDER_WAY]
     later = [v for v in view.visits if v not in today and v.status != VisitStatus.COMPLETED.value]
     messages = [Outbound(t("tech.today_header", count=len(today), later=len(later)))]
     messages.extend(visit_card(v) for v in today)
@@ -238,14 +274,17 @@ def on_accept(inp: StepInput, accept: Accept) -> StepResult:
     if visit is None:
         return hint("tech.offer_gone")
     keyboard = buttons([Button(t("btn.on_my_way"), encode(OnMyWay(visit.id)))])
-    return reply(Outbound(t("tech.accepted", visit=visit.id), keyboard), commands=[c.AcceptOffer(visit.id, inp.view.technician_id)])
+    # the answer takes the offer card's place: its Accept / Decline cannot be pressed again
+    answer = Outbound(t("tech.accepted", visit=visit.id), keyboard, card=offer_card_key(visit.id))
+    return reply(answer, commands=[c.AcceptOffer(visit.id, inp.view.technician_id)])
 
 
 def on_decline(inp: StepInput, decline: Decline) -> StepResult:
     visit = _visit_in(inp, decline.visit_id, VisitStatus.BOOKED)
     if visit is None:
         return hint("tech.offer_gone")
-    return reply(Outbound(t("tech.declined", visit=visit.id)), commands=[c.DeclineOffer(visit.id, inp.view.technician_id)])
+    answer = Outbound(t("tech.declined", visit=visit.id), card=offer_card_key(visit.id))
+    return reply(answer, commands=[c.DeclineOffer(visit.id, inp.view.technician_id)])
 
 
 def _ask_location() -> Outbound:
@@ -257,8 +296,7 @@ def on_depart(inp: StepInput, depart: OnMyWay) -> StepResult:
     if visit is None:
         return stale()
     return reply(
-        Outbound(t("tech.en_route", visit=visit.id)),
-        _ask_location(),
+        joined(Outbound(t("tech.en_route", visit=visit.id)), _ask_location()),  # one message: the next question with it
         commands=[c.Depart(visit.id, inp.view.technician_id)],
         state=S.AWAIT_LOCATION,
         data=VisitData(visit.id),
@@ -273,8 +311,16 @@ def on_arrived(inp: StepInput, arrived: Arrived) -> StepResult:
 
 
 def _checked_in(visit: TechVisit) -> Outbound:
-    keyboard = buttons([Button(t("btn.start_checklist"), encode(StartChecklist(visit.id)))], [_report_button(visit.id)])
-    return Outbound(t("tech.checked_in"), keyboard)
+    keyboard = buttons([Button(t("btn.start_checklist"), encode(StartChecklist(visit.id)))], [_report_button(visit.id), _options_button(visit.id)])
+    return Outbound(_with_brief(t("tech.checked_in"), visit), keyboard)
+
+
+def _kind_of(event: Inbound) -> str:
+    return _checkin_kind(event.live)
+
+
+def _checkin_kind(live: bool) -> str:
+    return CheckinKind.LIVE.value if live else CheckinKind.STATIC.value
 
 
 def on_location(inp: StepInput) -> StepResult:
@@ -290,9 +336,9 @@ def on_location(inp: StepInput) -> StepResult:
         return reply(
             Outbound(t("tech.too_far", distance=int(distance), radius=int(inp.policy.checkin_radius_m))),
             state=S.CHECKIN_REASON,
-            data=CheckinAway(visit.id, lat, lon),
+            data=CheckinAway(visit.id, lat, lon, inp.event.live),
         )
-    return reply(_checked_in(visit), commands=[c.CheckIn(visit.id, inp.view.technician_id, lat, lon)], state=S.IDLE)
+    return reply(_checked_in(visit), commands=[c.CheckIn(visit.id, inp.view.technician_id, lat, lon, kind=_kind_of(inp.event))], state=S.IDLE)
 
 
 def on_checkin_reason(inp: StepInput) -> StepResult:
@@ -305,7 +351,7 @@ def on_checkin_reason(inp: StepInput) -> StepResult:
         return hint("tech.hint_checkin_reason")
     return reply(
         _checked_in(visit),
-        commands=[c.CheckIn(visit.id, inp.view.technician_id, away.lat, away.lon, reason[:500])],
+        commands=[c.CheckIn(visit.id, inp.view.technician_id, away.lat, away.lon, reason[:500], _checkin_kind(away.live))],
         state=S.IDLE,
     )
 
@@ -421,7 +467,44 @@ def on_complete(inp: StepInput, complete: Complete) -> StepResult:
     visit = _visit_in(inp, complete.visit_id, VisitStatus.IN_PROGRESS)
     if visit is None:
         return stale()
+    if visit.kind == ServiceKind.REPAIR.value:  # a repair says what was wrong and what was done before it is complete
+        return reply(_fault_menu(inp, visit), state=S.REPAIR, data=VisitData(visit.id))
     return reply(Outbound(t("tech.completed", visit=visit.id)), commands=[c.CompleteVisit(visit.id, inp.view.technician_id)], state=S.IDLE)
+
+
+def _fault_menu(inp: StepInput, visit: TechVisit) -> Outbound:
+    codes = repair_codes(inp.policy.repair_codes, visit.product_category)
+    rows = [[Button(_code_label("fault", code), encode(PickFault(visit.id, n)))] for n, code in enumerate(codes.faults)]
+    return Outbound(t("tech.repair_fault"), buttons(*rows))
+
+
+def _code_label(kind: str, code: str) -> Text:
+    """A repair code's label: the catalog's for the default codes, the code itself for one the shop added."""
+    key = f"tech.{kind}.{code}"
+    return t(key) if key in catalog("en") else raw(code.replace("_", " "))
+
+
+def on_pick_fault(inp: StepInput, pick: PickFault) -> StepResult:
+    visit = _visit_in(inp, pick.visit_id, VisitStatus.IN_PROGRESS)
+    codes = repair_codes(inp.policy.repair_codes, visit.product_category) if visit else None
+    if visit is None or codes is None or pick.fault >= len(codes.faults):
+        return stale()
+    rows = [[Button(_code_label("method", code), encode(PickMethod(visit.id, pick.fault, n)))] for n, code in enumerate(codes.methods)]
+    return reply(Outbound(t("tech.repair_method", fault=_code_label("fault", codes.faults[pick.fault])), buttons(*rows)))
+
+
+def on_pick_method(inp: StepInput, pick: PickMethod) -> StepResult:
+    visit = _visit_in(inp, pick.visit_id, VisitStatus.IN_PROGRESS)
+    codes = repair_codes(inp.policy.repair_codes, visit.product_category) if visit else None
+    if visit is None or codes is None or pick.fault >= len(codes.faults) or pick.method >= len(codes.methods):
+        return stale()
+    fault, method = codes.faults[pick.fault], codes.methods[pick.method]
+    technician_id = inp.view.technician_id
+    return reply(
+        Outbound(t("tech.repair_completed", visit=visit.id, fault=_code_label("fault", fault), method=_code_label("method", method))),
+        commands=[c.RecordRepair(visit.id, technician_id, fault, method), c.CompleteVisit(visit.id, technician_id)],
+        state=S.IDLE,
+    )
 
 
 def on_report(inp: StepInput, report: ReportProblem) -> StepResult:
@@ -516,8 +599,20 @@ def on_on_duty(inp: StepInput) -> StepResult:
 
 
 def on_cancel(inp: StepInput) -> StepResult:
+    """Whatever was being asked is dropped; a checklist under way picks up at its first unanswered step (kept in the
+    visit's answers, so a problem menu, a report or a restart in between loses nothing)."""
     if inp.view.technician_id is None:
         return reply(Outbound(t("tech.hint_new")), state=S.NEW)
+    view: TechnicianView = inp.view
+    about = view.visit(getattr(inp.data, "visit", None))
+    if about is not None and about.status == VisitStatus.IN_PROGRESS.value:
+        index = about.next_step()
+        if index is not None:
+            return reply(Outbound(t("common.cancelled")), step_prompt(about, index), state=S.CHECKLIST, data=ChecklistAt(about.id, index))
+        messages, state, data = _after_answer(about, "")
+        return reply(Outbound(t("common.cancelled")), *messages, state=state, data=data)
+    if about is not None and VisitStatus(about.status) in (*UNDER_WAY, VisitStatus.ACCEPTED):
+        return reply(Outbound(t("common.cancelled")), visit_card(about), state=S.IDLE)
     return reply(Outbound(t("common.cancelled")), state=S.IDLE)
 
 
@@ -526,19 +621,190 @@ def on_help(inp: StepInput) -> StepResult:
 
 
 def on_idle_text(inp: StepInput) -> StepResult:
-    return hint("tech.hint_new" if inp.view.technician_id is None else "tech.hint_idle")
+    """Free text: what it means (``conversations.understanding``) does what the matching button does — with a button to
+    press first whenever that changes a visit's state; what is not understood goes to people (``_to_people``)."""
+    view: TechnicianView = inp.view
+    text = inp.event.text.strip()
+    if view.technician_id is None:
+        return hint("tech.hint_new")
+    if not text:
+        return hint("tech.hint_idle")
+    meant = understanding.understand(text, "technician", inp.now.astimezone(inp.policy.tz), inp.language)
+    visit = _current_visit(view)
+    if meant.intent is Intent.UNKNOWN or visit is None:
+        return _to_people(inp, text)
+    status = VisitStatus(visit.status)
+    if meant.intent is Intent.LATE and meant.minutes and status in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE):
+        return reply(
+            Outbound(t("tech.late_noted", visit=visit.id, minutes=meant.minutes)),
+            commands=[c.ReportLate(visit.id, view.technician_id, meant.minutes)],
+        )
+    if meant.intent is Intent.ON_MY_WAY and status is VisitStatus.ACCEPTED:
+        keyboard = buttons([Button(t("btn.on_my_way"), encode(OnMyWay(visit.id)))])
+        return reply(Outbound(t("tech.confirm_on_my_way", visit=visit.id, address=visit.address), keyboard))
+    if meant.intent is Intent.ARRIVED and status in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE):
+        # the button asks for the location (checking in is the location's to do), and answers for the right visit
+        keyboard = buttons([Button(t("btn.arrived"), encode(Arrived(visit.id)))])
+        return reply(Outbound(t("tech.confirm_arrived", visit=visit.id, address=visit.address), keyboard))
+    if meant.intent is Intent.PROBLEM and status in (VisitStatus.BOOKED, VisitStatus.ACCEPTED, *UNDER_WAY):
+        return reply(Outbound(t("tech.confirm_problem", visit=visit.id), buttons([_report_button(visit.id)])))
+    if meant.intent is Intent.DONE and status in (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
+        return _done_path(visit)
+    return _to_people(inp, text)
+
+
+def on_text_on_the_way(inp: StepInput) -> StepResult:
+    """Waiting for the location (on the way): "running late" and the like are understood; anything else gets the
+    location hint, as the location is what this state needs."""
+    meant = understanding.understand(inp.event.text.strip(), "technician", inp.now.astimezone(inp.policy.tz), inp.language)
+    if meant.intent is Intent.UNKNOWN:
+        return hint("tech.hint_location")
+    result = on_idle_text(inp)
+    return result if result.state is None else hint("tech.hint_location")
+
+
+def _current_visit(view: TechnicianView) -> TechVisit | None:
+    """The visit free text is most likely about: the one furthest along today, else the next accepted one."""
+    order = (VisitStatus.IN_PROGRESS, VisitStatus.ON_SITE, VisitStatus.EN_ROUTE, VisitStatus.ACCEPTED, VisitStatus.ON_HOLD)
+    mine = [v for v in view.visits if v.lead is None and VisitStatus(v.status) in order]
+    if not mine:
+        return None
+    return min(mine, key=lambda v: (order.index(VisitStatus(v.status)), v.slot_start.timestamp() if v.slot_start else float("inf")))
+
+
+def _done_path(visit: TechVisit) -> StepResult:
+    """"Done" typed: the button that finishes from here — start or continue the checklist, or complete it."""
+    if visit.status == VisitStatus.ON_SITE.value:
+        keyboard = buttons([Button(t("btn.start_checklist"), encode(StartChecklist(visit.id)))])
+        return reply(Outbound(t("tech.done_start_first", visit=visit.id), keyboard))
+    if visit.next_step() is not None:
+        keyboard = buttons([Button(t("btn.continue_checklist"), encode(ContinueChecklist(visit.id)))])
+        return reply(Outbound(t("tech.done_checklist_left", visit=visit.id), keyboard))
+    keyboard = buttons([_complete_button(visit.id)], [_report_button(visit.id)])
+    return reply(Outbound(t("tech.confirm_complete", visit=visit.id), keyboard))
+
+
+def _to_people(inp: StepInput, text: str) -> StepResult:
+    """Text no step understood reaches people instead of being thrown away: a relay thread to the dispatchers
+    (conversations/flows/relay.py), whose answers come back here; the technician's next texts and photos join it."""
+    view: TechnicianView = inp.view
+    if view.technician_id is None:
+        return hint("tech.hint_new")  # not signed in: nobody to pass it on for
+    return relay.to_people(inp, Origin.TECHNICIAN, view.technician_id, Topic.UNKNOWN, text)
+
+
+def _technician_id(inp: StepInput) -> int | None:
+    technician_id: int | None = inp.view.technician_id
+    return technician_id
+
+
+# --- hand back, help, return visit ------------------------------------------------------------------
+
+
+def on_visit_options(inp: StepInput, options: VisitOptions) -> StepResult:
+    visit = _visit_in(inp, options.visit_id, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)
+    if visit is None or visit.lead is not None:
+        return stale()
+    rows: list[list[Button]] = []
+    if VisitStatus(visit.status) in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE):
+        rows.append([Button(t("btn.hand_back"), encode(HandBack(visit.id)))])
+    rows.append([Button(t("btn.ask_help"), encode(AskHelp(visit.id)))])
+    if VisitStatus(visit.status) in (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
+        rows.append([Button(t("btn.need_return"), encode(NeedReturn(visit.id)))])
+    rows.append([_report_button(visit.id)])
+    return reply(Outbound(t("tech.visit_options", visit=visit.id), buttons(*rows)))
+
+
+def on_hand_back(inp: StepInput, hand_back: HandBack) -> StepResult:
+    visit = _visit_in(inp, hand_back.visit_id, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE)
+    if visit is None or visit.lead is not None:
+        return stale()
+    return reply(Outbound(t("tech.hand_back_reason", visit=visit.id)), state=S.HAND_BACK_REASON, data=VisitData(visit.id))
+
+
+def on_hand_back_reason(inp: StepInput) -> StepResult:
+    going: VisitData | None = inp.data
+    visit = _visit_in(inp, going.visit, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE) if going else None
+    if visit is None:
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
+    reason = inp.event.text.strip()
+    if not reason:
+        return hint("tech.hint_hand_back_reason")
+    command = c.HandBackVisit(visit.id, inp.view.technician_id, reason[:500])
+    return reply(Outbound(t("tech.handed_back", visit=visit.id)), commands=[command], state=S.IDLE)
+
+
+def on_ask_help(inp: StepInput, ask: AskHelp) -> StepResult:
+    visit = _visit_in(inp, ask.visit_id, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)
+    if visit is None or visit.lead is not None:
+        return stale()
+    # who joins (or that the dispatchers are looking) follows as its own message
+    return reply(Outbound(t("tech.assistance_requested", visit=visit.id)), commands=[c.RequestAssistance(visit.id, inp.view.technician_id)])
+
+
+def on_join_crew(inp: StepInput, join: JoinCrew) -> StepResult:
+    # the crew card that follows is the answer (or why not: taken, no longer free)
+    return reply(commands=[c.JoinCrew(join.visit_id, inp.view.technician_id)])
+
+
+def on_need_return(inp: StepInput, need: NeedReturn) -> StepResult:
+    visit = _visit_in(inp, need.visit_id, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)
+    if visit is None or visit.lead is not None:
+        return stale()
+    rows = [[Button(t(f"tech.return_reason.{reason.value}"), encode(PickReturnReason(visit.id, reason)))] for reason in ReturnReason]
+    return reply(Outbound(t("tech.return_reason_ask", visit=visit.id), buttons(*rows)), state=S.RETURN_REASON, data=VisitData(visit.id))
+
+
+def _end_for_return(inp: StepInput, visit: TechVisit, reason: ReturnReason, note: str) -> StepResult:
+    command = c.EndForReturn(visit.id, inp.view.technician_id, reason.value, note)
+    return reply(Outbound(t("tech.return_visit_created", visit=visit.id)), commands=[command], state=S.IDLE)
+
+
+def on_return_reason(inp: StepInput, pick: PickReturnReason) -> StepResult:
+    visit = _visit_in(inp, pick.visit_id, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)
+    if visit is None:
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
+    if pick.return_reason is ReturnReason.OTHER:
+        return reply(Outbound(t("tech.return_note")), state=S.RETURN_NOTE, data=VisitData(visit.id))
+    return _end_for_return(inp, visit, pick.return_reason, "")
+
+
+def on_return_note(inp: StepInput) -> StepResult:
+    about: VisitData | None = inp.data
+    visit = _visit_in(inp, about.visit, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS) if about else None
+    if visit is None:
+        return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
+    note = inp.event.text.strip()
+    if not note:
+        return hint("tech.return_note")
+    return _end_for_return(inp, visit, ReturnReason.OTHER, note[:500])
 
 
 CHECKLIST_NEXT = (S.CHECKLIST, S.IDLE)  # the next step, or the Complete button
+FREE_TEXT_NEXT = (relay.RELAY,)  # understood text answers with the button to press; the rest goes to people
 
 TECHNICIAN_FLOW = FlowSpec(
     name="technician",
     initial=S.NEW,
     states={
-        S.NEW: State(hint="tech.hint_new", text=Step(on_idle_text)),
-        S.IDLE: State(hint="tech.hint_idle", text=Step(on_idle_text)),
+        S.NEW: State(hint="tech.hint_new", text=Step(on_idle_text, leads_to=FREE_TEXT_NEXT)),  # bound, yet new: a restored chat
+        S.IDLE: State(hint="tech.hint_idle", text=Step(on_idle_text, leads_to=FREE_TEXT_NEXT)),
         S.AWAIT_LOCATION: State(
             hint="tech.hint_location", data=VisitData, location=Step(on_location, leads_to=(S.IDLE, S.CHECKIN_REASON)),
+            text=Step(on_text_on_the_way),
+        ),
+        S.HAND_BACK_REASON: State(hint="tech.hint_hand_back_reason", data=VisitData, text=Step(on_hand_back_reason, leads_to=(S.IDLE,))),
+        S.RETURN_REASON: State(
+            hint="tech.hint_return_reason", data=VisitData,
+            buttons={PickReturnReason: Step(on_return_reason, leads_to=(S.IDLE, S.RETURN_NOTE), requires=TECHNICIAN)},
+        ),
+        S.RETURN_NOTE: State(hint="tech.return_note", data=VisitData, text=Step(on_return_note, leads_to=(S.IDLE,))),
+        S.REPAIR: State(
+            hint="tech.hint_repair", data=VisitData,
+            buttons={
+                PickFault: Step(on_pick_fault, requires=TECHNICIAN),
+                PickMethod: Step(on_pick_method, leads_to=(S.IDLE,), requires=TECHNICIAN),
+            },
         ),
         S.CHECKIN_REASON: State(hint="tech.hint_checkin_reason", data=CheckinAway, text=Step(on_checkin_reason, leads_to=(S.IDLE,))),
         S.CHECKLIST: State(
@@ -560,6 +826,8 @@ TECHNICIAN_FLOW = FlowSpec(
             photo=Step(on_report_photo, leads_to=(S.IDLE,)),
             buttons={SendReport: Step(on_report_send, leads_to=(S.IDLE,))},
         ),
+        relay.RELAY: relay.writer_state(Origin.TECHNICIAN, _technician_id, S.IDLE),
+        relay.ANSWER: relay.answer_state(Author.TECHNICIAN, _technician_id, S.IDLE),
     },
     commands={
         "start": Step(on_start, leads_to=(S.IDLE,)),
@@ -568,7 +836,7 @@ TECHNICIAN_FLOW = FlowSpec(
         "offduty": Step(on_off_duty, requires=TECHNICIAN),
         "onduty": Step(on_on_duty, requires=TECHNICIAN),
         "help": Step(on_help),
-        "cancel": Step(on_cancel, leads_to=(S.NEW, S.IDLE)),
+        "cancel": Step(on_cancel, leads_to=(S.NEW, S.IDLE, S.CHECKLIST)),
         "lang": Step(language_menu),
         "language": Step(language_menu),
     },
@@ -579,10 +847,17 @@ TECHNICIAN_FLOW = FlowSpec(
         Arrived: Step(on_arrived, leads_to=(S.AWAIT_LOCATION,), requires=TECHNICIAN),
         StartChecklist: Step(on_start_work, leads_to=CHECKLIST_NEXT, requires=TECHNICIAN),
         ContinueChecklist: Step(on_continue, leads_to=CHECKLIST_NEXT, requires=TECHNICIAN),
-        Complete: Step(on_complete, leads_to=(S.IDLE,), requires=TECHNICIAN),
+        Complete: Step(on_complete, leads_to=(S.IDLE, S.REPAIR), requires=TECHNICIAN),
+        VisitOptions: Step(on_visit_options, requires=TECHNICIAN),
+        HandBack: Step(on_hand_back, leads_to=(S.HAND_BACK_REASON,), requires=TECHNICIAN),
+        AskHelp: Step(on_ask_help, requires=TECHNICIAN),
+        JoinCrew: Step(on_join_crew, requires=TECHNICIAN),
+        NeedReturn: Step(on_need_return, leads_to=(S.RETURN_REASON,), requires=TECHNICIAN),
         ReportProblem: Step(on_report, leads_to=(S.REPORT_REASON,), requires=TECHNICIAN),
         Contacted: Step(on_contacted, requires=TECHNICIAN),
         ChooseLanguage: Step(switch_language),
+        AnswerInThread: relay.answer_step(TECHNICIAN),
+        **relay.writer_buttons(_technician_id, S.IDLE),
     },
     live_location=Step(on_live_location, leads_to=(S.IDLE,)),
 )

@@ -31,6 +31,7 @@ _METHODS = [
     "getWebhookInfo",
     "sendMessage",
     "sendPhoto",
+    "sendMediaGroup",
     "sendDocument",
     "editMessageText",
     "editMessageCaption",
@@ -50,6 +51,7 @@ SENT_METHODS = frozenset(
     {
         "sendMessage",
         "sendPhoto",
+        "sendMediaGroup",
         "sendDocument",
         "editMessageText",
         "editMessageCaption",
@@ -1734,6 +1736,37 @@ class FakeTelegram:
         message = self._new_message(bot, chat_key, params, {"photo": sizes, **caption})
         self._record_sent(bot, "sendPhoto", chat_key, params, message)
         return message
+
+    def _m_sendmediagroup(self, bot: _Bot, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """An album: 2–10 photos (or videos), each an InputMedia; a file is a file_id, a URL, or ``attach://<part>``.
+        No reply_markup (Telegram ignores it on albums); a caption per item. Every item becomes a message of its own,
+        sharing a media_group_id; one send is logged per message."""
+        chat_key = self._chat_key(params)
+        media = params.get("media")
+        if not isinstance(media, list):
+            raise _bad("can't parse media JSON array")
+        if not 2 <= len(media) <= 10:
+            raise _bad("wrong number of media items: must include 2-10 items")
+        group_id = str(next(self._ids))
+        messages = []
+        for item in media:
+            if not isinstance(item, dict) or item.get("type") not in ("photo", "video", "document", "audio"):
+                raise _bad("can't parse InputMedia: media type must be specified")
+            reference = item.get("media")
+            if isinstance(reference, str) and reference.startswith("attach://"):
+                reference = params.get(reference[len("attach://"):])
+                if not isinstance(reference, UploadedFile):
+                    raise _bad("wrong file identifier/HTTP URL specified: attached file not found")
+            stored = self._input_file({"photo": reference}, "photo", "photos", ".jpg")
+            size = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "width": 800, "height": 800,
+                    "file_size": len(stored.content)}
+            caption = self._caption({"caption": item["caption"]}) if item.get("caption") else {}
+            item_params = {"chat_id": params.get("chat_id"), **({"caption": item["caption"]} if item.get("caption") else {}),
+                           "photo": reference}
+            message = self._new_message(bot, chat_key, {"chat_id": params.get("chat_id")}, {"photo": [size], "media_group_id": group_id, **caption})
+            self._record_sent(bot, "sendMediaGroup", chat_key, item_params, message)
+            messages.append(message)
+        return messages
 
     def _m_senddocument(self, bot: _Bot, params: dict[str, Any]) -> dict[str, Any]:
         chat_key = self._chat_key(params)

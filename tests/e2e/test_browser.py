@@ -220,14 +220,14 @@ async def test_the_whole_sofa_order_runs_in_the_browser_from_links_to_a_low_rati
     await customer.press("Li Ming has finished the installation", "Confirm it's done")
     await customer.sees("Thank you for confirming the installation!")
     await customer.press("How would you rate the service?", "2")
-    await customer.press("Thanks for rating 2/5", "Skip")
+    await customer.press("We are sorry it was only 2/5", "Skip")
     await installer.sees("The customer confirmed visit")
     alert = await group.sees("Low rating 2/5 for installation")
     await expect(alert).to_contain_text("Li Ming")
     await expect(alert).to_contain_text("139****5678")
     await expect(alert).not_to_contain_text("Nanjing")
     await group.press("Low rating 2/5", "Acknowledge")
-    await group.sees("Noted by Dispatcher")
+    await group.sees("Acknowledged by Demo dispatcher")  # the card again, saying so (the console cannot edit)
 
     await expect(page.locator("[data-role=system]")).to_have_count(0)
     await page.screenshot(path=tmp_path / "webchat.png")
@@ -252,7 +252,7 @@ async def test_an_installer_reports_damaged_goods_with_a_photo_and_a_dispatcher_
     await expect(problem).to_contain_text("Li Ming")
     await expect(problem).to_contain_text("Photos: 1")
     await group.press("Goods damaged", "Acknowledge")
-    await group.sees("acknowledged by Dispatcher")
+    await group.sees("Acknowledged by Demo dispatcher")  # the alert card itself says who and when
     await installer.sees("A dispatcher acknowledged your report")
 
 

@@ -32,6 +32,8 @@ OPERATIONS = {
     "PATCH /api/v1/technicians/{technician_id}", "POST /api/v1/dispatchers", "POST /api/v1/dispatch-groups",
     "PUT /api/v1/checklist-templates", "PUT /api/v1/dispatch-rules", "GET /api/v1/visits/{visit_id}/candidates",
     "POST /api/v1/visits/{visit_id}/assign", "PUT /api/v1/sla-policies", "PUT /api/v1/alert-sinks", "GET /api/v1/alert-sinks",
+    "POST /api/v1/visits/{visit_id}/reschedule", "POST /api/v1/jobs/{job_id}/address", "POST /api/v1/jobs/{job_id}/close",
+    "POST /api/v1/jobs/{job_id}/reopen", "GET /api/v1/photos/{photo_id}",
 }
 # answers that mean the request was turned away before the operation did anything (a 422 too, when it lists errors)
 REFUSALS = {400, 401, 405, 413, 415}

@@ -24,8 +24,12 @@ ID_ROUTES = [
     ("GET", "/api/v1/visits/{}/candidates", None, "visit_id"),
     ("POST", "/api/v1/visits/{}/assign", {"technician_id": 1}, "visit_id"),
     ("PATCH", "/api/v1/technicians/{}", {"on_duty": False}, "technician_id"),
+    ("POST", "/api/v1/visits/{}/reschedule", {"start": "2026-11-24T09:00:00+08:00", "end": "2026-11-24T11:00:00+08:00"}, "visit_id"),
+    ("POST", "/api/v1/jobs/{}/address", {"text": "12 Henan Road"}, "job_id"),
+    ("POST", "/api/v1/jobs/{}/close", {"reason": "duplicate"}, "job_id"),
+    ("POST", "/api/v1/jobs/{}/reopen", {"reason": "came back"}, "job_id"),
 ]
-ROUTE_IDS = ["job", "candidates", "assign", "duty"]
+ROUTE_IDS = ["job", "candidates", "assign", "duty", "reschedule", "address", "close", "reopen"]
 
 
 # --- ids are range-checked ------------------------------------------------------------------------
@@ -257,7 +261,7 @@ def _operations(schema: dict):
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{job_id}", "1").replace("{visit_id}", "1").replace("{technician_id}", "1")
+    return path.replace("{job_id}", "1").replace("{visit_id}", "1").replace("{technician_id}", "1").replace("{photo_id}", "1")
 
 
 def _assert_documented(schema: dict, operation: dict, response) -> None:
@@ -272,7 +276,7 @@ def _assert_documented(schema: dict, operation: dict, response) -> None:
 async def test_every_api_operation_answers_401_without_or_with_a_wrong_token_as_documented(sqlite_api: Api):
     schema = (await sqlite_api.client.get("/openapi.json")).json()
     operations = list(_operations(schema))
-    assert len(operations) == 13
+    assert len(operations) == 18
     for method, path, operation in operations:
         for authorization in ("", "Bearer wrong-token-of-24-chars-or-more", f"Basic {TOKEN}"):
             response = await sqlite_api.client.request(method, _concrete(path), json={}, headers={"Authorization": authorization})
@@ -313,6 +317,7 @@ async def test_the_documented_statuses_of_each_operation(sqlite_api: Api):
     assert statuses == {
         ("POST", "/api/v1/orders"): body | {"200", "201", "409"},
         ("GET", "/api/v1/jobs/{job_id}"): every | {"200", "404", "422"},
+        ("GET", "/api/v1/photos/{photo_id}"): every | {"200", "404", "422"},
         ("POST", "/api/v1/technicians"): body | {"201"},
         ("PATCH", "/api/v1/technicians/{technician_id}"): body | {"200", "404", "409"},
         ("POST", "/api/v1/dispatchers"): body | {"201"},
@@ -321,6 +326,10 @@ async def test_the_documented_statuses_of_each_operation(sqlite_api: Api):
         ("PUT", "/api/v1/dispatch-rules"): body | {"200", "409"},
         ("GET", "/api/v1/visits/{visit_id}/candidates"): every | {"200", "404", "422"},
         ("POST", "/api/v1/visits/{visit_id}/assign"): body | {"200", "404", "409"},
+        ("POST", "/api/v1/visits/{visit_id}/reschedule"): body | {"200", "404", "409"},
+        ("POST", "/api/v1/jobs/{job_id}/address"): body | {"200", "404", "409"},
+        ("POST", "/api/v1/jobs/{job_id}/close"): body | {"200", "404", "409"},
+        ("POST", "/api/v1/jobs/{job_id}/reopen"): body | {"200", "404", "409"},
         ("PUT", "/api/v1/sla-policies"): body | {"200", "409"},
         ("PUT", "/api/v1/alert-sinks"): body | {"200", "409"},
         ("GET", "/api/v1/alert-sinks"): every | {"200"},

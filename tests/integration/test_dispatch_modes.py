@@ -35,7 +35,7 @@ async def setup(world: World, mode: str, installers: int = 3):
 async def test_a_grab_offer_reaches_the_top_technicians_and_only_the_first_accept_wins(world: World):
     visit, customer, installers, group = await setup(world, "grab")
     cards = [await chat.inbox() for chat in installers]
-    assert [keys(c) for c in cards] == [["tech.offer"]] * 3
+    assert [keys(c) for c in cards] == [["tech.offer_grab"]] * 3  # district and job only, until won
     first, second, third = installers
     presses = [chat.event(InboundKind.BUTTON, text=f"acc:{visit.id}") for chat in (first, second)]
     await asyncio.gather(*(world.container.engine.handle(p) for p in presses))
@@ -43,11 +43,11 @@ async def test_a_grab_offer_reaches_the_top_technicians_and_only_the_first_accep
     # the winner is told it is theirs; the loser's card is edited to "taken", and their press answered
     # "gone" (it came after) or "taken" (it raced the winner's commit and lost)
     assert answers in (
-        ["tech.accepted", "tech.offer_gone", "tech.offer_lost"],
-        ["error.offer_taken", "tech.accepted", "tech.offer_lost"],
+        ["tech.accepted", "tech.offer_gone", "tech.offer_lost", "tech.offer_won_details"],  # the winner gets the customer now
+        ["error.offer_taken", "tech.accepted", "tech.offer_lost", "tech.offer_won_details"],
     )
     edits = await third.inbox()
-    assert keys(edits) == ["tech.offer_lost"] and edits[0].payload["edit_of"].startswith("offer:")
+    assert keys(edits) == ["tech.offer_lost"] and edits[0].payload["card"] == f"offer:{visit.id}"
     assert keys(await customer.inbox()) == ["customer.assigned"]
     job = await world.job(visit.job_id)
     assert job["visits"][0]["status"] == "accepted"
@@ -76,7 +76,7 @@ async def test_grab_offers_nobody_takes_expire_and_fall_back_to_automatic_dispat
 async def test_when_every_grab_offer_is_declined_the_dispatchers_are_alerted(world: World):
     visit, customer, installers, group = await setup(world, "grab")
     for chat in installers:
-        assert keys(await chat.inbox()) == ["tech.offer"]
+        assert keys(await chat.inbox()) == ["tech.offer_grab"]
         assert keys(await chat.press(f"dec:{visit.id}")) == ["tech.declined"]
     assert (await group.inbox())[-1].key == "group.no_technician"
 
@@ -85,7 +85,9 @@ async def test_in_manual_mode_a_dispatcher_picks_from_a_ranked_list(world: World
     visit, customer, installers, group = await setup(world, "manual")
     assert [keys(await chat.inbox()) for chat in installers] == [[], [], []]
     alert = (await group.inbox())[-1]
-    assert alert.key == "group.pick_technician" and len(alert.buttons) == 3
+    # the three ranked installers, then the ways out when none of them will do (anyone skilled, move, call, cancel)
+    assert alert.key == "group.pick_technician" and [data.split(":")[0] for _label, data in alert.buttons][:3] == ["as"] * 3
+    assert alert.has_button("dan") and alert.has_button("dmv") and alert.has_button("dcx")
     pick = alert.buttons[1][1]
     assert keys(await group.press(pick, user_id="nosy")) == ["dispatcher.not_allowed"]
     assert keys(await group.press(pick)) == ["dispatcher.assigned"]

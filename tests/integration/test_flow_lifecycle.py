@@ -41,7 +41,7 @@ async def test_sofa_is_delivered_installed_confirmed_and_rated(world: World):
     choose = await customer.press(booked[-1].button("bk"))
     assert keys(choose) == ["customer.choose_slot"]
     delivery_end = int(slot.split(":")[3])
-    install_slots = [d for _, d in choose[0].buttons]
+    install_slots = [d for _, d in choose[0].buttons if d.startswith("sl:")]
     assert all(int(d.split(":")[2]) >= delivery_end for d in install_slots)
     assert keys(await customer.press(install_slots[0])) == ["customer.booked"]
     install_offer = (await installer.inbox())[-1]
@@ -76,7 +76,8 @@ async def test_sofa_is_delivered_installed_confirmed_and_rated(world: World):
     assert keys(await customer.send("Very careful driver")) == ["customer.thanks"]
     assert keys(await driver.inbox()) == ["tech.confirmed_by_customer"]
 
-    # now the installer works through the checklist, with bad input along the way
+    # the installer was told the delivery is done; now works through the checklist, with bad input along the way
+    assert keys(await installer.inbox()) == ["tech.dependency_done"]
     steps = await installer.press(f"st:{installation.id}")
     assert keys(steps) == ["tech.step_yes_no"]
     assert keys(await installer.press(f"ans:{installation.id}:0:yes")) == ["tech.step_number"]
@@ -94,7 +95,7 @@ async def test_sofa_is_delivered_installed_confirmed_and_rated(world: World):
     # the customer confirms, rates low, and the dispatchers hear about it
     completed = (await customer.inbox())[-1]
     await customer.press(completed.button("cf"))
-    assert keys(await customer.press(f"rt:{installation.id}:2")) == ["customer.rated"]
+    assert keys(await customer.press(f"rt:{installation.id}:2")) == ["dispatch.customer_rated_low"]  # asked what went wrong
     assert keys(await customer.press("skip")) == ["customer.thanks"]
     alert = (await group.inbox())[-1]
     assert alert.key == "group.low_rating" and alert.params["score"] == 2

@@ -32,8 +32,8 @@ async def test_a_damaged_delivery_reaches_the_group_and_only_dispatchers_can_act
     assert keys(await driver.photo(photo)) == ["tech.report_photo_added"]
     assert keys(await driver.press("rsend")) == ["tech.report_sent"]
 
-    alert = (await group.inbox())[-1]
-    assert alert.key == "group.exception"
+    alert, album = await group.inbox()  # the photos follow the alert (tests/integration/test_evidence.py)
+    assert (alert.key, album.key) == ("group.exception", "evidence.exception_photos")
     assert alert.params["photos"] == 1 and alert.params["note"] == "Corner crushed"
     assert alert.params["phone"] == "139****5678" and alert.params["customer"] == "Z**"
 
@@ -43,10 +43,10 @@ async def test_a_damaged_delivery_reaches_the_group_and_only_dispatchers_can_act
     assert (await world.job(order.job.id))["visits"][0]["status"] == "on_hold"
 
     # the dispatcher acknowledges: the driver may carry on where they stopped
-    assert keys(await group.press(alert.button("xa"))) == ["dispatcher.acknowledged"]
+    assert keys(await group.press(alert.button("xa"))) == ["card.alert_acknowledged"]  # the alert card, edited
     assert keys(await driver.inbox()) == ["tech.exception_acknowledged"]
     assert (await world.job(order.job.id))["visits"][0]["status"] == "on_site"
-    assert keys(await group.press(alert.button("xa"))) == ["error.exception_already_acknowledged"]
+    assert keys(await group.press(alert.button("xa"))) == ["dispatch.already_acknowledged"]
 
 
 async def test_a_dispatcher_reassigns_a_visit_to_another_eligible_technician(world: World):
@@ -62,7 +62,7 @@ async def test_a_dispatcher_reassigns_a_visit_to_another_eligible_technician(wor
     alert = (await group.inbox())[-1]
     picks = await group.press(alert.button("xr"))
     assert keys(picks) == ["dispatcher.pick_technician"]
-    assert [label for label, _ in picks[0].buttons] == ["="]
+    assert [label for label, _ in picks[0].buttons] == ["=", "btn.dispatch_assign_anyone"]  # the free one, then anyone skilled
     assert keys(await group.press(picks[0].button("xt"))) == ["dispatcher.reassigned"]
     assert keys(await other.inbox()) == ["tech.offer"]
     assert keys(await driver.inbox()) == ["tech.visit_taken_away"]
@@ -125,13 +125,14 @@ async def test_the_customer_reschedules_before_the_cutoff_but_not_after(world: W
     status = await customer.send("/status")
     assert status[0].has_button("rs")
     again = await customer.press(f"rs:{visit.id}")
-    assert keys(again) == ["customer.rescheduled"]
-    assert keys(await driver.inbox()) == ["tech.visit_rescheduled"]
-    slots = await customer.press(again[0].button("bk"))
-    # book one five days ahead, then move the clock to within the cut-off
-    late = slots[0].buttons[-1][1]
-    await customer.press(late)
-    await driver.press((await driver.inbox())[-1].button("acc"))
+    # the times to move to; nothing changes until one is picked (issue 10)
+    assert keys(again) == ["customer.choose_slot"] and keys(await driver.inbox()) == []
+    # move it five days ahead, then move the clock to within the cut-off
+    later = [data for _label, data in again[0].buttons if data.startswith("bd:")][4]
+    late = (await customer.press(later))[0].buttons[-2][1]
+    assert keys(await customer.press(late)) == ["customer.moved"]
+    assert keys(await driver.inbox()) == ["tech.visit_rescheduled", "tech.offer"]
+    await driver.press(f"acc:{visit.id}")
     assert keys(await customer.inbox()) == ["customer.assigned"]
     start = int(late.split(":")[2])
     world.clock.set(datetime.fromtimestamp(start, timezone.utc) - timedelta(hours=2))
@@ -171,7 +172,7 @@ async def test_every_state_answers_help_cancel_and_unexpected_input(world: World
     assert keys(await driver.send("I am here")) == ["tech.hint_location"]
     assert keys(await driver.send("/help")) == ["tech.help", "tech.hint_location"]
     assert keys(await driver.send("/dance")) == ["hint.unknown_command", "tech.hint_location"]
-    assert keys(await driver.send("/cancel")) == ["common.cancelled"]
+    assert keys(await driver.send("/cancel")) == ["common.cancelled", "tech.visit_card"]  # the visit, with its buttons
     assert keys(await driver.location(*SHOP)) == ["tech.hint_idle"]
     assert keys(await driver.press("nonsense:1")) == ["hint.stale_button"]
     assert keys(await driver.press("acc:99999")) == ["tech.offer_gone"]

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from domain.model import Technician, Visit
 from scheduler.routing.check import check_plan
 from services import planning, replanning
+from services.actions import decode
 from storage.repository import Store
 from tests.support.harness import SHOP, World, keys, local
 from tests.support.setups import DELIVERY_STEPS
@@ -23,7 +24,10 @@ async def book_tomorrow(world: World, count: int):
         welcome = await customer.send(f"/start {order.customer_token}")
         tz = world.container.policy.tz
         tomorrow = (world.clock.now() + timedelta(days=1)).astimezone(tz).date()
-        tuesday = [d for _, d in welcome[-1].buttons if datetime.fromtimestamp(int(d.split(":")[2]), tz).date() == tomorrow][0]
+        # tomorrow's times are behind its day button (the prompt shows today's at once)
+        day = next(d for _, d in welcome[-1].buttons if d.startswith("bd:") and decode(d).day == tomorrow)
+        times = (await customer.press(day))[-1]
+        tuesday = [d for _, d in times.buttons if d.startswith("sl:") and datetime.fromtimestamp(int(d.split(":")[2]), tz).date() == tomorrow][0]
         assert keys(await customer.press(tuesday)) == ["customer.booked"]
         visits.append(order.visits[0])
     return visits

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 
 from domain import events as ev
-from domain.model import ProblemReport, Visit
+from domain.model import Job, Photo, ProblemReport, Visit
+from domain.relay import RelayThread
 from services import registry
 from services.context import HandlerContext
 from services.messages import Outbound, Purpose
@@ -38,6 +39,7 @@ class Shop:
     other_id: int
     report_id: int
     day: str
+    thread_ids: tuple[int, int] = (1, 2)  # relay threads: the customer's to the dispatchers, and to the driver
 
 
 # Events as the handlers, timers and replans raise them, for every event type someone is told about; where a
@@ -54,11 +56,32 @@ SAMPLES: dict[type[ev.Event], Callable[[Shop], list[ev.Event]]] = {
     ],
     ev.DayPlanDue: lambda s: [ev.DayPlanDue(s.job_id, None, {"technician_id": s.driver_id, "day": s.day})],
     ev.DayPlanChanged: lambda s: [ev.DayPlanChanged(s.job_id, None, {"technician_id": s.driver_id, "day": s.day})],
-    ev.VisitConfirmed: lambda s: [ev.VisitConfirmed(s.job_id, s.visit_id, {})],
+    ev.VisitConfirmed: lambda s: [ev.VisitConfirmed(s.job_id, s.visit_id, {}), ev.VisitConfirmed(s.job_id, s.visit_id, {"by": "timeout"})],
     ev.ExceptionAcknowledged: lambda s: [ev.ExceptionAcknowledged(s.job_id, s.visit_id, {"exception_id": s.report_id})],
-    ev.VisitCancelled: lambda s: [ev.VisitCancelled(s.job_id, s.visit_id, {"technician_id": s.driver_id, "by": "dispatcher"})],
+    ev.VisitCancelled: lambda s: [
+        ev.VisitCancelled(s.job_id, s.visit_id, {"technician_id": s.driver_id, "by": by}) for by in ("dispatcher", "customer")
+    ],
+    ev.VisitRescheduled: lambda s: [ev.VisitRescheduled(s.job_id, s.visit_id, {"technician_id": s.driver_id, "crew_ids": [s.other_id]})],
+    ev.CustomerWrote: lambda s: [
+        ev.CustomerWrote(s.job_id, s.visit_id, {"topic": topic, "text": "new number 13800001111"})
+        for topic in ("change_contact", "change_address", "human", "complaint", "unknown")
+    ],
     ev.VisitUnbooked: lambda s: [ev.VisitUnbooked(s.job_id, s.visit_id, {"technician_id": s.driver_id, "crew_ids": [s.other_id]})],
-    ev.VisitAccepted: lambda s: [ev.VisitAccepted(s.job_id, s.visit_id, {"technician_id": s.driver_id})],
+    ev.VisitAccepted: lambda s: [
+        ev.VisitAccepted(s.job_id, s.visit_id, {"technician_id": s.driver_id, "grabbed": grabbed}) for grabbed in (False, True)
+    ],
+    ev.ReturnVisitNeeded: lambda s: [
+        ev.ReturnVisitNeeded(s.job_id, s.visit_id, {"technician_id": s.driver_id, "reason": "missing_part", "note": "", "follow_up_visit_id": s.visit_id})
+    ],
+    ev.AssistanceRequested: lambda s: [ev.AssistanceRequested(s.job_id, s.visit_id, {"technician_id": s.driver_id, "candidates": [s.other_id]})],
+    ev.AssistanceJoined: lambda s: [ev.AssistanceJoined(s.job_id, s.visit_id, {"technician_id": s.driver_id, "member": s.other_id})],
+    ev.AssistanceUnavailable: lambda s: [ev.AssistanceUnavailable(s.job_id, s.visit_id, {"technician_id": s.driver_id})],
+    ev.RunningLate: lambda s: [
+        ev.RunningLate(s.job_id, s.visit_id, {"technician_id": s.driver_id, "minutes": 20, "estimate": "2026-11-24T02:20:00+00:00"})
+    ],
+    ev.CheckInFlagged: lambda s: [
+        ev.CheckInFlagged(s.job_id, s.visit_id, {"technician_id": s.driver_id, "distance_m": 2200.0, "kind": "static", "reason": "gate"})
+    ],
     ev.VisitEnRoute: lambda s: [ev.VisitEnRoute(s.job_id, s.visit_id, {"technician_id": s.driver_id})],
     ev.EtaUpdated: lambda s: [
         ev.EtaUpdated(s.job_id, s.visit_id, {"technician_id": s.driver_id, "minutes": minutes, "close": close}) for minutes, close in ((12, False), (2, True))
@@ -78,6 +101,21 @@ SAMPLES: dict[type[ev.Event], Callable[[Shop], list[ev.Event]]] = {
     ],
     ev.ExceptionReported: lambda s: [ev.ExceptionReported(s.job_id, s.visit_id, {"exception_id": s.report_id, "technician_id": s.driver_id})],
     ev.LowRatingReceived: lambda s: [ev.LowRatingReceived(s.job_id, s.visit_id, {"score": 1, "rating_id": 1, "technician_id": s.driver_id})],
+    ev.MessageRelayed: lambda s: [
+        ev.MessageRelayed(s.job_id, s.visit_id, {"thread_id": thread, "topic": "unknown", "text": "where is he?", "photo_id": None})
+        for thread in s.thread_ids
+    ],
+    ev.NoSlotFits: lambda s: [ev.NoSlotFits(s.job_id, s.visit_id, {"kind": "delivery"})],
+    ev.BookingReminderDue: lambda s: [ev.BookingReminderDue(s.job_id, s.visit_id, {"kind": "delivery"})],
+    ev.BookingOverdue: lambda s: [ev.BookingOverdue(s.job_id, s.visit_id, {"kind": "delivery"})],
+    ev.VisitMovedByDispatcher: lambda s: [ev.VisitMovedByDispatcher(s.job_id, s.visit_id, {"dispatcher_id": 1})],
+    ev.AddressCorrected: lambda s: [ev.AddressCorrected(s.job_id, None, {"address": "12 Henan Road", "lat": None, "lon": None})],
+    ev.CompletionReminderDue: lambda s: [ev.CompletionReminderDue(s.job_id, s.visit_id, {"technician_id": s.driver_id})],
+    ev.ComplaintReceived: lambda s: [ev.ComplaintReceived(s.job_id, s.visit_id, {"rating_id": 1, "score": 1, "comment": "call 13912345678"})],
+    ev.AlertAcknowledged: lambda s: [ev.AlertAcknowledged(s.job_id, s.visit_id, {"rating_id": 1, "dispatcher_id": 1, "name": "Dora"})],
+    ev.ThreadAnswered: lambda s: [
+        ev.ThreadAnswered(s.job_id, s.visit_id, {"thread_id": s.thread_ids[0], "author": "dispatcher", "author_id": 1, "text": "soon"})
+    ],
 }
 
 
@@ -93,10 +131,25 @@ async def told(world: World) -> dict[str, list[Outbound]]:
     async with world.container.sessions() as session, session.begin():
         ctx = HandlerContext(Store(session), world.clock.now(), world.container.policy)
         visit = await ctx.store.get(Visit, order.visits[0].id)
-        report = await ctx.store.add(ProblemReport(visit.id, visit.technician_id, "wrong_address", "gate locked", created_at=ctx.now))
+        photo = await ctx.store.add(Photo(visit.id, "web", "f1", "/tmp/evidence.jpg", "exception", created_at=ctx.now))
+        report = await ctx.store.add(
+            ProblemReport(visit.id, visit.technician_id, "wrong_address", "gate locked", [photo.id], created_at=ctx.now)
+        )
         others = [t.id for t in await ctx.store.technicians() if t.id != visit.technician_id]
+        # an installation after the delivery, someone else's: told when the delivery is done
+        await ctx.store.add(Visit(visit.job_id, "installation", 2, 90, status="accepted", depends_on_visit_id=visit.id,
+                                  technician_id=others[0], slot_start=visit.slot_end, slot_end=visit.slot_end))
+        job = await ctx.store.get(Job, order.job.id)
+        customer_chat = (await ctx.store.bindings_of("customer", job.customer_id))[0]
+        threads = [
+            await ctx.store.add(RelayThread(
+                "customer", job.customer_id, customer_chat.platform, customer_chat.bot, customer_chat.chat_id, audience, "unknown",
+                job.region, job.id, visit.id, visit.technician_id if audience == "technician" else None, created_at=ctx.now, updated_at=ctx.now,
+            ))
+            for audience in ("dispatchers", "technician")
+        ]
         shop = Shop(order.job.id, visit.id, visit.technician_id, others[0], report.id,
-                    visit.slot_start.astimezone(ctx.policy.tz).date().isoformat())
+                    visit.slot_start.astimezone(ctx.policy.tz).date().isoformat(), (threads[0].id, threads[1].id))
         for reaction, event_types in registry.NOTIFICATIONS:
             for event_type in event_types:
                 for event in SAMPLES[event_type](shop):

@@ -61,7 +61,9 @@ async def test_going_off_duty_moves_visits_not_started_to_a_colleague_and_tells_
 
     await chen_chat.press(f"acc:{v1}")
     told = await customer.inbox()
-    assert keys(told) == ["customer.assigned"] and told[0].params["technician"] == "Chen"
+    # told at the reassignment who is asked now, and again when they said yes
+    assert keys(told) == ["dispatch.customer_new_technician", "customer.assigned"]
+    assert [m.params["technician"] for m in told] == ["Chen", "Chen"]
     assert await world.sweep() == 0
     assert await chen_chat.inbox() == [] and await wang_chat.inbox() == []
 

@@ -121,7 +121,8 @@ async def test_a_dispatcher_view_looks_for_candidates_only_for_a_reassign(world:
     assert keys(await group.press(alert.button("xr"))) == ["dispatcher.no_candidates"]
     assert routing["candidates"] == 1
     routing.clear()
-    assert keys(await group.press(alert.button("xa"))) == ["dispatcher.acknowledged"]
+    # acknowledged: the alert card itself is edited to say by whom and when (no separate reply)
+    assert keys(await group.press(alert.button("xa"))) == ["card.alert_acknowledged"]
     assert routing["candidates"] == 0
 
 
@@ -149,7 +150,7 @@ async def test_conversation_rows_written_before_data_had_versions_still_load(wor
     far = (SHOP[0] + 0.05, SHOP[1])
     assert keys(await driver.location(*far)) == ["tech.too_far"]
     written = await _rewrite(world, driver.ref, {"visit": visit, "lat": far[0], "lon": far[1]})
-    assert written == {"visit": visit, "lat": far[0], "lon": far[1], "version": 1}
+    assert written == {"visit": visit, "lat": far[0], "lon": far[1], "live": False, "version": 1}
     assert keys(await driver.send("Met at the warehouse")) == ["tech.checked_in"]
     job = await world.job(order.job.id)
     assert job["visits"][0]["status"] == "on_site" and job["visits"][0]["checkin_distance_m"] > 5000

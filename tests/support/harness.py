@@ -50,7 +50,11 @@ class Msg:
 def _msg(row: dict) -> Msg:
     payload = row["payload"]
     buttons = [(b["label"]["key"], b["data"]) for line in payload.get("buttons") or [] for b in line]
-    return Msg(row["id"], payload["text"]["key"], payload["text"].get("params", {}), buttons, payload.get("request"), payload)
+    # a message joined from several (services.messages.joined) is keyed by its last part: the one its buttons answer
+    last = payload["text"]
+    while last.get("key") == "card.join":
+        last = last["params"]["second"]
+    return Msg(row["id"], last["key"], last.get("params", {}), buttons, payload.get("request"), payload)
 
 
 class Chat:
@@ -100,8 +104,16 @@ class Chat:
         return await self.deliver(self.event(InboundKind.UNSUPPORTED))
 
 
+def parts(text: dict) -> list[str]:
+    """The catalog keys a text reads as: a message joined from several (services.messages.joined) reads as its parts."""
+    if text.get("key") == "card.join":
+        return parts(text["params"]["first"]) + parts(text["params"]["second"])
+    return [text["key"]]
+
+
 def keys(messages: list[Msg]) -> list[str]:
-    return [m.key for m in messages]
+    """What was read, in order: the key of each message, or of each part of a joined one (``len`` counts messages)."""
+    return [key for m in messages for key in parts(m.payload["text"])]
 
 
 class World:

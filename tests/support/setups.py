@@ -38,6 +38,17 @@ async def dispatch_group(world: World, region: str | None = "Huangpu") -> Chat:
     return group
 
 
+async def pick_time(customer: Chat, prompt: Msg, slot: int) -> None:
+    """Book the ``slot``-th of the first eight times offered (negative: from the eighth back), in order: the times the
+    prompt shows at once (its first free day), then those behind its day buttons — what the list used to show."""
+    times = [data for _label, data in prompt.buttons if data.startswith("sl:")]
+    for day in [data for _label, data in prompt.buttons if data.startswith("bd:")]:
+        if len(times) >= 8:
+            break
+        times += [data for _label, data in (await customer.press(day))[-1].buttons if data.startswith("sl:")]
+    await customer.press(times[:8][slot])
+
+
 async def delivery_offered(world: World, slot: int = 0):
     """A sofa delivery booked by its customer (the ``slot``-th time offered) and offered to Wang, the only driver."""
     await world.template("delivery", "sofa", DELIVERY_STEPS)
@@ -48,7 +59,7 @@ async def delivery_offered(world: World, slot: int = 0):
     order = await world.order(services=("delivery",))
     customer = world.chat("customer", "c")
     welcome = await customer.send(f"/start {order.customer_token}")
-    await customer.press(welcome[-1].buttons[slot][1])
+    await pick_time(customer, welcome[-1], slot)
     await group.inbox()
     return order.visits[0], customer, driver, group
 
@@ -66,7 +77,7 @@ async def booked_and_accepted(world: World, *, services=("delivery",), slot: int
     order = await world.order(services=services)
     customer = world.chat("customer", "c")
     welcome = await customer.send(f"/start {order.customer_token}")
-    await customer.press(welcome[-1].buttons[slot][1])
+    await pick_time(customer, welcome[-1], slot)
     offer = (await driver.inbox())[-1]
     await driver.press(offer.button("acc"))
     await customer.inbox()

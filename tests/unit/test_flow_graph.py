@@ -11,16 +11,24 @@ import pytest
 from services import actions
 from services.actions import Action, decode, encode
 from conversations.flow import FlowData, FlowSpec, State, Step, StepInput, UndeclaredTransition, reply
-from conversations.flows import ALL_FLOWS, diagrams
+from conversations.flows import ALL_FLOWS, diagrams, relay
 from conversations.flows.common import VisitData
+from conversations.flows import customer
+from conversations.flows.customer import MoveData
 from conversations.flows.technician import CheckinAway, ChecklistAt, ProblemDraft
+from conversations.understanding import Intent, Understood
+from conversations.flows.dispatcher import Awaiting
+from conversations.flows.customer import RatedVisit
 from domain import commands as c
+from domain.field_work import ReturnReason
 from domain.model import ChecklistStep, ExceptionReason, Language, StepKind, VisitStatus
 from domain.policy import ServicePolicy
 from domain.sla import STAGES
 from fieldchat.cli import main as fieldchat
 from services.messages import ChatRef, Inbound, InboundKind, Outbound, t
 from services.views import (
+    JobBrief,
+    RatingBrief,
     CustomerView,
     DispatcherView,
     ExceptionInfo,
@@ -37,6 +45,17 @@ SLOT = (NOW + timedelta(days=1), NOW + timedelta(days=1, hours=2))
 SHOP = (31.2304, 121.4737)
 FAR = (SHOP[0] + 0.05, SHOP[1])
 MISSING = 999  # an id no view holds: a stale button
+TZ = ServicePolicy().tz
+# what sample texts mean to the customer flow, whatever the parser of the day makes of them
+CUSTOMER_MEANS = {
+    "come tomorrow instead": Understood(Intent.RESCHEDULE, SLOT[0].astimezone(TZ).date()),
+    "cancel it": Understood(Intent.CANCEL),
+}
+
+
+@pytest.fixture(autouse=True)
+def _customer_texts(monkeypatch):
+    monkeypatch.setattr(customer, "UNDERSTAND", lambda text, role, now, language: CUSTOMER_MEANS.get(text, Understood(Intent.UNKNOWN)))
 
 
 # --- representative views: every status a visit can be in, bound and not ----------------------------
@@ -52,7 +71,10 @@ def _customer_views() -> list[CustomerView]:
     unbooked = VisitInfo(41, "delivery", "created", None, None, False, None, slots=())
     rated = VisitInfo(42, "repair", "confirmed", *SLOT, True, None)
     soon = VisitInfo(43, "repair", "booked", NOW + timedelta(hours=1), NOW + timedelta(hours=2), False, None)
-    job = JobInfo(5, "Sofa", "Road 1", (*visits, waiting, unbooked, rated, soon))
+    # a booked delivery whose booked installation starts inside its window: moving the delivery asks about both
+    moving = VisitInfo(44, "delivery", "booked", *SLOT, False, None, slots=(SLOT,), duration_minutes=45)
+    pushed = VisitInfo(45, "installation", "accepted", SLOT[0] + timedelta(minutes=30), SLOT[1], False, 44, slots=(SLOT,))
+    job = JobInfo(5, "Sofa", "Road 1", (*visits, waiting, unbooked, rated, soon, moving, pushed))
     no_times = JobInfo(6, "Sofa", "Road 1", (VisitInfo(50, "delivery", "created", None, None, False, None, slots=()),))
     return [
         CustomerView(None, "", None, ()),
@@ -74,7 +96,7 @@ STEPS = (
 
 def _tech_visit(visit_id: int, status: VisitStatus, **kw) -> TechVisit:
     values = dict(answered=frozenset(), dependency_done=True, steps=STEPS) | kw
-    return TechVisit(visit_id, "delivery", status.value, *SLOT, "Sofa", "Road 1", *SHOP, "Zhang", "139",
+    return TechVisit(visit_id, values.get("kind", "delivery"), status.value, *SLOT, "Sofa", "Road 1", *SHOP, "Zhang", "139",
                      values["steps"], values["answered"], values["dependency_done"], values.get("lead"))
 
 
@@ -86,6 +108,7 @@ def _technician_views() -> list[TechnicianView]:
         _tech_visit(42, VisitStatus.ON_SITE, dependency_done=False),
         _tech_visit(43, VisitStatus.IN_PROGRESS, answered=frozenset(s.key for s in STEPS[:-1])),
         _tech_visit(44, VisitStatus.ACCEPTED, lead="Li"),
+        _tech_visit(45, VisitStatus.IN_PROGRESS, kind="repair", answered=frozenset(s.key for s in STEPS)),  # asks fault and method
     ]
     return [
         TechnicianView(None, "", None, "", ()),
@@ -104,6 +127,8 @@ def _dispatcher_views() -> list[DispatcherView]:
         DispatcherView(1, 2, None, ExceptionInfo(31, "open", 21, "delivery", ((4, "Chen"),)), contacts),
         DispatcherView(1, 2, None, ExceptionInfo(31, "open", 21, "delivery", ()), VisitContacts(21, (), "Z", "1", "-", "-")),
         DispatcherView(1, 2, None, ExceptionInfo(31, "resolved", 21, "delivery", None)),
+        # a job's and a rating's buttons (address, close, reopen, note; acknowledging a low rating)
+        DispatcherView(1, 2, None, None, job=JobBrief(11, "open"), rating=RatingBrief(1, 21, None, None)),
     ]
 
 
@@ -147,6 +172,16 @@ def _data_for(kind: type[FlowData] | None, view) -> list[dict]:
         photo = c.PhotoRef("web", "F", "/m/f.jpg")
         reasons = (ExceptionReason.GOODS_DAMAGED, ExceptionReason.OTHER)  # a photo required, and not
         samples = [ProblemDraft(i, reason, photos) for i in ids for reason in reasons for photos in ((), (photo,))]
+    elif kind is MoveData:
+        samples = [MoveData(i, *SLOT) for i in ids]
+    elif kind is RatedVisit:
+        samples = [RatedVisit(i, low) for i in ids for low in (False, True)]
+    elif kind is Awaiting:
+        samples = [Awaiting(i, user, purpose) for i in ids for user in ("u1", "u2") for purpose in ("address", "close", "reopen", "note")]
+    elif kind is relay.ThreadData:
+        samples = [relay.ThreadData(None), relay.ThreadData(5)]
+    elif kind is relay.AnswerData:
+        samples = [relay.AnswerData(5, user) for user in ("u1", "u2")]
     else:
         raise AssertionError(f"no samples for {kind.__name__}: add some")
     rows = [sample.to_json() for sample in samples]
@@ -164,14 +199,22 @@ def _values(field_name: str, view) -> list:
         "exception_id": [31, MISSING],
         "technician_id": [4, MISSING],
         "rating_id": [1],
+        "job_id": [11, MISSING],
+        "day_start": [SLOT[0].replace(hour=16, minute=0, second=0, microsecond=0)],  # a local midnight in Shanghai
         "start": [SLOT[0]],
+        "day": [SLOT[0].astimezone(TZ).date(), (SLOT[0] + timedelta(days=30)).date()],  # a day with times, and one without
+        "page": [0, 1, 99],
         "end": [SLOT[1]],
         "score": [1, 5],
         "step": list(range(len(STEPS) + 1)),
         "choice": ["yes", "no", "0", "1", "7"],
         "reason": list(ExceptionReason),
+        "return_reason": list(ReturnReason),
+        "fault": [0, 5, 99],  # a repair code's index: in the list, and past its end
+        "method": [0, 99],
         "stage": list(STAGES),
         "language": list(Language),
+        "thread_id": [5, MISSING],
     }[field_name]
 
 
@@ -195,7 +238,7 @@ def _events(spec: FlowSpec, view) -> list[Inbound]:
     made += [ev(InboundKind.COMMAND, "start", payload="tok")]
     made += [ev(InboundKind.BUTTON, encode(action)) for action in _actions(view)]
     made += [ev(InboundKind.BUTTON, data) for data in ("nonsense:1", "acc:x", "sl:1:2")]
-    made += [ev(InboundKind.TEXT, text) for text in ("", "hello", "4", "99")]
+    made += [ev(InboundKind.TEXT, text) for text in ("", "hello", "4", "99", *CUSTOMER_MEANS)]
     made += [ev(InboundKind.PHOTO, file_id="F", file_path="/m/p.jpg"), ev(InboundKind.PHOTO, file_id="F", file_error="not_image")]
     made += [ev(InboundKind.LOCATION, latitude=lat, longitude=lon, live=live) for (lat, lon) in (SHOP, FAR) for live in (False, True)]
     made += [ev(InboundKind.CONTACT, phone="139"), ev(InboundKind.UNSUPPORTED)]

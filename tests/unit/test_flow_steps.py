@@ -8,9 +8,11 @@ import pytest
 
 from services.actions import (
     Answer,
+    AssignAnyone,
     Book,
     CallDetails,
     ConfirmDone,
+    PickDay,
     PickReason,
     PickSlot,
     Rate,
@@ -29,6 +31,7 @@ from domain import commands as c
 from domain.model import ChecklistStep, ExceptionReason, StepKind, VisitStatus
 from domain.policy import ServicePolicy
 from services.messages import ChatRef, Inbound, InboundKind, StepResult
+from tests.support.harness import parts
 from services.views import (
     CustomerView,
     DispatcherView,
@@ -57,7 +60,8 @@ def run(spec: FlowSpec, view, ev: Inbound, state: str = "idle", data: dict | Non
 
 
 def keys(result: StepResult) -> list[str]:
-    return [m.text["key"] for m in result.replies]
+    """What the replies read as: a message joined from several (services.messages.joined) as its parts."""
+    return [key for m in result.replies for key in parts(m.text)]
 
 
 def button_data(result: StepResult) -> list[str]:
@@ -90,7 +94,9 @@ def test_opening_the_link_binds_the_chat_and_offers_the_first_visits_times():
     assert result.commands[0] == c.BindCustomer("tok", c.ChatIdentity("web", "customer", "u1", "u1", "en"))
     assert (result.state, result.data) == ("choose_slot", {"visit": 11, "version": 1})
     offered = [decode(d) for d in button_data(result) if d.startswith("sl:")]
-    assert offered == [PickSlot(11, *SLOT), PickSlot(11, *LATER)]
+    # the first free day's windows at once; later days behind a day button each (issue 10: the whole horizon)
+    assert offered == [PickSlot(11, *SLOT)]
+    assert [decode(d) for d in button_data(result) if d.startswith("bd:")] == [PickDay(11, LATER[0].astimezone(ServicePolicy().tz).date())]
 
 
 def test_a_link_whose_visit_has_no_times_binds_and_waits_idle():
@@ -121,7 +127,9 @@ def test_book_offers_the_visits_times_and_remembers_the_visit():
     result = press(CUSTOMER_FLOW, CUSTOMER_VIEW, Book(11))
     assert keys(result) == ["customer.choose_slot"]
     assert (result.state, result.data) == ("choose_slot", {"visit": 11, "version": 1})
-    assert button_data(result) == [encode(PickSlot(11, *SLOT)), encode(PickSlot(11, *LATER))]
+    # the first free day's windows at once, then a button for each later day with a free window
+    later_day = LATER[0].astimezone(POLICY.tz).date()
+    assert button_data(result) == [encode(PickSlot(11, *SLOT)), encode(PickDay(11, later_day))]
 
 
 def test_an_installation_cannot_be_booked_before_its_delivery():
@@ -141,9 +149,10 @@ def test_picking_a_time_books_it_and_offers_the_next_visit():
     assert (result.state, result.data) == ("idle", {})
 
 
-def test_a_time_for_a_visit_already_booked_is_stale():
-    booked = VisitInfo(11, "delivery", "booked", *SLOT, False, None)
-    assert keys(press(CUSTOMER_FLOW, customer_job(booked), PickSlot(11, *LATER))) == ["hint.stale_button"]
+def test_a_time_for_a_visit_already_done_is_stale():
+    # a booked visit picks a time to move to (issue 10); one that is done has nothing to pick
+    done = VisitInfo(11, "delivery", "completed", *SLOT, False, None)
+    assert keys(press(CUSTOMER_FLOW, customer_job(done), PickSlot(11, *LATER))) == ["hint.stale_button"]
 
 
 def test_confirming_a_finished_visit_asks_for_a_rating_of_one_to_five():
@@ -220,16 +229,16 @@ def test_on_my_way_asks_for_the_location_and_a_near_one_checks_in():
     assert keys(going) == ["tech.en_route", "tech.share_location"]
     assert (going.state, going.data) == ("await_location", {"visit": 21, "version": 1})
     here = run(TECHNICIAN_FLOW, view, event(InboundKind.LOCATION, bot="staff", latitude=SHOP[0], longitude=SHOP[1]), "await_location", going.data)
-    assert here.commands == (c.CheckIn(21, 3, *SHOP),) and here.state == "idle"
+    assert here.commands == (c.CheckIn(21, 3, *SHOP, kind="static"),) and here.state == "idle"
 
 
 def test_a_far_check_in_waits_for_a_reason_and_keeps_where_it_was_made():
     view = technician(tech_visit(21, VisitStatus.EN_ROUTE))
     far = run(TECHNICIAN_FLOW, view, event(InboundKind.LOCATION, bot="staff", latitude=SHOP[0] + 0.05, longitude=SHOP[1]), "await_location", {"visit": 21})
     assert (keys(far), far.state) == (["tech.too_far"], "checkin_reason")
-    assert far.data == {"visit": 21, "lat": SHOP[0] + 0.05, "lon": SHOP[1], "version": 1}
+    assert far.data == {"visit": 21, "lat": SHOP[0] + 0.05, "lon": SHOP[1], "live": False, "version": 1}
     reason = run(TECHNICIAN_FLOW, view, event(InboundKind.TEXT, "Met at the gate", bot="staff"), "checkin_reason", far.data)
-    assert reason.commands == (c.CheckIn(21, 3, SHOP[0] + 0.05, SHOP[1], "Met at the gate"),)
+    assert reason.commands == (c.CheckIn(21, 3, SHOP[0] + 0.05, SHOP[1], "Met at the gate", "static"),)
 
 
 def test_live_location_checks_in_only_when_it_reaches_the_address():
@@ -237,7 +246,7 @@ def test_live_location_checks_in_only_when_it_reaches_the_address():
     driving = run(TECHNICIAN_FLOW, view, event(InboundKind.LOCATION, bot="staff", latitude=SHOP[0] + 0.05, longitude=SHOP[1], live=True), "await_location", {"visit": 21})
     assert (driving.replies, driving.commands, driving.state) == ((), (c.TrackLocation(3, SHOP[0] + 0.05, SHOP[1]),), None)
     arrived = run(TECHNICIAN_FLOW, view, event(InboundKind.LOCATION, bot="staff", latitude=SHOP[0], longitude=SHOP[1], live=True), "await_location", {"visit": 21})
-    assert arrived.commands == (c.CheckIn(21, 3, *SHOP), c.TrackLocation(3, *SHOP)) and arrived.state == "idle"
+    assert arrived.commands == (c.CheckIn(21, 3, *SHOP, kind="live"), c.TrackLocation(3, *SHOP)) and arrived.state == "idle"
 
 
 def test_work_waits_for_the_delivery_it_depends_on():
@@ -339,7 +348,8 @@ def test_a_group_member_who_is_not_a_dispatcher_is_refused_before_the_button_is_
 
 def test_reassign_lists_the_candidates_and_only_they_can_be_picked():
     listed = press(DISPATCHER_FLOW, DISPATCHER_VIEW, Reassign(31))
-    assert [decode(d) for d in button_data(listed)] == [ReassignTo(31, 4), ReassignTo(31, 5)]
+    # the free ones, then anyone skilled (busy ones only with an explicit override)
+    assert [decode(d) for d in button_data(listed)] == [ReassignTo(31, 4), ReassignTo(31, 5), AssignAnyone(21)]
     assert keys(press(DISPATCHER_FLOW, DISPATCHER_VIEW, ReassignTo(31, 9))) == ["dispatcher.already_handled"]
     picked = press(DISPATCHER_FLOW, DISPATCHER_VIEW, ReassignTo(31, 5))
     assert picked.commands == (c.ReassignVisit(31, 5, 2),)
@@ -382,7 +392,7 @@ def test_people_talking_in_the_group_are_not_answered():
         (event(InboundKind.TEXT, "start"), None, None),
         (event(InboundKind.BUTTON, "bk:11"), None, 11),
         (event(InboundKind.BUTTON, "bk:0"), None, None),
-        (event(InboundKind.BUTTON, "rs:11"), None, None),
+        (event(InboundKind.BUTTON, "rs:11"), None, 11),  # moving offers times (the old one kept meanwhile)
         (event(InboundKind.BUTTON, encode(PickSlot(11, *SLOT))), None, None),
     ],
 )
@@ -416,4 +426,5 @@ def test_the_dispatcher_view_looks_up_the_record_and_candidates_only_where_neede
 
 def test_a_late_visit_is_offered_to_the_free_technicians_by_assign_buttons():
     view = DispatcherView(1, 2, None, None, VisitContacts(21, ((4, "Chen"),), "Zhang", "139", "Wang", "138"))
-    assert button_data(press(DISPATCHER_FLOW, view, ReassignLate(21))) == ["as:21:4"]
+    # the free one, then anyone skilled (a busy one only with an explicit override)
+    assert button_data(press(DISPATCHER_FLOW, view, ReassignLate(21))) == ["as:21:4", "dan:21"]

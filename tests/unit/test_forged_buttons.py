@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services import actions as a
+from domain.field_work import ReturnReason
 from domain.model import MAX_ID, ExceptionReason, Language
 
 BIG = str(2**63)
@@ -28,6 +29,13 @@ OLD_BUTTONS = {
     "rq:12": a.AskToRate(12),
     "rt:12:5": a.Rate(12, 5),
     "skip": a.SkipComment(),
+    "bd:12:739948": a.PickDay(12, date(2026, 11, 28)),
+    "bm:12:1": a.MoreDays(12, 1),
+    "mb:12:1795575600:1795582800": a.MoveBoth(12, datetime(2026, 11, 25, 3, tzinfo=timezone.utc), datetime(2026, 11, 25, 5, tzinfo=timezone.utc)),
+    "mbd:12:1795575600:1795582800:739946": a.MoveBothDay(
+        12, datetime(2026, 11, 25, 3, tzinfo=timezone.utc), datetime(2026, 11, 25, 5, tzinfo=timezone.utc), date(2026, 11, 26)
+    ),
+    "kb:12": a.KeepBoth(12),
     "acc:12": a.Accept(12),
     "dec:12": a.Decline(12),
     "go:12": a.OnMyWay(12),
@@ -42,6 +50,14 @@ OLD_BUTTONS = {
     "rr:12:goods_damaged": a.PickReason(12, ExceptionReason.GOODS_DAMAGED),
     "rskip": a.SkipNote(),
     "rsend": a.SendReport(),
+    "vo:12": a.VisitOptions(12),
+    "hb:12": a.HandBack(12),
+    "hlp:12": a.AskHelp(12),
+    "rv:12": a.NeedReturn(12),
+    "jn:12": a.JoinCrew(12),
+    "rvr:12:missing_part": a.PickReturnReason(12, ReturnReason.MISSING_PART),
+    "flt:12:3": a.PickFault(12, 3),
+    "mth:12:3:0": a.PickMethod(12, 3, 0),
     "xa:7": a.Acknowledge(7),
     "xr:7": a.Reassign(7),
     "xt:7:3": a.ReassignTo(7, 3),
@@ -53,6 +69,22 @@ OLD_BUTTONS = {
     "sr:12": a.ReassignLate(12),
     "sx:12:accept": a.ExtendDeadline(12, "accept"),
     "sc:12": a.CallDetails(12),
+    "dan:12": a.AssignAnyone(12),
+    "dab:12:3": a.AssignBusy(12, 3),
+    "dao:12:3": a.ConfirmOverride(12, 3),
+    "dmv:12": a.MoveVisitMenu(12),
+    "dmd:12:1764000000": a.MoveVisitDay(12, datetime(2025, 11, 24, 16, 0, tzinfo=timezone.utc)),
+    "dmt:12:1764036000:1764043200": a.MoveVisitTo(12, datetime(2025, 11, 25, 2, 0, tzinfo=timezone.utc), datetime(2025, 11, 25, 4, 0, tzinfo=timezone.utc)),
+    "dcx:12": a.CancelFromAlert(12),
+    "dcy:12": a.ConfirmCancelFromAlert(12),
+    "dfa:5": a.FixAddress(5),
+    "dcl:5": a.CloseJobAsk(5),
+    "dro:5": a.ReopenJobAsk(5),
+    "dno:5": a.NoteAsk(5),
+    "dnm": a.NeverMind(),
+    "th:9": a.AnswerInThread(9),
+    "thw:9": a.WriteInThread(9),
+    "thx": a.DoneTalking(),
     "lang:zh": a.ChooseLanguage(Language.ZH),
 }
 

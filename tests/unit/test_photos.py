@@ -204,5 +204,7 @@ def test_a_refused_problem_report_photo_is_explained_and_the_report_stays_open()
 
 def test_only_the_technicians_photo_steps_make_a_photo_worth_downloading():
     wanting = {(flow.name, name) for flow in ALL_FLOWS for name, state in flow.spec.states.items() if state.wants_photo}
-    assert wanting == {("technician", "checklist"), ("technician", "report_photo")}
+    # and the relay threads', where a photo goes along with what the writer or the answer says (conversations/flows/relay.py)
+    relayed = {("customer", "relay"), ("technician", "relay"), ("technician", "relay_answer"), ("dispatcher", "relay_answer")}
+    assert wanting == {("technician", "checklist"), ("technician", "report_photo"), *relayed}
     assert TECHNICIAN_FLOW.states["checklist"].photo and TECHNICIAN_FLOW.states["report_photo"].photo
