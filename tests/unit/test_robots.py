@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 
-from bots.base import RetryLater, Undeliverable
 from bots.robots import (
     RobotSink,
     build_payload,
@@ -17,12 +16,6 @@ from bots.render import cut
 from services.messages import Rendered
 
 # --- signing ------------------------------------------------------------------------------------
-
-
-
-
-
-
 
 
 def test_signatures_follow_g2_and_g3():
@@ -51,12 +44,6 @@ def test_cutting_to_utf8_bytes_keeps_whole_characters():
     assert cut("短", 2048, TextMeasure.UTF8_BYTES) == "短"
 
 
-
-
-
-
-
-
 def test_buttons_become_a_link_or_plain_labels():
     message = Rendered("异常 #7\n客户:张**", buttons=[[("👌 已知悉", "xa:7"), ("🔁 改派", "xr:7")]])
     linked = RobotSink("dingtalk", "d", "https://oapi.dingtalk.com/robot/send?access_token=x1234", details_url="https://fc.example/x/7")
@@ -80,59 +67,13 @@ def test_mentions_in_free_text_cannot_ping_everyone():
     assert feishu["content"]["text"].replace("\u200b", "") == note.text  # readers see the same text
 
 
-
-
 # --- rate limits --------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-ERROR_CASES = [
-    ("wecom", 200, {"errcode": 93000, "errmsg": "invalid webhook url"}, {}, Undeliverable, None),
-    ("wecom", 200, {"errcode": -1, "errmsg": "system busy"}, {}, RetryLater, None),
-    ("wecom", 200, {"errcode": 45009, "errmsg": "api freq out of limit"}, {}, RetryLater, 60),
-    ("wecom", 502, "bad gateway", {}, RetryLater, None),
-    ("wecom", 200, "<html>portal</html>", {}, RetryLater, None),
-    ("dingtalk", 200, {"errcode": 130101, "errmsg": "send too fast"}, {}, RetryLater, 600),
-    ("dingtalk", 200, {"errcode": 300001, "errmsg": "token is not exist"}, {}, Undeliverable, None),
-    ("feishu", 200, {"code": 11232, "msg": "frequency limited"}, {}, RetryLater, 60),
-    ("feishu", 400, {"code": 9499, "msg": "too many request"}, {}, RetryLater, 60),
-    ("feishu", 400, {"code": 9499, "msg": "Bad Request"}, {}, Undeliverable, None),  # 9499 is also a malformed body
-    ("feishu", 200, {"StatusCode": 19001, "StatusMessage": "token invalid"}, {}, Undeliverable, None),
-    ("feishu", 503, {"code": 1, "msg": "unavailable"}, {"Retry-After": "5"}, RetryLater, 5),
-    ("slack", 429, "rate_limited", {"Retry-After": "7"}, RetryLater, 7),
-    ("slack", 403, "invalid_token", {}, Undeliverable, None),
-    ("slack", 404, "no_service", {}, Undeliverable, None),
-    ("slack", 500, "rollup_error", {}, RetryLater, None),
-]
-
-
-
-
-
-
 
 
 # --- failover -----------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
 # --- secrets ------------------------------------------------------------------------------------
-
-
 
 
 # --- a real alert, end to end -------------------------------------------------------------------
