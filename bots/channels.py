@@ -47,7 +47,7 @@ class Capabilities:
     """What one channel can show and do. The renderer, the relay, the digest and the rate limiter decide by this
     record, so neutral code never needs to know which platform a chat is on."""
 
-    max_buttons: int  # action buttons under one message; more are listed in the text
+    max_buttons: int  # action buttons under one message; more are listed in the text (a list a step offers is paged to fit)
     max_buttons_per_row: int
     max_label_chars: int
     max_action_bytes: int | None  # what one button carries back; None: buttons carry nothing back (shown as text or a link)

@@ -32,8 +32,8 @@ def fit(message: Rendered, capabilities: Capabilities) -> Rendered:
     Buttons beyond the channel's number are listed in the text, numbered after the ones kept, so every option is
     still seen; rows wider than the channel allows wrap; labels are cut to its length. An action longer than the
     channel carries back is refused: a cut action would make its button do something else. A request for a
-    location or contact the channel cannot make is dropped (the text still asks for it). An edit becomes a new
-    message where messages cannot be changed. The text, or a photo's caption, is cut to the channel's limit.
+    location or contact the channel cannot make is dropped (the text still asks for it). The text, or a photo's
+    caption, is cut to the channel's limit. (Whether a card is edited in place is the relay's choice, by ``can_edit``.)
     """
     capacity = capabilities.max_buttons
     rows: list[list[tuple[str, str]]] = []
@@ -57,7 +57,6 @@ def fit(message: Rendered, capabilities: Capabilities) -> Rendered:
         buttons=rows,
         request=message.request if _can_request(message.request, capabilities) else None,
         photo_path=message.photo_path,
-        edit_of=message.edit_of if capabilities.can_edit else None,
         album=message.album,
     )
 

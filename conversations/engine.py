@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
@@ -56,8 +57,12 @@ class Engine:
     """Keeps the inbox, the per-chat lock, the conversation state, the view and the pure step; the
     commands the step decides on go to the bus, inside the update's one transaction."""
 
-    def __init__(self, *, bus: MessageBus, flows: Callable[[Inbound], Flow[Any]], media: dict[str, MediaFetcher] | None = None) -> None:
+    def __init__(
+        self, *, bus: MessageBus, flows: Callable[[Inbound], Flow[Any]], media: dict[str, MediaFetcher] | None = None,
+        buttons: Mapping[str, int] | None = None,
+    ) -> None:
         self._bus = bus
+        self._buttons = dict(buttons or {})  # by platform, from each channel's capability record
         self._sessions = bus.sessions
         self._flows = flows
         self._clock = bus.clock
@@ -170,13 +175,15 @@ class Engine:
 
             state, data, language = conversation["state"], dict(conversation["data"]), conversation["language"]
             view = await flow.load_view(store, event, self._policy, now)
-            result = flow.step(StepInput(event, state, data, view, now, language, self._policy))
+            result = flow.step(StepInput(event, state, data, view, now, language, self._policy, self._buttons.get(chat.platform)))
             context = HandlerContext(store, now, self._policy)
             events = []
             try:
                 # a refused command undoes the step's other commands too, never the inbox mark or the state
-                async with session.begin_nested():
-                    events = await self._bus.execute(context, result.commands)
+                # (a step that commands nothing needs no savepoint: most updates only answer)
+                if result.commands:
+                    async with session.begin_nested():
+                        events = await self._bus.execute(context, result.commands)
             except DomainError as err:
                 result = reply(Outbound(t(f"error.{err.code}", **err.params)))
                 events = []

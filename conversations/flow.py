@@ -60,6 +60,9 @@ class StepInput:
     now: datetime
     language: str
     policy: ServicePolicy
+    # how many buttons the chat's channel shows under one message (bots/channels.py), for a step that pages a list
+    # to fit; None: the channel sets no limit a step need mind
+    max_buttons: int | None = None
 
 
 Handler = Callable[[StepInput], StepResult]

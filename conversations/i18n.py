@@ -82,6 +82,5 @@ def render(payload: dict[str, Any], language: str, tz: tzinfo | None = None) -> 
         ],
         request=payload.get("request"),
         photo_path=payload.get("photo_path"),
-        edit_of=payload.get("edit_of"),
         album=tuple(AlbumPhoto(int(p["id"]), str(p["path"])) for p in payload.get("album") or ()),
     )

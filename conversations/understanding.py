@@ -142,7 +142,7 @@ def _any(*patterns: str) -> re.Pattern[str]:
 _PHONE = re.compile(r"(?<!\d)(?:\+?\d{2,3}[\s-]?)?1\d{2}[\s-]?\d{4}[\s-]?\d{4}(?!\d)")
 
 _ZH = {
-    "human": _any(r"工作人员", r"有人吗", r"专员", r"人工", r"客服", r"真人", r"找人", r"负责人", r"调度", r"经理", r"主管", r"机器人", r"给我(?:打|回)(?:个)?电话",
+    "human": _any(r"工作人员", r"有人吗", r"专员", r"人工", r"客服", r"真人", r"找人", r"负责人", r"调度", r"经理", r"主管", r"机器人", r"(?<!\d)给我(?:打|回)(?:个)?电话",
                   r"打个电话", r"跟.{0,6}(?:说话|聊|沟通)"),
     "change_contact": _any(r"(?:号码|电话|手机).{0,6}(?:变|换了|改了)", r"(?:号码|电话|手机|联系方式|联系人|收货人).{0,8}(?:改|换|错|新|修改|备用|应该是)",
                            r"(?:改|换|修改|更新).{0,4}(?:号码|电话|手机|联系方式|联系人)", r"打(?:这个|我)(?:备用)?电话"),
@@ -187,12 +187,12 @@ _EN = {
                       r"\bstill broken\b", r"\bnot fixed\b", r"\bcomplain", r"\brude\b", r"\bscratch", r"\bbroken\b", r"\bdamag",
                       r"\bleak", r"\bterrible\b", r"\bawful\b", r"\bhorrible\b", r"\bunhappy\b", r"\bnot happy\b", r"\bunacceptable\b",
                       r"\bmess\b", r"\bwrong (?:colou?r|item|size|model|product)", r"\bnois", r"\bnot (?:cooling|working|heating)\b",
-                      r"\bdoesn'?t (?:work|close|open)\b", r"\bcharged\b", r"\bcrooked\b", r"\bdent", r"\bmissing\b", r"\bsmok",
+                      r"(?<!today )(?<!tomorrow )(?<!that )(?<!time )(?<!day )\bdoesn'?t (?:work|close|open)\b", r"\bcharged\b", r"\bcrooked\b", r"\bdent", r"\bmissing\b", r"\bsmok",
                       r"\bworst\b", r"\bbad service\b", r"\bpoor\b", r"\bdisappoint", r"something'?s wrong", r"\bdirty\b"),
     "eta": _any(r"\b(?:nobody|no one|no-one)(?: is)? here\b", r"\bnot here yet\b", r"\bwhen (?:will|does|do|is|are)\b", r"\bwhen'?s\b",
                 r"\bwhat time (?:is|will|should|are|do|does)\b", r"\bwhere (?:is|are|r)\b", r"\bwhere'?s\b", r"\bhow long\b",
                 r"\bhow far\b", r"\bhow much longer\b", r"\beta\b", r"\barrival\b", r"\bstill coming\b", r"\bcoming or not\b",
-                r"\bnearby\b", r"\bclose\?", r"\bleft yet\b", r"\bany (?:news|update)", r"\bon (?:your|the|his|her|their) way\?"),
+                r"\bnearby\b", r"\bclose\?", r"\bwhat time\s*\?", r"\bleft yet\b", r"\bany (?:news|update)", r"\bon (?:your|the|his|her|their) way\?"),
     "done": _any(r"\bgot (?:the|my) (?:package|parcel|delivery|goods|item|order|sofa|bed|table|wardrobe)\b", r"\bdone\b",
                  r"\binstalled\b", r"\bfinished\b", r"\bcomplete", r"\breceived\b", r"\ball set\b", r"\bassembled\b", r"\ball good\b",
                  r"\bworks fine\b", r"\beverything'?s fine\b", r"\bset up\b", r"\bgot (?:it|the|my) .{0,20}(?:fine|good)"),
@@ -221,6 +221,35 @@ _EN = {
 # "it's done" ("装好了不制冷")
 _CUSTOMER_ORDER = ("human", "change_address", "change_contact", "cancel", "complaint", "eta", "done")
 
+# A number given to be used: said bare, or right after a word for a phone or a verb to call it ("电话13912345678",
+# "打139…", "call my husband on 139…"). A number in anything else ("13812345678给我打电话", "the driver called me from
+# 138…") is not a change of contact: the message means what its other words say.
+_GIVES_NUMBER = {
+    "zh": re.compile(r"(?:电话|手机|手机号|号码|联系方式)\s*(?:是|为|:)?\s*\+?\d|(?:打|拨)\s*\+?\d|联系\S{0,6}\s*\+?\d"),
+    "en": re.compile(r"\b(?:number|phone|mobile|cell)\b\s*(?:is|:)?\s*\+?\d"
+                     r"|\b(?:call|ring|text|phone|contact|reach|use)\b(?: me| us| him| her| my \w+)?(?: on| at)?\s*:?\s*\+?\d"),
+}
+# A question whether or when the visit happens ("明天来吗", "will you come tomorrow?", "is it still on for Monday?")
+# asks for the time (eta) even though it names a day; asking for another day is a request ("明天能来吗", "can you come
+# tomorrow instead?") and stays a reschedule.
+_ASKS_WHEN = {
+    "zh": re.compile(r"(?:来|到|送|上门|安装|装)(?:吗|么|嘛|不)|是.{0,8}吧|(?:上午|下午|晚上)还是|没变吧|不变吧|对吧|照常|说好"),
+    "en": re.compile(r"\bwill (?:you|he|she|they|it|the \w+|someone|somebody) (?:still )?(?:come|be (?:here|there|coming|delivered|"
+                     r"installed)|arrive|deliver|turn up|show up)\b"
+                     r"|\b(?:are|is) (?:you|he|she|they|it|the \w+|someone|somebody) (?:still )?(?:coming|arriving|on|delivering)\b"
+                     r"|\bstill (?:on|happening|coming)\b|\bas planned\b|\bsupposed to (?:arrive|come|be)\b|\bwas due\b"
+                     r"|\bany sign\b|\b(?:morning|afternoon|evening) or (?:the )?(?:morning|afternoon|evening)\b"),
+}
+_ASKS_FOR = {
+    "zh": re.compile(r"能|可以|方便|行吗|行不行|好吗|好不好"),
+    "en": re.compile(r"\bcan (?:you|u|we|someone|somebody)\b|\bcould (?:you|u|we)\b|\bwould\b.{0,20}\bwork\b|\brather\b|\bpossible\b"),
+}
+# small talk that names a day is still small talk ("你们周末上班吗", "have a good weekend")
+_SMALL_TALK = {
+    "zh": re.compile(r"上班吗|营业|下雨|天气|愉快|休息吗"),
+    "en": re.compile(r"\bdo you (?:work|open)\b|\bare you open\b|\bweather\b|\brain\b|\bhave a (?:good|nice|great|lovely)\b"),
+}
+
 
 def _intent(norm: str, role: Role, lang: str) -> Intent:
     rules = _ZH if lang == "zh" else _EN
@@ -236,15 +265,20 @@ def _intent(norm: str, role: Role, lang: str) -> Intent:
         if rules["arrived"].search(norm):
             return Intent.ARRIVED
         return Intent.UNKNOWN
-    has_phone = _PHONE.search(norm) is not None
+    phone = _PHONE.search(norm) is not None
+    bare = phone and not re.search(r"[a-z\u4e00-\u9fff]", _PHONE.sub("", norm))
     for name in _CUSTOMER_ORDER:
-        if name == "change_contact" and has_phone:
+        if name == "change_contact" and (bare or (phone and _GIVES_NUMBER[lang].search(norm))):
             return Intent.CHANGE_CONTACT
         if name == "cancel" and rules["cancel"].search(norm) and rules["reschedule"].search(norm) and _when(norm, _ANY_DAY, lang).said:
             return Intent.RESCHEDULE  # "cancel Friday and come Monday instead"
         if rules[name].search(norm):
             return Intent(name)
-    if rules["reschedule"].search(norm) or _when(norm, _ANY_DAY, lang).said:
+    if rules["reschedule"].search(norm):
+        return Intent.RESCHEDULE
+    if _ASKS_WHEN[lang].search(norm) and not _ASKS_FOR[lang].search(norm):
+        return Intent.ETA
+    if _when(norm, _ANY_DAY, lang).said and not _SMALL_TALK[lang].search(norm):
         return Intent.RESCHEDULE
     return Intent.UNKNOWN
 
@@ -344,13 +378,16 @@ _EN_PARTS = (
     (re.compile(r"\bafternoons?\b|\barvo\b|\bafter lunch\b"), PartOfDay.AFTERNOON),
     (re.compile(r"\bevenings?\b|\btonight\b|\bnights?\b"), PartOfDay.EVENING),
 )
-_CLAUSE = re.compile(r"[,，。!！?？;；\n]+|\.+(?=\s|$)")
+_CLAUSE = re.compile(r"[,，。!！?？;；\n]+|\.+(?=\s|$)|\s(?=rather than\b|instead of\b)|(?=而不是)")
 _NEGATED = {"zh": re.compile(r"没|不|有事"), "en": re.compile(r"\bnot\b|n't\b|\bno\b|\bbusy\b|\bcannot\b")}
+_INSTEAD_OF = re.compile(r"rather than\b|instead of\b|而不是")
 _A_NOT_A = re.compile(r"(.)不\1|不$")  # "行不行", "能不能", "可以不": a question, not a negation
 
 
 def _negated(clause: str, lang: str) -> bool:
     """A clause that says when not ("今天没空", "not today") names a day to avoid; one that also asks to change does not."""
+    if _INSTEAD_OF.match(clause.strip()):
+        return True  # "… rather than today": split off by _CLAUSE, the day that is not meant
     if _ZH["reschedule"].search(clause) or _EN["reschedule"].search(clause):
         return False
     return _NEGATED[lang].search(_A_NOT_A.sub("", clause)) is not None

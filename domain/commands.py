@@ -357,14 +357,21 @@ class ConfirmAppointmentTime(Command):
 
 @dataclass(frozen=True)
 class ForwardCustomerText(Command):
-    """A customer's free text for the dispatchers of their job (a change of phone or address, a wish to talk to
-    someone, a complaint, anything not understood)."""
+    """A customer's new phone number or address, for the dispatchers of their job. Anything else a customer writes to
+    people (a wish to talk to someone, a complaint, what nothing understood) joins a relay thread: RelayToPeople."""
 
     customer_id: int
     job_id: int
     visit_id: int | None
-    topic: str
+    topic: str  # one of CONTACT_CHANGES
     text: str
+
+    def __post_init__(self) -> None:
+        if self.topic not in CONTACT_CHANGES:
+            raise ValueError(f"{self.topic!r} is not a contact change; other texts to people go to a relay thread")
+
+
+CONTACT_CHANGES = ("change_contact", "change_address")
 
 
 @dataclass(frozen=True)

@@ -204,8 +204,7 @@ class AppointmentConfirmed(Event):
 
 
 class CustomerWrote(Event):
-    """A customer's free text that people must read; data: topic (change_contact, change_address, human,
-    complaint, unknown), text."""
+    """A customer's new phone number or address for the dispatchers; data: topic (change_contact, change_address), text."""
 
 
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
@@ -225,6 +224,22 @@ EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
 
 class AssistanceRequested(Event):
     """A technician asked for help on a visit; data: technician_id (who asked), candidates (free colleagues asked to join)."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- staff-side gaps (issue 10 review) ------------------------------------------------------------
+
+
+class AssistanceTimedOut(Event):
+    """Nobody joined a call for help in time; data: technician_id (who asked), offers (the colleagues whose call is over),
+    next (the colleagues asked now; empty: the dispatchers take it over), minutes."""
+
+
+class ExceptionResolved(Event):
+    """A dispatcher settled a problem report by what they did about its visit; data: exception_id, resolution,
+    dispatcher_id (None: the API), name, at."""
 
 
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain.model import Job, Visit
+from domain.model import Job, Visit, VisitStatus
 
 
 class ReturnReason(str, enum.Enum):
@@ -92,13 +92,27 @@ MAX_LATE_MINUTES = 600  # "late by 20 hours" is not a delay to pass on: a dispat
 
 
 def checkin_flags(kind: str | None, distance_m: float, radius_m: float) -> tuple[str, ...]:
-    """Why a check-in needs a second look: a static pin can be dropped anywhere, and one far away is not presence."""
+    """Why a check-in needs a second look: a static pin can be dropped anywhere, and one far away is not presence.
+    Any flag is one alert to the dispatchers (a pin at the door is as unverified as one across town)."""
     flags = []
     if kind != CheckinKind.LIVE.value:
         flags.append("static")
     if distance_m > radius_m:
         flags.append("far")
     return tuple(flags)
+
+
+# a lead who accepted, from then until the work ends (a report on hold included)
+SEATED = (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS, VisitStatus.ON_HOLD)
+
+
+def open_crew_seats(visit: Visit) -> int:
+    """Places still open in a crew whose lead has accepted (the crew short after fill_crew, or after a call for help):
+    someone a dispatcher picks takes such a place beside the lead instead of replacing the lead. A visit not yet
+    accepted has no seats to fill: its crew is made up when its lead accepts."""
+    if visit.technician_id is None or visit.state not in SEATED:
+        return 0
+    return max(0, visit.crew_size - 1 - len(visit.crew_ids))
 
 
 def parse_repair_codes(text: str) -> dict[str, RepairCodes]:

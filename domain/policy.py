@@ -39,6 +39,8 @@ class ServicePolicy:
     # a completed visit the customer does not confirm: reminded, then closed as confirmed by timeout (from completion)
     confirm_reminder: timedelta = timedelta(hours=24)
     confirm_timeout: timedelta = timedelta(hours=72)
+    # a call for help nobody joins this long goes to the next free colleagues, else to the dispatchers
+    assist_timeout: timedelta = timedelta(minutes=15)
     # per product category ("*": any other), the fault categories and methods a repair records
     repair_codes: Mapping[str, RepairCodes] = field(default_factory=lambda: dict(DEFAULT_REPAIR_CODES))
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bots.alerting import AlertSinks
-from bots.channels import ROBOT, TELEGRAM, WEB, Channels
+from bots.channels import CAPABILITIES, ROBOT, TELEGRAM, WEB, Channels
 from bots.photos import PhotoLimits
 from bots.telegram import TelegramBot, TelegramChannel
 from bots.web import WebConsole, WebUploads
@@ -27,7 +27,7 @@ from services.handlers import chat_unreachable
 from services.replanning import Replanner
 from scheduler.sweeps import fire_due_timers, forget_old_updates, run_every
 from storage.db import create_engine, session_factory
-from storage.migrate import upgrade_async
+from storage.migrate import ensure_current
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Container:
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def migrate(self) -> None:
-        await upgrade_async(self.settings.database_url)
+        await ensure_current(self.db, self.settings.database_url)
 
     async def start(self, *, background: bool = True) -> None:
         """Migrate, recover what a crash left behind, and start polling, the relay and the inbox sweep."""
@@ -118,7 +118,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     )
     # every write goes through the bus: chat updates (the engine), the API, timers, replans, the CLI
     bus = MessageBus(sessions=sessions, clock=clock, policy=policy, handlers=registry.HANDLERS, reactions=registry.reactions(), on_outbox=relay.wake)
-    engine = Engine(bus=bus, flows=flow_for, media={TELEGRAM: telegram_channel, WEB: console})
+    # a step offering a list (the customer's days) pages it to the buttons the chat's channel shows
+    buttons = {name: capabilities.max_buttons for name, capabilities in CAPABILITIES.items()}
+    engine = Engine(bus=bus, flows=flow_for, media={TELEGRAM: telegram_channel, WEB: console}, buttons=buttons)
     for role, token in settings.bot_tokens().items():
         telegram[role] = TelegramBot(role, token, settings.telegram_api_url, engine, settings.media_dir, photo_limits=photo_limits)
 

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     nightly_plan_at: str = Field("20:00", description="local time the nightly run plans tomorrow; off: never")
     urgent_window_hours: float = Field(4.0, gt=0, le=24, description="an urgent order is served within this much opening time")
     overrun_grace_minutes: int = Field(15, ge=0, le=240, description="work this long past its planned end replans the day")
+    assist_timeout_minutes: int = Field(15, ge=1, le=240, description="a call for help nobody joins goes to the next free colleagues, else the dispatchers, after this long")
     redis_url: str | None = Field(None, description="redis://host:port/db shared by relay processes for send rates")
 
     @field_validator("api_token")
@@ -149,6 +150,7 @@ class Settings(BaseSettings):
             booking_escalate=timedelta(hours=self.booking_escalate_hours),
             confirm_reminder=timedelta(hours=self.confirm_reminder_hours),
             confirm_timeout=timedelta(hours=self.confirm_timeout_hours),
+            assist_timeout=timedelta(minutes=self.assist_timeout_minutes),
         )
 
     def photo_max_bytes(self) -> int:

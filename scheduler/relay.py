@@ -55,7 +55,7 @@ def backoff(attempts: int) -> float:
 def digestible(row: dict) -> bool:
     """A dispatcher alert to a group on a channel that merges alerts: it may wait for a digest when the group is busy."""
     payload = row["payload"]
-    plain = not (payload.get("edit_of") or payload.get("photo_path") or payload.get("album") or payload.get("request"))
+    plain = not (payload.get("photo_path") or payload.get("album") or payload.get("request"))
     channel = CAPABILITIES.get(row["platform"])
     merges = channel is not None and channel.digest_budget is not None and channel.is_group(row["chat_id"])
     return bool(payload.get("alert")) and plain and merges
@@ -374,18 +374,6 @@ class OutboxRelay:
         if merge:
             message, merged = await self._digest(sender, channel, row, message)
         message = fit(message, channel)  # raises for what the channel cannot carry: the row fails below
-        if message.edit_of:  # only where the channel can edit: elsewhere the change goes out as a new message
-            async with self.sessions() as session:
-                original = await Store(session).outbox_by_key(message.edit_of)
-            if original is not None and original["platform_message_id"]:
-                message_id = original["platform_message_id"]
-                editor = cast(Editor, sender)
-
-                async def edit_in_place() -> str | None:
-                    await editor.edit(row["bot"], row["chat_id"], message_id, message)
-                    return message_id
-
-                return edit_in_place, merged
         if row["payload"].get("card") and channel.can_edit and not (message.photo_path or message.request):
             shown = await self._card_shown(row)
             if shown is not None:

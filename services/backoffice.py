@@ -91,6 +91,13 @@ async def place_order(bus: MessageBus, request: OrderRequest) -> OrderResult:
     return await bus.call(f"order:{request.source}:{request.external_ref}:{uuid.uuid4().hex}", intake)
 
 
+async def renew_customer_link(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    """A reopened job's customer link works again as an open job's does (closing it again brings the expiry forward
+    to the close plus the grace), so the customer can come back to the follow-up through the link they have."""
+    await ctx.store.renew_token("customer", event.job_id, ctx.now + ctx.policy.customer_link_ttl)
+    return []
+
+
 async def create_order(store: Store, request: OrderRequest, now: datetime, policy: ServicePolicy) -> OrderResult:
     """Create the job and its linked visits, and say what happened in ``events`` (for the unit of work to
     record and react to); a repeat of (source, external_ref) returns the same job and no events."""

@@ -11,7 +11,18 @@ from domain.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from domain.model import Dispatcher, Job, OfferStatus, Technician, Visit, VisitStatus, stored_id
 from domain.slots import is_offered_window
 from services.context import HandlerContext
-from services.handlers import _close_job_if_finished, _close_offers, _customer_visit, _dependants, _dispatch, candidates
+from domain.field_work import open_crew_seats
+from services.handlers import (
+    ASSIST_OFFERS,
+    _close_job_if_finished,
+    _close_offers,
+    _customer_visit,
+    _dependants,
+    _dispatch,
+    candidates,
+    settle_reports,
+    take_crew_seat,
+)
 from services.lookups import booked_slot, booking_of
 from storage.rows import TimerRow
 
@@ -43,11 +54,16 @@ async def _job(ctx: HandlerContext, job_id: int) -> Job:
 
 async def choices(ctx: HandlerContext, visit: Visit, job: Job) -> list[dispatch.Choice]:
     """Everyone skilled for a booked visit with what they hold at its time (domain.dispatch.candidates);
-    the free ones, by the same rule automatic dispatch follows, come first and need no override."""
+    the free ones, by the same rule automatic dispatch follows, come first and need no override. A crew short of hands
+    (domain.field_work.open_crew_seats) looks for one more beside those it has: free means free for one more place
+    (as fill_crew asks), not for the whole crew."""
     start, end = booked_slot(visit)
     bookings = [booking_of(v) for v in await ctx.store.bookings_between(start - timedelta(days=1), end + timedelta(days=1))]
     every = dispatch.candidates(await ctx.store.technicians(), visit, job, bookings, ctx.policy.tz)
-    free = await candidates(ctx, visit, job)
+    seats = open_crew_seats(visit)
+    # whoever is on the visit already is no choice: the crew's members help the lead, they do not replace them
+    every = [choice for choice in every if choice.technician_id not in (visit.technician_id, *visit.crew_ids)]
+    free = await candidates(ctx, visit, job, crew_size=1 if seats else None)
     by_id = {choice.technician_id: choice for choice in every}
     ranked_free = [by_id[tid] for tid in free if tid in by_id]
     # free by the minutes but not by the route (driving): still an override, with no visit to name
@@ -81,7 +97,10 @@ async def force_assign(ctx: HandlerContext, cmd: c.ForceAssignVisit) -> list[ev.
     visit, job = await _visit(ctx, cmd.visit_id)
     if visit.slot_start is None:
         raise DomainError("visit_not_booked")
-    if not lifecycle.allowed(visit, "offer" if visit.technician_id is None else "reassign"):
+    seat = open_crew_seats(visit) > 0  # a crew short of hands: the pick joins beside the lead, who stays
+    if cmd.technician_id in (visit.technician_id, *visit.crew_ids):
+        raise DomainError("technician_not_eligible")  # already on it (a stale confirmation pressed again)
+    if not seat and not lifecycle.allowed(visit, "offer" if visit.technician_id is None else "reassign"):
         raise DomainError("illegal_transition", current=visit.status, action="assign")
     choice = next((ch for ch in await choices(ctx, visit, job) if ch.technician_id == cmd.technician_id), None)
     if choice is None or cmd.technician_id == visit.technician_id:
@@ -92,10 +111,13 @@ async def force_assign(ctx: HandlerContext, cmd: c.ForceAssignVisit) -> list[ev.
         events.append(ev.ConflictOverridden(visit.job_id, visit.id, {
             "technician_id": cmd.technician_id, "dispatcher_id": cmd.dispatcher_id, "conflicts": conflict_data(choice),
         }))
+    if seat:
+        return events + await take_crew_seat(ctx, visit, cmd.technician_id)
     events += await _close_offers(ctx, visit, OfferStatus.LOST)
     if visit.technician_id is None:
         return events + [lifecycle.offer(visit, visit.job_id, cmd.technician_id)]
-    return events + [lifecycle.reassign(visit, visit.job_id, cmd.technician_id)]
+    # another technician answers the visit's open problem reports: they are resolved, and their cards lose their buttons
+    return events + [lifecycle.reassign(visit, visit.job_id, cmd.technician_id), *await settle_reports(ctx, visit, cmd.dispatcher_id, "reassigned")]
 
 
 async def move_visit(ctx: HandlerContext, cmd: c.MoveVisit) -> list[ev.Event]:
@@ -147,7 +169,7 @@ async def cancel_as_dispatcher(ctx: HandlerContext, cmd: c.CancelVisitAsDispatch
     visit, job = await _visit(ctx, cmd.visit_id)
     if not lifecycle.allowed(visit, "cancel"):
         raise DomainError("illegal_transition", current=visit.status, action="cancel")
-    events = [lifecycle.cancel(visit, visit.job_id, "dispatcher")]
+    events = [lifecycle.cancel(visit, visit.job_id, "dispatcher"), *await settle_reports(ctx, visit, cmd.dispatcher_id, "cancelled")]
     for dependant in await _dependants(ctx, visit):
         if lifecycle.allowed(dependant, "cancel"):
             events.append(lifecycle.cancel(dependant, visit.job_id, "dispatcher"))
@@ -198,3 +220,28 @@ async def fire_chase(ctx: HandlerContext, timer: TimerRow, visit: Visit) -> list
     if step == "remind":
         return [ev.CompletionReminderDue(visit.job_id, visit.id, {"technician_id": visit.technician_id})]
     return [closing.confirm_by_timeout(visit), *await _close_job_if_finished(ctx, job)]
+
+
+# --- a call for help nobody answered (timers: services.timers.set_assist_timer) --------------------------
+
+
+async def fire_assist(ctx: HandlerContext, timer: TimerRow, visit: Visit) -> list[ev.Event]:
+    """Nobody joined in time: those asked are told the call is over, the next free skilled colleagues are asked (by the
+    one candidate rule), and with nobody left the dispatchers take it over; the asker hears which. A place filled or a
+    visit over in the meantime makes it a no-op."""
+    if visit.state not in lifecycle.ACTIVE or open_crew_seats(visit) <= 0:
+        return []
+    job = await ctx.store.load(Job, visit.job_id)
+    asked = [int(tid) for tid in timer["payload"].get("asked", ())]
+    taken = {visit.technician_id, *visit.crew_ids, *asked}
+    following = [tid for tid in await candidates(ctx, visit, job, crew_size=1) if tid not in taken][:ASSIST_OFFERS]
+    requester = timer["payload"].get("technician_id") or visit.technician_id
+    minutes = int(ctx.policy.assist_timeout.total_seconds() // 60)
+    events: list[ev.Event] = [ev.AssistanceTimedOut(visit.job_id, visit.id, {
+        "technician_id": requester, "offers": list(timer["payload"].get("offered", ())), "next": following, "minutes": minutes,
+    })]
+    if following:
+        events.append(ev.AssistanceRequested(visit.job_id, visit.id, {
+            "technician_id": requester, "candidates": following, "asked": [*asked, *following],
+        }))
+    return events

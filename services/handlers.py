@@ -9,7 +9,7 @@ from domain import events as ev
 from domain import lifecycle
 from domain.errors import DomainError, IllegalTransition, InvalidInput, NotAllowed, NotFound
 from domain.dispatch import rank, rule_for
-from domain.field_work import MAX_LATE_MINUTES, ReturnReason, check_repair_codes, checkin_flags, late_estimate, repair_codes
+from domain.field_work import MAX_LATE_MINUTES, ReturnReason, check_repair_codes, checkin_flags, late_estimate, open_crew_seats, repair_codes
 from domain.geo import haversine_m
 from domain.model import (
     ChatBinding,
@@ -42,6 +42,7 @@ from services.bus import handles
 from services.context import HandlerContext
 from services.lookups import booked_slot, booking_of
 from storage.schedule import ScheduleStore
+from storage.threads import ThreadStore
 
 
 # --- binding chats ------------------------------------------------------------------------------
@@ -377,13 +378,42 @@ async def assign_visit(ctx: HandlerContext, cmd: c.AssignVisit) -> list[ev.Event
     job = await ctx.store.load(Job, visit.job_id)
     if visit.slot_start is None:
         raise DomainError("visit_not_booked")
+    if open_crew_seats(visit):
+        # a crew short of hands: the pick joins beside the lead, who stays (whoever is on it already is no pick)
+        on_it = cmd.technician_id in (visit.technician_id, *visit.crew_ids)
+        if on_it or cmd.technician_id not in await candidates(ctx, visit, job, crew_size=1):
+            raise DomainError("technician_not_eligible")
+        await ctx.store.get(Technician, cmd.technician_id, for_update=True)
+        return await take_crew_seat(ctx, visit, cmd.technician_id)
     if cmd.technician_id not in await candidates(ctx, visit, job):
         raise DomainError("technician_not_eligible")
     await ctx.store.get(Technician, cmd.technician_id, for_update=True)
     events = await _close_offers(ctx, visit, OfferStatus.LOST)
     if visit.technician_id is None:
         return events + [lifecycle.offer(visit, visit.job_id, cmd.technician_id)]
-    return events + [lifecycle.reassign(visit, visit.job_id, cmd.technician_id)]
+    return events + [lifecycle.reassign(visit, visit.job_id, cmd.technician_id), *await settle_reports(ctx, visit, cmd.dispatcher_id, "reassigned")]
+
+
+async def take_crew_seat(ctx: HandlerContext, visit: Visit, technician_id: int) -> list[ev.Event]:
+    """A dispatcher's pick takes an open place in the crew; the lead hears who joins them, as after a call for help."""
+    joined = ev.AssistanceJoined(visit.job_id, visit.id, {"technician_id": visit.technician_id, "member": technician_id, "by": "dispatcher"})
+    return [*await planning.set_crew(ctx, visit, [*visit.crew_ids, technician_id]), joined]
+
+
+async def settle_reports(ctx: HandlerContext, visit: Visit, dispatcher_id: int | None, resolution: str) -> list[ev.Event]:
+    """A dispatcher decided what happens to a visit (another technician, cancelled): its open problem reports are
+    answered by that, each resolved by whom and when (on the timeline), and their alert cards lose their buttons."""
+    dispatcher = await ctx.store.get(Dispatcher, dispatcher_id) if dispatcher_id is not None else None
+    events: list[ev.Event] = []
+    for report in await ThreadStore(ctx.store).reports_of_visits([stored_id(visit)]):
+        if report.status == ExceptionStatus.RESOLVED.value:
+            continue
+        report.status, report.resolution = ExceptionStatus.RESOLVED.value, resolution
+        events.append(ev.ExceptionResolved(visit.job_id, visit.id, {
+            "exception_id": report.id, "resolution": resolution, "dispatcher_id": dispatcher_id,
+            "name": dispatcher.name if dispatcher else None, "at": ctx.now.isoformat(),
+        }))
+    return events
 
 
 async def depart(ctx: HandlerContext, cmd: c.Depart) -> list[ev.Event]:
@@ -402,10 +432,12 @@ async def check_in(ctx: HandlerContext, cmd: c.CheckIn) -> list[ev.Event]:
         raise DomainError("checkin_reason_required", distance=int(distance))
     checked_in = lifecycle.check_in(visit, visit.job_id, cmd.technician_id, distance, cmd.reason, cmd.kind, ctx.policy.checkin_radius_m)
     flags = checkin_flags(cmd.kind, distance, ctx.policy.checkin_radius_m)
-    if "far" not in flags:
+    if not flags:
         return [checked_in]
-    # not presence: the dispatchers see how far and how it was shared (a static pin can be dropped anywhere)
-    data = {"technician_id": cmd.technician_id, "distance_m": visit.checkin_distance_m, "kind": cmd.kind, "reason": cmd.reason}
+    # not proven presence: the dispatchers see how far and how it was shared (a static pin can be dropped anywhere),
+    # in one alert whatever the flags; a check-in happens once per visit, so this cannot repeat
+    data = {"technician_id": cmd.technician_id, "distance_m": visit.checkin_distance_m, "kind": cmd.kind, "reason": cmd.reason,
+            "flags": list(flags)}
     return [checked_in, ev.CheckInFlagged(visit.job_id, visit.id, data)]
 
 
@@ -498,17 +530,15 @@ async def acknowledge_exception(ctx: HandlerContext, cmd: c.AcknowledgeException
 
 
 async def reassign_visit(ctx: HandlerContext, cmd: c.ReassignVisit) -> list[ev.Event]:
-    report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
+    _report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
     if cmd.technician_id == visit.technician_id or cmd.technician_id not in await candidates(ctx, visit, job):
         raise DomainError("technician_not_eligible")
-    report.status, report.resolution = ExceptionStatus.RESOLVED.value, "reassigned"
-    return [lifecycle.reassign(visit, visit.job_id, cmd.technician_id)]
+    return [lifecycle.reassign(visit, visit.job_id, cmd.technician_id), *await settle_reports(ctx, visit, cmd.dispatcher_id, "reassigned")]
 
 
 async def cancel_by_dispatcher(ctx: HandlerContext, cmd: c.CancelVisitByDispatcher) -> list[ev.Event]:
-    report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
-    report.status, report.resolution = ExceptionStatus.RESOLVED.value, "cancelled"
-    events = [lifecycle.cancel(visit, visit.job_id, "dispatcher")]
+    _report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
+    events = [lifecycle.cancel(visit, visit.job_id, "dispatcher"), *await settle_reports(ctx, visit, cmd.dispatcher_id, "cancelled")]
     for dependant in await _dependants(ctx, visit):
         if lifecycle.allowed(dependant, "cancel"):
             events.append(lifecycle.cancel(dependant, visit.job_id, "dispatcher"))
@@ -654,7 +684,9 @@ async def request_assistance(ctx: HandlerContext, cmd: c.RequestAssistance) -> l
     if not free:
         return [ev.AssistanceUnavailable(visit.job_id, visit.id, {"technician_id": cmd.technician_id})]
     visit.crew_size = max(visit.crew_size, len(visit.crew_ids) + 2)  # the lead, the crew it has, and one open place
-    return [ev.AssistanceRequested(visit.job_id, visit.id, {"technician_id": cmd.technician_id, "candidates": free[:ASSIST_OFFERS]})]
+    asked = free[:ASSIST_OFFERS]
+    # "asked": everyone asked on this call so far, so that a call nobody answers moves on to others (services.dispatching)
+    return [ev.AssistanceRequested(visit.job_id, visit.id, {"technician_id": cmd.technician_id, "candidates": asked, "asked": asked})]
 
 
 ASSIST_OFFERS = 3  # how many free colleagues are asked at once to help; the first to join gets the place

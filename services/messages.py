@@ -146,8 +146,7 @@ class Outbound:
     photo_path: str | None = None
     to: ChatRef | None = None  # None: the chat the update came from
     language: str | None = None  # None: the recipient conversation's language
-    dedup: str | None = None  # a stable key, so a later message can edit this one
-    edit_of: str | None = None  # the dedup key of an earlier message this one replaces in place
+    dedup: str | None = None  # a stable key: the same message written again (a re-run) is not a second row
     alert: bool = False  # a dispatcher alert: a busy group channel may merge it into a digest
     purpose: Purpose = Purpose.REPLY
     # stored photos shown with the text: one album where the channel has albums, one photo after another where it has
@@ -166,7 +165,6 @@ class Outbound:
             "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in self.buttons],
             "request": self.request,
             "photo_path": self.photo_path,
-            "edit_of": self.edit_of,
             "alert": self.alert,
             "purpose": self.purpose.value,
             **({"card": card_key(self.card)} if self.card else {}),
@@ -223,7 +221,6 @@ class Rendered:
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
     request: str | None = None
     photo_path: str | None = None
-    edit_of: str | None = None  # the dedup key of an earlier message to change in place, where the channel can
     album: tuple[AlbumPhoto, ...] = ()  # photos sent with the text (Outbound.album)
 
 

@@ -484,7 +484,9 @@ async def grab_winner_details(ctx: HandlerContext, event: ev.Event) -> list[Outb
                         slot=span(*booked_slot(visit)), address=job.address_text, customer=customer.name, phone=customer.phone,
                         map=map_link(job.lat, job.lon)), job)
     keyboard = buttons([Button(t("btn.on_my_way"), encode(a.OnMyWay(stored_id(visit))))])
-    return _send(await _technician_chats(ctx, visit.technician_id), text, keyboard, purpose=Purpose.ASSIGNMENT)
+    # the won card itself, in place of the grab card (the press is answered by this alone: one message, not two)
+    return _send(await _technician_chats(ctx, visit.technician_id), text, keyboard, purpose=Purpose.ASSIGNMENT,
+                 card=offer_card_key(stored_id(visit)))
 
 
 def _next_step_buttons(visit: Visit) -> Keyboard:
@@ -532,8 +534,13 @@ async def ask_colleagues_to_assist(ctx: HandlerContext, event: ev.Event) -> list
     keyboard = buttons([Button(t("btn.join_crew"), encode(a.JoinCrew(stored_id(visit))))])
     out = []
     for member in event.data["candidates"]:
-        out += _send(await _technician_chats(ctx, member), text, keyboard, purpose=Purpose.ASSIGNMENT)
+        out += _send(await _technician_chats(ctx, member), text, keyboard, purpose=Purpose.ASSIGNMENT, card=assist_card_key(stored_id(visit)))
     return out
+
+
+def assist_card_key(visit_id: int) -> Card:
+    """A call for help in a colleague's chat: when nobody answered in time, that card is edited so its Join goes."""
+    return ("assist", visit_id)
 
 
 async def tell_requester_assistance_joined(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
@@ -560,15 +567,66 @@ async def tell_customer_running_late(ctx: HandlerContext, event: ev.Event) -> li
 
 
 async def alert_dispatchers_checkin_flagged(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
-    """A check-in beyond the radius: how far, how it was shared and the reason given; the customer was not told "arrived"."""
+    """A check-in not proven: beyond the radius (how far, how it was shared, the reason given; the customer was not told
+    "arrived"), or from a pin within it (which can be dropped anywhere; the customer was told). One alert either way."""
     job, visit = await _job_and_visit(ctx, event)
-    text = t("tech.to_group_checkin_flagged", visit=visit.id, kind=kind_label(visit.kind), technician=await _technician_name(ctx, event),
+    far = "far" in event.data.get("flags", ("far",))  # alerts from before the flags were recorded were all far ones
+    key = "tech.to_group_checkin_flagged" if far else "tech.to_group_checkin_static"
+    text = t(key, visit=visit.id, kind=kind_label(visit.kind), technician=await _technician_name(ctx, event),
              distance=int(event.data["distance_m"]), how=t(f"tech.checkin_kind.{event.data.get('kind') or 'static'}"),
              reason=raw(event.data.get("reason") or "-"), **await _masked_job(ctx, job))
     keyboard = buttons([Button(t("btn.call"), encode(a.CallDetails(stored_id(visit))))])
     return await _region_alert(ctx, job.region, text, keyboard)
 
 
+
+
+# --- staff-side gaps (issue 10 review): a call for help nobody answered, a report settled by a decision -----------
+
+
+async def expire_assist_offers(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """The colleagues asked last time: their card says the call is over and loses its Join."""
+    visit = await ctx.store.load(Visit, visit_of(event))
+    text = t("tech.assist_offer_expired", visit=visit.id, kind=kind_label(visit.kind))
+    out = []
+    for member in event.data.get("offers", ()):
+        out += _send(await _technician_chats(ctx, member), text, purpose=Purpose.ASSIGNMENT, card=assist_card_key(stored_id(visit)))
+    return out
+
+
+async def tell_requester_assistance_timed_out(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """The technician who asked hears what happened: others asked now, or the dispatchers on it."""
+    visit = await ctx.store.load(Visit, visit_of(event))
+    following = event.data.get("next") or []
+    key = "tech.assistance_timed_out_next" if following else "tech.assistance_timed_out_dispatchers"
+    text = t(key, visit=visit.id, minutes=event.data.get("minutes", 0), count=len(following))
+    return _send(await _technician_chats(ctx, event.data.get("technician_id")), text, purpose=Purpose.ASSIGNMENT)
+
+
+async def alert_dispatchers_assistance_timed_out(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """Nobody left to ask: the dispatchers find a pair of hands (Assign anyone fills the open crew place) or call."""
+    if event.data.get("next"):
+        return []  # others are being asked
+    job, visit = await _job_and_visit(ctx, event)
+    text = t("tech.to_group_assistance_timed_out", visit=visit.id, kind=kind_label(visit.kind), minutes=event.data.get("minutes", 0),
+             technician=await _technician_name(ctx, event) or "-", **await _masked_job(ctx, job))
+    visit_id = stored_id(visit)
+    keyboard = buttons([Button(t("btn.dispatch_assign_anyone"), encode(a.AssignAnyone(visit_id)))],
+                       [Button(t("btn.call"), encode(a.CallDetails(visit_id)))])
+    # a new message, not an edit of an older alert about the visit far up the group: this one must be seen
+    return await _region_alert(ctx, job.region, text, keyboard)
+
+
+async def refresh_resolved_exception_card(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """A report settled by a dispatcher's decision (another technician, cancelled): its card says so, by whom and when,
+    without buttons (each of them is stale now). Only the groups' cards change (a robot's message cannot be edited)."""
+    job, visit = await _job_and_visit(ctx, event)
+    report = await ctx.store.load(ProblemReport, event.data["exception_id"])
+    text, _keyboard = await _exception_card(ctx, job, visit, report)
+    status = t("card.alert_resolved", alert=text, resolution=t(f"resolution.{event.data.get('resolution') or 'reassigned'}"),
+               name=raw(event.data.get("name") or "-"), at=when(ctx.now))
+    return [message for message in await _region_alert(ctx, job.region, status, (), card=exception_card_key(stored_id(report)))
+            if message.to is not None and message.to.platform != ROBOT_PLATFORM]
 
 
 # --- nothing left unowned (issue 10, parts 3, 5 and 6) -------------------------------------------------------
@@ -724,4 +782,5 @@ OPEN_STATES = (VisitStatus.CREATED, VisitStatus.BOOKED, VisitStatus.ACCEPTED, Vi
 ALERT_ENDS: frozenset[str] = frozenset({
     "group.replan_failed",  # says the plan stays as it was, that it retries by itself, and the command to run it by hand
     "evidence.exception_photos",  # a problem report's photos, right after its alert, which carries the actions
+    "card.alert_resolved",  # a problem report settled (another technician, cancelled): says by whom; every button was stale
 })

@@ -6,7 +6,7 @@ from functools import partial
 
 from domain import commands as c
 from domain import events as ev
-from services import dispatching, evidence, handlers, notifications as tell, relay_threads, replanning, timers
+from services import backoffice, dispatching, evidence, handlers, notifications as tell, relay_threads, replanning, timers
 from services.bus import Handler, Reaction, Reactions, handles
 
 HANDLERS: dict[type[c.Command], Handler] = dict([
@@ -88,6 +88,11 @@ NOTIFICATIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (tell.alert_dispatchers_checkin_flagged, (ev.CheckInFlagged,)),
     (tell.alert_dispatchers_customer_cancelled, (ev.VisitCancelled,)),
     (tell.alert_dispatchers_customer_wrote, (ev.CustomerWrote,)),
+    # staff-side gaps (issue 10 review): a call for help nobody answered, a problem report settled by a decision
+    (tell.expire_assist_offers, (ev.AssistanceTimedOut,)),
+    (tell.tell_requester_assistance_timed_out, (ev.AssistanceTimedOut,)),
+    (tell.alert_dispatchers_assistance_timed_out, (ev.AssistanceTimedOut,)),
+    (tell.refresh_resolved_exception_card, (ev.ExceptionResolved,)),
 )
 
 # The timers an event starts or stops; a stage's clock stops before the next one starts.
@@ -112,6 +117,11 @@ TIMERS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (timers.stop_booking_chase, (ev.VisitBooked,)),
     (timers.start_confirmation_clock, (ev.VisitCompleted,)),
     (timers.stop_confirmation_clock, (ev.VisitConfirmed,)),
+    # a call for help nobody joins in time moves on to the next colleagues, else to the dispatchers
+    (timers.set_assist_timer, (ev.AssistanceRequested,)),
+    (timers.stop_assist_timer, (ev.AssistanceJoined,)),
+    # a link is a clock too: closing a job shortens the customer's (in its handler), reopening it lengthens it again
+    (backoffice.renew_customer_link, (ev.JobReopened,)),
 )
 
 # Events nothing reacts to yet, on purpose: they are on the job's timeline (the API shows it), and what they
@@ -124,7 +134,6 @@ SILENT: frozenset[type[ev.Event]] = frozenset({
     ev.SlaExtended,  # the extending dispatcher is answered in the group
     ev.ConflictOverridden,  # the overriding dispatcher is answered in the group; the offer it led to tells the technician
     ev.JobClosed,  # the closing dispatcher is answered in the group; its confirmed visits tell their technicians
-    ev.JobReopened,  # the reopening dispatcher is answered in the group; the job's follow-up is theirs to arrange
     ev.NoteAdded,  # a note for the timeline: the dispatcher who wrote it is answered
     ev.AppointmentConfirmed,  # on the timeline and the visit; dispatchers see it in the job and on alerts about the visit
 })

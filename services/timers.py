@@ -17,7 +17,7 @@ from domain.model import Dispatcher
 from services.context import HandlerContext
 from services.handlers import _offer_next, expire_offers
 from services.lookups import Inconsistent, booked_slot, visit_of
-from services.dispatching import fire_chase
+from services.dispatching import fire_assist, fire_chase
 from services.replanning import overran
 from storage.rows import TimerRow
 from storage.schedule import ScheduleStore
@@ -144,6 +144,8 @@ async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
     visit = await ctx.store.load(Visit, _named(timer, "visit_id"))
     if timer["kind"] in ("booking", "confirm"):
         return await fire_chase(ctx, timer, visit)
+    if timer["kind"] == "assist":
+        return await fire_assist(ctx, timer, visit)
     if timer["kind"] == "overrun":
         await overran(ctx, visit)  # still at it: the rest of the day is replanned, outside this transaction
         return []
@@ -249,4 +251,28 @@ async def start_confirmation_clock(ctx: HandlerContext, event: ev.Event) -> list
 
 async def stop_confirmation_clock(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
     await ScheduleStore(ctx.store).cancel_timers(visit_of(event), kind="confirm")
+    return []
+
+
+# --- a call for help that nobody answers moves on (issue 10 review) ---------------------------------------------
+
+
+async def set_assist_timer(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    """Colleagues were asked to help: if nobody joins in time, the call moves on (services.dispatching.fire_assist).
+    One call at a time per visit: a new round replaces the last one's timer."""
+    visit_id = visit_of(event)
+    schedule = ScheduleStore(ctx.store)
+    await schedule.cancel_timers(visit_id, kind="assist")
+    asked = event.data.get("asked", event.data["candidates"])
+    await schedule.set_timer(
+        key=f"assist:{visit_id}:{int(ctx.now.timestamp())}:{len(asked)}", kind="assist", due_at=ctx.now + ctx.policy.assist_timeout,
+        now=ctx.now, visit_id=visit_id,
+        payload={"technician_id": event.data.get("technician_id"), "offered": list(event.data["candidates"]), "asked": list(asked)},
+    )
+    return []
+
+
+async def stop_assist_timer(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    """Someone joined: the call is answered."""
+    await ScheduleStore(ctx.store).cancel_timers(visit_of(event), kind="assist")
     return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain.field_work import job_brief
+from domain.field_work import job_brief, open_crew_seats
 from domain.lifecycle import DONE, not_before
 from domain.model import ChecklistStep, Customer, Dispatcher, Job, ProblemReport, Rating, Technician, Visit, VisitStatus, stored_id
 from domain.policy import ServicePolicy
@@ -346,6 +346,7 @@ class VisitContacts:
     kind: str = ""
     status: str = ""
     choices: tuple[ChoiceInfo, ...] | None = None  # everyone skilled, free first; None: not looked for
+    open_seats: int = 0  # places open in its crew beside the lead (domain.field_work.open_crew_seats): a pick joins them
 
 
 @dataclass(frozen=True)
@@ -456,7 +457,7 @@ async def _visit_contacts(context: HandlerContext, visit_id: int, with_candidate
         )
     return VisitContacts(visit_id, others, customer.name, customer.phone,
                          technician.name if technician else "-", technician.phone if technician else "-",
-                         job.id or 0, visit.kind, visit.status, skilled)
+                         job.id or 0, visit.kind, visit.status, skilled, open_crew_seats(visit))
 
 
 async def _others_free(context: HandlerContext, visit: Visit) -> tuple[tuple[int, str], ...]:

@@ -136,6 +136,18 @@ class Store:
             .values(expires_at=at)
         )
 
+    async def renew_token(self, purpose: str, subject_id: int, at: datetime) -> None:
+        """Make the subject's newest link work until ``at`` again, even if it expired (a closed job reopened); older
+        links it replaced stay as they are."""
+        newest = (
+            select(t.link_tokens.c.id)
+            .where(t.link_tokens.c.purpose == purpose, t.link_tokens.c.subject_id == subject_id)
+            .order_by(t.link_tokens.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        await self.session.execute(update(t.link_tokens).where(t.link_tokens.c.id == newest).values(expires_at=at))
+
     async def find_token(self, token: str, purpose: str) -> LinkTokenRow | None:
         row = (
             await self.session.execute(
@@ -421,16 +433,20 @@ class Store:
 
     async def lock_conversation(self, platform: str, bot: str, chat_id: str, flow: str, state: str, language: str, now: datetime) -> ConversationRow:
         """Load the chat's conversation row, creating it first; on PostgreSQL the row stays locked."""
-        await self.session.execute(
-            self._insert(t.conversations)
-            .values(platform=platform, bot=bot, chat_id=chat_id, flow=flow, state=state, data={}, language=language, version=0, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["platform", "bot", "chat_id"])
-        )
         statement = select(t.conversations).where(
             t.conversations.c.platform == platform, t.conversations.c.bot == bot, t.conversations.c.chat_id == chat_id
         )
         if self.is_postgres:
             statement = statement.with_for_update()
+        # one statement for every update of a chat that has written before; the first one creates the row
+        found = (await self.session.execute(statement)).mappings().first()
+        if found is not None:
+            return shaped(found, ConversationRow)
+        await self.session.execute(
+            self._insert(t.conversations)
+            .values(platform=platform, bot=bot, chat_id=chat_id, flow=flow, state=state, data={}, language=language, version=0, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["platform", "bot", "chat_id"])
+        )
         return shaped((await self.session.execute(statement)).mappings().one(), ConversationRow)
 
     async def save_conversation(self, conversation_id: int, *, state: str, data: Json, language: str, now: datetime) -> None:
@@ -708,10 +724,6 @@ class Store:
         if row is None or row.digest_of is not None or row.led:
             return None
         return str(row.platform_message_id)
-
-    async def outbox_by_key(self, dedup_key: str) -> OutboxRow | None:
-        row = (await self.session.execute(select(t.outbox).where(t.outbox.c.dedup_key == dedup_key))).mappings().first()
-        return shaped(row, OutboxRow) if row else None
 
     async def outbox_for_chat(self, platform: str, bot: str, chat_id: str, after_id: int, limit: int = 100) -> list[OutboxRow]:
         statement = (

@@ -17,14 +17,10 @@ import asyncpg
 import pytest
 import redis
 
-from bots.telegram import TelegramBot, TelegramChannel
 from domain.clock import SystemClock
-from fieldchat.fakes.telegram_server import FakeTelegram
-from scheduler.relay import OutboxRelay
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from tests.support.db import POSTGRES_ADMIN_URL, admin_sync, in_thread, truncate
-from tests.support.telegram import CUSTOMER, STAFF
 
 E2E = Path(__file__).parent / "e2e"
 
@@ -108,6 +104,11 @@ def redis_url() -> str:
 @pytest.fixture
 async def fake_telegram():
     """The fake Bot API on 127.0.0.1 with the customer and the staff bot of tests.support.telegram."""
+    # imported here, not above: aiogram takes seconds to import, and a run of pure tests (or pytest-xdist's
+    # controller, which only hands tests out) never needs it
+    from fieldchat.fakes.telegram_server import FakeTelegram
+    from tests.support.telegram import CUSTOMER, STAFF
+
     server = FakeTelegram(long_poll_cap=0.3)
     await server.start()
     server.add_bot(CUSTOMER, "fieldchat_customer_bot")
@@ -119,6 +120,10 @@ async def fake_telegram():
 @pytest.fixture
 async def relays(fake_telegram, tmp_path):
     """Makes outbox relays that send to the fake Bot API (``wrap`` may stand between); closes their bots afterwards."""
+    from bots.telegram import TelegramBot, TelegramChannel
+    from scheduler.relay import OutboxRelay
+    from tests.support.telegram import CUSTOMER, STAFF
+
     made: list[TelegramBot] = []
 
     def make(sessions, *, clock=None, wrap=None, **options) -> OutboxRelay:

@@ -17,18 +17,21 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi import Path as FastPath
 from fastapi.responses import FileResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
 
 from bots.web import PLATFORM, WebUploads
 from conversations.i18n import render
-from services.messages import ChatRef, Inbound, InboundKind
+from services.messages import ChatRef, Inbound, InboundKind, Purpose
 from domain.model import MAX_ID
 from scheduler.ratelimit import storage_uri
+from storage import tables
 from storage.repository import Store
 
 STATIC = Path(__file__).parent / "static"
@@ -45,7 +48,8 @@ RATES: dict[str, dict[str, tuple[str, ...]]] = {
     "session": {"address": ("30/hour",)},  # new console sessions
     "send": {"session": ("60/minute", "300/hour"), "address": ("240/minute", "1200/hour")},
     "upload": {"session": ("6/minute", "30/hour"), "address": ("20/minute", "100/hour")},
-    "read": {"session": ("20/second", "3000/hour"), "address": ("100/second", "12000/hour")},
+    # each pane of an open page polls about once a second, all day, and an album's photos are fetched at once
+    "read": {"session": ("40/second", "36000/hour"), "address": ("100/second", "144000/hour")},
 }
 
 router = APIRouter(tags=["web console"], include_in_schema=False)
@@ -103,11 +107,17 @@ class Caller:
     address: str
 
     def chat(self, pane: "Pane") -> tuple[str, str]:
-        """The chat id and user id of one pane of this session: a private chat's id is its user's, as in Telegram."""
+        """The chat id and user id of one pane of this session: a private chat's id is its user's, as in Telegram.
+
+        A group pane's user is the person of the private pane ``pane.user`` when it names one, so what the bot says to
+        that person alone (a dispatcher's phone numbers after *Call*) shows in that pane."""
         base = f"{self.session_id}:{pane.bot}:{pane.chat_type}:{pane.key}"
         chat_id = _derive(self.key, base + ":chat")
-        user_id = chat_id if pane.chat_type == "private" else _derive(self.key, base + ":user")
-        return chat_id, user_id
+        if pane.chat_type == "private":
+            return chat_id, chat_id
+        if pane.user:
+            return chat_id, self.chat(Pane(key=pane.user, bot=pane.bot, chat_type="private"))[0]
+        return chat_id, _derive(self.key, base + ":user")
 
 
 def _derive(key: bytes, text: str) -> str:
@@ -140,6 +150,8 @@ class Pane(BaseModel):
     chat_type: Literal["private", "group"] = "private"
     user_name: str = Field("", max_length=100)
     language: Literal["en", "zh"] = "en"
+    # in a group pane: the key of the private pane of the person who writes here (their own chat with the bot)
+    user: str | None = Field(None, pattern=PANE_PATTERN)
 
 
 class WebMessage(BaseModel):
@@ -153,14 +165,17 @@ class WebMessage(BaseModel):
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     phone: str | None = Field(None, max_length=40)
+    # a button's message, as the page shows it (its ``id`` in /chat/api/messages): an answer to a press edits the card
+    # pressed in place, as on Telegram (``Outbound.answers``)
+    pressed: int | None = Field(None, ge=1, le=MAX_ID)
 
 
-def _inbound(who: Caller, pane: Pane, message_id: str, **fields) -> Inbound:
+def _inbound(who: Caller, pane: Pane, update: str, **fields) -> Inbound:
     chat_id, user_id = who.chat(pane)
     return Inbound(
         chat=ChatRef(PLATFORM, pane.bot, chat_id),
-        # message ids come from the page, so they only have to be unique within their own chat
-        update_id=f"{chat_id}:{message_id}",
+        # update ids (the page's message ids) come from the page, so they only have to be unique within their own chat
+        update_id=f"{chat_id}:{update}",
         user_id=user_id,
         chat_type=pane.chat_type,
         language_code=pane.language,
@@ -182,7 +197,8 @@ def to_inbound(who: Caller, message: WebMessage) -> Inbound:
     if message.kind == "button":
         if not message.data:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "button data is empty")
-        return _inbound(who, pane, message_id, kind=InboundKind.BUTTON, text=message.data)
+        pressed = str(message.pressed) if message.pressed is not None else None
+        return _inbound(who, pane, message_id, kind=InboundKind.BUTTON, text=message.data, message_id=pressed)
     if message.kind == "location":
         if message.latitude is None or message.longitude is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "latitude and longitude are required")
@@ -305,6 +321,69 @@ def quiet_polling_in_access_log() -> QuietPolling:
     return quiet
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the page shows one message: ``shows`` is the id of the message it is shown as (its own id when it is new,
+    an earlier copy of its card when it edits that copy in place); ``retires`` is an older copy that loses its buttons."""
+
+    shows: int
+    retires: int | None = None
+
+
+def place_cards(rows: list[dict]) -> dict[int, Placement]:
+    """Where each row of a chat's cards shows, given every row of those cards in the chat in order (id, card, payload).
+
+    The console cannot edit what a browser already shows, but it can tell the page to: the same rule as the relay's
+    for channels that edit (``scheduler/relay.py``). News (an offer taken, an alert acknowledged) changes the card where
+    it is; an answer to a press changes it only when the press was on that very copy, else it is shown anew where the
+    reader looks and the older copy's buttons go. A photo or a request for a location cannot be put into a shown text,
+    so such a card is shown anew too, and only the new copy can be pressed.
+    """
+    shown: dict[str, int] = {}
+    placed: dict[int, Placement] = {}
+    for row in rows:
+        card, payload = row["card"], row["payload"]
+        previous = shown.get(card)
+        if previous is None:
+            placement = Placement(row["id"])
+        elif payload.get("photo_path") or payload.get("album") or payload.get("request"):
+            placement = Placement(row["id"], retires=previous)
+        elif payload.get("purpose", Purpose.REPLY.value) != Purpose.REPLY.value or payload.get("answers") == str(previous):
+            placement = Placement(previous)
+        else:
+            placement = Placement(row["id"], retires=previous)
+        shown[card] = placement.shows
+        placed[row["id"]] = placement
+    return placed
+
+
+async def _card_rows(session, bot: str, chat_id: str, cards: set[str], up_to: int) -> list[dict]:
+    """Every row of these cards in one console chat up to ``up_to``, oldest first (a card's history decides where it shows)."""
+    outbox = tables.outbox
+    statement = (
+        select(outbox.c.id, outbox.c.card, outbox.c.payload)
+        .where(outbox.c.platform == PLATFORM, outbox.c.bot == bot, outbox.c.chat_id == chat_id,
+               outbox.c.card.in_(sorted(cards)), outbox.c.id <= up_to)
+        .order_by(outbox.c.id)
+    )
+    return [dict(row) for row in (await session.execute(statement)).mappings()]
+
+
+def _photo_paths(payload: dict) -> list[str]:
+    """The stored photos a message carries, in the order shown: its album, or its one photo."""
+    album = [str(photo["path"]) for photo in payload.get("album") or ()]
+    return album or ([str(payload["photo_path"])] if payload.get("photo_path") else [])
+
+
+def photo_url(row_id: int, index: int, pane: "Pane") -> str:
+    """Where the page fetches a photo a message carries: only with this browser's session, and only from its own chat."""
+    return f"{PHOTO_PATH}/{row_id}/{index}?bot={pane.bot}&pane={pane.key}&chat_type={pane.chat_type}"
+
+
+PHOTO_PATH = "/chat/api/photos"
+PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+
+
 @router.get(POLL_PATH)
 async def messages(
     request: Request,
@@ -314,21 +393,64 @@ async def messages(
     chat_type: Literal["private", "group"] = "private",
     after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict:
+    """The chat's messages after ``after``, each with where it shows (a card edited in place shows as its earlier copy,
+    which the page changes) and the links of its photos."""
     await request.app.state.console.allow("read", session=who.session_id, address=who.address)
-    chat_id, _ = who.chat(Pane(key=pane, bot=bot, chat_type=chat_type))
+    shown_as = Pane(key=pane, bot=bot, chat_type=chat_type)
+    chat_id, _ = who.chat(shown_as)
     app = request.app.state.container
     async with app.sessions() as session:
         rows = await Store(session).outbox_for_chat(PLATFORM, bot, chat_id, after)
+        cards = {row["card"] for row in rows if row["card"]}
+        placed = place_cards(await _card_rows(session, bot, chat_id, cards, rows[-1]["id"])) if cards else {}
     out = []
     for row in rows:
         rendered = render(row["payload"], row["payload"].get("language", "en"), app.policy.tz)
+        placement = placed.get(row["id"], Placement(row["id"]))
         out.append(
             {
                 "id": row["id"],
+                "shows": placement.shows,
+                "retires": placement.retires,
                 "text": rendered.text,
                 "buttons": [[{"label": label, "data": data} for label, data in line] for line in rendered.buttons],
                 "request": rendered.request,
-                "photo_url": None,
+                "photos": [photo_url(row["id"], index, shown_as) for index in range(len(_photo_paths(row["payload"])))],
             }
         )
     return {"chat_id": chat_id, "messages": out}
+
+
+@router.get(PHOTO_PATH + "/{row_id}/{index}")
+async def photo(
+    request: Request,
+    who: CallerDep,
+    row_id: Annotated[int, FastPath(ge=1, le=MAX_ID)],
+    index: Annotated[int, FastPath(ge=0, le=100)],
+    bot: Literal["customer", "staff"],
+    pane: Annotated[str, Query(pattern=PANE_PATTERN)],
+    chat_type: Literal["private", "group"] = "private",
+) -> FileResponse:
+    """A photo a message of this browser's own chat carries; any other message, chat or session is told nothing (404)."""
+    await request.app.state.console.allow("read", session=who.session_id, address=who.address)
+    chat_id, _ = who.chat(Pane(key=pane, bot=bot, chat_type=chat_type))
+    app = request.app.state.container
+    outbox = tables.outbox
+    async with app.sessions() as session:
+        statement = select(outbox.c.payload).where(
+            outbox.c.id == row_id, outbox.c.platform == PLATFORM, outbox.c.bot == bot, outbox.c.chat_id == chat_id
+        )
+        payload = (await session.execute(statement)).scalar_one_or_none()
+    paths = _photo_paths(payload) if payload is not None else []
+    if index >= len(paths):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such photo")
+    # only what the service stored itself, under its media directory, is ever served
+    root = app.web_uploads.media_dir.parent.resolve()
+    path = Path(paths[index]).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such photo")
+    return FileResponse(
+        path, media_type=PHOTO_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+        # the message's photo never changes, and it is this browser's alone
+        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )

@@ -58,7 +58,8 @@ class CustomerState(enum.StrEnum):
 
 S = CustomerState
 MOVABLE = (VisitStatus.BOOKED.value, VisitStatus.ACCEPTED.value)  # what a customer may move to another time
-DAYS_PER_PAGE = 6  # day buttons under one message (with "earlier" / "later" at most 8 — a keyboard a phone shows whole)
+DAYS_PER_PAGE = 6  # day buttons under one message at most (with "earlier" / "later" 8 — a keyboard a phone shows whole)
+PAGING_BUTTONS = 2  # "earlier" and "later"
 
 # How free text is read; a test substitutes its own (the parser is pure and offline either way).
 UNDERSTAND: Callable[[str, Any, datetime, str | None], Understood] = understand
@@ -173,17 +174,29 @@ def _day_rows(visit: VisitInfo, days: list[date], page: int, pages: int) -> list
     return [*rows, paging]
 
 
+def days_per_page(max_buttons: int | None) -> int:
+    """Day buttons on one page of the picker: what the channel shows besides earlier / later, at most DAYS_PER_PAGE."""
+    return DAYS_PER_PAGE if max_buttons is None else max(1, min(DAYS_PER_PAGE, max_buttons - PAGING_BUTTONS))
+
+
 def _slot_prompt(inp: StepInput, visit: VisitInfo, page: int = 0) -> Outbound:
     """The whole horizon, a day at a time: the first free day's windows to pick at once, then a button for each
-    other day with a free window (a page of them, with earlier / later when they do not fit one keyboard)."""
+    other day with a free window (a page of them, with earlier / later when they do not fit one keyboard). Where the
+    first day's windows and a page of days do not fit the channel's buttons together (three on WhatsApp), every day,
+    the first too, is a day button, so no page of the picker spills into numbered text (one day's windows, shown when
+    its button is pressed, still may on a channel with fewer buttons than windows)."""
     days = _offered(inp, visit)
     if not days:
         return Outbound(t("customer.no_slots", kind=_kind(visit.kind)))
+    per_page = days_per_page(inp.max_buttons)
     first, *others = days
-    pages = max(1, -(-len(others) // DAYS_PER_PAGE))
+    # the first day's windows, a page of days and "later" under one message
+    inline = inp.max_buttons is None or len(days[first]) + per_page + 1 <= inp.max_buttons
+    listed = others if inline else [first, *others]
+    pages = max(1, -(-len(listed) // per_page))
     page = min(page, pages - 1)
-    shown = others[page * DAYS_PER_PAGE:(page + 1) * DAYS_PER_PAGE]
-    if page == 0:
+    shown = listed[page * per_page:(page + 1) * per_page]
+    if page == 0 and inline:
         rows = _window_rows(visit.id, days[first]) + _day_rows(visit, shown, page, pages)
         return Outbound(t("customer.choose_slot", kind=_kind(visit.kind), day=day_of(first)), buttons(*rows))
     return Outbound(t("customer.choose_day", kind=_kind(visit.kind)), buttons(*_day_rows(visit, shown, page, pages)))
@@ -549,6 +562,17 @@ def on_idle_text(inp: StepInput) -> StepResult:
     return _to_people(inp, understood)
 
 
+def on_idle_photo(inp: StepInput) -> StepResult:
+    """A photo no step asked for (a scratch, the doorway): passed on to people like a text, never answered with a hint.
+    The engine fetched it only because this state takes photos, so it passed the same checks as any evidence."""
+    view: CustomerView = inp.view
+    if view.customer_id is None:
+        return hint("customer.hint_new")
+    if not view.jobs:
+        return hint("customer.no_orders")
+    return relay.photo_to_people(inp, Origin.CUSTOMER, view.customer_id)
+
+
 def _current(inp: StepInput) -> VisitInfo | None:
     """The visit a text is most likely about: the one the conversation is on, else the next that is coming."""
     view: CustomerView = inp.view
@@ -681,19 +705,21 @@ def _customer_id(inp: StepInput) -> int | None:
 
 
 FREE_TEXT = Step(on_idle_text, leads_to=(S.CHOOSE_SLOT, S.CONFIRM_CANCEL, relay.RELAY))
+# wherever text is read freely, a photo is taken too (and so fetched and checked by the engine): it goes to people
+FREE_PHOTO = Step(on_idle_photo, leads_to=(relay.RELAY,))
 
 CUSTOMER_FLOW = FlowSpec(
     name="customer",
     initial=S.NEW,
     states={
-        S.NEW: State(hint="customer.hint_new", text=FREE_TEXT),
-        S.IDLE: State(hint="customer.hint_idle", text=FREE_TEXT),
-        S.CHOOSE_SLOT: State(hint="customer.hint_choose_slot", data=VisitData, text=FREE_TEXT),
-        S.CONFIRM_CANCEL: State(hint="customer.hint_confirm_cancel", data=VisitData, text=FREE_TEXT),
-        S.RATE: State(hint="customer.hint_rate", data=VisitData, text=FREE_TEXT),
-        S.CONFIRM_MOVE: State(hint="customer.hint_confirm_move", data=MoveData, text=FREE_TEXT),
+        S.NEW: State(hint="customer.hint_new", text=FREE_TEXT, photo=FREE_PHOTO, wants_photo=True),
+        S.IDLE: State(hint="customer.hint_idle", text=FREE_TEXT, photo=FREE_PHOTO, wants_photo=True),
+        S.CHOOSE_SLOT: State(hint="customer.hint_choose_slot", data=VisitData, text=FREE_TEXT, photo=FREE_PHOTO, wants_photo=True),
+        S.CONFIRM_CANCEL: State(hint="customer.hint_confirm_cancel", data=VisitData, text=FREE_TEXT, photo=FREE_PHOTO, wants_photo=True),
+        S.RATE: State(hint="customer.hint_rate", data=VisitData, text=FREE_TEXT, photo=FREE_PHOTO, wants_photo=True),
+        S.CONFIRM_MOVE: State(hint="customer.hint_confirm_move", data=MoveData, text=FREE_TEXT, photo=FREE_PHOTO, wants_photo=True),
         S.CHOOSE_DEPENDANT: State(
-            hint="customer.hint_choose_slot", data=MoveData, text=FREE_TEXT,
+            hint="customer.hint_choose_slot", data=MoveData, text=FREE_TEXT, photo=FREE_PHOTO, wants_photo=True,
             buttons={PickSlot: Step(on_dependant_slot, leads_to=(S.IDLE, S.CONFIRM_MOVE), requires=CUSTOMER)},
         ),
         S.COMMENT: State(

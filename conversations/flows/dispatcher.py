@@ -59,7 +59,7 @@ class DispatcherState(enum.StrEnum):
 
 # the buttons about one visit, one job or one rating: the view loads that record (and who could take a visit)
 VISIT_ACTIONS = (ReassignLate, CallDetails, AssignAnyone, AssignBusy, ConfirmOverride, MoveVisitMenu, MoveVisitDay, MoveVisitTo,
-                 CancelFromAlert, ConfirmCancelFromAlert)
+                 CancelFromAlert, ConfirmCancelFromAlert, Assign)
 JOB_ACTIONS = (FixAddress, CloseJobAsk, ReopenJobAsk, NoteAsk)
 CHOICES_SHOWN = 8
 
@@ -201,9 +201,15 @@ def on_rating_ack(inp: StepInput, acknowledge: AcknowledgeRating) -> StepResult:
     return reply(commands=[c.AcknowledgeAlert(acknowledge.rating_id, inp.view.dispatcher_id)])
 
 
+def _assigned_key(inp: StepInput, offered: str) -> str:
+    """A crew short of hands takes the pick beside its lead (services.dispatching): the group is told that, not an offer."""
+    visit = inp.view.visit
+    return "dispatch.seat_filled" if visit is not None and visit.open_seats > 0 else offered
+
+
 def on_assign(inp: StepInput, assign: Assign) -> StepResult:
     return reply(
-        Outbound(t("dispatcher.assigned", visit=assign.visit_id, name=raw(inp.event.user_name))),
+        Outbound(t(_assigned_key(inp, "dispatcher.assigned"), visit=assign.visit_id, name=raw(inp.event.user_name))),
         commands=[c.AssignVisit(assign.visit_id, assign.technician_id, inp.view.dispatcher_id)],
     )
 
@@ -286,7 +292,7 @@ def on_override(inp: StepInput, confirm: ConfirmOverride) -> StepResult:
     if visit is None:
         return stale()
     return reply(
-        Outbound(t("dispatch.overridden", visit=visit.visit_id, name=raw(inp.event.user_name))),
+        Outbound(t(_assigned_key(inp, "dispatch.overridden"), visit=visit.visit_id, name=raw(inp.event.user_name))),
         commands=[c.ForceAssignVisit(visit.visit_id, confirm.technician_id, inp.view.dispatcher_id)],
     )
 

@@ -49,8 +49,9 @@ def _photo(inp: StepInput) -> c.PhotoRef | None:
     return c.PhotoRef(event.chat.platform, event.file_id, event.file_path)
 
 
-def _refused(inp: StepInput) -> StepResult | None:
-    """A photo that was not kept is said so (the state stays, another can be sent); None when there is nothing to refuse."""
+def _refused(inp: StepInput, talking: bool = True) -> StepResult | None:
+    """A photo that was not kept is said so (the state stays, another can be sent); None when there is nothing to refuse.
+    ``talking``: the writer is in a thread, so Done is offered with it."""
     event = inp.event
     if event.kind is not InboundKind.PHOTO or event.file_path:
         return None
@@ -59,7 +60,8 @@ def _refused(inp: StepInput) -> StepResult | None:
         "not_image": t("photo.not_image"),
         "too_many_pixels": t("photo.too_many_pixels"),
     }
-    return reply(Outbound(refusals.get(event.file_error or "", t("relay.photo_failed")), buttons([_done_button()])))
+    keyboard = buttons([_done_button()]) if talking else ()
+    return reply(Outbound(refusals.get(event.file_error or "", t("relay.photo_failed")), keyboard))
 
 
 # --- writers ------------------------------------------------------------------------------------------
@@ -70,6 +72,20 @@ WriterId = Callable[[StepInput], int | None]
 def to_people(inp: StepInput, origin: Origin, writer_id: int, topic: Topic, text: str) -> StepResult:
     """The first text of a conversation with people (what no step understood, "a person please", a complaint)."""
     command = c.RelayToPeople(origin.value, writer_id, identity(inp), topic.value, text)
+    keyboard = buttons([_done_button()])
+    return reply(Outbound(t(f"relay.sent_{origin.value}"), keyboard), commands=[command], state=RELAY, data=ThreadData())
+
+
+def photo_to_people(inp: StepInput, origin: Origin, writer_id: int) -> StepResult:
+    """A photo sent while no step asks for one: it opens (or joins) a conversation with people as a text nobody
+    understood would, its caption with it; one the checks refused is said so and nothing is passed on."""
+    refused = _refused(inp, talking=False)
+    if refused is not None:
+        return refused
+    photo = _photo(inp)
+    if photo is None:
+        return reply(Outbound(t("relay.photo_failed")))
+    command = c.RelayToPeople(origin.value, writer_id, identity(inp), Topic.UNKNOWN.value, inp.event.text.strip(), photo)
     keyboard = buttons([_done_button()])
     return reply(Outbound(t(f"relay.sent_{origin.value}"), keyboard), commands=[command], state=RELAY, data=ThreadData())
 

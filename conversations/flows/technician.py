@@ -273,6 +273,10 @@ def on_accept(inp: StepInput, accept: Accept) -> StepResult:
     visit = _visit_in(inp, accept.visit_id, VisitStatus.BOOKED)
     if visit is None:
         return hint("tech.offer_gone")
+    if visit.masked:
+        # a grab offer: the winner's answer is the won card with the customer's details, which only the accept reveals
+        # (services.notifications.grab_winner_details, in this card's place); a lost race answers with its error
+        return reply(commands=[c.AcceptOffer(visit.id, inp.view.technician_id)])
     keyboard = buttons([Button(t("btn.on_my_way"), encode(OnMyWay(visit.id)))])
     # the answer takes the offer card's place: its Accept / Decline cannot be pressed again
     answer = Outbound(t("tech.accepted", visit=visit.id), keyboard, card=offer_card_key(visit.id))

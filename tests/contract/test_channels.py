@@ -42,7 +42,8 @@ def _payload(text: str, buttons: list[tuple[str, str]] = (), **extra) -> dict:
 async def _queue(sessions, platform: str, chat_id: str, rows: list[tuple[str, dict]]) -> None:
     async with sessions() as session, session.begin():
         for dedup_key, payload in rows:
-            await Store(session).outbox_add(platform=platform, bot="staff", chat_id=chat_id, payload=payload, dedup_key=dedup_key, now=NOW)
+            await Store(session).outbox_add(platform=platform, bot="staff", chat_id=chat_id, payload=payload, dedup_key=dedup_key, now=NOW,
+                                            card=payload.get("card"))
 
 
 async def test_over_the_fake_telegram_keyboards_wrap_long_text_is_cut_a_long_action_fails_alone_and_an_edit_changes_the_card(
@@ -53,8 +54,8 @@ async def test_over_the_fake_telegram_keyboards_wrap_long_text_is_cut_a_long_act
         await _queue(sqlite_db, TELEGRAM, "7001", [
             ("wide", _payload("🔧" * 3000, TWELVE)),
             ("long-action", _payload("Reassign?", [("Reassign", "ra:" + "7" * 67)])),
-            ("card", _payload("Offer: sofa, Mon 9:00", [("Accept", "acc:1")])),
-            ("card-taken", _payload("Offer taken by Wang", edit_of="card")),
+            ("card", _payload("Offer: sofa, Mon 9:00", [("Accept", "acc:1")], card="offer:1", purpose="assignment")),
+            ("card-taken", _payload("Offer taken by Wang", card="offer:1", purpose="assignment")),  # news: the card changes
         ])
         relay = OutboxRelay(sessions=sqlite_db, senders={TELEGRAM: TelegramChannel({"staff": bot})}, clock=ManualClock(NOW),
                             tz=timezone.utc, limiter=SendLimiter({}))
@@ -68,6 +69,7 @@ async def test_over_the_fake_telegram_keyboards_wrap_long_text_is_cut_a_long_act
     assert wide["text"].endswith("…") and TextMeasure.UTF16_UNITS.size(wide["text"]) <= 4096
     assert (card["method"], taken["method"]) == ("sendMessage", "editMessageText")
     assert taken["message_id"] == card["message_id"] and taken["text"] == "Offer taken by Wang"
+    assert taken["reply_markup"] is None or taken["reply_markup"].get("inline_keyboard") in (None, [])  # its buttons gone
     rows = {row["dedup_key"]: row for row in await outbox(sqlite_db)}
     assert rows["long-action"]["status"] == "failed" and rows["long-action"]["attempts"] == 1
     assert rows["long-action"]["last_error"].startswith("render: the action of button 'Reassign' is 70 bytes")
@@ -80,9 +82,9 @@ async def test_over_a_fake_robot_buttons_become_labels_actions_need_no_room_and_
         robots.add("wecom", "key-c")
         sink = RobotSink(kind="wecom", name="ops", url=FakeRobots.production_url("wecom", "key-c"), base_url=robots.base_url, limits=())
         await _queue(sqlite_db, ROBOT, "ops", [
-            ("wide", _payload("Damage reported", TWELVE)),
+            ("wide", _payload("Damage reported", TWELVE, card="exception:1", purpose="alert")),
             ("long-action", _payload("Reassign?", [("Reassign", "ra:" + "7" * 67)])),
-            ("edit", _payload("Acknowledged by Dora", edit_of="wide")),
+            ("edit", _payload("Acknowledged by Dora", card="exception:1", purpose="alert")),
         ])
         relay = OutboxRelay(sessions=sqlite_db, senders={ROBOT: RobotSender({"ops": sink}, http, clock)}, clock=clock, tz=timezone.utc)
         await drain(relay)

@@ -227,7 +227,16 @@ async def test_the_whole_sofa_order_runs_in_the_browser_from_links_to_a_low_rati
     await expect(alert).to_contain_text("139****5678")
     await expect(alert).not_to_contain_text("Nanjing")
     await group.press("Low rating 2/5", "Acknowledge")
-    await group.sees("Acknowledged by Demo dispatcher")  # the card again, saying so (the console cannot edit)
+    await group.sees("Acknowledged by Demo dispatcher")  # the alert card itself, edited in place
+    # the customer asks for a person; a dispatcher answers by typing in the group (the page says so: there is no
+    # reply-to here as in Telegram)
+    await customer.type("I want to talk to a person")
+    await group.press("I want to talk to a person", "Reply")
+    prompt = await group.sees("Type your answer as a reply")
+    await expect(prompt.locator("[data-role=hint]")).to_have_text("↩ Type your answer below")
+    await group.type("We will call you in ten minutes")
+    await group.sees("Your answer was sent")
+    await customer.sees("We will call you in ten minutes")
 
     await expect(page.locator("[data-role=system]")).to_have_count(0)
     await page.screenshot(path=tmp_path / "webchat.png")
@@ -294,6 +303,99 @@ async def test_a_customers_own_link_opens_their_chat_alone_and_leaves_no_token_i
     # nothing of the staff side: no technician or group panes, no way to add chats
     await expect(page.locator("[data-pane]")).to_have_count(1)
     await expect(page.locator("[data-role=add-chat]")).to_be_hidden()
+    await expect(page.locator("[data-role=reset]")).to_be_hidden()  # it would sign them out, their link used up
     # the token was read from the fragment (never sent to the server) and then dropped from the address bar
     assert served.links.customer not in page.url
     await page.screenshot(path=tmp_path / "customer-only.png")
+
+    # choosing 中文 for a chat that runs already brings the bot's own language choice, which switches it
+    await customer.root.locator("[data-role=language]").select_option("zh")
+    await customer.press("Choose your language", "中文")
+    await customer.sees("语言已切换为中文")
+
+
+async def photos_load(message: Locator, count: int) -> None:
+    """Wait until the message shows ``count`` photos the browser has fetched and decoded (through the console's own route)."""
+    handle = await message.element_handle()
+    await message.page.wait_for_function(
+        "([m, n]) => Array.from(m.querySelectorAll('[data-role=bot-photo]')).filter(i => i.complete && i.naturalWidth > 0).length === n",
+        arg=[handle, count],
+    )
+
+
+@pytest.mark.slow
+async def test_cards_change_in_place_and_problem_photos_show_in_the_dispatch_group(page, served, tmp_path):
+    customer, driver, installer, group = await open_chat(page, served)
+
+    # the order card answers a pick where it is: the same message now says what was booked, without the old times
+    order = await customer.sees("Pick a time for the delivery")
+    order_id = await order.get_attribute("data-id")
+    before = await customer.root.locator("[data-role=bot-message]").count()
+    await order.locator("[data-role=inline-button]").first.click()
+    card = customer.root.locator(f'[data-role=bot-message][data-id="{order_id}"]')
+    await expect(card).to_contain_text("Booked: delivery")
+    await expect(card.locator("[data-role=edited]")).to_be_visible()
+    await expect(card.locator("[data-role=inline-button]")).to_have_text(["📅 Book installation"])
+    await expect(customer.root.locator("[data-role=bot-message]")).to_have_count(before)
+    await customer.press("Now pick a time for the installation", "Book installation")
+    await customer.press_first("Pick a time for the installation")
+    await customer.sees("Booked: installation")
+
+    # the offer turns into the accepted visit in place: nothing is left to accept
+    await installer.press("New installation", "Accept")
+    await installer.sees("Accepted visit")
+    await expect(installer.root.locator("[data-role=inline-button]", has_text="Accept")).to_have_count(0)
+    await expect(installer.root.locator("[data-role=bot-message]", has_text="New installation")).to_have_count(0)
+    await arrive(installer)
+
+    # a problem with two photos: the group sees them as pictures, fetched with this browser's session
+    await installer.press("Checked in", "Report a problem")
+    await installer.press("What is the problem?", "Goods damaged")
+    await installer.type("Torn fabric on the left arm")
+    await installer.send_photo(png(tmp_path / "damage.png", 24))
+    await installer.sees("Photo 1 added")
+    await installer.send_photo(png(tmp_path / "damage2.png", 32))
+    await installer.press("Photo 2 added", "Send report")
+    await installer.sees("Reported. The dispatchers have been alerted")
+    photos = await group.sees("Photos of problem")
+    await expect(photos.locator("[data-role=bot-photo]")).to_have_count(2)
+    await photos_load(photos, 2)
+    await expect(photos.locator("[data-role=text]")).to_be_in_viewport()  # the pane follows a message that grew
+
+    # Acknowledge changes the alert itself: no second copy, and its button is gone
+    await group.press("Goods damaged", "Acknowledge")
+    alert = await group.sees("Acknowledged by Demo dispatcher")
+    await expect(alert).to_contain_text("Goods damaged")
+    await expect(alert.locator("[data-role=inline-button]", has_text="Acknowledge")).to_have_count(0)
+    await expect(group.root.locator("[data-role=bot-message]", has_text="Goods damaged")).to_have_count(1)
+    await installer.sees("A dispatcher acknowledged your report")
+    await expect(page.locator("[data-role=system]")).to_have_count(0)
+    await page.screenshot(path=tmp_path / "cards-and-photos.png")
+
+
+@pytest.mark.slow
+async def test_a_panes_messages_reach_the_server_one_after_another_in_the_order_sent(page, served):
+    customer, _driver, _installer, _group = await open_chat(page, served)
+    in_flight, most, kinds = 0, 0, []
+
+    async def one_at_a_time(route) -> None:
+        nonlocal in_flight, most
+        kind = route.request.post_data_json["kind"]
+        kinds.append(kind)
+        in_flight += 1
+        most = max(most, in_flight)
+        if kind == "button":  # the press is held until the reader has typed the next message
+            await expect(customer.root.locator("[data-role=user-message]", has_text="/status")).to_be_visible()
+        response = await route.fetch()
+        in_flight -= 1
+        await route.fulfill(response=response)
+
+    await page.route("**/chat/api/send", one_at_a_time)
+    order = await customer.sees("Pick a time for the delivery")
+    await order.locator("[data-role=inline-button]").first.click()
+    await customer.type("/status")
+    await customer.sees("Booked: delivery")
+    await expect(customer.root.locator("[data-role=user-message].pending")).to_have_count(0)
+    assert kinds == ["button", "text"] and most == 1
+    # /status answered after the booking: it already knows the delivery's time
+    await customer.last_says("11:00")

@@ -21,6 +21,7 @@ async def test_a_damaged_delivery_reaches_the_group_and_only_dispatchers_can_act
     visit = order.visits[0]
     await driver.press(f"go:{visit.id}")
     await driver.location(*SHOP)
+    await group.inbox()  # a check-in from a pin is told to the dispatchers (tests/integration/test_staff_gaps.py)
     reasons = await driver.press(f"rp:{visit.id}")
     assert keys(reasons) == ["tech.report_reason"]
     assert keys(await driver.press(f"rr:{visit.id}:goods_damaged")) == ["tech.report_note"]
@@ -63,7 +64,8 @@ async def test_a_dispatcher_reassigns_a_visit_to_another_eligible_technician(wor
     picks = await group.press(alert.button("xr"))
     assert keys(picks) == ["dispatcher.pick_technician"]
     assert [label for label, _ in picks[0].buttons] == ["=", "btn.dispatch_assign_anyone"]  # the free one, then anyone skilled
-    assert keys(await group.press(picks[0].button("xt"))) == ["dispatcher.reassigned"]
+    # the report's own card is edited too: resolved, by whom, without its stale buttons
+    assert keys(await group.press(picks[0].button("xt"))) == ["dispatcher.reassigned", "card.alert_resolved"]
     assert keys(await other.inbox()) == ["tech.offer"]
     assert keys(await driver.inbox()) == ["tech.visit_taken_away"]
     accepted = await other.press(f"acc:{visit.id}")
@@ -82,7 +84,7 @@ async def test_a_dispatcher_cancels_a_visit_and_the_customer_is_told(world: Worl
     alert = (await group.inbox())[-1]
     confirm = await group.press(alert.button("xc"))
     assert keys(confirm) == ["dispatcher.cancel_confirm"]
-    assert keys(await group.press(confirm[0].button("xcy"))) == ["dispatcher.visit_cancelled"]
+    assert keys(await group.press(confirm[0].button("xcy"))) == ["dispatcher.visit_cancelled", "card.alert_resolved"]
     assert keys(await customer.inbox()) == ["customer.visit_cancelled"]
     job = await world.job(order.job.id)
     assert job["status"] == "cancelled"

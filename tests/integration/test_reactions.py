@@ -80,8 +80,18 @@ SAMPLES: dict[type[ev.Event], Callable[[Shop], list[ev.Event]]] = {
         ev.RunningLate(s.job_id, s.visit_id, {"technician_id": s.driver_id, "minutes": 20, "estimate": "2026-11-24T02:20:00+00:00"})
     ],
     ev.CheckInFlagged: lambda s: [
-        ev.CheckInFlagged(s.job_id, s.visit_id, {"technician_id": s.driver_id, "distance_m": 2200.0, "kind": "static", "reason": "gate"})
+        ev.CheckInFlagged(s.job_id, s.visit_id, {"technician_id": s.driver_id, "distance_m": 2200.0, "kind": "static", "reason": "gate"}),
+        ev.CheckInFlagged(s.job_id, s.visit_id, {"technician_id": s.driver_id, "distance_m": 80.0, "kind": "static", "reason": None,
+                                                 "flags": ["static"]}),
     ],
+    # a call for help nobody answered: others asked, or (nobody left) the dispatchers
+    ev.AssistanceTimedOut: lambda s: [
+        ev.AssistanceTimedOut(s.job_id, s.visit_id, {"technician_id": s.driver_id, "offers": [s.other_id], "next": following, "minutes": 15})
+        for following in ([s.other_id], [])
+    ],
+    ev.ExceptionResolved: lambda s: [ev.ExceptionResolved(s.job_id, s.visit_id, {
+        "exception_id": s.report_id, "resolution": "reassigned", "dispatcher_id": None, "name": "Dora", "at": "2026-11-23T02:00:00+00:00",
+    })],
     ev.VisitEnRoute: lambda s: [ev.VisitEnRoute(s.job_id, s.visit_id, {"technician_id": s.driver_id})],
     ev.EtaUpdated: lambda s: [
         ev.EtaUpdated(s.job_id, s.visit_id, {"technician_id": s.driver_id, "minutes": minutes, "close": close}) for minutes, close in ((12, False), (2, True))

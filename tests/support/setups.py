@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 from domain.model import Visit
+from services.actions import PickDay, encode
 from storage.repository import Store
 from storage.schedule import ScheduleStore
 from tests.support.harness import Chat, Msg, World
@@ -133,6 +134,10 @@ async def declined_then_off_duty(world: World) -> tuple[list[int], date]:
         order = await world.order(f"SO-{n}", services=("delivery",), phone=f"1390000000{n}")
         customer = world.chat("customer", f"c{n}")
         welcome = await customer.send(f"/start {order.customer_token}")
+        pick_tomorrow = encode(PickDay(order.visits[0].id, tomorrow))
+        if any(d == pick_tomorrow for m in welcome for _, d in m.buttons):
+            # today still has windows (the welcome shows them); tomorrow's are one press away
+            welcome = await customer.press(pick_tomorrow)
         slot = next(d for m in welcome for _, d in m.buttons
                     if d.startswith("sl:") and datetime.fromtimestamp(int(d.split(":")[2]), tz).date() == tomorrow)
         await customer.press(slot)

@@ -121,18 +121,18 @@ def test_a_buttons_action_is_the_channels_to_limit_not_the_neutral_messages():
 
 TWELVE = [(f"Option {n} " + "x" * 250, f"o:{n}") for n in range(1, 13)]
 
-# platform: (rows of buttons kept, label length, options listed in the text, an edit stays an edit)
+# platform: (rows of buttons kept, label length, options listed in the text)
 DEGRADED = {
-    TELEGRAM: ([8, 4], 64, 0, True),
-    WEB: ([8, 4], 200, 0, False),
-    ROBOT: ([12], 64, 0, False),
-    WHATSAPP: ([3], 20, 9, False),
+    TELEGRAM: ([8, 4], 64, 0),
+    WEB: ([8, 4], 200, 0),
+    ROBOT: ([12], 64, 0),
+    WHATSAPP: ([3], 20, 9),
 }
 
 
 @pytest.mark.parametrize("platform", sorted(CAPABILITIES))
 def test_twelve_buttons_with_long_labels_wrap_shorten_or_go_to_a_numbered_list(platform):
-    rows, label_chars, listed, _ = DEGRADED[platform]
+    rows, label_chars, listed = DEGRADED[platform]
     shown = fit(Rendered("Pick one:", [TWELVE]), CAPABILITIES[platform])
     assert [len(row) for row in shown.buttons] == rows
     kept = [button for row in shown.buttons for button in row]
@@ -144,13 +144,6 @@ def test_twelve_buttons_with_long_labels_wrap_shorten_or_go_to_a_numbered_list(p
     assert len(numbered) == listed
     if listed:
         assert numbered[0] == f"{len(kept) + 1}. {TWELVE[len(kept)][0]}" and numbered[-1].startswith("12. Option 12 ")
-
-
-@pytest.mark.parametrize("platform", sorted(CAPABILITIES))
-def test_an_edit_stays_an_edit_only_where_the_channel_can_change_a_sent_message(platform):
-    shown = fit(Rendered("Accepted by Wang", edit_of="offer:7:3"), CAPABILITIES[platform])
-    assert (shown.edit_of == "offer:7:3") is DEGRADED[platform][3]
-    assert shown.text == "Accepted by Wang"
 
 
 @pytest.mark.parametrize("platform, refused", [(TELEGRAM, True), (WEB, True), (ROBOT, False), (WHATSAPP, False)])

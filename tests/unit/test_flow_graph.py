@@ -245,6 +245,7 @@ def _events(spec: FlowSpec, view) -> list[Inbound]:
     return made
 
 
+@pytest.mark.slow  # a sweep: about a million steps (every state x every stored shape x every input), 30 s
 @pytest.mark.parametrize("flow", ALL_FLOWS, ids=lambda flow: flow.name)
 def test_every_step_driven_from_every_state_lands_where_its_table_says_and_keeps_that_states_data(flow):
     spec = flow.spec

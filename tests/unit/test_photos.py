@@ -206,5 +206,7 @@ def test_only_the_technicians_photo_steps_make_a_photo_worth_downloading():
     wanting = {(flow.name, name) for flow in ALL_FLOWS for name, state in flow.spec.states.items() if state.wants_photo}
     # and the relay threads', where a photo goes along with what the writer or the answer says (conversations/flows/relay.py)
     relayed = {("customer", "relay"), ("technician", "relay"), ("technician", "relay_answer"), ("dispatcher", "relay_answer")}
-    assert wanting == {("technician", "checklist"), ("technician", "report_photo"), *relayed}
+    # and wherever a customer's text is read freely: a photo sent there goes to people like the text would
+    free = {("customer", name) for name in ("new", "idle", "choose_slot", "confirm_cancel", "rate", "confirm_move", "choose_dependant")}
+    assert wanting == {("technician", "checklist"), ("technician", "report_photo"), *relayed, *free}
     assert TECHNICIAN_FLOW.states["checklist"].photo and TECHNICIAN_FLOW.states["report_photo"].photo
