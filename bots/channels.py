@@ -112,11 +112,12 @@ TELEGRAM_CAPABILITIES = Capabilities(
     max_album=10, can_force_reply=True,  # T: sendMediaGroup takes 2–10 photos
 )
 
-# The demo console fetches its messages and shows every outbox row as a new one; its form takes button data of at
-# most 64 characters back (webhooks/webchat.py), and its chat ids do not tell a group pane from a private one.
+# The demo console fetches its messages and places a card's later copy where the earlier one was, by the relay's
+# rule (webhooks/webchat.py place_cards); its form takes button data of at most 64 characters back, and its chat
+# ids do not tell a group pane from a private one.
 WEB_CAPABILITIES = Capabilities(
     max_buttons=100, max_buttons_per_row=8, max_label_chars=200, max_action_bytes=64,
-    can_edit=False, can_request_location=True, can_request_contact=True, has_groups=True,
+    can_edit=True, can_request_location=True, can_request_contact=True, has_groups=True,
     text_limit=16_000, text_measure=TextMeasure.CHARACTERS, caption_limit=16_000, pulled=True,
 )
 

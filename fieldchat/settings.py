@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     photo_max_mb: float = Field(10.0, gt=0, le=20, description="largest photo accepted, MB (Telegram bots download at most 20)")
     photo_max_megapixels: float = Field(40.0, gt=0, le=200, description="largest photo accepted, million pixels")
     customer_link_days: int = Field(30, ge=1, le=365, description="a customer's link expires this long after it is issued at the latest")
-    customer_link_grace_days: int = Field(3, ge=0, le=60, description="and this long after the job is done")
+    customer_link_grace_days: int = Field(3, ge=0, le=60, description="and this long after the job is done (a reopened job's link works again until it closes again)")
     staff_invite_hours: int = Field(72, ge=1, le=24 * 30, description="technician, dispatcher and group invites expire after this long")
 
     telegram_customer_token: SecretStr | None = None

@@ -374,14 +374,15 @@ class OutboxRelay:
         if merge:
             message, merged = await self._digest(sender, channel, row, message)
         message = fit(message, channel)  # raises for what the channel cannot carry: the row fails below
-        if row["payload"].get("card") and channel.can_edit and not (message.photo_path or message.request):
+        if row["payload"].get("card") and channel.can_edit:
             shown = await self._card_shown(row)
             if shown is not None:
                 # news (an offer taken, an alert acknowledged) changes the card where it is; an answer does so only
                 # when the reader pressed that very card, else it goes where they are looking and the old copy's
-                # buttons are taken off
+                # buttons are taken off. A photo, an album or a request cannot replace a text in place: new, and retire.
                 answer = row["payload"].get("purpose", Purpose.REPLY.value) == Purpose.REPLY.value
-                if not answer or row["payload"].get("answers") == shown:
+                plain = not (message.photo_path or message.album or message.request)
+                if plain and (not answer or row["payload"].get("answers") == shown):
                     return self._replace_card(sender, row, shown, message), merged
                 return self._send_and_retire(sender, row, shown, message), merged
         return (lambda: sender.send(row["bot"], row["chat_id"], message)), merged

@@ -734,6 +734,25 @@ class Store:
         )
         return all_shaped((await self.session.execute(statement)).mappings(), OutboxRow)
 
+    async def outbox_card_history(self, platform: str, bot: str, chat_id: str, cards: set[str], up_to: int) -> list[dict[str, Any]]:
+        """Every row of these cards in one chat up to ``up_to``, oldest first: id, card and payload (where a card shows
+        is decided by its history)."""
+        statement = (
+            select(t.outbox.c.id, t.outbox.c.card, t.outbox.c.payload)
+            .where(t.outbox.c.platform == platform, t.outbox.c.bot == bot, t.outbox.c.chat_id == chat_id,
+                   t.outbox.c.card.in_(sorted(cards)), t.outbox.c.id <= up_to)
+            .order_by(t.outbox.c.id)
+        )
+        return [dict(row) for row in (await self.session.execute(statement)).mappings()]
+
+    async def outbox_payload_in_chat(self, row_id: int, platform: str, bot: str, chat_id: str) -> Json | None:
+        """One message's payload, only if it went to this chat."""
+        statement = select(t.outbox.c.payload).where(
+            t.outbox.c.id == row_id, t.outbox.c.platform == platform, t.outbox.c.bot == bot, t.outbox.c.chat_id == chat_id
+        )
+        payload: Json | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return payload
+
     async def outbox_counts(self) -> dict[str, int]:
         """Rows per status, and ``maybe_sent`` when some messages may have gone out twice (a relay died mid-send)."""
         rows = (await self.session.execute(select(t.outbox.c.status, func.count()).group_by(t.outbox.c.status))).all()

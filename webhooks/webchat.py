@@ -24,14 +24,12 @@ from limits import parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
 from bots.web import PLATFORM, WebUploads
 from conversations.i18n import render
 from services.messages import ChatRef, Inbound, InboundKind, Purpose
 from domain.model import MAX_ID
 from scheduler.ratelimit import storage_uri
-from storage import tables
 from storage.repository import Store
 
 STATIC = Path(__file__).parent / "static"
@@ -357,18 +355,6 @@ def place_cards(rows: list[dict]) -> dict[int, Placement]:
     return placed
 
 
-async def _card_rows(session, bot: str, chat_id: str, cards: set[str], up_to: int) -> list[dict]:
-    """Every row of these cards in one console chat up to ``up_to``, oldest first (a card's history decides where it shows)."""
-    outbox = tables.outbox
-    statement = (
-        select(outbox.c.id, outbox.c.card, outbox.c.payload)
-        .where(outbox.c.platform == PLATFORM, outbox.c.bot == bot, outbox.c.chat_id == chat_id,
-               outbox.c.card.in_(sorted(cards)), outbox.c.id <= up_to)
-        .order_by(outbox.c.id)
-    )
-    return [dict(row) for row in (await session.execute(statement)).mappings()]
-
-
 def _photo_paths(payload: dict) -> list[str]:
     """The stored photos a message carries, in the order shown: its album, or its one photo."""
     album = [str(photo["path"]) for photo in payload.get("album") or ()]
@@ -402,7 +388,7 @@ async def messages(
     async with app.sessions() as session:
         rows = await Store(session).outbox_for_chat(PLATFORM, bot, chat_id, after)
         cards = {row["card"] for row in rows if row["card"]}
-        placed = place_cards(await _card_rows(session, bot, chat_id, cards, rows[-1]["id"])) if cards else {}
+        placed = place_cards(await Store(session).outbox_card_history(PLATFORM, bot, chat_id, cards, rows[-1]["id"])) if cards else {}
     out = []
     for row in rows:
         rendered = render(row["payload"], row["payload"].get("language", "en"), app.policy.tz)
@@ -435,12 +421,8 @@ async def photo(
     await request.app.state.console.allow("read", session=who.session_id, address=who.address)
     chat_id, _ = who.chat(Pane(key=pane, bot=bot, chat_type=chat_type))
     app = request.app.state.container
-    outbox = tables.outbox
     async with app.sessions() as session:
-        statement = select(outbox.c.payload).where(
-            outbox.c.id == row_id, outbox.c.platform == PLATFORM, outbox.c.bot == bot, outbox.c.chat_id == chat_id
-        )
-        payload = (await session.execute(statement)).scalar_one_or_none()
+        payload = await Store(session).outbox_payload_in_chat(row_id, PLATFORM, bot, chat_id)
     paths = _photo_paths(payload) if payload is not None else []
     if index >= len(paths):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such photo")
