@@ -6,13 +6,13 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bots.alerting import AlertSinks
 from bots.channels import CAPABILITIES, ROBOT, TELEGRAM, WEB, Channels
 from bots.photos import PhotoLimits
-from bots.telegram import TelegramBot, TelegramChannel
 from bots.web import WebConsole, WebUploads
 from conversations.engine import Engine
 from conversations.flows import flow_for
@@ -28,6 +28,9 @@ from services.replanning import Replanner
 from scheduler.sweeps import fire_due_timers, forget_old_updates, run_every
 from storage.db import create_engine, session_factory
 from storage.migrate import ensure_current
+
+if TYPE_CHECKING:
+    from bots.telegram import TelegramBot
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +112,20 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     telegram: dict[str, TelegramBot] = {}
     photo_limits = PhotoLimits(settings.photo_max_bytes(), settings.photo_max_pixels())
     web_uploads = WebUploads(settings.media_dir, photo_limits)
-    telegram_channel = TelegramChannel(telegram)
     console = WebConsole(web_uploads, enabled=settings.web_console, public_url=settings.public_url)
-    # in the order their links are preferred: a Telegram link once the bots are known, else the console's
-    channels = Channels({TELEGRAM: telegram_channel, WEB: console, ROBOT: AlertSinks(sessions, clock, public_url=settings.public_url)})
+    robots = AlertSinks(sessions, clock, public_url=settings.public_url)
+    tokens = settings.bot_tokens()
+    if tokens:
+        # aiogram takes seconds to import (pydantic builds its hundreds of models): only a shop with bots pays for it
+        from bots.telegram import TelegramBot, TelegramChannel
+
+        telegram_channel = TelegramChannel(telegram)
+        # in the order their links are preferred: a Telegram link once the bots are known, else the console's
+        channels = Channels({TELEGRAM: telegram_channel, WEB: console, ROBOT: robots})
+        media = {TELEGRAM: telegram_channel, WEB: console}
+    else:
+        channels = Channels({WEB: console, ROBOT: robots})
+        media = {WEB: console}
     relay = OutboxRelay(
         sessions=sessions, senders=channels.senders(), clock=clock, tz=policy.tz, limiter=SendLimiter(redis_url=settings.redis_url),
     )
@@ -120,8 +133,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     bus = MessageBus(sessions=sessions, clock=clock, policy=policy, handlers=registry.HANDLERS, reactions=registry.reactions(), on_outbox=relay.wake)
     # a step offering a list (the customer's days) pages it to the buttons the chat's channel shows
     buttons = {name: capabilities.max_buttons for name, capabilities in CAPABILITIES.items()}
-    engine = Engine(bus=bus, flows=flow_for, media={TELEGRAM: telegram_channel, WEB: console}, buttons=buttons)
-    for role, token in settings.bot_tokens().items():
+    engine = Engine(bus=bus, flows=flow_for, media=media, buttons=buttons)
+    for role, token in tokens.items():
         telegram[role] = TelegramBot(role, token, settings.telegram_api_url, engine, settings.media_dir, photo_limits=photo_limits)
 
     async def tell_dispatchers(platform: str, bot: str, chat_id: str, reason: str) -> None:

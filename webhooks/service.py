@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bots.channels import Channels
-from bots.telegram import TelegramBot
 from bots.web import WebUploads
 from conversations.engine import Engine
 from domain.clock import Clock
 from domain.policy import ServicePolicy
 from services.bus import MessageBus
+
+if TYPE_CHECKING:  # the bots are built only when configured: aiogram is imported only then
+    from bots.telegram import TelegramBot
 
 
 class Settings(Protocol):

@@ -21,8 +21,9 @@ LAYERS = {
     "fieldchat": 5,
 }
 PACKAGES = ("domain", "storage", "services", "conversations", "bots", "webhooks", "scheduler", "fieldchat")
-# the composition root may import what a command needs only when it runs: `fieldchat --help` stays quick
-LAZY_IMPORTS_ALLOWED = ("fieldchat.cli", "fieldchat.bench")
+# the composition root may import what a command needs only when it runs (`fieldchat --help` stays quick), and a
+# heavy library only when the settings ask for it (aiogram, seconds to import, only with Telegram bots configured)
+LAZY_IMPORTS_ALLOWED = ("fieldchat.cli", "fieldchat.bench", "fieldchat.container")
 
 
 def layer_of(module: str) -> tuple[str, int] | None:
