@@ -1,1 +1,1 @@
-"""Vehicle routing for field service: a pure OR-Tools solver, slot insertion, travel matrices, benchmarks."""
+"""Vehicle routing for field service: a pure solver (PyVRP or OR-Tools per day), slot insertion, travel matrices, benchmarks."""

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from scheduler.routing.model import Plan, Problem, Technician, Visit
 
 # Float slack for comparisons: the checker works on real distances, the solver on scaled integers.
@@ -39,8 +41,10 @@ class Instance:
         return math.hypot(a.x - b.x, a.y - b.y)
 
     def matrix(self) -> list[list[float]]:
-        n = len(self.nodes)
-        return [[self.distance(i, j) for j in range(n)] for i in range(n)]
+        # numpy for speed at 1,000 customers (a million pairs); the same hypot as distance()
+        xy = np.asarray([(node.x, node.y) for node in self.nodes], dtype=float)
+        out: list[list[float]] = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1]).tolist()
+        return out
 
 
 def parse(text: str, name: str | None = None) -> Instance:

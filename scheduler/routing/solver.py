@@ -12,6 +12,7 @@ import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from ortools.util import optional_boolean_pb2
 
+from scheduler.routing import hgs
 from scheduler.routing.insertion import INF, Board, base_windows, eligible, fits_capacity
 from scheduler.routing.model import (
     CAPACITY,
@@ -69,6 +70,7 @@ class Strategy:
     """How to search. `first_solution` "insertion" is our own cheapest insertion (it knows crews and links)."""
 
     first_solution: str = "auto"
+    engine: str = "auto"  # "pyvrp" where hgs.unsupported() finds nothing PyVRP cannot model, else "ortools"
     metaheuristic: str = "gls"  # or "lns": our ruin-and-recreate loop around OR-Tools' local search
     gls_lambda: float = 0.1
     light_operators: bool = False  # leave out the slow route-rebuilding operators (for big days)
@@ -83,6 +85,8 @@ def solve(problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Str
     """Plan the day: routes with times, the visits left out with their reasons, and the objective parts."""
     started = time.monotonic()
     deadline = started + time_limit_s
+    if strategy.engine != "ortools" and hgs.unsupported(problem) is None:
+        return _solve_pyvrp(problem, strategy, started, deadline)
     # Everything below works in whole solver units, so that our insertion heuristic and OR-Tools agree
     # exactly on what is feasible; the plan is reported back in minutes with the real travel times.
     scaled, base = _scaled(problem)
@@ -95,8 +99,11 @@ def solve(problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Str
         first = "insertion"  # OR-Tools' own first solutions know nothing of crews, links or visits under way
     elif first == "auto":
         first = "parallel_cheapest_insertion"  # good on tight windows (Solomon R1/RC1), unlike PATH_CHEAPEST_ARC
+    construct_seconds = 0.0
     if first == "insertion":
+        construct_started = time.monotonic()
         initial = _construct(scaled, kept, board)
+        construct_seconds = time.monotonic() - construct_started
         # What our insertion could not place stays out of the OR-Tools model: its one-node-at-a-time moves
         # cannot bring back a crew or a visit whose predecessor is out, and every such attempt costs a full
         # constraint propagation. Those visits get one more insertion try on the final plan instead.
@@ -113,6 +120,13 @@ def solve(problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Str
         out = {u.technician_id for u in unavailable}
         scaled = replace(scaled, technicians=tuple(t for t in scaled.technicians if t.id not in out))
         model_problem = replace(problem, technicians=tuple(t for t in problem.technicians if t.id not in out))
+    if initial is not None and deadline - time.monotonic() < construct_seconds:
+        # A very big day (thousands of visits): building the OR-Tools model takes about as long as our
+        # insertion did (measured: 21 s after 50 s at 3,000 visits) and would leave no time to search.
+        # The insertion's plan is the answer that keeps the time limit.
+        plan = _finish(problem, _board_routes(initial, problem, base), unassigned, None, candidates)
+        stats = {**plan.stats, "engine": "insertion", "first_solution": first, "construct_seconds": round(construct_seconds, 2)}
+        return Plan(plan.routes, plan.unassigned, plan.objective, "insertion_only", time.monotonic() - started, stats, unavailable)
     frozen = initial if initial is not None and len(kept) > strategy.couple_limit else None
     built = _Model(scaled, kept, model_problem, base, frozen)
     built.set_fairness_target(initial)
@@ -122,8 +136,59 @@ def solve(problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Str
         solution = built.search(initial, "insertion", strategy, deadline)
     plan_routes = built.routes(solution) if solution is not None else ()
     plan = _finish(problem, plan_routes, unassigned, built, candidates)
-    stats = {**plan.stats, "first_solution": first, "metaheuristic": strategy.metaheuristic, **built.stats}
+    stats = {**plan.stats, "engine": "ortools", "first_solution": first, "metaheuristic": strategy.metaheuristic, **built.stats}
     return Plan(plan.routes, plan.unassigned, plan.objective, built.status(), time.monotonic() - started, stats, unavailable)
+
+
+def _solve_pyvrp(problem: Problem, strategy: Strategy, started: float, deadline: float) -> Plan:
+    """The same steps as solve() for a day PyVRP models whole, kept lean for a first plan within seconds at
+    a thousand visits: the matrix stays a numpy array, and only the visits that no vehicle could serve alone
+    (a vectorised test) go through the insertion board's screening for their reason."""
+    scaled, base = _scaled(problem, as_array=True)
+    alone = hgs.servable_alone(scaled, scaled.visits)
+    suspects = [v for v, ok in zip(scaled.visits, alone) if not ok]
+    unassigned = _screen(replace(scaled, visits=tuple(suspects)), Board(replace(scaled, visits=tuple(suspects)))) if suspects else {}
+    kept = [v for v in scaled.visits if v.id not in unassigned]
+    unavailable = _unavailable(problem, scaled, kept)
+    candidates = [v.id for v in kept]
+    if len(unavailable) == len(problem.technicians):
+        plan = _finish(problem, (), unassigned, None, candidates)
+        return Plan(plan.routes, plan.unassigned, plan.objective, "no_technicians", time.monotonic() - started, {**plan.stats, "engine": "pyvrp"}, unavailable)
+    model_problem = problem
+    if unavailable:
+        out = {u.technician_id for u in unavailable}
+        scaled = replace(scaled, technicians=tuple(t for t in scaled.technicians if t.id not in out))
+        model_problem = replace(problem, technicians=tuple(t for t in problem.technicians if t.id not in out))
+    found = hgs.search(scaled, kept, model_problem, base, deadline, strategy.seed, started)
+    plan = _finish(problem, found.routes, unassigned, None, candidates, found.fairness_target)
+    stats = {**plan.stats, **found.stats, "screened_alone": len(suspects)}
+    return Plan(plan.routes, plan.unassigned, plan.objective, "pyvrp", time.monotonic() - started, stats, unavailable)
+
+
+def _board_routes(board: Board, real: Problem, base: float) -> tuple[Route, ...]:
+    """Our insertion's routes (solver units) in real minutes, the way _Model.routes reports OR-Tools' ones:
+    starts from units (rounded the safe way), arrivals and driving from the real travel times."""
+    res = real.resolution
+    visits = {v.id: v for v in real.visits}
+    techs = {t.id: t for t in real.technicians}
+    out = []
+    for route in board.plan().routes:
+        tech = techs[route.technician_id]
+        breaks = tuple(BreakTime(base + b.start / res, base + b.start / res + rule.duration) for b, rule in zip(route.breaks, tech.breaks))
+        departure = base + (route.departure or 0.0) / res
+        here, ready, driven, stops = tech.start_location, departure, 0.0, []
+        for stop in route.stops:
+            visit = visits[stop.visit_id]
+            start = base + stop.start / res
+            leg = real.travel[here][visit.location]
+            pause = sum(b.end - b.start for b in breaks if b.start >= ready - 1e-9 and b.end <= start + 1e-9)
+            stops.append(Stop(visit.id, min(start, ready + leg + pause), start, start + visit.service))
+            driven += leg
+            here, ready = visit.location, start + visit.service
+        driven += real.travel[here][tech.end_location]
+        arrival = base + route.arrival / res if route.arrival is not None else None
+        out.append(Route(tech.id, tuple(stops), breaks, departure, arrival, driven))
+    return tuple(out)
 
 
 def _route_start(tech: Technician, now: float, under_way: set[str]) -> float:
@@ -146,10 +211,11 @@ def _unavailable(problem: Problem, scaled: Problem, kept: list[Visit]) -> tuple[
     return tuple(out)
 
 
-def _scaled(problem: Problem) -> tuple[Problem, float]:
+def _scaled(problem: Problem, as_array: bool = False) -> tuple[Problem, float]:
     """The problem in solver units: times shifted to be non-negative, multiplied by the resolution and
     rounded the safe way (travel and service up, window ends down), so a plan feasible here is feasible
-    in minutes too."""
+    in minutes too. `as_array` keeps the matrix a numpy array (PyVRP takes it as is; lists cost a second
+    at a thousand visits)."""
     res = problem.resolution
     times = [t.shift[0] for t in problem.technicians] + [problem.now] + [v.pinned_start for v in problem.visits if v.pinned_start is not None]
     times += [a for v in problem.visits for a, _ in v.windows if a > -INF]
@@ -164,7 +230,8 @@ def _scaled(problem: Problem) -> tuple[Problem, float]:
     def length(x: float) -> int:
         return int(math.ceil(x * res - 1e-9))
 
-    travel = np.ceil(np.asarray(problem.travel, dtype=float) * res - 1e-9).astype(np.int64).tolist()
+    matrix = np.ceil(np.asarray(problem.travel, dtype=float) * res - 1e-9).astype(np.int64)
+    travel: Any = matrix if as_array else matrix.tolist()
     visits = tuple(
         replace(
             v,
@@ -673,7 +740,9 @@ def _penalty(problem: Problem, visit: Visit) -> float:
     return base * max(1, visit.priority)
 
 
-def _finish(problem: Problem, routes: tuple[Route, ...], unassigned: dict[str, Unassigned], built: _Model | None, candidates: list[str]) -> Plan:
+def _finish(
+    problem: Problem, routes: tuple[Route, ...], unassigned: dict[str, Unassigned], built: _Model | None, candidates: list[str], fairness_target: float | None = None
+) -> Plan:
     by_id = {v.id: v for v in problem.visits}
     planned = {stop.visit_id for route in routes for stop in route.stops}
     dropped = [by_id[visit_id] for visit_id in candidates if visit_id not in planned]
@@ -700,7 +769,9 @@ def _finish(problem: Problem, routes: tuple[Route, ...], unassigned: dict[str, U
     penalty = sum(_penalty(problem, by_id[u]) for u in unassigned)
     fairness = 0.0
     if built is not None and built.fairness is not None:
-        target = built.fairness[1] / built.resolution
+        fairness_target = built.fairness[1] / built.resolution
+    if fairness_target is not None and problem.fairness_weight > 0:
+        target = fairness_target
         work = {r.technician_id: r.travel + sum(s.end - s.start for s in r.stops) for r in routes}
         fairness = problem.fairness_weight * sum(max(0.0, w - target) for w in work.values())
     objective = Objective(travel, penalty, fairness, travel + penalty + fairness)
@@ -718,14 +789,26 @@ def _why_no_room(problem: Problem, board: Board, visit: Visit) -> Unassigned:
 # -- two cores: differently configured searches side by side --------------------------------------------
 
 
-def portfolio(problem: Problem) -> tuple[Strategy, ...]:
-    """Two searches that complement each other, by size. Measured on Solomon (100 visits): the
-    ruin-and-recreate loop from two different first solutions beats guided local search clearly; on a
-    1,000-visit day one OR-Tools descent takes most of a minute, so guided local search and a plain
-    descent share the work there."""
+PYVRP_ONE_SEARCH_ABOVE = 500  # visits; see portfolio()
+
+
+def portfolio(problem: Problem, engine: str = "auto") -> tuple[Strategy, ...]:
+    """Two searches that complement each other. A day PyVRP models whole (no crews, links, pins, breaks:
+    see hgs.unsupported) gets two PyVRP searches with different seeds: on Gehring & Homberger instances
+    OR-Tools was 3% to 67% longer than PyVRP for the same time. Above PYVRP_ONE_SEARCH_ABOVE visits, one:
+    a second process holds a second copy of the day (two searches at 1,000 visits peaked at 370 MiB
+    together, one at 190 MiB), and on a shared machine each of two gets half the CPU (measured: up to 3.8%
+    longer than one plain PyVRP search). Otherwise by size. Measured on Solomon
+    (100 visits): the ruin-and-recreate loop from two different first solutions beats guided local search
+    clearly; on a 1,000-visit day one OR-Tools descent takes most of a minute, so guided local search and a
+    plain descent share the work there."""
+    if engine != "ortools" and hgs.unsupported(problem) is None:
+        if len(problem.visits) > PYVRP_ONE_SEARCH_ABOVE:
+            return (Strategy(engine="pyvrp", seed=1),)
+        return (Strategy(engine="pyvrp", seed=1), Strategy(engine="pyvrp", seed=2))
     if len(problem.visits) <= 300:  # different starts land in different basins
-        return (Strategy(metaheuristic="lns", seed=1), Strategy(first_solution="savings", metaheuristic="lns", seed=2))
-    return (Strategy(metaheuristic="gls"), Strategy(metaheuristic="lns", light_operators=True))
+        return (Strategy(engine="ortools", metaheuristic="lns", seed=1), Strategy(engine="ortools", first_solution="savings", metaheuristic="lns", seed=2))
+    return (Strategy(engine="ortools", metaheuristic="gls"), Strategy(engine="ortools", metaheuristic="lns", light_operators=True))
 
 
 def _solve_args(args: tuple[Problem, float, Strategy]) -> Plan:
@@ -753,4 +836,6 @@ def solve_portfolio(problem: Problem, time_limit_s: float = 10.0, *, workers: in
         plans = [solve(problem, time_limit_s - margin - (time.monotonic() - started), chosen[0])]
         plans += [future.result() for future in futures]
     best = min(plans, key=lambda plan: (len(plan.unassigned), plan.objective.total))
-    return replace(best, seconds=time.monotonic() - started, stats={**best.stats, "candidates": [round(p.objective.total, 3) for p in plans]})
+    firsts = [p.stats["first_feasible_seconds"] for p in plans if p.stats.get("first_feasible_seconds") is not None]
+    stats = {**best.stats, "candidates": [round(p.objective.total, 3) for p in plans], "first_feasible_seconds": min(firsts) if firsts else None}
+    return replace(best, seconds=time.monotonic() - started, stats=stats)

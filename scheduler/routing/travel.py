@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import httpx
+import numpy as np
 
 Point = tuple[float, float]  # (latitude, longitude) in degrees
 EARTH_RADIUS_KM = 6371.0088
@@ -32,8 +33,16 @@ class HaversineProvider:
     detour: float = 1.3
 
     def durations(self, points: Sequence[Point]) -> list[list[float]]:
+        # haversine_km, vectorised: a 3,000-stop day is nine million pairs (12 s in pure Python)
         factor = self.detour / self.speed_kmh * 60.0
-        return [[haversine_km(a, b) * factor for b in points] for a in points]
+        if not points:
+            return []
+        rad = np.radians(np.asarray(points, dtype=float))
+        lat, lon = rad[:, 0], rad[:, 1]
+        h = np.sin((lat[None, :] - lat[:, None]) / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin((lon[None, :] - lon[:, None]) / 2) ** 2
+        km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+        out: list[list[float]] = (km * factor).tolist()
+        return out
 
     async def matrix(self, points: Sequence[Point]) -> list[list[float]]:
         return self.durations(points)
