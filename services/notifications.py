@@ -738,11 +738,12 @@ async def _rating_card(ctx: HandlerContext, job: Job, visit: Visit, rating_id: i
 
 
 async def alert_dispatchers_of_complaint(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
-    """The words behind a low rating: a complaint card with call back, reopen, note (and acknowledge)."""
+    """The words behind a low rating: the low rating's card becomes the complaint (score and words, with call back,
+    reopen, note and acknowledge), so the group has one living card for it, not two alerts with the same buttons."""
     job, visit = await _job_and_visit(ctx, event)
     rating_id = event.data["rating_id"]
     text, keyboard = await _rating_card(ctx, job, visit, rating_id, event.data["score"], visit.technician_id, event.data["comment"])
-    return await _region_alert(ctx, job.region, text, keyboard, card=("complaint", rating_id))
+    return await _region_alert(ctx, job.region, text, keyboard, card=rating_card_key(rating_id))
 
 
 async def refresh_rating_cards(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
@@ -752,18 +753,13 @@ async def refresh_rating_cards(ctx: HandlerContext, event: ev.Event) -> list[Out
     score = next((row["data"]["score"] for row in await ctx.store.timeline(stored_id(job))
                   if row["type"] == "LowRatingReceived" and row["data"].get("rating_id") == rating_id), 0)
     rating = await ctx.store.get(Rating, rating_id)
-    cards: list[tuple[Card, str | None]] = [(rating_card_key(rating_id), None)]
-    if rating is not None and rating.comment:
-        cards.append((("complaint", rating_id), rating.comment))  # the complaint card loses its Acknowledge too
-    out = []
-    for card, comment in cards:
-        text, keyboard = await _rating_card(ctx, job, visit, rating_id, score, visit.technician_id, comment)
-        status = t("card.alert_acknowledged", alert=text, name=raw(event.data.get("name") or "-"), at=when(ctx.now))
-        acknowledge = encode(a.AcknowledgeRating(rating_id))
-        remaining = buttons(*[[b for b in row if b.data != acknowledge] for row in keyboard])
-        out += [message for message in await _region_alert(ctx, job.region, status, remaining, card=card)
-                if message.to is not None and message.to.platform != ROBOT_PLATFORM]
-    return out
+    comment = rating.comment if rating is not None and rating.comment else None  # the card shows the complaint, if any
+    text, keyboard = await _rating_card(ctx, job, visit, rating_id, score, visit.technician_id, comment)
+    status = t("card.alert_acknowledged", alert=text, name=raw(event.data.get("name") or "-"), at=when(ctx.now))
+    acknowledge = encode(a.AcknowledgeRating(rating_id))
+    remaining = buttons(*[[b for b in row if b.data != acknowledge] for row in keyboard])
+    return [message for message in await _region_alert(ctx, job.region, status, remaining, card=rating_card_key(rating_id))
+            if message.to is not None and message.to.platform != ROBOT_PLATFORM]
 
 
 def with_appointment_confirmed(visit: Visit, alert: Text) -> Text:

@@ -151,6 +151,14 @@ def order_card_key(job_id: int) -> Card:
     return ("order", job_id)
 
 
+def _booking_card(inp: StepInput, visit_id: int) -> Card | None:
+    """The card a visit's booking or move lives on: its order's, so the link's first message, the day picker, a day's
+    windows, "move both?" and what was booked are one message edited in place, and no older list keeps window
+    buttons that would start a booking or a move again when pressed later."""
+    job = inp.view.job_of(visit_id)
+    return order_card_key(job.id) if job else None
+
+
 def _offered(inp: StepInput, visit: VisitInfo) -> dict[date, list[tuple[datetime, datetime]]]:
     """The visit's times by local day, without the window it holds now (moving there changes nothing)."""
     days: dict[date, list[tuple[datetime, datetime]]] = {}
@@ -185,9 +193,10 @@ def _slot_prompt(inp: StepInput, visit: VisitInfo, page: int = 0) -> Outbound:
     first day's windows and a page of days do not fit the channel's buttons together (three on WhatsApp), every day,
     the first too, is a day button, so no page of the picker spills into numbered text (one day's windows, shown when
     its button is pressed, still may on a channel with fewer buttons than windows)."""
+    card = _booking_card(inp, visit.id)
     days = _offered(inp, visit)
     if not days:
-        return Outbound(t("customer.no_slots", kind=_kind(visit.kind)))
+        return Outbound(t("customer.no_slots", kind=_kind(visit.kind)), card=card)
     per_page = days_per_page(inp.max_buttons)
     first, *others = days
     # the first day's windows, a page of days and "later" under one message
@@ -198,8 +207,8 @@ def _slot_prompt(inp: StepInput, visit: VisitInfo, page: int = 0) -> Outbound:
     shown = listed[page * per_page:(page + 1) * per_page]
     if page == 0 and inline:
         rows = _window_rows(visit.id, days[first]) + _day_rows(visit, shown, page, pages)
-        return Outbound(t("customer.choose_slot", kind=_kind(visit.kind), day=day_of(first)), buttons(*rows))
-    return Outbound(t("customer.choose_day", kind=_kind(visit.kind)), buttons(*_day_rows(visit, shown, page, pages)))
+        return Outbound(t("customer.choose_slot", kind=_kind(visit.kind), day=day_of(first)), buttons(*rows), card=card)
+    return Outbound(t("customer.choose_day", kind=_kind(visit.kind)), buttons(*_day_rows(visit, shown, page, pages)), card=card)
 
 
 def _day_prompt(inp: StepInput, visit: VisitInfo, day: date) -> Outbound | None:
@@ -208,16 +217,22 @@ def _day_prompt(inp: StepInput, visit: VisitInfo, day: date) -> Outbound | None:
     if not windows:
         return None
     rows = [*_window_rows(visit.id, windows), [Button(t("btn.other_days"), encode(MoreDays(visit.id, 0)))]]
-    return Outbound(t("customer.choose_window", kind=_kind(visit.kind), day=day_of(day)), buttons(*rows))
+    return Outbound(t("customer.choose_window", kind=_kind(visit.kind), day=day_of(day)), buttons(*rows), card=_booking_card(inp, visit.id))
 
 
 def _slot_label(start: datetime, end: datetime) -> Text:
     return t("slot.label", slot=span(start, end))
 
 
+def rating_card_key(visit_id: int) -> Card:
+    """The 1–5 question in the customer's chat: the score and then the comment (or Skip) take its place, so none of
+    its buttons stays to be pressed again."""
+    return ("rate", visit_id)
+
+
 def _rating_prompt(visit_id: int) -> Outbound:
     row = [Button(raw(str(score)), encode(Rate(visit_id, score))) for score in range(1, 6)]
-    return Outbound(t("customer.rate_prompt"), buttons(row))
+    return Outbound(t("customer.rate_prompt"), buttons(row), card=rating_card_key(visit_id))
 
 
 # --- steps --------------------------------------------------------------------------------------
@@ -294,7 +309,8 @@ def on_pick_day(inp: StepInput, pick: PickDay) -> StepResult:
         return stale()
     prompt = _day_prompt(inp, visit, pick.day)
     if prompt is None:  # taken meanwhile: the days as they are now
-        return reply(Outbound(t("customer.day_full", day=day_of(pick.day))), _slot_prompt(inp, visit), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+        return reply(joined(Outbound(t("customer.day_full", day=day_of(pick.day))), _slot_prompt(inp, visit)),
+                     state=S.CHOOSE_SLOT, data=VisitData(visit.id))
     return reply(prompt, state=S.CHOOSE_SLOT, data=VisitData(visit.id))
 
 
@@ -350,9 +366,10 @@ def _move(inp: StepInput, visit: VisitInfo, pick: PickSlot) -> StepResult:
         )
         text = t("customer.dependant_must_move", kind=_kind(visit.kind), slot=span(pick.start, pick.end),
                  dependant=_kind(pushed.kind), dependant_slot=span(pushed.slot_start, pushed.slot_end))
-        return reply(Outbound(text, keyboard), state=S.CONFIRM_MOVE, data=MoveData(visit.id, pick.start, pick.end))
+        return reply(Outbound(text, keyboard, card=_booking_card(inp, visit.id)), state=S.CONFIRM_MOVE,
+                     data=MoveData(visit.id, pick.start, pick.end))
     return reply(
-        Outbound(t("customer.moved", kind=_kind(visit.kind), slot=span(pick.start, pick.end))),
+        Outbound(t("customer.moved", kind=_kind(visit.kind), slot=span(pick.start, pick.end)), card=_booking_card(inp, visit.id)),
         commands=[c.RebookVisit(visit.id, inp.view.customer_id, pick.start, pick.end)],
         state=S.IDLE,
     )
@@ -383,12 +400,13 @@ def _dependant_days(inp: StepInput, move: MoveBoth) -> Outbound:
     visit, dependant = _moving(inp, move.visit_id) or (None, None)
     assert visit is not None and dependant is not None
     days = _offered(inp, dependant)
+    card = _booking_card(inp, visit.id)
     if not days:
         return Outbound(t("customer.no_dependant_slots", kind=_kind(dependant.kind)),
-                        buttons([Button(t("btn.keep_both"), encode(KeepBoth(visit.id)))]))
+                        buttons([Button(t("btn.keep_both"), encode(KeepBoth(visit.id)))]), card=card)
     rows = [[Button(t("btn.day", day=day_of(day)), encode(MoveBothDay(visit.id, move.start, move.end, day)))] for day in days]
     return Outbound(t("customer.choose_dependant_day", kind=_kind(dependant.kind)),
-                    buttons(*rows, [Button(t("btn.keep_both"), encode(KeepBoth(visit.id)))]))
+                    buttons(*rows, [Button(t("btn.keep_both"), encode(KeepBoth(visit.id)))]), card=card)
 
 
 def on_move_both(inp: StepInput, move: MoveBoth) -> StepResult:
@@ -405,10 +423,11 @@ def on_move_both_day(inp: StepInput, move: MoveBothDay) -> StepResult:
     windows = _offered(inp, dependant).get(move.day)
     data = MoveData(visit.id, move.start, move.end)
     if not windows:
-        return reply(Outbound(t("customer.day_full", day=day_of(move.day))), _dependant_days(inp, MoveBoth(visit.id, move.start, move.end)),
+        return reply(joined(Outbound(t("customer.day_full", day=day_of(move.day))), _dependant_days(inp, MoveBoth(visit.id, move.start, move.end))),
                      state=S.CHOOSE_DEPENDANT, data=data)
     rows = [*_window_rows(dependant.id, windows), [Button(t("btn.other_days"), encode(MoveBoth(visit.id, move.start, move.end)))]]
-    return reply(Outbound(t("customer.choose_window", kind=_kind(dependant.kind), day=day_of(move.day)), buttons(*rows)),
+    return reply(Outbound(t("customer.choose_window", kind=_kind(dependant.kind), day=day_of(move.day)), buttons(*rows),
+                          card=_booking_card(inp, visit.id)),
                  state=S.CHOOSE_DEPENDANT, data=data)
 
 
@@ -422,7 +441,7 @@ def on_dependant_slot(inp: StepInput, pick: PickSlot) -> StepResult:
     text = t("customer.moved_both", kind=_kind(visit.kind), slot=span(move.start, move.end),
              dependant=_kind(dependant.kind), dependant_slot=span(pick.start, pick.end))
     command = c.RebookVisit(visit.id, inp.view.customer_id, move.start, move.end, dependant.id, pick.start, pick.end)
-    return reply(Outbound(text), commands=[command], state=S.IDLE)
+    return reply(Outbound(text, card=_booking_card(inp, visit.id)), commands=[command], state=S.IDLE)
 
 
 def on_keep_both(inp: StepInput, keep: KeepBoth) -> StepResult:
@@ -430,8 +449,9 @@ def on_keep_both(inp: StepInput, keep: KeepBoth) -> StepResult:
     if visit is None:
         return stale()
     job = inp.view.job_of(visit.id)
-    kept = [Outbound(t("customer.kept_both"))]
-    return reply(*kept, *([_status_message(inp, job)] if job else []), state=S.IDLE)
+    kept = Outbound(t("customer.kept_both"))
+    # the order as it stands takes the question's place (its card), with the buttons that are live now
+    return reply(joined(kept, _status_message(inp, job)) if job else kept, state=S.IDLE)
 
 
 def on_cancel_visit(inp: StepInput, cancel: CancelVisit) -> StepResult:
@@ -497,7 +517,7 @@ def on_rate(inp: StepInput, rate: Rate) -> StepResult:
     low = rate.score <= inp.policy.low_rating_threshold
     return reply(
         Outbound(t("dispatch.customer_rated_low" if low else "customer.rated", score=rate.score),
-                 buttons([Button(t("btn.skip"), encode(SkipComment()))])),
+                 buttons([Button(t("btn.skip"), encode(SkipComment()))]), card=rating_card_key(visit.id)),
         commands=[c.RateVisit(visit.id, inp.view.customer_id, rate.score)],
         state=S.COMMENT,
         data=RatedVisit(visit.id, low),
@@ -519,15 +539,17 @@ def on_comment(inp: StepInput) -> StepResult:
         return reply(Outbound(t("customer.hint_idle")), state=S.IDLE)
     if not text:
         return hint("customer.hint_comment")
+    # typed, not pressed: the answer comes as a new message and the question's older copy loses its Skip
     return reply(
-        Outbound(t("dispatch.customer_complaint_received" if rated.low else "customer.thanks")),
+        Outbound(t("dispatch.customer_complaint_received" if rated.low else "customer.thanks"), card=rating_card_key(rated.visit)),
         commands=[c.CommentRating(rated.visit, inp.view.customer_id, text)],
         state=S.IDLE,
     )
 
 
 def on_skip(inp: StepInput, skip: SkipComment) -> StepResult:
-    return reply(Outbound(t("customer.thanks")), state=S.IDLE)
+    rated: RatedVisit | None = inp.data
+    return reply(Outbound(t("customer.thanks"), card=rating_card_key(rated.visit) if rated else None), state=S.IDLE)
 
 
 def on_cancel(inp: StepInput) -> StepResult:
@@ -621,8 +643,9 @@ def _reschedule_text(inp: StepInput, understood: Understood) -> StepResult:
             other = Reschedule(visit.id) if visit.status in MOVABLE else Book(visit.id)
             keyboard = buttons([Button(t("btn.yes"), encode(PickSlot(visit.id, *fit))), Button(t("btn.other_times"), encode(other))])
             key = "customer.propose_move" if visit.status in MOVABLE else "customer.propose_booking"
-            return reply(Outbound(t(key, kind=_kind(visit.kind), slot=span(*fit)), keyboard), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
-        return reply(Outbound(t("customer.no_fitting_window", day=day_of(understood.date))), _slot_prompt(inp, visit),
+            proposal = Outbound(t(key, kind=_kind(visit.kind), slot=span(*fit)), keyboard, card=_booking_card(inp, visit.id))
+            return reply(proposal, state=S.CHOOSE_SLOT, data=VisitData(visit.id))
+        return reply(joined(Outbound(t("customer.no_fitting_window", day=day_of(understood.date))), _slot_prompt(inp, visit)),
                      state=S.CHOOSE_SLOT, data=VisitData(visit.id))
     return reply(_slot_prompt(inp, visit), state=S.CHOOSE_SLOT, data=VisitData(visit.id))
 

@@ -45,7 +45,7 @@ from conversations.flows import relay
 from domain import commands as c
 from domain.model import MAX_ID, ExceptionStatus
 from domain.relay import Author
-from services.messages import Button, ChatRef, Inbound, InboundKind, Outbound, StepResult, Text, buttons, day_of, raw, span, t, when
+from services.messages import Button, Card, ChatRef, Inbound, InboundKind, Outbound, StepResult, Text, buttons, day_of, raw, span, t, when
 from services.notifications import job_actions, visit_actions
 from services.views import ChoiceInfo, DispatcherView, DispatcherViewRequest, ExceptionInfo
 
@@ -369,6 +369,11 @@ def on_cancel_from_alert_yes(inp: StepInput, confirm: ConfirmCancelFromAlert) ->
 ASK_FOR = {FixAddress: "address", CloseJobAsk: "close", ReopenJobAsk: "reopen", NoteAsk: "note"}
 
 
+def ask_card_key(job_id: int) -> Card:
+    """The question for a job's address, reason or note in a group: its answer, or Never mind, takes its buttons away."""
+    return ("ask", job_id)
+
+
 def on_ask_text(inp: StepInput, ask: FixAddress | CloseJobAsk | ReopenJobAsk | NoteAsk) -> StepResult:
     """The next text of the dispatcher who pressed is the address, the reason or the note."""
     job = inp.view.job
@@ -376,7 +381,10 @@ def on_ask_text(inp: StepInput, ask: FixAddress | CloseJobAsk | ReopenJobAsk | N
         return stale()
     purpose = ASK_FOR[type(ask)]
     keyboard = buttons([Button(t("btn.dispatch_never_mind"), encode(NeverMind()))])
-    prompt = Outbound(t(f"dispatch.ask_{purpose}", order=job.id, name=raw(inp.event.user_name)), keyboard)
+    # a reply request: in a Telegram group with privacy mode the bot sees the typed text only when it replies to the
+    # bot (as the relay thread's answer prompt); where replies cannot be requested the text still asks for one
+    prompt = Outbound(t(f"dispatch.ask_{purpose}", order=job.id, name=raw(inp.event.user_name)), keyboard, request="reply",
+                      card=ask_card_key(job.id))
     return reply(prompt, state=DispatcherState.AWAITING_TEXT, data=Awaiting(job.id, inp.event.user_id, purpose))
 
 
@@ -401,24 +409,27 @@ def on_awaited_text(inp: StepInput) -> StepResult:
     text = inp.event.text.strip()
     dispatcher_id = inp.view.dispatcher_id
     name = raw(inp.event.user_name)
+    card = ask_card_key(awaiting.job_id)  # typed, the answer comes anew and the question's copy loses its Never mind
     if awaiting.purpose == "address":
         address, lat, lon = parse_address(text)
         if not address:
             return hint("dispatch.ask_address", order=awaiting.job_id, name=name)
-        return reply(Outbound(t("dispatch.address_corrected", order=awaiting.job_id, address=raw(address), name=name)),
+        return reply(Outbound(t("dispatch.address_corrected", order=awaiting.job_id, address=raw(address), name=name), card=card),
                      commands=[c.CorrectAddress(awaiting.job_id, address, lat, lon, dispatcher_id)], state=DispatcherState.IDLE)
     if awaiting.purpose == "note":
-        return reply(Outbound(t("dispatch.note_added", order=awaiting.job_id, name=name)),
+        return reply(Outbound(t("dispatch.note_added", order=awaiting.job_id, name=name), card=card),
                      commands=[c.AddNote(awaiting.job_id, text, dispatcher_id)], state=DispatcherState.IDLE)
     if awaiting.purpose == "reopen":
-        return reply(Outbound(t("dispatch.job_reopened", order=awaiting.job_id, name=name)),
+        return reply(Outbound(t("dispatch.job_reopened", order=awaiting.job_id, name=name), card=card),
                      commands=[c.ReopenJob(awaiting.job_id, text, dispatcher_id)], state=DispatcherState.IDLE)
-    return reply(Outbound(t("dispatch.job_closed", order=awaiting.job_id, name=name)),
+    return reply(Outbound(t("dispatch.job_closed", order=awaiting.job_id, name=name), card=card),
                  commands=[c.CloseJob(awaiting.job_id, text, dispatcher_id)], state=DispatcherState.IDLE)
 
 
 def on_never_mind(inp: StepInput, drop: NeverMind) -> StepResult:
-    return reply(Outbound(t("common.cancelled")), state=DispatcherState.IDLE)
+    awaiting = inp.data if isinstance(inp.data, Awaiting) else None
+    # pressed on the question: "cancelled" takes its place, so Never mind cannot be pressed again
+    return reply(Outbound(t("common.cancelled"), card=ask_card_key(awaiting.job_id) if awaiting else None), state=DispatcherState.IDLE)
 
 
 def on_visit_command(inp: StepInput) -> StepResult:

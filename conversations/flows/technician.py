@@ -44,7 +44,7 @@ from domain.relay import Author, Origin, Topic
 from domain.field_work import CheckinKind, ReturnReason, repair_codes
 from domain.geo import haversine_m, map_link
 from domain.model import ChecklistStep, ExceptionReason, ServiceKind, StepKind, VisitStatus, parse_number
-from services.messages import Button, Inbound, InboundKind, Outbound, StepResult, Text, buttons, joined, raw, span, t
+from services.messages import Button, Card, Inbound, InboundKind, Outbound, StepResult, Text, buttons, joined, raw, span, t
 from services.views import TechnicianView, TechnicianViewRequest, TechVisit
 from services.notifications import offer_card_key
 
@@ -166,6 +166,13 @@ def _options_button(visit_id: int) -> Button:
     return Button(t("btn.visit_options"), encode(VisitOptions(visit_id)))
 
 
+def checklist_card_key(visit_id: int) -> Card:
+    """A visit's checklist in the technician's chat: each step's question, then "all done", then "completed", in one
+    message edited in place, so no answered step's buttons stay to be pressed (a typed answer or a photo comes as a
+    new copy and the older one loses its buttons)."""
+    return ("checklist", visit_id)
+
+
 def step_prompt(visit: TechVisit, index: int) -> Outbound:
     step = visit.steps[index]
     progress = f"{index + 1}/{len(visit.steps)}"
@@ -188,6 +195,7 @@ def step_prompt(visit: TechVisit, index: int) -> Outbound:
     return Outbound(
         t(key, progress=progress, prompt=raw_prompt(step), min=_fmt(step.minimum), max=_fmt(step.maximum)),
         buttons(*rows),
+        card=checklist_card_key(visit.id),
     )
 
 
@@ -209,7 +217,7 @@ def _after_answer(visit: TechVisit, answered_key: str) -> tuple[list[Outbound], 
     if remaining:
         return [step_prompt(visit, remaining[0])], S.CHECKLIST, ChecklistAt(visit.id, remaining[0])
     keyboard = buttons([_complete_button(visit.id)], [_report_button(visit.id)])
-    return [Outbound(t("tech.checklist_done"), keyboard)], S.IDLE, None
+    return [Outbound(t("tech.checklist_done"), keyboard, card=checklist_card_key(visit.id))], S.IDLE, None
 
 
 # --- steps --------------------------------------------------------------------------------------
@@ -316,7 +324,8 @@ def on_arrived(inp: StepInput, arrived: Arrived) -> StepResult:
 
 def _checked_in(visit: TechVisit) -> Outbound:
     keyboard = buttons([Button(t("btn.start_checklist"), encode(StartChecklist(visit.id)))], [_report_button(visit.id), _options_button(visit.id)])
-    return Outbound(_with_brief(t("tech.checked_in"), visit), keyboard)
+    # the checklist's first card: Start turns it into the first question, so its Start cannot be pressed twice
+    return Outbound(_with_brief(t("tech.checked_in"), visit), keyboard, card=checklist_card_key(visit.id))
 
 
 def _kind_of(event: Inbound) -> str:
@@ -369,7 +378,7 @@ def on_start_work(inp: StepInput, start: StartChecklist) -> StepResult:
     command = c.StartWork(visit.id, inp.view.technician_id)
     if not visit.steps:
         keyboard = buttons([_complete_button(visit.id)])
-        return reply(Outbound(t("tech.no_checklist"), keyboard), commands=[command], state=S.IDLE)
+        return reply(Outbound(t("tech.no_checklist"), keyboard, card=checklist_card_key(visit.id)), commands=[command], state=S.IDLE)
     first = visit.next_step() or 0
     return reply(step_prompt(visit, first), commands=[command], state=S.CHECKLIST, data=ChecklistAt(visit.id, first))
 
@@ -428,11 +437,12 @@ def on_checklist_text(inp: StepInput) -> StepResult:
         try:
             value = parse_number(text, step)
         except InvalidInput as err:
-            return reply(Outbound(t(f"error.{err.code}", min=_fmt(step.minimum), max=_fmt(step.maximum))), step_prompt(visit, index))
+            return reply(joined(Outbound(t(f"error.{err.code}", min=_fmt(step.minimum), max=_fmt(step.maximum))), step_prompt(visit, index)))
         return _answer(inp, visit, index, _fmt(value))
     if step.kind is StepKind.TEXT and text:
         return _answer(inp, visit, index, text[:2000])
-    return reply(Outbound(t("tech.hint_use_buttons" if step.kind in (StepKind.YES_NO, StepKind.CHOICE) else "tech.hint_send_photo")), step_prompt(visit, index))
+    why = Outbound(t("tech.hint_use_buttons" if step.kind in (StepKind.YES_NO, StepKind.CHOICE) else "tech.hint_send_photo"))
+    return reply(joined(why, step_prompt(visit, index)))
 
 
 def _photo_ref(inp: StepInput) -> c.PhotoRef | None:
@@ -458,9 +468,9 @@ def on_checklist_photo(inp: StepInput) -> StepResult:
         return reply(Outbound(t("hint.stale_button")), state=S.IDLE)
     visit, index = current
     if visit.steps[index].kind is not StepKind.PHOTO:
-        return reply(Outbound(t("tech.hint_not_photo")), step_prompt(visit, index))
+        return reply(joined(Outbound(t("tech.hint_not_photo")), step_prompt(visit, index)))
     if inp.event.file_error:
-        return reply(_photo_refused(inp.event), step_prompt(visit, index))
+        return reply(joined(_photo_refused(inp.event), step_prompt(visit, index)))
     photo = _photo_ref(inp)
     if photo is None or not photo.path:
         return hint("tech.photo_failed")
@@ -473,7 +483,8 @@ def on_complete(inp: StepInput, complete: Complete) -> StepResult:
         return stale()
     if visit.kind == ServiceKind.REPAIR.value:  # a repair says what was wrong and what was done before it is complete
         return reply(_fault_menu(inp, visit), state=S.REPAIR, data=VisitData(visit.id))
-    return reply(Outbound(t("tech.completed", visit=visit.id)), commands=[c.CompleteVisit(visit.id, inp.view.technician_id)], state=S.IDLE)
+    return reply(Outbound(t("tech.completed", visit=visit.id), card=checklist_card_key(visit.id)),
+                 commands=[c.CompleteVisit(visit.id, inp.view.technician_id)], state=S.IDLE)
 
 
 def _fault_menu(inp: StepInput, visit: TechVisit) -> Outbound:
