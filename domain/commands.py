@@ -111,7 +111,7 @@ class CheckIn(Command):
     latitude: float
     longitude: float
     reason: str | None = None
-    kind: str | None = None  # live | static (domain.field_work.CheckinKind)
+    kind: str | None = None  # live | static | pin_only (domain.field_work.CheckinKind)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ class ReturnReason(str, enum.Enum):
 class CheckinKind(str, enum.Enum):
     LIVE = "live"  # Telegram's live location: follows the phone, hard to fake
     STATIC = "static"  # a pin, which can be dropped anywhere on the map
+    # a pin from a chat that offers nothing better (the web page): recorded as such, and not flagged for being a pin,
+    # since alerting on every check-in teaches dispatchers to ignore the alerts (distance is still checked)
+    PIN_ONLY = "pin_only"
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def checkin_flags(kind: str | None, distance_m: float, radius_m: float) -> tuple
     """Why a check-in needs a second look: a static pin can be dropped anywhere, and one far away is not presence.
     Any flag is one alert to the dispatchers (a pin at the door is as unverified as one across town)."""
     flags = []
-    if kind != CheckinKind.LIVE.value:
+    if kind not in (CheckinKind.LIVE.value, CheckinKind.PIN_ONLY.value):
         flags.append("static")
     if distance_m > radius_m:
         flags.append("far")

@@ -243,7 +243,7 @@ class Visit:
     crew_size: int = 1  # technicians needed on site at the same time
     crew_ids: list[int] = field(default_factory=list)  # crew members besides technician_id (the lead)
     min_gap_minutes: int = 0  # at least this long after the predecessor visit ends
-    checkin_kind: str | None = None  # live | static: a static pin can be dropped anywhere, live location cannot
+    checkin_kind: str | None = None  # live | static | pin_only (domain.field_work.CheckinKind)
     follow_up_of_visit_id: int | None = None  # a return visit: the visit that ended needing it
     return_reason: str | None = None  # why this visit ended needing a return visit
     fault_category: str | None = None  # repairs: what was wrong (a code of the product category's list)

@@ -41,6 +41,7 @@ from services.booking import feasible_slots
 from services.bus import handles
 from services.context import HandlerContext
 from services.lookups import booked_slot, booking_of
+from services.messages import distance as distance_text
 from storage.schedule import ScheduleStore
 from storage.threads import ThreadStore
 
@@ -429,7 +430,7 @@ async def check_in(ctx: HandlerContext, cmd: c.CheckIn) -> list[ev.Event]:
     visit, job = await _technician_visit(ctx, cmd.visit_id, cmd.technician_id)
     distance = checkin_distance(job, cmd.latitude, cmd.longitude)
     if distance > ctx.policy.checkin_radius_m and not (cmd.reason or "").strip():
-        raise DomainError("checkin_reason_required", distance=int(distance))
+        raise DomainError("checkin_reason_required", distance=distance_text(distance))
     checked_in = lifecycle.check_in(visit, visit.job_id, cmd.technician_id, distance, cmd.reason, cmd.kind, ctx.policy.checkin_radius_m)
     flags = checkin_flags(cmd.kind, distance, ctx.policy.checkin_radius_m)
     if not flags:

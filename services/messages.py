@@ -59,6 +59,7 @@ class Inbound:
     callback_id: str | None = None
     message_id: str | None = None
     live: bool = False  # a live-location update (Telegram edits the location message as it moves)
+    live_possible: bool = True  # False: the chat cannot share a live location at all (the web page), a pin is its best
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -79,6 +80,14 @@ class Inbound:
 def t(key: str, **params: object) -> Text:
     """A translatable text: a catalog key and its parameters (rendered per recipient language)."""
     return {"key": key, "params": params}
+
+
+def distance(metres: float) -> Text:
+    """How far, readable: metres near the address, kilometres beyond (a pin dropped across the country read as
+    "9197081 m")."""
+    if metres < 1000:
+        return t("unit.metres", n=int(round(metres)))
+    return t("unit.km", n=f"{metres / 1000:.1f}" if metres < 100_000 else f"{metres / 1000:,.0f}")
 
 
 def raw(text: str) -> Text:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from services import actions as a
 from services.actions import encode
-from services.messages import Button, Card, ChatRef, Keyboard, Outbound, Purpose, Text, buttons, raw, span, t, when
+from services.messages import Button, Card, ChatRef, Keyboard, Outbound, Purpose, Text, buttons, distance, raw, span, t, when
 from domain import events as ev
 from domain.field_work import job_brief
 from domain.geo import map_link
@@ -573,7 +573,7 @@ async def alert_dispatchers_checkin_flagged(ctx: HandlerContext, event: ev.Event
     far = "far" in event.data.get("flags", ("far",))  # alerts from before the flags were recorded were all far ones
     key = "tech.to_group_checkin_flagged" if far else "tech.to_group_checkin_static"
     text = t(key, visit=visit.id, kind=kind_label(visit.kind), technician=await _technician_name(ctx, event),
-             distance=int(event.data["distance_m"]), how=t(f"tech.checkin_kind.{event.data.get('kind') or 'static'}"),
+             distance=distance(event.data["distance_m"]), how=t(f"tech.checkin_kind.{event.data.get('kind') or 'static'}"),
              reason=raw(event.data.get("reason") or "-"), **await _masked_job(ctx, job))
     keyboard = buttons([Button(t("btn.call"), encode(a.CallDetails(stored_id(visit))))])
     return await _region_alert(ctx, job.region, text, keyboard)

@@ -200,7 +200,9 @@ def to_inbound(who: Caller, message: WebMessage) -> Inbound:
     if message.kind == "location":
         if message.latitude is None or message.longitude is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "latitude and longitude are required")
-        return _inbound(who, pane, message_id, kind=InboundKind.LOCATION, latitude=message.latitude, longitude=message.longitude)
+        # the page sends a pin: a browser shares no live location
+        return _inbound(who, pane, message_id, kind=InboundKind.LOCATION, latitude=message.latitude, longitude=message.longitude,
+                        live_possible=False)
     if not message.phone:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "phone is required")
     return _inbound(who, pane, message_id, kind=InboundKind.CONTACT, phone=message.phone)

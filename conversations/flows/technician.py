@@ -45,6 +45,7 @@ from domain.field_work import CheckinKind, ReturnReason, repair_codes
 from domain.geo import haversine_m, map_link
 from domain.model import ChecklistStep, ExceptionReason, ServiceKind, StepKind, VisitStatus, parse_number
 from services.messages import Button, Card, Inbound, InboundKind, Outbound, StepResult, Text, buttons, joined, raw, span, t
+from services.messages import distance as distance_text
 from services.views import TechnicianView, TechnicianViewRequest, TechVisit
 from services.notifications import offer_card_key
 
@@ -329,6 +330,8 @@ def _checked_in(visit: TechVisit) -> Outbound:
 
 
 def _kind_of(event: Inbound) -> str:
+    if not event.live and not event.live_possible:
+        return CheckinKind.PIN_ONLY.value
     return _checkin_kind(event.live)
 
 
@@ -347,7 +350,7 @@ def on_location(inp: StepInput) -> StepResult:
     distance = haversine_m(visit.lat, visit.lon, lat, lon)
     if distance > inp.policy.checkin_radius_m:
         return reply(
-            Outbound(t("tech.too_far", distance=int(distance), radius=int(inp.policy.checkin_radius_m))),
+            Outbound(t("tech.too_far", distance=distance_text(distance), radius=int(inp.policy.checkin_radius_m))),
             state=S.CHECKIN_REASON,
             data=CheckinAway(visit.id, lat, lon, inp.event.live),
         )

@@ -242,7 +242,7 @@ async def test_a_check_in_far_away_is_not_told_to_the_customer_and_is_recorded_w
     assert keys(await driver.send("Customer asked to meet at the warehouse")) == ["tech.checked_in"]
     assert "customer.arrived" not in keys(await customer.inbox())
     flagged = (await group.inbox())[-1]
-    assert flagged.key == "tech.to_group_checkin_flagged" and flagged.params["distance"] > 2000 and flagged.has_button("sc")
+    assert flagged.key == "tech.to_group_checkin_flagged" and flagged.params["distance"]["key"] == "unit.km" and float(flagged.params["distance"]["params"]["n"]) > 2.0 and flagged.has_button("sc")
     job = await world.job(order.job.id)
     assert job["visits"][0]["checkin_kind"] == "static" and job["visits"][0]["checkin_distance_m"] > 2000
 

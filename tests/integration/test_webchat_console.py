@@ -16,6 +16,8 @@ from domain.clock import ManualClock
 from fieldchat.container import build
 from fieldchat.demo import CENTER, load_demo
 from fieldchat.settings import Settings
+from domain.model import Visit
+from storage.repository import Store
 from tests.support.harness import START
 from webhooks import webchat
 from webhooks.app import create_app
@@ -323,8 +325,10 @@ async def test_what_the_bot_tells_a_dispatcher_alone_reaches_their_private_pane(
             await press_on(client, DRIVER, offer, "Accept", pressed=offer["id"])
             accepted = (await shown(client, DRIVER))[-1]
             await press_on(client, DRIVER, accepted, "On my way", pressed=accepted["shows"])
-            body = {"pane": DRIVER, "message_id": uuid.uuid4().hex, "kind": "location", "latitude": CENTER[0], "longitude": CENTER[1]}
+            # a check-in far from the address (with the reason asked for) reaches the group with Call
+            body = {"pane": DRIVER, "message_id": uuid.uuid4().hex, "kind": "location", "latitude": CENTER[0] + 0.05, "longitude": CENTER[1]}
             assert (await client.post("/chat/api/send", json=body)).status_code == 200
+            await say(client, DRIVER, "The gate is locked, waiting at the side entrance")
             alert = next(m for m in await shown(client, group) if "checked in" in m["text"])
             await press_on(client, group, alert, "Call", pressed=alert["shows"])
             assert any("phone numbers are in your private chat" in text for text in await texts(client, group))
@@ -354,3 +358,27 @@ def test_a_browser_may_read_as_often_as_its_own_page_polls_for_hours():
     for scope in ("session", "address"):
         for rate in map(parse, webchat.RATES["read"][scope]):
             assert rate.amount * 3600 / rate.get_expiry() >= polls_per_hour, (scope, str(rate), polls_per_hour)
+
+
+async def test_a_pin_at_the_door_from_the_page_is_recorded_as_the_best_it_can_share_and_alerts_nobody(sqlite_url, tmp_path):
+    """Seen on the walk: every check-in from the page alerted the group, since a browser shares no live location."""
+    group = {**GROUP, "user": "dispatcher"}
+    async with console(sqlite_url, tmp_path) as (app, links):
+        async with opened(app) as client:
+            await say(client, group, f"/start {links.dispatcher}")
+            await say(client, group, f"/start {links.group}")
+            await say(client, DRIVER, f"/start {links.panes['driver']}")
+            await say(client, CUSTOMER, f"/start {links.customer}")
+            order = next(m for m in await shown(client, CUSTOMER) if "Here is your order" in m["text"])
+            await press_on(client, CUSTOMER, order, "11:00", pressed=order["id"])
+            offer = next(m for m in await shown(client, DRIVER) if "New delivery" in m["text"])
+            visit_id = int(next(b["data"] for row in offer["buttons"] for b in row if b["data"].startswith("acc:")).split(":")[1])
+            await press_on(client, DRIVER, offer, "Accept", pressed=offer["id"])
+            accepted = (await shown(client, DRIVER))[-1]
+            await press_on(client, DRIVER, accepted, "On my way", pressed=accepted["shows"])
+            body = {"pane": DRIVER, "message_id": uuid.uuid4().hex, "kind": "location", "latitude": CENTER[0], "longitude": CENTER[1]}
+            assert (await client.post("/chat/api/send", json=body)).status_code == 200
+            assert not any("checked in" in m["text"] for m in await shown(client, group))
+            async with app.state.container.sessions() as session:
+                visit = await Store(session).get(Visit, visit_id)
+            assert (visit.status, visit.checkin_kind) == ("on_site", "pin_only")

@@ -45,7 +45,10 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 async def container(sqlite_url, tmp_path):
-    built = build(Settings(_env_file=None, database_url=sqlite_url, media_dir=tmp_path / "media", web_console=True), ManualClock(NOW))
+    """With both bots configured: the Telegram channel is built only then."""
+    settings = Settings(_env_file=None, database_url=sqlite_url, media_dir=tmp_path / "media", web_console=True,
+                        telegram_customer_token="123:customer-token-of-some-length", telegram_staff_token="456:staff-token-of-some-length")
+    built = build(settings, ManualClock(NOW))
     yield built
     await built.stop()
 
@@ -55,11 +58,12 @@ async def test_the_composition_root_builds_every_channel_with_its_platforms_reco
     for name, channel in container.channels.items():
         assert channel.capabilities is CAPABILITIES[name]
         if channel.capabilities.pulled:
+            # nothing is sent or edited: the page reads its messages, and places a card's later copy itself
             assert name in PULLED_PLATFORMS and name not in container.relay.senders
-            assert not hasattr(channel, "send")
+            assert not hasattr(channel, "send") and not hasattr(channel, "edit")
         else:
             assert container.relay.senders[name] is channel and callable(channel.send)
-        assert callable(getattr(channel, "edit", None)) == channel.capabilities.can_edit
+            assert callable(getattr(channel, "edit", None)) == channel.capabilities.can_edit
 
 
 def test_a_registry_refuses_an_adapter_that_carries_another_platforms_record(tmp_path):

@@ -21,6 +21,7 @@ from domain.wishes import first_fitting, fits_wish
 from services.actions import KeepBoth, MoreDays, MoveBoth, PickDay, PickSlot, decode, encode
 from services.messages import ChatRef, Inbound, InboundKind, StepResult
 from services.views import CustomerView, JobInfo, VisitInfo
+from tests.support.harness import parts
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 0, 0, tzinfo=timezone.utc)  # Monday 08:00 in Shanghai
@@ -50,7 +51,8 @@ def press(view: CustomerView, action, state: str = "idle", data: dict | None = N
 
 
 def keys(result: StepResult) -> list[str]:
-    return [m.text["key"] for m in result.replies]
+    """The key of each reply, or of each part of a joined one (one message on a card)."""
+    return [key for m in result.replies for key in parts(m.text)]
 
 
 def actions(result: StepResult) -> list:

@@ -190,8 +190,11 @@ def _step_input(state: str, data: dict, **event_fields) -> StepInput:
 )
 def test_a_refused_checklist_photo_is_explained_and_the_photo_step_asked_again(error, limit, key, params):
     result = TECHNICIAN_FLOW.step(_step_input("checklist", {"visit": 5, "step": 0}, file_error=error, file_limit_mb=limit))
-    assert [(m.text["key"], m.text["params"]) for m in result.replies][0] == (key, params)
-    assert [m.text["key"] for m in result.replies][1:] == ["tech.step_photo"]
+    # one message on the checklist's card: why, then the photo step again
+    [reply] = result.replies
+    assert reply.text["key"] == "card.join" and reply.card == ("checklist", 5)
+    assert (reply.text["params"]["first"]["key"], reply.text["params"]["first"]["params"]) == (key, params)
+    assert reply.text["params"]["second"]["key"] == "tech.step_photo"
     assert (result.state, result.data, result.commands) == (None, None, ())
 
 

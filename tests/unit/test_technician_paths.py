@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conversations.i18n import translate
 from conversations import understanding
 from conversations.flow import StepInput
 from conversations.flows.technician import TECHNICIAN_FLOW, ChecklistAt
@@ -32,7 +33,7 @@ from domain.field_work import (
 from domain.model import ChecklistStep, Customer, Job, StepKind, Visit, VisitStatus
 from domain.policy import ServicePolicy
 from services.actions import encode, PickFault, PickMethod
-from services.messages import ChatRef, Inbound, InboundKind, StepResult
+from services.messages import ChatRef, Inbound, InboundKind, StepResult, distance
 from services.notifications import offer_card
 from services.views import TechnicianView, TechVisit
 
@@ -276,3 +277,13 @@ def test_a_shop_configures_its_own_repair_lists_per_product_category_and_new_cod
     asked = TECHNICIAN_FLOW.step(StepInput(event(InboundKind.BUTTON, "done:21"), "idle", {}, view, NOW, "en", policy))
     labels = [b.label for m in asked.replies for row in m.buttons for b in row]
     assert labels == [{"key": "=", "params": {"text": "drum bearing"}}, {"key": "tech.fault.leak", "params": {}}]
+
+
+def test_a_distance_reads_in_metres_near_the_address_and_in_kilometres_beyond():
+    """Seen on the walk: a pin dropped across the country read "9197081 m"."""
+    def shown(metres: float, language: str = "en") -> str:
+        text = distance(metres)
+        return translate(text["key"], language, text["params"])
+
+    assert [shown(m) for m in (0, 349.6, 999, 1000, 5600, 9_197_081)] == ["0 m", "350 m", "999 m", "1.0 km", "5.6 km", "9,197 km"]
+    assert shown(9_197_081, "zh") == "9,197 公里" and shown(120, "zh") == "120 米"
