@@ -115,7 +115,8 @@ async def test_checking_in_far_from_the_address_needs_a_reason(world: World):
     visit = order.visits[0]
     await driver.press(f"arr:{visit.id}")
     far = await driver.location(SHOP[0] + 0.05, SHOP[1])
-    assert keys(far) == ["tech.too_far"] and far[0].params["distance"] > 5000
+    assert keys(far) == ["tech.too_far"] and far[0].params["distance"]["key"] == "unit.km"
+    assert float(far[0].params["distance"]["params"]["n"]) > 5.0
     assert keys(await driver.send("Customer asked to meet at the warehouse")) == ["tech.checked_in"]
     job = await world.job(order.job.id)
     assert job["visits"][0]["status"] == "on_site" and job["visits"][0]["checkin_distance_m"] > 5000
