@@ -310,21 +310,29 @@ def test_the_location_the_page_offers_first_is_the_demo_orders_address():
     assert offered is not None and (float(offered[1]), float(offered[2])) == CENTER
 
 
+async def driver_on_the_way(client: httpx.AsyncClient, links, group: dict) -> int:
+    """The group and its dispatcher registered, the customer's delivery booked, the driver accepted it and is on the
+    way; returns the visit."""
+    await say(client, group, f"/start {links.dispatcher}")
+    await say(client, group, f"/start {links.group}")
+    await say(client, DRIVER, f"/start {links.panes['driver']}")
+    await say(client, CUSTOMER, f"/start {links.customer}")
+    order = next(m for m in await shown(client, CUSTOMER) if "Here is your order" in m["text"])
+    await press_on(client, CUSTOMER, order, "11:00", pressed=order["id"])
+    offer = next(m for m in await shown(client, DRIVER) if "New delivery" in m["text"])
+    visit_id = int(next(b["data"] for row in offer["buttons"] for b in row if b["data"].startswith("acc:")).split(":")[1])
+    await press_on(client, DRIVER, offer, "Accept", pressed=offer["id"])
+    accepted = (await shown(client, DRIVER))[-1]
+    await press_on(client, DRIVER, accepted, "On my way", pressed=accepted["shows"])
+    return visit_id
+
+
 async def test_what_the_bot_tells_a_dispatcher_alone_reaches_their_private_pane(sqlite_url, tmp_path):
     group = {**GROUP, "user": "dispatcher"}
     private = {"key": "dispatcher", "bot": "staff", "chat_type": "private", "user_name": "Dora", "language": "en"}
     async with console(sqlite_url, tmp_path) as (app, links):
         async with opened(app) as client:
-            await say(client, group, f"/start {links.dispatcher}")
-            await say(client, group, f"/start {links.group}")
-            await say(client, DRIVER, f"/start {links.panes['driver']}")
-            await say(client, CUSTOMER, f"/start {links.customer}")
-            order = next(m for m in await shown(client, CUSTOMER) if "Here is your order" in m["text"])
-            await press_on(client, CUSTOMER, order, "11:00", pressed=order["id"])
-            offer = next(m for m in await shown(client, DRIVER) if "New delivery" in m["text"])
-            await press_on(client, DRIVER, offer, "Accept", pressed=offer["id"])
-            accepted = (await shown(client, DRIVER))[-1]
-            await press_on(client, DRIVER, accepted, "On my way", pressed=accepted["shows"])
+            await driver_on_the_way(client, links, group)
             # a check-in far from the address (with the reason asked for) reaches the group with Call
             body = {"pane": DRIVER, "message_id": uuid.uuid4().hex, "kind": "location", "latitude": CENTER[0] + 0.05, "longitude": CENTER[1]}
             assert (await client.post("/chat/api/send", json=body)).status_code == 200
@@ -365,17 +373,7 @@ async def test_a_pin_at_the_door_from_the_page_is_recorded_as_the_best_it_can_sh
     group = {**GROUP, "user": "dispatcher"}
     async with console(sqlite_url, tmp_path) as (app, links):
         async with opened(app) as client:
-            await say(client, group, f"/start {links.dispatcher}")
-            await say(client, group, f"/start {links.group}")
-            await say(client, DRIVER, f"/start {links.panes['driver']}")
-            await say(client, CUSTOMER, f"/start {links.customer}")
-            order = next(m for m in await shown(client, CUSTOMER) if "Here is your order" in m["text"])
-            await press_on(client, CUSTOMER, order, "11:00", pressed=order["id"])
-            offer = next(m for m in await shown(client, DRIVER) if "New delivery" in m["text"])
-            visit_id = int(next(b["data"] for row in offer["buttons"] for b in row if b["data"].startswith("acc:")).split(":")[1])
-            await press_on(client, DRIVER, offer, "Accept", pressed=offer["id"])
-            accepted = (await shown(client, DRIVER))[-1]
-            await press_on(client, DRIVER, accepted, "On my way", pressed=accepted["shows"])
+            visit_id = await driver_on_the_way(client, links, group)
             body = {"pane": DRIVER, "message_id": uuid.uuid4().hex, "kind": "location", "latitude": CENTER[0], "longitude": CENTER[1]}
             assert (await client.post("/chat/api/send", json=body)).status_code == 200
             assert not any("checked in" in m["text"] for m in await shown(client, group))

@@ -152,6 +152,14 @@ def test_every_message_key_in_the_code_has_english_and_chinese_text():
         assert not missing, f"{language} catalog lacks {missing}"
 
 
+def test_no_catalog_says_one_key_twice():
+    """Seen: `error.slot_invalid` twice in both catalogs; which text a reader got depended on the reader's order."""
+    for language in ("en", "zh"):
+        text = (ROOT / "conversations" / "locales" / language / "LC_MESSAGES" / "messages.po").read_text()
+        keys = re.findall(r'^msgid "(.+)"$', text, re.M)
+        assert sorted(k for k in set(keys) if keys.count(k) > 1) == [], language
+
+
 def test_rendering_fills_parameters_in_the_recipients_language_and_time_zone():
     moment = {"_span": ["2026-11-23T06:00:00+00:00", "2026-11-23T08:00:00+00:00"]}
     assert translate("customer.booked", "zh", {"kind": {"key": "kind.delivery", "params": {}}, "slot": moment}, SHANGHAI) == \
