@@ -308,8 +308,10 @@ def on_depart(inp: StepInput, depart: OnMyWay) -> StepResult:
     visit = _visit_in(inp, depart.visit_id, VisitStatus.ACCEPTED)
     if visit is None:
         return stale()
+    # one message: the next question with it; on the offer's card, so the accepted card's On my way goes (a message
+    # that asks for a location is sent anew, and the card's older copy loses its buttons)
     return reply(
-        joined(Outbound(t("tech.en_route", visit=visit.id)), _ask_location()),  # one message: the next question with it
+        joined(Outbound(t("tech.en_route", visit=visit.id), card=offer_card_key(visit.id)), _ask_location()),
         commands=[c.Depart(visit.id, inp.view.technician_id)],
         state=S.AWAIT_LOCATION,
         data=VisitData(visit.id),

@@ -10,7 +10,7 @@ from tests.integration.test_customer_paths import book_on, shop
 from tests.integration.test_living_messages import CHAT, add, calls, card_payload
 from tests.support.harness import World, keys
 from tests.support.relay import drain, outbox
-from tests.support.setups import visit_row
+from tests.support.setups import booked_and_accepted, visit_row
 from tests.support.telegram import STAFF
 
 
@@ -53,3 +53,13 @@ async def test_a_cards_later_copy_that_asks_for_a_location_is_new_and_the_old_co
     [cleared] = calls(fake_telegram, "editMessageReplyMarkup")
     assert str(cleared.params["message_id"]) == shown
     assert "reply_markup" not in fake_telegram.message(STAFF, CHAT, int(shown))
+
+
+async def test_on_my_way_retires_the_accepted_card_it_was_pressed_on(world: World):
+    """Seen on the walk: the accepted card kept On my way after it was pressed (its answer asks for a location, so
+    it is sent anew; as the card's later copy it takes the older copy's buttons away)."""
+    order, _customer, driver, _group = await booked_and_accepted(world)
+    visit = order.visits[0].id
+    [answer] = await driver.press(f"go:{visit}")
+    assert answer.payload["card"] == f"offer:{visit}" and answer.payload["request"] == "location"
+    assert keys([answer]) == ["tech.en_route", "tech.share_location"]
