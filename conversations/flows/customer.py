@@ -494,8 +494,8 @@ def on_confirm(inp: StepInput, confirm: ConfirmDone) -> StepResult:
     if visit is None or visit.status != VisitStatus.COMPLETED.value:
         return stale()
     return reply(
-        Outbound(t("customer.confirmed", kind=_kind(visit.kind))),
-        _rating_prompt(visit.id),
+        # one message for one press: the thanks and the rating question, on the rating's card
+        joined(Outbound(t("customer.confirmed", kind=_kind(visit.kind))), _rating_prompt(visit.id)),
         commands=[c.ConfirmVisit(visit.id, inp.view.customer_id)],
         state=S.RATE,
         data=VisitData(visit.id),

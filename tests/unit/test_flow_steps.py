@@ -159,6 +159,8 @@ def test_confirming_a_finished_visit_asks_for_a_rating_of_one_to_five():
     done = VisitInfo(15, "repair", "completed", *SLOT, False, None)
     result = press(CUSTOMER_FLOW, customer_job(done), ConfirmDone(15))
     assert keys(result) == ["customer.confirmed", "customer.rate_prompt"]
+    # one message for the press, on the rating's card (the score then replaces the question)
+    assert len(result.replies) == 1 and result.replies[0].card == ("rate", 15)
     assert [decode(d) for d in button_data(result)] == [Rate(15, n) for n in range(1, 6)]
     assert (result.state, result.data) == ("rate", {"visit": 15, "version": 1})
 
