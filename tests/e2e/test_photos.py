@@ -3,6 +3,8 @@ failures retried quietly; what is stored has no GPS."""
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 from pathlib import Path
 
@@ -32,6 +34,20 @@ def get_file_calls(shop: Shop) -> list:
 async def inbox_status(shop: Shop, update_id: int) -> tuple[str, int]:
     rows = await shop.rows(select(tables.inbox).where(tables.inbox.c.bot == "staff", tables.inbox.c.update_id == str(update_id)))
     return rows[0]["status"], rows[0]["attempts"]
+
+
+async def handled(shop: Shop, update_id: int, timeout: float = 10) -> tuple[str, int]:
+    """Wait until the update is stored and handled: a refusal's text alone cannot say which photo it answers (two
+    photos refused as too big read the same, and the checklist card shows the latest answer in place)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        rows = await shop.rows(select(tables.inbox).where(tables.inbox.c.bot == "staff", tables.inbox.c.update_id == str(update_id)))
+        if rows and rows[0]["status"] != "received":
+            return rows[0]["status"], rows[0]["attempts"]
+        if loop.time() > deadline:
+            raise AssertionError(f"update {update_id} was not handled within {timeout} s")
+        await asyncio.sleep(0.02)
 
 
 async def registered_driver(shop: Shop) -> None:
@@ -115,7 +131,8 @@ async def test_bad_photos_at_a_checklist_photo_step_are_refused_kindly_until_a_g
     # the update and getFile both claim a small file, but 12 MB arrive: the download is cut off
     since = shop.mark()
     liar = b"\xff\xd8\xff" + b"\0" * (12 * MB)
-    shop.fake.photo_message(DRIVER, "AgACLiar", "AQADLiar", content=liar, file_size=50_000, token=STAFF)
+    lying = shop.fake.photo_message(DRIVER, "AgACLiar", "AQADLiar", content=liar, file_size=50_000, token=STAFF)
+    assert await handled(shop, lying["update_id"]) == ("processed", 1)
     await shop.expect(DRIVER, refused_as_too_big, since)
     assert shop.fake.downloads[-1] == shop.fake._files["AgACLiar"].file_path and stored_photos(shop) == []
 
@@ -123,6 +140,7 @@ async def test_bad_photos_at_a_checklist_photo_step_are_refused_kindly_until_a_g
     shop.fake.fail_next("getFile", 400, description="Bad Request: file is too big")
     since, calls = shop.mark(), len(get_file_calls(shop))
     update = shop.fake.photo_message(DRIVER, "AgACBig", "AQADBig", content=jpeg_with_gps(), token=STAFF)
+    assert await handled(shop, update["update_id"]) == ("processed", 1)
     await shop.expect(DRIVER, refused_as_too_big, since)
     await shop.expect(DRIVER, PHOTO_PROMPT, since)
     await shop.container.engine.process_pending()  # a sweep finds nothing left to retry
