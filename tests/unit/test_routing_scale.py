@@ -11,37 +11,18 @@ import pytest
 from pyvrp import solve as pyvrp_solve
 from pyvrp.stop import MaxIterations
 
-from fieldchat.bench import bench_field_day, default_solomon_dir, pyvrp_data
+from fieldchat.bench import bench_field_day, pyvrp_data
 from fieldchat.bench import main as bench_main
 from scheduler.routing import hgs, solomon
 from scheduler.routing.check import check_plan
 from scheduler.routing.insertion import Board
-from scheduler.routing.model import CAPACITY, NO_ROOM, NO_SKILLED_TECHNICIAN, NOT_WORTH_IT, WINDOW_TOO_TIGHT, Break, Problem, Technician, Visit
+from scheduler.routing.model import CAPACITY, NO_ROOM, NO_SKILLED_TECHNICIAN, NOT_WORTH_IT, WINDOW_TOO_TIGHT, Break, Problem
 from scheduler.routing.solver import _scaled, portfolio, solve, solve_portfolio
 from scheduler.routing.synthetic import field_day
+from tests.unit.test_routing import SOLOMON, day, grid, needs_solomon, tech, visit
 
-SOLOMON = default_solomon_dir()
-needs_solomon = pytest.mark.skipif(not (SOLOMON / "C101.txt").exists(), reason="shared Solomon data not present")
-
-
-def line(n: int) -> list[list[float]]:
-    return [[abs(i - j) * 1.0 for j in range(n)] for i in range(n)]
-
-
-def tech(tech_id: str, **kw) -> Technician:
-    base = dict(start_location=0, end_location=0, shift=(0, 600), skills=frozenset({"fix"}), capacity=(10,))
-    base.update(kw)
-    return Technician(tech_id, **base)
-
-
-def visit(visit_id: str, location: int, **kw) -> Visit:
-    base = dict(service=10, windows=((0, 500),), demand=(1,), skills=frozenset({"fix"}))
-    base.update(kw)
-    return Visit(visit_id, location, **base)
-
-
-def day(visits, techs, travel, **kw) -> Problem:
-    return Problem(tuple(visits), tuple(techs), travel, capacity_names=("units",), **kw)
+# the same small-day builders as the solver's own tests
+line = grid
 
 
 def plain_day() -> Problem:
