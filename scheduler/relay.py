@@ -26,7 +26,7 @@ from bots.channels import CAPABILITIES, Capabilities, pulled_platforms
 from bots.render import fit
 from bots.robots import Throttled
 from conversations.i18n import render, translate
-from services.messages import Purpose, Rendered
+from services.messages import Rendered, edits_card_in_place
 from domain.clock import Clock
 from scheduler import digest
 from scheduler.logthrottle import LogThrottle
@@ -377,12 +377,7 @@ class OutboxRelay:
         if row["payload"].get("card") and channel.can_edit:
             shown = await self._card_shown(row)
             if shown is not None:
-                # news (an offer taken, an alert acknowledged) changes the card where it is; an answer does so only
-                # when the reader pressed that very card, else it goes where they are looking and the old copy's
-                # buttons are taken off. A photo, an album or a request cannot replace a text in place: new, and retire.
-                answer = row["payload"].get("purpose", Purpose.REPLY.value) == Purpose.REPLY.value
-                plain = not (message.photo_path or message.album or message.request)
-                if plain and (not answer or row["payload"].get("answers") == shown):
+                if edits_card_in_place(row["payload"], shown):
                     return self._replace_card(sender, row, shown, message), merged
                 return self._send_and_retire(sender, row, shown, message), merged
         return (lambda: sender.send(row["bot"], row["chat_id"], message)), merged

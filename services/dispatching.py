@@ -17,9 +17,9 @@ from services.handlers import (
     _close_job_if_finished,
     _close_offers,
     _customer_visit,
-    _dependants,
     _dispatch,
     candidates,
+    dispatcher_cancels,
     settle_reports,
     take_crew_seat,
 )
@@ -169,11 +169,7 @@ async def cancel_as_dispatcher(ctx: HandlerContext, cmd: c.CancelVisitAsDispatch
     visit, job = await _visit(ctx, cmd.visit_id)
     if not lifecycle.allowed(visit, "cancel"):
         raise DomainError("illegal_transition", current=visit.status, action="cancel")
-    events = [lifecycle.cancel(visit, visit.job_id, "dispatcher"), *await settle_reports(ctx, visit, cmd.dispatcher_id, "cancelled")]
-    for dependant in await _dependants(ctx, visit):
-        if lifecycle.allowed(dependant, "cancel"):
-            events.append(lifecycle.cancel(dependant, visit.job_id, "dispatcher"))
-    return events + await _close_job_if_finished(ctx, job)
+    return await dispatcher_cancels(ctx, visit, job, cmd.dispatcher_id)
 
 
 async def close_job(ctx: HandlerContext, cmd: c.CloseJob) -> list[ev.Event]:

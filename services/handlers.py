@@ -539,7 +539,13 @@ async def reassign_visit(ctx: HandlerContext, cmd: c.ReassignVisit) -> list[ev.E
 
 async def cancel_by_dispatcher(ctx: HandlerContext, cmd: c.CancelVisitByDispatcher) -> list[ev.Event]:
     _report, visit, job = await _open_report(ctx, cmd.exception_id, cmd.dispatcher_id)
-    events = [lifecycle.cancel(visit, visit.job_id, "dispatcher"), *await settle_reports(ctx, visit, cmd.dispatcher_id, "cancelled")]
+    return await dispatcher_cancels(ctx, visit, job, cmd.dispatcher_id)
+
+
+async def dispatcher_cancels(ctx: HandlerContext, visit: Visit, job: Job, dispatcher_id: int | None) -> list[ev.Event]:
+    """A dispatcher's cancellation, from a report or any alert: the visit, its open reports settled, the visits that
+    waited for it, and the job when nothing is left."""
+    events = [lifecycle.cancel(visit, visit.job_id, "dispatcher"), *await settle_reports(ctx, visit, dispatcher_id, "cancelled")]
     for dependant in await _dependants(ctx, visit):
         if lifecycle.allowed(dependant, "cancel"):
             events.append(lifecycle.cancel(dependant, visit.job_id, "dispatcher"))

@@ -186,6 +186,17 @@ def buttons(*rows: list[Button] | tuple[Button, ...]) -> Keyboard:
     return tuple(tuple(row) for row in rows if row)
 
 
+def edits_card_in_place(payload: dict[str, Any], shown: str) -> bool:
+    """Whether a card's later message changes the copy the chat shows (``shown``), on every channel that can change a
+    message (the relay's sends, the console's page): news (an offer taken, an alert acknowledged) changes it where it
+    is; an answer to a press only when the press was on that very copy, else it goes where the reader looks. A photo,
+    an album or a request cannot be put into a shown text. What is not edited in place is sent anew, and the older
+    copy loses its buttons, so only one copy can be pressed."""
+    if payload.get("photo_path") or payload.get("album") or payload.get("request"):
+        return False
+    return payload.get("purpose", Purpose.REPLY.value) != Purpose.REPLY.value or payload.get("answers") == shown
+
+
 def joined(first: Outbound, *more: Outbound) -> Outbound:
     """Several answers to one action as one message: every message to a chat waits its turn at the chat's send rate,
     so three short ones keep the reader waiting for the last. Texts follow one another, keyboards stack; the first

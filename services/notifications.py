@@ -646,12 +646,17 @@ def job_actions(job_id: int) -> list[Button]:
     return [Button(t("btn.dispatch_fix_address"), encode(a.FixAddress(job_id))), Button(t("btn.dispatch_close_job"), encode(a.CloseJobAsk(job_id)))]
 
 
-async def alert_dispatchers_no_slot_fits(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
-    """The customer found no time to book: a dispatcher arranges one (the customer was told one will)."""
+async def _unbooked_visit_alert(ctx: HandlerContext, event: ev.Event, key: str) -> list[Outbound]:
+    """An alert about a visit nobody booked, with what a dispatcher can do about the visit and its job."""
     job, visit = await _job_and_visit(ctx, event)
-    text = t("alert.no_slot_fits", visit=visit.id, order=job.id, kind=kind_label(visit.kind), **await _masked_job(ctx, job))
+    text = t(key, visit=visit.id, order=job.id, kind=kind_label(visit.kind), **await _masked_job(ctx, job))
     keyboard = buttons(*visit_actions(stored_id(visit), assign=False), job_actions(stored_id(job)))
     return await _region_alert(ctx, job.region, text, keyboard, card=("visit_alert", stored_id(visit)))
+
+
+async def alert_dispatchers_no_slot_fits(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """The customer found no time to book: a dispatcher arranges one (the customer was told one will)."""
+    return await _unbooked_visit_alert(ctx, event, "alert.no_slot_fits")
 
 
 async def remind_customer_to_book(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
@@ -662,10 +667,8 @@ async def remind_customer_to_book(ctx: HandlerContext, event: ev.Event) -> list[
 
 
 async def alert_dispatchers_booking_overdue(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
-    job, visit = await _job_and_visit(ctx, event)
-    text = t("alert.booking_overdue", visit=visit.id, order=job.id, kind=kind_label(visit.kind), **await _masked_job(ctx, job))
-    keyboard = buttons(*visit_actions(stored_id(visit), assign=False), job_actions(stored_id(job)))
-    return await _region_alert(ctx, job.region, text, keyboard, card=("visit_alert", stored_id(visit)))
+    """The customer was reminded and still booked nothing."""
+    return await _unbooked_visit_alert(ctx, event, "alert.booking_overdue")
 
 
 async def tell_customer_visit_moved(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bots.web import PLATFORM, WebUploads
 from conversations.i18n import render
-from services.messages import ChatRef, Inbound, InboundKind, Purpose
+from services.messages import ChatRef, Inbound, InboundKind, edits_card_in_place
 from domain.model import MAX_ID
 from scheduler.ratelimit import storage_uri
 from storage.repository import Store
@@ -333,11 +333,8 @@ class Placement:
 def place_cards(rows: list[dict]) -> dict[int, Placement]:
     """Where each row of a chat's cards shows, given every row of those cards in the chat in order (id, card, payload).
 
-    The console cannot edit what a browser already shows, but it can tell the page to: the same rule as the relay's
-    for channels that edit (``scheduler/relay.py``). News (an offer taken, an alert acknowledged) changes the card where
-    it is; an answer to a press changes it only when the press was on that very copy, else it is shown anew where the
-    reader looks and the older copy's buttons go. A photo or a request for a location cannot be put into a shown text,
-    so such a card is shown anew too, and only the new copy can be pressed.
+    The console cannot edit what a browser already shows, but it can tell the page to, by the relay's own rule
+    (``services.messages.edits_card_in_place``).
     """
     shown: dict[str, int] = {}
     placed: dict[int, Placement] = {}
@@ -346,9 +343,7 @@ def place_cards(rows: list[dict]) -> dict[int, Placement]:
         previous = shown.get(card)
         if previous is None:
             placement = Placement(row["id"])
-        elif payload.get("photo_path") or payload.get("album") or payload.get("request"):
-            placement = Placement(row["id"], retires=previous)
-        elif payload.get("purpose", Purpose.REPLY.value) != Purpose.REPLY.value or payload.get("answers") == str(previous):
+        elif edits_card_in_place(payload, str(previous)):
             placement = Placement(previous)
         else:
             placement = Placement(row["id"], retires=previous)
