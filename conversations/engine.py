@@ -74,10 +74,16 @@ class Engine:
 
     async def receive(self, event: Inbound) -> bool:
         """Store the update durably; False when it was seen before. Acknowledge the platform only after this."""
-        async with self._sessions() as session, session.begin():
-            return await Store(session).inbox_add(
-                event.chat.platform, event.chat.bot, event.update_id, event.chat.chat_id, event.to_dict(), self._clock.now()
-            )
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                async with self._sessions() as session, session.begin():
+                    return await Store(session).inbox_add(
+                        event.chat.platform, event.chat.bot, event.update_id, event.chat.chat_id, event.to_dict(), self._clock.now()
+                    )
+            except Exception as exc:  # a pooled connection the database dropped: the pool is emptied, try a fresh one
+                if not is_conflict(exc) or attempt == CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def handle(self, event: Inbound) -> ProcessOutcome:
         await self.receive(event)
@@ -164,14 +170,11 @@ class Engine:
                 chat.platform, chat.bot, chat.chat_id, flow.name, flow.initial,
                 Language.from_code(event.language_code).value, now,
             )
-            row = await store.inbox_row(chat.platform, chat.bot, event.update_id)
-            if row is None:
-                await store.inbox_add(chat.platform, chat.bot, event.update_id, chat.chat_id, event.to_dict(), now)
-                row = await store.inbox_row(chat.platform, chat.bot, event.update_id)
-                if row is None:
-                    raise RuntimeError(f"update {event.update_id} of {chat} is not in the inbox right after it was added")
-            if row["status"] != "received":
-                return ProcessOutcome(processed=False)
+            # the inbox row is marked in this transaction: a rollback leaves it waiting for the next try
+            if not await store.inbox_take(chat.platform, chat.bot, event.update_id, now):
+                # not waiting: handled already, or never received (a caller that skipped ``receive``)
+                if not await store.inbox_add(chat.platform, chat.bot, event.update_id, chat.chat_id, event.to_dict(), now, processed=True):
+                    return ProcessOutcome(processed=False)
 
             state, data, language = conversation["state"], dict(conversation["data"]), conversation["language"]
             view = await flow.load_view(store, event, self._policy, now)
@@ -193,14 +196,9 @@ class Engine:
             origin = f"{chat.platform}:{chat.bot}:{event.update_id}"
             replies = answering(event, result.replies)
             written = await self._bus.record(context, origin, reacted, chat=chat, replies=replies, language=new_language)
-            await store.save_conversation(
-                conversation["id"],
-                state=result.state or state,
-                data=data if result.data is None else result.data,
-                language=new_language,
-                now=now,
-            )
-            await store.inbox_mark(row["id"], "processed", now)
+            new_state, new_data = result.state or state, data if result.data is None else result.data
+            if (new_state, new_data, new_language) != (state, data, language):  # most updates only answer
+                await store.save_conversation(conversation["id"], state=new_state, data=new_data, language=new_language, now=now)
         return ProcessOutcome(processed=True, replies=written)
 
     async def _record_failure(self, event: Inbound, exc: Exception) -> ProcessOutcome:

@@ -46,10 +46,13 @@ def handles(kind: type[C], handler: Callable[[HandlerContext, C], Awaitable[list
 
 
 def is_conflict(exc: Exception) -> bool:
-    """Concurrency losses worth retrying: optimistic version clash, lock timeout, serialization."""
+    """Losses worth retrying at once: optimistic version clash, lock timeout, serialization, and a pooled connection
+    the database had dropped (the pool is emptied then, so the retry gets a fresh one)."""
     if isinstance(exc, (StaleDataError, IntegrityError)):
         return True
     if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
         text = str(exc.orig).lower()
         return any(s in text for s in ("could not serialize", "deadlock", "database is locked"))
     return False
@@ -160,6 +163,7 @@ class MessageBus:
 
 
 async def write_outbox(store: Store, origin: str, chat: ChatRef | None, messages: Sequence[Outbound], language: str, now: datetime) -> None:
+    rows = []
     for index, message in enumerate(messages):
         target = message.to or chat
         if target is None:
@@ -167,7 +171,8 @@ async def write_outbox(store: Store, origin: str, chat: ChatRef | None, messages
         payload = message.payload()
         payload["language"] = message.language or (language if target == chat else "en")
         # the dedup key makes a re-run of the same update write the same rows, never new ones
-        await store.outbox_add(
-            platform=target.platform, bot=target.bot, chat_id=target.chat_id,
-            payload=payload, dedup_key=message.dedup or f"{origin}:{index}", now=now, card=payload.get("card"),
-        )
+        rows.append({
+            "platform": target.platform, "bot": target.bot, "chat_id": target.chat_id,
+            "payload": payload, "dedup_key": message.dedup or f"{origin}:{index}", "card": payload.get("card"),
+        })
+    await store.outbox_add_many(rows, now)

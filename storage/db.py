@@ -37,7 +37,9 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # no ping on every checkout (a round trip per transaction): connections are recycled before servers or proxies drop
+    # them, and one found dead anyway fails its transaction, empties the pool and is retried (services.bus.is_conflict)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,9 +61,9 @@ class Store:
         """An INSERT that can say ON CONFLICT DO NOTHING, in the database's own dialect."""
         return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
 
-    async def _write(self, statement: UpdateBase) -> CursorResult[Any]:
+    async def _write(self, statement: UpdateBase, parameters: dict[str, Any] | None = None) -> CursorResult[Any]:
         """Run an INSERT, UPDATE or DELETE; its result tells how many rows it touched."""
-        result = await self.session.execute(statement)
+        result = await self.session.execute(statement, parameters)
         if not isinstance(result, CursorResult):
             raise TypeError(f"{type(statement).__name__} gave no cursor result")
         return result
@@ -433,13 +433,10 @@ class Store:
 
     async def lock_conversation(self, platform: str, bot: str, chat_id: str, flow: str, state: str, language: str, now: datetime) -> ConversationRow:
         """Load the chat's conversation row, creating it first; on PostgreSQL the row stays locked."""
-        statement = select(t.conversations).where(
-            t.conversations.c.platform == platform, t.conversations.c.bot == bot, t.conversations.c.chat_id == chat_id
-        )
-        if self.is_postgres:
-            statement = statement.with_for_update()
+        key = {"p_platform": platform, "p_bot": bot, "p_chat_id": chat_id}
+        statement = _CONVERSATION_LOCKED if self.is_postgres else _CONVERSATION
         # one statement for every update of a chat that has written before; the first one creates the row
-        found = (await self.session.execute(statement)).mappings().first()
+        found = (await self.session.execute(statement, key)).mappings().first()
         if found is not None:
             return shaped(found, ConversationRow)
         await self.session.execute(
@@ -447,14 +444,10 @@ class Store:
             .values(platform=platform, bot=bot, chat_id=chat_id, flow=flow, state=state, data={}, language=language, version=0, updated_at=now)
             .on_conflict_do_nothing(index_elements=["platform", "bot", "chat_id"])
         )
-        return shaped((await self.session.execute(statement)).mappings().one(), ConversationRow)
+        return shaped((await self.session.execute(statement, key)).mappings().one(), ConversationRow)
 
     async def save_conversation(self, conversation_id: int, *, state: str, data: Json, language: str, now: datetime) -> None:
-        await self.session.execute(
-            update(t.conversations)
-            .where(t.conversations.c.id == conversation_id)
-            .values(state=state, data=data, language=language, updated_at=now, version=t.conversations.c.version + 1)
-        )
+        await self.session.execute(_CONVERSATION_SAVE, {"p_id": conversation_id, "p_state": state, "p_data": data, "p_language": language, "p_now": now})
 
     async def conversation_language(self, platform: str, bot: str, chat_id: str) -> str | None:
         language: str | None = (
@@ -483,13 +476,23 @@ class Store:
 
     # --- inbox ---------------------------------------------------------------------------------
 
-    async def inbox_add(self, platform: str, bot: str, update_id: str, chat_id: str, payload: Json, now: datetime) -> bool:
-        result = await self._write(
-            self._insert(t.inbox)
-            .values(platform=platform, bot=bot, update_id=update_id, chat_id=chat_id, payload=payload, status="received", attempts=0, received_at=now)
-            .on_conflict_do_nothing(index_elements=["platform", "bot", "update_id"])
-        )
+    async def inbox_add(
+        self, platform: str, bot: str, update_id: str, chat_id: str, payload: Json, now: datetime, *, processed: bool = False
+    ) -> bool:
+        """Store an update once; False when it is there already. ``processed``: stored as handled by this transaction."""
+        row = {
+            "platform": platform, "bot": bot, "update_id": update_id, "chat_id": chat_id, "payload": payload,
+            "status": "processed" if processed else "received", "attempts": int(processed), "received_at": now,
+            "processed_at": now if processed else None,
+        }
+        result = await self._write(_INBOX_ADD[self.is_postgres], row)
         return result.rowcount == 1
+
+    async def inbox_take(self, platform: str, bot: str, update_id: str, now: datetime) -> bool:
+        """Mark a received update processed, in the caller's transaction; False when it is not waiting (handled
+        already, failed, or never stored). One statement: the look and the mark are the same row write."""
+        taken = await self.session.execute(_INBOX_TAKE, {"p_platform": platform, "p_bot": bot, "p_update_id": update_id, "p_now": now})
+        return taken.first() is not None
 
     async def inbox_forget_processed(self, before: datetime) -> int:
         """Drop processed updates received before ``before``; failed ones stay for whoever investigates them."""
@@ -527,6 +530,13 @@ class Store:
             )
             .on_conflict_do_nothing(index_elements=["dedup_key"])
         )
+
+    async def outbox_add_many(self, rows: list[dict[str, Any]], now: datetime) -> None:
+        """Queue several messages in one statement; each row has platform, bot, chat_id, payload, dedup_key and card.
+        A row whose dedup key is queued already is left as it is (a re-run of the same update)."""
+        if rows:
+            values = [{**row, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now} for row in rows]
+            await self.session.execute(_OUTBOX_ADD[self.is_postgres], values)
 
     def _outbox_sendable(self, now: datetime) -> tuple[ColumnElement[bool], ...]:
         """Due, not held by a live claim, and the first unsent row of its chat (claimed or not): keeps each chat's order."""
@@ -766,3 +776,34 @@ class Store:
 def _id_column(cls: type[model.Stored]) -> ColumnElement[Any]:
     """The id column of a domain class: the classes are plain dataclasses, mapped onto their tables in storage/tables.py."""
     return class_mapper(cls).c.id
+
+
+# --- the statements every chat update runs, built once (building a statement costs more than running a cached one) ---
+
+def _key(table: Table) -> tuple[ColumnElement[bool], ...]:
+    return (table.c.platform == bindparam("p_platform"), table.c.bot == bindparam("p_bot"))
+
+
+_CONVERSATION = select(t.conversations).where(*_key(t.conversations), t.conversations.c.chat_id == bindparam("p_chat_id"))
+_CONVERSATION_LOCKED = _CONVERSATION.with_for_update()
+_CONVERSATION_SAVE = (
+    update(t.conversations)
+    .where(t.conversations.c.id == bindparam("p_id"))
+    .values(state=bindparam("p_state"), data=bindparam("p_data"), language=bindparam("p_language"), updated_at=bindparam("p_now"),
+            version=t.conversations.c.version + 1)
+)
+_INBOX_TAKE = (
+    update(t.inbox)
+    .where(*_key(t.inbox), t.inbox.c.update_id == bindparam("p_update_id"), t.inbox.c.status == "received")
+    .values(status="processed", processed_at=bindparam("p_now"), error=None, attempts=t.inbox.c.attempts + 1)
+    .returning(t.inbox.c.id)
+)
+# keyed by "is PostgreSQL": ON CONFLICT DO NOTHING in each database's own dialect
+_INBOX_ADD = {
+    postgres: (postgresql.insert if postgres else sqlite.insert)(t.inbox).on_conflict_do_nothing(index_elements=["platform", "bot", "update_id"])
+    for postgres in (True, False)
+}
+_OUTBOX_ADD = {
+    postgres: (postgresql.insert if postgres else sqlite.insert)(t.outbox).on_conflict_do_nothing(index_elements=["dedup_key"])
+    for postgres in (True, False)
+}

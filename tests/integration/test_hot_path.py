@@ -1,0 +1,108 @@
+"""The statements a chat update costs, and a dropped database connection costing nothing: the hot path kept lean."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from sqlalchemy import event, select
+
+from services.messages import InboundKind
+from storage import tables as t
+from tests.support.harness import World
+
+
+class Statements:
+    """The SQL statements a block runs (transaction control left out: that is the driver's, not ours)."""
+
+    def __init__(self, world: World) -> None:
+        self.engine = world.container.db.sync_engine
+        self.seen: list[str] = []
+
+    def _before(self, _conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+            self.seen.append(" ".join(statement.split()[:3]))
+
+    def __enter__(self) -> "Statements":
+        event.listen(self.engine, "before_cursor_execute", self._before)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._before)
+
+
+async def inbox_rows(world: World) -> list[dict]:
+    async with world.container.sessions() as session:
+        return [dict(row) for row in (await session.execute(select(t.inbox))).mappings()]
+
+
+async def test_an_update_that_only_answers_runs_five_statements(world: World):
+    stranger = world.chat("customer", "stranger")
+    await stranger.send("/help")  # the conversation row exists from here on
+    with Statements(world) as statements:
+        await world.container.engine.handle(stranger.event(InboundKind.COMMAND, text="/help"))
+    # stored; the chat's row locked; the update marked taken (no second look at the inbox); whose chat it is; the answer
+    # (and no conversation write: nothing in it changed)
+    assert statements.seen == [
+        "INSERT INTO inbox", "SELECT conversations.id, conversations.platform,", "UPDATE inbox SET",
+        "SELECT chat_bindings.id, chat_bindings.platform,", "INSERT INTO outbox",
+    ]
+
+
+async def test_several_answers_are_queued_in_one_statement(world: World):
+    customer = world.chat("customer", "c")
+    with Statements(world) as statements:
+        replies = await customer.send("/help")  # a stranger's help: the hint and how to get a link
+    assert len(replies) >= 2
+    assert statements.seen.count("INSERT INTO outbox") == 1
+
+
+async def test_an_update_processed_without_being_received_first_is_stored_and_handled_once(world: World):
+    customer = world.chat("customer", "c")
+    update = customer.event(InboundKind.COMMAND, text="/help")
+    first = await world.container.engine.process(update)
+    answered = await customer.inbox()
+    again = await world.container.engine.process(update)
+    assert (first.processed, again.processed) == (True, False)
+    assert [(row["update_id"], row["status"], row["attempts"]) for row in await inbox_rows(world)] == [(update.update_id, "processed", 1)]
+    assert answered and await customer.inbox() == []
+
+
+async def test_a_failed_update_stays_waiting_and_is_taken_by_the_next_try(world: World, monkeypatch):
+    customer = world.chat("customer", "c")
+    update = customer.event(InboundKind.COMMAND, text="/help")
+    engine = world.container.engine
+    original = engine._flows
+
+    def broken(event):
+        raise RuntimeError("a bug in the step")
+
+    monkeypatch.setattr(engine, "_flows", broken)
+    assert not (await engine.handle(update)).processed
+    assert [(row["status"], row["attempts"]) for row in await inbox_rows(world)] == [("received", 1)]
+    monkeypatch.setattr(engine, "_flows", original)
+    assert await engine.process_pending() == 1
+    assert [(row["status"], row["attempts"]) for row in await inbox_rows(world)] == [("processed", 2)]
+
+
+@pytest.mark.postgres
+async def test_connections_the_database_dropped_cost_no_update(postgres_url, tmp_path):
+    """No ping per checkout: a pooled connection found dead fails its transaction, which is tried again at once."""
+    world = await World.create(postgres_url, tmp_path)
+    try:
+        customer = world.chat("customer", "c")
+        await customer.send("/help")  # the pool now holds a connection
+        database = world.container.db.url.database
+        admin = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}")
+        try:
+            dropped = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+            )
+        finally:
+            await admin.close()
+        assert dropped >= 1
+        replies = await customer.send("/help")
+        assert [m.key for m in replies][-1:] == [(await customer.inbox() or replies)[-1].key]
+        rows = await inbox_rows(world)
+        assert [(row["status"], row["attempts"]) for row in rows] == [("processed", 1), ("processed", 1)]
+    finally:
+        await world.close()
