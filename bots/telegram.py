@@ -180,11 +180,19 @@ class TelegramBot:
     # --- inbound -------------------------------------------------------------------------------
 
     async def receive(self, raw_update: dict) -> bool:
-        """Store one update (Bot API JSON, as a webhook gets it) durably and start processing it."""
-        return await self.receive_update(Update.model_validate(raw_update, context={"bot": self.bot}))
+        """A webhook's update (Bot API JSON): stored and handled, in one transaction, before the webhook is answered;
+        True when it was handled now (False: seen before, or stored for another try)."""
+        event = to_inbound(self.role, Update.model_validate(raw_update, context={"bot": self.bot}), self.photo_limits)
+        if event is None:
+            return False
+        outcome = await self.engine.handle(event)
+        if event.callback_id:
+            await self._answer_callback(event.callback_id)
+        return outcome.processed
 
     async def receive_update(self, update: Update) -> bool:
-        """Store one update durably and start processing it; True when it was new."""
+        """A polled update: stored durably (the next offset confirms it) and handled in the background, so one
+        chat's slow step does not hold up the others in the batch; True when it was new."""
         event = to_inbound(self.role, update, self.photo_limits)
         if event is None:
             return False

@@ -7,6 +7,7 @@ import logging
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Callable, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,8 +87,13 @@ class Engine:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def handle(self, event: Inbound) -> ProcessOutcome:
-        await self.receive(event)
-        return await self.process(event)
+        """Store and process an update that has just arrived; return only once it is stored (the platform may be
+        acknowledged then). One transaction stores and handles it; a photo to download is stored first, since the
+        download runs outside any transaction; an update whose handling fails is stored for the sweep to try again."""
+        if self._downloads(event):
+            await self.receive(event)
+            return await self.process(event)
+        return await self.process(event, arrived=True)
 
     async def process_pending(self, limit: int = 100) -> int:
         """Process updates stored but not yet handled (after a crash, or by another process)."""
@@ -107,13 +113,14 @@ class Engine:
             self._locks[key] = lock
         return lock
 
-    async def process(self, event: Inbound) -> ProcessOutcome:
+    async def process(self, event: Inbound, *, arrived: bool = False) -> ProcessOutcome:
+        """Handle a stored update (``arrived``: one not stored yet, stored by the same transaction)."""
         async with self._lock(event.chat):
             try:
                 event = await self._fetch_media(event)
                 for attempt in range(CONFLICT_RETRIES):
                     try:
-                        outcome = await self._process_once(event)
+                        outcome = await self._process_once(event, arrived)
                         break
                     except Exception as exc:
                         if not is_conflict(exc) or attempt == CONFLICT_RETRIES - 1:
@@ -125,19 +132,26 @@ class Engine:
                 outcome = await self._record_failure(event, exc)
             except Exception as exc:  # a bug or an outage must not lose the update nor crash the loop
                 log.exception("update %s of %s failed", event.update_id, event.chat)
+                if arrived:  # its transaction is gone: store it on its own (raises when the database is down too)
+                    await self.receive(event)
                 outcome = await self._record_failure(event, exc)
         if outcome.replies and self._bus.on_outbox:
             self._bus.on_outbox()
         return outcome
 
+    def _downloads(self, event: Inbound) -> bool:
+        """Whether the update carries a photo still to fetch from its platform."""
+        return (
+            event.kind is InboundKind.PHOTO and not event.file_path and not event.file_error and bool(event.file_id)
+            and event.chat.platform in self._media
+        )
+
     async def _fetch_media(self, event: Inbound) -> Inbound:
         """Download and check the photo, but only for a bound chat whose state takes one as evidence:
         anyone can send photos, and every download costs bandwidth, disk and a decode."""
-        if event.kind is not InboundKind.PHOTO or event.file_path or event.file_error or not event.file_id:
+        if not self._downloads(event):
             return event
-        fetcher = self._media.get(event.chat.platform)
-        if fetcher is None:
-            return event
+        fetcher = self._media[event.chat.platform]
         async with self._sessions() as session:
             row = await Store(session).inbox_row(event.chat.platform, event.chat.bot, event.update_id)
             if row is not None and row["status"] != "received":
@@ -160,7 +174,7 @@ class Engine:
         spec = flow.spec.states.get(state or flow.initial) or flow.spec.states[flow.initial]
         return spec.wants_photo and await store.chat_is_bound(chat.platform, chat.bot, chat.chat_id)
 
-    async def _process_once(self, event: Inbound) -> ProcessOutcome:
+    async def _process_once(self, event: Inbound, arrived: bool) -> ProcessOutcome:
         now = self._clock.now()
         chat = event.chat
         flow = self._flows(event)
@@ -170,11 +184,9 @@ class Engine:
                 chat.platform, chat.bot, chat.chat_id, flow.name, flow.initial,
                 Language.from_code(event.language_code).value, now,
             )
-            # the inbox row is marked in this transaction: a rollback leaves it waiting for the next try
-            if not await store.inbox_take(chat.platform, chat.bot, event.update_id, now):
-                # not waiting: handled already, or never received (a caller that skipped ``receive``)
-                if not await store.inbox_add(chat.platform, chat.bot, event.update_id, chat.chat_id, event.to_dict(), now, processed=True):
-                    return ProcessOutcome(processed=False)
+            # the inbox row is written as handled in this transaction: a rollback leaves it as it was (or not there)
+            if not await self._take(store, event, now, arrived):
+                return ProcessOutcome(processed=False)
 
             state, data, language = conversation["state"], dict(conversation["data"]), conversation["language"]
             view = await flow.load_view(store, event, self._policy, now)
@@ -200,6 +212,21 @@ class Engine:
             if (new_state, new_data, new_language) != (state, data, language):  # most updates only answer
                 await store.save_conversation(conversation["id"], state=new_state, data=new_data, language=new_language, now=now)
         return ProcessOutcome(processed=True, replies=written)
+
+    @staticmethod
+    async def _take(store: Store, event: Inbound, now: datetime, arrived: bool) -> bool:
+        """Mark the update handled; False when it was handled (or given up) before. Just arrived, it is most likely new:
+        stored as handled at once; otherwise most likely waiting in the inbox. Either way the other case is tried too."""
+        chat = event.chat
+
+        async def add() -> bool:
+            return await store.inbox_add(chat.platform, chat.bot, event.update_id, chat.chat_id, event.to_dict(), now, processed=True)
+
+        async def take() -> bool:
+            return await store.inbox_take(chat.platform, chat.bot, event.update_id, now)
+
+        first, second = (add, take) if arrived else (take, add)
+        return await first() or await second()
 
     async def _record_failure(self, event: Inbound, exc: Exception) -> ProcessOutcome:
         now = self._clock.now()

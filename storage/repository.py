@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -10,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,10 +77,8 @@ class Store:
     async def get(self, cls: type[Entity], entity_id: int | None, *, for_update: bool = False) -> Entity | None:
         if entity_id is None:
             return None
-        statement = select(cls).where(_id_column(cls) == entity_id)
-        if for_update and self.is_postgres:
-            statement = statement.with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        found: Entity | None = (await self.session.execute(_by_id(cls, for_update and self.is_postgres), {"p_id": entity_id})).scalar_one_or_none()
+        return found
 
     async def load(self, cls: type[Entity], entity_id: int, *, for_update: bool = False) -> Entity:
         """A row that must exist because another row or an event names it: a missing one is a broken reference."""
@@ -168,16 +167,9 @@ class Store:
     # --- chats ---------------------------------------------------------------------------------
 
     async def binding(self, platform: str, bot: str, chat_id: str, kind: str) -> model.ChatBinding | None:
-        return (
-            await self.session.execute(
-                select(model.ChatBinding).where(
-                    t.chat_bindings.c.platform == platform,
-                    t.chat_bindings.c.bot == bot,
-                    t.chat_bindings.c.chat_id == chat_id,
-                    t.chat_bindings.c.subject_kind == kind,
-                )
-            )
-        ).scalar_one_or_none()
+        key = {"p_platform": platform, "p_bot": bot, "p_chat_id": chat_id, "p_kind": kind}
+        found: model.ChatBinding | None = (await self.session.execute(_binding(), key)).scalar_one_or_none()
+        return found
 
     async def bindings_of(self, kind: str, subject_id: int) -> list[model.ChatBinding]:
         return list(
@@ -306,7 +298,7 @@ class Store:
         wanted = {entity_id for entity_id in ids if entity_id is not None}
         if not wanted:
             return {}
-        return {model.stored_id(row): row for row in (await self.session.execute(select(cls).where(_id_column(cls).in_(wanted)))).scalars()}
+        return {model.stored_id(row): row for row in (await self.session.execute(_by_ids(cls), {"p_ids": list(wanted)})).scalars()}
 
     async def latest_jobs_of_customer(self, customer_id: int, limit: int) -> list[model.Job]:
         """The customer's newest jobs, oldest first."""
@@ -778,10 +770,29 @@ def _id_column(cls: type[model.Stored]) -> ColumnElement[Any]:
     return class_mapper(cls).c.id
 
 
+@functools.cache
+def _by_id(cls: type[model.Stored], for_update: bool) -> Select[Any]:
+    statement = select(cls).where(_id_column(cls) == bindparam("p_id"))
+    return statement.with_for_update() if for_update else statement
+
+
+@functools.cache
+def _by_ids(cls: type[model.Stored]) -> Select[Any]:
+    return select(cls).where(_id_column(cls).in_(bindparam("p_ids", expanding=True)))
+
+
 # --- the statements every chat update runs, built once (building a statement costs more than running a cached one) ---
 
 def _key(table: Table) -> tuple[ColumnElement[bool], ...]:
     return (table.c.platform == bindparam("p_platform"), table.c.bot == bindparam("p_bot"))
+
+
+@functools.cache
+def _binding() -> Select[Any]:
+    """Built on first use: the domain classes are mapped when the first database engine is made (storage.db)."""
+    return select(model.ChatBinding).where(
+        *_key(t.chat_bindings), t.chat_bindings.c.chat_id == bindparam("p_chat_id"), t.chat_bindings.c.subject_kind == bindparam("p_kind")
+    )
 
 
 _CONVERSATION = select(t.conversations).where(*_key(t.conversations), t.conversations.c.chat_id == bindparam("p_chat_id"))

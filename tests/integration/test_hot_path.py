@@ -17,17 +17,23 @@ class Statements:
     def __init__(self, world: World) -> None:
         self.engine = world.container.db.sync_engine
         self.seen: list[str] = []
+        self.commits = 0
 
     def _before(self, _conn, _cursor, statement, _parameters, _context, _executemany) -> None:
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
             self.seen.append(" ".join(statement.split()[:3]))
 
+    def _commit(self, _conn) -> None:
+        self.commits += 1
+
     def __enter__(self) -> "Statements":
         event.listen(self.engine, "before_cursor_execute", self._before)
+        event.listen(self.engine, "commit", self._commit)
         return self
 
     def __exit__(self, *_exc) -> None:
         event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "commit", self._commit)
 
 
 async def inbox_rows(world: World) -> list[dict]:
@@ -35,17 +41,29 @@ async def inbox_rows(world: World) -> list[dict]:
         return [dict(row) for row in (await session.execute(select(t.inbox))).mappings()]
 
 
-async def test_an_update_that_only_answers_runs_five_statements(world: World):
+async def test_an_update_that_only_answers_runs_four_statements_in_one_transaction(world: World):
     stranger = world.chat("customer", "stranger")
     await stranger.send("/help")  # the conversation row exists from here on
     with Statements(world) as statements:
         await world.container.engine.handle(stranger.event(InboundKind.COMMAND, text="/help"))
-    # stored; the chat's row locked; the update marked taken (no second look at the inbox); whose chat it is; the answer
-    # (and no conversation write: nothing in it changed)
+    # the chat's row locked; the update stored as handled (no second look at the inbox, no separate mark); whose chat
+    # it is; the answer. No conversation write: nothing in it changed
     assert statements.seen == [
-        "INSERT INTO inbox", "SELECT conversations.id, conversations.platform,", "UPDATE inbox SET",
+        "SELECT conversations.id, conversations.platform,", "INSERT INTO inbox",
         "SELECT chat_bindings.id, chat_bindings.platform,", "INSERT INTO outbox",
     ]
+    assert statements.commits == 1
+
+
+async def test_a_stored_update_is_taken_in_one_statement(world: World):
+    stranger = world.chat("customer", "stranger")
+    await stranger.send("/help")
+    update = stranger.event(InboundKind.COMMAND, text="/help")
+    assert await world.container.engine.receive(update)
+    with Statements(world) as statements:
+        assert (await world.container.engine.process(update)).processed
+    assert statements.seen[:2] == ["SELECT conversations.id, conversations.platform,", "UPDATE inbox SET"]
+    assert "INSERT INTO inbox" not in statements.seen and statements.commits == 1
 
 
 async def test_several_answers_are_queued_in_one_statement(world: World):
