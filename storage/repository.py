@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, cast, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -241,13 +241,18 @@ class Store:
 
     async def crew_visits_of(self, technician_id: int, statuses: tuple[model.VisitStatus, ...]) -> list[model.Visit]:
         """Visits the technician joins as a crew member (not the lead), in these statuses."""
-        # crew_ids is a JSON list, queried differently on SQLite and PostgreSQL: filter the few crew visits here
+        # crew_ids is a JSON list: looked into by each database's own JSON functions, so only this one's crew rows come back
+        if self.is_postgres:
+            in_crew = cast(t.visits.c.crew_ids, postgresql.JSONB).contains([technician_id])
+        else:
+            members = func.json_each(t.visits.c.crew_ids).table_valued("value")
+            in_crew = select(members.c.value).where(members.c.value == technician_id).exists()
         statement = (
             select(model.Visit)
-            .where(t.visits.c.crew_size > 1, t.visits.c.status.in_([s.value for s in statuses]))
+            .where(t.visits.c.crew_size > 1, t.visits.c.status.in_([s.value for s in statuses]), in_crew)
             .order_by(t.visits.c.slot_start, t.visits.c.id)
         )
-        return [v for v in (await self.session.execute(statement)).scalars() if technician_id in (v.crew_ids or [])]
+        return list((await self.session.execute(statement)).scalars())
 
     async def bookings_between(self, start: datetime, end: datetime) -> list[model.Visit]:
         """Visits holding a technician's time in [start, end): booked and not finished or cancelled."""

@@ -124,3 +124,25 @@ async def test_connections_the_database_dropped_cost_no_update(postgres_url, tmp
         assert [(row["status"], row["attempts"]) for row in rows] == [("processed", 1), ("processed", 1)]
     finally:
         await world.close()
+
+
+async def test_a_technicians_crew_visits_are_picked_out_by_the_database(world: World):
+    """Each technician update asks for their crew visits: only theirs may come back, never every crew's to filter."""
+    from sqlalchemy import update
+
+    from domain.model import VisitStatus
+    from storage.repository import Store
+
+    visits = [(await world.order(ref=f"SO-{n}", services=("installation",))).visits[0].id for n in range(4)]
+    crews = [[3, 12], [12], [30, 4], [3]]
+    async with world.container.sessions() as session, session.begin():
+        for visit, crew in zip(visits, crews):
+            await session.execute(
+                update(t.visits).where(t.visits.c.id == visit).values(crew_size=len(crew) + 1, crew_ids=crew, status=VisitStatus.ACCEPTED.value)
+            )
+    with Statements(world) as statements:
+        async with world.container.sessions() as session:
+            store = Store(session)
+            found = {n: [v.id for v in await store.crew_visits_of(n, (VisitStatus.ACCEPTED,))] for n in (3, 12, 30, 4, 1)}
+    assert found == {3: [visits[0], visits[3]], 12: [visits[0], visits[1]], 30: [visits[2]], 4: [visits[2]], 1: []}
+    assert len(statements.seen) == 5
