@@ -7,6 +7,7 @@ import logging
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import Enum
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
@@ -35,6 +36,12 @@ def answering(event: Inbound, replies: tuple[Outbound, ...]) -> tuple[Outbound, 
     )
 
 
+class Taken(Enum):
+    NOW = "now"  # by this transaction
+    BEFORE = "before"  # handled or given up already: nothing to do
+    AFTER_EARLIER = "after earlier"  # an update of the chat stored before it waits: that one goes first
+
+
 class MediaUnavailable(Exception):
     """The platform could not hand a file over just now (network, 5xx): the update is tried again later.
 
@@ -52,6 +59,7 @@ class MediaFetcher(Protocol):
 class ProcessOutcome:
     processed: bool
     replies: int = 0
+    waiting: bool = False  # not handled: an update of the chat stored before it waits, and goes first
 
 
 class Engine:
@@ -114,30 +122,53 @@ class Engine:
         return lock
 
     async def process(self, event: Inbound, *, arrived: bool = False) -> ProcessOutcome:
-        """Handle a stored update (``arrived``: one not stored yet, stored by the same transaction)."""
+        """Handle a stored update (``arrived``: one not stored yet, stored by the same transaction).
+
+        A chat's updates are handled in the order they were stored, also across processes: one stored earlier and
+        still waiting (its handling failed, or its process died) goes first, whichever process meets it."""
         async with self._lock(event.chat):
-            try:
-                event = await self._fetch_media(event)
-                for attempt in range(CONFLICT_RETRIES):
-                    try:
-                        outcome = await self._process_once(event, arrived)
-                        break
-                    except Exception as exc:
-                        if not is_conflict(exc) or attempt == CONFLICT_RETRIES - 1:
-                            raise
-                        log.info("retrying update %s after a concurrent change", event.update_id)
-            except MediaUnavailable as exc:
-                # expected now and then: one line, and no traceback whose causes could show a file URL
-                log.warning("update %s of %s: photo not fetched (%s); it is tried again", event.update_id, event.chat, exc)
-                outcome = await self._record_failure(event, exc)
-            except Exception as exc:  # a bug or an outage must not lose the update nor crash the loop
-                log.exception("update %s of %s failed", event.update_id, event.chat)
-                if arrived:  # its transaction is gone: store it on its own (raises when the database is down too)
-                    await self.receive(event)
-                outcome = await self._record_failure(event, exc)
+            outcome = await self._attempt(event, arrived, in_order=True)
+            if outcome.waiting:
+                for earlier in await self._waiting_before(event):
+                    await self._attempt(earlier, False, in_order=False)
+                # now in its turn; an earlier one that failed again waits for the sweep and must not hold the chat up
+                outcome = await self._attempt(event, arrived, in_order=False)
         if outcome.replies and self._bus.on_outbox:
             self._bus.on_outbox()
         return outcome
+
+    async def _attempt(self, event: Inbound, arrived: bool, *, in_order: bool) -> ProcessOutcome:
+        try:
+            event = await self._fetch_media(event)
+            for attempt in range(CONFLICT_RETRIES):
+                try:
+                    return await self._process_once(event, arrived, in_order)
+                except Exception as exc:
+                    if not is_conflict(exc) or attempt == CONFLICT_RETRIES - 1:
+                        raise
+                    log.info("retrying update %s after a concurrent change", event.update_id)
+            raise AssertionError("unreachable: the last attempt returns or raises")
+        except MediaUnavailable as exc:
+            # expected now and then: one line, and no traceback whose causes could show a file URL
+            log.warning("update %s of %s: photo not fetched (%s); it is tried again", event.update_id, event.chat, exc)
+            return await self._record_failure(event, exc)
+        except Exception as exc:  # a bug or an outage must not lose the update nor crash the loop
+            log.exception("update %s of %s failed", event.update_id, event.chat)
+            if arrived:  # its transaction is gone: store it on its own (raises when the database is down too)
+                await self.receive(event)
+            return await self._record_failure(event, exc)
+
+    async def _waiting_before(self, event: Inbound) -> list[Inbound]:
+        """The chat's updates stored before this one (all of them, if it is not stored) and not yet handled, oldest first."""
+        chat = event.chat
+        async with self._sessions() as session:
+            rows = await Store(session).inbox_waiting(chat.platform, chat.bot, chat.chat_id)
+        earlier = []
+        for row in rows:
+            if row["update_id"] == event.update_id:
+                break
+            earlier.append(Inbound.from_dict(row["payload"]))
+        return earlier
 
     def _downloads(self, event: Inbound) -> bool:
         """Whether the update carries a photo still to fetch from its platform."""
@@ -174,7 +205,7 @@ class Engine:
         spec = flow.spec.states.get(state or flow.initial) or flow.spec.states[flow.initial]
         return spec.wants_photo and await store.chat_is_bound(chat.platform, chat.bot, chat.chat_id)
 
-    async def _process_once(self, event: Inbound, arrived: bool) -> ProcessOutcome:
+    async def _process_once(self, event: Inbound, arrived: bool, in_order: bool) -> ProcessOutcome:
         now = self._clock.now()
         chat = event.chat
         flow = self._flows(event)
@@ -185,8 +216,9 @@ class Engine:
                 Language.from_code(event.language_code).value, now,
             )
             # the inbox row is written as handled in this transaction: a rollback leaves it as it was (or not there)
-            if not await self._take(store, event, now, arrived):
-                return ProcessOutcome(processed=False)
+            taken = await self._take(store, event, now, arrived, in_order)
+            if taken is not Taken.NOW:
+                return ProcessOutcome(processed=False, waiting=taken is Taken.AFTER_EARLIER)
 
             state, data, language = conversation["state"], dict(conversation["data"]), conversation["language"]
             view = await flow.load_view(store, event, self._policy, now)
@@ -214,19 +246,26 @@ class Engine:
         return ProcessOutcome(processed=True, replies=written)
 
     @staticmethod
-    async def _take(store: Store, event: Inbound, now: datetime, arrived: bool) -> bool:
-        """Mark the update handled; False when it was handled (or given up) before. Just arrived, it is most likely new:
-        stored as handled at once; otherwise most likely waiting in the inbox. Either way the other case is tried too."""
+    async def _take(store: Store, event: Inbound, now: datetime, arrived: bool, in_order: bool) -> Taken:
+        """Mark the update handled. Just arrived, it is most likely new: stored as handled at once; otherwise most
+        likely waiting in the inbox. Either way the other case is tried too. ``in_order``: only when no update of
+        the chat stored before it is still waiting (each statement checks that itself: no extra round trip)."""
         chat = event.chat
 
         async def add() -> bool:
-            return await store.inbox_add(chat.platform, chat.bot, event.update_id, chat.chat_id, event.to_dict(), now, processed=True)
+            return await store.inbox_add(
+                chat.platform, chat.bot, event.update_id, chat.chat_id, event.to_dict(), now, processed=True, in_order=in_order
+            )
 
         async def take() -> bool:
-            return await store.inbox_take(chat.platform, chat.bot, event.update_id, now)
+            return await store.inbox_take(chat.platform, chat.bot, chat.chat_id, event.update_id, now, in_order=in_order)
 
         first, second = (add, take) if arrived else (take, add)
-        return await first() or await second()
+        if await first() or await second():
+            return Taken.NOW
+        if in_order and any(row["update_id"] != event.update_id for row in await store.inbox_waiting(chat.platform, chat.bot, chat.chat_id)):
+            return Taken.AFTER_EARLIER
+        return Taken.BEFORE  # handled (or given up) already
 
     async def _record_failure(self, event: Inbound, exc: Exception) -> ProcessOutcome:
         now = self._clock.now()

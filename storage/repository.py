@@ -474,22 +474,38 @@ class Store:
     # --- inbox ---------------------------------------------------------------------------------
 
     async def inbox_add(
-        self, platform: str, bot: str, update_id: str, chat_id: str, payload: Json, now: datetime, *, processed: bool = False
+        self, platform: str, bot: str, update_id: str, chat_id: str, payload: Json, now: datetime, *, processed: bool = False,
+        in_order: bool = False,
     ) -> bool:
-        """Store an update once; False when it is there already. ``processed``: stored as handled by this transaction."""
+        """Store an update once; False when it is there already. ``processed``: stored as handled by this transaction;
+        ``in_order``: and only when none of the chat's updates waits (else False too)."""
         row = {
             "platform": platform, "bot": bot, "update_id": update_id, "chat_id": chat_id, "payload": payload,
             "status": "processed" if processed else "received", "attempts": int(processed), "received_at": now,
             "processed_at": now if processed else None,
         }
-        result = await self._write(_INBOX_ADD[self.is_postgres], row)
+        if in_order:
+            result = await self._write(_INBOX_ADD_IN_ORDER[self.is_postgres], {f"v_{name}": value for name, value in row.items()})
+        else:
+            result = await self._write(_INBOX_ADD[self.is_postgres], row)
         return result.rowcount == 1
 
-    async def inbox_take(self, platform: str, bot: str, update_id: str, now: datetime) -> bool:
+    async def inbox_take(self, platform: str, bot: str, chat_id: str, update_id: str, now: datetime, *, in_order: bool = False) -> bool:
         """Mark a received update processed, in the caller's transaction; False when it is not waiting (handled
-        already, failed, or never stored). One statement: the look and the mark are the same row write."""
-        taken = await self.session.execute(_INBOX_TAKE, {"p_platform": platform, "p_bot": bot, "p_update_id": update_id, "p_now": now})
+        already, failed, or never stored) or, ``in_order``, when an update of the chat stored before it waits too.
+        One statement: the look and the mark are the same row write."""
+        key = {"p_platform": platform, "p_bot": bot, "p_chat_id": chat_id, "p_update_id": update_id, "p_now": now}
+        taken = await self.session.execute(_INBOX_TAKE_IN_ORDER if in_order else _INBOX_TAKE, key)
         return taken.first() is not None
+
+    async def inbox_waiting(self, platform: str, bot: str, chat_id: str) -> list[InboxRow]:
+        """The chat's updates stored and not yet handled, oldest first."""
+        statement = (
+            select(t.inbox)
+            .where(t.inbox.c.platform == platform, t.inbox.c.bot == bot, t.inbox.c.chat_id == chat_id, t.inbox.c.status == "received")
+            .order_by(t.inbox.c.id)
+        )
+        return all_shaped((await self.session.execute(statement)).mappings(), InboxRow)
 
     async def inbox_forget_processed(self, before: datetime) -> int:
         """Drop processed updates received before ``before``; failed ones stay for whoever investigates them."""
@@ -814,9 +830,33 @@ _INBOX_TAKE = (
     .values(status="processed", processed_at=bindparam("p_now"), error=None, attempts=t.inbox.c.attempts + 1)
     .returning(t.inbox.c.id)
 )
+
+
+def _waiting_in_chat(prefix: str, *, before: ColumnElement[int] | None = None) -> ColumnElement[bool]:
+    """Whether an update of the chat named by the bound parameters waits (stored before ``before``, when given)."""
+    earlier = t.inbox.alias("earlier")
+    query = select(earlier.c.id).where(
+        earlier.c.platform == bindparam(f"{prefix}platform"), earlier.c.bot == bindparam(f"{prefix}bot"),
+        earlier.c.chat_id == bindparam(f"{prefix}chat_id"), earlier.c.status == "received",
+    )
+    return (query.where(earlier.c.id < before) if before is not None else query).exists()
+
+
+_INBOX_TAKE_IN_ORDER = _INBOX_TAKE.where(~_waiting_in_chat("p_", before=t.inbox.c.id))
+_INBOX_COLUMNS = ("platform", "bot", "update_id", "chat_id", "payload", "status", "attempts", "received_at", "processed_at")
+# the new row's values as a one-row SELECT that yields nothing while an update of the chat waits
+_INBOX_ROW_IN_ORDER = select(
+    *(bindparam(f"v_{name}", type_=t.inbox.c[name].type) for name in _INBOX_COLUMNS)
+).where(~_waiting_in_chat("v_"))
 # keyed by "is PostgreSQL": ON CONFLICT DO NOTHING in each database's own dialect
 _INBOX_ADD = {
     postgres: (postgresql.insert if postgres else sqlite.insert)(t.inbox).on_conflict_do_nothing(index_elements=["platform", "bot", "update_id"])
+    for postgres in (True, False)
+}
+_INBOX_ADD_IN_ORDER = {
+    postgres: (postgresql.insert if postgres else sqlite.insert)(t.inbox)
+    .from_select(_INBOX_COLUMNS, _INBOX_ROW_IN_ORDER)
+    .on_conflict_do_nothing(index_elements=["platform", "bot", "update_id"])
     for postgres in (True, False)
 }
 _OUTBOX_ADD = {

@@ -146,3 +146,52 @@ async def test_a_technicians_crew_visits_are_picked_out_by_the_database(world: W
             found = {n: [v.id for v in await store.crew_visits_of(n, (VisitStatus.ACCEPTED,))] for n in (3, 12, 30, 4, 1)}
     assert found == {3: [visits[0], visits[3]], 12: [visits[0], visits[1]], 30: [visits[2]], 4: [visits[2]], 1: []}
     assert len(statements.seen) == 5
+
+
+async def outbox_origins(world: World) -> list[str]:
+    """The update each queued message answers, in queue order (a dedup key starts with its update's origin)."""
+    async with world.container.sessions() as session:
+        keys = (await session.execute(select(t.outbox.c.dedup_key).order_by(t.outbox.c.id))).scalars()
+        return [key.rsplit(":", 1)[0].rsplit(":", 1)[1] for key in keys]
+
+
+async def test_a_chats_updates_are_handled_in_the_order_they_were_stored_whichever_is_processed_first(world: World):
+    """Two web processes: one stored update 1 and died (or its handling failed), the other gets update 2."""
+    customer = world.chat("customer", "c")
+    first, second = customer.event(InboundKind.TEXT, text="hello"), customer.event(InboundKind.COMMAND, text="/help")
+    engine = world.container.engine
+    assert await engine.receive(first) and await engine.receive(second)
+    assert (await engine.process(second)).processed
+    assert [(row["update_id"], row["status"]) for row in await inbox_rows(world)] == [(first.update_id, "processed"), (second.update_id, "processed")]
+    origins = await outbox_origins(world)
+    assert origins == sorted(origins, key=[first.update_id, second.update_id].index) and set(origins) == {first.update_id, second.update_id}
+
+
+async def test_an_update_arriving_while_an_earlier_one_of_the_chat_waits_goes_after_it(world: World):
+    customer = world.chat("customer", "c")
+    first, second = customer.event(InboundKind.TEXT, text="hello"), customer.event(InboundKind.COMMAND, text="/help")
+    engine = world.container.engine
+    assert await engine.receive(first)  # stored, acknowledged, then its process died
+    assert (await engine.handle(second)).processed
+    origins = await outbox_origins(world)
+    assert origins == sorted(origins, key=[first.update_id, second.update_id].index) and set(origins) == {first.update_id, second.update_id}
+    assert {row["status"] for row in await inbox_rows(world)} == {"processed"}
+
+
+async def test_an_earlier_update_that_keeps_failing_does_not_hold_the_chat_up(world: World, monkeypatch):
+    customer = world.chat("customer", "c")
+    first, second = customer.event(InboundKind.TEXT, text="hello"), customer.event(InboundKind.COMMAND, text="/help")
+    engine = world.container.engine
+    flows = engine._flows
+
+    def poisoned(event):
+        if event.update_id == first.update_id:
+            raise RuntimeError("a bug this update meets")
+        return flows(event)
+
+    monkeypatch.setattr(engine, "_flows", poisoned)
+    assert await engine.receive(first)
+    assert (await engine.handle(second)).processed
+    rows = {row["update_id"]: (row["status"], row["attempts"]) for row in await inbox_rows(world)}
+    assert rows == {first.update_id: ("received", 1), second.update_id: ("processed", 1)}
+    assert set(await outbox_origins(world)) == {second.update_id}
