@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -103,10 +103,11 @@ class Engine:
             return await self.process(event)
         return await self.process(event, arrived=True)
 
-    async def process_pending(self, limit: int = 100) -> int:
-        """Process updates stored but not yet handled (after a crash, or by another process)."""
+    async def process_pending(self, limit: int = 100, *, settled: timedelta = timedelta(0)) -> int:
+        """Process updates stored but not yet handled (after a crash, or by another process). ``settled``: only those
+        stored at least that long ago — the background sweep leaves fresh ones to the process that is handling them."""
         async with self._sessions() as session:
-            rows = await Store(session).inbox_pending(limit)
+            rows = await Store(session).inbox_pending(limit, received_before=self._clock.now() - settled)
         for row in rows:
             await self.process(Inbound.from_dict(row["payload"]))
         return len(rows)

@@ -399,7 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         from fieldchat.notify_bench import main as notify_main
 
         return notify_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="fieldchat bench", description="Benchmarks (results on stdout: a human line and a JSON line each); also `fieldchat bench notify --help`.")
+    if argv[:1] == ["inbound"]:  # webhook updates against two echo baselines: options of its own too
+        from fieldchat.inbound_bench import main as inbound_main
+
+        return inbound_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="fieldchat bench", description="Benchmarks (results on stdout: a human line and a JSON line each); also `fieldchat bench notify --help` and `fieldchat bench inbound --help`.")
     which = parser.add_subparsers(dest="which", metavar="BENCHMARK", required=True)
     routing = which.add_parser(
         "routing",

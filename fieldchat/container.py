@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from bots.telegram import TelegramBot
 
 log = logging.getLogger(__name__)
+# the inbox sweep looks only at updates stored this long ago: fresher ones are being handled by the process that
+# stored them (a sweep taking them too would only queue behind that process's row locks)
+SWEEP_SETTLED = timedelta(seconds=10)
 
 
 @dataclass
@@ -68,12 +72,16 @@ class Container:
             return
         self._stop.clear()
         # updates stored but not processed (a crash, another process) and timers that fell due
-        self._spawn(run_every(5.0, self._stop, self.engine.process_pending, "inbox sweep"))
-        self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds))
-        if self.replanner is not None:  # only where the sweeps run: a one-off command or a test never plans by surprise
-            await self.replanner.ensure_nightly()
-        self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.bus, self.sessions, self.clock, self.replanner), "timer sweep"))
-        self._spawn(run_every(3600.0, self._stop, lambda: forget_old_updates(self.sessions, self.clock), "inbox clean-up"))
+        self._spawn(run_every(5.0, self._stop, lambda: self.engine.process_pending(settled=SWEEP_SETTLED), "inbox sweep"))
+        # every loop below is safe in several processes at once (row claims); the switches only save their CPU
+        # where other processes do the work: `fieldchat relay` processes, one process owning timers and solving
+        if self.settings.run_relay:
+            self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds))
+        if self.settings.run_timers:
+            if self.replanner is not None:  # only where the sweeps run: a one-off command or a test never plans by surprise
+                await self.replanner.ensure_nightly()
+            self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.bus, self.sessions, self.clock, self.replanner), "timer sweep"))
+            self._spawn(run_every(3600.0, self._stop, lambda: forget_old_updates(self.sessions, self.clock), "inbox clean-up"))
         for role, bot in self.telegram.items():
             if self.settings.telegram_mode == "webhook":
                 url = f"{self.settings.public_url.rstrip('/')}/telegram/{role}/webhook"

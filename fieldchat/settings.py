@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     business_hours: str = Field("09:00-18:00", description="opening hours, for SLA clocks")
 
     relay_interval_seconds: float = Field(2.0, gt=0)
+    # scale-out: web processes may leave sending to `fieldchat relay` processes, and timers and solving to one process
+    run_relay: bool = Field(True, description="run an outbox relay inside `fieldchat serve`")
+    run_timers: bool = Field(True, description="run the timer sweep, replans and the nightly plan inside `fieldchat serve`")
 
     replan_seconds: float = Field(3.0, gt=0, le=120, description="optimizer time for a local replan after an event")
     plan_seconds: float = Field(30.0, gt=0, le=3600, description="optimizer time for the nightly plan of tomorrow")

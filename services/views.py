@@ -18,6 +18,7 @@ from services.messages import ChatRef
 from storage.repository import Store
 
 CUSTOMER_JOBS_SHOWN = 5
+FINISHED_SHOWN = timedelta(days=2)  # completed visits stay in a technician's view this long after their slot ends
 TECHNICIAN_STATUSES = (
     VisitStatus.BOOKED, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE,
     VisitStatus.IN_PROGRESS, VisitStatus.ON_HOLD, VisitStatus.COMPLETED,
@@ -266,10 +267,8 @@ async def load_technician_view(store: Store, request: TechnicianViewRequest, pol
         return TechnicianView(None, "", token_kind, "", ())
     technician = await store.load(Technician, binding.subject_id)
     technician_id = stored_id(technician)
-    mine = await store.visits_of_technician(technician_id, TECHNICIAN_STATUSES)
-    crew = await store.crew_visits_of(technician_id, TECHNICIAN_STATUSES)
     # grab offers: the visit has no technician yet, but this one may take it
-    offered = await store.visits_offered_to(technician_id)
+    mine, crew, offered = await store.technician_visits(technician_id, TECHNICIAN_STATUSES, now - FINISHED_SHOWN)
     visits = [*mine, *crew, *offered]
     jobs = await store.get_many(Job, (v.job_id for v in visits))
     customers = await store.get_many(Customer, (job.customer_id for job in jobs.values()))

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, cast, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, cast, delete, false, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -241,18 +241,56 @@ class Store:
 
     async def crew_visits_of(self, technician_id: int, statuses: tuple[model.VisitStatus, ...]) -> list[model.Visit]:
         """Visits the technician joins as a crew member (not the lead), in these statuses."""
-        # crew_ids is a JSON list: looked into by each database's own JSON functions, so only this one's crew rows come back
-        if self.is_postgres:
-            in_crew = cast(t.visits.c.crew_ids, postgresql.JSONB).contains([technician_id])
-        else:
-            members = func.json_each(t.visits.c.crew_ids).table_valued("value")
-            in_crew = select(members.c.value).where(members.c.value == technician_id).exists()
         statement = (
             select(model.Visit)
-            .where(t.visits.c.crew_size > 1, t.visits.c.status.in_([s.value for s in statuses]), in_crew)
+            .where(t.visits.c.crew_size > 1, t.visits.c.status.in_([s.value for s in statuses]), self._in_crew(technician_id))
             .order_by(t.visits.c.slot_start, t.visits.c.id)
         )
         return list((await self.session.execute(statement)).scalars())
+
+    def _in_crew(self, technician_id: int) -> ColumnElement[bool]:
+        """Whether the visit's crew (a JSON list) names the technician: looked into by each database's own JSON
+        functions, so only their crew rows come back."""
+        if self.is_postgres:
+            return cast(t.visits.c.crew_ids, postgresql.JSONB).contains([technician_id])
+        members = func.json_each(t.visits.c.crew_ids).table_valued("value")
+        return select(members.c.value).where(members.c.value == technician_id).exists()
+
+    async def technician_visits(
+        self, technician_id: int, statuses: tuple[model.VisitStatus, ...], finished_since: datetime
+    ) -> tuple[list[model.Visit], list[model.Visit], list[model.Visit]]:
+        """In one statement, what a technician's chat shows: their own visits, those they join as crew (both in these
+        statuses; completed ones only if they ended after ``finished_since``, so the list does not grow with every
+        visit they ever did) and those offered to them to grab, by offer."""
+        completed = model.VisitStatus.COMPLETED
+        shown = or_(
+            t.visits.c.status.in_([s.value for s in statuses if s is not completed]),
+            and_(t.visits.c.status == completed.value, or_(t.visits.c.slot_end.is_(None), t.visits.c.slot_end >= finished_since))
+            if completed in statuses else false(),
+        )
+        offer = (
+            select(func.min(t.offers.c.id))
+            .where(t.offers.c.visit_id == t.visits.c.id, t.offers.c.technician_id == technician_id, t.offers.c.status == model.OfferStatus.OPEN.value)
+            .scalar_subquery()
+        )
+        statement = (
+            select(model.Visit, offer.label("offer"))
+            .where(or_(
+                and_(t.visits.c.technician_id == technician_id, shown),
+                and_(t.visits.c.crew_size > 1, shown, self._in_crew(technician_id)),
+                and_(t.visits.c.technician_id.is_(None), offer.is_not(None)),
+            ))
+            .order_by(t.visits.c.slot_start, t.visits.c.id)
+        )
+        mine, crew, offered = [], [], []
+        for visit, offer_id in (await self.session.execute(statement)).all():
+            if visit.technician_id == technician_id:
+                mine.append(visit)
+            elif technician_id in (visit.crew_ids or []):
+                crew.append(visit)
+            else:
+                offered.append((offer_id, visit))
+        return mine, crew, [visit for _, visit in sorted(offered, key=lambda pair: pair[0])]
 
     async def bookings_between(self, start: datetime, end: datetime) -> list[model.Visit]:
         """Visits holding a technician's time in [start, end): booked and not finished or cancelled."""
@@ -317,20 +355,6 @@ class Store:
             return []
         statement = select(model.Visit).where(t.visits.c.job_id.in_(wanted)).order_by(t.visits.c.job_id, t.visits.c.sequence)
         return list((await self.session.execute(statement)).scalars())
-
-    async def visits_offered_to(self, technician_id: int) -> list[model.Visit]:
-        """Visits with an open grab offer to the technician that nobody has taken yet."""
-        statement = (
-            select(model.Visit)
-            .join(t.offers, t.offers.c.visit_id == t.visits.c.id)
-            .where(
-                t.offers.c.technician_id == technician_id,
-                t.offers.c.status == model.OfferStatus.OPEN.value,
-                t.visits.c.technician_id.is_(None),
-            )
-            .order_by(t.offers.c.id)
-        )
-        return list(dict.fromkeys((await self.session.execute(statement)).scalars()))
 
     async def templates_for(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], model.ChecklistTemplate]:
         """The checklist templates by (service kind, product category), for these pairs."""
@@ -524,10 +548,11 @@ class Store:
             .values(status=status, processed_at=now if status != "received" else None, error=error, attempts=t.inbox.c.attempts + 1)
         )
 
-    async def inbox_pending(self, limit: int = 100) -> list[InboxRow]:
-        rows = (
-            await self.session.execute(select(t.inbox).where(t.inbox.c.status == "received").order_by(t.inbox.c.id).limit(limit))
-        ).mappings()
+    async def inbox_pending(self, limit: int = 100, *, received_before: datetime | None = None) -> list[InboxRow]:
+        statement = select(t.inbox).where(t.inbox.c.status == "received")
+        if received_before is not None:
+            statement = statement.where(t.inbox.c.received_at <= received_before)
+        rows = (await self.session.execute(statement.order_by(t.inbox.c.id).limit(limit))).mappings()
         return all_shaped(rows, InboxRow)
 
     # --- outbox --------------------------------------------------------------------------------

@@ -195,3 +195,50 @@ async def test_an_earlier_update_that_keeps_failing_does_not_hold_the_chat_up(wo
     rows = {row["update_id"]: (row["status"], row["attempts"]) for row in await inbox_rows(world)}
     assert rows == {first.update_id: ("received", 1), second.update_id: ("processed", 1)}
     assert set(await outbox_origins(world)) == {second.update_id}
+
+
+async def test_the_background_sweep_leaves_fresh_updates_to_the_process_handling_them(world: World):
+    from datetime import timedelta
+
+    from fieldchat.container import SWEEP_SETTLED
+
+    customer = world.chat("customer", "c")
+    engine = world.container.engine
+    assert await engine.receive(customer.event(InboundKind.COMMAND, text="/help"))  # another process is on it
+    assert await engine.process_pending(settled=SWEEP_SETTLED) == 0
+    world.clock.advance(SWEEP_SETTLED + timedelta(seconds=1))  # …or it died: the sweep takes it now
+    assert await engine.process_pending(settled=SWEEP_SETTLED) == 1
+    assert {row["status"] for row in await inbox_rows(world)} == {"processed"}
+
+
+async def test_a_technicians_view_holds_their_open_and_recently_finished_visits_not_every_visit_they_ever_did(world: World):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from domain.model import VisitStatus
+    from services.views import FINISHED_SHOWN, TECHNICIAN_STATUSES
+    from storage.repository import Store
+
+    technician, _ = await world.technician("Wang", ["installer"], ["installation"])
+    other, _ = await world.technician("Li", ["installer"], ["installation"])
+    now = world.clock.now()
+    visits = [(await world.order(ref=f"SO-{n}", services=("installation",))).visits[0].id for n in range(5)]
+    states = [  # (technician, status, slot end)
+        (technician, VisitStatus.ACCEPTED, now + timedelta(days=3)),
+        (technician, VisitStatus.COMPLETED, now - timedelta(hours=3)),
+        (technician, VisitStatus.COMPLETED, now - FINISHED_SHOWN - timedelta(hours=1)),
+        (other, VisitStatus.ACCEPTED, now + timedelta(hours=2)),
+        (None, VisitStatus.BOOKED, now + timedelta(hours=5)),
+    ]
+    async with world.container.sessions() as session, session.begin():
+        for visit, (who, status, end) in zip(visits, states):
+            await session.execute(update(t.visits).where(t.visits.c.id == visit).values(
+                technician_id=who, status=status.value, slot_start=end - timedelta(hours=1), slot_end=end,
+                crew_size=2 if who == other else 1, crew_ids=[technician] if who == other else []))
+        await session.execute(t.offers.insert().values(visit_id=visits[4], technician_id=technician, status="open", created_at=now))
+    with Statements(world) as statements:
+        async with world.container.sessions() as session:
+            mine, crew, offered = await Store(session).technician_visits(technician, TECHNICIAN_STATUSES, now - FINISHED_SHOWN)
+    assert ([v.id for v in mine], [v.id for v in crew], [v.id for v in offered]) == ([visits[1], visits[0]], [visits[3]], [visits[4]])
+    assert len(statements.seen) == 1
