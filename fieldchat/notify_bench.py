@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +38,18 @@ def window(rate: str | None) -> tuple[int, float] | None:
 
     item = parse(rate)
     return item.amount, float(item.get_expiry())
+
+
+def start_hogs(count: int) -> list[subprocess.Popen]:
+    """Busy-loop processes beside the benchmark: a machine whose cores are taken, so the relay is CPU-starved at times."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def stop_hogs(hogs: list[subprocess.Popen]) -> None:
+    for hog in hogs:
+        hog.kill()
+    for hog in hogs:
+        hog.wait()
 
 
 def destinations(chats: int, groups: int) -> list[tuple[str, str]]:
@@ -227,11 +240,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="an empty, migratable database (default: a temporary SQLite file)")
     parser.add_argument("--redis-url", help="share the rate windows through Redis, as separate processes would")
     parser.add_argument("--storm", type=float, default=0.0, help="share of sends answered 429 retry_after=3, e.g. 0.1")
+    parser.add_argument("--hog", type=int, default=0, metavar="N", help="N busy-loop processes beside it (a busy machine)")
     args = parser.parse_args(argv)
-    report = asyncio.run(run(
-        notifications=args.notifications, chats=args.chats, groups=args.groups, relays=args.relays,
-        database_url=args.database_url, redis_url=args.redis_url, fail_rate=args.storm,
-    ))
+    hogs = start_hogs(args.hog)
+    if hogs:
+        print(f"beside it: {len(hogs)} busy-loop processes (--hog)")
+    try:
+        report = asyncio.run(run(
+            notifications=args.notifications, chats=args.chats, groups=args.groups, relays=args.relays,
+            database_url=args.database_url, redis_url=args.redis_url, fail_rate=args.storm,
+        ))
+    finally:
+        stop_hogs(hogs)
     ok = report["violations"] == 0 and report["duplicates"] == 0 and report["lost"] == 0
     return 0 if ok else 1
 

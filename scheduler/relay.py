@@ -182,6 +182,8 @@ class OutboxRelay:
         self._warnings = LogThrottle(log)
         bind = getattr(sessions, "kw", {}).get("bind")
         self._write_turns = _WriteTurns() if bind is not None and bind.dialect.name == "sqlite" else None
+        # claimed rows whose chat was marked undeliverable when claimed: only their sends clear the mark (one write fewer for the rest)
+        self._marked_unreachable: set[int] = set()
 
     def wake(self) -> None:
         """Called after a commit wrote outbox rows: send them now instead of at the next tick."""
@@ -253,7 +255,10 @@ class OutboxRelay:
 
     async def _take(self, store: Store, now: datetime, limit: int, chat: tuple[str, str, str] | None = None) -> tuple[list[dict], list[int]]:
         """Claim rows; a row whose last send started and was never recorded is counted as maybe sent (its ids come back too)."""
-        rows = await store.outbox_claim(self.relay_id, now, now + timedelta(seconds=self.lease), limit, PULLED_PLATFORMS, chat)
+        rows, unreachable = await store.outbox_claim_noting_unreachable(
+            self.relay_id, now, now + timedelta(seconds=self.lease), limit, PULLED_PLATFORMS, chat
+        )
+        self._marked_unreachable |= unreachable
         maybe_sent = [row["id"] for row in rows if row["sending_since"] is not None]
         if maybe_sent:
             await store.outbox_count_maybe_sent(maybe_sent)
@@ -312,11 +317,12 @@ class OutboxRelay:
         except Exception as exc:  # the payload itself is broken, or the channel cannot carry it: sending it again cannot help
             log.exception("outbox %s: cannot render", row["id"])
             return await self._finish(row, {"status": "failed", "last_error": f"render: {exc}"[:500], "attempts": row["attempts"] + 1})
+        group = channel.is_group(chat_id)
         try:
             # an alert does not wait for its busy group: it queues, and what queued behind it goes out as one digest
             wait = await self.limiter.acquire(
                 platform, bot, chat_id, self.max_wait, chat_wait=0.0 if alert else None, ready=lambda: self._mark_sending(row),
-                group=channel.is_group(chat_id),
+                group=group,
             )
         except _NotStarted as exc:  # whoever holds the claim now (or once its lease runs out) sends it
             self._warnings.warning("not started", "outbox %s: not sent, the start could not be recorded (%s)", row["id"], exc)
@@ -334,7 +340,10 @@ class OutboxRelay:
         now = self._clock.now()
         attempts = row["attempts"] + 1
         try:
-            message_id = await send()
+            try:
+                message_id = await send()
+            finally:  # the send holds its rate places until its answer is back, whatever the answer
+                self.limiter.sent(platform, bot, chat_id, group=group)
         except Undeliverable as exc:
             new_chat_id = getattr(exc, "migrate_to_chat_id", None)
             if new_chat_id and attempts < MAX_ATTEMPTS:  # the bound keeps a chat that moves back and forth finite
@@ -458,11 +467,13 @@ class OutboxRelay:
             if sent:
                 if merged:
                     await store.outbox_sent_in_digest(merged, row["id"], now, values["platform_message_id"])
-                await store.outbox_chat_reachable(platform, bot, chat_id)
+                if row["id"] in self._marked_unreachable:
+                    await store.outbox_chat_reachable(platform, bot, chat_id)
                 if not self._stopping:
                     following, maybe_sent = await self._take(store, now, 1, (platform, bot, chat_id))
             if gone is not None:
                 newly_gone = await store.outbox_chat_unreachable(platform, bot, chat_id, now)
+        self._marked_unreachable.discard(row["id"])  # a later claim of the row asks again
         self._report_maybe_sent(maybe_sent)
         if newly_gone:
             await self._tell_undeliverable(platform, bot, chat_id, gone)

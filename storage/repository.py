@@ -7,13 +7,14 @@ import functools
 import hashlib
 import hmac
 import secrets
+import typing
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, cast, delete, false, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, cast, delete, false, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
 from sqlalchemy.sql.dml import UpdateBase
@@ -576,7 +577,8 @@ class Store:
             values = [{**row, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now} for row in rows]
             await self.session.execute(_OUTBOX_ADD[self.is_postgres], values)
 
-    def _outbox_sendable(self, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    @staticmethod
+    def _outbox_sendable(now: datetime | ColumnElement[Any]) -> tuple[ColumnElement[bool], ...]:
         """Due, not held by a live claim, and the first unsent row of its chat (claimed or not): keeps each chat's order."""
         earlier = t.outbox.alias("earlier")
         blocked = (
@@ -611,43 +613,42 @@ class Store:
         PostgreSQL: FOR UPDATE SKIP LOCKED lets relays claim side by side without waiting on each other's picks.
         SQLite: every transaction takes the write lock at BEGIN (storage/db.py), so claims run one at a time.
         """
-        picked = (
-            select(t.outbox.c.id)
-            .where(*self._outbox_sendable(now), t.outbox.c.platform.not_in(pulled_platforms))
-            .order_by(t.outbox.c.id)
-            .limit(limit)
-        )
+        rows, _ = await self.outbox_claim_noting_unreachable(relay_id, now, until, limit, pulled_platforms, chat)
+        return rows
+
+    async def outbox_claim_noting_unreachable(
+        self,
+        relay_id: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        pulled_platforms: tuple[str, ...],
+        chat: tuple[str, str, str] | None = None,
+    ) -> tuple[list[OutboxRow], set[int]]:
+        """``outbox_claim``, and the ids of the claimed rows whose chat is marked undeliverable: only a send to one of
+        those needs ``outbox_chat_reachable`` when it goes through, so the others skip that write."""
+        params: dict[str, Any] = {"p_relay_id": relay_id, "p_now": now, "p_until": until, "p_limit": limit, "p_pulled": list(pulled_platforms)}
         if chat is not None:
-            platform, bot, chat_id = chat
-            picked = picked.where(t.outbox.c.platform == platform, t.outbox.c.bot == bot, t.outbox.c.chat_id == chat_id)
-        if self.is_postgres:
-            picked = picked.with_for_update(skip_locked=True)
-        claimed = picked.cte("picked")
-        statement = (
-            update(t.outbox)
-            .where(t.outbox.c.id.in_(select(claimed.c.id)))
-            .values(claimed_by=relay_id, claimed_until=until)
-            .returning(*t.outbox.c)
-        )
-        rows = all_shaped((await self.session.execute(statement)).mappings(), OutboxRow)
-        return sorted(rows, key=lambda row: row["id"])
+            params.update(p_platform=chat[0], p_bot=chat[1], p_chat_id=chat[2])
+        result = await self.session.execute(_outbox_claim(self.is_postgres, chat is not None), params)
+        rows: list[OutboxRow] = []
+        unreachable: set[int] = set()
+        for mapping in result.mappings():
+            if mapping["chat_unreachable"]:
+                unreachable.add(mapping["id"])
+            rows.append(typing.cast(OutboxRow, {key: value for key, value in mapping.items() if key != "chat_unreachable"}))
+        return sorted(rows, key=lambda row: row["id"]), unreachable
 
     async def outbox_finish(self, outbox_id: int, relay_id: str, *, mine_only: bool = True, **values: object) -> bool:
         """Record an attempt's outcome and free the claim; with mine_only, only while the claim is still this relay's."""
-        statement = update(t.outbox).where(t.outbox.c.id == outbox_id)
-        if mine_only:
-            statement = statement.where(t.outbox.c.claimed_by == relay_id)
-        result = await self._write(statement.values(claimed_by=None, claimed_until=None, sending_since=None, **values))
-        return result.rowcount == 1
+        params = {f"p_{key}": value for key, value in values.items()}
+        result = await self.session.execute(_outbox_finish(tuple(sorted(values)), mine_only), {"p_id": outbox_id, "p_relay_id": relay_id, **params})
+        return _rowcount(result) == 1
 
     async def outbox_sending(self, outbox_id: int, relay_id: str, now: datetime, until: datetime) -> bool:
         """The relay is about to send the row: note it, and renew the lease for the send; False if the claim is no longer its."""
-        result = await self._write(
-            update(t.outbox)
-            .where(t.outbox.c.id == outbox_id, t.outbox.c.claimed_by == relay_id, t.outbox.c.status == "pending")
-            .values(sending_since=now, claimed_until=until)
-        )
-        return result.rowcount == 1
+        result = await self.session.execute(_OUTBOX_SENDING, {"p_id": outbox_id, "p_relay_id": relay_id, "p_now": now, "p_until": until})
+        return _rowcount(result) == 1
 
     async def outbox_count_maybe_sent(self, outbox_ids: list[int]) -> None:
         """Claimed rows whose last send started and was never recorded: count it as a possible extra delivery."""
@@ -888,3 +889,60 @@ _OUTBOX_ADD = {
     postgres: (postgresql.insert if postgres else sqlite.insert)(t.outbox).on_conflict_do_nothing(index_elements=["dedup_key"])
     for postgres in (True, False)
 }
+
+
+# --- the relay's statements, built once: it runs them for every message it sends ---
+
+def _rowcount(result: Result[Any]) -> int:
+    """How many rows an INSERT, UPDATE or DELETE touched."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("the statement gave no cursor result")
+    return result.rowcount
+
+
+@functools.cache
+def _outbox_claim(postgres: bool, one_chat: bool) -> UpdateBase:
+    picked = (
+        select(t.outbox.c.id)
+        .where(*Store._outbox_sendable(bindparam("p_now")), t.outbox.c.platform.not_in(bindparam("p_pulled", expanding=True)))
+        .order_by(t.outbox.c.id)
+        .limit(bindparam("p_limit"))
+    )
+    if one_chat:
+        picked = picked.where(*_key(t.outbox), t.outbox.c.chat_id == bindparam("p_chat_id"))
+    if postgres:
+        picked = picked.with_for_update(skip_locked=True)
+    claimed = picked.cte("picked")
+    # SQLite writes RETURNING's columns without their table, which inside this subquery would name chat_bindings' own
+    marked = t.chat_bindings
+    row: dict[str, ColumnElement[Any]] = {name: literal_column(f"{t.outbox.name}.{name}") for name in ("platform", "bot", "chat_id")}
+    unreachable = (
+        select(marked.c.id)
+        .where(
+            marked.c.platform == row["platform"], marked.c.bot == row["bot"], marked.c.chat_id == row["chat_id"],
+            marked.c.undeliverable_since.is_not(None),
+        )
+        .exists()
+    )
+    return (
+        update(t.outbox)
+        .where(t.outbox.c.id.in_(select(claimed.c.id)))
+        .values(claimed_by=bindparam("p_relay_id"), claimed_until=bindparam("p_until"))
+        .returning(*t.outbox.c, unreachable.label("chat_unreachable"))
+    )
+
+
+@functools.cache
+def _outbox_finish(keys: tuple[str, ...], mine_only: bool) -> UpdateBase:
+    """One statement per kind of outcome (the columns it sets) and claim check."""
+    statement = update(t.outbox).where(t.outbox.c.id == bindparam("p_id"))
+    if mine_only:
+        statement = statement.where(t.outbox.c.claimed_by == bindparam("p_relay_id"))
+    return statement.values(claimed_by=None, claimed_until=None, sending_since=None, **{key: bindparam(f"p_{key}") for key in keys})
+
+
+_OUTBOX_SENDING = (
+    update(t.outbox)
+    .where(t.outbox.c.id == bindparam("p_id"), t.outbox.c.claimed_by == bindparam("p_relay_id"), t.outbox.c.status == "pending")
+    .values(sending_since=bindparam("p_now"), claimed_until=bindparam("p_until"))
+)
