@@ -34,7 +34,10 @@ def create_engine(url: str) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # no rollback when a connection goes back to the pool: every transaction is ended by whoever began it (a
+        # session or a connection rolls back what it did not commit), and on SQLite each rollback is a trip to the
+        # driver's thread even when there is nothing to undo
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
         _configure_sqlite(engine)
         return engine
     # no ping on every checkout (a round trip per transaction): connections are recycled before servers or proxies drop

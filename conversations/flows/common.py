@@ -8,7 +8,7 @@ from services.actions import ChooseLanguage, encode
 from conversations.flow import FlowData, State, StepInput, reply
 from domain.commands import ChatIdentity, SetLanguage
 from domain.model import Language
-from services.messages import Button, Outbound, StepResult, buttons, t
+from services.messages import Button, Outbound, StepResult, buttons, joined, t
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,6 @@ def stale() -> StepResult:
 
 def help_for(inp: StepInput, flow_help: str, states: dict[str, State]) -> StepResult:
     state = states.get(inp.state)
-    messages = [Outbound(t(flow_help))]
-    if state is not None:
-        messages.append(Outbound(t(state.hint)))
-    return reply(*messages)
+    help_text = Outbound(t(flow_help))
+    # one message: each message to a chat waits its turn at the chat's send rate
+    return reply(joined(help_text, Outbound(t(state.hint))) if state is not None else help_text)

@@ -16,7 +16,7 @@ from conversations.engine import MediaUnavailable
 from services.messages import ChatRef, Inbound, InboundKind
 from storage import tables
 from fieldchat.fakes.telegram_server import FakeTelegram
-from tests.support.harness import START
+from tests.support.harness import START, parts
 from tests.support.photos import MB, jpeg_with_gps
 from tests.support.telegram import CUSTOMER, CUSTOMER_CHAT, STAFF, Shop, running
 
@@ -107,8 +107,8 @@ async def test_messages_to_a_chat_that_blocked_the_bot_fail_once_and_are_not_ret
         rounds.append(attempted)
         assert len(rounds) < 10, "the relay keeps retrying a blocked chat"
     rows = await outbox_of(shop, CUSTOMER_CHAT)
-    # the welcome with the order summary (one message), then the help; one per round keeps the chat's order
-    assert [r["payload"]["text"]["key"] for r in rows][:2] == ["card.join", "customer.help"] and rounds == [1] * len(rows)
+    # the welcome with the order summary, then the help with the state's hint (one message each); one per round keeps the chat's order
+    assert [parts(r["payload"]["text"])[0] for r in rows][:2] == ["customer.welcome", "customer.help"] and rounds == [1] * len(rows)
     assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1)] * len(rows)
     assert all("Forbidden" in r["last_error"] for r in rows)
     # the dispatchers are told once that this customer cannot be reached in chat

@@ -67,11 +67,19 @@ async def test_a_stored_update_is_taken_in_one_statement(world: World):
 
 
 async def test_several_answers_are_queued_in_one_statement(world: World):
-    customer = world.chat("customer", "c")
+    from services.bus import write_outbox
+    from services.messages import ChatRef, Outbound, t as text
+    from storage.repository import Store
+
+    chat, group = ChatRef("web", "customer", "c"), ChatRef("web", "staff", "g")
+    messages = [Outbound(text("customer.help")), Outbound(text("customer.hint_idle")), Outbound(text("customer.help"), to=group)]
     with Statements(world) as statements:
-        replies = await customer.send("/help")  # a stranger's help: the hint and how to get a link
-    assert len(replies) >= 2
-    assert statements.seen.count("INSERT INTO outbox") == 1
+        async with world.container.sessions() as session, session.begin():
+            await write_outbox(Store(session), "web:customer:u1", chat, messages, "zh", world.clock.now())
+    assert statements.seen == ["INSERT INTO outbox"]
+    async with world.container.sessions() as session:
+        rows = (await session.execute(select(t.outbox.c.chat_id, t.outbox.c.dedup_key).order_by(t.outbox.c.id))).all()
+    assert [tuple(row) for row in rows] == [("c", "web:customer:u1:0"), ("c", "web:customer:u1:1"), ("g", "web:customer:u1:2")]
 
 
 async def test_an_update_processed_without_being_received_first_is_stored_and_handled_once(world: World):
