@@ -154,7 +154,7 @@ class Driver:
         chat = system.first_chat + n % self.chats
         system.expected[chat] += 1
         # a short text, which each of the three answers with one message (fieldchat: the hint a customer without
-        # an order gets); /help is not used because fieldchat answers it with two (the help and the state's hint)
+        # an order gets)
         message = {
             "message_id": n + 1,
             "from": {"id": chat, "is_bot": False, "first_name": "Ann", "language_code": "en"},
