@@ -33,96 +33,27 @@ from aiogram.types import (
     InputMediaPhoto,
     InlineKeyboardMarkup,
     KeyboardButton,
-    Message,
-    PhotoSize,
     ReplyKeyboardMarkup,
     Update,
 )
 
 from bots.base import ChatGone, ChatMigrated, NotEditable, RetryLater, Undeliverable
-from bots.channels import TELEGRAM, TELEGRAM_CAPABILITIES, Capabilities
-from bots.photos import MEGABYTE, PhotoLimits, PhotoRefused, check_photo
+from bots.channels import TELEGRAM_CAPABILITIES
+from bots.photos import PhotoLimits, PhotoRefused, check_photo
+from bots.telegram_common import (  # noqa: F401  (to_inbound and TelegramChannel: imported from here too)
+    ALLOWED_UPDATES,
+    DOWNLOAD_LIMIT,
+    DOWNLOAD_TIMEOUT,
+    NOT_EDITABLE,
+    PLATFORM,
+    TelegramChannel,
+    sleep_or_stop,
+    to_inbound,
+)
 from conversations.engine import Engine, MediaUnavailable
-from services.messages import ChatRef, Inbound, InboundKind, Rendered
+from services.messages import Inbound, Rendered
 
 log = logging.getLogger(__name__)
-
-PLATFORM = TELEGRAM
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
-DOWNLOAD_LIMIT = 20 * MEGABYTE  # getFile serves nothing larger (platform-facts T10)
-DOWNLOAD_TIMEOUT = 60  # seconds for one photo of at most 20 MB
-# 400s of an edit that say the message cannot be changed any more (deleted, not the bot's, a photo): send it anew
-NOT_EDITABLE = ("message to edit not found", "message can't be edited", "there is no text in the message to edit")
-
-
-def _chat_type(kind: str) -> str:
-    return "private" if kind == "private" else "group"
-
-
-def _photo(sizes: list[PhotoSize], limits: PhotoLimits) -> dict:
-    """The largest size Telegram offers within the limit; a too_big refusal when none is (nothing is fetched)."""
-    fitting = [s for s in sizes if s.file_size is None or s.file_size <= limits.max_bytes]
-    if not fitting:
-        largest = max(sizes, key=lambda s: s.width * s.height)
-        return dict(file_id=largest.file_id, file_size=largest.file_size, file_error="too_big", file_limit_mb=limits.max_mb)
-    best = max(fitting, key=lambda s: s.width * s.height)
-    return dict(file_id=best.file_id, file_size=best.file_size)
-
-
-def _from_message(role: str, update_id: int, message: Message, limits: PhotoLimits) -> Inbound | None:
-    chat = ChatRef(PLATFORM, role, str(message.chat.id))
-    user = message.from_user
-    base = dict(
-        chat=chat,
-        update_id=str(update_id),
-        user_id=str(user.id) if user else str(message.chat.id),
-        chat_type=_chat_type(message.chat.type),
-        language_code=user.language_code if user else None,
-        user_name=(user.full_name if user else "") or "",
-        message_id=str(message.message_id),
-    )
-    if message.text is not None:
-        text = message.text.strip()
-        if text.startswith("/"):
-            head, _, payload = text[1:].partition(" ")
-            name = head.split("@", 1)[0].lower()
-            return Inbound(kind=InboundKind.COMMAND, text=name, payload=payload.strip(), **base)
-        return Inbound(kind=InboundKind.TEXT, text=message.text, **base)
-    if message.photo:
-        return Inbound(kind=InboundKind.PHOTO, text=message.caption or "", **_photo(message.photo, limits), **base)
-    if message.location is not None:
-        live = message.location.live_period is not None
-        return Inbound(kind=InboundKind.LOCATION, latitude=message.location.latitude, longitude=message.location.longitude, live=live, **base)
-    if message.contact is not None:
-        return Inbound(kind=InboundKind.CONTACT, phone=message.contact.phone_number, **base)
-    if message.new_chat_members or message.left_chat_member or message.group_chat_created or message.migrate_to_chat_id:
-        return None  # service messages about the group itself, not addressed to us
-    return Inbound(kind=InboundKind.UNSUPPORTED, **base)
-
-
-def to_inbound(role: str, update: Update, limits: PhotoLimits = PhotoLimits()) -> Inbound | None:
-    """A Bot API update as a neutral event; None for updates fieldchat does not act on."""
-    if update.message is not None:
-        return _from_message(role, update.update_id, update.message, limits)
-    if update.edited_message is not None and update.edited_message.location is not None:
-        # a live location moving: Telegram edits the original location message
-        return _from_message(role, update.update_id, update.edited_message, limits)
-    query = update.callback_query
-    if query is not None and query.message is not None and query.data:
-        chat = query.message.chat
-        return Inbound(
-            chat=ChatRef(PLATFORM, role, str(chat.id)),
-            update_id=str(update.update_id),
-            kind=InboundKind.BUTTON,
-            user_id=str(query.from_user.id),
-            chat_type=_chat_type(chat.type),
-            text=query.data,
-            language_code=query.from_user.language_code,
-            user_name=query.from_user.full_name or "",
-            callback_id=query.id,
-            message_id=str(query.message.message_id),
-        )
-    return None
 
 
 def _markup(message: Rendered):
@@ -223,7 +154,7 @@ class TelegramBot:
             except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as exc:
                 delay = getattr(exc, "retry_after", None) or 2
                 log.warning("telegram %s polling: %s; retrying in %ss", self.role, type(exc).__name__, delay)
-                await _sleep_or_stop(stop, delay)
+                await sleep_or_stop(stop, delay)
                 continue
             for update in updates:
                 try:
@@ -231,7 +162,7 @@ class TelegramBot:
                 except Exception:
                     # not stored, so not confirmed: Telegram gives it to us again on the next call
                     log.exception("telegram %s: storing update %s failed", self.role, update.update_id)
-                    await _sleep_or_stop(stop, 2)
+                    await sleep_or_stop(stop, 2)
                     break
                 offset = update.update_id + 1
 
@@ -382,48 +313,3 @@ class TelegramBot:
     async def close(self) -> None:
         await self.drain()
         await self.bot.session.close()
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
-        pass
-
-
-class TelegramChannel:
-    """The Telegram channel: sends, edits and fetches photos through the bot of each role (customer, staff).
-
-    Texts arrive already fitted to ``capabilities`` by the relay (bots/render.py)."""
-
-    capabilities: Capabilities = TELEGRAM_CAPABILITIES
-
-    def __init__(self, bots: dict[str, TelegramBot]) -> None:
-        self.bots = bots
-
-    def _bot(self, bot: str) -> TelegramBot:
-        adapter = self.bots.get(bot)
-        if adapter is None:
-            raise Undeliverable(f"no telegram {bot} bot configured")
-        return adapter
-
-    async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
-        return await self._bot(bot).send(bot, chat_id, message)
-
-    async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None:
-        return await self._bot(bot).edit(bot, chat_id, message_id, message)
-
-    async def clear_buttons(self, bot: str, chat_id: str, message_id: str) -> None:
-        await self._bot(bot).clear_buttons(bot, chat_id, message_id)
-
-    async def fetch(self, event: Inbound) -> Inbound:
-        return await self.bots[event.chat.bot].fetch(event)
-
-    def deep_link(self, role: str, token: str) -> str | None:
-        """``t.me/<bot>?start=<token>`` (``startgroup`` adds the staff bot to a group); None until the bot's name is known."""
-        adapter = self.bots.get("customer" if role == "customer" else "staff")
-        if adapter is None or not adapter.username:
-            return None
-        parameter = "startgroup" if role == "group" else "start"
-        return f"https://t.me/{adapter.username}?{parameter}={token}"
-

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from bots.alerting import AlertSinks
 from bots.channels import CAPABILITIES, ROBOT, TELEGRAM, WEB, Channels
 from bots.photos import PhotoLimits
+from bots.telegram_common import TelegramChannel
 from bots.web import WebConsole, WebUploads
 from conversations.engine import Engine
 from conversations.flows import flow_for
@@ -31,7 +32,10 @@ from storage.db import create_engine, session_factory
 from storage.migrate import ensure_current
 
 if TYPE_CHECKING:
-    from bots.telegram import TelegramBot
+    from bots.telegram import TelegramBot as AiogramBot
+    from bots.telegram_ptb import TelegramBot as PtbBot
+
+    TelegramBot = AiogramBot | PtbBot
 
 log = logging.getLogger(__name__)
 # the inbox sweep looks only at updates stored this long ago: fresher ones are being handled by the process that
@@ -124,8 +128,12 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     robots = AlertSinks(sessions, clock, public_url=settings.public_url)
     tokens = settings.bot_tokens()
     if tokens:
-        # aiogram takes seconds to import (pydantic builds its hundreds of models): only a shop with bots pays for it
-        from bots.telegram import TelegramBot, TelegramChannel
+        # a Telegram library takes time to import (aiogram seconds: pydantic builds its hundreds of models): only a shop
+        # with bots pays for it, and only for the driver it chose
+        if settings.telegram_driver == "aiogram":
+            from bots.telegram import TelegramBot as Driver
+        else:
+            from bots.telegram_ptb import TelegramBot as Driver
 
         telegram_channel = TelegramChannel(telegram)
         # in the order their links are preferred: a Telegram link once the bots are known, else the console's
@@ -143,7 +151,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     buttons = {name: capabilities.max_buttons for name, capabilities in CAPABILITIES.items()}
     engine = Engine(bus=bus, flows=flow_for, media=media, buttons=buttons)
     for role, token in tokens.items():
-        telegram[role] = TelegramBot(role, token, settings.telegram_api_url, engine, settings.media_dir, photo_limits=photo_limits)
+        telegram[role] = Driver(role, token, settings.telegram_api_url, engine, settings.media_dir, photo_limits=photo_limits)
 
     async def tell_dispatchers(platform: str, bot: str, chat_id: str, reason: str) -> None:
         origin = f"unreachable:{platform}:{bot}:{chat_id}:{uuid.uuid4().hex}"

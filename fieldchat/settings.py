@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     telegram_customer_token: SecretStr | None = None
     telegram_staff_token: SecretStr | None = None
     telegram_mode: Literal["polling", "webhook"] = "polling"
+    # ptb (python-telegram-bot): starts in under a second and ~40 MiB; aiogram: seconds and ~170 MiB (its pydantic models)
+    telegram_driver: Literal["ptb", "aiogram"] = Field("ptb", description="the library that talks to Telegram")
     telegram_api_url: str = "https://api.telegram.org"
     telegram_webhook_secret: SecretStr | None = None
 

@@ -1,5 +1,5 @@
 """The Telegram adapter against the fake Bot API: what getFile says is checked too, failures never show the token,
-a blocked chat is not retried, a 429 waits its retry_after."""
+a blocked chat is not retried, a 429 waits its retry_after; on both drivers (aiogram and python-telegram-bot)."""
 
 from __future__ import annotations
 
@@ -11,35 +11,49 @@ from PIL import Image
 from sqlalchemy import select
 
 from bots.photos import PhotoLimits
-from bots.telegram import TelegramBot
+from bots.telegram import TelegramBot as AiogramBot
+from bots.telegram_ptb import TelegramBot as PtbBot
 from conversations.engine import MediaUnavailable
 from services.messages import ChatRef, Inbound, InboundKind
 from storage import tables
 from fieldchat.fakes.telegram_server import FakeTelegram
 from tests.support.harness import START, parts
 from tests.support.photos import MB, jpeg_with_gps
-from tests.support.telegram import CUSTOMER, CUSTOMER_CHAT, STAFF, Shop, running
+from tests.support.telegram import CUSTOMER, CUSTOMER_CHAT, DRIVERS, STAFF, Shop, running
 
 DRIVER = 1001
+ADAPTERS = {"aiogram": AiogramBot, "ptb": PtbBot}
+TelegramBot = AiogramBot | PtbBot
+# what each driver's HTTP client raises for a 404 download (only its type reaches the error)
+NOT_FOUND = {"aiogram": "ClientResponseError", "ptb": "HTTPStatusError"}
+
+
+@pytest.fixture(params=DRIVERS)
+def telegram_driver(request) -> str:
+    return request.param
 
 
 @pytest.fixture
-async def adapter(fake_telegram: FakeTelegram, tmp_path: Path):
-    bot = TelegramBot("staff", STAFF, fake_telegram.base_url, engine=None, media_dir=tmp_path, photo_limits=PhotoLimits(1 * MB, 40_000_000))
+async def adapter(fake_telegram: FakeTelegram, tmp_path: Path, telegram_driver: str):
+    bot = ADAPTERS[telegram_driver](
+        "staff", STAFF, fake_telegram.base_url, engine=None, media_dir=tmp_path, photo_limits=PhotoLimits(1 * MB, 40_000_000)
+    )
     yield bot
-    await bot.bot.session.close()
+    await bot.close()
 
 
 def photo_event(file_id: str) -> Inbound:
     return Inbound(ChatRef("telegram", "staff", str(DRIVER)), "1", InboundKind.PHOTO, str(DRIVER), file_id=file_id)
 
 
-async def test_the_telegram_adapter_never_asks_for_more_than_getfile_serves(fake_telegram: FakeTelegram, tmp_path: Path):
-    bot = TelegramBot("staff", STAFF, fake_telegram.base_url, engine=None, media_dir=tmp_path, photo_limits=PhotoLimits(50 * MB, 40_000_000))
+async def test_the_telegram_adapter_never_asks_for_more_than_getfile_serves(fake_telegram: FakeTelegram, tmp_path: Path, telegram_driver: str):
+    bot = ADAPTERS[telegram_driver](
+        "staff", STAFF, fake_telegram.base_url, engine=None, media_dir=tmp_path, photo_limits=PhotoLimits(50 * MB, 40_000_000)
+    )
     try:
         assert bot.photo_limits == PhotoLimits(20 * MB, 40_000_000)
     finally:
-        await bot.bot.session.close()
+        await bot.close()
 
 
 async def test_a_file_getfile_says_is_too_big_is_not_downloaded(fake_telegram: FakeTelegram, adapter: TelegramBot, tmp_path: Path):
@@ -58,7 +72,9 @@ async def test_a_file_getfile_says_is_too_big_is_not_downloaded(fake_telegram: F
     assert fake_telegram.downloads == ["photos/good.jpg"]
 
 
-async def test_a_failed_download_is_transient_and_its_error_never_holds_the_file_url(fake_telegram: FakeTelegram, adapter: TelegramBot):
+async def test_a_failed_download_is_transient_and_its_error_never_holds_the_file_url(
+    fake_telegram: FakeTelegram, adapter: TelegramBot, telegram_driver: str
+):
     stored = fake_telegram.add_file("AgACGone", jpeg_with_gps(), file_path="photos/gone.jpg")
     stored.file_path = "photos/moved.jpg"  # getFile names a path the file route no longer serves: 404
 
@@ -66,7 +82,7 @@ async def test_a_failed_download_is_transient_and_its_error_never_holds_the_file
         await adapter.fetch(photo_event("AgACGone"))
 
     assert fake_telegram.downloads == ["photos/moved.jpg"]
-    assert str(failure.value) == "telegram staff bot: ClientResponseError"
+    assert str(failure.value) == f"telegram staff bot: {NOT_FOUND[telegram_driver]}"
     assert failure.value.__cause__ is None and failure.value.__suppress_context__  # no chained traceback with the URL
 
 
@@ -74,9 +90,9 @@ async def test_a_failed_download_is_transient_and_its_error_never_holds_the_file
 
 
 @pytest.fixture
-async def quiet_shop(fake_telegram, sqlite_url, tmp_path):
+async def quiet_shop(fake_telegram, sqlite_url, tmp_path, telegram_driver):
     """No polling and no relay loop: updates go in through TelegramBot.receive, the test drains the outbox."""
-    async with running(fake_telegram, sqlite_url, tmp_path, background=False) as shop:
+    async with running(fake_telegram, sqlite_url, tmp_path, background=False, telegram_driver=telegram_driver) as shop:
         yield shop
 
 

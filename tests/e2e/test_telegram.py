@@ -1,4 +1,5 @@
-"""End to end through Telegram: the real aiogram adapter talks HTTP to a fake Bot API server on 127.0.0.1."""
+"""End to end through Telegram: the real adapter, on each driver (aiogram, python-telegram-bot), talks HTTP to a fake Bot
+API server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import socket
 
 import httpx
+import pytest
 import uvicorn
 from PIL import Image
 from sqlalchemy import func, select
@@ -23,6 +25,7 @@ from tests.support.telegram import (
     CUSTOMER_CHAT,
     DISPATCHER_USER,
     DRIVER,
+    DRIVERS,
     GROUP,
     INSTALLER,
     JPEG,
@@ -35,8 +38,28 @@ from tests.support.telegram import (
     button,
     inline_buttons,
     make_container,
+    running,
 )
 from webhooks.app import create_app
+
+
+@pytest.fixture(params=DRIVERS)
+def telegram_driver(request) -> str:
+    return request.param
+
+
+# tests/e2e/conftest.py's shops, on each driver
+@pytest.fixture
+async def shop(fake_telegram, database_url, tmp_path, telegram_driver):
+    async with running(fake_telegram, database_url, tmp_path, telegram_driver=telegram_driver) as shop:
+        yield shop
+
+
+@pytest.fixture
+async def sqlite_shop(fake_telegram, sqlite_url, tmp_path, telegram_driver):
+    async with running(fake_telegram, sqlite_url, tmp_path, telegram_driver=telegram_driver) as shop:
+        yield shop
+
 
 INSTALL_STEPS = [
     {"key": "room_ready", "kind": "yes_no", "prompt": {"en": "Room ready?"}},
@@ -315,13 +338,15 @@ async def test_a_resent_update_gets_no_second_reply_and_no_second_state_change(s
 # --- 4. webhook mode ------------------------------------------------------------------------------
 
 
-async def test_webhook_mode_books_a_slot_and_refuses_wrong_secrets_and_bad_bodies(fake_telegram, sqlite_url, tmp_path):
+async def test_webhook_mode_books_a_slot_and_refuses_wrong_secrets_and_bad_bodies(fake_telegram, sqlite_url, tmp_path, telegram_driver):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    container, clock = make_container(fake_telegram, sqlite_url, tmp_path, telegram_mode="webhook", public_url=base)
+    container, clock = make_container(
+        fake_telegram, sqlite_url, tmp_path, telegram_mode="webhook", public_url=base, telegram_driver=telegram_driver
+    )
     server = uvicorn.Server(uvicorn.Config(create_app(container), host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -163,6 +163,10 @@ class Shop:
         await self.onboard(GROUP, await self.group_token(), "This group now receives fieldchat alerts.", user_id=DISPATCHER_USER, first_name="Dora")
 
 
+# the two libraries that can talk to Telegram (FIELDCHAT_TELEGRAM_DRIVER): the adapter's tests run on both
+DRIVERS = ("aiogram", "ptb")
+
+
 def make_container(fake: FakeTelegram, database_url: str, tmp_path: Path, **overrides) -> tuple[Container, ManualClock]:
     clock = ManualClock(START)
     settings = Settings(
@@ -174,8 +178,8 @@ def make_container(fake: FakeTelegram, database_url: str, tmp_path: Path, **over
 
 
 @asynccontextmanager
-async def running(fake: FakeTelegram, database_url: str, tmp_path: Path, *, background: bool = True):
-    container, clock = make_container(fake, database_url, tmp_path, telegram_mode="polling")
+async def running(fake: FakeTelegram, database_url: str, tmp_path: Path, *, background: bool = True, **overrides):
+    container, clock = make_container(fake, database_url, tmp_path, telegram_mode="polling", **overrides)
     await container.start(background=background)
     try:
         yield Shop(fake, container, clock, tmp_path / "media")

@@ -1,0 +1,150 @@
+"""What both Telegram drivers (aiogram, python-telegram-bot) share: Bot API facts, the update → Inbound mapping, the channel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from bots.base import Undeliverable
+from bots.channels import TELEGRAM, TELEGRAM_CAPABILITIES, Capabilities
+from bots.photos import MEGABYTE, PhotoLimits
+from services.messages import ChatRef, Inbound, InboundKind, Rendered
+
+PLATFORM = TELEGRAM
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+DOWNLOAD_LIMIT = 20 * MEGABYTE  # getFile serves nothing larger (platform-facts T10)
+DOWNLOAD_TIMEOUT = 60  # seconds for one photo of at most 20 MB
+# 400s of an edit that say the message cannot be changed any more (deleted, not the bot's, a photo): send it anew
+NOT_EDITABLE = ("message to edit not found", "message can't be edited", "there is no text in the message to edit")
+
+# The mapping below reads updates by attribute: aiogram's pydantic models and python-telegram-bot's objects both name
+# every field as the Bot API does, so one mapping serves both drivers and they cannot drift apart
+# (tests/contract/test_telegram_drivers.py compares their Inbound for the same JSON).
+
+
+def _chat_type(kind: str) -> str:
+    return "private" if kind == "private" else "group"
+
+
+def _photo(sizes: Any, limits: PhotoLimits) -> dict:
+    """The largest size Telegram offers within the limit; a too_big refusal when none is (nothing is fetched)."""
+    fitting = [s for s in sizes if s.file_size is None or s.file_size <= limits.max_bytes]
+    if not fitting:
+        largest = max(sizes, key=lambda s: s.width * s.height)
+        return dict(file_id=largest.file_id, file_size=largest.file_size, file_error="too_big", file_limit_mb=limits.max_mb)
+    best = max(fitting, key=lambda s: s.width * s.height)
+    return dict(file_id=best.file_id, file_size=best.file_size)
+
+
+def _from_message(role: str, update_id: int, message: Any, limits: PhotoLimits) -> Inbound | None:
+    chat = ChatRef(PLATFORM, role, str(message.chat.id))
+    user = message.from_user
+    base = dict(
+        chat=chat,
+        update_id=str(update_id),
+        user_id=str(user.id) if user else str(message.chat.id),
+        chat_type=_chat_type(message.chat.type),
+        language_code=user.language_code if user else None,
+        user_name=(user.full_name if user else "") or "",
+        message_id=str(message.message_id),
+    )
+    if message.text is not None:
+        text = message.text.strip()
+        if text.startswith("/"):
+            head, _, payload = text[1:].partition(" ")
+            name = head.split("@", 1)[0].lower()
+            return Inbound(kind=InboundKind.COMMAND, text=name, payload=payload.strip(), **base)
+        return Inbound(kind=InboundKind.TEXT, text=message.text, **base)
+    if message.photo:
+        return Inbound(kind=InboundKind.PHOTO, text=message.caption or "", **_photo(message.photo, limits), **base)
+    if message.location is not None:
+        live = message.location.live_period is not None
+        return Inbound(kind=InboundKind.LOCATION, latitude=message.location.latitude, longitude=message.location.longitude, live=live, **base)
+    if message.contact is not None:
+        return Inbound(kind=InboundKind.CONTACT, phone=message.contact.phone_number, **base)
+    if message.new_chat_members or message.left_chat_member or message.group_chat_created or message.migrate_to_chat_id:
+        return None  # service messages about the group itself, not addressed to us
+    return Inbound(kind=InboundKind.UNSUPPORTED, **base)
+
+
+def to_inbound(role: str, update: Any, limits: PhotoLimits = PhotoLimits()) -> Inbound | None:
+    """A Bot API update (either library's object) as a neutral event; None for updates fieldchat does not act on."""
+    if update.message is not None:
+        return _from_message(role, update.update_id, update.message, limits)
+    if update.edited_message is not None and update.edited_message.location is not None:
+        # a live location moving: Telegram edits the original location message
+        return _from_message(role, update.update_id, update.edited_message, limits)
+    query = update.callback_query
+    if query is not None and query.message is not None and query.data:
+        chat = query.message.chat
+        return Inbound(
+            chat=ChatRef(PLATFORM, role, str(chat.id)),
+            update_id=str(update.update_id),
+            kind=InboundKind.BUTTON,
+            user_id=str(query.from_user.id),
+            chat_type=_chat_type(chat.type),
+            text=query.data,
+            language_code=query.from_user.language_code,
+            user_name=query.from_user.full_name or "",
+            callback_id=query.id,
+            message_id=str(query.message.message_id),
+        )
+    return None
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+class TelegramAdapter(Protocol):
+    """One bot of either driver, as the channel uses it."""
+
+    username: str | None
+
+    async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None: ...
+
+    async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None: ...
+
+    async def clear_buttons(self, bot: str, chat_id: str, message_id: str) -> None: ...
+
+    async def fetch(self, event: Inbound) -> Inbound: ...
+
+
+class TelegramChannel:
+    """The Telegram channel: sends, edits and fetches photos through the bot of each role (customer, staff).
+
+    Texts arrive already fitted to ``capabilities`` by the relay (bots/render.py)."""
+
+    capabilities: Capabilities = TELEGRAM_CAPABILITIES
+
+    def __init__(self, bots: dict[str, Any]) -> None:
+        self.bots: dict[str, TelegramAdapter] = bots
+
+    def _bot(self, bot: str) -> TelegramAdapter:
+        adapter = self.bots.get(bot)
+        if adapter is None:
+            raise Undeliverable(f"no telegram {bot} bot configured")
+        return adapter
+
+    async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
+        return await self._bot(bot).send(bot, chat_id, message)
+
+    async def edit(self, bot: str, chat_id: str, message_id: str, message: Rendered) -> str | None:
+        return await self._bot(bot).edit(bot, chat_id, message_id, message)
+
+    async def clear_buttons(self, bot: str, chat_id: str, message_id: str) -> None:
+        await self._bot(bot).clear_buttons(bot, chat_id, message_id)
+
+    async def fetch(self, event: Inbound) -> Inbound:
+        return await self.bots[event.chat.bot].fetch(event)
+
+    def deep_link(self, role: str, token: str) -> str | None:
+        """``t.me/<bot>?start=<token>`` (``startgroup`` adds the staff bot to a group); None until the bot's name is known."""
+        adapter = self.bots.get("customer" if role == "customer" else "staff")
+        if adapter is None or not adapter.username:
+            return None
+        parameter = "startgroup" if role == "group" else "start"
+        return f"https://t.me/{adapter.username}?{parameter}={token}"
