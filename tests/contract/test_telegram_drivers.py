@@ -148,6 +148,7 @@ print(sorted(type(bot).__module__ for bot in container.telegram.values()), "aiog
 """
 
 
+@pytest.mark.slow  # three fresh processes, one of which imports aiogram (seconds)
 def test_a_shop_on_the_ptb_driver_never_imports_aiogram(tmp_path: Path):
     """aiogram costs seconds and ~170 MiB to import (pydantic builds its models): the default driver must not load it."""
     outputs = []
