@@ -7,6 +7,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
@@ -34,6 +35,15 @@ class CheckedPhoto:
     extension: str  # ".jpg", ".png" or ".webp": what the data is, never what the sender called it
     width: int
     height: int
+
+    def store(self, directory: Path, name: str) -> Path:
+        """Write it as ``directory/name`` plus its extension, whole or not at all (a crash leaves only a ``.part``)."""
+        target = directory / f"{name}{self.extension}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(target.suffix + ".part")
+        partial.write_bytes(self.data)
+        partial.replace(target)
+        return target
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -39,10 +38,11 @@ from aiogram.types import (
 
 from bots.base import ChatGone, ChatMigrated, NotEditable, RetryLater, Undeliverable
 from bots.channels import TELEGRAM_CAPABILITIES
-from bots.photos import PhotoLimits, PhotoRefused, check_photo
+from bots.photos import PhotoLimits
 from bots.telegram_common import (  # noqa: F401  (to_inbound and TelegramChannel: imported from here too)
     ALLOWED_UPDATES,
     DOWNLOAD_LIMIT,
+    keep_checked_photo,
     DOWNLOAD_TIMEOUT,
     NOT_EDITABLE,
     PLATFORM,
@@ -285,16 +285,7 @@ class TelegramBot:
             raise MediaUnavailable(f"telegram {self.role} bot: {type(exc).__name__}") from None
         if data is None:
             return refused("too_big")
-        try:
-            checked = await asyncio.to_thread(check_photo, data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
-        except PhotoRefused as refusal:
-            return refused(refusal.code)
-        target = self.media_dir / (hashlib.sha256(event.file_id.encode()).hexdigest()[:32] + checked.extension)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(target.suffix + ".part")
-        partial.write_bytes(checked.data)
-        partial.replace(target)
-        return replace(event, file_path=str(target))
+        return await keep_checked_photo(event, data, limits, self.media_dir, refused)
 
     async def _download(self, file_path: str, max_bytes: int) -> bytes | None:
         """The file's bytes, or None as soon as they run past ``max_bytes``."""

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from bots.base import Undeliverable
 from bots.channels import TELEGRAM, TELEGRAM_CAPABILITIES, Capabilities
-from bots.photos import MEGABYTE, PhotoLimits
+from bots.photos import MEGABYTE, PhotoLimits, PhotoRefused, check_photo
 from services.messages import ChatRef, Inbound, InboundKind, Rendered
 
 PLATFORM = TELEGRAM
@@ -148,3 +152,14 @@ class TelegramChannel:
             return None
         parameter = "startgroup" if role == "group" else "start"
         return f"https://t.me/{adapter.username}?{parameter}={token}"
+
+
+async def keep_checked_photo(event: Inbound, data: bytes, limits: PhotoLimits, media_dir: Path, refused: Callable[[str], Inbound]) -> Inbound:
+    """The downloaded photo checked (off the event loop) and its safe copy stored, named after its file id; or the
+    refusal the step answers with."""
+    try:
+        checked = await asyncio.to_thread(check_photo, data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+    except PhotoRefused as refusal:
+        return refused(refusal.code)
+    stored = checked.store(media_dir, hashlib.sha256((event.file_id or "").encode()).hexdigest()[:32])
+    return replace(event, file_path=str(stored))

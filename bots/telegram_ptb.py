@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import re
 import ssl
@@ -31,8 +30,10 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bots.base import ChatGone, ChatMigrated, NotEditable, RetryLater, Undeliverable
 from bots.channels import TELEGRAM_CAPABILITIES
-from bots.photos import PhotoLimits, PhotoRefused, check_photo
-from bots.telegram_common import ALLOWED_UPDATES, DOWNLOAD_LIMIT, DOWNLOAD_TIMEOUT, NOT_EDITABLE, PLATFORM, sleep_or_stop, to_inbound
+from bots.photos import PhotoLimits
+from bots.telegram_common import (
+    ALLOWED_UPDATES, DOWNLOAD_LIMIT, DOWNLOAD_TIMEOUT, NOT_EDITABLE, PLATFORM, keep_checked_photo, sleep_or_stop, to_inbound,
+)
 from conversations.engine import Engine, MediaUnavailable
 from services.messages import Inbound, Rendered
 
@@ -324,16 +325,7 @@ class TelegramBot:
             raise MediaUnavailable(f"telegram {self.role} bot: {type(exc).__name__}") from None
         if data is None:
             return refused("too_big")
-        try:
-            checked = await asyncio.to_thread(check_photo, data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
-        except PhotoRefused as refusal:
-            return refused(refusal.code)
-        target = self.media_dir / (hashlib.sha256(event.file_id.encode()).hexdigest()[:32] + checked.extension)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(target.suffix + ".part")
-        partial.write_bytes(checked.data)
-        partial.replace(target)
-        return replace(event, file_path=str(target))
+        return await keep_checked_photo(event, data, limits, self.media_dir, refused)
 
     async def _download(self, url: str, max_bytes: int) -> bytes | None:
         """The file's bytes, or None as soon as they run past ``max_bytes``."""

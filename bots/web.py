@@ -42,13 +42,9 @@ class WebUploads:
             checked = check_photo(data, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
         except PhotoRefused as refused:
             return replace(event, file_error=refused.code, file_limit_mb=self.limits.max_mb)
-        target = self.media_dir / f"{hashlib.sha256(checked.data).hexdigest()[:32]}{checked.extension}"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(target.suffix + ".part")
-            partial.write_bytes(checked.data)
-            partial.replace(target)
-        return replace(event, file_path=str(target))
+        name = hashlib.sha256(checked.data).hexdigest()[:32]
+        target = self.media_dir / f"{name}{checked.extension}"
+        return replace(event, file_path=str(target if target.exists() else checked.store(self.media_dir, name)))
 
 
 class WebConsole:
