@@ -403,7 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         from fieldchat.inbound_bench import main as inbound_main
 
         return inbound_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="fieldchat bench", description="Benchmarks (results on stdout: a human line and a JSON line each); also `fieldchat bench notify --help` and `fieldchat bench inbound --help`.")
+    if argv[:1] == ["start"]:  # cold start and idle memory of `fieldchat serve`: options of its own too
+        from fieldchat.start_bench import main as start_main
+
+        return start_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="fieldchat bench", description="Benchmarks (results on stdout: a human line and a JSON line each); also `fieldchat bench notify --help`, `fieldchat bench inbound --help` and `fieldchat bench start --help`.")
     which = parser.add_subparsers(dest="which", metavar="BENCHMARK", required=True)
     routing = which.add_parser(
         "routing",

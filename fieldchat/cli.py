@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     relay.add_argument("--batch", type=int, default=200, help="chats sending at once")
     relay.add_argument("--limits-prefix", default="fieldchat", help="Redis key prefix of the shared rate windows")
     commands.add_parser("bench", help="benchmarks: `bench routing [--time-limit SECONDS] [--ortools] [--no-baseline] [PATH ...]`, "
-                                        "`bench field-day [--visits N ...] [--long-factor K] [--quick]`, `bench notify`, `bench inbound`")
+                                        "`bench field-day [--visits N ...] [--long-factor K] [--quick]`, `bench notify`, `bench inbound`, "
+                                        "`bench start [--runs N] [--drivers ptb aiogram] [--no-bots]`")
     flows = commands.add_parser("flows", help="write each conversation flow's state diagram (Mermaid) to docs/flows/")
     flows.add_argument("--out", type=Path, default=Path("docs/flows"), help="the directory to write to (default docs/flows)")
     flows.add_argument("--check", action="store_true", help="write nothing; exit 1 when a diagram there is not current")
