@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from fieldchat.fakes.telegram_server import FakeTelegram
+from storage.migrate import upgrade_async
 
 TOKENS = {"CUSTOMER": "7201:bench-start-customer", "STAFF": "7202:bench-start-staff"}
 DRIVERS = ("ptb", "aiogram")
@@ -181,8 +182,6 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def run(runs: int, systems: list[str]) -> dict[str, Any]:
-    from storage.migrate import upgrade_async
-
     fieldchat = str(Path(sys.executable).parent / "fieldchat")
     workdir = Path(tempfile.mkdtemp(prefix="fieldchat-bench-start-"))
     # the fake Bot API shares this process, which only waits between polls: the server has the other core to itself

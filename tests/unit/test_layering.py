@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
+
+import pytest
 
 from tests.support import ROOT
 
@@ -22,8 +26,9 @@ LAYERS = {
 }
 PACKAGES = ("domain", "storage", "services", "conversations", "bots", "webhooks", "scheduler", "fieldchat")
 # the composition root may import what a command needs only when it runs (`fieldchat --help` stays quick), and a
-# heavy library only when the settings ask for it (aiogram, seconds to import, only with Telegram bots configured)
-LAZY_IMPORTS_ALLOWED = ("fieldchat.cli", "fieldchat.bench", "fieldchat.container")
+# heavy library only when the settings ask for it (aiogram, seconds to import, only with Telegram bots configured);
+# planning imports the solver (OR-Tools, PyVRP) only in the worker process that solves
+LAZY_IMPORTS_ALLOWED = ("fieldchat.cli", "fieldchat.bench", "fieldchat.container", "services.planning")
 
 
 def layer_of(module: str) -> tuple[str, int] | None:
@@ -114,3 +119,22 @@ def test_no_two_modules_import_each_other_even_through_others():
         if module not in state:
             visit(module)
     assert cycles == []
+
+
+WEB_PROCESS_PROBE = """
+import sys
+from fieldchat.container import build
+from fieldchat.settings import Settings
+from webhooks.app import create_app
+create_app(build(Settings(_env_file=None, database_url="sqlite:///{db}", media_dir="{media}")))
+print(sorted(name for name in ("ortools", "pyvrp") if name in sys.modules))
+"""
+
+
+@pytest.mark.slow  # a fresh process
+def test_a_web_process_never_imports_the_solver(tmp_path):
+    """Solving runs in a worker process: OR-Tools and PyVRP (about 30 MiB and 0.3 s) stay out of every web process."""
+    code = WEB_PROCESS_PROBE.format(db=tmp_path / "f.db", media=tmp_path / "media")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
