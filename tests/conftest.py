@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from datetime import timezone
 from pathlib import Path
@@ -99,6 +100,20 @@ def redis_url() -> str:
             raise
         pytest.skip(f"Redis is not reachable at {url}: {exc}")
     return url
+
+
+async def _close_at_once(self) -> None:
+    if self._session is not None and not self._session.closed:
+        await self._session.close()
+
+
+@pytest.fixture(autouse=True)
+def _aiogram_closes_at_once(monkeypatch) -> None:
+    """aiogram's session waits 250 ms after closing, for TLS connections to wind down; the tests talk plain HTTP to
+    127.0.0.1, where there is nothing to wait for (0.25 s per bot closed, in every test that closes one)."""
+    aiohttp_session = sys.modules.get("aiogram.client.session.aiohttp")  # only where aiogram is loaded already (see below)
+    if aiohttp_session is not None:
+        monkeypatch.setattr(aiohttp_session.AiohttpSession, "close", _close_at_once)
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ async def book(world: World, visit: Visit, start: time, end: time) -> None:
     await world._tx(do)
 
 
-async def plan_tomorrow(world: World, seconds: float = 2):
+async def plan_tomorrow(world: World, seconds: float = 0.5):
     """Tomorrow as `fieldchat plan` and the nightly run see it: the run (its routing problem in .dp) and the plan."""
     async with world.container.sessions() as session:
         run = await replanning.prepare(Store(session), tomorrow(world), world.container.policy, world.clock.now(), full=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
+from bots.channels import PlatformLimits
 from domain.clock import SystemClock
+from scheduler.ratelimit import SendLimiter
 from services.messages import InboundKind
 from storage import tables
 from storage.repository import Store
@@ -15,6 +17,12 @@ from tests.support.setups import booked_and_accepted
 from tests.support.telegram import STAFF
 
 CHAT = "1001"
+
+
+def unlimited() -> SendLimiter:
+    """No send rates: these cards go to one chat, and Telegram's one message a second there would only make the tests
+    wait (the rates have their own tests in test_relay.py)."""
+    return SendLimiter({"telegram": PlatformLimits()})
 
 
 def card_payload(text: str, *, card: str, buttons: list[tuple[str, str]] = (), purpose: str = "assignment", answers: str | None = None) -> dict:
@@ -39,7 +47,7 @@ def calls(fake, method: str) -> list:
 
 
 async def test_news_about_a_card_edits_it_in_place_and_takes_its_buttons_away(sqlite_db, relays, fake_telegram):
-    relay = relays(sqlite_db)
+    relay = relays(sqlite_db, limiter=unlimited())
     await add(sqlite_db, "a", card_payload("Offer #7", card="offer:7", buttons=[("Accept", "acc:7"), ("Decline", "dec:7")]))
     await drain(relay)
     first = (await outbox(sqlite_db))[0]
@@ -57,7 +65,7 @@ async def test_news_about_a_card_edits_it_in_place_and_takes_its_buttons_away(sq
 async def test_an_answer_pressed_on_the_card_edits_it_and_one_pressed_elsewhere_is_new_and_retires_the_old_copy(
     sqlite_db, relays, fake_telegram
 ):
-    relay = relays(sqlite_db)
+    relay = relays(sqlite_db, limiter=unlimited())
     await add(sqlite_db, "a", card_payload("Offer #8", card="offer:8", buttons=[("Accept", "acc:8")]))
     await drain(relay)
     shown = (await outbox(sqlite_db))[0]["platform_message_id"]
@@ -80,7 +88,7 @@ async def test_an_answer_pressed_on_the_card_edits_it_and_one_pressed_elsewhere_
 
 
 async def test_a_card_whose_message_is_gone_is_sent_anew_and_the_same_text_again_is_no_error(sqlite_db, relays, fake_telegram):
-    relay = relays(sqlite_db)
+    relay = relays(sqlite_db, limiter=unlimited())
     await add(sqlite_db, "a", card_payload("Alert #3", card="exception:3", buttons=[("Acknowledge", "xa:3")]))
     await drain(relay)
     await add(sqlite_db, "b", card_payload("Alert #3", card="exception:3", buttons=[("Acknowledge", "xa:3")]))
@@ -140,7 +148,7 @@ async def test_the_technicians_answer_to_an_offer_is_its_card(world: World):
 
 
 async def test_a_change_to_an_alert_card_edits_it_even_when_alerts_queue_for_a_digest(sqlite_db, relays, fake_telegram):
-    relay = relays(sqlite_db)
+    relay = relays(sqlite_db, limiter=unlimited())
     group = "-5001"
     alert = card_payload("Problem #3", card="exception:3", buttons=[("Acknowledge", "xa:3")], purpose="alert")
     alert["alert"] = True

@@ -46,7 +46,7 @@ async def test_a_planned_day_assigns_every_visit_within_its_window_and_tells_the
     async with world.container.sessions() as session:
         problem = await replanning.prepare(Store(session), day, world.container.policy, world.clock.now(), full=True)
     assert {v.id for v in problem.dp.problem.visits} == {str(v.id) for v in visits}
-    plan = await planning.plan_day(problem.dp, time_limit_s=2)
+    plan = await planning.plan_day(problem.dp, time_limit_s=0.5)
     assert plan.unassigned == ()
     assert check_plan(problem.dp.problem, plan) == []
     events = await world.container.bus.run("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
@@ -79,7 +79,7 @@ async def test_a_visit_nobody_can_do_is_left_out_with_its_reason_and_escalated(w
     day = world.clock.now().astimezone(world.container.policy.tz).date()
     async with world.container.sessions() as session:
         problem = await replanning.prepare(Store(session), day, world.container.policy, world.clock.now(), full=True)
-    plan = await planning.plan_day(problem.dp, time_limit_s=1)
+    plan = await planning.plan_day(problem.dp, time_limit_s=0.5)
     assert [u.reason for u in plan.unassigned] == ["no_skilled_technician"]
     await group.inbox()
     await world.container.bus.run("plan:test", lambda ctx: replanning.apply_replan(ctx, problem, plan))
@@ -123,7 +123,7 @@ async def test_a_day_nobody_works_leaves_every_visit_out_with_its_reason_instead
         day = visit.slot_start.astimezone(world.container.policy.tz).date()
         problem = await planning.load_day(Store(session), day, world.container.policy, world.clock.now())
     assert problem.problem.technicians == () and len(problem.problem.visits) == 1
-    plan = await planning.plan_day(problem, time_limit_s=1)
+    plan = await planning.plan_day(problem, time_limit_s=0.5)
     assert [u.reason for u in plan.unassigned] == ["no_skilled_technician"] and plan.routes == ()
 
 
@@ -155,7 +155,7 @@ async def test_planning_today_after_a_shift_ended_leaves_that_technician_out_and
     assert [t.id for t in problem.dp.problem.technicians] == [str(ids["Chen"])]
     assert sorted((u.technician_id, u.reason) for u in problem.dp.unavailable) == sorted(
         [(str(ids["Wang"]), "shift_over"), (str(ids["Zhao"]), "not_working_that_day")])
-    plan = await planning.plan_day(problem.dp, time_limit_s=1)
+    plan = await planning.plan_day(problem.dp, time_limit_s=0.5)
     assert plan.unassigned == () and check_plan(problem.dp.problem, plan) == []
     lines = planning.summary_lines(problem.dp, plan, world.container.policy.tz)
     assert any("Wang" in line and "shift_over" in line for line in lines)

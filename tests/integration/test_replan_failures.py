@@ -14,7 +14,7 @@ from tests.support.setups import dispatch_group, give, staff, timers, urgent_ord
 
 @pytest.fixture
 def world_settings() -> dict:
-    return {"replan_seconds": 0.5, "plan_seconds": 1}
+    return {"replan_seconds": 0.5, "plan_seconds": 0.5}
 
 
 class Fault:

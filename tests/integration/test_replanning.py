@@ -18,7 +18,7 @@ from tests.support.api import order_body, running_api, technician_body
 @pytest.fixture
 def world_settings() -> dict:
     """Short optimizer runs: these days have a handful of visits."""
-    return {"replan_seconds": 0.5, "plan_seconds": 1}
+    return {"replan_seconds": 0.5, "plan_seconds": 0.5}
 
 
 # --- off duty -------------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ async def test_an_urgent_api_order_is_booked_for_the_next_hours_and_a_bad_priori
 @pytest.fixture
 async def late_world(database_url, tmp_path):
     """Open until 21:00, so that an urgent order at 18:30 is for today."""
-    world = await World.create(database_url, tmp_path, replan_seconds=0.5, plan_seconds=1, business_hours="09:00-21:00")
+    world = await World.create(database_url, tmp_path, replan_seconds=0.5, plan_seconds=0.5, business_hours="09:00-21:00")
     yield world
     await world.close()
 

@@ -105,19 +105,21 @@ def assert_hard_rules(problem: Problem, plan: Plan) -> None:
 
 
 # -- properties on seeded random days ---------------------------------------------------------------------
+# The solver always runs to its limit; these check rules, which hold at any limit (measured: the same visits placed
+# at 0.3, 0.5 and 1 s on these days), so half a second is enough.
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_every_planned_visit_keeps_skills_regions_windows_shifts_breaks_links_crews_and_capacity(seed):
     problem = field_day(visits=40, technicians=6, seed=seed)
-    plan = solve(problem, 1.0)
+    plan = solve(problem, 0.5)
     assert_hard_rules(problem, plan)
     assert len(placements(plan)) >= 25  # the day is not too tight: most visits fit
 
 
 def test_local_search_variant_keeps_the_same_rules():
     problem = field_day(visits=30, technicians=5, seed=11)
-    plan = solve(problem, 1.0, Strategy(metaheuristic="lns", seed=3))
+    plan = solve(problem, 0.5, Strategy(metaheuristic="lns", seed=3))
     assert_hard_rules(problem, plan)
 
 
@@ -180,7 +182,7 @@ def test_multiple_windows_are_respected_and_breaks_are_taken_inside_their_range(
 
 def test_big_days_fix_crews_and_split_links_where_the_insertion_put_them_and_still_keep_every_rule():
     problem = field_day(visits=40, technicians=6, seed=21)
-    plan = solve(problem, 1.0, Strategy(couple_limit=0))  # the mode used above 300 visits
+    plan = solve(problem, 0.5, Strategy(couple_limit=0))  # the mode used above 300 visits
     assert_hard_rules(problem, plan)
 
 
@@ -333,7 +335,7 @@ def _day_and_newcomers(seed: int):
 @pytest.mark.parametrize("seed", [4, 5])
 def test_insertion_never_proposes_an_infeasible_slot(seed):
     base, newcomers = _day_and_newcomers(seed)
-    plan = solve(base, 1.0)
+    plan = solve(base, 0.5)
     assert check_plan(base, plan) == []
     proposed = 0
     for newcomer in newcomers:
@@ -371,7 +373,7 @@ def test_the_greedy_baseline_keeps_every_rule_too():
 
 def test_a_board_built_from_a_plan_sees_the_plan_as_feasible():
     problem = field_day(visits=50, technicians=6, seed=13)
-    plan = solve(problem, 1.0)
+    plan = solve(problem, 0.5)
     board = Board(problem, plan)
     assert all(state.feasible for state in board.states.values())
     driven = sum(s.travel_minutes() for s in board.states.values() if any(item.visit is not None for item in s.items))
