@@ -3,7 +3,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTHON ?= python3
 
-.PHONY: run test
+.PHONY: run test quick
 
 $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -19,3 +19,8 @@ test: $(STAMP)
 	$(VENV)/bin/mypy
 	bash .ci/prepare
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+# the inner loop while working: unit, integration (SQLite half) and contract tests. Compiled modules are cached in the
+# venv even where the environment says not to write them (each test worker would compile everything again)
+quick: $(STAMP)
+	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(VENV)/pycache $(VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not slow"
