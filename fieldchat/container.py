@@ -76,26 +76,32 @@ class Container:
             return
         self._stop.clear()
         # updates stored but not processed (a crash, another process) and timers that fell due
-        self._spawn(run_every(5.0, self._stop, lambda: self.engine.process_pending(settled=SWEEP_SETTLED), "inbox sweep"))
+        self._spawn(run_every(5.0, self._stop, lambda: self.engine.process_pending(settled=SWEEP_SETTLED), "inbox sweep"), "inbox sweep")
         # every loop below is safe in several processes at once (row claims); the switches only save their CPU
         # where other processes do the work: `fieldchat relay` processes, one process owning timers and solving
         if self.settings.run_relay:
-            self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds))
+            self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds), "relay")
         if self.settings.run_timers:
             if self.replanner is not None:  # only where the sweeps run: a one-off command or a test never plans by surprise
                 await self.replanner.ensure_nightly()
-            self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.bus, self.sessions, self.clock, self.replanner), "timer sweep"))
-            self._spawn(run_every(3600.0, self._stop, lambda: forget_old_updates(self.sessions, self.clock), "inbox clean-up"))
+            self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.bus, self.sessions, self.clock, self.replanner), "timer sweep"), "timer sweep")
+            self._spawn(run_every(3600.0, self._stop, lambda: forget_old_updates(self.sessions, self.clock), "inbox clean-up"), "inbox clean-up")
         for role, bot in self.telegram.items():
             if self.settings.telegram_mode == "webhook":
                 url = f"{self.settings.public_url.rstrip('/')}/telegram/{role}/webhook"
                 await bot.set_webhook(url, self.settings.webhook_secret(self.settings.bot_tokens()[role]))
             else:
                 await bot.delete_webhook()
-                self._spawn(bot.poll(self._stop))
+                self._spawn(bot.poll(self._stop), f"telegram {role} polling")
 
-    def _spawn(self, coroutine) -> None:
-        self._tasks.append(asyncio.create_task(coroutine))
+    def _spawn(self, coroutine, name: str) -> None:
+        """A background loop, named (task dumps and tests tell them apart)."""
+        self._tasks.append(asyncio.create_task(coroutine, name=name))
+
+    @property
+    def running(self) -> list[str]:
+        """The names of the background loops started and not finished."""
+        return [task.get_name() for task in self._tasks if not task.done()]
 
     async def stop(self) -> None:
         self._stop.set()
