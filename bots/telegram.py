@@ -46,6 +46,7 @@ from bots.telegram_common import (  # noqa: F401  (to_inbound and TelegramChanne
     DOWNLOAD_TIMEOUT,
     NOT_EDITABLE,
     PLATFORM,
+    TakesUpdates,
     TelegramChannel,
     sleep_or_stop,
     to_inbound,
@@ -88,7 +89,7 @@ class PinnedResponseSession(AiohttpSession):
         return super().check_response(bot, method, status_code, content)
 
 
-class TelegramBot:
+class TelegramBot(TakesUpdates):
     """One bot (customer or staff): receives updates into the engine, sends rendered messages."""
 
     def __init__(
@@ -111,29 +112,12 @@ class TelegramBot:
     # --- inbound -------------------------------------------------------------------------------
 
     async def receive(self, raw_update: dict) -> bool:
-        """A webhook's update (Bot API JSON): stored and handled, in one transaction, before the webhook is answered;
-        True when it was handled now (False: seen before, or stored for another try)."""
-        event = to_inbound(self.role, Update.model_validate(raw_update, context={"bot": self.bot}), self.photo_limits)
-        if event is None:
-            return False
-        outcome = await self.engine.handle(event)
-        if event.callback_id:
-            await self._answer_callback(event.callback_id)
-        return outcome.processed
+        """A webhook's update (Bot API JSON): see ``TakesUpdates._handle_now``."""
+        return await self._handle_now(to_inbound(self.role, Update.model_validate(raw_update, context={"bot": self.bot}), self.photo_limits))
 
     async def receive_update(self, update: Update) -> bool:
-        """A polled update: stored durably (the next offset confirms it) and handled in the background, so one
-        chat's slow step does not hold up the others in the batch; True when it was new."""
-        event = to_inbound(self.role, update, self.photo_limits)
-        if event is None:
-            return False
-        stored = await self.engine.receive(event)
-        if event.callback_id:
-            await self._answer_callback(event.callback_id)
-        task = asyncio.create_task(self.engine.process(event))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return stored
+        """A polled update: see ``TakesUpdates._store_then_handle``."""
+        return await self._store_then_handle(to_inbound(self.role, update, self.photo_limits))
 
     async def _answer_callback(self, callback_id: str) -> None:
         # the client shows a spinner until answered; a stale query only costs a log line

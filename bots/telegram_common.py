@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from bots.base import Undeliverable
 from bots.channels import TELEGRAM, TELEGRAM_CAPABILITIES, Capabilities
 from bots.photos import MEGABYTE, PhotoLimits, PhotoRefused, check_photo
+from conversations.engine import Engine
 from services.messages import ChatRef, Inbound, InboundKind, Rendered
 
 PLATFORM = TELEGRAM
@@ -163,3 +164,37 @@ async def keep_checked_photo(event: Inbound, data: bytes, limits: PhotoLimits, m
         return refused(refusal.code)
     stored = checked.store(media_dir, hashlib.sha256((event.file_id or "").encode()).hexdigest()[:32])
     return replace(event, file_path=str(stored))
+
+
+class TakesUpdates:
+    """What both drivers do with an update once their library has parsed it (they give ``engine``, ``_tasks`` and
+    ``_answer_callback``)."""
+
+    engine: Engine
+    _tasks: set[asyncio.Task[Any]]
+
+    async def _answer_callback(self, callback_id: str) -> None:
+        raise NotImplementedError
+
+    async def _handle_now(self, event: Inbound | None) -> bool:
+        """A webhook's update: stored and handled, in one transaction, before the webhook is answered; True when it
+        was handled now (False: seen before, or stored for another try)."""
+        if event is None:
+            return False
+        outcome = await self.engine.handle(event)
+        if event.callback_id:
+            await self._answer_callback(event.callback_id)
+        return outcome.processed
+
+    async def _store_then_handle(self, event: Inbound | None) -> bool:
+        """A polled update: stored durably (the next offset confirms it) and handled in the background, so one
+        chat's slow step does not hold up the others in the batch; True when it was new."""
+        if event is None:
+            return False
+        stored = await self.engine.receive(event)
+        if event.callback_id:
+            await self._answer_callback(event.callback_id)
+        task = asyncio.create_task(self.engine.process(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return stored

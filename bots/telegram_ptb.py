@@ -32,7 +32,7 @@ from bots.base import ChatGone, ChatMigrated, NotEditable, RetryLater, Undeliver
 from bots.channels import TELEGRAM_CAPABILITIES
 from bots.photos import PhotoLimits
 from bots.telegram_common import (
-    ALLOWED_UPDATES, DOWNLOAD_LIMIT, DOWNLOAD_TIMEOUT, NOT_EDITABLE, PLATFORM, keep_checked_photo, sleep_or_stop, to_inbound,
+    ALLOWED_UPDATES, DOWNLOAD_LIMIT, DOWNLOAD_TIMEOUT, NOT_EDITABLE, PLATFORM, TakesUpdates, keep_checked_photo, sleep_or_stop, to_inbound,
 )
 from conversations.engine import Engine, MediaUnavailable
 from services.messages import Inbound, Rendered
@@ -99,7 +99,7 @@ async def _file(path: str | Path) -> tuple[bytes, str]:
     return await asyncio.to_thread(path.read_bytes), path.name
 
 
-class TelegramBot:
+class TelegramBot(TakesUpdates):
     """One bot (customer or staff): receives updates into the engine, sends rendered messages."""
 
     def __init__(
@@ -142,29 +142,12 @@ class TelegramBot:
             raise ValueError(f"not a Telegram update: {type(exc).__name__}") from None
 
     async def receive(self, raw_update: dict) -> bool:
-        """A webhook's update (Bot API JSON): stored and handled, in one transaction, before the webhook is answered;
-        True when it was handled now (False: seen before, or stored for another try)."""
-        event = self._event(self._parse(raw_update))
-        if event is None:
-            return False
-        outcome = await self.engine.handle(event)
-        if event.callback_id:
-            await self._answer_callback(event.callback_id)
-        return outcome.processed
+        """A webhook's update (Bot API JSON): see ``TakesUpdates._handle_now``."""
+        return await self._handle_now(self._event(self._parse(raw_update)))
 
     async def receive_update(self, update: Update) -> bool:
-        """A polled update: stored durably (the next offset confirms it) and handled in the background, so one
-        chat's slow step does not hold up the others in the batch; True when it was new."""
-        event = self._event(update)
-        if event is None:
-            return False
-        stored = await self.engine.receive(event)
-        if event.callback_id:
-            await self._answer_callback(event.callback_id)
-        task = asyncio.create_task(self.engine.process(event))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return stored
+        """A polled update: see ``TakesUpdates._store_then_handle``."""
+        return await self._store_then_handle(self._event(update))
 
     async def _answer_callback(self, callback_id: str) -> None:
         # the client shows a spinner until answered; a stale query only costs a log line
