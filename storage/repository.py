@@ -561,14 +561,8 @@ class Store:
     async def outbox_add(
         self, *, platform: str, bot: str, chat_id: str, payload: Json, dedup_key: str, now: datetime, card: str | None = None
     ) -> None:
-        await self.session.execute(
-            self._insert(t.outbox)
-            .values(
-                platform=platform, bot=bot, chat_id=chat_id, payload=payload, dedup_key=dedup_key,
-                status="pending", attempts=0, next_attempt_at=now, created_at=now, card=card,
-            )
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-        )
+        """Queue one message (see ``outbox_add_many``)."""
+        await self.outbox_add_many([{"platform": platform, "bot": bot, "chat_id": chat_id, "payload": payload, "dedup_key": dedup_key, "card": card}], now)
 
     async def outbox_add_many(self, rows: list[dict[str, Any]], now: datetime) -> None:
         """Queue several messages in one statement; each row has platform, bot, chat_id, payload, dedup_key and card.
