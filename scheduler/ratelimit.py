@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 
 from bots.channels import PlatformLimits, send_rates
 
@@ -87,12 +88,103 @@ def storage_uri(redis_url: str) -> str:
     return redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
 
 
+def redis_uri(redis_url: str) -> str:
+    """The plain redis:// URL, also from `limits`' async+redis:// form."""
+    return redis_url.removeprefix("async+")
+
+
+# Each window is a sorted set of the sends holding a place, scored with when the place frees: the sender's take holds
+# it for LOST_AFTER (the answer has not come), the answer moves it to answer + the window's length. Redis's own clock
+# serves every relay, so their clocks need not agree. Both windows (the bot's and the chat's) are taken together or not
+# at all. ARGV: member, hold, then per key its amount and its length, then how soon to look again at a window full of
+# sends under way; returns {"0", 0} when taken, else {the seconds to wait, the number of the window that is full}.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local wait, full = 0, 0
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local amount, length = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  local busy = redis.call('ZCARD', key)
+  if busy >= amount then
+    -- the place that frees first; one held by a send still under way frees only with its answer: look again soon
+    local free_at = tonumber(redis.call('ZRANGE', key, busy - amount, busy - amount, 'WITHSCORES')[2])
+    local until_free = free_at - now
+    if until_free > length then until_free = tonumber(ARGV[#ARGV]) end
+    if until_free > wait then wait, full = until_free, i end
+  end
+end
+if wait > 0 then return {tostring(wait), full} end
+local hold = tonumber(ARGV[2])
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + hold, ARGV[1])
+  redis.call('EXPIRE', key, math.ceil(hold) + 1)
+end
+return {'0', 0}
+"""
+
+# ARGV: member, then per key the window's length: the send was answered, so its place frees a window from now
+_ANSWERED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now + tonumber(ARGV[1 + i]), ARGV[1])
+end
+return 0
+"""
+
+
+class SharedWindows:
+    """The same windows as ``LocalWindows`` (a send holds its place from its take until a window after its answer),
+    kept in Redis so that every relay process counts every other's sends."""
+
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        self._redis = Redis.from_url(redis_uri(redis_url))
+        self._prefix = prefix
+        self._take = self._redis.register_script(_TAKE)
+        self._answered = self._redis.register_script(_ANSWERED)
+        self._names = (f"{uuid.uuid4().hex[:12]}:{n}" for n in itertools.count())
+
+    def _key(self, key: tuple[str, ...]) -> str:
+        return ":".join((self._prefix, "window", *key))
+
+    async def take(self, windows: list[tuple[tuple[str, ...], RateLimitItem]]) -> tuple[float, str | tuple[str, ...]]:
+        """Take a place in every window at once: (0, the send's name) when taken, else (seconds to wait, the full window's key)."""
+        name = next(self._names)
+        args: list[str | float] = [name, LOST_AFTER]
+        for _, item in windows:
+            args += [item.amount, item.get_expiry()]
+        args.append(POLL)
+        wait, full = await self._take(keys=[self._key(key) for key, _ in windows], args=args)
+        if float(wait) <= 0:
+            return 0.0, name
+        return max(float(wait), 0.001), windows[int(full) - 1][0]
+
+    async def answered(self, name: str, windows: list[tuple[tuple[str, ...], RateLimitItem]]) -> None:
+        await self._answered(keys=[self._key(key) for key, _ in windows], args=[name, *(item.get_expiry() for _, item in windows)])
+
+    async def release(self, name: str, windows: list[tuple[tuple[str, ...], RateLimitItem]]) -> None:
+        """The send did not start after all: its places free at once."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, _ in windows:
+                pipe.zrem(self._key(key), name)
+            await pipe.execute()
+
+    async def clear(self) -> None:
+        keys = [key async for key in self._redis.scan_iter(match=f"{self._prefix}:window:*")]
+        if keys:
+            await self._redis.delete(*keys)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
 class SendLimiter:
     """Moving windows (exact: never more than N in any T seconds) for each chat and each bot.
 
-    This process's own sends are counted in ``LocalWindows`` until their answers are T seconds old, so a starved
-    process cannot bunch them at the platform. With a Redis URL every relay process also counts in the same
-    `limits` windows (from the take), so several relays share each rate.
+    A send holds its places from when it is let through until T seconds after the platform answered it, so a starved
+    process cannot bunch arrivals at the platform. This process's own sends are counted in ``LocalWindows``; with a
+    Redis URL every relay process also counts in the same ``SharedWindows``, so several relays share each rate.
     """
 
     def __init__(
@@ -104,16 +196,25 @@ class SendLimiter:
     ) -> None:
         # losing the windows on restart only forgets how many messages went out in the last seconds
         self._local = LocalWindows()
-        self._limiter = (
-            MovingWindowRateLimiter(RedisStorage(storage_uri(redis_url), implementation="redispy", key_prefix=prefix))
-            if redis_url else None
-        )
+        self._shared = SharedWindows(redis_url, prefix) if redis_url else None
         self._items: dict[str, tuple[RateLimitItem | None, ...]] = {
             platform: tuple(parse(rate) if rate else None for rate in (rule.private, rule.group, rule.bot))
             for platform, rule in (DEFAULT_LIMITS if limits is None else limits).items()
         }
-        # one task per bot at a time polls the shared bot window; the others queue here in order
+        # one task per bot at a time takes the bot's places; the others queue here in order
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # the shared name of each send under way, by chat (a chat has one send under way at a time: the outbox claims)
+        self._under_way: dict[tuple[str, str, str], str] = {}
+
+    def _windows(self, platform: str, bot: str, chat_id: str, group: bool) -> list[tuple[tuple[str, ...], RateLimitItem]]:
+        private, group_rate, whole = self._items.get(platform, (None, None, None))
+        chat = group_rate if group else private
+        windows: list[tuple[tuple[str, ...], RateLimitItem]] = []
+        if whole:
+            windows.append(((platform, bot), whole))
+        if chat:
+            windows.append(((platform, bot, chat_id), chat))
+        return windows
 
     async def acquire(
         self,
@@ -131,26 +232,29 @@ class SendLimiter:
         ``group``: the chat is a group (its channel's capability record tells), so the group rate applies.
 
         Waits here up to ``max_wait`` seconds, and up to ``chat_wait`` (default ``max_wait``) for the chat's own
-        window: a caller that would rather queue than wait for a busy chat passes 0. Both windows are hit right before returning 0, so the caller
-        must send at once, and call ``sent`` with the answer (or the failure): until then the send holds its places.
+        window: a caller that would rather queue than wait for a busy chat passes 0. Both windows are taken right
+        before returning 0, so the caller must send at once, and call ``sent`` with the answer (or the failure): until
+        then the send holds its places.
 
-        ``ready`` is awaited once, when both windows have room, right before they are hit: the place for work that
-        must precede the send (recording that it starts) and must not come between the hit and the send. It runs
-        while this chat holds the bot's turn, so it should be short. If it raises, nothing is taken.
+        ``ready`` is awaited once, when both windows have room and are taken: the place for work that must precede the
+        send (recording that it starts) and must not come after it. It runs while this chat holds the bot's turn, so it
+        should be short. If it raises, nothing is taken.
         """
-        private, group_rate, whole = self._items.get(platform, (None, None, None))
-        chat = group_rate if group else private
-        chat_key, bot_key = (platform, bot, chat_id), (platform, bot)
-        deadline = time.monotonic() + max_wait
-        chat_deadline = time.monotonic() + (max_wait if chat_wait is None else min(chat_wait, max_wait))
+        windows = self._windows(platform, bot, chat_id, group)
+        chat = windows[-1] if windows and len(windows[-1][0]) == 3 else None
+        whole = windows[0] if windows and len(windows[0][0]) == 2 else None
+        start = time.monotonic()
+        deadline = start + max_wait
+        chat_deadline = start + (max_wait if chat_wait is None else min(chat_wait, max_wait))
         while True:
             # only one relay task sends to a chat at a time (the outbox claims), so testing first is safe
-            wait = await self._wait(chat, chat_key) if chat else 0.0
+            wait = self._local.wait(chat[1].amount, chat[0], time.monotonic()) if chat else 0.0
             if wait:
                 if time.monotonic() + wait > chat_deadline:
                     return wait
                 await asyncio.sleep(wait)
                 continue
+            bot_key = (platform, bot)
             lock = self._locks.setdefault(bot_key, asyncio.Lock())
             if lock.locked():  # a free lock is taken at once, without the cost of a timeout
                 try:
@@ -161,50 +265,56 @@ class SendLimiter:
             else:
                 await lock.acquire()
             try:
-                while whole and (wait := await self._wait(whole, bot_key)):
+                while whole and (wait := self._local.wait(whole[1].amount, whole[0], time.monotonic())):
                     if time.monotonic() + wait > deadline:
                         return wait
                     await asyncio.sleep(wait)
-                if ready is not None:
-                    await ready()
-                    ready = None
-                if self._limiter is not None:
-                    if whole and not await self._limiter.hit(whole, *bot_key):
-                        await asyncio.sleep(0.001)  # another process won the bot's slot between the look and the hit
+                name = None
+                if self._shared is not None and windows:
+                    wait, taken = await self._shared.take(windows)
+                    if wait:  # other relays' sends fill a window
+                        if time.monotonic() + wait > (chat_deadline if chat and taken == chat[0] else deadline):
+                            return wait
+                        await asyncio.sleep(wait)
                         continue
-                    if chat and not await self._limiter.hit(chat, *chat_key):
-                        continue  # another process took the chat's slot after all: the bot slot is spent, which only slows us
+                    name = str(taken)
+                if ready is not None:
+                    try:
+                        await ready()
+                    except BaseException:
+                        if name is not None:
+                            await self._shared.release(name, windows)  # type: ignore[union-attr]
+                        raise
+                if name is not None:
+                    self._under_way[(platform, bot, chat_id)] = name
                 # this task holds the bot's turn and the chat's only send, so the local places looked at are still free
                 now = time.monotonic()
-                if whole:
-                    self._local.take(bot_key, now)
-                if chat:
-                    self._local.take(chat_key, now)
+                for key, _ in windows:
+                    self._local.take(key, now)
                 return 0.0
             finally:
                 lock.release()
 
-    def sent(self, platform: str, bot: str, chat_id: str, *, group: bool = False) -> None:
+    async def sent(self, platform: str, bot: str, chat_id: str, *, group: bool = False) -> None:
         """The platform answered a send that ``acquire`` let through, or it failed: from now its places start to free."""
-        private, group_rate, whole = self._items.get(platform, (None, None, None))
-        chat = group_rate if group else private
+        windows = self._windows(platform, bot, chat_id, group)
         now = time.monotonic()
-        if whole:
-            self._local.answered((platform, bot), whole.get_expiry(), now)
-        if chat:
-            self._local.answered((platform, bot, chat_id), chat.get_expiry(), now)
-
-    async def _wait(self, item: RateLimitItem, key: tuple[str, ...]) -> float:
-        wait = self._local.wait(item.amount, key, time.monotonic())
-        if wait or self._limiter is None:
-            return wait
-        stats = await self._limiter.get_window_stats(item, *key)
-        if stats.remaining > 0:
-            return 0.0
-        return max(0.001, stats.reset_time - time.time())
+        for key, item in windows:
+            self._local.answered(key, item.get_expiry(), now)
+        name = self._under_way.pop((platform, bot, chat_id), None)
+        if name is not None and self._shared is not None:
+            try:
+                await self._shared.answered(name, windows)
+            except Exception as exc:  # its places then free only when the send counts as lost: slower, never faster
+                log.warning("rate limiter: recording an answer failed (%s: %s)", type(exc).__name__, exc)
 
     async def clear(self) -> None:
         """Forget every window (tests and benchmarks start from a clean slate)."""
         self._local.clear()
-        if self._limiter is not None:
-            await self._limiter.storage.reset()
+        self._under_way.clear()
+        if self._shared is not None:
+            await self._shared.clear()
+
+    async def aclose(self) -> None:
+        if self._shared is not None:
+            await self._shared.aclose()

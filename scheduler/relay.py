@@ -184,6 +184,8 @@ class OutboxRelay:
         self._write_turns = _WriteTurns() if bind is not None and bind.dialect.name == "sqlite" else None
         # claimed rows whose chat was marked undeliverable when claimed: only their sends clear the mark (one write fewer for the rest)
         self._marked_unreachable: set[int] = set()
+        # the rows this relay's chats are sending now: a send can outlast its lease, and must not be claimed again meanwhile
+        self._in_hand: set[int] = set()
 
     def wake(self) -> None:
         """Called after a commit wrote outbox rows: send them now instead of at the next tick."""
@@ -256,7 +258,7 @@ class OutboxRelay:
     async def _take(self, store: Store, now: datetime, limit: int, chat: tuple[str, str, str] | None = None) -> tuple[list[dict], list[int]]:
         """Claim rows; a row whose last send started and was never recorded is counted as maybe sent (its ids come back too)."""
         rows, unreachable = await store.outbox_claim_noting_unreachable(
-            self.relay_id, now, now + timedelta(seconds=self.lease), limit, PULLED_PLATFORMS, chat
+            self.relay_id, now, now + timedelta(seconds=self.lease), limit, PULLED_PLATFORMS, chat, self._in_hand
         )
         self._marked_unreachable |= unreachable
         maybe_sent = [row["id"] for row in rows if row["sending_since"] is not None]
@@ -291,12 +293,16 @@ class OutboxRelay:
         attempted = 0
         while row is not None:
             attempted += 1
+            self._in_hand.add(row["id"])
             try:
-                row = await self._deliver(row)
+                following = await self._deliver(row)
             except Exception:
                 # e.g. the database went away while recording: the lease runs out and a relay sends it again
                 log.exception("outbox %s: delivery failed", row["id"])
-                row = None
+                following = None
+            finally:
+                self._in_hand.discard(row["id"])
+            row = following
         return attempted
 
     async def _deliver(self, row: dict) -> dict | None:
@@ -343,7 +349,7 @@ class OutboxRelay:
             try:
                 message_id = await send()
             finally:  # the send holds its rate places until its answer is back, whatever the answer
-                self.limiter.sent(platform, bot, chat_id, group=group)
+                await self.limiter.sent(platform, bot, chat_id, group=group)
         except Undeliverable as exc:
             new_chat_id = getattr(exc, "migrate_to_chat_id", None)
             if new_chat_id and attempts < MAX_ATTEMPTS:  # the bound keeps a chat that moves back and forth finite
@@ -460,11 +466,14 @@ class OutboxRelay:
         maybe_sent: list[int] = []
         newly_gone = False
         async with self._transaction() as store:
-            # a sent row is recorded even if our lease ran out meanwhile: it did reach the chat
-            mine = await store.outbox_finish(row["id"], self.relay_id, mine_only=not sent, **values)
+            # A row another relay took over (our lease ran out mid-send) is that relay's now, even after our send went
+            # through: it counted the row as maybe sent and sends it again, in the chat's order. Recording our send over
+            # its claim, or moving on to the chat's next row, would let that row overtake its copy and clear its note
+            # that a send started.
+            mine = await store.outbox_finish(row["id"], self.relay_id, **values)
             if not mine:
                 log.warning("outbox %s: the claim was taken over before the outcome was recorded", row["id"])
-            if sent:
+            elif sent:
                 if merged:
                     await store.outbox_sent_in_digest(merged, row["id"], now, values["platform_message_id"])
                 if row["id"] in self._marked_unreachable:

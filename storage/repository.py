@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import secrets
 import typing
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -618,10 +618,17 @@ class Store:
         limit: int,
         pulled_platforms: tuple[str, ...],
         chat: tuple[str, str, str] | None = None,
+        in_hand: Collection[int] = (),
     ) -> tuple[list[OutboxRow], set[int]]:
         """``outbox_claim``, and the ids of the claimed rows whose chat is marked undeliverable: only a send to one of
-        those needs ``outbox_chat_reachable`` when it goes through, so the others skip that write."""
-        params: dict[str, Any] = {"p_relay_id": relay_id, "p_now": now, "p_until": until, "p_limit": limit, "p_pulled": list(pulled_platforms)}
+        those needs ``outbox_chat_reachable`` when it goes through, so the others skip that write.
+
+        ``in_hand``: rows this relay is still working on, never claimed again, even once their lease ran out (a second
+        copy would go out beside the first)."""
+        params: dict[str, Any] = {
+            "p_relay_id": relay_id, "p_now": now, "p_until": until, "p_limit": limit, "p_pulled": list(pulled_platforms),
+            "p_in_hand": list(in_hand),
+        }
         if chat is not None:
             params.update(p_platform=chat[0], p_bot=chat[1], p_chat_id=chat[2])
         result = await self.session.execute(_outbox_claim(self.is_postgres, chat is not None), params)
@@ -633,10 +640,10 @@ class Store:
             rows.append(typing.cast(OutboxRow, {key: value for key, value in mapping.items() if key != "chat_unreachable"}))
         return sorted(rows, key=lambda row: row["id"]), unreachable
 
-    async def outbox_finish(self, outbox_id: int, relay_id: str, *, mine_only: bool = True, **values: object) -> bool:
-        """Record an attempt's outcome and free the claim; with mine_only, only while the claim is still this relay's."""
+    async def outbox_finish(self, outbox_id: int, relay_id: str, **values: object) -> bool:
+        """Record an attempt's outcome and free the claim, only while the claim is still this relay's."""
         params = {f"p_{key}": value for key, value in values.items()}
-        result = await self.session.execute(_outbox_finish(tuple(sorted(values)), mine_only), {"p_id": outbox_id, "p_relay_id": relay_id, **params})
+        result = await self.session.execute(_outbox_finish(tuple(sorted(values))), {"p_id": outbox_id, "p_relay_id": relay_id, **params})
         return _rowcount(result) == 1
 
     async def outbox_sending(self, outbox_id: int, relay_id: str, now: datetime, until: datetime) -> bool:
@@ -898,7 +905,11 @@ def _rowcount(result: Result[Any]) -> int:
 def _outbox_claim(postgres: bool, one_chat: bool) -> UpdateBase:
     picked = (
         select(t.outbox.c.id)
-        .where(*Store._outbox_sendable(bindparam("p_now")), t.outbox.c.platform.not_in(bindparam("p_pulled", expanding=True)))
+        .where(
+            *Store._outbox_sendable(bindparam("p_now")),
+            t.outbox.c.platform.not_in(bindparam("p_pulled", expanding=True)),
+            t.outbox.c.id.not_in(bindparam("p_in_hand", expanding=True)),
+        )
         .order_by(t.outbox.c.id)
         .limit(bindparam("p_limit"))
     )
@@ -927,12 +938,13 @@ def _outbox_claim(postgres: bool, one_chat: bool) -> UpdateBase:
 
 
 @functools.cache
-def _outbox_finish(keys: tuple[str, ...], mine_only: bool) -> UpdateBase:
-    """One statement per kind of outcome (the columns it sets) and claim check."""
-    statement = update(t.outbox).where(t.outbox.c.id == bindparam("p_id"))
-    if mine_only:
-        statement = statement.where(t.outbox.c.claimed_by == bindparam("p_relay_id"))
-    return statement.values(claimed_by=None, claimed_until=None, sending_since=None, **{key: bindparam(f"p_{key}") for key in keys})
+def _outbox_finish(keys: tuple[str, ...]) -> UpdateBase:
+    """One statement per kind of outcome (the columns it sets)."""
+    return (
+        update(t.outbox)
+        .where(t.outbox.c.id == bindparam("p_id"), t.outbox.c.claimed_by == bindparam("p_relay_id"))
+        .values(claimed_by=None, claimed_until=None, sending_since=None, **{key: bindparam(f"p_{key}") for key in keys})
+    )
 
 
 _OUTBOX_SENDING = (

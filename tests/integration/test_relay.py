@@ -264,6 +264,66 @@ async def test_a_relay_that_lost_its_claim_before_starting_does_not_send(db, fak
     assert [(r["status"], r["maybe_sent"]) for r in await outbox(db)] == [("sent", 0)]
 
 
+class Held:
+    """Stops at a gate before or after sending, as a relay on a starved machine stalls in either place."""
+
+    def __init__(self, inner: TelegramChannel, *, before: bool) -> None:
+        self.inner, self.before = inner, before
+        self.gate, self.reached = asyncio.Event(), asyncio.Event()
+
+    async def send(self, bot: str, chat_id: str, message) -> str | None:
+        if self.before:
+            self.reached.set()
+            await self.gate.wait()
+        sent = await self.inner.send(bot, chat_id, message)
+        if not self.before:
+            self.reached.set()
+            await self.gate.wait()
+        return sent
+
+
+async def test_a_relay_that_sent_past_its_lease_leaves_the_row_to_the_relay_that_took_it_over(db, fake_telegram, relays):
+    """A send outlives its lease; another relay takes the row over (counting it as maybe sent) and is about to send it
+    again when the first comes back. The first must not record over the second: recording its send and moving on to the
+    chat's next row would let that row overtake the second relay's copy, and clear the second relay's note that a send
+    started (a crash then would leave a delivery that nobody counted)."""
+    await queue(db, ("customer", "660", "first"), ("customer", "660", "second"))
+    start = SystemClock().now()
+    slow = relays(db, clock=ManualClock(start), lease=5, wrap=lambda inner: Held(inner, before=False))
+    [row] = await slow._claim(10)
+    first_try = asyncio.create_task(slow._chain(row))
+    await asyncio.wait_for(slow.senders["telegram"].reached.wait(), 10)  # delivered; the answer is late
+    taker = relays(db, clock=ManualClock(start + timedelta(seconds=6)), wrap=lambda inner: Held(inner, before=True))
+    [taken] = await taker._claim(10)
+    assert taken["id"] == row["id"] and taken["maybe_sent"] == 1
+    second_try = asyncio.create_task(taker._chain(taken))
+    await asyncio.wait_for(taker.senders["telegram"].reached.wait(), 10)  # its start is recorded; not sent yet
+    slow.senders["telegram"].gate.set()
+    assert await first_try == 1  # it recorded nothing and sent nothing more
+    taker.senders["telegram"].gate.set()
+    assert await second_try == 2
+    assert texts(fake_telegram, "660") == ["first", "first", "second"]
+    rows = await outbox(db)
+    sent = [str(s["message_id"]) for s in fake_telegram.sent(chat_id="660")]
+    assert [(r["status"], r["maybe_sent"], r["sending_since"], r["platform_message_id"]) for r in rows] == [
+        ("sent", 1, None, sent[1]), ("sent", 0, None, sent[2]),
+    ]
+
+
+async def test_a_relay_whose_own_send_outlasts_its_lease_does_not_claim_that_row_again(db, fake_telegram, relays):
+    await queue(db, ("customer", "670", "once"))
+    clock = ManualClock(SystemClock().now())
+    relay = relays(db, clock=clock, lease=5, wrap=lambda inner: Held(inner, before=False))
+    sending = asyncio.create_task(relay.drain_once())
+    await asyncio.wait_for(relay.senders["telegram"].reached.wait(), 10)  # delivered; the answer is late
+    clock.advance(timedelta(seconds=6))  # past the lease: any other relay could take the row over now
+    assert await relay._claim(10) == []  # … but not this one, whose chat is still sending it
+    relay.senders["telegram"].gate.set()
+    assert await sending == 1
+    assert texts(fake_telegram, "670") == ["once"]
+    assert [(r["status"], r["maybe_sent"], r["claimed_by"]) for r in await outbox(db)] == [("sent", 0, None)]
+
+
 # --- Redis down ------------------------------------------------------------------------------------
 
 

@@ -119,8 +119,8 @@ async def test_the_limiter_lets_a_chat_send_again_only_after_its_answered_sends_
     assert await limiter.acquire("telegram", "customer", "1", max_wait=0) == 0.0
     # both sends still under way: the chat's window is full however long ago they were taken
     assert 0 < await limiter.acquire("telegram", "customer", "1", max_wait=0) <= POLL
-    limiter.sent("telegram", "customer", "1")
-    limiter.sent("telegram", "customer", "1")
+    await limiter.sent("telegram", "customer", "1")
+    await limiter.sent("telegram", "customer", "1")
     assert 59 < await limiter.acquire("telegram", "customer", "1", max_wait=0) <= 60
     assert await limiter.acquire("telegram", "customer", "2", max_wait=0) == 0.0  # another chat of the same bot
     await limiter.clear()
