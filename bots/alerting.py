@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import httpx
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from bots.base import Undeliverable
 from bots.channels import ROBOT_CAPABILITIES, Capabilities
 from bots.robots import LANGUAGES, FailoverSender, RobotSender, RobotSink
 from services.evidence import photo_key, signed_photo_path
+from services.robot_links import DEFAULT_TTL, with_action_links
 from services.messages import Rendered
 from services.notifications import ALL_REGIONS, route_for
 from storage import tables as t
@@ -32,16 +33,18 @@ def routes_from(rows: list[dict]) -> dict[str, list[str]]:
 
 class AlertSinks:
     """The robot channel: sends to a route of robots (the chat id names the route); the configuration is re-read from
-    the database at most once a minute. Robots only post into a group, so they have no links to hand out."""
+    the database at most once a minute. Robots only post into a group, so they have no sign-in links to hand out; an
+    alert's buttons become signed single-use action links to ``public_url`` (services/robot_links.py)."""
 
     capabilities: Capabilities = ROBOT_CAPABILITIES
 
     def __init__(
         self, sessions: async_sessionmaker, clock=None, refresh_seconds: float = 60.0, base_url: str | None = None,
-        public_url: str | None = None,
+        public_url: str | None = None, link_ttl: timedelta = DEFAULT_TTL,
     ) -> None:
         self._sessions = sessions
-        self._public_url = public_url  # where signed photo links point (robots show no photos)
+        self._public_url = public_url  # where signed photo and action links point (robots show no photos, call nothing back)
+        self._link_ttl = link_ttl
         self._clock = clock
         self._refresh = refresh_seconds
         self._base_url = base_url
@@ -102,7 +105,18 @@ class AlertSinks:
             raise Undeliverable(f"no alert sinks for {chat_id}")
         if message.album:
             message = await self._with_photo_links(message)
+        if message.buttons and self._public_url:
+            # without a public URL nobody could open a link: the buttons stay labels, as robots showed them before
+            message = await self._with_action_links(chat_id, message)
         return await self._failover.send(bot, chat_id, message)
+
+    async def _with_action_links(self, chat_id: str, message: Rendered) -> Rendered:
+        """Each button a dispatcher could press in a Telegram group becomes a single-use link to its confirmation page."""
+        now = self._clock.now() if self._clock is not None else datetime.now(timezone.utc)
+        language = await self.reader_language(chat_id) or "zh"
+        async with self._sessions() as session, session.begin():
+            return await with_action_links(Store(session), route=chat_id, message=message, language=language,
+                                           base_url=self._public_url or "", now=now, ttl=self._link_ttl)
 
     async def _with_photo_links(self, message: Rendered) -> Rendered:
         """Robots show no photos: each becomes a signed link that works for a week without the API token."""

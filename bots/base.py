@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.messages import Rendered
 
@@ -48,3 +48,19 @@ class Editor(Protocol):
 
     async def clear_buttons(self, bot: str, chat_id: str, message_id: str) -> None:
         """Take the buttons off a sent message (a newer copy of its card carries them now); best effort."""
+
+
+class Park(Exception):
+    """A payload send cannot succeed until someone acts (its endpoint was removed): the relay parks the row at once."""
+
+
+class PayloadSender(Protocol):
+    """A channel that delivers a row's stored payload as it is (a status callback over HTTP), never a message rendered
+    for a chat; it says ``posts_payloads = True``. Failures: ``RetryLater`` (any answer but 2xx, a timeout) retries
+    with back-off until ``max_attempts``, then the relay parks the row; ``Park`` parks it at once."""
+
+    posts_payloads: bool
+    max_attempts: int
+
+    async def post(self, row_id: int, chat_id: str, payload: dict[str, Any]) -> str | None:
+        """Deliver one payload; return a short note of the answer (kept as the row's platform message id)."""

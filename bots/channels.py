@@ -131,11 +131,13 @@ ROBOT_CAPABILITIES = Capabilities(
     text_limit=20_000, text_measure=TextMeasure.UTF8_BYTES, caption_limit=20_000, digest_budget=1800, shows_photos=False,
 )
 
-# W5, W6 and the Cloud API's interactive messages: three reply buttons with 20-character titles and ids of up to
-# 256 bytes, a 24-hour customer-service window outside which only templates go out, about one message per 6 s to
-# one person, 80/s per number. No sender exists yet: the record is here so the renderer and tests can use it.
+# W5, W6 and the Cloud API's interactive messages: up to three reply buttons (20-character titles), or a list message
+# of up to ten rows (24-character titles), each carrying an id of up to 256 bytes back; the sender (bots/whatsapp.py)
+# shows three or fewer as buttons and four to ten as a list, and more are listed in the text by the renderer. A
+# 24-hour customer-service window outside which only templates go out, about one message per 6 s to one person,
+# 80/s per number.
 WHATSAPP_CAPABILITIES = Capabilities(
-    max_buttons=3, max_buttons_per_row=3, max_label_chars=20, max_action_bytes=256,
+    max_buttons=10, max_buttons_per_row=10, max_label_chars=20, max_action_bytes=256,
     can_edit=False, can_request_location=True, can_request_contact=False, has_groups=False,
     text_limit=4096, text_measure=TextMeasure.CHARACTERS, caption_limit=1024,
     session_window=timedelta(hours=24), needs_template_outside_window=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bots.channels import Capabilities, TextMeasure
 from services.messages import Rendered
 
@@ -52,7 +54,8 @@ def fit(message: Rendered, capabilities: Capabilities) -> Rendered:
         first = capabilities.max_buttons + 1
         text += "\n\n" + "\n".join(f"{number}. {label}" for number, label in enumerate(listed, start=first))
     limit = capabilities.caption_limit if message.photo_path or message.album else capabilities.text_limit
-    return Rendered(
+    return replace(
+        message,
         text=cut(text, limit, capabilities.text_measure),
         buttons=rows,
         request=message.request if _can_request(message.request, capabilities) else None,

@@ -251,8 +251,26 @@ def defang_mentions(text: str) -> str:
     return _MENTION.sub("<\u200b", text)
 
 
+def is_link(data: str) -> bool:
+    """A button whose action is a URL (a signed action link, services/robot_links.py): robots can show it as a link."""
+    return data.startswith(("https://", "http://"))
+
+
 def _labels(message: Rendered) -> list[str]:
     return [label for row in message.buttons for label, _ in row]
+
+
+def _inert(message: Rendered) -> list[str]:
+    """Labels of buttons that are no link: a robot cannot call back, so they can only be shown."""
+    return [label for row in message.buttons for label, data in row if not is_link(data)]
+
+
+def _links(sink: RobotSink, message: Rendered) -> list[tuple[str, str]]:
+    """(label, URL) per button that is a link; without any, the sink's ``details_url`` for the lot (if it has one)."""
+    links = [(label, data) for row in message.buttons for label, data in row if is_link(data)]
+    if links:
+        return links
+    return [(LINK_LABEL, sink.details_url)] if sink.details_url and _labels(message) else []
 
 
 def _utf8(text: str) -> int:
@@ -271,14 +289,14 @@ def _with_keyword(sink: RobotSink, text: str) -> str:
 
 
 def _plain(sink: RobotSink, message: Rendered) -> tuple[str, str]:
-    """Body text and the line standing in for buttons (robots cannot call back)."""
+    """Body text and the line standing in for buttons that are not links (robots cannot call back)."""
     labels = _labels(message)
     if not labels:
         tail = ""
-    elif sink.details_url:
+    elif sink.details_url and not any(is_link(data) for row in message.buttons for _, data in row):
         tail = f"{LINK_LABEL}: {sink.details_url}"
     else:
-        tail = " ".join(f"[{label}]" for label in labels)
+        tail = " ".join(f"[{label}]" for label in _inert(message))
     return _with_keyword(sink, message.text), tail
 
 
@@ -286,30 +304,48 @@ def _join(body: str, tail: str) -> str:
     return f"{body}\n{tail}" if tail else body
 
 
+_LINK_TEXT = str.maketrans({"[": "［", "]": "］", "\n": " "})
+
+
+def _markdown_label(label: str) -> str:
+    # brackets become their full-width look-alikes: a name with "](…)" in it must not end the link text early
+    return label.translate(_LINK_TEXT).translate(_MARKDOWN_SPECIALS)
+
+
+def _slack_label(label: str) -> str:
+    # "|" ends a Slack link's URL part: the label keeps a look-alike instead
+    return escape_slack(label).replace("|", "\u00a6").replace("\n", " ")
+
+
 def build_payload(sink: RobotSink, message: Rendered, timestamp_s: int | None = None) -> dict:
     """The JSON a robot gets for one message, within the platform's limits.
 
-    Plain text, unless the message has buttons and the sink a ``details_url``: then the platform's
-    link form (WeCom markdown, DingTalk actionCard, Feishu interactive card, Slack blocks).
+    Plain text, unless some buttons are links (signed action links) or the message has buttons and the sink a
+    ``details_url``: then the platform's link form (WeCom markdown links, DingTalk actionCard buttons, Feishu
+    interactive card buttons, Slack blocks), one link per button. Buttons that are no link stay as ``[labels]``.
     Photos are not uploaded: robots take images only by URL or base64, so alerts carry text.
     """
     body, tail = _plain(sink, message)
-    link = bool(_labels(message)) and bool(sink.details_url)
+    links = _links(sink, message)
+    if tail and any(is_link(data) for row in message.buttons for _, data in row):
+        body = f"{body}\n{tail}"  # beside action links, the buttons that cannot be one are still shown
     if sink.kind == "wecom":
-        if link:
-            suffix = f"[{LINK_LABEL}]({sink.details_url})"
+        if links:
+            suffix = "\n".join(f"[{_markdown_label(label)}]({url})" for label, url in links)
             content = _fit(body, lambda t: f"{defang_mentions(escape_markdown(t))}\n\n{suffix}", _utf8, WECOM_MARKDOWN_BYTES)
             return {"msgtype": "markdown", "markdown": {"content": content}}
         content = _fit(body, lambda t: _join(t, tail), _utf8, WECOM_TEXT_BYTES)
         return {"msgtype": "text", "text": {"content": content}}
     if sink.kind == "dingtalk":
         title = cut(body.split("\n", 1)[0], 64, TextMeasure.UTF8_BYTES)
-        if link:
+        if links:
             text = _fit(body, escape_markdown, _utf8, DINGTALK_TEXT_BYTES)
-            return {
-                "msgtype": "actionCard",
-                "actionCard": {"title": title, "text": text, "singleTitle": LINK_LABEL, "singleURL": sink.details_url},
-            }
+            if len(links) == 1:
+                (label, url), = links
+                return {"msgtype": "actionCard", "actionCard": {"title": title, "text": text, "singleTitle": label, "singleURL": url}}
+            # "0": the buttons one under another, which keeps long labels readable
+            buttons = [{"title": label, "actionURL": url} for label, url in links]
+            return {"msgtype": "actionCard", "actionCard": {"title": title, "text": text, "btnOrientation": "0", "btns": buttons}}
         content = _fit(body, lambda t: _join(t, tail), _utf8, DINGTALK_TEXT_BYTES)
         return {"msgtype": "text", "text": {"content": content}}
     if sink.kind == "feishu":
@@ -317,21 +353,18 @@ def build_payload(sink: RobotSink, message: Rendered, timestamp_s: int | None = 
         if sink.secret:
             ts = int(timestamp_s if timestamp_s is not None else datetime.now(timezone.utc).timestamp())
             signed = {"timestamp": str(ts), "sign": feishu_sign(sink.secret, ts)}
-        if link:
+        if links:
+            actions = [
+                {"tag": "button", "text": {"tag": "plain_text", "content": label}, "url": url, "type": "primary" if index == 0 else "default"}
+                for index, (label, url) in enumerate(links)
+            ]
 
             def card(t: str) -> dict:
                 title, _, rest = t.partition("\n")
                 elements: list[dict] = []
                 if rest:
                     elements.append({"tag": "div", "text": {"tag": "plain_text", "content": rest}})
-                elements.append(
-                    {
-                        "tag": "action",
-                        "actions": [
-                            {"tag": "button", "text": {"tag": "plain_text", "content": LINK_LABEL}, "url": sink.details_url, "type": "primary"}
-                        ],
-                    }
-                )
+                elements.append({"tag": "action", "actions": actions})
                 header = {"title": {"tag": "plain_text", "content": title}, "template": "red"}
                 return {**signed, "msg_type": "interactive", "card": {"header": header, "elements": elements}}
 
@@ -344,14 +377,15 @@ def build_payload(sink: RobotSink, message: Rendered, timestamp_s: int | None = 
         )
     # slack: the top-level text is parsed as mrkdwn by default, so it is escaped; "mrkdwn": false keeps
     # masked data like "138****5678" from turning bold (mrkdwn has no backslash escapes)
-    if link:
+    if links:
+        line = " · ".join(f"<{url}|{_slack_label(label)}>" for label, url in links)
 
         def blocks(t: str) -> dict:
             return {
                 "text": escape_slack(t),  # the notification's fallback text
                 "blocks": [
                     {"type": "section", "text": {"type": "plain_text", "text": t, "emoji": True}},  # plain_text is never parsed
-                    {"type": "section", "text": {"type": "mrkdwn", "text": f"<{sink.details_url}|{LINK_LABEL}>"}},
+                    {"type": "section", "text": {"type": "mrkdwn", "text": line}},
                 ],
             }
 

@@ -44,6 +44,7 @@ from bots.telegram_common import (  # noqa: F401  (to_inbound and TelegramChanne
     DOWNLOAD_LIMIT,
     keep_checked_photo,
     DOWNLOAD_TIMEOUT,
+    CHAT_GONE,
     NOT_EDITABLE,
     PLATFORM,
     TakesUpdates,
@@ -204,6 +205,8 @@ class TelegramBot(TakesUpdates):
                 return edit_id  # already shows this text: the edit is done
             if edit_id is not None and any(reason in str(exc) for reason in NOT_EDITABLE):
                 raise NotEditable(exc.message) from exc
+            if any(reason in str(exc).lower() for reason in CHAT_GONE):
+                raise ChatGone(f"{type(exc).__name__}: {exc.message}") from exc
             raise Undeliverable(type(exc).__name__) from exc
         except TelegramForbiddenError as exc:
             raise ChatGone(f"{type(exc).__name__}: {exc.message}") from exc

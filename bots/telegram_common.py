@@ -21,6 +21,9 @@ DOWNLOAD_LIMIT = 20 * MEGABYTE  # getFile serves nothing larger (platform-facts 
 DOWNLOAD_TIMEOUT = 60  # seconds for one photo of at most 20 MB
 # 400s of an edit that say the message cannot be changed any more (deleted, not the bot's, a photo): send it anew
 NOT_EDITABLE = ("message to edit not found", "message can't be edited", "there is no text in the message to edit")
+# 400s saying the chat does not exist for this bot (deleted, or a user who never started it): as final as a block, so the
+# chat is marked unreachable and the dispatchers are told, instead of the message failing unseen
+CHAT_GONE = ("chat not found", "peer_id_invalid")
 
 # The mapping below reads updates by attribute: aiogram's pydantic models and python-telegram-bot's objects both name
 # every field as the Bot API does, so one mapping serves both drivers and they cannot drift apart

@@ -32,7 +32,7 @@ from bots.base import ChatGone, ChatMigrated, NotEditable, RetryLater, Undeliver
 from bots.channels import TELEGRAM_CAPABILITIES
 from bots.photos import PhotoLimits
 from bots.telegram_common import (
-    ALLOWED_UPDATES, DOWNLOAD_LIMIT, DOWNLOAD_TIMEOUT, NOT_EDITABLE, PLATFORM, TakesUpdates, keep_checked_photo, sleep_or_stop, to_inbound,
+    ALLOWED_UPDATES, CHAT_GONE, DOWNLOAD_LIMIT, DOWNLOAD_TIMEOUT, NOT_EDITABLE, PLATFORM, TakesUpdates, keep_checked_photo, sleep_or_stop, to_inbound,
 )
 from conversations.engine import Engine, MediaUnavailable
 from services.messages import Inbound, Rendered
@@ -237,6 +237,8 @@ class TelegramBot(TakesUpdates):
                 return edit_id  # already shows this text: the edit is done
             if edit_id is not None and any(known in reason for known in NOT_EDITABLE):
                 raise NotEditable(exc.message) from exc
+            if any(known in reason for known in CHAT_GONE):
+                raise ChatGone(f"{type(exc).__name__}: {exc.message}") from exc
             raise Undeliverable(type(exc).__name__) from exc
         except Forbidden as exc:
             raise ChatGone(f"{type(exc).__name__}: {exc.message}") from exc

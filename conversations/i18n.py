@@ -83,4 +83,6 @@ def render(payload: dict[str, Any], language: str, tz: tzinfo | None = None) -> 
         request=payload.get("request"),
         photo_path=payload.get("photo_path"),
         album=tuple(AlbumPhoto(int(p["id"]), str(p["path"])) for p in payload.get("album") or ()),
+        purpose=payload.get("purpose") or "reply",
+        language=language,
     )

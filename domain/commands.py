@@ -414,3 +414,123 @@ class JoinCrew(Command):
 
     visit_id: int
     technician_id: int
+
+
+# --- status callbacks to order sources (issue 13 part 5) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetCallbackEndpoint(Command):
+    """Where an order source hears about its jobs' milestones, and the secret that signs what it hears."""
+
+    source: str
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class RemoveCallbackEndpoint(Command):
+    source: str
+
+
+@dataclass(frozen=True)
+class ParkCallback(Command):
+    """The relay gave up on a callback (too many failures, or its source has no endpoint any more): tell the dispatchers."""
+
+    callback_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResendCallback(Command):
+    """Send a parked callback again, and the ones parked behind it for its job, in their order."""
+
+    callback_id: int
+
+
+# --- completion codes and the delivered-item check (issue 13 part 6) -------------------------------
+
+
+@dataclass(frozen=True)
+class CompleteWithCode(Command):
+    """The technician completes a visit with the code its customer gave them (``domain.completion_codes.normalise``d)."""
+
+    visit_id: int
+    technician_id: int
+    code: str
+
+    def __repr__(self) -> str:
+        # a command may be logged with its failure: never with the code
+        return f"CompleteWithCode(visit_id={self.visit_id}, technician_id={self.technician_id}, code='***')"
+
+
+@dataclass(frozen=True)
+class ResendCompletionCode(Command):
+    """A new code for the visit's customer (the old one stops working). Exactly one of who asks is set; a dispatcher's
+    request also lifts a code's lock."""
+
+    visit_id: int
+    customer_id: int | None = None
+    technician_id: int | None = None
+    dispatcher_id: int | None = None
+
+
+@dataclass(frozen=True)
+class CompleteForTechnician(Command):
+    """A dispatcher completes a visit for its technician without the code (locked out, or the customer cannot get it)."""
+
+    visit_id: int
+    dispatcher_id: int
+
+
+@dataclass(frozen=True)
+class CheckDeliveredItems(Command):
+    """The customer's marks for a delivery's items, in the order ``domain.completion_codes.delivered_items`` lists them."""
+
+    visit_id: int
+    customer_id: int
+    marks: tuple[str, ...]
+
+
+# --- order intake (issue 13 part 4) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaceOrder(Command):
+    """An order as a source sent it, already in the order model's shape (services/intake.py reads it): new, a repeat,
+    or an update of the same source + external_ref."""
+
+    content: dict[str, object] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class CancelOrder(Command):
+    source: str
+    external_ref: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ConfirmOrder(Command):
+    """The merchant confirms an order waiting in the review queue, with the service price in minor units."""
+
+    source: str
+    external_ref: str
+    price_minor: int | None = None
+    currency: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RejectOrder(Command):
+    source: str
+    external_ref: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetCompletionCodePolicy(Command):
+    """An order source's own completion-code policy (``domain.completion_codes.CodePolicy`` text); None: the shop's default."""
+
+    source: str
+    policy: str | None

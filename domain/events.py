@@ -243,3 +243,100 @@ class ExceptionResolved(Event):
 
 
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- the WhatsApp channel (issue 13 part 2) -------------------------------------------------------
+
+
+class MessageNotDelivered(Event):
+    """One message could not reach a customer's or technician's chat (outside a session window with no template for
+    it, or the platform reported it failed); data: who, purpose, why (window | failed), reason, technician_id."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- status callbacks to order sources (issue 13 part 5) ------------------------------------------
+
+
+class CallbackParked(Event):
+    """A status callback to the job's order source kept failing and waits for someone; data: callback_id, type
+    (the milestone), event_id, attempts, reason."""
+
+
+class CallbackResent(Event):
+    """Parked callbacks of the job were queued again; data: callback_ids (in their order)."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- completion codes and the delivered-item check (issue 13 part 6) -------------------------------
+# No event carries a code: events are on the job's timeline, which the API shows; only its hash is stored.
+
+
+class CompletionCodeIssued(Event):
+    """A visit's completion code was sent to its customer; data: technician_id, by (set_off | customer | technician |
+    dispatcher)."""
+
+
+class CompletionCodeRequested(Event):
+    """Someone asked for a new code for the visit (the old one stops working); data: by, dispatcher_id."""
+
+
+class CompletionCodeRejected(Event):
+    """A technician's try at a visit's code failed; data: technician_id, outcome (wrong | code_locked |
+    technician_locked), tries_left."""
+
+
+class CompletionCodeLocked(Event):
+    """Wrong tries locked a code (5 on it) or a technician (100 today); data: technician_id, scope (code | technician)."""
+
+
+class CompletionCodeAccepted(Event):
+    """The technician entered the customer's code: the visit completes with it; data: technician_id."""
+
+
+class CompletionCodeWaived(Event):
+    """A dispatcher completed the visit for its technician without the code; data: technician_id, dispatcher_id, name."""
+
+
+class DeliveredItemsChecked(Event):
+    """The customer ticked what a delivery brought; data: items ([name, mark] each), problems (how many not received)."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- order intake (issue 13 part 4) ---------------------------------------------------------------
+
+
+class OrderUpdated(Event):
+    """The source sent its order again, changed; data: source, external_ref, changes (field -> [old, new]),
+    visits_added, visits_cancelled, visits_changed (ids)."""
+
+
+class OrderCancelled(Event):
+    """The source cancelled its order; data: source, external_ref, reason, visits (the ids cancelled with it)."""
+
+
+class OrderConfirmed(Event):
+    """The merchant confirmed the order out of the review queue; data: source, external_ref, price_minor, currency."""
+
+
+class CoverageGapFlagged(Event):
+    """Accepted although nobody on the roster can do some of its work in its region; data: region, kinds."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- robots that act (issue 13 part 3) -------------------------------------------------------------------------------
+
+
+class RobotLinkUsed(Event):
+    """A dispatcher acted through a group robot alert's single-use link (the action's own events come with it); data:
+    link_id, route (the robot route the alert went to), action (the button's data), dispatcher_id, name, via."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})

@@ -9,6 +9,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from domain.business_time import BusinessHours
+from domain.completion_codes import CodePolicy
 from domain.field_work import DEFAULT_REPAIR_CODES, RepairCodes
 from domain.slots import Window
 
@@ -43,6 +44,8 @@ class ServicePolicy:
     assist_timeout: timedelta = timedelta(minutes=15)
     # per product category ("*": any other), the fault categories and methods a repair records
     repair_codes: Mapping[str, RepairCodes] = field(default_factory=lambda: dict(DEFAULT_REPAIR_CODES))
+    # which visits complete only with the customer's one-time code (an order source may override it: storage.completion_codes)
+    completion_codes: CodePolicy = CodePolicy()
 
 
 Rule = TypeVar("Rule")

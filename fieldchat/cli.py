@@ -1,4 +1,4 @@
-"""The `fieldchat` command: serve, migrate, demo-data, plan, relay, flows, understand."""
+"""The `fieldchat` command: serve, migrate, demo-data, plan, relay, flows, understand, user, token."""
 
 from __future__ import annotations
 
@@ -19,11 +19,14 @@ from fieldchat.settings import Settings, settings_errors
 def configure_logging(settings: Settings) -> None:
     from bots.robots import known_secrets
     from fieldchat import logs
+    from storage.callbacks import known_secrets as callback_secrets
 
     secrets = list(settings.bot_tokens().values())
     if settings.api_token:
         secrets.append(settings.api_token.get_secret_value())
-    logs.configure(settings.log_level, secrets, [known_secrets])
+    # the WhatsApp access token, and what signs and verifies its webhooks
+    secrets += [s.get_secret_value() for s in (settings.whatsapp_token, settings.whatsapp_app_secret, settings.whatsapp_verify_token) if s]
+    logs.configure(settings.log_level, secrets, [known_secrets, callback_secrets])
 
 
 def _database_problem(url: str) -> str | None:
@@ -118,11 +121,12 @@ async def _demo(settings: Settings) -> int:
             if channel.capabilities.pulled or channel.deep_link("customer", links.customer) is None:
                 continue  # the console is above; channels without links (robots) or not configured have nothing to open
             print(f"{platform} links:")
-            print(f"  customer:   {channel.deep_link('customer', links.customer)}")
-            for name, token in links.technicians.items():
-                print(f"  {name:<11} {channel.deep_link('technician', token)}")
-            print(f"  dispatcher: {channel.deep_link('dispatcher', links.dispatcher)}")
-            print(f"  group:      {channel.deep_link('group', links.group)}")
+            shown = [("customer:", channel.deep_link("customer", links.customer))]
+            shown += [(name, channel.deep_link("technician", token)) for name, token in links.technicians.items()]
+            shown += [("dispatcher:", channel.deep_link("dispatcher", links.dispatcher)), ("group:", channel.deep_link("group", links.group))]
+            for name, link in shown:
+                if link is not None:  # e.g. WhatsApp without a staff number has customer links only, and no groups
+                    print(f"  {name:<11} {link}")
     finally:
         await container.stop()
     return 0
@@ -168,13 +172,11 @@ async def _relay(settings: Settings, args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    from fieldchat.container import build
+    from fieldchat.container import build, relay_loop
     from scheduler.ratelimit import SendLimiter
-    from scheduler.relay import OutboxRelay
 
     container = build(settings)
-    relay = OutboxRelay(
-        sessions=container.sessions, senders=container.relay.senders, clock=container.clock, tz=container.policy.tz,
+    relay = container.relay.alongside(
         limiter=SendLimiter(redis_url=settings.redis_url, prefix=args.limits_prefix), lease=args.lease, batch=args.batch,
     )
     logging.getLogger("fieldchat").info("outbox relay %s started", relay.relay_id)
@@ -191,7 +193,7 @@ async def _relay(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await relay.run(stop, args.interval)
+        await relay_loop(relay, container.db, stop, args.interval)
     finally:
         await container.stop()
     return 0
@@ -282,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     understand.add_argument("--now", help="ISO-8601 date and time relative dates resolve from (default: now in FIELDCHAT_TIMEZONE)")
     understand.add_argument("--corpus", type=Path, action="append", metavar="PATH",
                             help="instead of TEXT: print the accuracy on a JSON-lines file of labelled utterances (repeatable)")
+    from fieldchat import access_cli
+
+    access_cli.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -314,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_relay(settings, args))
     if args.command == "plan":
         return asyncio.run(_plan(settings, args.date, args.time_limit, args.apply))
+    if args.command in ("user", "token"):
+        return asyncio.run(access_cli.run(settings, args))
     return asyncio.run(_demo(settings))
 
 

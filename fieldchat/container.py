@@ -12,22 +12,31 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bots.alerting import AlertSinks
-from bots.channels import CAPABILITIES, ROBOT, TELEGRAM, WEB, Channels
+from bots.callbacks import CallbackSender
+from bots.channels import CAPABILITIES, ROBOT, TELEGRAM, WEB, WHATSAPP, Channel, Channels
 from bots.photos import PhotoLimits
 from bots.telegram_common import TelegramChannel
 from bots.web import WebConsole, WebUploads
+from bots.whatsapp import Number, WhatsAppChannel
+from bots.whatsapp_rules import parse_templates
 from conversations.engine import Engine
 from conversations.flows import flow_for
+from domain.callbacks import PLATFORM as CALLBACK_PLATFORM
 from domain.clock import Clock, SystemClock
+from domain.commands import ParkCallback
 from domain.policy import ServicePolicy
 from fieldchat.settings import Settings
 from scheduler.ratelimit import SendLimiter
 from scheduler.relay import OutboxRelay
+from scheduler.wakeups import OutboxNotifier, can_wake, listen
 from services import registry
 from services.bus import MessageBus
 from services.handlers import chat_unreachable
 from services.replanning import Replanner
+from services.undelivered import message_not_delivered
 from scheduler.sweeps import fire_due_timers, forget_old_updates, run_every
+from scheduler.order_polling import OrderPoller
+from webhooks.order_routes import validate_order
 from storage.db import create_engine, session_factory
 from storage.migrate import ensure_current
 
@@ -57,6 +66,8 @@ class Container:
     web_uploads: WebUploads
     channels: Channels
     replanner: Replanner | None = None
+    whatsapp: WhatsAppChannel | None = None  # its webhook (webhooks/whatsapp_routes.py) is served only when set
+    order_poller: OrderPoller | None = None  # fetches order sources that poll (scheduler/order_polling.py)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -80,12 +91,15 @@ class Container:
         # every loop below is safe in several processes at once (row claims); the switches only save their CPU
         # where other processes do the work: `fieldchat relay` processes, one process owning timers and solving
         if self.settings.run_relay:
-            self._spawn(self.relay.run(self._stop, self.settings.relay_interval_seconds), "relay")
+            self._spawn(relay_loop(self.relay, self.db, self._stop, self.settings.relay_interval_seconds), "relay")
         if self.settings.run_timers:
             if self.replanner is not None:  # only where the sweeps run: a one-off command or a test never plans by surprise
                 await self.replanner.ensure_nightly()
-            self._spawn(run_every(15.0, self._stop, lambda: fire_due_timers(self.bus, self.sessions, self.clock, self.replanner), "timer sweep"), "timer sweep")
+            self._spawn(run_every(15.0, self._stop, self.sweep_timers, "timer sweep"), "timer sweep")
             self._spawn(run_every(3600.0, self._stop, lambda: forget_old_updates(self.sessions, self.clock), "inbox clean-up"), "inbox clean-up")
+            if self.whatsapp is not None:
+                whatsapp = self.whatsapp
+                self._spawn(run_every(3600.0, self._stop, whatsapp.forget_old_statuses, "whatsapp clean-up"), "whatsapp clean-up")
         for role, bot in self.telegram.items():
             if self.settings.telegram_mode == "webhook":
                 url = f"{self.settings.public_url.rstrip('/')}/telegram/{role}/webhook"
@@ -93,6 +107,11 @@ class Container:
             else:
                 await bot.delete_webhook()
                 self._spawn(bot.poll(self._stop), f"telegram {role} polling")
+
+    async def sweep_timers(self) -> int:
+        """Due timers, then due order-source polls (they fetch over HTTP, outside any transaction)."""
+        fired = await fire_due_timers(self.bus, self.sessions, self.clock, self.replanner)
+        return fired + (await self.order_poller.run_due() if self.order_poller is not None else 0)
 
     def _spawn(self, coroutine, name: str) -> None:
         """A background loop, named (task dumps and tests tell them apart)."""
@@ -119,6 +138,15 @@ class Container:
         await self.db.dispose()
 
 
+async def relay_loop(relay: OutboxRelay, db: AsyncEngine, stop: asyncio.Event, interval: float, listening: asyncio.Event | None = None) -> None:
+    """The relay, woken at once by other processes' new rows where the database can tell (see scheduler/wakeups.py);
+    ``listening`` is set once it listens."""
+    if can_wake(db):
+        await asyncio.gather(relay.run(stop, interval), listen(db, relay.wake, stop, ready=listening))
+    else:
+        await relay.run(stop, interval)
+
+
 def build(settings: Settings, clock: Clock | None = None) -> Container:
     if settings.telegram_mode == "webhook" and not settings.public_url:
         raise ValueError("FIELDCHAT_TELEGRAM_MODE=webhook needs FIELDCHAT_PUBLIC_URL")
@@ -131,7 +159,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     photo_limits = PhotoLimits(settings.photo_max_bytes(), settings.photo_max_pixels())
     web_uploads = WebUploads(settings.media_dir, photo_limits)
     console = WebConsole(web_uploads, enabled=settings.web_console, public_url=settings.public_url)
-    robots = AlertSinks(sessions, clock, public_url=settings.public_url)
+    robots = AlertSinks(sessions, clock, public_url=settings.public_url, link_ttl=timedelta(hours=settings.robot_link_hours))
     tokens = settings.bot_tokens()
     if tokens:
         # a Telegram library takes time to import (aiogram seconds: pydantic builds its hundreds of models): only a shop
@@ -148,11 +176,25 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     else:
         channels = Channels({WEB: console, ROBOT: robots})
         media = {WEB: console}
+    whatsapp = _whatsapp(settings, sessions, clock, photo_limits)
+    if whatsapp is not None:
+        # its links after Telegram's (a shop with both hands out the bot's), before the console's
+        order: dict[str, Channel] = {name: channels[name] for name in channels if name == TELEGRAM}
+        order[WHATSAPP] = whatsapp
+        order.update({name: channels[name] for name in channels if name != TELEGRAM})
+        channels = Channels(order)
+        media[WHATSAPP] = whatsapp
+    # status callbacks to order sources go through the same outbox, one "chat" per job (services/callbacks.py)
+    callbacks = CallbackSender(
+        sessions, clock, public_url=settings.public_url, max_attempts=settings.callback_max_attempts, timeout=settings.callback_timeout_seconds,
+    )
     relay = OutboxRelay(
-        sessions=sessions, senders=channels.senders(), clock=clock, tz=policy.tz, limiter=SendLimiter(redis_url=settings.redis_url),
+        sessions=sessions, senders={**channels.senders(), CALLBACK_PLATFORM: callbacks}, clock=clock, tz=policy.tz, limiter=SendLimiter(redis_url=settings.redis_url),
     )
     # every write goes through the bus: chat updates (the engine), the API, timers, replans, the CLI
-    bus = MessageBus(sessions=sessions, clock=clock, policy=policy, handlers=registry.HANDLERS, reactions=registry.reactions(), on_outbox=relay.wake)
+    # a process without a relay wakes the relays of the others (PostgreSQL), so its replies need not wait for their next look
+    on_outbox = OutboxNotifier(db) if not settings.run_relay and can_wake(db) else relay.wake
+    bus = MessageBus(sessions=sessions, clock=clock, policy=policy, handlers=registry.HANDLERS, reactions=registry.reactions(), on_outbox=on_outbox)
     # a step offering a list (the customer's days) pages it to the buttons the chat's channel shows
     buttons = {name: capabilities.max_buttons for name, capabilities in CAPABILITIES.items()}
     engine = Engine(bus=bus, flows=flow_for, media=media, buttons=buttons)
@@ -164,8 +206,39 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         await bus.run(origin, lambda ctx: chat_unreachable(ctx, platform, bot, chat_id, reason))
 
     relay.on_undeliverable = tell_dispatchers
+
+    async def not_delivered(platform: str, bot: str, chat_id: str, purpose: str, why: str, reason: str) -> None:
+        origin = f"not-delivered:{platform}:{bot}:{chat_id}:{uuid.uuid4().hex}"
+        await bus.run(origin, lambda ctx: message_not_delivered(ctx, platform, bot, chat_id, purpose=purpose, why=why, reason=reason))
+
+    if whatsapp is not None:
+        whatsapp.engine = engine
+        whatsapp.on_not_delivered = not_delivered
+
+    async def callback_parked(callback_id: int, reason: str) -> None:
+        await bus.run(f"callback-parked:{callback_id}:{uuid.uuid4().hex}", ParkCallback(callback_id, reason))
+
+    relay.on_parked = callback_parked
     replanner = Replanner(
         bus, sessions, clock, policy, replan_seconds=settings.replan_seconds, plan_seconds=settings.plan_seconds,
         nightly_at=settings.nightly_plan_time(),
     )
-    return Container(settings, clock, policy, db, sessions, bus, engine, relay, telegram, web_uploads, channels, replanner)
+    order_poller = OrderPoller(bus, sessions, clock, validate_order)
+    return Container(settings, clock, policy, db, sessions, bus, engine, relay, telegram, web_uploads, channels, replanner, whatsapp=whatsapp,
+                     order_poller=order_poller)
+
+
+def _whatsapp(settings: Settings, sessions: async_sessionmaker, clock: Clock, photo_limits: PhotoLimits) -> WhatsAppChannel | None:
+    """The WhatsApp channel when its settings are complete (the settings refuse half of them)."""
+    if not settings.whatsapp_on() or settings.whatsapp_token is None or settings.whatsapp_phone_number_id is None:
+        return None
+    numbers = [Number("customer", settings.whatsapp_phone_number_id, settings.whatsapp_number)]
+    if settings.whatsapp_staff_phone_number_id:
+        numbers.append(Number("staff", settings.whatsapp_staff_phone_number_id, settings.whatsapp_staff_number))
+    return WhatsAppChannel(
+        token=settings.whatsapp_token.get_secret_value(), numbers=numbers, graph_url=settings.whatsapp_graph_url,
+        app_secret=settings.whatsapp_app_secret.get_secret_value() if settings.whatsapp_app_secret else "",
+        verify_token=settings.whatsapp_verify_token.get_secret_value() if settings.whatsapp_verify_token else "",
+        graph_version=settings.whatsapp_graph_version, templates=parse_templates(settings.whatsapp_templates),
+        sessions=sessions, clock=clock, engine=None, media_dir=settings.media_dir, photo_limits=photo_limits,
+    )

@@ -22,6 +22,10 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (re.compile(r"(/open-apis/bot/v2/hook/)[^\s\"'/?]+"), r"\1" + MASK),
     (re.compile(r"(hooks\.slack\.com/services/)[^\s\"'?]+"), r"\1" + MASK),
+    # a robot alert's action link (services/robot_links.PATH) acts once for whoever holds it: the access log must not
+    (re.compile(r"(/robot/a/)[^\s\"'/?]+"), r"\1" + MASK),
+    # an integration's API token (services/accounts.TOKEN_PREFIX), wherever it turns up
+    (re.compile(r"fct_[A-Za-z0-9_-]{20,}"), MASK),
 )
 
 SecretSource = Callable[[], Iterable[str]]
@@ -67,4 +71,7 @@ def configure(level: str, secrets: Iterable[str], sources: Iterable[SecretSource
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # aiosqlite's debug lines carry every statement's parameters: chat texts, a customer's completion code on its way
+    # out, link tokens. Even at DEBUG they stay out of the log (SQLAlchemy's own echo is off for the same reason)
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
     return handler

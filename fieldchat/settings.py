@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
@@ -11,7 +12,9 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bots.whatsapp_rules import parse_templates
 from domain.business_time import BusinessHours
+from domain.completion_codes import CodePolicy
 from domain.field_work import parse_repair_codes
 from domain.policy import ServicePolicy
 from domain.slots import Window
@@ -37,6 +40,9 @@ class Settings(BaseSettings):
     customer_link_days: int = Field(30, ge=1, le=365, description="a customer's link expires this long after it is issued at the latest")
     customer_link_grace_days: int = Field(3, ge=0, le=60, description="and this long after the job is done (a reopened job's link works again until it closes again)")
     staff_invite_hours: int = Field(72, ge=1, le=24 * 30, description="technician, dispatcher and group invites expire after this long")
+    robot_link_hours: int = Field(24, ge=1, le=24 * 14, description="a group robot alert's action links (single-use) expire after this long")
+    session_hours: int = Field(12, ge=1, le=24 * 30, description="a web sign-in lasts this long (signing out or disabling the account ends it sooner)")
+    telegram_auth_minutes: int = Field(24 * 60, ge=1, le=7 * 24 * 60, description="Telegram Login Widget data and Mini App initData older than this are refused")
 
     telegram_customer_token: SecretStr | None = None
     telegram_staff_token: SecretStr | None = None
@@ -46,6 +52,19 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
     telegram_webhook_secret: SecretStr | None = None
 
+    # WhatsApp Cloud API (README "Connecting a WhatsApp number"): on when the token, the customers' number id, the app
+    # secret and the verify token are all set
+    whatsapp_token: SecretStr | None = Field(None, description="the Cloud API access token (a system user's)")
+    whatsapp_phone_number_id: str | None = Field(None, description="the customers' business number, as the Graph API names it")
+    whatsapp_number: str | None = Field(None, description="that number in international digits, for wa.me links, e.g. 8613800000000")
+    whatsapp_staff_phone_number_id: str | None = Field(None, description="a number for technicians too, where the shop gives them one")
+    whatsapp_staff_number: str | None = None
+    whatsapp_app_secret: SecretStr | None = Field(None, description="signs every webhook (X-Hub-Signature-256)")
+    whatsapp_verify_token: SecretStr | None = Field(None, description="the token Meta's webhook verification must present")
+    whatsapp_graph_url: str = "https://graph.facebook.com"
+    whatsapp_graph_version: str = Field("v21.0", pattern=r"^v\d{1,3}\.\d{1,2}$")
+    whatsapp_templates: str = Field("", description="JSON: per message purpose the approved template to send outside the 24-hour window")
+
     timezone: str = "Asia/Shanghai"
     slot_windows: str = "09:00-11:00,11:00-13:00,14:00-16:00,16:00-18:00"
     booking_days: int = Field(7, ge=1, le=60)
@@ -54,6 +73,8 @@ class Settings(BaseSettings):
     checkin_radius_m: float = Field(500.0, gt=0)
     repair_codes: str = Field("", description="JSON: per product category the fault categories and methods a repair records")
     low_rating_threshold: int = Field(2, ge=1, le=5)
+    completion_codes: str = Field("off", description="visits that complete only with the customer's one-time code: off, all, "
+                                  "or service kinds (delivery,installation); an order source may override it")
     booking_reminder_hours: float = Field(24.0, gt=0, le=24 * 30, description="an unbooked visit reminds its customer after this long")
     booking_escalate_hours: float = Field(48.0, gt=0, le=24 * 60, description="and goes to the dispatchers after this long (from the same start)")
     confirm_reminder_hours: float = Field(24.0, gt=0, le=24 * 30, description="a completed visit not confirmed reminds the customer after this long")
@@ -74,6 +95,9 @@ class Settings(BaseSettings):
     overrun_grace_minutes: int = Field(15, ge=0, le=240, description="work this long past its planned end replans the day")
     assist_timeout_minutes: int = Field(15, ge=1, le=240, description="a call for help nobody joins goes to the next free colleagues, else the dispatchers, after this long")
     redis_url: str | None = Field(None, description="redis://host:port/db shared by relay processes for send rates")
+    callback_max_attempts: int = Field(20, ge=1, le=1000, description="a status callback to an order source is parked, and the "
+                                       "dispatchers told, after this many failed attempts (back-off up to 5 minutes apart)")
+    callback_timeout_seconds: float = Field(10.0, gt=0, le=60, description="how long a status callback waits for the receiver's answer")
 
     @field_validator("api_token")
     @classmethod
@@ -94,6 +118,11 @@ class Settings(BaseSettings):
     def _valid_repair_codes(cls, value: str) -> str:
         parse_repair_codes(value)
         return value
+
+    @field_validator("completion_codes")
+    @classmethod
+    def _valid_completion_codes(cls, value: str) -> str:
+        return CodePolicy.parse(value).text
 
     @field_validator("slot_windows")
     @classmethod
@@ -125,6 +154,38 @@ class Settings(BaseSettings):
             raise ValueError("FIELDCHAT_CONFIRM_TIMEOUT_HOURS must be more than FIELDCHAT_CONFIRM_REMINDER_HOURS")
         return self
 
+    @field_validator("whatsapp_templates")
+    @classmethod
+    def _valid_whatsapp_templates(cls, value: str) -> str:
+        parse_templates(value)
+        return value
+
+    @field_validator("whatsapp_number", "whatsapp_staff_number", "whatsapp_phone_number_id", "whatsapp_staff_phone_number_id")
+    @classmethod
+    def _digits(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{5,20}", value.strip().lstrip("+")):
+            raise ValueError("digits only (a number in international format, or the Graph API's number id)")
+        return value.strip().lstrip("+") if value is not None else None
+
+    @model_validator(mode="after")
+    def _whatsapp_complete(self) -> Settings:
+        parts = {
+            "FIELDCHAT_WHATSAPP_TOKEN": self.whatsapp_token, "FIELDCHAT_WHATSAPP_PHONE_NUMBER_ID": self.whatsapp_phone_number_id,
+            "FIELDCHAT_WHATSAPP_APP_SECRET": self.whatsapp_app_secret, "FIELDCHAT_WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
+        }
+        missing = [name for name, value in parts.items() if not value]
+        if 0 < len(missing) < len(parts):
+            # half a configuration would take webhooks it cannot verify, or send without being able to receive
+            raise ValueError(f"WhatsApp needs {', '.join(missing)} too (or none of the WHATSAPP settings)")
+        if self.whatsapp_verify_token is not None and len(self.whatsapp_verify_token.get_secret_value()) < 16:
+            raise ValueError("FIELDCHAT_WHATSAPP_VERIFY_TOKEN must be at least 16 characters")
+        if self.whatsapp_staff_phone_number_id and not self.whatsapp_token:
+            raise ValueError("FIELDCHAT_WHATSAPP_STAFF_PHONE_NUMBER_ID needs the customers' WhatsApp settings too")
+        return self
+
+    def whatsapp_on(self) -> bool:
+        return bool(self.whatsapp_token and self.whatsapp_phone_number_id and self.whatsapp_app_secret and self.whatsapp_verify_token)
+
     def nightly_plan_time(self) -> time | None:
         return None if self.nightly_plan_at.lower() == "off" else time.fromisoformat(self.nightly_plan_at)
 
@@ -145,6 +206,7 @@ class Settings(BaseSettings):
             reschedule_cutoff=timedelta(hours=self.reschedule_cutoff_hours),
             checkin_radius_m=self.checkin_radius_m,
             repair_codes=parse_repair_codes(self.repair_codes),
+            completion_codes=CodePolicy.parse(self.completion_codes),
             low_rating_threshold=self.low_rating_threshold,
             urgent_window=timedelta(hours=self.urgent_window_hours),
             overrun_grace=timedelta(minutes=self.overrun_grace_minutes),

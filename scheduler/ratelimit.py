@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from redis.asyncio import Redis
 
 from bots.channels import PlatformLimits, send_rates
@@ -86,6 +87,12 @@ class LocalWindows:
 def storage_uri(redis_url: str) -> str:
     """`limits` names its asyncio Redis storage async+redis://; accept the plain redis:// URL too."""
     return redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
+
+
+def window_storage(redis_url: str | None, prefix: str) -> Storage:
+    """`limits`' storage for request windows (sign-in attempts, the console's rates): shared through Redis when it is
+    configured, else this process's memory."""
+    return RedisStorage(storage_uri(redis_url), implementation="redispy", key_prefix=prefix) if redis_url else MemoryStorage()
 
 
 def redis_uri(redis_url: str) -> str:

@@ -21,7 +21,7 @@ from typing import cast
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bots.base import Editor, NotEditable, RetryLater, Sender, Undeliverable
+from bots.base import Editor, NotEditable, Park, PayloadSender, RetryLater, Sender, Undeliverable
 from bots.channels import CAPABILITIES, Capabilities, pulled_platforms
 from bots.render import fit
 from bots.robots import Throttled
@@ -45,6 +45,8 @@ MAX_WAIT_SECONDS = 10.0
 
 # Called once when a bound chat turns undeliverable (blocked the bot, removed it): platform, bot, chat_id, reason.
 UndeliverableHook = Callable[[str, str, str, str], Awaitable[None] | None]
+# Called once a payload row (a status callback) is parked: its outbox id and why.
+ParkedHook = Callable[[int, str], Awaitable[None] | None]
 
 
 def backoff(attempts: int) -> float:
@@ -161,6 +163,7 @@ class OutboxRelay:
         tz: tzinfo,
         limiter: SendLimiter | None = None,
         on_undeliverable: UndeliverableHook | None = None,
+        on_parked: ParkedHook | None = None,
         batch: int = 200,
         lease: float = LEASE_SECONDS,
         max_wait: float = MAX_WAIT_SECONDS,
@@ -170,6 +173,7 @@ class OutboxRelay:
         self.senders = senders
         self.limiter = limiter or SendLimiter()
         self.on_undeliverable = on_undeliverable
+        self.on_parked = on_parked
         self.lease = lease
         self.max_wait = max_wait
         self.relay_id = relay_id or new_relay_id()
@@ -186,6 +190,14 @@ class OutboxRelay:
         self._marked_unreachable: set[int] = set()
         # the rows this relay's chats are sending now: a send can outlast its lease, and must not be claimed again meanwhile
         self._in_hand: set[int] = set()
+
+    def alongside(self, *, limiter: SendLimiter, lease: float, batch: int) -> OutboxRelay:
+        """Another relay like this one — the same senders, clock and hooks (a chat found unreachable, a callback parked
+        are told as this one tells them) — with its own rate windows, lease and claims: `fieldchat relay`."""
+        return OutboxRelay(
+            sessions=self.sessions, senders=self.senders, clock=self._clock, tz=self._tz, limiter=limiter,
+            on_undeliverable=self.on_undeliverable, on_parked=self.on_parked, batch=batch, lease=lease, max_wait=self.max_wait,
+        )
 
     def wake(self) -> None:
         """Called after a commit wrote outbox rows: send them now instead of at the next tick."""
@@ -309,6 +321,8 @@ class OutboxRelay:
         """Attempt one claimed row; returns the chat's next row when it is due and now claimed by this relay."""
         platform, bot, chat_id = row["platform"], row["bot"], row["chat_id"]
         sender = self.senders.get(platform)
+        if getattr(sender, "posts_payloads", False):
+            return await self._post(cast(PayloadSender, sender), row)
         channel = CAPABILITIES.get(platform)
         if sender is None or channel is None:
             return await self._finish(row, {"status": "failed", "last_error": f"no sender for {platform}", "attempts": row["attempts"] + 1})
@@ -512,6 +526,47 @@ class OutboxRelay:
                 await result
         except Exception:
             log.exception("outbox: on_undeliverable failed for %s:%s", platform, chat_id)
+
+    async def _post(self, sender: PayloadSender, row: dict) -> dict | None:
+        """A payload row (a status callback): sent as stored, with no chat rendering or rates. A failure retries with
+        back-off up to the sender's ``max_attempts``; then the row is parked, which no longer holds back its chat's
+        later rows, and ``on_parked`` tells someone. Noted as sending first, like every row: a crash counts it maybe sent."""
+        try:
+            await self._mark_sending(row)
+        except _NotStarted as exc:
+            self._warnings.warning("not started", "outbox %s: not sent, the start could not be recorded (%s)", row["id"], exc)
+            return None
+        now = self._clock.now()
+        attempts = row["attempts"] + 1
+        try:
+            answer = await sender.post(row["id"], row["chat_id"], row["payload"])
+        except Park as exc:
+            return await self._park(row, attempts, str(exc))
+        except RetryLater as exc:
+            reason, seconds = str(exc), exc.seconds
+        except Exception as exc:  # an unexpected failure is treated as transient, never as sent
+            log.exception("outbox %s: posting failed", row["id"])
+            reason, seconds = f"{type(exc).__name__}: {exc}", None
+        else:
+            values = {"status": "sent", "sent_at": now, "platform_message_id": answer, "attempts": attempts}
+            return await self._finish(row, values, sent=True)
+        if attempts >= sender.max_attempts:
+            return await self._park(row, attempts, f"gave up after {attempts} attempts: {reason}")
+        delay = min(seconds, MAX_BACKOFF) if seconds is not None else backoff(attempts)
+        return await self._finish(row, {"next_attempt_at": now + timedelta(seconds=delay), "last_error": reason[:500], "attempts": attempts})
+
+    async def _park(self, row: dict, attempts: int, reason: str) -> None:
+        log.warning("outbox %s to %s:%s parked: %s", row["id"], row["platform"], row["chat_id"], reason)
+        await self._finish(row, {"status": "parked", "last_error": reason[:500], "attempts": attempts})
+        if self.on_parked is None:
+            return None
+        try:
+            result = self.on_parked(row["id"], reason)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # the row stays parked and listed (GET /api/v1/callbacks?state=parked) even if nobody heard
+            log.exception("outbox %s: telling that it was parked failed", row["id"])
+        return None
 
     def _retry(self, row: dict, now, reason: str, seconds: float | None) -> dict:
         attempts = row["attempts"] + 1

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from domain.clock import Clock
 from domain.errors import DomainError
 from scheduler.logthrottle import LogThrottle
+from scheduler.order_polling import POLL_KIND
 from services.bus import MessageBus
 from services.replanning import KINDS as REPLAN_KINDS, Replanner
 from services.timers import fire
@@ -26,7 +27,8 @@ async def fire_due_timers(bus: MessageBus, sessions: async_sessionmaker, clock: 
     Replans solve outside any transaction, so the replanner fires those; last, so that a replan queued by
     a timer just fired (an overrun) runs in this sweep."""
     async with sessions() as session:
-        timer_ids = await ScheduleStore(Store(session)).due_timer_ids(clock.now(), exclude_kinds=REPLAN_KINDS)
+        # order polls fetch over HTTP outside any transaction: their own loop fires them (scheduler/order_polling.py)
+        timer_ids = await ScheduleStore(Store(session)).due_timer_ids(clock.now(), exclude_kinds=(*REPLAN_KINDS, POLL_KIND))
     for timer_id in timer_ids:
         try:
             await bus.run(f"timer:{timer_id}", lambda ctx, t=timer_id: fire(ctx, t))

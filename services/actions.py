@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timezone
 from typing import Any
 
+from domain.completion_codes import ItemMark
 from domain.field_work import ReturnReason
 from domain.model import MAX_ID, ExceptionReason, Language
 from domain.sla import STAGES
@@ -401,6 +402,13 @@ class NeverMind(Action):
     """Drop what a dispatcher's button started (a choice, a confirmation, an awaited text)."""
 
 
+@dataclass(frozen=True)
+class ResendParkedCallback(Action):
+    """Send a parked status callback to its order source again (and those parked behind it for the job)."""
+
+    callback_id: int
+
+
 # --- relay threads (customer, technician and dispatcher chats) -------------------------------------
 
 
@@ -421,6 +429,49 @@ class WriteInThread(Action):
 @dataclass(frozen=True)
 class DoneTalking(Action):
     """The writer is done talking to people: back to the buttons."""
+
+
+# --- completion codes and the delivered-item check (issue 13 part 6) -----------------------------------
+
+
+@dataclass(frozen=True)
+class ResendCode(Action):
+    """A new completion code for the visit's customer (pressed by the customer, or by the technician waiting for it)."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class TickItem(Action):
+    """The customer's mark for one delivered item, by its index in the delivery's list."""
+
+    visit_id: int
+    index: int
+    mark: ItemMark
+
+
+@dataclass(frozen=True)
+class SendItemCheck(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class RestartItemCheck(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class CompleteForThem(Action):
+    """A dispatcher completes a visit for its technician, without the code (a lockout alert's way out)."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class NewCodeFromAlert(Action):
+    """A dispatcher sends the customer a new code, which also lifts the code's lock."""
+
+    visit_id: int
 
 
 # --- every chat -----------------------------------------------------------------------------------
@@ -493,6 +544,7 @@ REASON = member_of(ExceptionReason)
 RETURN_REASON = member_of(ReturnReason)
 STAGE = one_of(STAGES)
 LANGUAGE = member_of(Language)
+ITEM_MARK = member_of(ItemMark)
 
 
 @dataclass(frozen=True)
@@ -567,10 +619,17 @@ FORMATS = (
     Format(ReopenJobAsk, "dro", (ID,)),
     Format(NoteAsk, "dno", (ID,)),
     Format(NeverMind, "dnm"),
+    Format(ResendParkedCallback, "cbr", (ID,)),
     Format(AnswerInThread, "th", (ID,)),
     Format(DoneTalking, "thx"),
     Format(WriteInThread, "thw", (ID,)),
     Format(ChooseLanguage, "lang", (LANGUAGE,)),
+    Format(ResendCode, "ccn", (ID,)),
+    Format(TickItem, "itm", (ID, INDEX, ITEM_MARK)),
+    Format(SendItemCheck, "itms", (ID,)),
+    Format(RestartItemCheck, "itmr", (ID,)),
+    Format(CompleteForThem, "ccf", (ID,)),
+    Format(NewCodeFromAlert, "ccr", (ID,)),
 )
 BY_KIND = {wire.kind: wire for wire in FORMATS}
 BY_PREFIX = {wire.prefix: wire for wire in FORMATS}

@@ -42,6 +42,7 @@ from services.bus import handles
 from services.context import HandlerContext
 from services.lookups import booked_slot, booking_of
 from services.messages import distance as distance_text
+from storage.completion_codes import CodeStore
 from storage.schedule import ScheduleStore
 from storage.threads import ThreadStore
 
@@ -486,6 +487,10 @@ async def complete_visit(ctx: HandlerContext, cmd: c.CompleteVisit) -> list[ev.E
     done = all(s.key in answers for s in steps)
     if visit.service_kind is ServiceKind.REPAIR and not (visit.fault_category and visit.repair_method):
         raise DomainError("repair_codes_required")  # a repair says what was wrong and what was done (RecordRepair)
+    code = await CodeStore(ctx.store).code_of(cmd.visit_id)
+    if code is not None and code.pending:
+        # the customer's one-time code completes it (services.completion_codes), or a dispatcher does
+        raise DomainError("completion_code_required")
     return [lifecycle.complete(visit, visit.job_id, cmd.technician_id, done)]
 
 

@@ -242,6 +242,9 @@ class Rendered:
     request: str | None = None
     photo_path: str | None = None
     album: tuple[AlbumPhoto, ...] = ()  # photos sent with the text (Outbound.album)
+    # what it is for and who reads it: a channel with a session window picks a template by these outside it
+    purpose: str = Purpose.REPLY.value
+    language: str = "en"
 
 
 def day_of(moment_day: date) -> Text:

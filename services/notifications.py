@@ -373,8 +373,12 @@ async def alert_dispatchers_sla_breached(ctx: HandlerContext, event: ev.Event) -
 
 async def alert_dispatchers_chat_unreachable(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
     job = await ctx.store.load(Job, event.job_id)
-    text = t(f"group.{event.data['who']}_unreachable", order=job.id, visit=event.visit_id or "-",
-             technician=await _technician_name(ctx, event) or "-", **await _masked_job(ctx, job))
+    # blocked for good, or one message that could not go out (a session-window channel, a failed delivery)
+    extra = {"purpose": t(f"purpose.{event.data['purpose']}"), "why": t(f"undelivered.{event.data['why']}")} \
+        if isinstance(event, ev.MessageNotDelivered) else {}
+    kind = "not_delivered" if extra else "unreachable"
+    text = t(f"group.{event.data['who']}_{kind}", order=job.id, visit=event.visit_id or "-",
+             technician=await _technician_name(ctx, event) or "-", **extra, **await _masked_job(ctx, job))
     # not a dead end: the numbers (to the presser's private chat) for the visit it concerns, or the job's next open one
     visit_id = event.visit_id or next((stored_id(v) for v in await ctx.store.visits_of_job(stored_id(job)) if v.state in OPEN_STATES), None)
     if visit_id is None:
@@ -782,4 +786,5 @@ ALERT_ENDS: frozenset[str] = frozenset({
     "group.replan_failed",  # says the plan stays as it was, that it retries by itself, and the command to run it by hand
     "evidence.exception_photos",  # a problem report's photos, right after its alert, which carries the actions
     "card.alert_resolved",  # a problem report settled (another technician, cancelled): says by whom; every button was stale
+    "order.group_cancelled",  # the source called the order off: its visits are off the plan, nothing to do unless the customer calls
 })

@@ -6,7 +6,8 @@ from functools import partial
 
 from domain import commands as c
 from domain import events as ev
-from services import backoffice, dispatching, evidence, handlers, notifications as tell, relay_threads, replanning, timers
+from services import backoffice, callbacks, completion_codes, dispatching, evidence, handlers, notifications as tell, relay_threads, replanning, timers
+from services import intake, order_notices
 from services.bus import Handler, Reaction, Reactions, handles
 
 HANDLERS: dict[type[c.Command], Handler] = dict([
@@ -27,6 +28,9 @@ HANDLERS: dict[type[c.Command], Handler] = dict([
     handles(c.RebookVisit, handlers.rebook_visit),
     handles(c.ConfirmAppointmentTime, handlers.confirm_appointment_time),
     handles(c.ForwardCustomerText, handlers.forward_customer_text),
+    *callbacks.HANDLERS,  # status callbacks to order sources (issue 13 part 5)
+    *completion_codes.HANDLERS,  # completion codes and the delivered-item check (issue 13 part 6)
+    *intake.HANDLERS,  # orders from sources: place, cancel, review (issue 13 part 4)
 ])
 
 # Who is told what. An event's reactions run in this order, which is the order of their messages in the
@@ -68,7 +72,7 @@ NOTIFICATIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (tell.alert_dispatchers_no_technician, (ev.NoTechnicianAvailable,)),
     (tell.alert_dispatchers_replan_failed, (ev.ReplanFailed,)),
     (tell.alert_dispatchers_sla_breached, (ev.SlaTierReached,)),
-    (tell.alert_dispatchers_chat_unreachable, (ev.ChatUnreachable,)),
+    (tell.alert_dispatchers_chat_unreachable, (ev.ChatUnreachable, ev.MessageNotDelivered)),
     (tell.alert_dispatchers_of_exception, (ev.ExceptionReported,)),
     (evidence.send_exception_photos, (ev.ExceptionReported,)),  # right after its alert
     (tell.refresh_exception_card, (ev.ExceptionAcknowledged,)),
@@ -93,6 +97,13 @@ NOTIFICATIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (tell.tell_requester_assistance_timed_out, (ev.AssistanceTimedOut,)),
     (tell.alert_dispatchers_assistance_timed_out, (ev.AssistanceTimedOut,)),
     (tell.refresh_resolved_exception_card, (ev.ExceptionResolved,)),
+    # status callbacks (issue 13 part 5): one the order source's system kept refusing waits for a dispatcher's Resend
+    (callbacks.alert_dispatchers_callback_parked, (ev.CallbackParked,)),
+    # order intake (issue 13 part 4): a source's change reaches whoever it concerns
+    (order_notices.tell_technicians_order_updated, (ev.OrderUpdated,)),
+    (order_notices.tell_customer_order_updated, (ev.OrderUpdated,)),
+    (order_notices.alert_dispatchers_order_cancelled, (ev.OrderCancelled,)),
+    (order_notices.alert_dispatchers_coverage_gap, (ev.CoverageGapFlagged,)),
 )
 
 # The timers an event starts or stops; a stage's clock stops before the next one starts.
@@ -125,23 +136,31 @@ TIMERS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
 )
 
 # Events nothing reacts to yet, on purpose: they are on the job's timeline (the API shows it), and what they
-# would trigger is either told by the flow that raised them or not built yet (ERP callbacks, KPIs).
+# would trigger is either told by the flow that raised them or not built yet (KPIs).
 SILENT: frozenset[type[ev.Event]] = frozenset({
     ev.ChecklistAnswered,  # the technician is answered step by step in their chat
     ev.VisitResumed,  # comes with ExceptionAcknowledged, which tells the technician to carry on
-    ev.JobCompleted,  # the customer's confirmation that closed it is answered in their chat
     ev.RatingGiven,  # a low one also raises LowRatingReceived, which alerts
     ev.SlaExtended,  # the extending dispatcher is answered in the group
     ev.ConflictOverridden,  # the overriding dispatcher is answered in the group; the offer it led to tells the technician
-    ev.JobClosed,  # the closing dispatcher is answered in the group; its confirmed visits tell their technicians
     ev.NoteAdded,  # a note for the timeline: the dispatcher who wrote it is answered
     ev.AppointmentConfirmed,  # on the timeline and the visit; dispatchers see it in the job and on alerts about the visit
+    ev.CompletionCodeIssued,  # raised by the reaction that sent the code to the customer
+    ev.DeliveredItemsChecked,  # the customer is answered in their chat; a problem found raises ExceptionReported, which alerts
+    ev.CallbackResent,  # whoever resent them is answered (the API, or the dispatcher who pressed Resend)
+    ev.RobotLinkUsed,  # beside the action's own event, which tells whoever it concerns; on the timeline: who acted through a robot link
 })
 
 
 def reactions() -> Reactions:
     """A fresh table (a test may add its own reaction without touching anyone else's); messages before timers."""
     table = Reactions()
-    for reaction, event_types in (*NOTIFICATIONS, *TIMERS):
+    # completion codes and the delivered-item check (issue 13 part 6) after the notifications of the same events
+    for reaction, event_types in (*NOTIFICATIONS, *completion_codes.REACTIONS, *TIMERS):
+        table.add(reaction, *event_types)
+    # the order source hears each milestone after the people (services/callbacks.py)
+    # (JobCompleted and JobClosed tell nobody in a chat: the customer's confirmation and the closing dispatcher are
+    # answered where they acted; their order source hears of them here)
+    for reaction, event_types in callbacks.reactions():
         table.add(reaction, *event_types)
     return table

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from domain.access import region_allowed
 from domain.field_work import job_brief, open_crew_seats
 from domain.lifecycle import DONE, not_before
 from domain.model import ChecklistStep, Customer, Dispatcher, Job, ProblemReport, Rating, Technician, Visit, VisitStatus, stored_id
 from domain.policy import ServicePolicy
 from domain.slots import free_slots
-from services import booking, dispatching
+from services import accounts, booking, dispatching
 from services.context import HandlerContext
 from services.handlers import candidates
 from services.lookups import booking_of
 from services.messages import ChatRef
+from storage.completion_codes import code_states, unchecked_deliveries
 from storage.repository import Store
 
 CUSTOMER_JOBS_SHOWN = 5
@@ -79,6 +82,8 @@ class CustomerView:
     name: str
     token_job: JobInfo | None  # the job behind a /start token, peeked before binding
     jobs: tuple[JobInfo, ...]
+    # finished deliveries whose items the customer has not checked yet: their items (domain.completion_codes.delivered_items)
+    unchecked: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
     def visit(self, visit_id: int | None) -> VisitInfo | None:
         for job in self.jobs if self.token_job is None else (*self.jobs, self.token_job):
@@ -152,6 +157,7 @@ async def load_customer_view(store: Store, request: CustomerViewRequest, policy:
         customer.name if customer else "",
         infos[stored_id(token_job)] if token_job is not None else None,
         tuple(infos[stored_id(job)] for job in jobs),
+        await unchecked_deliveries(store, [v for v in visits if v.job_id in {stored_id(j) for j in jobs}], by_id),
     )
 
 
@@ -249,6 +255,8 @@ class TechnicianView:
     token_kind: str | None  # "technician" or "dispatcher" when /start carries a valid-looking token
     token_name: str
     visits: tuple[TechVisit, ...]
+    # visits that complete only with the customer's code, by how it stands: pending | locked (services.completion_codes)
+    codes: Mapping[int, str] = field(default_factory=dict)
 
     def visit(self, visit_id: int | None) -> TechVisit | None:
         return next((v for v in self.visits if v.id == visit_id), None)
@@ -298,7 +306,8 @@ async def load_technician_view(store: Store, request: TechnicianViewRequest, pol
                 hidden,
             )
         )
-    return TechnicianView(technician_id, technician.name, token_kind, "", tuple(cards))
+    codes = await code_states(store, [stored_id(v) for v in mine], technician_id, now.astimezone(policy.tz).date().isoformat())
+    return TechnicianView(technician_id, technician.name, token_kind, "", tuple(cards), codes)
 
 
 def _lead_name(leads: dict[int, Technician], visit: Visit) -> str:
@@ -386,6 +395,26 @@ class DispatcherView:
     visit: VisitContacts | None = None
     job: JobBrief | None = None
     rating: RatingBrief | None = None
+    # the region of the record a button is about, when it is outside the pressing dispatcher's regions (nothing of the
+    # record is loaded then); the flow's dispatcher guard refuses with it (domain.access.region_allowed)
+    out_of_region: str | None = None
+
+
+async def _record_region(store: Store, request: DispatcherViewRequest) -> str | None:
+    """The region of the job the button's record belongs to (exception, visit, job or rating), if it names one."""
+    visit_id = request.visit_id
+    if visit_id is None and request.exception_id is not None:
+        report = await store.get(ProblemReport, request.exception_id)
+        visit_id = report.visit_id if report else None
+    if visit_id is None and request.rating_id is not None:
+        rating = await store.get(Rating, request.rating_id)
+        visit_id = rating.visit_id if rating else None
+    job_id = request.job_id
+    if visit_id is not None:
+        visit = await store.get(Visit, visit_id)
+        job_id = visit.job_id if visit else job_id
+    job = await store.get(Job, job_id) if job_id is not None else None
+    return job.region if job else None
 
 
 async def load_dispatcher_view(store: Store, request: DispatcherViewRequest, policy: ServicePolicy, now: datetime) -> DispatcherView:
@@ -401,8 +430,14 @@ async def load_dispatcher_view(store: Store, request: DispatcherViewRequest, pol
     exception = contacts = None
     job: JobBrief | None = None
     rating: RatingBrief | None = None
-    # anyone in a group can press its buttons: nothing is looked up for someone who is not a dispatcher
+    out_of_region = None
     if dispatcher is not None:
+        regions = await accounts.dispatcher_regions(store, dispatcher.subject_id)
+        region = await _record_region(store, request) if regions is not None else None
+        out_of_region = region if region is not None and not region_allowed(regions, region) else None
+    # anyone in a group can press its buttons: nothing is looked up for someone who is not a dispatcher, or for a record
+    # outside the dispatcher's regions
+    if dispatcher is not None and out_of_region is None:
         context = HandlerContext(store, now, policy)
         if request.exception_id is not None:
             exception = await _exception_info(context, request.exception_id, request.candidates)
@@ -414,7 +449,7 @@ async def load_dispatcher_view(store: Store, request: DispatcherViewRequest, pol
         if request.rating_id is not None:
             rating = await _rating_brief(store, request.rating_id)
     return DispatcherView(group.subject_id if group else None, dispatcher.subject_id if dispatcher else None, token_kind, exception, contacts,
-                          job, rating)
+                          job, rating, out_of_region)
 
 
 async def _dispatcher_name(store: Store, dispatcher_id: int | None) -> str | None:

@@ -406,6 +406,45 @@ alert_sinks = Table(
     Column("priority", Integer, nullable=False, default=0),  # lower first; the next takes over when one keeps failing
 )
 
+# Where an order source hears about its jobs' milestones (issue 13 part 5, migration 0018); the callbacks themselves
+# are outbox rows of the "callback" platform, one chat per job, so the relay keeps each job's order
+callback_endpoints = Table(
+    "callback_endpoints",
+    metadata,
+    Column("source", String(60), primary_key=True),  # the source string orders carry (jobs.source)
+    Column("url", String(2000), nullable=False),
+    Column("secret", Text, nullable=False),  # signs every callback; never shown by the API nor logged
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A robot alert's action button as a single-use link (issue 13 part 3, migration 0020): the token in the link is
+# signed over these columns (services/robot_links.py), so nothing in this table lets anyone act
+robot_action_links = Table(
+    "robot_action_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("route", String(120), nullable=False),  # the robot route the alert went to (region:<name> | all)
+    Column("action", String(64), nullable=False),  # the button's action data (services/actions.py)
+    Column("label", String(200), nullable=False),  # the button as the group saw it
+    Column("alert_text", Text, nullable=False),  # the alert as the group saw it (masked): the page shows it
+    Column("alert_digest", String(64), nullable=False),  # one alert sent again reuses its links
+    Column("language", String(8), nullable=False),  # the group's language
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+    Column("used_by", String(200)),  # who acted (the dispatcher's name)
+    Column("outcome", JSON),  # what happened, as a translatable text: the page of a used link says it
+    Index("ix_robot_action_links_alert", "route", "alert_digest", "action"),
+)
+
+# The dispatcher a robot route's links act as until dispatchers sign in (issue 12): "a dispatcher of that group"
+robot_link_actors = Table(
+    "robot_link_actors",
+    metadata,
+    Column("route", String(120), primary_key=True),
+    Column("dispatcher_id", Integer, ForeignKey("dispatchers.id"), nullable=False),
+)
+
 relay_threads = Table(
     "relay_threads",
     metadata,
@@ -437,6 +476,160 @@ relay_messages = Table(
     Column("text", Text, nullable=False),  # as relayed: phone numbers masked
     Column("photo_id", Integer, ForeignKey("photos.id")),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- order intake (issue 13 part 4): per-source settings, and every order as it was last received ---------------
+
+order_sources = Table(
+    "order_sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(60), nullable=False, unique=True),
+    Column("mapping", JSON),  # field map from the source's JSON to the order model; null: the API's own shape
+    Column("table_mapping", JSON),  # the same for CSV/XLSX rows; null: the shipped default columns
+    Column("review_required", Boolean, nullable=False, default=False, server_default=false()),
+    Column("coverage_policy", String(10), nullable=False, default="flag", server_default="flag"),  # refuse | flag
+    Column("currency", String(3)),
+    Column("poll_url", String(500)),
+    Column("poll_interval_seconds", Integer),
+    Column("poll_cursor_param", String(60)),
+    Column("poll_auth_header", Text),  # a secret: never shown by the API nor logged
+    Column("poll_cursor", Text),  # where the next fetch starts; moved only after the page's orders are stored
+    Column("poll_last_at", UTCDateTime),
+    Column("poll_last_error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+order_intakes = Table(
+    "order_intakes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(60), nullable=False),
+    Column("external_ref", String(120), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("content", JSON, nullable=False),  # the order as last received, in the order model's shape
+    Column("state", String(20), nullable=False),  # pending_review | accepted | rejected | cancelled
+    Column("job_id", Integer, ForeignKey("jobs.id"), index=True),
+    Column("price_minor", Integer),  # the service price, in the currency's minor units
+    Column("currency", String(3)),
+    Column("coverage_gap", JSON),  # visit kinds no technician of the region can do, when the source accepts and flags
+    Column("review_note", Text),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "external_ref", name="uq_order_intakes_source_ref"),
+    Index("ix_order_intakes_queue", "source", "state"),
+)
+
+# WhatsApp (W5): when each person last wrote to each business number: free-form messages only within 24 h of it
+whatsapp_chats = Table(
+    "whatsapp_chats",
+    metadata,
+    Column("bot", String(20), primary_key=True),
+    Column("chat_id", String(64), primary_key=True),  # the person's WhatsApp id (their number)
+    Column("last_inbound_at", UTCDateTime, nullable=False),
+)
+
+# WhatsApp (W4): each message sent and how far it got; status callbacks come out of order and twice, never backwards
+whatsapp_messages = Table(
+    "whatsapp_messages",
+    metadata,
+    Column("wamid", String(200), primary_key=True),
+    Column("bot", String(20), nullable=False),
+    Column("chat_id", String(64), nullable=False),
+    Column("purpose", String(20), nullable=False),
+    Column("template", String(512)),  # sent as this template (outside the window); none: free-form
+    Column("status", String(12), nullable=False),  # accepted | sent | failed | delivered | read
+    Column("status_rank", Integer, nullable=False),
+    Column("error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+# --- completion codes and the delivered-item check (issue 13 part 6) ---------------------------------
+
+completion_codes = Table(
+    "completion_codes",
+    metadata,
+    Column("visit_id", Integer, ForeignKey("visits.id"), primary_key=True),  # one live code per visit
+    Column("code_hash", String(64), nullable=False),  # scrypt of the code (domain.completion_codes.digest): never the code
+    Column("salt", String(32), nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("wrong_tries", Integer, nullable=False, default=0),
+    Column("resends", Integer, nullable=False, default=0),
+    Column("locked_at", UTCDateTime),  # five wrong tries; a dispatcher's new code lifts it
+    Column("used_at", UTCDateTime),
+    Column("outcome", String(20)),  # verified (the technician entered it) | waived (a dispatcher completed without it)
+)
+
+completion_code_tries = Table(
+    "completion_code_tries",
+    metadata,
+    Column("technician_id", Integer, ForeignKey("technicians.id"), primary_key=True),
+    Column("day", String(10), primary_key=True),  # the shop's local date, ISO
+    Column("wrong", Integer, nullable=False, default=0),
+)
+
+completion_code_sources = Table(
+    "completion_code_sources",
+    metadata,
+    Column("source", String(100), primary_key=True),  # an order source; overrides FIELDCHAT_COMPLETION_CODES for its orders
+    Column("policy", String(200), nullable=False),  # off | all | service kinds, comma separated
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+delivered_item_checks = Table(
+    "delivered_item_checks",
+    metadata,
+    Column("visit_id", Integer, ForeignKey("visits.id"), primary_key=True),  # checked once
+    Column("marks", JSON, nullable=False),  # [[item, mark], ...]
+    Column("report_id", Integer, ForeignKey("problem_reports.id")),  # the problem report it raised, if any
+    Column("checked_at", UTCDateTime, nullable=False),
+)
+
+# --- accounts, sessions and scoped API tokens (issue 12 part 1, migration 0021) ---------------------
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),  # lower case
+    Column("display_name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),  # dispatcher | manager | admin (domain/access.py)
+    Column("regions", JSON),  # the regions they act in; null: every region
+    Column("password_hash", Text),  # argon2id; null: signs in through Telegram only
+    Column("chat_user_id", String(32), unique=True),  # the staff bot's user id of the person (Telegram so far)
+    Column("dispatcher_id", Integer, ForeignKey("dispatchers.id")),  # their identity in group chats, if any
+    Column("language", String(8), nullable=False, default="zh"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),  # disabled: no sign-in, every session ended
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the cookie's random value: never the value
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),  # every form of this session carries it
+    Column("via", String(20), nullable=False),  # password | telegram_login | telegram_webapp
+    Column("address", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),  # signed out, or the account disabled
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),  # the integration it is for
+    Column("prefix", String(16), nullable=False),  # shown in listings; the rest is never shown again
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token (256 random bits)
+    Column("scopes", JSON, nullable=False),
+    Column("regions", JSON),  # null: every region
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
 )
 
 mapper_registry = registry(metadata=metadata)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hmac
+import ipaddress
 import math
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,8 +14,8 @@ from urllib.parse import urljoin
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationInfo, field_validator, model_validator
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -23,10 +23,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from bots.channels import WEB
 from domain.errors import DomainError, IllegalTransition, NotFound
 from webhooks.service import Service
+from webhooks import customer_page
+from webhooks.access import PrincipalDep, bearer, guard_path_records, guard_record, needs, refuse_region, require_token
 from domain.commands import AssignVisit, CloseJob, CorrectAddress, ForceAssignVisit, MoveVisit, ReopenJob, SetDuty
 from domain.events import ConflictOverridden
 from domain.model import MAX_ID, Job, Photo, Technician, Visit
-from services import backoffice, dispatching, evidence
+from services import backoffice, dispatching, evidence, intake
 from services.context import HandlerContext
 from storage.repository import Store
 from storage.schedule import ScheduleStore
@@ -47,25 +49,11 @@ Int = Annotated[int, BeforeValidator(_whole)]
 Id = Annotated[Int, Field(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 
-bearer = HTTPBearer(auto_error=False)
-
-
 def container(request: Request) -> Service:
     return request.app.state.container
 
 
 ServiceDep = Annotated[Service, Depends(container)]
-
-
-def require_token(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    expected = request.app.state.container.settings.api_token
-    if expected is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the API is disabled: set FIELDCHAT_API_TOKEN")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
 def require_json(request: Request) -> None:
@@ -96,8 +84,9 @@ def _error(description: str) -> dict:
     return {"model": ErrorOut, "description": description}
 
 
-UNAUTHORIZED = {401: _error("no bearer token, or a wrong one")}
-DISABLED = {503: _error("the API is disabled: FIELDCHAT_API_TOKEN is not set")}
+UNAUTHORIZED = {401: _error("no bearer token, or a wrong one"),
+                403: _error("the token lacks the operation's scope, or the record is outside its regions")}
+DISABLED = {503: _error("the API is disabled: neither FIELDCHAT_API_TOKEN nor any integration token is set")}
 INVALID = {422: _error("the request does not fit the schema (see errors), or a rule refused it (detail names it)")}
 BODY = {
     400: _error("the body could not be read as JSON text"),
@@ -117,7 +106,7 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 
 router = APIRouter(
-    prefix="/api/v1", dependencies=[Depends(require_token), Depends(require_json)], tags=["back office"],
+    prefix="/api/v1", dependencies=[Depends(require_token), Depends(require_json), Depends(guard_path_records)], tags=["back office"],
     responses={**UNAUTHORIZED, **DISABLED},
 )
 health = APIRouter(tags=["health"])
@@ -151,6 +140,17 @@ def _unstorable(data: Any) -> str | None:
         elif isinstance(value, list):
             pending.extend((item, depth + 1) for item in value)
     return None
+
+
+def plain_http_allowed(host: str) -> bool:
+    """Plain HTTP only to this machine or a private network (an ERP in the shop's office); HTTPS everywhere else."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
 
 
 class StrictIn(BaseModel):
@@ -193,17 +193,43 @@ class ServiceIn(StrictIn):
     min_gap_minutes: Int = Field(0, ge=0, le=backoffice.MAX_GAP_MINUTES, description="at least this long after the visit it depends on ends (installation after delivery)")
 
 
+class ItemIn(StrictIn):
+    """An order line. Lines needing services are grouped into visits by work type (one delivery for all the lines to
+    deliver …); a line needing none is kept on the job and makes no visit. Other fields are kept as sent."""
+
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+
+    sku: str | None = Field(None, min_length=1, max_length=100)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    quantity: Int = Field(1, ge=1, le=10_000)
+    category: str | None = Field(None, min_length=1, max_length=100, description="names the job's product when the order has no product")
+    brand: str | None = Field(None, max_length=100)
+    services: list[ServiceIn] = Field(default_factory=list, max_length=4, description="each kind at most once; duration_minutes is for all the units")
+    address: str | None = Field(None, min_length=1, max_length=500, description="only when it differs from the order's: a job is served at one address, so such an order is refused (split it)")
+
+
 class OrderIn(StrictIn):
     source: str = Field(min_length=1, max_length=60, description="the sending system, e.g. erp")
     external_ref: str = Field(min_length=1, max_length=120, description="the order's id in the sending system")
     customer: CustomerIn
     address: AddressIn
-    product: ProductIn
-    services: list[ServiceIn] = Field(min_length=1, max_length=4, description="each kind at most once")
-    items: list[dict[str, Any]] = Field(default_factory=list, max_length=100, description="the order lines, as the sending system has them")
+    product: ProductIn | None = Field(None, description="what the order-level services are for; without it, the first line needing a service names the job's product")
+    items: list[ItemIn] = Field(default_factory=list, max_length=100, description="the order lines")
+    services: list[ServiceIn] = Field(default_factory=list, max_length=4, validate_default=True,
+                                      description="for the product; each kind at most once; none when the lines carry their own")
+    price_minor: Int | None = Field(None, ge=0, le=1_000_000_000, description="the service price in minor units (fen, cents); the review queue shows it")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
     notes: str = Field("", max_length=2000)
     volume_liters: Int | None = Field(None, ge=0, le=1_000_000, description="cargo space the delivery takes up in a vehicle, litres")
     priority: Literal["normal", "urgent"] = Field("normal", description="urgent: served within the next opening hours (FIELDCHAT_URGENT_WINDOW_HOURS), without the customer booking")
+
+    @field_validator("services")
+    @classmethod
+    def _some_service(cls, services: list[ServiceIn], info: ValidationInfo) -> list[ServiceIn]:
+        # checked here (items are validated first) so the answer points at the field to fill in
+        if not services and not any(item.services for item in info.data.get("items") or ()):
+            raise ValueError("give at least one service: for the product here, or on an order line")
+        return services
 
 
 class PersonOut(BaseModel):
@@ -310,11 +336,28 @@ class JobOut(BaseModel):
 
 class OrderOut(BaseModel):
     created: bool
+    outcome: Literal["created", "updated", "unchanged"] = Field("created", description="updated: the job took the order's changes (see changes)")
+    changes: dict[str, Any] = Field(default_factory=dict, description="updated: each job field changed, as [old, new]")
+    coverage_gap: list[str] = Field(default_factory=list, description="work types no technician of the region can do (the dispatchers were told)")
+    price_minor: int | None = None
     job: JobOut
     customer_link: str | None = Field(
-        description="Telegram deep link when the customer bot is configured, else the demo console in demo mode, else none"
+        description="Telegram (or WhatsApp) deep link when configured, else the customer's own chat page (signed, expiring with the job)"
     )
     web_link: str | None = Field(description="the demo web console with this link signed in; only in demo mode (FIELDCHAT_WEB_CONSOLE)")
+
+
+class ReviewOut(BaseModel):
+    """An order waiting for the merchant's review (or just reviewed): no job until it is confirmed."""
+
+    source: str
+    external_ref: str
+    outcome: str = Field(description="pending_review")
+    price_minor: int | None = Field(description="the service price in minor units, when the order or the merchant gave one")
+
+    @classmethod
+    def of(cls, receipt: Any) -> "ReviewOut":
+        return cls(source=receipt.source, external_ref=receipt.external_ref, outcome=receipt.outcome, price_minor=receipt.price_minor)
 
 
 class WorkingHoursIn(StrictIn):
@@ -522,6 +565,10 @@ def _links(app: Service, request: Request, role: str, token: str) -> tuple[str |
     """The link to hand out (the first channel's that has one) and the web console's; a channel's link relative to
     this service resolves against the address this request came to."""
     chat, web = app.channels.link(role, token), app.channels.deep_link(WEB, role, token)
+    if role == "customer":
+        # a customer never gets the demo console: a messenger's link, else their own chat page (webhooks/customer_page.py)
+        chat = next((link for name in app.channels if name != WEB and (link := app.channels.deep_link(name, role, token))), None)
+        chat = chat or (customer_page.page_link(app.settings.public_url, token) if token else None)
     return (urljoin(str(request.base_url), chat) if chat else None), (urljoin(str(request.base_url), web) if web else None)
 
 
@@ -573,38 +620,56 @@ async def _apply(app: Service, origin: str, command) -> list:
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-@router.post(
-    "/orders", response_model=OrderOut, status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": OrderOut, "description": "a repeat of source + external_ref: the job made the first time"}, **BODY, **CONFLICT},
-)
-async def create_order(body: OrderIn, request: Request, response: Response, app: ServiceDep) -> OrderOut:
-    """Create a job with linked visits; repeating the same source + external_ref returns the same job."""
-    order = backoffice.OrderRequest(
-        source=body.source, external_ref=body.external_ref,
-        customer_name=body.customer.name, customer_phone=body.customer.phone, customer_language=body.customer.language,
-        address=body.address.text, lat=body.address.lat, lon=body.address.lon, region=body.address.region,
-        product_name=body.product.name, product_category=body.product.category, brand=body.product.brand,
-        services=tuple(backoffice.ServiceRequest(s.kind, s.duration_minutes, s.crew_size, s.min_gap_minutes) for s in body.services),
-        items=tuple(body.items), notes=body.notes, volume_liters=body.volume_liters, priority=body.priority,
-    )
+ORDER_ANSWERS = {
+    200: {"model": OrderOut, "description": "a repeat of source + external_ref: the job made the first time, with the order's changes applied (outcome updated)"},
+    202: {"model": ReviewOut, "description": "the source's orders wait for the merchant's review: queued, no job yet"},
+    409: _error("the order may not change now (a visit is under way or done, it was cancelled or rejected): detail says why"),
+    422: _error("the request does not fit the schema (see errors), or a rule refused it, e.g. region_not_covered: detail says why"),
+}
 
+
+@router.post(
+    "/orders", response_model=OrderOut, status_code=status.HTTP_201_CREATED, responses={**BODY, **ORDER_ANSWERS},
+    dependencies=[needs("orders:write")],
+)
+async def create_order(body: OrderIn, request: Request, response: Response, app: ServiceDep, who: PrincipalDep) -> OrderOut | JSONResponse:
+    """Create a job with visits grouped from the order's lines; the same source + external_ref sent again returns the
+    same job, updated when the order changed (refused with 409 when a visit is past changing)."""
+    refuse_region(who, body.address.region)
+    return await answer_order(app, request, response, body.model_dump(mode="json", exclude_none=True))
+
+
+async def answer_order(app: Service, request: Request, response: Response, content: dict[str, Any]) -> OrderOut | JSONResponse:
+    """One order through intake (services/intake.py), answered as the order routes answer."""
     # order intake is a unit of work on the bus like any other write; the same order arriving twice at once
     # makes the second lose the insert, and its retry finds the first one's job
     try:
-        result = await backoffice.place_order(app.bus, order)
+        receipt = await intake.place(app.bus, content)
     except DomainError as err:
-        raise _domain_http_error(err) from err
+        raise intake_http_error(err) from err
     except (IntegrityError, StaleDataError) as exc:
         raise _clash(exc) from exc
+    if receipt.job_id is None:
+        return JSONResponse(ReviewOut.of(receipt).model_dump(mode="json"), status.HTTP_202_ACCEPTED)
     async with app.sessions() as session:
-        details = await backoffice.job_details(Store(session), result.job.id)
-    if not result.created:
+        details = await backoffice.job_details(Store(session), receipt.job_id)
+    if receipt.outcome != "created":
         response.status_code = status.HTTP_200_OK
-    link, web = _links(app, request, "customer", result.customer_token)
-    return OrderOut(created=result.created, job=JobOut(**details), customer_link=link, web_link=web)
+    link, web = _links(app, request, "customer", receipt.token or "")
+    return OrderOut(created=receipt.outcome == "created", outcome=receipt.outcome, changes=receipt.changes,  # type: ignore[arg-type]
+                    coverage_gap=receipt.coverage_gap, price_minor=receipt.price_minor, job=JobOut(**details), customer_link=link, web_link=web)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses={**NOT_FOUND, **INVALID})
+def intake_http_error(err: DomainError) -> HTTPException:
+    """Intake's refusals carry their reason: 409 when the order may not change now, 422 when a rule refuses it."""
+    if isinstance(err, intake.OrderRefused):
+        return HTTPException(status.HTTP_409_CONFLICT, intake.describe(err))
+    if isinstance(err, intake.CoverageRefused) or err.code == "mapping_failed":
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, intake.describe(err))
+    return _domain_http_error(err)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses={**NOT_FOUND, **INVALID}, dependencies=[needs("jobs:read")])
 async def get_job(job_id: IdPath, request: Request, app: ServiceDep) -> JobOut:
     """The job, its visits and timeline, and the evidence of the work: checklist answers, photos, problems, ratings."""
     async with app.sessions() as session, session.begin():  # signing photo links may create the signing key once
@@ -625,6 +690,7 @@ async def get_job(job_id: IdPath, request: Request, app: ServiceDep) -> JobOut:
     "/photos/{photo_id}", response_class=FileResponse,
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "the stored photo"},
                **UNAUTHORIZED, **DISABLED, **NOT_FOUND, **INVALID},
+    dependencies=[needs("jobs:read")],
 )
 async def get_photo(
     photo_id: IdPath, request: Request, app: ServiceDep,
@@ -640,7 +706,8 @@ async def get_photo(
             if not evidence.signature_valid(await evidence.photo_key(store, now), photo_id, expires, sig, now):
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the link is wrong or has expired")
         else:
-            require_token(request, credentials)
+            who = await require_token(request, credentials)
+            await guard_record(app, who, photo_id=photo_id)
         photo = await store.get(Photo, photo_id)
     if photo is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "photo_not_found")
@@ -651,8 +718,10 @@ async def get_photo(
     return FileResponse(path, media_type=PHOTO_TYPES.get(path.suffix.lower(), "application/octet-stream"))
 
 
-@router.post("/technicians", response_model=InviteOut, status_code=status.HTTP_201_CREATED, responses=BODY)
-async def create_technician(body: TechnicianIn, request: Request, app: ServiceDep) -> InviteOut:
+@router.post("/technicians", response_model=InviteOut, status_code=status.HTTP_201_CREATED, responses=BODY, dependencies=[needs("staff:write")])
+async def create_technician(body: TechnicianIn, request: Request, app: ServiceDep, who: PrincipalDep) -> InviteOut:
+    if who.regions is not None and (not body.regions or not set(body.regions) <= who.regions):
+        refuse_region(who, None)  # a region-scoped caller adds technicians of its regions only
     async def create(ctx: HandlerContext):
         try:
             return await backoffice.create_technician(
@@ -670,16 +739,22 @@ async def create_technician(body: TechnicianIn, request: Request, app: ServiceDe
     return InviteOut(id=technician.id, invite_link=link, web_link=web)
 
 
-@router.patch("/technicians/{technician_id}", response_model=DutyOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
-async def set_technician_duty(technician_id: IdPath, body: DutyIn, app: ServiceDep) -> DutyOut:
+@router.patch("/technicians/{technician_id}", response_model=DutyOut, responses={**NOT_FOUND, **BODY, **CONFLICT},
+              dependencies=[needs("staff:write")])
+async def set_technician_duty(technician_id: IdPath, body: DutyIn, app: ServiceDep, who: PrincipalDep) -> DutyOut:
     """Put a technician on or off duty, as /offduty and /onduty in the staff bot do."""
+    if who.regions is not None:
+        async with app.sessions() as session:
+            found = await Store(session).get(Technician, technician_id)
+        if found is not None and not who.regions & set(found.regions or ()):
+            refuse_region(who, None)
     await _apply(app, f"api:duty:{technician_id}", SetDuty(technician_id, body.on_duty))
     async with app.sessions() as session:
         technician = await Store(session).get(Technician, technician_id)
     return DutyOut(id=technician.id, name=technician.name, on_duty=technician.on_duty)
 
 
-@router.post("/dispatchers", response_model=InviteOut, status_code=status.HTTP_201_CREATED, responses=BODY)
+@router.post("/dispatchers", response_model=InviteOut, status_code=status.HTTP_201_CREATED, responses=BODY, dependencies=[needs("staff:write")])
 async def create_dispatcher(body: DispatcherIn, request: Request, app: ServiceDep) -> InviteOut:
     dispatcher, token = await _write(
         app, "api:dispatcher", lambda ctx: backoffice.create_dispatcher(ctx.store, name=body.name, now=ctx.now, policy=ctx.policy)
@@ -688,8 +763,10 @@ async def create_dispatcher(body: DispatcherIn, request: Request, app: ServiceDe
     return InviteOut(id=dispatcher.id, invite_link=link, web_link=web)
 
 
-@router.post("/dispatch-groups", response_model=DispatchGroupOut, status_code=status.HTTP_201_CREATED, responses=BODY)
-async def create_dispatch_group(body: DispatchGroupIn, request: Request, app: ServiceDep) -> DispatchGroupOut:
+@router.post("/dispatch-groups", response_model=DispatchGroupOut, status_code=status.HTTP_201_CREATED, responses=BODY,
+             dependencies=[needs("staff:write")])
+async def create_dispatch_group(body: DispatchGroupIn, request: Request, app: ServiceDep, who: PrincipalDep) -> DispatchGroupOut:
+    refuse_region(who, body.region)
     group, token = await _write(app, "api:group", lambda ctx: backoffice.create_dispatch_group(
         ctx.store, name=body.name, region=body.region, language=body.language, now=ctx.now, policy=ctx.policy
     ))
@@ -697,7 +774,7 @@ async def create_dispatch_group(body: DispatchGroupIn, request: Request, app: Se
     return DispatchGroupOut(id=group.id, startgroup_link=link, web_link=web)
 
 
-@router.put("/checklist-templates", response_model=TemplateOut, responses={**BODY, **CONFLICT})
+@router.put("/checklist-templates", response_model=TemplateOut, responses={**BODY, **CONFLICT}, dependencies=[needs("settings:write")])
 async def put_checklist_template(body: TemplateIn, app: ServiceDep) -> TemplateOut:
     async def write(store: Store) -> TemplateOut:
         template = await backoffice.put_checklist_template(
@@ -709,9 +786,10 @@ async def put_checklist_template(body: TemplateIn, app: ServiceDep) -> TemplateO
     return await _write(app, "api:put", lambda ctx: write(ctx.store))
 
 
-@router.put("/dispatch-rules", response_model=DispatchRuleOut, responses={**BODY, **CONFLICT})
-async def put_dispatch_rule(body: DispatchRuleIn, app: ServiceDep) -> DispatchRuleOut:
+@router.put("/dispatch-rules", response_model=DispatchRuleOut, responses={**BODY, **CONFLICT}, dependencies=[needs("settings:write")])
+async def put_dispatch_rule(body: DispatchRuleIn, app: ServiceDep, who: PrincipalDep) -> DispatchRuleOut:
     """Choose auto, grab or manual dispatch for a region and/or service kind (the most specific rule wins)."""
+    refuse_region(who, body.region)
     async def write(store: Store) -> DispatchRuleOut:
         rule = await backoffice.put_dispatch_rule(store, **body.model_dump())
         return DispatchRuleOut(id=rule.id, **body.model_dump())
@@ -719,7 +797,7 @@ async def put_dispatch_rule(body: DispatchRuleIn, app: ServiceDep) -> DispatchRu
     return await _write(app, "api:put", lambda ctx: write(ctx.store))
 
 
-@router.get("/visits/{visit_id}/candidates", response_model=CandidatesOut, responses={**NOT_FOUND, **INVALID})
+@router.get("/visits/{visit_id}/candidates", response_model=CandidatesOut, responses={**NOT_FOUND, **INVALID}, dependencies=[needs("jobs:read")])
 async def visit_candidates(visit_id: IdPath, app: ServiceDep) -> CandidatesOut:
     """Technicians who could take the visit at its booked time, best first (distance, load, rating)."""
     async with app.sessions() as session:
@@ -729,7 +807,7 @@ async def visit_candidates(visit_id: IdPath, app: ServiceDep) -> CandidatesOut:
             raise _domain_http_error(err) from err
 
 
-@router.post("/visits/{visit_id}/assign", response_model=AssignOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+@router.post("/visits/{visit_id}/assign", response_model=AssignOut, responses={**NOT_FOUND, **BODY, **CONFLICT}, dependencies=[needs("jobs:write")])
 async def assign_visit(visit_id: IdPath, body: AssignIn, app: ServiceDep) -> AssignOut:
     """Manual dispatch: offer the visit to this technician (they still accept it in the staff bot). Someone skilled but
     not free then is refused with 409 naming the conflict, unless `force` is true: then it is an override, recorded."""
@@ -766,9 +844,10 @@ async def _busy_reason(app: Service, visit_id: int, technician_id: int) -> str |
     return "off shift at that time" if choice.off_shift else "the driving between their stops does not fit"
 
 
-@router.put("/sla-policies", response_model=SlaPolicyOut, responses={**BODY, **CONFLICT})
-async def put_sla_policy(body: SlaPolicyBody, app: ServiceDep) -> SlaPolicyOut:
+@router.put("/sla-policies", response_model=SlaPolicyOut, responses={**BODY, **CONFLICT}, dependencies=[needs("settings:write")])
+async def put_sla_policy(body: SlaPolicyBody, app: ServiceDep, who: PrincipalDep) -> SlaPolicyOut:
     """Set the allowance and warning tiers of an SLA stage for a region and/or service kind."""
+    refuse_region(who, body.region)
     if 100 not in body.tiers:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "tiers are percentages from 1 to 100 and must include 100")
 
@@ -779,9 +858,10 @@ async def put_sla_policy(body: SlaPolicyBody, app: ServiceDep) -> SlaPolicyOut:
     return await _write(app, "api:put", lambda ctx: write(ctx.store))
 
 
-@router.put("/alert-sinks", response_model=AlertSinkOut, responses={**BODY, **CONFLICT})
-async def put_alert_sink(body: AlertSinkIn, app: ServiceDep) -> AlertSinkOut:
+@router.put("/alert-sinks", response_model=AlertSinkOut, responses={**BODY, **CONFLICT}, dependencies=[needs("settings:write")])
+async def put_alert_sink(body: AlertSinkIn, app: ServiceDep, who: PrincipalDep) -> AlertSinkOut:
     """Add or change a group robot that receives dispatcher alerts; its URL and secret are never shown again."""
+    refuse_region(who, body.region)
     async def write(store: Store) -> AlertSinkOut:
         sink_id = await ScheduleStore(store).put_alert_sink(**body.model_dump())
         return AlertSinkOut(id=sink_id, name=body.name, region=body.region, kind=body.kind, priority=body.priority)
@@ -789,7 +869,7 @@ async def put_alert_sink(body: AlertSinkIn, app: ServiceDep) -> AlertSinkOut:
     return await _write(app, "api:put", lambda ctx: write(ctx.store))
 
 
-@router.get("/alert-sinks", response_model=AlertSinksOut)
+@router.get("/alert-sinks", response_model=AlertSinksOut, dependencies=[needs("settings:write")])
 async def list_alert_sinks(app: ServiceDep) -> AlertSinksOut:
     async with app.sessions() as session:
         rows = await ScheduleStore(Store(session)).alert_sinks()
@@ -836,21 +916,21 @@ async def _job_out(app: Service, job_id: int) -> JobOut:
         return JobOut(**await backoffice.job_details(Store(session), job_id))
 
 
-@router.post("/visits/{visit_id}/reschedule", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+@router.post("/visits/{visit_id}/reschedule", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT}, dependencies=[needs("jobs:write")])
 async def reschedule_visit(visit_id: IdPath, body: RescheduleIn, app: ServiceDep) -> JobOut:
     """Move a visit to another window (not started yet): it is dispatched again for the new time and the customer is told."""
     events = await _apply(app, f"api:reschedule:{visit_id}", MoveVisit(visit_id, body.start, body.end, dispatcher_id=None))
     return await _job_out(app, events[0].job_id)
 
 
-@router.post("/jobs/{job_id}/address", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+@router.post("/jobs/{job_id}/address", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT}, dependencies=[needs("jobs:write")])
 async def correct_job_address(job_id: IdPath, body: AddressCorrectionIn, app: ServiceDep) -> JobOut:
     """Correct a job's address (and its pin: no geocoding is done); its technicians are told."""
     await _apply(app, f"api:address:{job_id}", CorrectAddress(job_id, body.text, body.lat, body.lon, dispatcher_id=None))
     return await _job_out(app, job_id)
 
 
-@router.post("/jobs/{job_id}/close", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+@router.post("/jobs/{job_id}/close", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT}, dependencies=[needs("jobs:write")])
 async def close_job(job_id: IdPath, body: ReasonIn, app: ServiceDep) -> JobOut:
     """Close a job without the customer: completed visits count as confirmed (recorded as by the API), visits not
     started are cancelled; refused while work is under way."""
@@ -858,7 +938,7 @@ async def close_job(job_id: IdPath, body: ReasonIn, app: ServiceDep) -> JobOut:
     return await _job_out(app, job_id)
 
 
-@router.post("/jobs/{job_id}/reopen", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT})
+@router.post("/jobs/{job_id}/reopen", response_model=JobOut, responses={**NOT_FOUND, **BODY, **CONFLICT}, dependencies=[needs("jobs:write")])
 async def reopen_job(job_id: IdPath, body: ReasonIn, app: ServiceDep) -> JobOut:
     """Open a closed job again (a complaint to follow up), with the reason on its timeline."""
     await _apply(app, f"api:reopen:{job_id}", ReopenJob(job_id, body.reason, dispatcher_id=None))

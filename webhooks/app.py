@@ -12,8 +12,12 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from webhooks.service import Service
-from webhooks import api, telegram_routes, webchat
+from webhooks import api, callbacks_api, completion_codes_api, telegram_routes, webchat
 from webhooks.bodylimit import BodyLimit
+from webhooks import whatsapp_routes
+from webhooks import robot_actions
+from webhooks import access_api, customer_page, signin
+from webhooks import order_routes
 
 BODY_LIMIT = 1024 * 1024  # webhooks, API calls and chat messages: far above any real one
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing and form fields around a photo
@@ -52,12 +56,21 @@ def create_app(container: Service, *, run_background: bool = True) -> FastAPI:
     app.include_router(api.health)
     app.include_router(api.router)
     app.include_router(api.photos)
+    app.include_router(callbacks_api.router)
+    app.include_router(completion_codes_api.router)  # an order source's completion-code policy (issue 13 part 6)
+    app.include_router(order_routes.router)  # order sources: field maps, imports, polling, review, cancel
     app.include_router(telegram_routes.router)
+    app.include_router(whatsapp_routes.router)
+    app.include_router(robot_actions.router)  # group robot alerts' action links: signed, expiring, single-use
+    app.include_router(access_api.router)  # integrations' scoped tokens; revoking a customer's link
+    signin.install(app)  # sign-in (password, Telegram), who am I, sign-out; pages that need a session
+    app.include_router(customer_page.router)  # the customer's own chat page, bound to their link
     if container.settings.web_console:
         # the demo console only: outside demo mode /chat does not exist at all
         app.state.console = webchat.ConsoleGuard(container.settings.redis_url)
         app.include_router(webchat.router)
         webchat.quiet_polling_in_access_log()
     photo_limit = container.web_uploads.limits.max_bytes + UPLOAD_OVERHEAD
-    app.add_middleware(BodyLimit, limit_for=lambda path: photo_limit if path == webchat.UPLOAD_PATH else BODY_LIMIT)
+    limits = {webchat.UPLOAD_PATH: photo_limit, customer_page.UPLOAD_PATH: photo_limit, whatsapp_routes.PATH: whatsapp_routes.BODY_LIMIT}
+    app.add_middleware(BodyLimit, limit_for=lambda path: limits.get(path, BODY_LIMIT))
     return app

@@ -16,6 +16,7 @@ from services.bus import MessageBus
 
 if TYPE_CHECKING:  # the bots are built only when configured: aiogram is imported only then
     from bots.telegram import TelegramBot
+    from bots.whatsapp import WhatsAppChannel
 
 
 class Settings(Protocol):
@@ -41,6 +42,7 @@ class Service(Protocol):
     telegram: dict[str, TelegramBot]
     web_uploads: WebUploads
     channels: Channels
+    whatsapp: WhatsAppChannel | None
 
     async def start(self, *, background: bool = True) -> None: ...
 

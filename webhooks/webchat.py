@@ -21,7 +21,6 @@ from fastapi import Path as FastPath
 from fastapi.responses import FileResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import parse
-from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,7 +28,7 @@ from bots.web import PLATFORM, WebUploads
 from conversations.i18n import render
 from services.messages import ChatRef, Inbound, InboundKind, edits_card_in_place
 from domain.model import MAX_ID
-from scheduler.ratelimit import storage_uri
+from scheduler.ratelimit import window_storage
 from storage.repository import Store
 
 STATIC = Path(__file__).parent / "static"
@@ -57,8 +56,7 @@ class ConsoleGuard:
     """Signs and checks the console's session cookie, derives chat identities from it, and keeps request rates."""
 
     def __init__(self, redis_url: str | None = None, rates: dict[str, dict[str, tuple[str, ...]]] | None = None) -> None:
-        storage = RedisStorage(storage_uri(redis_url), implementation="redispy", key_prefix="fieldchat-console") if redis_url else MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._limiter = MovingWindowRateLimiter(window_storage(redis_url, "fieldchat-console"))
         self._rates = {
             kind: {scope: tuple(parse(rate) for rate in limits) for scope, limits in scopes.items()}
             for kind, scopes in {**RATES, **(rates or {})}.items()

@@ -26,12 +26,16 @@ from services.actions import (
     PickSlot,
     Rate,
     Reschedule,
+    ResendCode,
+    RestartItemCheck,
+    SendItemCheck,
     SkipComment,
+    TickItem,
     encode,
 )
 from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import VisitData, help_for, hint, identity, language_menu, stale, switch_language
-from conversations.flows import relay
+from conversations.flows import completion, relay
 from conversations.understanding import Intent, Understood, understand
 from domain import commands as c
 from domain.lifecycle import would_move_with
@@ -727,6 +731,10 @@ def _customer_id(inp: StepInput) -> int | None:
 # ==================================================================================================
 
 
+def on_send_items(inp: StepInput, send: SendItemCheck) -> StepResult:
+    return completion.on_send_items(inp, send, S.IDLE)
+
+
 FREE_TEXT = Step(on_idle_text, leads_to=(S.CHOOSE_SLOT, S.CONFIRM_CANCEL, relay.RELAY))
 # wherever text is read freely, a photo is taken too (and so fetched and checked by the engine): it goes to people
 FREE_PHOTO = Step(on_idle_photo, leads_to=(relay.RELAY,))
@@ -751,6 +759,11 @@ CUSTOMER_FLOW = FlowSpec(
             buttons={SkipComment: Step(on_skip, leads_to=(S.IDLE,))},
         ),
         relay.RELAY: relay.writer_state(Origin.CUSTOMER, _customer_id, S.IDLE),
+        # a delivery's items ticked one by one (issue 13 part 6), then sent
+        completion.ITEM_CHECK: State(
+            hint="customer.hint_item_check", data=completion.ItemDraft, text=FREE_TEXT, photo=FREE_PHOTO, wants_photo=True,
+            buttons={SendItemCheck: Step(on_send_items, leads_to=(S.IDLE,), requires=CUSTOMER)},
+        ),
     },
     commands={
         "start": Step(on_start, leads_to=(S.CHOOSE_SLOT, S.IDLE)),
@@ -778,5 +791,8 @@ CUSTOMER_FLOW = FlowSpec(
         Rate: Step(on_rate, leads_to=(S.COMMENT,), requires=CUSTOMER),
         ChooseLanguage: Step(switch_language),
         **relay.writer_buttons(_customer_id, S.IDLE),
+        ResendCode: Step(completion.on_customer_resend, requires=CUSTOMER),
+        TickItem: Step(completion.on_tick_item, leads_to=(completion.ITEM_CHECK,), requires=CUSTOMER),
+        RestartItemCheck: Step(completion.on_restart_items, leads_to=(completion.ITEM_CHECK,), requires=CUSTOMER),
     },
 )

@@ -21,6 +21,7 @@ from services.actions import (
     CancelReported,
     ChooseLanguage,
     CloseJobAsk,
+    CompleteForThem,
     ConfirmCancelFromAlert,
     ConfirmCancelReported,
     ConfirmOverride,
@@ -31,17 +32,19 @@ from services.actions import (
     MoveVisitMenu,
     MoveVisitTo,
     NeverMind,
+    NewCodeFromAlert,
     NoteAsk,
     OnException,
     Reassign,
     ReassignLate,
     ReassignTo,
     ReopenJobAsk,
+    ResendParkedCallback,
     encode,
 )
 from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import hint, identity, language_menu, stale, switch_language
-from conversations.flows import relay
+from conversations.flows import completion, relay
 from domain import commands as c
 from domain.model import MAX_ID, ExceptionStatus
 from domain.relay import Author
@@ -99,11 +102,15 @@ def _visit_asked(event: Inbound) -> int | None:
 
 
 def is_dispatcher(inp: StepInput) -> bool:
-    return inp.view.dispatcher_id is not None
+    """A registered dispatcher, acting on a record of their regions (the view leaves out what is outside them)."""
+    return inp.view.dispatcher_id is not None and getattr(inp.view, "out_of_region", None) is None
 
 
 def not_a_dispatcher(inp: StepInput) -> StepResult:
-    """Buttons in a group may be pressed by anyone in it; only registered dispatchers change anything."""
+    """Buttons in a group may be pressed by anyone in it; only registered dispatchers change anything, and each only
+    in their own regions (told which region it is, and that its dispatchers handle it)."""
+    if inp.view.dispatcher_id is not None:
+        return hint("dispatcher.region_denied", name=raw(inp.event.user_name or ""), region=raw(inp.view.out_of_region))
     return hint("dispatcher.not_allowed", name=raw(inp.event.user_name or ""))
 
 
@@ -432,6 +439,12 @@ def on_never_mind(inp: StepInput, drop: NeverMind) -> StepResult:
     return reply(Outbound(t("common.cancelled"), card=ask_card_key(awaiting.job_id) if awaiting else None), state=DispatcherState.IDLE)
 
 
+def on_resend_callback(inp: StepInput, resend: ResendParkedCallback) -> StepResult:
+    """A parked status callback's alert: once the order source's system takes callbacks again, it goes out again (a
+    refusal — sent meanwhile, or resent already — comes back as an error reply instead)."""
+    return reply(Outbound(t("dispatcher.callback_resent", callback=resend.callback_id)), commands=[c.ResendCallback(resend.callback_id)])
+
+
 def on_visit_command(inp: StepInput) -> StepResult:
     """A visit's card with every action a dispatcher has on it: move, assign anyone, call, cancel, correct, close."""
     visit = inp.view.visit
@@ -506,6 +519,9 @@ DISPATCHER_FLOW = FlowSpec(
         ReopenJobAsk: Step(on_ask_text, leads_to=(DispatcherState.AWAITING_TEXT,), requires=DISPATCHER),
         NoteAsk: Step(on_ask_text, leads_to=(DispatcherState.AWAITING_TEXT,), requires=DISPATCHER),
         NeverMind: Step(on_never_mind, leads_to=(DispatcherState.IDLE,), requires=DISPATCHER),
+        CompleteForThem: Step(completion.on_complete_for_them, requires=DISPATCHER),  # a completion-code lockout's ways out
+        NewCodeFromAlert: Step(completion.on_new_code_from_alert, requires=DISPATCHER),
+        ResendParkedCallback: Step(on_resend_callback, requires=DISPATCHER),
         ChooseLanguage: Step(switch_language),
         AnswerInThread: relay.answer_step(DISPATCHER),  # only dispatchers answer a customer from a group
     },

@@ -20,12 +20,14 @@ from services.actions import (
     HandBack,
     JoinCrew,
     NeedReturn,
+    NeverMind,
     OnMyWay,
     PickFault,
     PickMethod,
     PickReason,
     PickReturnReason,
     ReportProblem,
+    ResendCode,
     SendReport,
     SkipNote,
     StartChecklist,
@@ -34,7 +36,7 @@ from services.actions import (
 )
 from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import VisitData, help_for, hint, identity, language_menu, stale, switch_language
-from conversations.flows import relay
+from conversations.flows import completion, relay
 from domain import commands as c
 from conversations import understanding
 from conversations.i18n import catalog
@@ -488,6 +490,8 @@ def on_complete(inp: StepInput, complete: Complete) -> StepResult:
         return stale()
     if visit.kind == ServiceKind.REPAIR.value:  # a repair says what was wrong and what was done before it is complete
         return reply(_fault_menu(inp, visit), state=S.REPAIR, data=VisitData(visit.id))
+    if completion.needs_code(inp, visit.id):  # the customer's one-time code completes it
+        return completion.ask_for_code(inp, visit.id)
     return reply(Outbound(t("tech.completed", visit=visit.id), card=checklist_card_key(visit.id)),
                  commands=[c.CompleteVisit(visit.id, inp.view.technician_id)], state=S.IDLE)
 
@@ -520,6 +524,8 @@ def on_pick_method(inp: StepInput, pick: PickMethod) -> StepResult:
         return stale()
     fault, method = codes.faults[pick.fault], codes.methods[pick.method]
     technician_id = inp.view.technician_id
+    if completion.needs_code(inp, visit.id):  # recorded now; the customer's code completes it
+        return completion.ask_for_code(inp, visit.id, c.RecordRepair(visit.id, technician_id, fault, method))
     return reply(
         Outbound(t("tech.repair_completed", visit=visit.id, fault=_code_label("fault", fault), method=_code_label("method", method))),
         commands=[c.RecordRepair(visit.id, technician_id, fault, method), c.CompleteVisit(visit.id, technician_id)],
@@ -800,6 +806,14 @@ def on_return_note(inp: StepInput) -> StepResult:
     return _end_for_return(inp, visit, ReturnReason.OTHER, note[:500])
 
 
+def on_code_text(inp: StepInput) -> StepResult:
+    return completion.on_code_text(inp, on_idle_text, S.IDLE)
+
+
+def on_code_never_mind(inp: StepInput, drop: NeverMind) -> StepResult:
+    return completion.on_code_never_mind(inp, drop, S.IDLE)
+
+
 CHECKLIST_NEXT = (S.CHECKLIST, S.IDLE)  # the next step, or the Complete button
 FREE_TEXT_NEXT = (relay.RELAY,)  # understood text answers with the button to press; the rest goes to people
 
@@ -823,8 +837,12 @@ TECHNICIAN_FLOW = FlowSpec(
             hint="tech.hint_repair", data=VisitData,
             buttons={
                 PickFault: Step(on_pick_fault, requires=TECHNICIAN),
-                PickMethod: Step(on_pick_method, leads_to=(S.IDLE,), requires=TECHNICIAN),
+                PickMethod: Step(on_pick_method, leads_to=(S.IDLE, completion.AWAIT_CODE), requires=TECHNICIAN),
             },
+        ),
+        completion.AWAIT_CODE: State(
+            hint="tech.hint_code", data=VisitData, text=Step(on_code_text, leads_to=(S.IDLE, *FREE_TEXT_NEXT)),
+            buttons={NeverMind: Step(on_code_never_mind, leads_to=(S.IDLE,), requires=TECHNICIAN)},
         ),
         S.CHECKIN_REASON: State(hint="tech.hint_checkin_reason", data=CheckinAway, text=Step(on_checkin_reason, leads_to=(S.IDLE,))),
         S.CHECKLIST: State(
@@ -867,7 +885,8 @@ TECHNICIAN_FLOW = FlowSpec(
         Arrived: Step(on_arrived, leads_to=(S.AWAIT_LOCATION,), requires=TECHNICIAN),
         StartChecklist: Step(on_start_work, leads_to=CHECKLIST_NEXT, requires=TECHNICIAN),
         ContinueChecklist: Step(on_continue, leads_to=CHECKLIST_NEXT, requires=TECHNICIAN),
-        Complete: Step(on_complete, leads_to=(S.IDLE, S.REPAIR), requires=TECHNICIAN),
+        Complete: Step(on_complete, leads_to=(S.IDLE, S.REPAIR, completion.AWAIT_CODE), requires=TECHNICIAN),
+        ResendCode: Step(completion.on_technician_resend, requires=TECHNICIAN),
         VisitOptions: Step(on_visit_options, requires=TECHNICIAN),
         HandBack: Step(on_hand_back, leads_to=(S.HAND_BACK_REASON,), requires=TECHNICIAN),
         AskHelp: Step(on_ask_help, requires=TECHNICIAN),

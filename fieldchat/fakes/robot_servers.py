@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import math
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from fieldchat.fakes.loopback import serve_on_loopback
 
 __all__ = ["FakeRobot", "FakeRobots", "RobotCall", "PRODUCTION_HOSTS", "webhook_path"]
 
@@ -128,13 +129,7 @@ class FakeRobots:
         app.router.add_post("/open-apis/bot/v2/hook/{token}", self._feishu)
         app.router.add_post("/services/{token:.+}", self._slack)
         # no access log: request lines carry the robot keys, which tests check never reach a log
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self._port = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:

@@ -9,7 +9,6 @@ import json
 import math
 import random
 import re
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +18,8 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
+
+from fieldchat.fakes.loopback import serve_on_loopback
 
 __all__ = ["Call", "Delivery", "FakeTelegram", "StoredFile", "UploadedFile", "Violation"]
 
@@ -574,13 +575,7 @@ class FakeTelegram:
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_file)
         # Short shutdown: open long polls are woken on stop, so nothing should linger.
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self._port = await serve_on_loopback(app)
         self._client = aiohttp.ClientSession()
         for bot in self._bots.values():
             if bot.webhook_url:

@@ -14,6 +14,7 @@ import pyvrp
 from pyvrp import Client, Depot, IteratedLocalSearchCallbacks, IteratedLocalSearchParams, Location, ProblemData, SolveParams, VehicleType
 from pyvrp.exceptions import PenaltyBoundWarning
 
+from scheduler.routing import bounds
 from scheduler.routing.insertion import INF, eligible
 from scheduler.routing.model import Problem, Route, Stop, Technician, Visit
 
@@ -103,12 +104,19 @@ class Found:
 
 
 class _Deadline:
-    """Stops on an absolute wall clock, so the data building before the search counts against the limit too."""
+    """Stops on an absolute wall clock, so the data building before the search counts against the limit too, or
+    as soon as the best solution costs no more than a proven lower bound (``doubled_bound``, see bounds.py): PyVRP
+    replaces its best only by a strictly cheaper one, so the plan is the one a full run would return."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, doubled_bound: int | None = None) -> None:
         self.deadline = deadline
+        self.doubled_bound = doubled_bound
+        self.at_bound = False
 
     def __call__(self, best_cost: float) -> bool:
+        if self.doubled_bound is not None and 2 * best_cost <= self.doubled_bound:
+            self.at_bound = True  # an infeasible best costs the largest number there is: never here
+            return True
         return time.monotonic() >= self.deadline
 
 
@@ -214,10 +222,11 @@ def search(problem: Problem, visits: Sequence[Visit], real: Problem, base: float
     else:
         initial = None
     params = SolveParams(ils=IteratedLocalSearchParams(callbacks=watch), display_interval=1e9)
+    stop = _Deadline(deadline, bounds.pyvrp_doubled(data))
     with warnings.catch_warnings():
         # expected when a must-do visit fits nowhere: the caller gives it a reason
         warnings.simplefilter("ignore", PenaltyBoundWarning)
-        result = pyvrp.solve(data, _Deadline(deadline), seed=seed, collect_stats=False, display=False, params=params, initial_solution=initial)
+        result = pyvrp.solve(data, stop, seed=seed, collect_stats=False, display=False, params=params, initial_solution=initial)
     best = result.best
     real_visits = {v.id: v for v in real.visits}
     real_techs = {t.id: t for t in real.technicians}
@@ -239,6 +248,7 @@ def search(problem: Problem, visits: Sequence[Visit], real: Problem, base: float
         "build_seconds": round(built, 3),
         "first_feasible_seconds": round(watch.seconds, 3) if watch.seconds is not None else None,
         "retimed_out": dropped,
+        "stopped_at_bound": stop.at_bound,
     }
     return Found(tuple(routes), stats, share / real.resolution if share is not None else None)
 

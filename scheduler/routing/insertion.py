@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 from scheduler.routing.model import (
     CAPACITY,
@@ -153,12 +154,35 @@ class RouteState:
             late[i] = latest_end if item.kind == START else _last_start(item.windows, latest_end - item.duration)
             following, chain, minutes = i, late[i], 0.0
         self.feasible = all(early[i] <= late[i] + EPS for i in range(n))
+        self._lists: tuple[list[Any], ...] | None = None  # see gap_lists(); built on the first query after a change
+        self._where: dict[str, int] | None = None
+
+    def gap_lists(self) -> tuple[list[Any], ...]:
+        """Per gap, what gaps() needs, built once per route change rather than read again on every query:
+        the latest start of the stop after the gap (it never decreases along a route, so gaps() finds the
+        first gap a window can use by bisection), where the gap starts and ends, when the technician is ready
+        there, the latest start allowed by the stop after it and by a break in it; and the stops up to each item."""
+        if self._lists is None:
+            items, end, prev_real, next_real, late = self.items, self.end, self.prev_real, self.next_real, self.late
+            stops_upto, count = [0] * len(items), 0
+            for i, item in enumerate(items):
+                count += item.kind == STOP
+                stops_upto[i] = count
+            self._lists = (
+                [late[next_real[g]] for g in range(end)],
+                [items[prev_real[g]].location for g in range(end)],
+                [items[next_real[g]].location for g in range(end)],
+                [self.early_end[prev_real[g]] for g in range(end)],
+                [late[next_real[g]] - self.breaks_after[g] for g in range(end)],
+                [late[g + 1] if items[g + 1].kind == BREAK else INF for g in range(end)],
+                stops_upto,
+            )
+        return self._lists
 
     def index_of(self, visit_id: str) -> int | None:
-        for i, item in enumerate(self.items):
-            if item.visit is not None and item.visit.id == visit_id:
-                return i
-        return None
+        if self._where is None:
+            self._where = {item.visit.id: i for i, item in enumerate(self.items) if item.visit is not None}
+        return self._where.get(visit_id)
 
     def gaps(self, visit: Visit, windows: tuple[Window, ...], first: int = 0, last: int | None = None) -> Iterable[tuple[int, Window, float, float, float]]:
         """Feasible (gap, window, earliest start, latest start, added travel) for inserting right after item `gap`.
@@ -174,7 +198,12 @@ class RouteState:
             if self.starts_with_started():
                 return
             stop = min(stop, 1)
-        for gap in range(max(first, 1 if self.starts_with_started() else 0), stop):
+        # No gap before the first one whose next stop may still start after this visit's earliest end.
+        begin = bisect_left(self.gap_lists()[0], first_low + service - EPS, max(first, 1 if self.starts_with_started() else 0), max(0, stop))
+        if not visit.started:
+            yield from self._gaps(visit, windows, begin, stop)
+            return
+        for gap in range(begin, stop):
             a = self.prev_real[gap]
             ready = self.technician.shift[0] if visit.started and a == 0 else early_end[a]
             free = ready if a == gap else early_end[gap]
@@ -194,6 +223,43 @@ class RouteState:
                 top = min(high, latest)
                 if start <= top + EPS:
                     yield gap, (low, high), start, max(start, top), added
+
+    def _gaps(self, visit: Visit, windows: tuple[Window, ...], begin: int, stop: int) -> Iterable[tuple[int, Window, float, float, float]]:
+        """gaps() for a visit not under way: the same tests on the per-gap lists refresh() keeps (the hot loop
+        of a day's construction, hence the locals)."""
+        travel, early_end = self.travel, self.early_end
+        _, here_of, there_of, ready_of, latest_of, chain_of, _ = self.gap_lists()
+        before_of = self.breaks_before
+        target, service = visit.location, visit.service
+        from_target = travel[target]
+        limit, floor = windows[-1][1] + EPS, windows[0][0] - EPS
+        for gap in range(begin, stop):
+            free = early_end[gap]
+            if free > limit:
+                break  # ends only grow along the route
+            there = there_of[gap]
+            back = from_target[there]
+            latest = latest_of[gap] - back
+            chain = chain_of[gap]
+            if chain < latest:
+                latest = chain
+            latest -= service
+            if latest < floor:
+                continue
+            here = here_of[gap]
+            row = travel[here]
+            to = row[target]
+            arrival = ready_of[gap] + to + before_of[gap]
+            if arrival < free:
+                arrival = free
+            if arrival > latest + EPS:
+                continue
+            added = to + back - row[there]
+            for low, high in windows:
+                start = arrival if arrival > low else low
+                top = high if high < latest else latest
+                if start <= top + EPS:
+                    yield gap, (low, high), start, (start if start > top else top), added
 
     def starts_with_started(self) -> bool:
         first = self.items[1]
@@ -269,6 +335,7 @@ class Board:
         self.placed: dict[str, list[tuple[str, float, float]]] = {}  # visit id -> [(technician, start, end)]
         self.splits: dict[str, float] = {}  # follow-up visit id -> the minute its link was split at
         self.states: dict[str, RouteState] = {}
+        self._who: dict[str, tuple[Visit, list[RouteState]]] = {}  # see qualified
         routes = {route.technician_id: route for route in plan.routes} if plan is not None else {}
         for route in routes.values():
             for stop in route.stops:
@@ -370,12 +437,17 @@ class Board:
             return WINDOW_TOO_TIGHT, "no window can be reached and finished inside an eligible shift"
         return None
 
-    def options(self, visit: Visit, *, limit: int | None = None, per_technician: int | None = None, last_only: bool = False) -> list[SlotOption]:
-        """Every feasible slot, cheapest added travel first (crew visits: the best combinations found)."""
+    def options(
+        self, visit: Visit, *, limit: int | None = None, per_technician: int | None = None, last_only: bool = False, among: Collection[str] | None = None
+    ) -> list[SlotOption]:
+        """Every feasible slot, cheapest added travel first (crew visits: the best combinations found).
+        `among`: only these technicians' routes (a shortlist; None is everybody)."""
         windows = self._new_windows(visit)
         if not windows:
             return []
         candidates = self._candidates(visit)
+        if among is not None:
+            candidates = [state for state in candidates if state.technician.id in among]
         singles: list[SlotOption] = []
         for state in candidates:
             found = []
@@ -395,9 +467,30 @@ class Board:
         result.sort(key=lambda o: (o.added_travel, o.earliest_start, o.technician_ids))
         return result[:limit] if limit is not None else result
 
-    def best(self, visit: Visit) -> SlotOption | None:
-        options = self.options(visit, limit=1, per_technician=3 if visit.technicians > 1 else 1)
-        return options[0] if options else None
+    def best(self, visit: Visit, among: Collection[str] | None = None) -> SlotOption | None:
+        if visit.technicians > 1:
+            options = self.options(visit, limit=1, per_technician=3, among=among)
+            return options[0] if options else None
+        # The first of options(): the least added travel, then the earliest start, then the technician id
+        # (the first such gap of a route), without an option object for every feasible gap.
+        windows = self._new_windows(visit)
+        if not windows:
+            return None
+        candidates = self._candidates(visit)
+        if among is not None:
+            candidates = [state for state in candidates if state.technician.id in among]
+        key: tuple[float, float, str] | None = None
+        found: tuple[RouteState, int, Window, float, float, float] | None = None
+        for state in candidates:
+            first, last = self._bounds(state, visit)
+            tech_id = state.technician.id
+            for gap, window, start, latest, added in state.gaps(visit, windows, first, last):
+                if key is None or (added, start, tech_id) < key:
+                    key, found = (added, start, tech_id), (state, gap, window, start, latest, added)
+        if found is None:
+            return None
+        state, gap, window, start, latest, added = found
+        return SlotOption((state.technician.id,), window, (self._position(state, gap),), start, latest, added, (gap,))
 
     def _times(self, visit_id: str) -> list[tuple[str, float, float]]:
         """Where a placed visit is now and its current earliest start and end, per technician."""
@@ -420,21 +513,35 @@ class Board:
                 high = min(high, min(start for _, start, _ in self._times(succ.id)) - succ.min_gap - visit.service)
         return _intersect(base_windows(visit, self.problem.now), low, high)
 
+    def qualified(self, visit: Visit) -> list[RouteState]:
+        """The routes whose technician may ever take the visit (skills, region, pin, and the same-crew
+        follow-ups too): fixed for the board's life, so worked out once per visit, not once per query."""
+        cached = self._who.get(visit.id)
+        if cached is not None and cached[0] is visit:
+            return cached[1]
+        out = []
+        for state in self.states.values():
+            tech = state.technician
+            if not eligible(tech, visit):
+                continue
+            if any(s.same_crew and not eligible(tech, s) for s in self._successors(visit.id)):
+                continue  # whoever does this must be able to do the linked follow-up too
+            out.append(state)
+        self._who[visit.id] = (visit, out)
+        return out
+
     def _candidates(self, visit: Visit) -> list[RouteState]:
         out = []
         crew_of_pred = None
         if visit.after and visit.same_crew and visit.after in self.placed:
             crew_of_pred = {tech for tech, _, _ in self.placed[visit.after]}
-        for tech_id, state in self.states.items():
-            tech = state.technician
-            if not eligible(tech, visit) or not fits_capacity(tech, visit, state.load):
-                continue
+        taken = {t for t, _, _ in self.placed.get(visit.id, ())}
+        for state in self.qualified(visit):
+            tech_id = state.technician.id
             if crew_of_pred is not None and tech_id not in crew_of_pred:
                 continue
-            if visit.id in self.placed and any(t == tech_id for t, _, _ in self.placed[visit.id]):
+            if tech_id in taken or not fits_capacity(state.technician, visit, state.load):
                 continue
-            if any(s.same_crew and not eligible(tech, s) for s in self._successors(visit.id)):
-                continue  # whoever does this must be able to do the linked follow-up too
             out.append(state)
         return out
 
@@ -453,7 +560,8 @@ class Board:
 
     @staticmethod
     def _position(state: RouteState, gap: int) -> int:
-        return sum(1 for item in state.items[: gap + 1] if item.kind == STOP)
+        position: int = state.gap_lists()[6][gap]
+        return position
 
     def _crews(self, visit: Visit, singles: list[SlotOption]) -> list[SlotOption]:
         """Pick `technicians` different people whose feasible start ranges share a minute, cheapest first."""

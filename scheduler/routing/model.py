@@ -109,6 +109,7 @@ CAPACITY = "capacity"
 PREDECESSOR_UNASSIGNED = "predecessor_unassigned"
 NO_ROOM = "no_room_in_routes"
 NOT_WORTH_IT = "optional_not_worth_it"
+TIME_LIMIT = "time_limit"  # the planning time ran out before the visit was tried (a day of thousands)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ import math
 import random
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from ortools.util import optional_boolean_pb2
 
-from scheduler.routing import hgs
+from scheduler.routing import bounds, decompose, hgs
 from scheduler.routing.insertion import INF, Board, base_windows, eligible, fits_capacity
 from scheduler.routing.model import (
     CAPACITY,
@@ -22,6 +22,7 @@ from scheduler.routing.model import (
     PREDECESSOR_UNASSIGNED,
     SHIFT_EMPTY,
     SHIFT_OVER,
+    TIME_LIMIT,
     BreakTime,
     Objective,
     Plan,
@@ -78,15 +79,28 @@ class Strategy:
     seed: int = 1  # for "lns"
     ruin_size: int = 10  # visits removed per "lns" step, on average
     temperature: float = 0.1  # "lns": simulated annealing starts at this share of an average arc's cost
+    workers: int = 1  # processes for the groups of a day solved in groups (see DECOMPOSE_ABOVE)
     log: bool = False
 
 
-def solve(problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Strategy()) -> Plan:
-    """Plan the day: routes with times, the visits left out with their reasons, and the objective parts."""
-    started = time.monotonic()
+# Above this many visits a day is improved a group of neighbouring routes at a time (decompose.py) rather than
+# in one OR-Tools model: at 3,000 visits that model took 21 s and over a GiB just to build; at 1,000 (30 s,
+# a busy machine) it overran the limit by 60% and kept 954 visits where the groups kept 992 and drove 11% less.
+DECOMPOSE_ABOVE = 500
+
+
+def solve(
+    problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Strategy(), *, clock: Callable[[], float] = time.monotonic, start: Plan | None = None
+) -> Plan:
+    """Plan the day: routes with times, the visits left out with their reasons, and the objective parts.
+
+    `start`: a plan to start the search from (OR-Tools only) instead of our insertion's. `clock` measures the
+    time limit for our own steps (OR-Tools keeps its own clock)."""
+    started = clock()
     deadline = started + time_limit_s
     if strategy.engine != "ortools" and hgs.unsupported(problem) is None:
-        return _solve_pyvrp(problem, strategy, started, deadline)
+        now = time.monotonic()  # PyVRP stops on the real clock
+        return _solve_pyvrp(problem, strategy, now, now + time_limit_s)
     # Everything below works in whole solver units, so that our insertion heuristic and OR-Tools agree
     # exactly on what is feasible; the plan is reported back in minutes with the real travel times.
     scaled, base = _scaled(problem)
@@ -95,15 +109,23 @@ def solve(problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Str
     kept = [v for v in scaled.visits if v.id not in unassigned]
     initial = None
     first = strategy.first_solution
-    if any(v.technicians > 1 or v.after or v.started for v in kept):
+    if start is not None or any(v.technicians > 1 or v.after or v.started for v in kept):
         first = "insertion"  # OR-Tools' own first solutions know nothing of crews, links or visits under way
     elif first == "auto":
         first = "parallel_cheapest_insertion"  # good on tight windows (Solomon R1/RC1), unlike PATH_CHEAPEST_ARC
     construct_seconds = 0.0
-    if first == "insertion":
-        construct_started = time.monotonic()
-        initial = _construct(scaled, kept, board)
-        construct_seconds = time.monotonic() - construct_started
+    untried: list[str] = []
+    if start is not None:
+        start = replace(start, routes=tuple(replace(r, stops=tuple(s for s in r.stops if s.visit_id not in unassigned)) for r in start.routes))
+        initial = board = Board(scaled, _in_units(start, base, problem.resolution))
+        kept = [v for v in kept if v.id in board.placed]
+    elif first == "insertion":
+        construct_started = clock()
+        # Our insertion stops in time to finish the plan (the last repairs, reasons, real times) within the limit.
+        initial, untried = _construct(scaled, kept, board, deadline - _finish_reserve(time_limit_s, len(kept)), clock)
+        construct_seconds = clock() - construct_started
+        for visit_id in untried:
+            unassigned[visit_id] = Unassigned(visit_id, TIME_LIMIT, "the planning time ran out before this visit was tried")
         # What our insertion could not place stays out of the OR-Tools model: its one-node-at-a-time moves
         # cannot bring back a crew or a visit whose predecessor is out, and every such attempt costs a full
         # constraint propagation. Those visits get one more insertion try on the final plan instead.
@@ -114,30 +136,44 @@ def solve(problem: Problem, time_limit_s: float = 10.0, strategy: Strategy = Str
     candidates = [v.id for v in scaled.visits if v.id not in unassigned]
     if len(unavailable) == len(problem.technicians):  # OR-Tools needs a vehicle; whatever was kept stays out
         plan = _finish(problem, (), unassigned, None, candidates)
-        return Plan(plan.routes, plan.unassigned, plan.objective, "no_technicians", time.monotonic() - started, {**plan.stats, "first_solution": first}, unavailable)
+        return Plan(plan.routes, plan.unassigned, plan.objective, "no_technicians", clock() - started, {**plan.stats, "first_solution": first}, unavailable)
     model_problem = problem
     if unavailable:
         out = {u.technician_id for u in unavailable}
         scaled = replace(scaled, technicians=tuple(t for t in scaled.technicians if t.id not in out))
         model_problem = replace(problem, technicians=tuple(t for t in problem.technicians if t.id not in out))
-    if initial is not None and deadline - time.monotonic() < construct_seconds:
-        # A very big day (thousands of visits): building the OR-Tools model takes about as long as our
-        # insertion did (measured: 21 s after 50 s at 3,000 visits) and would leave no time to search.
-        # The insertion's plan is the answer that keeps the time limit.
+    if initial is not None and len(kept) > DECOMPOSE_ABOVE and start is None:
+        # Thousands of visits: one OR-Tools model would take longer to build than the limit leaves. Groups of
+        # neighbouring routes are improved one after the other instead, each a field day of its own.
+        sub_strategy = replace(strategy, engine="ortools", workers=1)
+
+        def sub_solve(sub: Problem, seconds: float, plan: Plan) -> Plan:
+            return solve(sub, seconds, sub_strategy, clock=clock, start=plan)
+
+        end = deadline - _finish_reserve(time_limit_s, len(kept))
+        with _GroupPool(strategy.workers, sub_solve, sub_strategy) as pool:
+            routes, parts = decompose.improve(model_problem, _board_routes(initial, problem, base), end, sub_solve, clock, strategy.seed, width=strategy.workers, solve_wave=pool.wave)
+        plan = _finish(problem, routes, unassigned, None, candidates)
+        stats = {**plan.stats, "engine": "decomposed", "first_solution": first, "construct_seconds": round(construct_seconds, 2), **parts}
+        return Plan(plan.routes, plan.unassigned, plan.objective, "decomposed", clock() - started, stats, unavailable)
+    if initial is not None and (untried or deadline - clock() < construct_seconds):
+        # No time left to build the OR-Tools model (it takes about as long as our insertion did): the
+        # insertion's plan is the answer that keeps the time limit.
         plan = _finish(problem, _board_routes(initial, problem, base), unassigned, None, candidates)
         stats = {**plan.stats, "engine": "insertion", "first_solution": first, "construct_seconds": round(construct_seconds, 2)}
-        return Plan(plan.routes, plan.unassigned, plan.objective, "insertion_only", time.monotonic() - started, stats, unavailable)
+        return Plan(plan.routes, plan.unassigned, plan.objective, "insertion_only", clock() - started, stats, unavailable)
     frozen = initial if initial is not None and len(kept) > strategy.couple_limit else None
     built = _Model(scaled, kept, model_problem, base, frozen)
     built.set_fairness_target(initial)
+    deadline = time.monotonic() + (deadline - clock())  # OR-Tools and the search loop keep the real clock
     solution = built.search(initial, first, strategy, deadline)
     if solution is None and initial is None:
-        initial = _construct(scaled, kept, Board(scaled))
+        initial, _ = _construct(scaled, kept, Board(scaled))
         solution = built.search(initial, "insertion", strategy, deadline)
     plan_routes = built.routes(solution) if solution is not None else ()
     plan = _finish(problem, plan_routes, unassigned, built, candidates)
-    stats = {**plan.stats, "engine": "ortools", "first_solution": first, "metaheuristic": strategy.metaheuristic, **built.stats}
-    return Plan(plan.routes, plan.unassigned, plan.objective, built.status(), time.monotonic() - started, stats, unavailable)
+    stats = {**plan.stats, "engine": "ortools", "first_solution": first, "metaheuristic": strategy.metaheuristic, **built.stats, "stopped_at_bound": built.at_bound}
+    return Plan(plan.routes, plan.unassigned, plan.objective, built.status(), clock() - started, stats, unavailable)
 
 
 def _solve_pyvrp(problem: Problem, strategy: Strategy, started: float, deadline: float) -> Plan:
@@ -163,6 +199,65 @@ def _solve_pyvrp(problem: Problem, strategy: Strategy, started: float, deadline:
     plan = _finish(problem, found.routes, unassigned, None, candidates, found.fairness_target)
     stats = {**plan.stats, **found.stats, "screened_alone": len(suspects)}
     return Plan(plan.routes, plan.unassigned, plan.objective, "pyvrp", time.monotonic() - started, stats, unavailable)
+
+
+class _GroupPool:
+    """Groups of a big day solved side by side: the first of each wave here, the others in forked processes
+    (the sub-days are small; their plans come back pickled)."""
+
+    def __init__(self, workers: int, here: Callable[[Problem, float, Plan], Plan], strategy: Strategy) -> None:
+        self.workers, self.here, self.strategy = workers, here, strategy
+        self.pool: Any = None
+
+    def __enter__(self) -> _GroupPool:
+        if self.workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(max_workers=self.workers - 1, mp_context=multiprocessing.get_context("fork"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def wave(self, parts: list[tuple[Problem, float, Plan]]) -> list[Plan]:
+        if self.pool is None or len(parts) == 1:
+            return [self.here(*args) for args in parts]
+        margin = 0.1  # forking, and the plan's way back
+        futures = [self.pool.submit(_solve_part, (sub, seconds - margin, plan, self.strategy)) for sub, seconds, plan in parts[1:]]
+        first = self.here(parts[0][0], parts[0][1] - margin, parts[0][2])
+        return [first] + [future.result() for future in futures]
+
+
+def _solve_part(args: tuple[Problem, float, Plan, Strategy]) -> Plan:
+    sub, seconds, plan, strategy = args
+    return solve(sub, seconds, strategy, start=plan)
+
+
+def _finish_reserve(time_limit_s: float, visits: int) -> float:
+    """Seconds kept back from our own steps for the end of a solve: the last insertion tries on the final
+    plan, the reasons, the routes in real minutes (about a second at 3,000 visits)."""
+    return min(0.1 * time_limit_s, 0.2 + 0.0004 * visits)
+
+
+def _in_units(plan: Plan, base: float, resolution: int) -> Plan:
+    """A plan in real minutes as solver units (see _scaled): its times came from units, so they round back exactly."""
+
+    def units(minute: float) -> float:
+        return round((minute - base) * resolution)
+
+    routes = tuple(
+        replace(
+            route,
+            stops=tuple(Stop(s.visit_id, units(s.arrival), units(s.start), units(s.end)) for s in route.stops),
+            breaks=tuple(BreakTime(units(b.start), units(b.end)) for b in route.breaks),
+            departure=units(route.departure) if route.departure is not None else None,
+            arrival=units(route.arrival) if route.arrival is not None else None,
+        )
+        for route in plan.routes
+    )
+    return replace(plan, routes=routes)
 
 
 def _board_routes(board: Board, real: Problem, base: float) -> tuple[Route, ...]:
@@ -211,6 +306,21 @@ def _unavailable(problem: Problem, scaled: Problem, kept: list[Visit]) -> tuple[
     return tuple(out)
 
 
+def _shared_rows(matrix: np.ndarray) -> list[list[int]]:
+    """The matrix as lists whose equal entries are one int object: `tolist()` makes a new object per entry
+    (about 36 bytes each: 330 MiB at 3,000 visits), this keeps 8 per entry. A day has at most a few
+    thousand distinct travel times in solver units."""
+    if matrix.size == 0:
+        return [[] for _ in range(matrix.shape[0])]
+    low, high = int(matrix.min()), int(matrix.max())
+    if low < 0 or high > 10_000_000:  # not the usual small units: plain lists
+        rows: list[list[int]] = matrix.tolist()
+        return rows
+    values = list(range(high + 1))
+    pick = values.__getitem__
+    return [list(map(pick, row.tolist())) for row in matrix]  # row by row: never all the objects at once
+
+
 def _scaled(problem: Problem, as_array: bool = False) -> tuple[Problem, float]:
     """The problem in solver units: times shifted to be non-negative, multiplied by the resolution and
     rounded the safe way (travel and service up, window ends down), so a plan feasible here is feasible
@@ -231,7 +341,7 @@ def _scaled(problem: Problem, as_array: bool = False) -> tuple[Problem, float]:
         return int(math.ceil(x * res - 1e-9))
 
     matrix = np.ceil(np.asarray(problem.travel, dtype=float) * res - 1e-9).astype(np.int64)
-    travel: Any = matrix if as_array else matrix.tolist()
+    travel: Any = matrix if as_array else _shared_rows(matrix)
     visits = tuple(
         replace(
             v,
@@ -271,8 +381,16 @@ def _screen(problem: Problem, board: Board) -> dict[str, Unassigned]:
     return out
 
 
-def _construct(problem: Problem, kept: list[Visit], board: Board) -> Board:
-    """Our own first solution: hardest visits first, each at its cheapest feasible place, its follow-ups right after."""
+def _construct(
+    problem: Problem,
+    kept: list[Visit],
+    board: Board,
+    deadline: float = INF,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Board, list[str]]:
+    """Our own first solution: hardest visits first, each at its cheapest feasible place, its follow-ups right
+    after. Stops at `deadline` (by `clock`) with what it has placed; returns the board and the visits it
+    never tried for want of time (with the follow-ups of those)."""
     by_id = {v.id: v for v in kept}
     followers: dict[str, list[Visit]] = {}
     for v in kept:
@@ -292,10 +410,21 @@ def _construct(problem: Problem, kept: list[Visit], board: Board) -> Board:
         for follower in sorted(followers.get(v.id, []), key=hardness):
             place(follower)
 
-    for visit in sorted(kept, key=hardness):
-        if visit.after not in by_id:  # followers go in right after their predecessor
-            place(visit)
-    return board
+    order = [v for v in sorted(kept, key=hardness) if v.after not in by_id]  # followers go in right after their predecessor
+    for k, visit in enumerate(order):
+        if k and clock() >= deadline:  # the first (hardest) is always tried: a plan to build on, however short the limit
+            untried: list[str] = []
+            for skipped in order[k:]:
+                _with_followers(skipped, followers, untried)
+            return board, untried
+        place(visit)
+    return board, []
+
+
+def _with_followers(visit: Visit, followers: dict[str, list[Visit]], into: list[str]) -> None:
+    into.append(visit.id)
+    for follower in followers.get(visit.id, []):
+        _with_followers(follower, followers, into)
 
 
 # -- the OR-Tools model ------------------------------------------------------------------------------
@@ -369,6 +498,8 @@ class _Model:
         travel[:, starts] = 0  # nothing drives into a start or out of an end
         travel[ends, :] = 0
         service = np.array([self.up(v.service) if v is not None else 0 for v in node_visit], dtype=np.int64)
+        self.travel_units, self.service_units, self.starts, self.ends = travel, service, starts, ends  # for lower_bound()
+        self.drop_costs: dict[int, int] = {}  # visit node -> what leaving it out costs
         cost_cb = routing.RegisterTransitMatrix((travel * COST_SCALE).tolist())
         routing.SetArcCostEvaluatorOfAllVehicles(cost_cb)
         time_cb = routing.RegisterTransitMatrix((travel + service[:, None]).tolist())
@@ -444,7 +575,8 @@ class _Model:
                     # The same as SetAllowedVehiclesForIndex, whose Python binding rejects lists in 9.15
                     # (absl::Span); -1 keeps the visit droppable. Local search filters read this domain too.
                     routing.VehicleVar(index).SetValues(allowed + [-1])
-                routing.AddDisjunction([index], int(round(penalty * self.resolution * COST_SCALE / visit.technicians)))
+                self.drop_costs[node] = int(round(penalty * self.resolution * COST_SCALE / visit.technicians))
+                routing.AddDisjunction([index], self.drop_costs[node])
 
         # Crews: all members or none, at the same minute, on different technicians.
         for visit in visits:
@@ -476,7 +608,10 @@ class _Model:
                 for p, s in zip(p_nodes, s_nodes):
                     solver.Add(routing.ActiveVar(s) * (routing.VehicleVar(p) - routing.VehicleVar(s)) == 0)
         self.fairness: tuple[pywrapcp.RoutingDimension, float] | None = None  # the "work" dimension and its target
+        self.fairness_cost = 0  # per unit of work above the target
         self.solution: pywrapcp.Assignment | None = None
+        self.at_bound = False
+        self._at_solution: Callable[[], None] | None = None
 
     # units ----------------------------------------------------------------------------------------
 
@@ -515,13 +650,40 @@ class _Model:
         target = (service + driving) / len(self.problem.technicians)
         self.fairness = (work, target)
         coefficient = max(1, int(round(weight * COST_SCALE)))
+        self.fairness_cost = coefficient
         for v in range(len(self.problem.technicians)):
             work.SetCumulVarSoftUpperBound(routing.End(v), int(math.ceil(target)), coefficient)
 
     # search -----------------------------------------------------------------------------------------
 
+    def lower_bound(self) -> int:
+        """Twice a lower bound on this model's objective (see bounds.ortools_doubled)."""
+        nodes = sorted(self.drop_costs)
+        fairness = (int(math.ceil(self.fairness[1])), self.fairness_cost) if self.fairness is not None else None
+        return bounds.ortools_doubled(self.travel_units, nodes, self.starts, self.ends, self.service_units,
+                                      [self.drop_costs[n] for n in nodes], COST_SCALE, fairness)
+
+    def _stop_at_bound(self) -> None:
+        """End the search once a solution costs no more than the lower bound: OR-Tools keeps its best solution
+        and replaces it only by a strictly cheaper one, so the result is what a run to the time limit returns.
+        Asked at each solution, not as a search limit: a limit written in Python is called at every search node
+        (measured: a 0.05 s search took 0.2 s)."""
+        if self._at_solution is not None:
+            return  # a second search on the same model (see solve): the first one's callback is in place
+        bound = self.lower_bound()
+        routing = self.routing
+
+        def at_solution() -> None:
+            if 2 * routing.CostVar().Value() <= bound:
+                self.at_bound = True
+                routing.solver().FinishCurrentSearch()
+
+        self._at_solution = at_solution  # lives as long as the model
+        routing.AddAtSolutionCallback(at_solution)
+
     def search(self, initial: Board | None, first: str, strategy: Strategy, deadline: float) -> pywrapcp.Assignment | None:
         routing, manager = self.routing, self.manager
+        self._stop_at_bound()
         params = pywrapcp.DefaultRoutingSearchParameters()
         params.first_solution_strategy = FIRST_SOLUTIONS.get(first, FIRST_SOLUTIONS["parallel_cheapest_insertion"])
         lns = strategy.metaheuristic == "lns"
@@ -596,7 +758,7 @@ class _Model:
         begin = time.monotonic()
         span = max(1e-3, deadline - begin)
         iterations = failures = 0
-        while True:
+        while not self.at_bound:
             left = deadline - time.monotonic()
             if left < 0.05:
                 break
@@ -825,6 +987,10 @@ def solve_portfolio(problem: Problem, time_limit_s: float = 10.0, *, workers: in
     chosen = (strategies or portfolio(problem))[: max(1, workers)]
     if len(chosen) == 1:
         return solve(problem, time_limit_s, chosen[0])
+    if len(problem.visits) > DECOMPOSE_ABOVE and chosen[0].engine == "ortools":
+        # A day solved in groups: one insertion, then the cores share the groups (two whole searches would
+        # each build the same first plan and give every group half the time).
+        return solve(problem, time_limit_s, replace(chosen[0], workers=workers))
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

@@ -39,9 +39,13 @@ class HaversineProvider:
             return []
         rad = np.radians(np.asarray(points, dtype=float))
         lat, lon = rad[:, 0], rad[:, 1]
-        h = np.sin((lat[None, :] - lat[:, None]) / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin((lon[None, :] - lon[:, None]) / 2) ** 2
-        km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
-        out: list[list[float]] = (km * factor).tolist()
+        out: list[list[float]] = []
+        # A block of rows at a time: the whole square's temporaries were 200 MiB at 3,000 stops.
+        for low in range(0, len(lat), 256):
+            la, lo = lat[low : low + 256, None], lon[low : low + 256, None]
+            h = np.sin((lat[None, :] - la) / 2) ** 2 + np.cos(la) * np.cos(lat[None, :]) * np.sin((lon[None, :] - lo) / 2) ** 2
+            km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+            out += (km * factor).tolist()
         return out
 
     async def matrix(self, points: Sequence[Point]) -> list[list[float]]:

@@ -60,9 +60,11 @@ async def test_new_order_creates_a_job_with_delivery_then_installation_and_a_web
     assert installation["depends_on_visit_id"] == delivery["id"]
     assert delivery["technician"] is None and delivery["slot_start"] is None
     link = urlsplit(answer["customer_link"])
-    assert (link.scheme, link.netloc, link.path) == ("http", "testserver", "/chat")
+    # the customer's own page, never the demo console (issue 12 part 5); the console's link stays for the demo
+    assert (link.scheme, link.netloc, link.path) == ("http", "testserver", "/customer")
     assert token_of(answer["customer_link"], "customer")
-    assert answer["web_link"] == answer["customer_link"]
+    assert urlsplit(answer["web_link"]).path == "/chat"
+    assert token_of(answer["web_link"], "customer") == token_of(answer["customer_link"], "customer")
 
 
 async def test_repeating_an_order_returns_200_with_the_same_job_and_no_new_visits(api: Api):
@@ -82,7 +84,8 @@ async def test_repeating_an_order_returns_200_with_the_same_job_and_no_new_visit
 async def test_outside_demo_mode_no_console_link_is_handed_out(sqlite_url, tmp_path):
     async with running_api(sqlite_url, tmp_path, web_console=False) as api:
         order = (await api.client.post("/api/v1/orders", json=order_body())).json()
-        assert order["customer_link"] is None and order["web_link"] is None
+        # a customer without a messenger still gets a link: their own chat page, not the console
+        assert urlsplit(order["customer_link"]).path == "/customer" and order["web_link"] is None
         invite = (await api.client.post("/api/v1/dispatchers", json={"name": "Dora"})).json()
         assert invite["invite_link"] is None and invite["web_link"] is None
 
@@ -336,7 +339,7 @@ async def test_real_uvicorn_server_takes_an_order_and_reports_the_job(sqlite_url
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=10) as client:
             created = await client.post("/api/v1/orders", json=order_body("SO-REAL"))
             assert created.status_code == 201, created.text
-            assert created.json()["customer_link"].startswith(f"http://127.0.0.1:{port}/chat#customer=")
+            assert created.json()["customer_link"].startswith(f"http://127.0.0.1:{port}/customer#customer=")
             job = await client.get(f"/api/v1/jobs/{created.json()['job']['id']}")
             assert job.status_code == 200
             assert [v["kind"] for v in job.json()["visits"]] == ["delivery", "installation"]

@@ -34,6 +34,17 @@ OPERATIONS = {
     "POST /api/v1/visits/{visit_id}/assign", "PUT /api/v1/sla-policies", "PUT /api/v1/alert-sinks", "GET /api/v1/alert-sinks",
     "POST /api/v1/visits/{visit_id}/reschedule", "POST /api/v1/jobs/{job_id}/address", "POST /api/v1/jobs/{job_id}/close",
     "POST /api/v1/jobs/{job_id}/reopen", "GET /api/v1/photos/{photo_id}",
+    # order intake (issue 13 part 4)
+    "PUT /api/v1/order-sources/{source}", "GET /api/v1/order-sources/{source}", "POST /api/v1/order-sources/{source}/orders",
+    "POST /api/v1/order-sources/{source}/import", "GET /api/v1/order-sources/{source}/review",
+    "GET /api/v1/order-sources/{source}/orders/{external_ref}", "POST /api/v1/order-sources/{source}/review/{external_ref}/confirm",
+    "POST /api/v1/order-sources/{source}/review/{external_ref}/reject", "POST /api/v1/order-sources/{source}/orders/{external_ref}/cancel",
+    # status callbacks (part 5) and completion codes (part 6)
+    "PUT /api/v1/order-sources/{source}/callback", "GET /api/v1/order-sources/{source}/callback",
+    "DELETE /api/v1/order-sources/{source}/callback", "GET /api/v1/callbacks", "POST /api/v1/callbacks/{callback_id}/resend",
+    "GET /api/v1/order-sources/{source}/completion-codes", "PUT /api/v1/order-sources/{source}/completion-codes",
+    # API tokens and customer links (issue 12)
+    "GET /api/v1/tokens", "POST /api/v1/tokens", "DELETE /api/v1/tokens/{token_id}", "POST /api/v1/jobs/{job_id}/customer-link/revoke",
 }
 # answers that mean the request was turned away before the operation did anything (a 422 too, when it lists errors)
 REFUSALS = {400, 401, 405, 413, 415}

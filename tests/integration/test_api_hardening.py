@@ -261,7 +261,7 @@ def _operations(schema: dict):
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{job_id}", "1").replace("{visit_id}", "1").replace("{technician_id}", "1").replace("{photo_id}", "1")
+    return path.replace("{job_id}", "1").replace("{visit_id}", "1").replace("{technician_id}", "1").replace("{photo_id}", "1").replace("{token_id}", "1")
 
 
 def _assert_documented(schema: dict, operation: dict, response) -> None:
@@ -276,7 +276,7 @@ def _assert_documented(schema: dict, operation: dict, response) -> None:
 async def test_every_api_operation_answers_401_without_or_with_a_wrong_token_as_documented(sqlite_api: Api):
     schema = (await sqlite_api.client.get("/openapi.json")).json()
     operations = list(_operations(schema))
-    assert len(operations) == 18
+    assert len(operations) == 23 + 4 + 9 + 2  # + tokens (3) and revoking a customer link (issue 12); order intake (9, issue 13 part 4); completion codes (2, part 6)
     for method, path, operation in operations:
         for authorization in ("", "Bearer wrong-token-of-24-chars-or-more", f"Basic {TOKEN}"):
             response = await sqlite_api.client.request(method, _concrete(path), json={}, headers={"Authorization": authorization})
@@ -312,10 +312,10 @@ async def test_validation_errors_and_reasons_share_one_documented_shape(sqlite_a
 async def test_the_documented_statuses_of_each_operation(sqlite_api: Api):
     schema = (await sqlite_api.client.get("/openapi.json")).json()
     statuses = {(method, path): set(operation["responses"]) for method, path, operation in _operations(schema)}
-    every = {"401", "503"}
+    every = {"401", "403", "503"}  # 403: the token lacks the scope, or the record is outside its regions
     body = every | {"400", "413", "415", "422"}
     assert statuses == {
-        ("POST", "/api/v1/orders"): body | {"200", "201", "409"},
+        ("POST", "/api/v1/orders"): body | {"200", "201", "202", "409"},
         ("GET", "/api/v1/jobs/{job_id}"): every | {"200", "404", "422"},
         ("GET", "/api/v1/photos/{photo_id}"): every | {"200", "404", "422"},
         ("POST", "/api/v1/technicians"): body | {"201"},
@@ -333,6 +333,27 @@ async def test_the_documented_statuses_of_each_operation(sqlite_api: Api):
         ("PUT", "/api/v1/sla-policies"): body | {"200", "409"},
         ("PUT", "/api/v1/alert-sinks"): body | {"200", "409"},
         ("GET", "/api/v1/alert-sinks"): every | {"200"},
+        ("POST", "/api/v1/tokens"): body | {"201"},
+        ("GET", "/api/v1/tokens"): every | {"200"},
+        ("DELETE", "/api/v1/tokens/{token_id}"): every | {"204", "404", "422"},
+        ("POST", "/api/v1/jobs/{job_id}/customer-link/revoke"): every | {"204", "404", "422"},
+        ("PUT", "/api/v1/order-sources/{source}/callback"): body | {"200", "409"},
+        ("GET", "/api/v1/order-sources/{source}/callback"): every | {"200", "404", "422"},
+        # order intake (issue 13 part 4)
+        ("PUT", "/api/v1/order-sources/{source}"): body | {"200", "409"},
+        ("GET", "/api/v1/order-sources/{source}"): every | {"200", "404", "422"},
+        ("POST", "/api/v1/order-sources/{source}/orders"): body | {"200", "201", "202", "404", "409"},
+        ("POST", "/api/v1/order-sources/{source}/import"): every | {"200", "409", "413", "415", "422"},
+        ("GET", "/api/v1/order-sources/{source}/review"): every | {"200", "422"},
+        ("GET", "/api/v1/order-sources/{source}/orders/{external_ref}"): every | {"200", "404", "422"},
+        ("POST", "/api/v1/order-sources/{source}/review/{external_ref}/confirm"): body | {"200", "404", "409"},
+        ("POST", "/api/v1/order-sources/{source}/review/{external_ref}/reject"): body | {"200", "404", "409"},
+        ("POST", "/api/v1/order-sources/{source}/orders/{external_ref}/cancel"): body | {"200", "404", "409"},
+        ("DELETE", "/api/v1/order-sources/{source}/callback"): every | {"204", "404", "422"},
+        ("GET", "/api/v1/callbacks"): every | {"200", "422"},
+        ("GET", "/api/v1/order-sources/{source}/completion-codes"): every | {"200", "422"},
+        ("PUT", "/api/v1/order-sources/{source}/completion-codes"): body | {"200"},
+        ("POST", "/api/v1/callbacks/{callback_id}/resend"): every | {"200", "404", "409", "422"},
     }
     assert set(schema["paths"]["/healthz"]["get"]["responses"]) == {"200", "503"}
     job_id = schema["paths"]["/api/v1/jobs/{job_id}"]["get"]["parameters"][0]["schema"]

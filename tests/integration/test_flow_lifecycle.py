@@ -68,10 +68,12 @@ async def test_sofa_is_delivered_installed_confirmed_and_rated(world: World):
     assert keys(done) == ["tech.checklist_done"]
     assert keys(await driver.press(done[0].button("done"))) == ["tech.completed"]
     updates = await customer.inbox()
-    assert keys(updates) == ["customer.en_route", "customer.arrived", "customer.en_route", "customer.arrived", "customer.completed"]
+    # (with the delivery done, the customer is also asked to tick what it brought: issue 13 part 6)
+    assert keys(updates) == ["customer.en_route", "customer.arrived", "customer.en_route", "customer.arrived", "customer.completed",
+                             "customer.item_check"]
 
     # the customer confirms the delivery and rates it
-    assert keys(await customer.press(updates[-1].button("cf"))) == ["customer.confirmed", "customer.rate_prompt"]
+    assert keys(await customer.press(updates[-2].button("cf"))) == ["customer.confirmed", "customer.rate_prompt"]
     assert keys(await customer.press(f"rt:{delivery.id}:5")) == ["customer.rated"]
     assert keys(await customer.send("Very careful driver")) == ["customer.thanks"]
     assert keys(await driver.inbox()) == ["tech.confirmed_by_customer"]

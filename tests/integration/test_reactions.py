@@ -92,6 +92,13 @@ SAMPLES: dict[type[ev.Event], Callable[[Shop], list[ev.Event]]] = {
     ev.ExceptionResolved: lambda s: [ev.ExceptionResolved(s.job_id, s.visit_id, {
         "exception_id": s.report_id, "resolution": "reassigned", "dispatcher_id": None, "name": "Dora", "at": "2026-11-23T02:00:00+00:00",
     })],
+    # order intake (issue 13 part 4)
+    ev.OrderUpdated: lambda s: [ev.OrderUpdated(s.job_id, None, {
+        "source": "erp", "external_ref": "SO-1", "changes": {"address_text": ["a", "b"], "notes": ["", "x"]},
+        "visits_added": [], "visits_cancelled": [], "visits_changed": [s.visit_id],
+    })],
+    ev.OrderCancelled: lambda s: [ev.OrderCancelled(s.job_id, None, {"source": "erp", "external_ref": "SO-1", "reason": "out of stock", "visits": [s.visit_id]})],
+    ev.CoverageGapFlagged: lambda s: [ev.CoverageGapFlagged(s.job_id, None, {"region": "Huangpu", "kinds": ["delivery"]})],
     ev.VisitEnRoute: lambda s: [ev.VisitEnRoute(s.job_id, s.visit_id, {"technician_id": s.driver_id})],
     ev.EtaUpdated: lambda s: [
         ev.EtaUpdated(s.job_id, s.visit_id, {"technician_id": s.driver_id, "minutes": minutes, "close": close}) for minutes, close in ((12, False), (2, True))
@@ -105,6 +112,11 @@ SAMPLES: dict[type[ev.Event], Callable[[Shop], list[ev.Event]]] = {
         ev.NoTechnicianAvailable(s.job_id, s.visit_id, {"start": s.day, "reason": "not_enough_technicians"}),
     ],
     ev.ReplanFailed: lambda s: [ev.ReplanFailed(s.job_id, None, {"day": s.day, "triggers": ["overrun"], "reason": "timeout", "regions": ["Huangpu"]})],
+    ev.MessageNotDelivered: lambda s: [
+        ev.MessageNotDelivered(s.job_id, None, {"who": "customer", "purpose": "survey", "why": "window", "reason": "no template"}),
+        ev.MessageNotDelivered(s.job_id, s.visit_id, {"who": "technician", "purpose": "assignment", "why": "failed", "reason": "131026",
+                                                       "technician_id": s.driver_id}),
+    ],
     ev.ChatUnreachable: lambda s: [
         ev.ChatUnreachable(s.job_id, None, {"who": "customer", "reason": "blocked"}),
         ev.ChatUnreachable(s.job_id, s.visit_id, {"who": "technician", "reason": "blocked", "technician_id": s.driver_id}),
@@ -123,6 +135,9 @@ SAMPLES: dict[type[ev.Event], Callable[[Shop], list[ev.Event]]] = {
     ev.CompletionReminderDue: lambda s: [ev.CompletionReminderDue(s.job_id, s.visit_id, {"technician_id": s.driver_id})],
     ev.ComplaintReceived: lambda s: [ev.ComplaintReceived(s.job_id, s.visit_id, {"rating_id": 1, "score": 1, "comment": "call 13912345678"})],
     ev.AlertAcknowledged: lambda s: [ev.AlertAcknowledged(s.job_id, s.visit_id, {"rating_id": 1, "dispatcher_id": 1, "name": "Dora"})],
+    ev.CallbackParked: lambda s: [
+        ev.CallbackParked(s.job_id, None, {"callback_id": 7, "type": "visit.completed", "event_id": "evt_1", "attempts": 20, "reason": "HTTP 500"})
+    ],
     ev.ThreadAnswered: lambda s: [
         ev.ThreadAnswered(s.job_id, s.visit_id, {"thread_id": s.thread_ids[0], "author": "dispatcher", "author_id": 1, "text": "soon"})
     ],

@@ -187,6 +187,20 @@ async def test_a_bad_request_fails_without_retries_and_leaves_the_chat_deliverab
     assert (await binding(db, "502"))["undeliverable_since"] is None
 
 
+async def test_a_chat_that_no_longer_exists_is_marked_and_reported_like_a_blocked_one(db, fake_telegram, relays):
+    """A 400 "chat not found" (the group was deleted, the user never started the bot) is as final as a block: the
+    dispatchers hear of it instead of the message failing unseen."""
+    await bind(db, "customer", "503")
+    told = []
+    relay = relays(db, on_undeliverable=lambda *args: told.append(args))
+    fake_telegram.fail_next("sendMessage", 400, description="Bad Request: chat not found", token=CUSTOMER)
+    await queue(db, ("customer", "503", "lost"))
+    assert await drain(relay) == 1
+    assert [(r["status"], r["attempts"]) for r in await outbox(db, "503")] == [("failed", 1)]
+    assert (await binding(db, "503"))["undeliverable_since"] is not None
+    assert told == [("telegram", "customer", "503", "TelegramBadRequest: Bad Request: chat not found")]
+
+
 async def test_a_group_that_became_a_supergroup_is_followed_with_its_pending_rows(db, fake_telegram, relays):
     enforce(fake_telegram)
     await bind(db, "staff", "-4001", kind="group")

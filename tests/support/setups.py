@@ -10,6 +10,7 @@ from services.actions import PickDay, encode
 from storage.repository import Store
 from storage.schedule import ScheduleStore
 from tests.support.harness import Chat, Msg, World
+from tests.support.snapshots import played_once
 
 DELIVERY_STEPS = [{"key": "intact", "kind": "yes_no", "prompt": {"en": "Packaging intact?", "zh": "包装完好?"}}]
 INSTALL_STEPS = [
@@ -52,6 +53,10 @@ async def pick_time(customer: Chat, prompt: Msg, slot: int) -> None:
 
 async def delivery_offered(world: World, slot: int = 0):
     """A sofa delivery booked by its customer (the ``slot``-th time offered) and offered to Wang, the only driver."""
+    return await played_once(world, "delivery_offered", (slot,), lambda: _delivery_offered(world, slot))
+
+
+async def _delivery_offered(world: World, slot: int):
     await world.template("delivery", "sofa", DELIVERY_STEPS)
     _, token = await world.technician("Wang", ["driver"])
     driver = world.chat("staff", "driver")
@@ -67,6 +72,10 @@ async def delivery_offered(world: World, slot: int = 0):
 
 async def booked_and_accepted(world: World, *, services=("delivery",), slot: int = 0):
     """A driver with an accepted delivery, a bound group with a dispatcher, and the customer chat."""
+    return await played_once(world, "booked_and_accepted", (services, slot), lambda: _booked_and_accepted(world, services, slot))
+
+
+async def _booked_and_accepted(world: World, services, slot: int):
     await world.template("delivery", "sofa", DELIVERY_STEPS)
     await world.template("installation", "sofa", INSTALL_STEPS)
     _, token = await world.technician("Wang", ["driver"])

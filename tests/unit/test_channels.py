@@ -130,7 +130,7 @@ DEGRADED = {
     TELEGRAM: ([8, 4], 64, 0),
     WEB: ([8, 4], 200, 0),
     ROBOT: ([12], 64, 0),
-    WHATSAPP: ([3], 20, 9),
+    WHATSAPP: ([10], 20, 2),  # a list message of ten rows (bots/whatsapp.py)
 }
 
 

@@ -13,6 +13,7 @@ from services.actions import Action, decode, encode
 from conversations.flow import FlowData, FlowSpec, State, Step, StepInput, UndeclaredTransition, reply
 from conversations.flows import ALL_FLOWS, diagrams, relay
 from conversations.flows.common import VisitData
+from conversations.flows.completion import ItemDraft
 from conversations.flows import customer
 from conversations.flows.customer import MoveData
 from conversations.flows.technician import CheckinAway, ChecklistAt, ProblemDraft
@@ -20,6 +21,7 @@ from conversations.understanding import Intent, Understood
 from conversations.flows.dispatcher import Awaiting
 from conversations.flows.customer import RatedVisit
 from domain import commands as c
+from domain.completion_codes import ItemMark
 from domain.field_work import ReturnReason
 from domain.model import ChecklistStep, ExceptionReason, Language, StepKind, VisitStatus
 from domain.policy import ServicePolicy
@@ -82,6 +84,8 @@ def _customer_views() -> list[CustomerView]:
         CustomerView(7, "Zhang", job, (job,)),
         CustomerView(7, "Zhang", no_times, (no_times,)),
         CustomerView(7, "Zhang", None, ()),
+        # a completed delivery whose items the customer has not checked yet (issue 13 part 6)
+        CustomerView(7, "Zhang", None, (job,), unchecked={10 + statuses.index(VisitStatus.COMPLETED): ("Sofa", "Cushion")}),
     ]
 
 
@@ -115,6 +119,8 @@ def _technician_views() -> list[TechnicianView]:
         TechnicianView(None, "", "technician", "", ()),
         TechnicianView(None, "", "dispatcher", "", ()),
         TechnicianView(3, "Wang", None, "", (*visits, *extra)),
+        # visits that complete only with the customer's code (issue 13 part 6): waiting for it, and locked
+        TechnicianView(3, "Wang", None, "", (*visits, *extra), codes={41: "pending", 45: "pending", 43: "code_locked"}),
     ]
 
 
@@ -180,6 +186,8 @@ def _data_for(kind: type[FlowData] | None, view) -> list[dict]:
         samples = [Awaiting(i, user, purpose) for i in ids for user in ("u1", "u2") for purpose in ("address", "close", "reopen", "note")]
     elif kind is relay.ThreadData:
         samples = [relay.ThreadData(None), relay.ThreadData(5)]
+    elif kind is ItemDraft:
+        samples = [ItemDraft(i, marks) for i in ids for marks in ((), (ItemMark.RECEIVED,), (ItemMark.RECEIVED, ItemMark.DAMAGED))]
     elif kind is relay.AnswerData:
         samples = [relay.AnswerData(5, user) for user in ("u1", "u2")]
     else:
@@ -215,6 +223,9 @@ def _values(field_name: str, view) -> list:
         "stage": list(STAGES),
         "language": list(Language),
         "thread_id": [5, MISSING],
+        "callback_id": [7, MISSING],  # a parked status callback (its step only asks for the resend)
+        "index": [0, 1, 99],  # a delivered item's place in the delivery's list: in it, and past its end
+        "mark": list(ItemMark),
     }[field_name]
 
 

@@ -82,10 +82,17 @@ OLD_BUTTONS = {
     "dro:5": a.ReopenJobAsk(5),
     "dno:5": a.NoteAsk(5),
     "dnm": a.NeverMind(),
+    "cbr:7": a.ResendParkedCallback(7),
     "th:9": a.AnswerInThread(9),
     "thw:9": a.WriteInThread(9),
     "thx": a.DoneTalking(),
     "lang:zh": a.ChooseLanguage(Language.ZH),
+    "ccn:12": a.ResendCode(12),
+    "itm:12:3:damaged": a.TickItem(12, 3, a.ItemMark.DAMAGED),
+    "itms:12": a.SendItemCheck(12),
+    "itmr:12": a.RestartItemCheck(12),
+    "ccf:12": a.CompleteForThem(12),
+    "ccr:12": a.NewCodeFromAlert(12),
 }
 
 

@@ -210,6 +210,7 @@ def test_only_the_technicians_photo_steps_make_a_photo_worth_downloading():
     # and the relay threads', where a photo goes along with what the writer or the answer says (conversations/flows/relay.py)
     relayed = {("customer", "relay"), ("technician", "relay"), ("technician", "relay_answer"), ("dispatcher", "relay_answer")}
     # and wherever a customer's text is read freely: a photo sent there goes to people like the text would
-    free = {("customer", name) for name in ("new", "idle", "choose_slot", "confirm_cancel", "rate", "confirm_move", "choose_dependant")}
+    # (ticking delivered items too: a photo of a damaged one goes to the dispatchers with what was written)
+    free = {("customer", name) for name in ("new", "idle", "choose_slot", "confirm_cancel", "rate", "confirm_move", "choose_dependant", "item_check")}
     assert wanting == {("technician", "checklist"), ("technician", "report_photo"), *relayed, *free}
     assert TECHNICIAN_FLOW.states["checklist"].photo and TECHNICIAN_FLOW.states["report_photo"].photo

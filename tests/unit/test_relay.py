@@ -116,3 +116,19 @@ async def test_a_relay_and_a_sweep_whose_database_is_down_say_so_once_not_on_eve
     lines = sorted(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     # the look for stopped relays' claims happens once, at the start; the rest repeats, but is said once
     assert lines == ["inbox sweep failed", "outbox relay: claiming failed", "outbox relay: looking for the claims of stopped relays failed"]
+
+
+def test_a_relay_started_alongside_tells_what_it_finds_as_the_first_one_does():
+    """`fieldchat relay` is built alongside serve's: a chat it finds unreachable, a callback it parks, reach the dispatchers."""
+    from scheduler.ratelimit import SendLimiter
+
+    def told(*_: object) -> None: ...
+
+    def parked(*_: object) -> None: ...
+
+    first = OutboxRelay(sessions=None, senders={"telegram": object()}, clock=SystemClock(), tz=timezone.utc,  # type: ignore[arg-type,dict-item]
+                        on_undeliverable=told, on_parked=parked)
+    limiter = SendLimiter({})
+    other = first.alongside(limiter=limiter, lease=3, batch=8)
+    assert (other.on_undeliverable, other.on_parked, other.senders, other.limiter, other.lease) == (told, parked, first.senders, limiter, 3)
+    assert other.relay_id != first.relay_id
