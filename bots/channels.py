@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Protocol, cast
 
 from bots.base import Sender
+from domain.masking import mask_phone
 from services.notifications import ROBOT_PLATFORM
 
 TELEGRAM = "telegram"
@@ -71,6 +72,8 @@ class Capabilities:
     # "reply" requests make the client answer the message (Telegram's ForceReply): in a group with privacy mode the bot
     # sees only commands, button presses and replies to its own messages, so an answer typed there must be a reply
     can_force_reply: bool = False
+    # a chat id is the person's phone number (WhatsApp): logs show it masked
+    chat_ids_are_phones: bool = False
 
     def __post_init__(self) -> None:
         if self.max_buttons < 0 or self.max_buttons_per_row < 1 or self.max_label_chars < 1:
@@ -140,7 +143,7 @@ WHATSAPP_CAPABILITIES = Capabilities(
     max_buttons=10, max_buttons_per_row=10, max_label_chars=20, max_action_bytes=256,
     can_edit=False, can_request_location=True, can_request_contact=False, has_groups=False,
     text_limit=4096, text_measure=TextMeasure.CHARACTERS, caption_limit=1024,
-    session_window=timedelta(hours=24), needs_template_outside_window=True,
+    session_window=timedelta(hours=24), needs_template_outside_window=True, chat_ids_are_phones=True,
     send_rates=PlatformLimits(private="1 per 6 seconds", bot="80/second"),
 )
 
@@ -150,6 +153,12 @@ CAPABILITIES: Mapping[str, Capabilities] = MappingProxyType({
     ROBOT: ROBOT_CAPABILITIES,
     WHATSAPP: WHATSAPP_CAPABILITIES,
 })
+
+
+def loggable_chat(platform: str, chat_id: str) -> str:
+    """A chat id as a log line may show it: masked where it is a person's phone number."""
+    capabilities = CAPABILITIES.get(platform)
+    return mask_phone(chat_id) if capabilities is not None and capabilities.chat_ids_are_phones else chat_id
 
 
 def pulled_platforms() -> tuple[str, ...]:

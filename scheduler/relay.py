@@ -22,11 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bots.base import Editor, NotEditable, Park, PayloadSender, RetryLater, Sender, Undeliverable
-from bots.channels import CAPABILITIES, Capabilities, pulled_platforms
+from bots.channels import CAPABILITIES, Capabilities, loggable_chat, pulled_platforms
 from bots.render import fit
 from bots.robots import Throttled
 from conversations.i18n import render, translate
-from services.messages import Rendered, edits_card_in_place
+from services.messages import Rendered, edits_card_in_place, scrubbed
 from domain.clock import Clock
 from scheduler import digest
 from scheduler.logthrottle import LogThrottle
@@ -368,7 +368,7 @@ class OutboxRelay:
             new_chat_id = getattr(exc, "migrate_to_chat_id", None)
             if new_chat_id and attempts < MAX_ATTEMPTS:  # the bound keeps a chat that moves back and forth finite
                 return await self._migrate(row, str(new_chat_id), str(exc))
-            log.warning("outbox %s to %s:%s undeliverable: %s", row["id"], platform, chat_id, exc)
+            log.warning("outbox %s to %s:%s undeliverable: %s", row["id"], platform, loggable_chat(platform, chat_id), exc)
             values = {"status": "failed", "last_error": str(exc)[:500], "attempts": attempts}
             return await self._finish(row, values, gone=str(exc) if getattr(exc, "chat_gone", False) else None)
         except RetryLater as exc:
@@ -484,6 +484,8 @@ class OutboxRelay:
             # through: it counted the row as maybe sent and sends it again, in the chat's order. Recording our send over
             # its claim, or moving on to the chat's next row, would let that row overtake its copy and clear its note
             # that a send started.
+            if values.get("status") in ("sent", "failed") and row["payload"].get("secret"):
+                values = {**values, "payload": scrubbed(row["payload"])}  # out (or never going): the secret is not kept
             mine = await store.outbox_finish(row["id"], self.relay_id, **values)
             if not mine:
                 log.warning("outbox %s: the claim was taken over before the outcome was recorded", row["id"])
@@ -505,7 +507,7 @@ class OutboxRelay:
     async def _migrate(self, row: dict, new_chat_id: str, reason: str) -> dict | None:
         """The group moved to a new id (a supergroup now): move the chat's rows and records, and send again."""
         platform, bot, old_chat_id = row["platform"], row["bot"], row["chat_id"]
-        log.info("outbox: %s %s chat %s moved to %s", platform, bot, old_chat_id, new_chat_id)
+        log.info("outbox: %s %s chat %s moved to %s", platform, bot, loggable_chat(platform, old_chat_id), loggable_chat(platform, new_chat_id))
         now = self._clock.now()
         async with self._transaction() as store:
             await store.outbox_migrate_chat(platform, bot, old_chat_id, new_chat_id)
@@ -525,7 +527,7 @@ class OutboxRelay:
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            log.exception("outbox: on_undeliverable failed for %s:%s", platform, chat_id)
+            log.exception("outbox: on_undeliverable failed for %s:%s", platform, loggable_chat(platform, chat_id))
 
     async def _post(self, sender: PayloadSender, row: dict) -> dict | None:
         """A payload row (a status callback): sent as stored, with no chat rendering or rates. A failure retries with
@@ -556,7 +558,7 @@ class OutboxRelay:
         return await self._finish(row, {"next_attempt_at": now + timedelta(seconds=delay), "last_error": reason[:500], "attempts": attempts})
 
     async def _park(self, row: dict, attempts: int, reason: str) -> None:
-        log.warning("outbox %s to %s:%s parked: %s", row["id"], row["platform"], row["chat_id"], reason)
+        log.warning("outbox %s to %s:%s parked: %s", row["id"], row["platform"], loggable_chat(row["platform"], row["chat_id"]), reason)
         await self._finish(row, {"status": "parked", "last_error": reason[:500], "attempts": attempts})
         if self.on_parked is None:
             return None

@@ -224,7 +224,8 @@ async def _issue(ctx: HandlerContext, visit: Visit, job: Job, key: str) -> list[
     text = t(key, code=code, kind=kind_label(visit.kind), technician=technician.name if technician else "-")
     # only ever to the customer's own chats: a code is never addressed to a group or a robot. Always a new message, not
     # an edit of the old code's: a new code someone else asked for must notify the customer
-    return [Outbound(text, keyboard, to=ChatRef(chat.platform, chat.bot, chat.chat_id), language=chat.language, purpose=Purpose.STATUS)
+    return [Outbound(text, keyboard, to=ChatRef(chat.platform, chat.bot, chat.chat_id), language=chat.language, purpose=Purpose.STATUS,
+                     secret=("code",))
             for chat in chats if chat.subject_kind == "customer"]
 
 

@@ -167,6 +167,8 @@ class Outbound:
     # for an answer to a button press: the pressed message's id (set by the engine). A card edits its earlier message
     # in place only when that is the message pressed; an answer to a press elsewhere must appear where the reader looks
     answers: str | None = None
+    # text parameters that are secrets (a completion code): the stored row forgets them once the message is out
+    secret: tuple[str, ...] = ()
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -179,7 +181,21 @@ class Outbound:
             **({"card": card_key(self.card)} if self.card else {}),
             **({"album": [{"id": p.id, "path": p.path} for p in self.album]} if self.album else {}),
             **({"answers": self.answers} if self.card and self.answers else {}),
+            **({"secret": list(self.secret)} if self.secret else {}),
         }
+
+
+SCRUBBED = "•••"
+
+
+def scrubbed(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with its secret text parameters blanked: what the outbox keeps of a message once it is out."""
+    secret = set(payload.get("secret") or ())
+    text = payload.get("text")
+    if not secret or not isinstance(text, dict):
+        return payload
+    params = {key: SCRUBBED if key in secret else value for key, value in (text.get("params") or {}).items()}
+    return {**payload, "text": {**text, "params": params}}
 
 
 def buttons(*rows: list[Button] | tuple[Button, ...]) -> Keyboard:

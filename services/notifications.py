@@ -786,5 +786,6 @@ ALERT_ENDS: frozenset[str] = frozenset({
     "group.replan_failed",  # says the plan stays as it was, that it retries by itself, and the command to run it by hand
     "evidence.exception_photos",  # a problem report's photos, right after its alert, which carries the actions
     "card.alert_resolved",  # a problem report settled (another technician, cancelled): says by whom; every button was stale
+    "robot.group_link_used",  # a robot group hears that an alert of theirs was acted on through its link: by whom, what was done
     "order.group_cancelled",  # the source called the order off: its visits are off the plan, nothing to do unless the customer calls
 })

@@ -7,7 +7,7 @@ from functools import partial
 from domain import commands as c
 from domain import events as ev
 from services import backoffice, callbacks, completion_codes, dispatching, evidence, handlers, notifications as tell, relay_threads, replanning, timers
-from services import intake, order_notices
+from services import intake, order_notices, robot_links
 from services.bus import Handler, Reaction, Reactions, handles
 
 HANDLERS: dict[type[c.Command], Handler] = dict([
@@ -104,6 +104,8 @@ NOTIFICATIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (order_notices.tell_customer_order_updated, (ev.OrderUpdated,)),
     (order_notices.alert_dispatchers_order_cancelled, (ev.OrderCancelled,)),
     (order_notices.alert_dispatchers_coverage_gap, (ev.CoverageGapFlagged,)),
+    # robots that act (issue 13 part 3): a robot message cannot be edited, so its group hears that a link was used
+    (robot_links.tell_route_link_used, (ev.RobotLinkUsed,)),
 )
 
 # The timers an event starts or stops; a stage's clock stops before the next one starts.
@@ -148,7 +150,6 @@ SILENT: frozenset[type[ev.Event]] = frozenset({
     ev.CompletionCodeIssued,  # raised by the reaction that sent the code to the customer
     ev.DeliveredItemsChecked,  # the customer is answered in their chat; a problem found raises ExceptionReported, which alerts
     ev.CallbackResent,  # whoever resent them is answered (the API, or the dispatcher who pressed Resend)
-    ev.RobotLinkUsed,  # beside the action's own event, which tells whoever it concerns; on the timeline: who acted through a robot link
 })
 
 

@@ -10,7 +10,10 @@ from datetime import datetime, timedelta
 
 from domain.model import MAX_ID
 from services import actions as a
-from services.messages import Rendered
+from domain import events as ev
+from services.context import HandlerContext
+from services.messages import ChatRef, Outbound, Purpose, Rendered, t
+from services.notifications import ROBOT_PLATFORM
 from storage.repository import Store
 from storage.robot_links import RobotLinkRow, RobotLinkStore
 
@@ -102,3 +105,14 @@ async def with_action_links(store: Store, *, route: str, message: Rendered, lang
             shown.append((label, f"{base_url.rstrip('/')}{PATH}{token_for(key, link)}"))
         rows.append(shown)
     return replace(message, buttons=rows)
+
+
+async def tell_route_link_used(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """Robot messages cannot be edited: the route whose alert was acted on through a link hears who did what, so nobody
+    else in that group acts on it again (its other links say so too when opened)."""
+    route = event.data.get("route")
+    if not route:
+        return []
+    text = t("robot.group_link_used", done=event.data.get("done") or t("robot.done_unknown"))  # the words name who did it
+    # no language: the robot channel renders in the one its route's robots read
+    return [Outbound(text, to=ChatRef(ROBOT_PLATFORM, "alerts", route), alert=True, purpose=Purpose.ALERT)]

@@ -274,7 +274,7 @@ async def act(token: str, request: Request) -> HTMLResponse:
         if job_id is not None:
             events.append(RobotLinkUsed(job_id, visit_id, {
                 "link_id": link["id"], "route": link["route"], "action": link["action"], "dispatcher_id": dispatcher_id, "name": name,
-                "via": "robot_link",
+                "via": "robot_link", "done": decision.done or t("robot.done_unknown"),
             }))
         return decision, events
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 
 import pytest
+from sqlalchemy import select
 
 from domain.completion_codes import MAX_WRONG_PER_CODE, MAX_WRONG_PER_TECHNICIAN_DAY
 from domain.model import ProblemReport, Visit
 from fieldchat import logs
 from services import backoffice
+from storage import tables
 from storage.completion_codes import CodeStore
 from storage.repository import Store
 from storage.threads import ThreadStore
@@ -211,6 +214,11 @@ async def test_codes_never_reach_groups_the_timeline_or_the_log(world: World, ca
         assert code not in str(message.payload) and fresh not in str(message.payload)
     job = await world.job(order.job.id)
     assert code not in str(job) and fresh not in str(job)
+    # the customer's messages carry the codes as secrets: the relay blanks them in the outbox once they are out
+    async with world.container.sessions() as session:
+        payloads = (await session.execute(select(tables.outbox.c.payload))).scalars().all()
+    holding = [payload for payload in payloads if code in json.dumps(payload) or fresh in json.dumps(payload)]
+    assert len(holding) >= 2 and all(payload.get("secret") == ["code"] for payload in holding)
     logging.getLogger("conversations.engine").debug("probe: the log is on, at its most talkative")
     text = captured.getvalue()
     assert "probe: the log is on" in text

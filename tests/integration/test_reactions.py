@@ -138,6 +138,10 @@ SAMPLES: dict[type[ev.Event], Callable[[Shop], list[ev.Event]]] = {
     ev.CallbackParked: lambda s: [
         ev.CallbackParked(s.job_id, None, {"callback_id": 7, "type": "visit.completed", "event_id": "evt_1", "attempts": 20, "reason": "HTTP 500"})
     ],
+    ev.RobotLinkUsed: lambda s: [ev.RobotLinkUsed(s.job_id, s.visit_id, {
+        "link_id": 1, "route": "region:Huangpu", "action": f"xa:{s.visit_id}", "dispatcher_id": 1, "name": "Dora", "via": "robot_link",
+        "done": {"key": "robot.done_acknowledged", "params": {"name": {"key": "=", "params": {"text": "Dora"}}}},
+    })],
     ev.ThreadAnswered: lambda s: [
         ev.ThreadAnswered(s.job_id, s.visit_id, {"thread_id": s.thread_ids[0], "author": "dispatcher", "author_id": 1, "text": "soon"})
     ],

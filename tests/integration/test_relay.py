@@ -4,6 +4,7 @@ that dies in process, and Redis down. Relay processes killed with -9: e2e/test_r
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -358,3 +359,19 @@ async def test_with_redis_down_the_relay_sends_nothing_blind_loses_nothing_and_s
     assert await drain(relay) == 5
     assert sorted(s["text"] for s in fake_telegram.sent()) == [f"r{n}" for n in range(5)]
     assert caplog.records[-1].getMessage() == "outbox: the rate limiter works again (99 more failures since the last line not logged)"
+
+
+async def test_a_message_carrying_a_secret_goes_out_whole_and_the_outbox_keeps_it_blanked(db, fake_telegram, relays):
+    """A completion code reaches the customer; the stored row, which the API's timeline and backups see, forgets it."""
+    async with db() as session, session.begin():
+        await Store(session).outbox_add(
+            platform="telegram", bot="customer", chat_id="690", dedup_key="t:code", now=SystemClock().now(),
+            payload={"text": {"key": "=", "params": {"text": "your code: 482913"}}, "buttons": [], "language": "en", "secret": ["text"]},
+        )
+    await queue(db, ("customer", "690", "no secret here"))
+    assert await drain(relays(db)) == 2
+    assert texts(fake_telegram, "690") == ["your code: 482913", "no secret here"]
+    rows = await outbox(db, "690")
+    assert [r["status"] for r in rows] == ["sent", "sent"]
+    assert rows[0]["payload"]["text"]["params"] == {"text": "•••"} and "482913" not in json.dumps(rows[0]["payload"])
+    assert rows[1]["payload"]["text"]["params"] == {"text": "no secret here"}

@@ -147,6 +147,11 @@ async def test_confirming_acts_once_as_a_dispatcher_of_the_group_and_updates_the
     cards = [m for m in await group.inbox() if m.key == "card.alert_acknowledged"]
     assert len(cards) == 1 and cards[0].params["name"]["params"]["text"] == used["name"]
     assert not cards[0].has_button("xa")
+    # a robot's message cannot be edited: its group hears who did what, with no link left to press
+    await drain(world)
+    last = robots.messages("wecom", "key-1")[-1]
+    told = (last.get("markdown") or last.get("text"))["content"]
+    assert told.startswith("✅") and "已确认知悉" in told and used["name"] in told and "/robot/a/" not in told  # the route reads zh
 
 
 async def test_a_used_link_says_what_happened_by_whom_and_does_nothing_again(world, robots, web):

@@ -309,3 +309,10 @@ def test_only_the_channel_adapters_compare_anything_with_a_platforms_name():
     assert compared == []
     example = ast.parse('if platform == "telegram" or kind in ("wecom", "x"): pass')
     assert [name for _, name in _compared_names(example)] == ["telegram", "wecom"]
+
+
+def test_a_chat_id_that_is_a_phone_number_is_masked_in_logs_and_others_are_not():
+    from bots.channels import loggable_chat
+
+    assert loggable_chat(WHATSAPP, "8613912345678") == "861****5678"
+    assert loggable_chat(TELEGRAM, "123456789") == "123456789" and loggable_chat("unknown", "x") == "x"
