@@ -16,14 +16,14 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from bots.web import PLATFORM, WebUploads
+from bots.web import PLATFORM
 from conversations.i18n import render, translate
 from domain.model import MAX_ID, Customer, Job
 from services.messages import ChatRef, Inbound, InboundKind
 from storage import tables as t
 from storage.repository import Store
 from webhooks.signin import HEADERS, language_of, secure_cookies
-from webhooks.webchat import MESSAGE_ID_PATTERN, Placement, place_cards
+from webhooks.webchat import MESSAGE_ID_PATTERN, Placement, handle_upload, place_cards
 
 STATIC = Path(__file__).parent / "static"
 PAGE_PATH = "/customer"
@@ -217,18 +217,7 @@ async def send(message: CustomerMessage, request: Request, who: VisitorDep) -> d
 @router.post(UPLOAD_PATH)
 async def send_photo(request: Request, who: VisitorDep, message_id: Annotated[str, Form(pattern=MESSAGE_ID_PATTERN)],
                      file: Annotated[UploadFile, File()]) -> dict[str, Any]:
-    app = request.app.state.container
-    uploads: WebUploads = app.web_uploads
-    content = await file.read(uploads.limits.max_bytes + 1)
-    if len(content) > uploads.limits.max_bytes:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"photos are limited to {uploads.limits.max_mb:g} MB")
-    if not content:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the file is empty")
-    file_id = uploads.stage(content)
-    try:
-        await app.engine.handle(_inbound(who, message_id, kind=InboundKind.PHOTO, file_id=file_id))
-    finally:
-        uploads.discard(file_id)
+    await handle_upload(request, file, lambda file_id: _inbound(who, message_id, kind=InboundKind.PHOTO, file_id=file_id))
     return {"ok": True}
 
 

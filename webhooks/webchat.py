@@ -12,6 +12,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -258,6 +259,13 @@ async def send_photo(
     except ValidationError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "pane is not valid") from exc
     await request.app.state.console.allow("upload", session=who.session_id, address=who.address)
+    await handle_upload(request, file, lambda file_id: _inbound(who, parsed, message_id, kind=InboundKind.PHOTO, file_id=file_id))
+    return {"ok": True}
+
+
+async def handle_upload(request: Request, file: UploadFile, photo_event: Callable[[str], Inbound]) -> None:
+    """A photo posted from a web page (the console or the customer page): size-checked, staged for the step that takes
+    it, handled, and the staged copy dropped."""
     app = request.app.state.container
     uploads: WebUploads = app.web_uploads
     content = await file.read(uploads.limits.max_bytes + 1)
@@ -268,10 +276,9 @@ async def send_photo(
     # what the bytes are is decided by their content when (and if) the flow takes the photo, not by the name
     file_id = uploads.stage(content)
     try:
-        await app.engine.handle(_inbound(who, parsed, message_id, kind=InboundKind.PHOTO, file_id=file_id))
+        await app.engine.handle(photo_event(file_id))
     finally:
         uploads.discard(file_id)
-    return {"ok": True}
 
 
 POLL_PATH = "/chat/api/messages"
