@@ -141,6 +141,9 @@ return 0
 """
 
 
+Window = tuple[tuple[str, ...], RateLimitItem]  # a window's key (platform, bot[, chat]) and its rate
+
+
 class SharedWindows:
     """The same windows as ``LocalWindows`` (a send holds its place from its take until a window after its answer),
     kept in Redis so that every relay process counts every other's sends."""
@@ -155,7 +158,7 @@ class SharedWindows:
     def _key(self, key: tuple[str, ...]) -> str:
         return ":".join((self._prefix, "window", *key))
 
-    async def take(self, windows: list[tuple[tuple[str, ...], RateLimitItem]]) -> tuple[float, str | tuple[str, ...]]:
+    async def take(self, windows: list[Window]) -> tuple[float, str | tuple[str, ...]]:
         """Take a place in every window at once: (0, the send's name) when taken, else (seconds to wait, the full window's key)."""
         name = next(self._names)
         args: list[str | float] = [name, LOST_AFTER]
@@ -167,10 +170,10 @@ class SharedWindows:
             return 0.0, name
         return max(float(wait), 0.001), windows[int(full) - 1][0]
 
-    async def answered(self, name: str, windows: list[tuple[tuple[str, ...], RateLimitItem]]) -> None:
+    async def answered(self, name: str, windows: list[Window]) -> None:
         await self._answered(keys=[self._key(key) for key, _ in windows], args=[name, *(item.get_expiry() for _, item in windows)])
 
-    async def release(self, name: str, windows: list[tuple[tuple[str, ...], RateLimitItem]]) -> None:
+    async def release(self, name: str, windows: list[Window]) -> None:
         """The send did not start after all: its places free at once."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, _ in windows:
@@ -213,15 +216,11 @@ class SendLimiter:
         # the shared name of each send under way, by chat (a chat has one send under way at a time: the outbox claims)
         self._under_way: dict[tuple[str, str, str], str] = {}
 
-    def _windows(self, platform: str, bot: str, chat_id: str, group: bool) -> list[tuple[tuple[str, ...], RateLimitItem]]:
+    def _windows(self, platform: str, bot: str, chat_id: str, group: bool) -> tuple[Window | None, Window | None]:
+        """The bot's window and the chat's (the group rate for a group), each None where the platform sets no rate."""
         private, group_rate, whole = self._items.get(platform, (None, None, None))
         chat = group_rate if group else private
-        windows: list[tuple[tuple[str, ...], RateLimitItem]] = []
-        if whole:
-            windows.append(((platform, bot), whole))
-        if chat:
-            windows.append(((platform, bot, chat_id), chat))
-        return windows
+        return (((platform, bot), whole) if whole else None), (((platform, bot, chat_id), chat) if chat else None)
 
     async def acquire(
         self,
@@ -247,9 +246,8 @@ class SendLimiter:
         send (recording that it starts) and must not come after it. It runs while this chat holds the bot's turn, so it
         should be short. If it raises, nothing is taken.
         """
-        windows = self._windows(platform, bot, chat_id, group)
-        chat = windows[-1] if windows and len(windows[-1][0]) == 3 else None
-        whole = windows[0] if windows and len(windows[0][0]) == 2 else None
+        whole, chat = self._windows(platform, bot, chat_id, group)
+        windows = [window for window in (whole, chat) if window]
         start = time.monotonic()
         deadline = start + max_wait
         chat_deadline = start + (max_wait if chat_wait is None else min(chat_wait, max_wait))
@@ -304,7 +302,7 @@ class SendLimiter:
 
     async def sent(self, platform: str, bot: str, chat_id: str, *, group: bool = False) -> None:
         """The platform answered a send that ``acquire`` let through, or it failed: from now its places start to free."""
-        windows = self._windows(platform, bot, chat_id, group)
+        windows = [window for window in self._windows(platform, bot, chat_id, group) if window]
         now = time.monotonic()
         for key, item in windows:
             self._local.answered(key, item.get_expiry(), now)
