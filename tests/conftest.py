@@ -33,6 +33,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    """argon2id at its smallest cost in this process: a sign-in test verifies dozens of passwords, and the production
+    parameters (tens of milliseconds each, by design) would only slow the suite. Hash format and checks stay the same."""
+    from argon2 import PasswordHasher
+
+    from services import accounts
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(accounts, "PASSWORDS", cheap)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", cheap.hash("fieldchat-no-such-account"))
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> str:
     """One migrated SQLite file; each test gets a copy, which is much faster than migrating again."""

@@ -35,13 +35,13 @@ ROUTE_IDS = ["job", "candidates", "assign", "duty", "reschedule", "address", "cl
 # --- ids are range-checked ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("number", OUT_OF_RANGE, ids=["2^31", "2^70", "zero", "negative"])
 @pytest.mark.parametrize(("method", "path", "body", "parameter"), ID_ROUTES, ids=ROUTE_IDS)
-async def test_an_out_of_range_id_in_the_path_is_refused_with_422_naming_it(api: Api, method, path, body, parameter, number):
-    response = await api.client.request(method, path.format(number), json=body)
-    assert response.status_code == 422, response.text
-    assert ("path", parameter) in error_locations(response)
-    assert parameter in response.json()["detail"]
+async def test_an_out_of_range_id_in_the_path_is_refused_with_422_naming_it(api: Api, method, path, body, parameter):
+    for number in OUT_OF_RANGE:  # one app per route: the check is the path's validation, before any database work
+        response = await api.client.request(method, path.format(number), json=body)
+        assert response.status_code == 422, (number, response.text)
+        assert ("path", parameter) in error_locations(response), number
+        assert parameter in response.json()["detail"], number
 
 
 @pytest.mark.parametrize(("method", "path", "body", "parameter"), ID_ROUTES, ids=ROUTE_IDS)

@@ -176,7 +176,8 @@ def test_no_time_left_means_no_group_is_tried():
     assert same == routes and stats["groups_solved"] == 0
 
 
-@pytest.mark.parametrize("workers", [1, 2])  # 2: groups of a wave solved side by side in a forked process
+# 2: groups of a wave solved side by side in a forked process (a process: slow)
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_a_day_above_the_decomposition_size_is_solved_in_groups_and_keeps_every_rule(monkeypatch, workers):
     monkeypatch.setattr(solver, "DECOMPOSE_ABOVE", 100)
     monkeypatch.setattr(decompose, "GROUP_VISITS", 60)
