@@ -32,6 +32,8 @@ from scheduler.routing.synthetic import field_day
 from scheduler.routing.travel import HaversineProvider, haversine_km
 
 EPS = 1e-6
+# the search time of the rule tests: their days have a handful of visits, whose first solution already keeps every rule
+SHORT = 0.2
 SOLOMON = default_solomon_dir()
 needs_solomon = pytest.mark.skipif(not (SOLOMON / "C101.txt").exists(), reason="shared Solomon data not present")
 
@@ -112,14 +114,14 @@ def assert_hard_rules(problem: Problem, plan: Plan) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_every_planned_visit_keeps_skills_regions_windows_shifts_breaks_links_crews_and_capacity(seed):
     problem = field_day(visits=40, technicians=6, seed=seed)
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     assert_hard_rules(problem, plan)
     assert len(placements(plan)) >= 25  # the day is not too tight: most visits fit
 
 
 def test_local_search_variant_keeps_the_same_rules():
     problem = field_day(visits=30, technicians=5, seed=11)
-    plan = solve(problem, 0.5, Strategy(metaheuristic="lns", seed=3))
+    plan = solve(problem, SHORT, Strategy(metaheuristic="lns", seed=3))
     assert_hard_rules(problem, plan)
 
 
@@ -129,7 +131,7 @@ def test_a_crew_visit_gets_two_technicians_starting_together():
         (tech("a"), tech("b"), tech("c", skills=frozenset())),
         grid(6),
     )
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     assert_hard_rules(problem, plan)
     crew = placements(plan)["sofa"]
     assert len(crew) == 2 and crew[0][1] == pytest.approx(crew[1][1])
@@ -146,7 +148,7 @@ def test_installation_waits_for_its_delivery_with_the_gap_and_the_same_crew_when
         (tech("driver", skills=frozenset({"drive"})), tech("fitter", skills=frozenset({"fix"})), tech("both", skills=frozenset({"fix", "drive"}))),
         grid(8),
     )
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     assert_hard_rules(problem, plan)
     placed = placements(plan)
     assert placed["install"][0][1] >= placed["delivery"][0][2] + 60 - EPS
@@ -164,7 +166,7 @@ def test_a_visit_under_way_stays_first_with_its_technician_and_pins_hold():
         grid(8),
         now=60,
     )
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     assert_hard_rules(problem, plan)
     route_b = plan.route_of("b")
     assert route_b is not None and route_b.stops[0].visit_id == "running" and route_b.stops[0].start == pytest.approx(50)
@@ -175,14 +177,14 @@ def test_a_visit_under_way_stays_first_with_its_technician_and_pins_hold():
 def test_multiple_windows_are_respected_and_breaks_are_taken_inside_their_range():
     visits = tuple(visit(f"v{k}", 1 + k % 7, windows=((0, 60), (400, 460))) for k in range(6))
     problem = Problem(visits, (tech("a", breaks=(Break(100, 200, 30),)), tech("b", breaks=(Break(100, 200, 30),))), grid(9))
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     assert_hard_rules(problem, plan)
     assert all(len(route.breaks) == 1 for route in plan.routes)
 
 
 def test_big_days_fix_crews_and_split_links_where_the_insertion_put_them_and_still_keep_every_rule():
     problem = field_day(visits=40, technicians=6, seed=21)
-    plan = solve(problem, 0.5, Strategy(couple_limit=0))  # the mode used above 300 visits
+    plan = solve(problem, SHORT, Strategy(couple_limit=0))  # the mode used above 300 visits
     assert_hard_rules(problem, plan)
 
 
@@ -210,7 +212,7 @@ def test_an_optional_visit_is_left_out_when_it_is_not_worth_the_drive():
         (tech("a"),),
         grid(61),
     )
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     assert_hard_rules(problem, plan)
     assert [u.visit_id for u in plan.unassigned] == ["far"]
 
@@ -232,7 +234,7 @@ def test_unplaceable_visits_come_back_with_the_right_reason():
         (tech("a", regions=frozenset({"west"})), tech("b", regions=frozenset({"west"}))),
         grid(10),
     )
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     reasons = {u.visit_id: u.reason for u in plan.unassigned}
     assert reasons == {
         "gas": NO_SKILLED_TECHNICIAN,
@@ -249,7 +251,7 @@ def test_unplaceable_visits_come_back_with_the_right_reason():
 def test_a_full_day_leaves_the_extra_visit_out_as_no_room():
     # Two must-do visits at the same place and minute, one technician: one cannot fit.
     problem = day((visit("x", 1, windows=((10, 10),)), visit("y", 1, windows=((10, 10),))), (tech("a"),), grid(2))
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     assert [u.reason for u in plan.unassigned] == [NO_ROOM]
     assert_hard_rules(problem, plan)
 
@@ -335,7 +337,7 @@ def _day_and_newcomers(seed: int):
 @pytest.mark.parametrize("seed", [4, 5])
 def test_insertion_never_proposes_an_infeasible_slot(seed):
     base, newcomers = _day_and_newcomers(seed)
-    plan = solve(base, 0.5)
+    plan = solve(base, SHORT)
     assert check_plan(base, plan) == []
     proposed = 0
     for newcomer in newcomers:
@@ -349,7 +351,7 @@ def test_insertion_never_proposes_an_infeasible_slot(seed):
 
 def test_insertion_options_are_cheapest_first_and_report_added_travel():
     problem = day((visit("a", 2), visit("b", 8)), (tech("t"),), grid(10))
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     newcomer = visit("c", 5)
     options = slot_options(problem, plan, newcomer)
     assert options and options == sorted(options, key=lambda o: (o.added_travel, o.earliest_start, o.technician_ids))
@@ -360,7 +362,7 @@ def test_insertion_options_are_cheapest_first_and_report_added_travel():
 
 def test_a_visit_no_one_can_reach_gets_no_options():
     problem = day((visit("a", 2),), (tech("t"),), grid(10))
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     assert slot_options(problem, plan, visit("late", 9, windows=((590, 600),))) == []
     assert slot_options(problem, plan, visit("gas", 3, skills=frozenset({"gas"}))) == []
 
@@ -373,7 +375,7 @@ def test_the_greedy_baseline_keeps_every_rule_too():
 
 def test_a_board_built_from_a_plan_sees_the_plan_as_feasible():
     problem = field_day(visits=50, technicians=6, seed=13)
-    plan = solve(problem, 0.5)
+    plan = solve(problem, SHORT)
     board = Board(problem, plan)
     assert all(state.feasible for state in board.states.values())
     driven = sum(s.travel_minutes() for s in board.states.values() if any(item.visit is not None for item in s.items))
