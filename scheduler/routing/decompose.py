@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from scheduler.routing.insertion import INF
 from scheduler.routing.model import Objective, Plan, Problem, Route, Technician, Visit, Window
@@ -154,12 +154,19 @@ def improve(
 ) -> tuple[tuple[Route, ...], dict[str, Any]]:
     """Round after round of groups (a new grouping each round), each sub-day re-solved by `solve(sub, seconds,
     start_plan)` from its current routes; a sub-plan replaces the group's routes only when it keeps every one
-    of their visits and drives less. Ends by `deadline` (by `clock`), leaving the last routes as they are.
+    of their visits and drives less (counting the fair-load term when the day has one). Ends by `deadline` (by `clock`), leaving the last routes as they are.
 
     `width` groups at a time go to `solve_wave` (e.g. one per core). They are cut from the same routes, so
     the bounds on the links between them agree and each group's plan may be taken on its own."""
     rng = random.Random(seed)
     current = {r.technician_id: r for r in routes}
+    # with a fair-load weight, a group's plan is judged as the whole day is: driving plus the work above an even share
+    # of the day's work (fixed from the routes it starts from, as the whole-day search fixes it from its first plan)
+    weight = problem.fairness_weight
+    share = sum(_work(r) for r in routes) / max(1, len(problem.technicians))
+
+    def uneven(group_routes: Iterable[Route]) -> float:
+        return weight * sum(max(0.0, _work(r) - share) for r in group_routes) if weight > 0 else 0.0
     stats: dict[str, Any] = {"groups_solved": 0, "groups_improved": 0, "rounds": 0, "minutes_saved": 0.0}
     width = max(1, width)
 
@@ -187,7 +194,7 @@ def improve(
             for group, piece, found in zip(wave, pieces, found_plans):
                 stats["groups_solved"] += 1
                 kept_all = not found.unassigned and len({s.visit_id for r in found.routes for s in r.stops}) == len(piece.problem.visits)
-                if not (kept_all and found.objective.travel < piece.travel - 1e-6):
+                if not (kept_all and found.objective.travel + uneven(found.routes) < piece.travel + uneven(piece.plan.routes) - 1e-6):
                     continue
                 stats["groups_improved"] += 1
                 stats["minutes_saved"] = round(stats["minutes_saved"] + piece.travel - found.objective.travel, 1)
@@ -200,6 +207,11 @@ def improve(
         if stats["groups_improved"] == improved_before:
             break  # a whole round found nothing better: the routes are as good as this search makes them
     return tuple(current[t] for t in _order(routes, current)), stats
+
+
+def _work(route: Route) -> float:
+    """Minutes of a technician's day spent driving or at visits (what the fair-load term evens out)."""
+    return route.travel + sum(stop.end - stop.start for stop in route.stops)
 
 
 def _order(routes: tuple[Route, ...], current: dict[str, Route]) -> list[str]:

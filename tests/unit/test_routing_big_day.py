@@ -163,6 +163,28 @@ def test_a_group_plan_that_drops_a_visit_or_drives_more_is_not_taken():
         assert kept_routes == tuple(r for r in routes)
 
 
+def test_a_group_plan_that_drives_less_by_piling_the_work_on_one_technician_is_not_taken_when_the_day_is_to_be_fair():
+    """Seen: groups were judged on driving alone, so a fair-load weight set for the day was dropped on big days."""
+    problem = field_day(visits=120, technicians=6, seed=1)
+    scaled, board, kept = _prepared(problem)
+    initial, _ = _construct(scaled, kept, board)
+    routes = solver._board_routes(initial, problem, 0.0)
+
+    def piled(sub: Problem, seconds: float, start: Plan) -> Plan:
+        first, *others = start.routes
+        if not any(r.stops for r in others):
+            return start  # nothing to pile up
+        stops = first.stops + tuple(stop for r in others for stop in r.stops)
+        one = replace(first, stops=stops, travel=start.objective.travel - 1)
+        return Plan((one,), (), Objective(one.travel, 0, 0, one.travel))
+
+    fair_day = replace(problem, fairness_weight=5.0)
+    _, fair = decompose.improve(fair_day, routes, 5.0, piled, Ticks(1.0), size=40)
+    assert fair["groups_solved"] > 0 and fair["groups_improved"] == 0
+    _, unweighted = decompose.improve(problem, routes, 5.0, piled, Ticks(1.0), size=40)
+    assert unweighted["groups_improved"] > 0  # on driving alone the same plans were taken
+
+
 def test_no_time_left_means_no_group_is_tried():
     problem = field_day(visits=60, technicians=4, seed=1)
     scaled, board, kept = _prepared(problem)
