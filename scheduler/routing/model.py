@@ -62,6 +62,11 @@ class Problem:
     must_penalty: float = 100_000.0  # minutes a must-do visit is worth; large so it is dropped only when impossible
     resolution: int = 60  # solver steps per minute (integers inside OR-Tools)
 
+    def leave_out_cost(self, visit: Visit) -> float:
+        """Minutes-equivalent of not serving the visit: its own penalty, or the must-do one (ten times for work under way)."""
+        base = self.must_penalty * (10 if visit.started else 1) if visit.penalty is None else visit.penalty
+        return base * max(1, visit.priority)
+
     def visit(self, visit_id: str) -> Visit:
         for visit in self.visits:
             if visit.id == visit_id:

@@ -115,6 +115,7 @@ def solve(
         first = "parallel_cheapest_insertion"  # good on tight windows (Solomon R1/RC1), unlike PATH_CHEAPEST_ARC
     construct_seconds = 0.0
     untried: list[str] = []
+    left_out: list[str] = []  # passed the screening, but our insertion found them no place (or no time to try)
     if start is not None:
         start = replace(start, routes=tuple(replace(r, stops=tuple(s for s in r.stops if s.visit_id not in unassigned)) for r in start.routes))
         initial = board = Board(scaled, _in_units(start, base, problem.resolution))
@@ -129,6 +130,7 @@ def solve(
         # What our insertion could not place stays out of the OR-Tools model: its one-node-at-a-time moves
         # cannot bring back a crew or a visit whose predecessor is out, and every such attempt costs a full
         # constraint propagation. Those visits get one more insertion try on the final plan instead.
+        left_out = [v.id for v in kept if v.id not in board.placed]
         kept = [v for v in kept if v.id in board.placed]
     # The search leaves out who has no time left (OR-Tools fails outright on an empty start window). The
     # screening saw them, so a visit only they could have done is out as too late, not for want of skills.
@@ -151,8 +153,15 @@ def solve(
             return solve(sub, seconds, sub_strategy, clock=clock, start=plan)
 
         end = deadline - _finish_reserve(time_limit_s, len(kept))
+        # what our insertion left out is offered again to the group nearest it (a group may find it room)
+        offered = decompose.offerable(model_problem, left_out)
         with _GroupPool(strategy.workers, sub_solve, sub_strategy) as pool:
-            routes, parts = decompose.improve(model_problem, _board_routes(initial, problem, base), end, sub_solve, clock, strategy.seed, width=strategy.workers, solve_wave=pool.wave)
+            routes, parts = decompose.improve(model_problem, _board_routes(initial, problem, base), end, sub_solve, clock, strategy.seed,
+                                              width=strategy.workers, solve_wave=pool.wave, extras=offered)
+        for route in routes:
+            for stop in route.stops:
+                if unassigned.pop(stop.visit_id, None) is not None:
+                    candidates.append(stop.visit_id)
         plan = _finish(problem, routes, unassigned, None, candidates)
         stats = {**plan.stats, "engine": "decomposed", "first_solution": first, "construct_seconds": round(construct_seconds, 2), **parts}
         return Plan(plan.routes, plan.unassigned, plan.objective, "decomposed", clock() - started, stats, unavailable)
@@ -898,8 +907,7 @@ class _Model:
 
 
 def _penalty(problem: Problem, visit: Visit) -> float:
-    base = problem.must_penalty * (10 if visit.started else 1) if visit.penalty is None else visit.penalty
-    return base * max(1, visit.priority)
+    return problem.leave_out_cost(visit)
 
 
 def _finish(

@@ -116,8 +116,9 @@ def test_groups_cover_every_route_once_and_stay_near_the_requested_size():
     routes = tuple(r for r in solver._board_routes(initial, problem, 0.0) if r.stops)
     found = decompose.groups(problem, routes, 60, random.Random(1))
     flat = [t for g in found for t in g]
-    assert sorted(flat) == sorted(r.technician_id for r in routes)
-    sizes = {r.technician_id: len(r.stops) for r in routes}
+    assert sorted(flat) == sorted(t.id for t in problem.technicians)  # those with no route yet too
+    assert len({r.technician_id for r in routes}) < len(problem.technicians)
+    sizes = {t.id: 0 for t in problem.technicians} | {r.technician_id: len(r.stops) for r in routes}
     assert all(sum(sizes[t] for t in g) <= 60 or len(g) == 1 for g in found)
 
 
@@ -142,6 +143,40 @@ def test_improving_group_by_group_keeps_every_rule_and_never_drives_more():
     travel = sum(r.travel for r in improved)
     assert check_plan(problem, Plan(improved, unplanned, Objective(travel, 0, 0, travel))) == []
     assert travel <= sum(r.travel for r in routes) + 1e-6
+
+
+def test_visits_left_out_are_offered_to_the_nearest_group_and_a_technician_with_no_route_takes_them():
+    """Seen: on big days the groups only reshuffled what the insertion had placed; its left-out visits and the
+    technicians it gave no route stayed as they were."""
+    problem = field_day(visits=160, technicians=8, seed=6)
+    scaled, board, kept = _prepared(problem)
+    initial, _ = _construct(scaled, kept, board)
+    full = solver._board_routes(initial, problem, 0.0)
+    idle = max(full, key=lambda r: len(r.stops))  # their day is taken away: they have no route, their visits none
+    routes = tuple(r for r in full if r is not idle)
+    waiting = decompose.offerable(problem, [s.visit_id for s in idle.stops])
+    assert waiting
+
+    def sub_solve(sub: Problem, seconds: float, start: Plan) -> Plan:
+        return solve(sub, 0.3, Strategy(engine="ortools"), start=start)
+
+    improved, stats = decompose.improve(problem, routes, 4.0, sub_solve, Ticks(1.0), size=80, extras=waiting)
+    after = {s.visit_id for r in improved for s in r.stops}
+    assert {s.visit_id for r in routes for s in r.stops} <= after  # nothing held before is lost
+    assert stats["left_out_placed"] > 0 and stats["left_out_placed"] == len(after & set(waiting))
+    assert idle.technician_id in {r.technician_id for r in improved if r.stops}
+    unplanned = tuple(Unassigned(v.id, "no_room_in_routes") for v in problem.visits if v.id not in after)
+    travel = sum(r.travel for r in improved)
+    assert check_plan(problem, Plan(improved, unplanned, Objective(travel, 0, 0, travel))) == []
+
+
+def test_only_visits_a_group_can_take_alone_are_offered():
+    problem = field_day(visits=160, technicians=8, seed=6)
+    linked = {v.id for v in problem.visits if v.after} | {v.after for v in problem.visits if v.after}
+    crews = {v.id for v in problem.visits if v.technicians > 1}
+    assert linked and crews
+    offered = set(decompose.offerable(problem, [v.id for v in problem.visits]))
+    assert offered and not offered & (linked | crews)
 
 
 def test_a_group_plan_that_drops_a_visit_or_drives_more_is_not_taken():
