@@ -37,6 +37,31 @@ class NotEditable(Undeliverable):
     """The message to edit is gone or can no longer be changed (deleted, too old, not the bot's): send it anew instead."""
 
 
+class Paced(RetryLater):
+    """A later part of a message waits for its own rate place longer than the relay waits in process: the row is held
+    back (not a failed attempt) and goes on from that part."""
+
+
+class Parts(Protocol):
+    """What the relay hands a sender whose one message may become several platform messages (``sends_parts = True``):
+    each part takes its own place in the send rates, and a retry goes on after the parts already accepted.
+
+    ``plan`` names the shape of the parts (how many, of what kind): progress recorded for another shape is not used."""
+
+    def done(self, plan: str) -> list[str]:
+        """The platform ids of this plan's parts accepted by earlier attempts, in order."""
+        ...
+
+    async def slot(self) -> None:
+        """Called before each part this attempt sends: the first uses the place the relay took for the row; each later
+        one takes its own (waiting in process up to the relay's limit, else raising ``Paced``)."""
+        ...
+
+    async def accepted(self, plan: str, message_id: str) -> None:
+        """The platform accepted the next part: committed to the row, so no retry sends it again."""
+        ...
+
+
 class Sender(Protocol):
     async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
         """Deliver one message; return the platform's message id."""

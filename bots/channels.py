@@ -74,6 +74,10 @@ class Capabilities:
     can_force_reply: bool = False
     # a chat id is the person's phone number (WhatsApp): logs show it masked
     chat_ids_are_phones: bool = False
+    # a button can open a web page (services/messages.py link_button); without, the renderer lists "label: url" in the text
+    link_buttons: bool = False
+    # ... and open it as an app inside the chat (Telegram's Mini Apps: https pages, private chats); else as a link
+    app_buttons: bool = False
 
     def __post_init__(self) -> None:
         if self.max_buttons < 0 or self.max_buttons_per_row < 1 or self.max_label_chars < 1:
@@ -113,6 +117,7 @@ TELEGRAM_CAPABILITIES = Capabilities(
     text_limit=4096, text_measure=TextMeasure.UTF16_UNITS, caption_limit=1024,
     digest_budget=4000, send_rates=PlatformLimits(private="3 per 3 seconds", group="20/minute", bot="30/second"),
     max_album=10, can_force_reply=True,  # T: sendMediaGroup takes 2–10 photos
+    link_buttons=True, app_buttons=True,  # inline url and web_app buttons
 )
 
 # The demo console fetches its messages and places a card's later copy where the earlier one was, by the relay's
@@ -122,6 +127,8 @@ WEB_CAPABILITIES = Capabilities(
     max_buttons=100, max_buttons_per_row=8, max_label_chars=200, max_action_bytes=64,
     can_edit=True, can_request_location=True, can_request_contact=True, has_groups=True,
     text_limit=16_000, text_measure=TextMeasure.CHARACTERS, caption_limit=16_000, pulled=True,
+    link_buttons=True,  # the page shows them as links that open in a new tab
+    can_force_reply=True,  # the page marks the prompt "type your answer below" (a reply there is just the next message)
 )
 
 # G1–G4: robots cannot call back, so buttons become text or one link, as each robot kind shows them. Every route
@@ -159,6 +166,12 @@ def loggable_chat(platform: str, chat_id: str) -> str:
     """A chat id as a log line may show it: masked where it is a person's phone number."""
     capabilities = CAPABILITIES.get(platform)
     return mask_phone(chat_id) if capabilities is not None and capabilities.chat_ids_are_phones else chat_id
+
+
+def phone_platforms() -> frozenset[str]:
+    """The platforms whose chat ids are phone numbers: neutral code (the engine) masks them in logs by this set
+    (``ChatRef.loggable``), since it may not ask the capability records itself."""
+    return frozenset(name for name, capabilities in CAPABILITIES.items() if capabilities.chat_ids_are_phones)
 
 
 def pulled_platforms() -> tuple[str, ...]:

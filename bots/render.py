@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bots.channels import Capabilities, TextMeasure
-from services.messages import Rendered
+from services.messages import LINK_PREFIX, Rendered, link_of
 
 ELLIPSIS = "…"
 
@@ -40,7 +40,11 @@ def fit(message: Rendered, capabilities: Capabilities) -> Rendered:
     capacity = capabilities.max_buttons
     rows: list[list[tuple[str, str]]] = []
     listed: list[str] = []
+    links: list[str] = []
     for row in message.buttons:
+        # a link this channel cannot open from a button is a line of text ("label: url"), so it is still there to open
+        links += [f"{label}: {link_of(data)[0]}" for label, data in row if _shown_as_text(data, capabilities)]  # type: ignore[index]
+        row = [(label, _as_link(data, capabilities)) for label, data in row if not _shown_as_text(data, capabilities)]
         kept, extra = row[:capacity], row[capacity:]
         capacity -= len(kept)
         listed += [label for label, _ in extra]
@@ -50,6 +54,8 @@ def fit(message: Rendered, capabilities: Capabilities) -> Rendered:
         for start in range(0, len(kept), width):
             rows.append([(cut(label, capabilities.max_label_chars), data) for label, data in kept[start : start + width]])
     text = message.text
+    if links:
+        text += "\n\n" + "\n".join(links)
     if listed:
         first = capabilities.max_buttons + 1
         text += "\n\n" + "\n".join(f"{number}. {label}" for number, label in enumerate(listed, start=first))
@@ -64,7 +70,26 @@ def fit(message: Rendered, capabilities: Capabilities) -> Rendered:
     )
 
 
+def _shown_as_text(data: str, capabilities: Capabilities) -> bool:
+    """A link button the channel cannot show as one: it has no link buttons, or the link is site-relative (no public
+    address is set) and only a page of this site (the web console, which fetches its own messages) can open it."""
+    link = link_of(data)
+    if link is None:
+        return False
+    return not capabilities.link_buttons or not (link[0].startswith(("https://", "http://")) or capabilities.pulled)
+
+
+def _as_link(data: str, capabilities: Capabilities) -> str:
+    """An app link where the channel opens no in-chat apps is a plain link (the sender then needs no rule of its own)."""
+    link = link_of(data)
+    if link is None or not link[1] or capabilities.app_buttons:
+        return data
+    return f"{LINK_PREFIX}{link[0]}"
+
+
 def _check_action(label: str, data: str, capabilities: Capabilities) -> None:
+    if link_of(data) is not None:
+        return  # a link carries nothing back: the channel's action size does not apply
     limit = capabilities.max_action_bytes
     if limit is not None and len(data.encode()) > limit:
         raise Unrenderable(

@@ -34,6 +34,7 @@ from aiogram.types import (
     KeyboardButton,
     ReplyKeyboardMarkup,
     Update,
+    WebAppInfo,
 )
 
 from bots.base import ChatGone, ChatMigrated, NotEditable, RetryLater, Undeliverable
@@ -49,6 +50,7 @@ from bots.telegram_common import (  # noqa: F401  (to_inbound and TelegramChanne
     PLATFORM,
     TakesUpdates,
     TelegramChannel,
+    inline_action,
     sleep_or_stop,
     to_inbound,
 )
@@ -71,9 +73,18 @@ def _markup(message: Rendered):
         return ReplyKeyboardMarkup(keyboard=[[button]], resize_keyboard=True, one_time_keyboard=True)
     if message.buttons:
         return InlineKeyboardMarkup(
-            inline_keyboard=[[InlineKeyboardButton(text=label, callback_data=data) for label, data in row] for row in message.buttons]
+            inline_keyboard=[[_inline_button(label, data) for label, data in row] for row in message.buttons]
         )
     return None
+
+
+def _inline_button(label: str, data: str) -> InlineKeyboardButton:
+    kind, value = inline_action(data)
+    if kind == "web_app":
+        return InlineKeyboardButton(text=label, web_app=WebAppInfo(url=value))
+    if kind == "url":
+        return InlineKeyboardButton(text=label, url=value)
+    return InlineKeyboardButton(text=label, callback_data=value)
 
 
 class PinnedResponseSession(AiohttpSession):

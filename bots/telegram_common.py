@@ -12,8 +12,9 @@ from typing import Any, Protocol
 from bots.base import Undeliverable
 from bots.channels import TELEGRAM, TELEGRAM_CAPABILITIES, Capabilities
 from bots.photos import MEGABYTE, PhotoLimits, PhotoRefused, check_photo
+from bots.voice import check_voice
 from conversations.engine import Engine
-from services.messages import ChatRef, Inbound, InboundKind, Rendered
+from services.messages import ChatRef, Inbound, InboundKind, Rendered, link_of
 
 PLATFORM = TELEGRAM
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
@@ -28,6 +29,17 @@ CHAT_GONE = ("chat not found", "peer_id_invalid")
 # The mapping below reads updates by attribute: aiogram's pydantic models and python-telegram-bot's objects both name
 # every field as the Bot API does, so one mapping serves both drivers and they cannot drift apart
 # (tests/contract/test_telegram_drivers.py compares their Inbound for the same JSON).
+
+
+def inline_action(data: str) -> tuple[str, str]:
+    """How an inline button carries a rendered button's data: ("callback_data", data) for an action, ("url", url) for a
+    link, ("web_app", url) for an app link (a Mini App; Telegram opens only https pages as one, so an http one is a link).
+    Web app buttons work in private chats only: neutral code sends app links to a person's own chat."""
+    link = link_of(data)
+    if link is None:
+        return "callback_data", data
+    url, app = link
+    return ("web_app" if app and url.startswith("https://") else "url"), url
 
 
 def _chat_type(kind: str) -> str:
@@ -65,6 +77,11 @@ def _from_message(role: str, update_id: int, message: Any, limits: PhotoLimits) 
         return Inbound(kind=InboundKind.TEXT, text=message.text, **base)
     if message.photo:
         return Inbound(kind=InboundKind.PHOTO, text=message.caption or "", **_photo(message.photo, limits), **base)
+    voice = message.voice or message.audio  # a voice note (a repair request's, issue 14) is fetched like a photo
+    if voice is not None:
+        too_big = voice.file_size is not None and voice.file_size > limits.max_bytes
+        return Inbound(kind=InboundKind.VOICE, text=message.caption or "", file_id=voice.file_id, file_size=voice.file_size,
+                       **(dict(file_error="too_big", file_limit_mb=limits.max_mb) if too_big else {}), **base)
     if message.location is not None:
         live = message.location.live_period is not None
         return Inbound(kind=InboundKind.LOCATION, latitude=message.location.latitude, longitude=message.location.longitude, live=live, **base)
@@ -160,7 +177,14 @@ class TelegramChannel:
 
 async def keep_checked_photo(event: Inbound, data: bytes, limits: PhotoLimits, media_dir: Path, refused: Callable[[str], Inbound]) -> Inbound:
     """The downloaded photo checked (off the event loop) and its safe copy stored, named after its file id; or the
-    refusal the step answers with."""
+    refusal the step answers with. A voice note is checked as audio and kept the same way."""
+    if event.kind is InboundKind.VOICE:
+        try:
+            voice = check_voice(data, max_bytes=limits.max_bytes)
+        except PhotoRefused as refusal:
+            return refused(refusal.code)
+        kept = await asyncio.to_thread(voice.store, media_dir, hashlib.sha256((event.file_id or "").encode()).hexdigest()[:32])
+        return replace(event, file_path=str(kept))
     try:
         checked = await asyncio.to_thread(check_photo, data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
     except PhotoRefused as refusal:

@@ -23,6 +23,7 @@ from telegram import (
     KeyboardButton,
     ReplyKeyboardMarkup,
     Update,
+    WebAppInfo,
 )
 from telegram.error import BadRequest, ChatMigrated as TelegramChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
@@ -32,7 +33,8 @@ from bots.base import ChatGone, ChatMigrated, NotEditable, RetryLater, Undeliver
 from bots.channels import TELEGRAM_CAPABILITIES
 from bots.photos import PhotoLimits
 from bots.telegram_common import (
-    ALLOWED_UPDATES, CHAT_GONE, DOWNLOAD_LIMIT, DOWNLOAD_TIMEOUT, NOT_EDITABLE, PLATFORM, TakesUpdates, keep_checked_photo, sleep_or_stop, to_inbound,
+    ALLOWED_UPDATES, CHAT_GONE, DOWNLOAD_LIMIT, DOWNLOAD_TIMEOUT, NOT_EDITABLE, PLATFORM, TakesUpdates, inline_action, keep_checked_photo,
+    sleep_or_stop, to_inbound,
 )
 from conversations.engine import Engine, MediaUnavailable
 from services.messages import Inbound, Rendered
@@ -88,9 +90,18 @@ def _markup(message: Rendered):
         return ReplyKeyboardMarkup(keyboard=[[button]], resize_keyboard=True, one_time_keyboard=True)
     if message.buttons:
         return InlineKeyboardMarkup(
-            inline_keyboard=[[InlineKeyboardButton(text=label, callback_data=data) for label, data in row] for row in message.buttons]
+            inline_keyboard=[[_inline_button(label, data) for label, data in row] for row in message.buttons]
         )
     return None
+
+
+def _inline_button(label: str, data: str) -> InlineKeyboardButton:
+    kind, value = inline_action(data)
+    if kind == "web_app":
+        return InlineKeyboardButton(text=label, web_app=WebAppInfo(url=value))
+    if kind == "url":
+        return InlineKeyboardButton(text=label, url=value)
+    return InlineKeyboardButton(text=label, callback_data=value)
 
 
 async def _file(path: str | Path) -> tuple[bytes, str]:

@@ -21,11 +21,13 @@ from urllib.parse import quote
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bots.base import RetryLater, Undeliverable
+from bots.base import Parts, RetryLater, Undeliverable
 from bots.channels import WHATSAPP, WHATSAPP_CAPABILITIES, Capabilities
 from bots.photos import MEGABYTE, PhotoLimits
 from bots.telegram_common import keep_checked_photo
-from bots.whatsapp_rules import CannotSend, Templates, UseTemplate, advances, choose_delivery, status_rank, template_parameter
+from bots.whatsapp_rules import (
+    CannotSend, TemplateRef, Templates, UseTemplate, advances, choose_delivery, status_rank, template_parameter, window_open,
+)
 from conversations.engine import Engine, MediaUnavailable
 from conversations.i18n import translate
 from domain.clock import Clock
@@ -260,14 +262,78 @@ def interactive(message: Rendered, body: str) -> dict:
     return {"type": "list", "body": {"text": body}, "action": {"button": opener, "sections": [{"rows": rows}]}}
 
 
+def leftovers(message: Rendered, template: TemplateRef) -> bool:
+    """Whether the message carries what its template cannot: more actions than its quick replies, photos, a request
+    for the person's location."""
+    actions = sum(len(row) for row in message.buttons)
+    return actions > template.buttons or bool(message.photo_path or message.album) or message.request == "location"
+
+
+def literal_payload(message: Rendered) -> dict:
+    """A rendered message as an outbox payload that renders back to the same message (the texts kept as they read)."""
+    literal = lambda text: {"key": "=", "params": {"text": text}}  # noqa: E731
+    payload: dict[str, Any] = {
+        "text": literal(message.text), "buttons": [[{"label": literal(label), "data": data} for label, data in row] for row in message.buttons],
+        "language": message.language, "purpose": message.purpose,
+    }
+    if message.request:
+        payload["request"] = message.request
+    if message.photo_path:
+        payload["photo_path"] = message.photo_path
+    if message.album:
+        payload["album"] = [{"id": photo.id, "path": photo.path} for photo in message.album]
+    return payload
+
+
 def template_message(message: Rendered, choice: UseTemplate) -> dict:
     """The approved template for the message's purpose, its text as the one body parameter, and the message's first
-    actions as the payloads of the template's quick-reply buttons (a press comes back as a ``button`` message)."""
-    components: list[dict] = [{"type": "body", "parameters": [{"type": "text", "text": template_parameter(message.text)}]}]
+    actions as the payloads of the template's quick-reply buttons (a press comes back as a ``button`` message). When
+    the message carries more than the template can, the parameter ends by telling the reader that a reply brings it."""
+    text = message.text
+    if leftovers(message, choice.template):
+        text = f"{text}\n{translate('whatsapp.reply_for_the_rest', message.language)}"
+    components: list[dict] = [{"type": "body", "parameters": [{"type": "text", "text": template_parameter(text)}]}]
     actions = [data for row in message.buttons for _label, data in row][: choice.template.buttons]
     for index, data in enumerate(actions):
         components.append({"type": "button", "sub_type": "quick_reply", "index": str(index), "parameters": [{"type": "payload", "payload": data}]})
     return {"type": "template", "template": {"name": choice.template.name, "language": {"code": choice.language}, "components": components}}
+
+
+def free_form_plan(message: Rendered) -> list[dict]:
+    """The Graph messages for a message inside the window: photos first, then the text with its buttons or its location
+    request (both with a body of at most 1024 characters: a longer text goes first on its own). A photo is named by its
+    file here and uploaded only when its part is sent (a retry that goes on after it uploads nothing)."""
+    payloads: list[dict] = []
+    photos = [message.photo_path] if message.photo_path else [photo.path for photo in message.album]
+    plain = not message.buttons and message.request != "location"
+    for index, path in enumerate(photos):
+        image: dict[str, Any] = {"path": path}
+        if index == 0 and plain and message.text:
+            image["caption"] = message.text[: WHATSAPP_CAPABILITIES.caption_limit]
+        payloads.append({"type": "image", "image": image})
+    if photos and plain:
+        return payloads
+    if message.request == "location":
+        lead, body = _split(message.text or "📍", INTERACTIVE_BODY_LIMIT)
+        payloads += [{"type": "text", "text": {"body": part}} for part in lead]
+        payloads.append({"type": "interactive", "interactive": {
+            "type": "location_request_message", "body": {"text": body}, "action": {"name": "send_location"}}})
+    elif message.buttons:
+        lead, body = _split(message.text or "…", INTERACTIVE_BODY_LIMIT)
+        payloads += [{"type": "text", "text": {"body": part}} for part in lead]
+        payloads.append({"type": "interactive", "interactive": interactive(message, body)})
+    else:
+        payloads.append({"type": "text", "text": {"body": message.text or "…", "preview_url": False}})
+    return payloads
+
+
+def plan_shape(payloads: list[dict], template: str | None) -> str:
+    """What a retry compares before going on after the parts sent: how many parts, of which kinds (texts that read a
+    little differently on the retry, a later moment, do not make the accepted parts unsent)."""
+    if template is not None:
+        return f"template:{template}"
+    kinds = [p["type"] + (f":{p['interactive']['type']}" if p["type"] == "interactive" else "") for p in payloads]
+    return ",".join(kinds)
 
 
 class GraphError(Exception):
@@ -339,9 +405,16 @@ class WhatsAppChannel:
         body that can never become valid (answered 200 and dropped)."""
         notification = parse_notification(json.loads(body), self._roles, self.clock.now())
         handled = 0
+        now = self.clock.now()
         for event, written in notification.messages:
             async with self.sessions() as session, session.begin():
-                await WhatsAppStore(Store(session)).saw_inbound(event.chat.bot, event.chat.chat_id, written)
+                store = WhatsAppStore(Store(session))
+                await store.saw_inbound(event.chat.bot, event.chat.chat_id, written)
+                if window_open(written, now):
+                    # the window is open again: what their templates could not carry goes out now, before the answer
+                    # to this message (queued behind the chat's rows, in the same transaction as the window)
+                    pressed = event.message_id if event.kind is InboundKind.BUTTON else None
+                    await store.release_owed(event.chat.bot, event.chat.chat_id, now, answered=pressed)
             if self.engine is not None and (await self.engine.handle(event)).processed:
                 handled += 1
         for report in notification.statuses:
@@ -368,16 +441,19 @@ class WhatsAppChannel:
 
     # --- outbound ------------------------------------------------------------------------------
 
-    async def send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
+    # the relay hands each send its Parts: a message that becomes several Graph messages paces them one by one
+    sends_parts = True
+
+    async def send(self, bot: str, chat_id: str, message: Rendered, *, parts: Parts | None = None) -> str | None:
         try:
-            return await self._send(bot, chat_id, message)
+            return await self._send(bot, chat_id, message, parts)
         except OutsideWindow:
             raise  # told already
         except Undeliverable as exc:  # the number is not on WhatsApp, a refused template…: never dropped unseen
             await self._tell(bot, chat_id, message.purpose, "failed", str(exc))
             raise
 
-    async def _send(self, bot: str, chat_id: str, message: Rendered) -> str | None:
+    async def _send(self, bot: str, chat_id: str, message: Rendered, parts: Parts | None) -> str | None:
         number = self._number(bot)
         if not WA_ID.match(chat_id):
             raise Undeliverable("not a WhatsApp id")
@@ -387,9 +463,9 @@ class WhatsAppChannel:
         if isinstance(choice, CannotSend):
             return await self._cannot_send(bot, chat_id, message, choice.reason)
         if isinstance(choice, UseTemplate):
-            return await self._post_all(number, chat_id, message, [template_message(message, choice)], choice.template.name)
+            return await self._post_template(number, chat_id, message, choice, parts)
         try:
-            return await self._post_all(number, chat_id, message, await self._free_form(number, message), None)
+            return await self._post_all(number, chat_id, message, free_form_plan(message), None, parts)
         except GraphError as exc:
             if exc.code != OUTSIDE_WINDOW:
                 raise self._mapped(exc) from None
@@ -398,7 +474,12 @@ class WhatsAppChannel:
             if template is None:
                 return await self._cannot_send(bot, chat_id, message, "outside the 24-hour window (131047); no template")
             fallback = UseTemplate(template, template.language_for(message.language))
-            return await self._post_all(number, chat_id, message, [template_message(message, fallback)], template.name)
+            return await self._post_template(number, chat_id, message, fallback, parts)
+
+    async def _post_template(self, number: Number, chat_id: str, message: Rendered, choice: UseTemplate, parts: Parts | None) -> str | None:
+        """The message as its purpose's template; what the template cannot carry is owed until the person writes."""
+        owed = literal_payload(message) if leftovers(message, choice.template) else None
+        return await self._post_all(number, chat_id, message, [template_message(message, choice)], choice.template.name, parts, owed)
 
     async def _cannot_send(self, bot: str, chat_id: str, message: Rendered, reason: str) -> str | None:
         await self._tell(bot, chat_id, message.purpose, "window", reason)
@@ -415,44 +496,30 @@ class WhatsAppChannel:
             log.exception("whatsapp %s: telling the dispatchers failed", bot)
             raise RetryLater(f"telling the dispatchers failed: {type(exc).__name__}") from exc
 
-    async def _free_form(self, number: Number, message: Rendered) -> list[dict]:
-        """The Graph messages for a message inside the window: photos first (uploaded), then the text with its buttons
-        or its location request (both with a body of at most 1024 characters: a longer text goes first on its own)."""
-        payloads: list[dict] = []
-        photos = [message.photo_path] if message.photo_path else [photo.path for photo in message.album]
-        plain = not message.buttons and message.request != "location"
-        for index, path in enumerate(photos):
-            media_id = await self._upload(number, Path(path))
-            image: dict[str, Any] = {"id": media_id}
-            if index == 0 and plain and message.text:
-                image["caption"] = message.text[: WHATSAPP_CAPABILITIES.caption_limit]
-            payloads.append({"type": "image", "image": image})
-        if photos and plain:
-            return payloads
-        if message.request == "location":
-            lead, body = _split(message.text or "📍", INTERACTIVE_BODY_LIMIT)
-            payloads += [{"type": "text", "text": {"body": part}} for part in lead]
-            payloads.append({"type": "interactive", "interactive": {
-                "type": "location_request_message", "body": {"text": body}, "action": {"name": "send_location"}}})
-        elif message.buttons:
-            lead, body = _split(message.text or "…", INTERACTIVE_BODY_LIMIT)
-            payloads += [{"type": "text", "text": {"body": part}} for part in lead]
-            payloads.append({"type": "interactive", "interactive": interactive(message, body)})
-        else:
-            payloads.append({"type": "text", "text": {"body": message.text or "…", "preview_url": False}})
-        return payloads
-
-    async def _post_all(self, number: Number, chat_id: str, message: Rendered, payloads: list[dict], template: str | None) -> str | None:
-        """Send each part; returns the last one's id (the part that carries the buttons). Every accepted id is recorded."""
-        last = None
-        for payload in payloads:
+    async def _post_all(
+        self, number: Number, chat_id: str, message: Rendered, payloads: list[dict], template: str | None, parts: Parts | None,
+        owed: dict | None = None,
+    ) -> str | None:
+        """Send each part, after those an earlier attempt got accepted (``parts``, from the relay: each part takes its
+        own rate place); returns the last one's id (the part that carries the buttons). Every accepted id is recorded,
+        and with a template, what it could not carry (``owed``) in the same transaction."""
+        plan = plan_shape(payloads, template)
+        done = parts.done(plan) if parts is not None else []
+        last = done[-1] if done else None
+        for payload in payloads[len(done):]:
+            if payload["type"] == "image" and "path" in payload["image"]:
+                image = dict(payload["image"])
+                image["id"] = await self._upload(number, Path(image.pop("path")))
+                payload = {**payload, "image": image}
+            if parts is not None:
+                await parts.slot()
             try:
                 answer = await self._graph("POST", f"/{number.phone_number_id}/messages", json={
                     "messaging_product": "whatsapp", "recipient_type": "individual", "to": chat_id, **payload,
                 })
             except GraphError as exc:
                 if exc.code == OUTSIDE_WINDOW and template is None and last is None:
-                    raise  # the caller falls back to a template
+                    raise  # nothing of it went out: the caller falls back to a template
                 raise self._mapped(exc) from None
             ids = answer.get("messages") if isinstance(answer, dict) else None
             wamid = ids[0].get("id") if isinstance(ids, list) and ids and isinstance(ids[0], dict) else None
@@ -460,9 +527,17 @@ class WhatsAppChannel:
                 raise RetryLater("the Graph API answered without a message id")
             last = wamid
             async with self.sessions() as session, session.begin():
-                await WhatsAppStore(Store(session)).sent(
-                    wamid, bot=number.role, chat_id=chat_id, purpose=message.purpose, template=template, now=self.clock.now(),
-                )
+                store = WhatsAppStore(Store(session))
+                await store.sent(wamid, bot=number.role, chat_id=chat_id, purpose=message.purpose, template=template, now=self.clock.now())
+                if owed is not None:
+                    # the chat's row locked first: a message of theirs stored meanwhile is seen here, or sees the owed row
+                    last_inbound = await store.last_inbound(number.role, chat_id, lock=True)
+                    await store.owe(wamid, bot=number.role, chat_id=chat_id, payload=owed, now=self.clock.now())
+                    if window_open(last_inbound, self.clock.now()):
+                        # they wrote while the template was on its way (that message found nothing owed yet): it goes now
+                        await store.release_owed(number.role, chat_id, self.clock.now())
+            if parts is not None:
+                await parts.accepted(plan, wamid)
         return last
 
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from datetime import datetime, timedelta
@@ -68,9 +68,11 @@ class Engine:
 
     def __init__(
         self, *, bus: MessageBus, flows: Callable[[Inbound], Flow[Any]], media: dict[str, MediaFetcher] | None = None,
-        buttons: Mapping[str, int] | None = None,
+        buttons: Mapping[str, int] | None = None, phone_platforms: Collection[str] | None = None,
     ) -> None:
         self._bus = bus
+        # where chat ids are phone numbers, logs show them masked; None (not told): every chat id is masked
+        self._phone_platforms = frozenset(phone_platforms) if phone_platforms is not None else None
         self._buttons = dict(buttons or {})  # by platform, from each channel's capability record
         self._sessions = bus.sessions
         self._flows = flows
@@ -78,6 +80,9 @@ class Engine:
         self._policy = bus.policy
         self._media = media or {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _loggable(self, chat: ChatRef) -> str:
+        return chat.loggable(self._phone_platforms)
 
     # --- intake --------------------------------------------------------------------------------
 
@@ -151,10 +156,10 @@ class Engine:
             raise AssertionError("unreachable: the last attempt returns or raises")
         except MediaUnavailable as exc:
             # expected now and then: one line, and no traceback whose causes could show a file URL
-            log.warning("update %s of %s: photo not fetched (%s); it is tried again", event.update_id, event.chat, exc)
+            log.warning("update %s of %s: photo not fetched (%s); it is tried again", event.update_id, self._loggable(event.chat), exc)
             return await self._record_failure(event, exc)
         except Exception as exc:  # a bug or an outage must not lose the update nor crash the loop
-            log.exception("update %s of %s failed", event.update_id, event.chat)
+            log.exception("update %s of %s failed", event.update_id, self._loggable(event.chat))
             if arrived:  # its transaction is gone: store it on its own (raises when the database is down too)
                 await self.receive(event)
             return await self._record_failure(event, exc)
@@ -174,7 +179,7 @@ class Engine:
     def _downloads(self, event: Inbound) -> bool:
         """Whether the update carries a photo still to fetch from its platform."""
         return (
-            event.kind is InboundKind.PHOTO and not event.file_path and not event.file_error and bool(event.file_id)
+            event.kind in (InboundKind.PHOTO, InboundKind.VOICE) and not event.file_path and not event.file_error and bool(event.file_id)
             and event.chat.platform in self._media
         )
 
@@ -196,7 +201,7 @@ class Engine:
             if row is None or row["attempts"] + 1 < MAX_ATTEMPTS:
                 raise
             # the last try: the step asks for the photo again instead of a general apology
-            log.warning("update %s of %s: photo not fetched (%s); giving up on it", event.update_id, event.chat, exc)
+            log.warning("update %s of %s: photo not fetched (%s); giving up on it", event.update_id, self._loggable(event.chat), exc)
             return replace(event, file_error="unavailable")
 
     async def _expects_photo(self, session: AsyncSession, event: Inbound) -> bool:
@@ -204,7 +209,9 @@ class Engine:
         chat, flow, store = event.chat, self._flows(event), Store(session)
         state = await store.conversation_state(chat.platform, chat.bot, chat.chat_id)
         spec = flow.spec.states.get(state or flow.initial) or flow.spec.states[flow.initial]
-        return spec.wants_photo and await store.chat_is_bound(chat.platform, chat.bot, chat.chat_id)
+        # a voice note only where a step keeps it (a repair request's): elsewhere it is answered without a download
+        wanted = spec.wants_photo and (event.kind is not InboundKind.VOICE or spec.voice is not None)
+        return wanted and await store.chat_is_bound(chat.platform, chat.bot, chat.chat_id)
 
     async def _process_once(self, event: Inbound, arrived: bool, in_order: bool) -> ProcessOutcome:
         now = self._clock.now()
@@ -226,6 +233,9 @@ class Engine:
             result = flow.step(StepInput(event, state, data, view, now, language, self._policy, self._buttons.get(chat.platform)))
             context = HandlerContext(store, now, self._policy)
             events = []
+            # what was typed is a secret (a completion code, commands.CompleteWithCode): the stored update keeps no copy
+            # of it, in this transaction, right or wrong, accepted or refused
+            secret = any(getattr(command, "secret_input", False) for command in result.commands)
             try:
                 # a refused command undoes the step's other commands too, never the inbox mark or the state
                 # (a step that commands nothing needs no savepoint: most updates only answer)
@@ -235,6 +245,8 @@ class Engine:
             except DomainError as err:
                 result = reply(Outbound(t(f"error.{err.code}", **err.params)))
                 events = []
+            if secret:
+                await store.inbox_blank_text(chat.platform, chat.bot, event.update_id)
 
             new_language = result.language or language
             reacted: Outcome = await self._bus.react(context, events)

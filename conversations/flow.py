@@ -117,6 +117,7 @@ class State:
     location: Step | None = None
     contact: Step | None = None
     other: Step | None = None  # stickers, voice, files: anything the platform sends we do not use
+    voice: Step | None = None  # a voice note, fetched and checked like a photo (``wants_photo`` fetches both)
     buttons: dict[type[Action], Step] = field(default_factory=dict)
     wants_photo: bool = False  # the photo handler takes it as evidence: only then is a photo downloaded
     # an explicit end: nothing is expected here, so no input of its own (tests/integration/test_no_dead_end_cards.py)
@@ -124,7 +125,8 @@ class State:
 
     def steps(self) -> dict[str, Step]:
         """Its own steps by the input that triggers them ("text", "photo", … or the button's action)."""
-        inputs = {"text": self.text, "photo": self.photo, "location": self.location, "contact": self.contact, "other": self.other}
+        inputs = {"text": self.text, "photo": self.photo, "location": self.location, "contact": self.contact, "other": self.other,
+                  "voice": self.voice}
         own = {name: step for name, step in inputs.items() if step is not None}
         return own | {kind.__name__: step for kind, step in self.buttons.items()}
 
@@ -177,6 +179,7 @@ class FlowSpec:
             InboundKind.LOCATION: here.location,
             InboundKind.CONTACT: here.contact,
             InboundKind.UNSUPPORTED: here.other,
+            InboundKind.VOICE: here.voice or here.other,  # a state that takes no voice note answers it as anything else
         }.get(event.kind)
 
     def step(self, inp: StepInput) -> StepResult:

@@ -20,6 +20,12 @@ SCOPES: dict[str, str] = {
     "jobs:write": "dispatch: assign, reschedule, correct, close and reopen",
     "staff:write": "add technicians, dispatchers and dispatch groups; set duty",
     "settings:write": "checklists, dispatch rules, SLA policies, alert sinks",
+    "devices:read": "read devices, their history and QR codes",
+    "devices:write": "register, import and retire devices; renew QR codes",
+    "parts:read": "read the parts catalogue, stock per location, movements and fault trees",
+    "parts:write": "add and change parts, move stock, decide part requests",
+    "fees:read": "read the price list",
+    "fees:write": "set prices, price bills and record payments",
     "admin": "everything, including accounts and API tokens",
 }
 ADMIN = "admin"

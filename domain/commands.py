@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import ClassVar
+from datetime import date, datetime
+
+from domain.devices import DeviceFields, SiteFields
 
 
 @dataclass(frozen=True)
@@ -459,6 +462,9 @@ class CompleteWithCode(Command):
     technician_id: int
     code: str
 
+    # the engine blanks the typed text in the inbox row of the update that carried it (conversations.engine)
+    secret_input: ClassVar[bool] = True
+
     def __repr__(self) -> str:
         # a command may be logged with its failure: never with the code
         return f"CompleteWithCode(visit_id={self.visit_id}, technician_id={self.technician_id}, code='***')"
@@ -473,6 +479,14 @@ class ResendCompletionCode(Command):
     customer_id: int | None = None
     technician_id: int | None = None
     dispatcher_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SendMyCompletionCodes(Command):
+    """The customer's /code: their current code for each visit under way that needs one, sent to their own chat (codes are
+    kept only as hashes, so "current" is a fresh one in place of the old; services.completion_codes limits how often)."""
+
+    customer_id: int
 
 
 @dataclass(frozen=True)
@@ -534,3 +548,246 @@ class SetCompletionCodePolicy(Command):
 
     source: str
     policy: str | None
+
+
+# --- devices, QR codes and repair requests (issue 14 parts 1-3) -----------------------------------
+
+
+@dataclass(frozen=True)
+class RegisterDevice(Command):
+    """A device from the API or an import row: the customer by phone (made if new), its site, and what it is."""
+
+    customer_phone: str
+    customer_name: str
+    customer_language: str
+    site: SiteFields
+    fields: DeviceFields
+    via: str = "api"  # api | import
+
+
+@dataclass(frozen=True)
+class RetireDevice(Command):
+    device_id: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RenewDeviceCode(Command):
+    """Revoke a device's (or a site's) QR code and make a new one: printed stickers with the old one stop working."""
+
+    purpose: str  # device | site
+    subject_id: int
+
+
+@dataclass(frozen=True)
+class OpenDeviceCode(Command):
+    """A scanned QR code: binds the chat to the device's owner when it is bound to nobody yet."""
+
+    token: str
+    chat: ChatIdentity
+
+
+@dataclass(frozen=True)
+class RequestRepair(Command):
+    """A customer's repair (or maintenance) request from chat: a job of that kind for a device of theirs, or for a
+    product they describe, at the device's site (else their latest order's address)."""
+
+    customer_id: int
+    kind: str  # repair | inspection
+    device_id: int | None
+    product: str
+    category: str
+    description: str
+    urgency: str  # normal | urgent
+    days: tuple[str, ...] = ()  # preferred days, ISO dates
+    photos: tuple[PhotoRef, ...] = ()
+    voice_notes: tuple[PhotoRef, ...] = ()  # kept like photos (purpose "voice")
+
+
+# --- signatures (issue 12 part 6) ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestSignature(Command):
+    """The technician asks for a single-use signature pad link for the customer (domain/signatures.py)."""
+
+    visit_id: int
+    technician_id: int
+
+
+@dataclass(frozen=True)
+class CaptureSignature(Command):
+    """The pad saved the customer's signature through the link ``request_id`` (the PNG already checked at the edge)."""
+
+    request_id: int
+    png: bytes
+    width: int
+    height: int
+
+    def __repr__(self) -> str:
+        # a command may be logged with its failure: never with the image's bytes
+        return f"CaptureSignature(request_id={self.request_id}, {self.width}x{self.height}, {len(self.png)} bytes)"
+
+
+@dataclass(frozen=True)
+class SkipSignature(Command):
+    """The customer cannot sign (not there, unwilling): the technician says why, and completion goes on without it."""
+
+    visit_id: int
+    technician_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetSignaturePolicy(Command):
+    """An order source's own signature policy (``domain.signatures.SignaturePolicy`` text); None: the shop's default."""
+
+    source: str
+    policy: str | None
+
+
+# --- preventive maintenance (issue 14 part 8) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateMaintenancePlan(Command):
+    """A plan on a site: inspections by ``rule`` (an RRULE) from ``starts_on``, created ``lead_days`` ahead."""
+
+    name: str
+    site_id: int
+    rule: str
+    starts_on: date
+    lead_days: int = 14
+    device_ids: tuple[int, ...] = ()
+    technician_id: int | None = None
+    reviewer_dispatcher_id: int | None = None
+    duration_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerateInspections(Command):
+    plan_id: int
+
+
+@dataclass(frozen=True)
+class StopMaintenancePlan(Command):
+    plan_id: int
+
+
+# --- fees (issue 14 part 6) ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PutPriceEntry(Command):
+    """One price-list entry, replacing the one of the same service kind × category × region × urgency ("any" matches all)."""
+
+    service_kind: str
+    product_category: str
+    region: str
+    urgency: str
+    pricing: str
+    unit_price_minor: int
+    currency: str
+    hour_step_minutes: int = 30
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class IssueBill(Command):
+    """Price a completed visit's bill again (one that had no price, after the price list got one)."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class RecordPayment(Command):
+    """A payment on a visit's bill, by the back office (``technician_id`` None) or by its technician in chat."""
+
+    visit_id: int
+    amount_minor: int
+    currency: str
+    method: str
+    reference: str | None
+    recorded_by: str
+    technician_id: int | None = None
+
+
+# --- parts and van stock, and what a repair records at completion (issue 14 parts 4-5) --------------------------------
+
+
+@dataclass(frozen=True)
+class SavePart(Command):
+    """A catalogue entry, created or (same code) updated; money in minor units (``domain.parts.PartSpec``)."""
+
+    code: str
+    name: str
+    unit: str
+    price_minor: int
+    currency: str
+    category: str = ""
+    compatible: tuple[str, ...] = ()
+    min_stock: int = 0
+
+
+@dataclass(frozen=True)
+class MoveStock(Command):
+    """One movement of stock (``domain.parts.MovementKind``) between locations (``warehouse``, ``van:<technician id>``)."""
+
+    part_id: int
+    kind: str
+    quantity: int
+    source: str | None = None
+    target: str | None = None
+    note: str = ""
+    actor: str = "api"
+
+
+@dataclass(frozen=True)
+class RequestPart(Command):
+    """A technician asks for parts for their van; a dispatcher approves (issued from the warehouse) or declines."""
+
+    technician_id: int
+    part_id: int
+    quantity: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DecidePartRequest(Command):
+    request_id: int
+    dispatcher_id: int | None
+    approve: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RecordRepairCompletion(Command):
+    """What a repair visit found and did (from its product category's fault tree), the parts it used from the
+    technician's van, and how it ends: fixed (completed next) or needing a return visit."""
+
+    visit_id: int
+    technician_id: int
+    cause: str
+    fault: str
+    method: str
+    outcome: str  # domain.parts.Outcome
+    parts: tuple[tuple[int, int], ...] = ()  # (part id, quantity)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SetFaultTree(Command):
+    """A product category's fault tree ("*": every category without its own); None: back to the default."""
+
+    product_category: str
+    tree: dict[str, object] | None
+
+
+@dataclass(frozen=True)
+class RecordPaymentTyped(Command):
+    """What a technician typed for a payment ("120.50", then a reference if any), read in the bill's currency."""
+
+    visit_id: int
+    technician_id: int
+    method: str
+    text: str

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 
 from domain.geo import haversine_m
-from domain.model import DispatchMode, DispatchRule, Job, ServiceKind, Technician, Visit, stored_id
+from domain.model import DispatchMode, DispatchRule, Job, Technician, Visit, stored_id
 from domain.slots import Booking
 from domain.policy import most_specific
 
@@ -69,7 +69,7 @@ class Choice:
 
 def skilled(technician: Technician, visit: Visit, job: Job) -> bool:
     """Role, product category, brand, region and on duty — and not one who declined or handed back the visit."""
-    return technician.id not in visit.declined_by and technician.can_serve(ServiceKind(visit.kind), job.product_category, job.brand, job.region)
+    return technician.id not in visit.declined_by and technician.can_do(visit, job)
 
 
 def candidates(technicians: list[Technician], visit: Visit, job: Job, bookings: list[Booking], tz: tzinfo) -> list[Choice]:

@@ -340,3 +340,112 @@ class RobotLinkUsed(Event):
 
 
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- devices, QR codes and repair requests (issue 14 parts 1-3) -------------------------------------------------------
+# A device's events belong to a job when there is one (the installation that made it, the repair a request made);
+# a device registered or retired through the API has none, and its events carry job_id 0 ("no job").
+
+
+class DeviceRegistered(Event):
+    """A device record was made; data: device_id, customer_id, via (installation | api | import), product."""
+
+
+class DeviceRetired(Event):
+    """A device was taken out of service (its QR codes open nothing any more); data: device_id, reason."""
+
+
+class RepairRequested(Event):
+    """A customer asked for a repair (or maintenance) from chat and a job was made; data: device_id, kind, urgency, days,
+    photo_ids, customer_id."""
+
+
+class DeviceCodeRenewed(Event):
+    """A QR code was revoked and a new one made; data: purpose (device | site), subject_id."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- signatures (issue 12 part 6) ----------------------------------------------------------------------------------
+
+
+class SignatureRequested(Event):
+    """The technician got a single-use pad link for the customer; data: request_id, technician_id, stage, expires_at."""
+
+
+class SignatureCaptured(Event):
+    """The customer signed on the pad; data: signature_id, request_id, technician_id, stage, width, height, bytes."""
+
+
+class SignatureSkipped(Event):
+    """The customer could not sign; data: signature_id, technician_id, stage, reason."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- preventive maintenance (issue 14 part 8) ----------------------------------------------------------------------
+
+
+class MaintenancePlanCreated(Event):
+    """A maintenance plan was made; data: plan_id, site_id, devices."""
+
+
+class MaintenancePlanStopped(Event):
+    """A maintenance plan creates no more inspections; data: plan_id."""
+
+
+class InspectionScheduled(Event):
+    """A plan's inspection job was created ahead of its day; data: plan_id, day, devices."""
+
+
+# --- fees (issue 14 part 6) ----------------------------------------------------------------------------------------
+
+
+class PriceListChanged(Event):
+    """A price-list entry was put; data: entry_id, service_kind, product_category, region, urgency."""
+
+
+class BillIssued(Event):
+    """A completed visit's bill was priced; data: bill_id, total, currency."""
+
+
+class BillUnpriced(Event):
+    """No price-list entry fits a completed visit: its bill waits for a price; data: bill_id, service_kind,
+    product_category, region, urgency."""
+
+
+class PaymentRecorded(Event):
+    """A payment was recorded on a bill; data: bill_id, payment_id, amount, currency, method, outstanding, technician_id."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- parts and van stock, and what a repair records at completion (issue 14 parts 4-5) --------------------------------
+# Stock events about no job carry job_id 0 ("no job"), as devices' do; a part used on a repair is on that job's timeline.
+
+
+class StockMoved(Event):
+    """Stock changed (the ledger row); data: movement_id, part_id, kind, quantity, from, to, technician_id, request_id."""
+
+
+class StockLow(Event):
+    """A part in the warehouse fell to its reorder level; data: part_id, on_hand, min_stock, used_recently, suggestion."""
+
+
+class PartRequested(Event):
+    """A technician asked for parts for their van; data: request_id, part_id, quantity, technician_id, note."""
+
+
+class PartRequestDecided(Event):
+    """A dispatcher approved (the parts are issued to the van) or declined a request; data: request_id, part_id, quantity,
+    technician_id, status, dispatcher_id, reason."""
+
+
+class RepairRecorded(Event):
+    """A repair's completion record; data: technician_id, cause, fault, method, outcome, parts [{part_id, quantity}]."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})

@@ -224,7 +224,7 @@ def follow_up_of(visit: Visit, sequence: int) -> Visit:
     """A new visit of the same job and kind, for the same crew size, waiting for the customer to book it."""
     return Visit(
         job_id=visit.job_id, kind=visit.kind, sequence=sequence, duration_minutes=visit.duration_minutes,
-        crew_size=visit.crew_size, follow_up_of_visit_id=visit.id,
+        crew_size=visit.crew_size, follow_up_of_visit_id=visit.id, categories=list(visit.categories),
     )
 
 

@@ -180,6 +180,12 @@ class Technician:
             return False
         return not self.regions or region in self.regions
 
+    def can_do(self, visit: "Visit", job: "Job") -> bool:
+        """Eligibility for one visit: ``can_serve`` for each product category its lines need (a grouped visit may hold
+        an installation of another category than the job's product)."""
+        kind = ServiceKind(visit.kind)
+        return all(self.can_serve(kind, category, job.brand, job.region) for category in visit.categories_needed(job.product_category))
+
     def has_brand_skills(self) -> bool:
         return any(s.startswith("brand:") for s in self.skills)
 
@@ -196,6 +202,7 @@ class DispatchGroup:
     region: str | None = None
     language: str = Language.EN.value
     id: int | None = None
+    purpose: str = "dispatch"  # dispatch | reports (the managers' group: the daily report, no alerts)
 
 
 @dataclass(eq=False)
@@ -218,6 +225,8 @@ class Job:
     created_at: datetime | None = None
     volume_liters: int | None = None  # cargo the delivery takes up in a vehicle
     priority: str = "normal"  # normal | urgent
+    part: int = 1  # an order at several addresses is one job per address: 1 at the order's own, 2… at its lines'
+    part_address: str | None = None  # a part > 1: the line address as the order gave it (how an update finds the job)
     id: int | None = None
 
 
@@ -250,12 +259,17 @@ class Visit:
     repair_method: str | None = None  # repairs: what was done about it
     late_minutes: int = 0  # delays the technician announced, added up
     appointment_confirmed_at: datetime | None = None  # the customer confirmed the reminder's appointment (then)
+    categories: list[str] = field(default_factory=list)  # product categories of the lines it serves; empty: the job's
     version: int = 0
     id: int | None = None
 
     @property
     def service_kind(self) -> ServiceKind:
         return ServiceKind(self.kind)
+
+    def categories_needed(self, job_category: str) -> list[str]:
+        """The product categories a technician must be skilled in for this visit: its lines', else the job's product's."""
+        return list(self.categories) or [job_category]
 
     @property
     def state(self) -> VisitStatus:

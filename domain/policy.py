@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from domain.business_time import BusinessHours
 from domain.completion_codes import CodePolicy
 from domain.field_work import DEFAULT_REPAIR_CODES, RepairCodes
+from domain.signatures import SignaturePolicy
 from domain.slots import Window
 
 
@@ -46,6 +47,10 @@ class ServicePolicy:
     repair_codes: Mapping[str, RepairCodes] = field(default_factory=lambda: dict(DEFAULT_REPAIR_CODES))
     # which visits complete only with the customer's one-time code (an order source may override it: storage.completion_codes)
     completion_codes: CodePolicy = CodePolicy()
+    # which visits complete only with the customer's signature (or the reason they could not sign; storage.signatures)
+    signatures: SignaturePolicy = SignaturePolicy()
+    # where the links messages carry point (a signature pad); None: site-relative links, which only the web console opens
+    public_url: str | None = None
 
 
 Rule = TypeVar("Rule")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from domain.model import Job, ServiceKind, Technician, Visit, stored_id
+from domain.model import Job, Technician, Visit, stored_id
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,10 @@ def free_slots(
     A technician has room when the window lies inside their shift and the minutes already booked
     in it plus this visit's duration fit the window's length.
     """
-    kind = ServiceKind(visit.kind)
     eligible = [
         t
         for t in technicians
-        if t.id not in visit.declined_by and t.can_serve(kind, job.product_category, job.brand, job.region)
+        if t.id not in visit.declined_by and t.can_do(visit, job)
     ]
     if not eligible:
         return []

@@ -406,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
         from fieldchat.inbound_bench import main as inbound_main
 
         return inbound_main(argv[1:])
+    if argv[:1] == ["board"]:  # the dispatch board's render time on a big day: options of its own too
+        from fieldchat.board_bench import main as board_main
+
+        return board_main(argv[1:])
     if argv[:1] == ["start"]:  # cold start and idle memory of `fieldchat serve`: options of its own too
         from fieldchat.start_bench import main as start_main
 

@@ -1,4 +1,4 @@
-"""The `fieldchat` command: serve, migrate, demo-data, plan, relay, flows, understand, user, token."""
+"""The `fieldchat` command: serve, migrate, demo-data, plan, relay, flows, understand, user, token, qr."""
 
 from __future__ import annotations
 
@@ -127,6 +127,10 @@ async def _demo(settings: Settings) -> int:
             for name, link in shown:
                 if link is not None:  # e.g. WhatsApp without a staff number has customer links only, and no groups
                     print(f"  {name:<11} {link}")
+        if links.device_codes:  # issue 14: send "/start <code>" in the customer pane, as scanning the sticker would
+            print("\nDevice QR codes of the demo customer (`fieldchat qr --customer ID --sheet` prints them):")
+            for product, code in links.device_codes.items():
+                print(f"  {product}: /start {code}")
     finally:
         await container.stop()
     return 0
@@ -273,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     relay.add_argument("--limits-prefix", default="fieldchat", help="Redis key prefix of the shared rate windows")
     commands.add_parser("bench", help="benchmarks: `bench routing [--time-limit SECONDS] [--ortools] [--no-baseline] [PATH ...]`, "
                                         "`bench field-day [--visits N ...] [--long-factor K] [--quick]`, `bench notify`, `bench inbound`, "
-                                        "`bench start [--runs N] [--drivers ptb aiogram] [--no-bots]`")
+                                        "`bench start [--runs N] [--drivers ptb aiogram] [--no-bots]`, "
+                                        "`bench board [--visits N] [--technicians N] [--database-url URL]`")
     flows = commands.add_parser("flows", help="write each conversation flow's state diagram (Mermaid) to docs/flows/")
     flows.add_argument("--out", type=Path, default=Path("docs/flows"), help="the directory to write to (default docs/flows)")
     flows.add_argument("--check", action="store_true", help="write nothing; exit 1 when a diagram there is not current")
@@ -287,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     from fieldchat import access_cli
 
     access_cli.add_commands(commands)
+    from fieldchat import qr_cli
+
+    qr_cli.add_commands(commands)  # QR stickers of devices and sites (issue 14)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -321,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_plan(settings, args.date, args.time_limit, args.apply))
     if args.command in ("user", "token"):
         return asyncio.run(access_cli.run(settings, args))
+    if args.command == "qr":
+        return asyncio.run(qr_cli.run(settings, args))
     return asyncio.run(_demo(settings))
 
 

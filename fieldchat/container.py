@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bots.alerting import AlertSinks
 from bots.callbacks import CallbackSender
-from bots.channels import CAPABILITIES, ROBOT, TELEGRAM, WEB, WHATSAPP, Channel, Channels
+from bots.channels import CAPABILITIES, ROBOT, TELEGRAM, WEB, WHATSAPP, Channel, Channels, phone_platforms
 from bots.photos import PhotoLimits
 from bots.telegram_common import TelegramChannel
 from bots.web import WebConsole, WebUploads
@@ -36,6 +36,7 @@ from services.replanning import Replanner
 from services.undelivered import message_not_delivered
 from scheduler.sweeps import fire_due_timers, forget_old_updates, run_every
 from scheduler.order_polling import OrderPoller
+from scheduler.daily_report import DailyReporter
 from webhooks.order_routes import validate_order
 from storage.db import create_engine, session_factory
 from storage.migrate import ensure_current
@@ -68,6 +69,7 @@ class Container:
     replanner: Replanner | None = None
     whatsapp: WhatsAppChannel | None = None  # its webhook (webhooks/whatsapp_routes.py) is served only when set
     order_poller: OrderPoller | None = None  # fetches order sources that poll (scheduler/order_polling.py)
+    daily_reporter: DailyReporter | None = None  # the managers' daily report (scheduler/daily_report.py)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -95,6 +97,8 @@ class Container:
         if self.settings.run_timers:
             if self.replanner is not None:  # only where the sweeps run: a one-off command or a test never plans by surprise
                 await self.replanner.ensure_nightly()
+            if self.daily_reporter is not None:
+                await self.daily_reporter.ensure()
             self._spawn(run_every(15.0, self._stop, self.sweep_timers, "timer sweep"), "timer sweep")
             self._spawn(run_every(3600.0, self._stop, lambda: forget_old_updates(self.sessions, self.clock), "inbox clean-up"), "inbox clean-up")
             if self.whatsapp is not None:
@@ -111,6 +115,7 @@ class Container:
     async def sweep_timers(self) -> int:
         """Due timers, then due order-source polls (they fetch over HTTP, outside any transaction)."""
         fired = await fire_due_timers(self.bus, self.sessions, self.clock, self.replanner)
+        fired += await self.daily_reporter.run_due() if self.daily_reporter is not None else 0
         return fired + (await self.order_poller.run_due() if self.order_poller is not None else 0)
 
     def _spawn(self, coroutine, name: str) -> None:
@@ -197,7 +202,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     bus = MessageBus(sessions=sessions, clock=clock, policy=policy, handlers=registry.HANDLERS, reactions=registry.reactions(), on_outbox=on_outbox)
     # a step offering a list (the customer's days) pages it to the buttons the chat's channel shows
     buttons = {name: capabilities.max_buttons for name, capabilities in CAPABILITIES.items()}
-    engine = Engine(bus=bus, flows=flow_for, media=media, buttons=buttons)
+    engine = Engine(bus=bus, flows=flow_for, media=media, buttons=buttons, phone_platforms=phone_platforms())
     for role, token in tokens.items():
         telegram[role] = Driver(role, token, settings.telegram_api_url, engine, settings.media_dir, photo_limits=photo_limits)
 
@@ -224,8 +229,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         nightly_at=settings.nightly_plan_time(),
     )
     order_poller = OrderPoller(bus, sessions, clock, validate_order)
+    daily_reporter = DailyReporter(bus, sessions, clock, policy, report_at=settings.daily_report_time(), media_dir=settings.media_dir,
+                                   first_time_fix_days=settings.first_time_fix_days, public_url=settings.public_url)
     return Container(settings, clock, policy, db, sessions, bus, engine, relay, telegram, web_uploads, channels, replanner, whatsapp=whatsapp,
-                     order_poller=order_poller)
+                     order_poller=order_poller, daily_reporter=daily_reporter)
 
 
 def _whatsapp(settings: Settings, sessions: async_sessionmaker, clock: Clock, photo_limits: PhotoLimits) -> WhatsAppChannel | None:

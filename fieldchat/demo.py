@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import select
 
+from domain.commands import PutPriceEntry, RegisterDevice, SavePart
+from domain.parts import WAREHOUSE, MovementKind, van
+from domain.devices import DeviceFields, SiteFields, add_months
 from domain.model import DispatchGroup, Dispatcher, Job, Technician
-from services import backoffice
+from services import backoffice, devices
+from services import fees
+from services import parts as part_service
 from services.bus import MessageBus
 from services.context import HandlerContext
+from storage.devices import DEVICE, DeviceStore
 from storage.repository import Store
 
 CENTER = (31.2304, 121.4737)  # People's Square, Shanghai
@@ -45,6 +52,10 @@ TEMPLATES = {
         {"key": "outlet_temp", "kind": "number", "prompt": _p("Cooling outlet temperature (°C)", "出风口温度(°C)"), "min": 5, "max": 30},
         {"key": "notes", "kind": "text", "prompt": _p("Anything the customer should know?", "需要告知客户的事项?")},
         {"key": "after_photo", "kind": "photo", "prompt": _p("Photo of indoor and outdoor units", "室内外机照片")},
+        # the device record's fields (issue 14): the installation files the unit with them
+        {"key": "serial", "kind": "text", "prompt": _p("Serial number (on the indoor unit's plate)", "序列号(室内机铭牌)")},
+        {"key": "model", "kind": "text", "prompt": _p("Model", "型号")},
+        {"key": "location", "kind": "text", "prompt": _p("Where is it? (e.g. bedroom)", "安装位置(如:卧室)")},
     ],
     "washing-machine": [
         {"key": "bolts_removed", "kind": "yes_no", "prompt": _p("Are the transit bolts removed?", "运输螺栓是否已拆除?")},
@@ -57,7 +68,7 @@ TEMPLATES = {
 TECHNICIANS = [
     ("Wang Qiang", "13800000001", ["driver"], [], "driver"),
     ("Li Ming", "13800000002", ["installer"], ["sofa", "wardrobe"], "installer"),
-    ("Zhao Lei", "13800000003", ["installer"], ["air-conditioner", "washing-machine", "sofa"], None),
+    ("Zhao Lei", "13800000003", ["installer", "repairer"], ["air-conditioner", "washing-machine", "sofa"], None),
     ("Chen Gang", "13800000004", ["driver"], [], None),
 ]
 
@@ -70,6 +81,7 @@ class DemoLinks:
     dispatcher: str
     group: str
     order_id: int
+    device_codes: dict[str, str] = field(default_factory=dict)  # product -> QR code token (issue 14)
 
 
 async def _technician(store: Store, name: str, phone: str, roles: list[str], skills: list[str], now, policy) -> str:
@@ -128,4 +140,62 @@ async def _seed(store: Store, now, policy) -> tuple[DemoLinks, list]:
         now, policy,
     )
     panes.update(customer=order.customer_token, dispatcher=dispatcher_token, group=group_token)
-    return DemoLinks(order.customer_token, technicians, panes, dispatcher_token, group_token, order.job.id), list(order.events)
+    codes, device_events = await _devices(store, now, policy)
+    priced = [event for entry in PRICES for event in await fees.put_price_entry(HandlerContext(store, now, policy), entry)]
+    stocked = await _parts(store, now, policy)  # parts in the warehouse and in the repairer's van (issue 14 part 5)
+    links = DemoLinks(order.customer_token, technicians, panes, dispatcher_token, group_token, order.job.id, codes)
+    return links, [*order.events, *device_events, *priced, *stocked]
+
+
+# the demo shop's price list (issue 14 part 6): each completed visit gets its bill in the customer's chat
+PRICES = (
+    PutPriceEntry("delivery", "any", "any", "any", "fixed", 8000, "CNY", name="Delivery"),
+    PutPriceEntry("installation", "sofa", "any", "any", "per_piece", 15000, "CNY", name="Sofa assembly"),
+    PutPriceEntry("installation", "any", "any", "any", "fixed", 20000, "CNY", name="Installation"),
+    PutPriceEntry("repair", "any", "any", "any", "per_hour", 12000, "CNY", 30, "Repair labour"),
+    PutPriceEntry("repair", "any", "any", "urgent", "per_hour", 18000, "CNY", 30, "Urgent repair labour"),
+    PutPriceEntry("inspection", "any", "any", "any", "fixed", 10000, "CNY", name="Inspection"),
+)
+
+
+PARTS = (  # code, name, unit, price in fen, compatible product, warehouse stock, reorder level; in whose van (issue 14 part 5)
+    ("CAP-35UF", "Run capacitor 35µF", "pc", 4500, "air-conditioner", 6, 3, (("13800000003", 2),)),
+    ("PUMP-DR1", "Drain pump", "pc", 12800, "washing-machine", 3, 1, (("13800000003", 1),)),
+    ("LEG-OAK", "Oak sofa leg", "pc", 2500, "sofa", 20, 8, (("13800000002", 4),)),  # the installer pane's /stock shows these
+)
+
+
+async def _parts(store: Store, now, policy) -> list:
+    """The demo catalogue, stocked the first time only (a second run finds the parts by code and moves nothing)."""
+    ctx = HandlerContext(store, now, policy)
+    events: list = []
+    for code, name, unit, price, product, warehouse, level, vans in PARTS:
+        part, created = await part_service.save(ctx, SavePart(code, name, unit, price, "CNY", "spare", (product,), level))
+        if not created:
+            continue
+        events += await part_service.move(ctx, part, MovementKind.RECEIVE, warehouse, source=None, target=WAREHOUSE, actor="demo")
+        for phone, quantity in vans:
+            holder = (await store.session.execute(select(Technician).where(Technician.phone == phone))).scalars().first()
+            if holder is not None and holder.id is not None:
+                events += await part_service.move(ctx, part, MovementKind.ISSUE, quantity, source=WAREHOUSE, target=van(holder.id), actor="demo")
+    return events
+
+
+DEVICES = (  # the demo customer's appliances on file, to scan and report a fault on (issue 14)
+    ("air-conditioner", "Split air conditioner", "Gree", "KFR-35GW", "GR-DEMO-0001", "bedroom"),
+    ("washing-machine", "Front-load washing machine", "Haier", "EG100", "HA-DEMO-0001", "kitchen"),
+)
+
+
+async def _devices(store: Store, now, policy) -> tuple[dict[str, str], list]:
+    """The demo customer's devices (found again by serial on a second run) and their QR codes."""
+    ctx = HandlerContext(store, now, policy)
+    site = SiteFields("Huangpu District, 100 Nanjing East Road, Apt 1201", CENTER[0], CENTER[1], "Huangpu")
+    installed = now.astimezone(policy.tz).date() - timedelta(days=300)
+    codes, events = {}, []
+    for category, product, brand, model, serial, location in DEVICES:
+        fields = DeviceFields(category, product, brand, model, serial, installed, add_months(installed, 24), location)
+        device, _created, made = await devices.register(ctx, RegisterDevice("13912345678", "Zhang Wei", "zh", site, fields, "demo"))
+        codes[product] = await DeviceStore(store).code(DEVICE, device.id, now)
+        events += made
+    return codes, events

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bots.whatsapp_rules import parse_templates
 from domain.business_time import BusinessHours
 from domain.completion_codes import CodePolicy
+from domain.signatures import SignaturePolicy
 from domain.field_work import parse_repair_codes
 from domain.policy import ServicePolicy
 from domain.slots import Window
@@ -75,6 +76,8 @@ class Settings(BaseSettings):
     low_rating_threshold: int = Field(2, ge=1, le=5)
     completion_codes: str = Field("off", description="visits that complete only with the customer's one-time code: off, all, "
                                   "or service kinds (delivery,installation); an order source may override it")
+    signatures: str = Field("off", description="visits that complete only with the customer's signature (or the reason they "
+                            "could not sign): off, all, or service kinds (delivery,installation); an order source may override it")
     booking_reminder_hours: float = Field(24.0, gt=0, le=24 * 30, description="an unbooked visit reminds its customer after this long")
     booking_escalate_hours: float = Field(48.0, gt=0, le=24 * 60, description="and goes to the dispatchers after this long (from the same start)")
     confirm_reminder_hours: float = Field(24.0, gt=0, le=24 * 30, description="a completed visit not confirmed reminds the customer after this long")
@@ -91,6 +94,9 @@ class Settings(BaseSettings):
     replan_seconds: float = Field(3.0, gt=0, le=120, description="optimizer time for a local replan after an event")
     plan_seconds: float = Field(30.0, gt=0, le=3600, description="optimizer time for the nightly plan of tomorrow")
     nightly_plan_at: str = Field("20:00", description="local time the nightly run plans tomorrow; off: never")
+    daily_report_at: str = Field("18:00", description="local time the day's report goes to the managers' groups; off: never")
+    first_time_fix_days: int = Field(30, ge=1, le=365, description="a visit is fixed the first time when no return visit, "
+                                     "nor a repair job of the customer for the same product category, follows it within this many days")
     urgent_window_hours: float = Field(4.0, gt=0, le=24, description="an urgent order is served within this much opening time")
     overrun_grace_minutes: int = Field(15, ge=0, le=240, description="work this long past its planned end replans the day")
     assist_timeout_minutes: int = Field(15, ge=1, le=240, description="a call for help nobody joins goes to the next free colleagues, else the dispatchers, after this long")
@@ -124,6 +130,11 @@ class Settings(BaseSettings):
     def _valid_completion_codes(cls, value: str) -> str:
         return CodePolicy.parse(value).text
 
+    @field_validator("signatures")
+    @classmethod
+    def _valid_signatures(cls, value: str) -> str:
+        return SignaturePolicy.parse(value).text
+
     @field_validator("slot_windows")
     @classmethod
     def _valid_windows(cls, value: str) -> str:
@@ -138,7 +149,7 @@ class Settings(BaseSettings):
             raise ValueError("business days are numbers 0 (Monday) to 6 (Sunday), comma separated")
         return value
 
-    @field_validator("nightly_plan_at")
+    @field_validator("nightly_plan_at", "daily_report_at")
     @classmethod
     def _valid_nightly(cls, value: str) -> str:
         if value.strip().lower() != "off":
@@ -189,6 +200,9 @@ class Settings(BaseSettings):
     def nightly_plan_time(self) -> time | None:
         return None if self.nightly_plan_at.lower() == "off" else time.fromisoformat(self.nightly_plan_at)
 
+    def daily_report_time(self) -> time | None:
+        return None if self.daily_report_at.lower() == "off" else time.fromisoformat(self.daily_report_at)
+
     @field_validator("business_hours")
     @classmethod
     def _valid_hours(cls, value: str) -> str:
@@ -207,6 +221,8 @@ class Settings(BaseSettings):
             checkin_radius_m=self.checkin_radius_m,
             repair_codes=parse_repair_codes(self.repair_codes),
             completion_codes=CodePolicy.parse(self.completion_codes),
+            signatures=SignaturePolicy.parse(self.signatures),
+            public_url=self.public_url,
             low_rating_threshold=self.low_rating_threshold,
             urgent_window=timedelta(hours=self.urgent_window_hours),
             overrun_grace=timedelta(minutes=self.overrun_grace_minutes),

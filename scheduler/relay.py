@@ -21,7 +21,7 @@ from typing import cast
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bots.base import Editor, NotEditable, Park, PayloadSender, RetryLater, Sender, Undeliverable
+from bots.base import Editor, NotEditable, Paced, Park, PayloadSender, RetryLater, Sender, Undeliverable
 from bots.channels import CAPABILITIES, Capabilities, loggable_chat, pulled_platforms
 from bots.render import fit
 from bots.robots import Throttled
@@ -139,6 +139,47 @@ class _WriteTurns:
                 handed.set_result(None)
                 return
         self._busy = False
+
+
+class _RowParts:
+    """``bots.base.Parts`` for one claimed row: a later part takes its own place in the chat's and the bot's windows
+    (noted as sending first, like every send), and each accepted part is committed to the row's payload (``parts``:
+    the plan and the ids accepted), so a retry (131056, a crash) goes on after them instead of repeating them."""
+
+    def __init__(self, relay: OutboxRelay, row: dict, group: bool) -> None:
+        self.relay, self.row, self.group = relay, row, group
+        self.holding = True  # the place the relay took for the row is held until the send's answer
+        self._first = True
+
+    def done(self, plan: str) -> list[str]:
+        progress = self.row["payload"].get("parts")
+        return list(progress["sent"]) if isinstance(progress, dict) and progress.get("plan") == plan else []
+
+    async def slot(self) -> None:
+        if self._first:
+            self._first = False
+            return
+        relay, row = self.relay, self.row
+        platform, bot, chat_id = row["platform"], row["bot"], row["chat_id"]
+        self.holding = False
+        await relay.limiter.sent(platform, bot, chat_id, group=self.group)  # the last part was answered
+        try:
+            wait = await relay.limiter.acquire(
+                platform, bot, chat_id, relay.max_wait, ready=lambda: relay._mark_sending(row), group=self.group,
+            )
+        except _NotStarted as exc:  # whoever holds the claim now goes on from the parts the row records
+            raise RetryLater(f"the next part could not start: {exc}") from None
+        if wait:
+            raise Paced("the next part of the message waits for its rate", wait)
+        self.holding = True
+
+    async def accepted(self, plan: str, message_id: str) -> None:
+        row = self.row
+        row["payload"] = {**row["payload"], "parts": {"plan": plan, "sent": [*self.done(plan), message_id]}}
+        async with self.relay._transaction(urgent=True) as store:
+            mine = await store.outbox_part_accepted(row["id"], self.relay.relay_id, row["payload"])
+        if not mine:  # taken over: the relay that holds it now goes on from what the row says
+            raise RetryLater("the row was taken over between two parts")
 
 
 class OutboxRelay:
@@ -327,17 +368,19 @@ class OutboxRelay:
         if sender is None or channel is None:
             return await self._finish(row, {"status": "failed", "last_error": f"no sender for {platform}", "attempts": row["attempts"] + 1})
         alert = digestible(row)
+        group = channel.is_group(chat_id)
+        # a sender whose message may become several platform messages paces each part and records its progress
+        parts = _RowParts(self, row, group) if getattr(sender, "sends_parts", False) else None
         try:
             if alert and row["payload"].get("card") and channel.can_edit and await self._card_shown(row) is not None:
                 alert = False  # a change to an alert already shown edits it; it does not queue for a digest
-            send, merged = await self._prepare(sender, channel, row, alert and row["held_since"] is not None)
+            send, merged = await self._prepare(sender, channel, row, alert and row["held_since"] is not None, parts)
         except (SQLAlchemyError, OSError) as exc:  # reading what the message needs failed (the database is away): transient
             self._warnings.warning("prepare", "outbox %s: preparing failed (%s: %s); trying again", row["id"], type(exc).__name__, exc)
             return await self._finish(row, self._retry(row, self._clock.now(), f"prepare: {type(exc).__name__}", None))
         except Exception as exc:  # the payload itself is broken, or the channel cannot carry it: sending it again cannot help
             log.exception("outbox %s: cannot render", row["id"])
             return await self._finish(row, {"status": "failed", "last_error": f"render: {exc}"[:500], "attempts": row["attempts"] + 1})
-        group = channel.is_group(chat_id)
         try:
             # an alert does not wait for its busy group: it queues, and what queued behind it goes out as one digest
             wait = await self.limiter.acquire(
@@ -363,7 +406,8 @@ class OutboxRelay:
             try:
                 message_id = await send()
             finally:  # the send holds its rate places until its answer is back, whatever the answer
-                await self.limiter.sent(platform, bot, chat_id, group=group)
+                if parts is None or parts.holding:  # a later part that found no place holds none
+                    await self.limiter.sent(platform, bot, chat_id, group=group)
         except Undeliverable as exc:
             new_chat_id = getattr(exc, "migrate_to_chat_id", None)
             if new_chat_id and attempts < MAX_ATTEMPTS:  # the bound keeps a chat that moves back and forth finite
@@ -372,8 +416,8 @@ class OutboxRelay:
             values = {"status": "failed", "last_error": str(exc)[:500], "attempts": attempts}
             return await self._finish(row, values, gone=str(exc) if getattr(exc, "chat_gone", False) else None)
         except RetryLater as exc:
-            if isinstance(exc, Throttled):
-                # the sender keeps its own rate (bots/robots.py): a wait, not a failure
+            if isinstance(exc, (Throttled, Paced)):
+                # the sender keeps its own rate (bots/robots.py), or a later part waits for its place: a wait, not a failure
                 return await self._finish(row, self._held(row, alert, exc.seconds or 1.0))
             values = self._retry(row, now, str(exc), exc.seconds)
             if alert and row["held_since"] is None:  # the platform pushed back (429, busy): what queues behind merges too
@@ -392,7 +436,7 @@ class OutboxRelay:
         return values
 
     async def _prepare(
-        self, sender: Sender, channel: Capabilities, row: dict, merge: bool
+        self, sender: Sender, channel: Capabilities, row: dict, merge: bool, parts: _RowParts | None = None,
     ) -> tuple[Callable[[], Awaitable[str | None]], list[int]]:
         """Render for the channel and look up what an edit needs before taking a rate slot, so the send follows the slot at once.
 
@@ -409,6 +453,8 @@ class OutboxRelay:
                 if edits_card_in_place(row["payload"], shown):
                     return self._replace_card(sender, row, shown, message), merged
                 return self._send_and_retire(sender, row, shown, message), merged
+        if parts is not None:
+            return (lambda: sender.send(row["bot"], row["chat_id"], message, parts=parts)), merged  # type: ignore[call-arg]
         return (lambda: sender.send(row["bot"], row["chat_id"], message)), merged
 
     async def _card_shown(self, row: dict) -> str | None:

@@ -13,6 +13,7 @@ from domain.clock import Clock
 from domain.errors import DomainError
 from scheduler.logthrottle import LogThrottle
 from scheduler.order_polling import POLL_KIND
+from scheduler.daily_report import KIND as DAILY_REPORT_KIND
 from services.bus import MessageBus
 from services.replanning import KINDS as REPLAN_KINDS, Replanner
 from services.timers import fire
@@ -27,8 +28,9 @@ async def fire_due_timers(bus: MessageBus, sessions: async_sessionmaker, clock: 
     Replans solve outside any transaction, so the replanner fires those; last, so that a replan queued by
     a timer just fired (an overrun) runs in this sweep."""
     async with sessions() as session:
-        # order polls fetch over HTTP outside any transaction: their own loop fires them (scheduler/order_polling.py)
-        timer_ids = await ScheduleStore(Store(session)).due_timer_ids(clock.now(), exclude_kinds=(*REPLAN_KINDS, POLL_KIND))
+        # order polls fetch over HTTP outside any transaction: their own loop fires them (scheduler/order_polling.py);
+        # the daily report draws its chart outside one too (scheduler/daily_report.py)
+        timer_ids = await ScheduleStore(Store(session)).due_timer_ids(clock.now(), exclude_kinds=(*REPLAN_KINDS, POLL_KIND, DAILY_REPORT_KIND))
     for timer_id in timer_ids:
         try:
             await bus.run(f"timer:{timer_id}", lambda ctx, t=timer_id: fire(ctx, t))

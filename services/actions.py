@@ -9,7 +9,9 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from domain.completion_codes import ItemMark
+from domain.devices import URGENCIES
 from domain.field_work import ReturnReason
+from domain.fees import PaymentMethod
 from domain.model import MAX_ID, ExceptionReason, Language
 from domain.sla import STAGES
 
@@ -250,6 +252,104 @@ class PickMethod(Action):
     method: int
 
 
+# --- parts, van stock and the repair's completion record (issue 14 parts 4-5) ------------------------
+
+
+@dataclass(frozen=True)
+class VanStock(Action):
+    """The technician's van stock (as /stock)."""
+
+
+@dataclass(frozen=True)
+class PartRequestMenu(Action):
+    """A page of the catalogue to request a part from."""
+
+    page: int
+
+
+@dataclass(frozen=True)
+class PartRequestPick(Action):
+    part_id: int
+
+
+@dataclass(frozen=True)
+class PartRequestQty(Action):
+    part_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ApprovePartRequest(Action):
+    request_id: int
+
+
+@dataclass(frozen=True)
+class DeclinePartRequest(Action):
+    request_id: int
+
+
+@dataclass(frozen=True)
+class RepairCause(Action):
+    """The top of the fault tree (natural wear, improper use, damage by a person …), by index."""
+
+    visit_id: int
+    cause: int
+
+
+@dataclass(frozen=True)
+class RepairFault(Action):
+    """A specific fault under the cause picked before, by index."""
+
+    visit_id: int
+    fault: int
+
+
+@dataclass(frozen=True)
+class RepairMethod(Action):
+    visit_id: int
+    method: int
+
+
+@dataclass(frozen=True)
+class RepairPart(Action):
+    """One more of a part from the van on this repair."""
+
+    visit_id: int
+    part_id: int
+
+
+@dataclass(frozen=True)
+class RepairPartsClear(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class RepairPartsDone(Action):
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class RepairOutcomePick(Action):
+    """Fixed, or a return visit (and why: a part missing, more work)."""
+
+    visit_id: int
+    outcome: str
+
+
+@dataclass(frozen=True)
+class RepairBack(Action):
+    """One step back in the repair's record."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class RepairShow(Action):
+    """The repair's record where it stands (after a note was typed, or a part requested meanwhile)."""
+
+    visit_id: int
+
+
 # --- dispatchers ----------------------------------------------------------------------------------
 
 
@@ -474,6 +574,58 @@ class NewCodeFromAlert(Action):
     visit_id: int
 
 
+# --- devices and repair requests (issue 14 parts 1-3) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceMenu(Action):
+    """A device's menu: report a fault, see its history, book maintenance."""
+
+    device_id: int
+
+
+@dataclass(frozen=True)
+class ReportFault(Action):
+    device_id: int
+
+
+@dataclass(frozen=True)
+class DeviceHistory(Action):
+    device_id: int
+
+
+@dataclass(frozen=True)
+class BookMaintenance(Action):
+    device_id: int
+
+
+@dataclass(frozen=True)
+class OtherProduct(Action):
+    """A repair for a product not among the customer's devices: they describe it."""
+
+
+@dataclass(frozen=True)
+class RepairMediaDone(Action):
+    """No more photos for the repair request."""
+
+
+@dataclass(frozen=True)
+class RepairUrgency(Action):
+    level: str  # domain.devices.URGENCIES
+
+
+@dataclass(frozen=True)
+class RepairDay(Action):
+    """Prefer (or no longer prefer) a day for the repair."""
+
+    day: date
+
+
+@dataclass(frozen=True)
+class RepairSend(Action):
+    """Send the repair request as it stands."""
+
+
 # --- every chat -----------------------------------------------------------------------------------
 
 
@@ -483,6 +635,41 @@ class ChooseLanguage(Action):
 
 
 # --- the codec ------------------------------------------------------------------------------------
+
+
+# --- signatures (issue 12 part 6) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AskSignature(Action):
+    """Technician: a single-use signature pad link for the customer of this visit."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class CannotSign(Action):
+    """Technician: the customer is not available to sign (the reason is typed next)."""
+
+    visit_id: int
+
+
+# --- fees (issue 14 part 6) ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordPaymentAsk(Action):
+    """Technician: record what the customer paid on this visit's bill (the method is picked next)."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class PickPaymentMethod(Action):
+    """Technician: how the customer paid (the amount is typed next)."""
+
+    visit_id: int
+    paid_by: PaymentMethod
 
 
 @dataclass(frozen=True)
@@ -545,6 +732,8 @@ RETURN_REASON = member_of(ReturnReason)
 STAGE = one_of(STAGES)
 LANGUAGE = member_of(Language)
 ITEM_MARK = member_of(ItemMark)
+PAYMENT_METHOD = member_of(PaymentMethod)
+URGENCY = one_of(URGENCIES)
 
 
 @dataclass(frozen=True)
@@ -558,6 +747,8 @@ class Format:
 
 # The wire format of buttons already sitting in people's chats: change a prefix or an order and those buttons go stale.
 FORMATS = (
+    Format(AskSignature, "sig", (ID,)),
+    Format(CannotSign, "sgx", (ID,)),
     Format(Book, "bk", (ID,)),
     Format(PickSlot, "sl", (ID, MOMENT, MOMENT)),
     Format(Reschedule, "rs", (ID,)),
@@ -630,6 +821,35 @@ FORMATS = (
     Format(RestartItemCheck, "itmr", (ID,)),
     Format(CompleteForThem, "ccf", (ID,)),
     Format(NewCodeFromAlert, "ccr", (ID,)),
+    # devices and repair requests (issue 14 parts 1-3)
+    Format(DeviceMenu, "dv", (ID,)),
+    Format(ReportFault, "dvf", (ID,)),
+    Format(DeviceHistory, "dvh", (ID,)),
+    Format(BookMaintenance, "dvm", (ID,)),
+    Format(OtherProduct, "dvo"),
+    Format(RepairMediaDone, "rpm"),
+    Format(RepairUrgency, "rpu", (URGENCY,)),
+    Format(RepairDay, "rpy", (DAY,)),
+    Format(RepairSend, "rps"),
+    # parts, van stock and the repair's completion record (issue 14 parts 4-5)
+    Format(VanStock, "stk"),
+    Format(PartRequestMenu, "prm", (INDEX,)),
+    Format(PartRequestPick, "prp", (ID,)),
+    Format(PartRequestQty, "prq", (ID, number(1, 20))),
+    Format(ApprovePartRequest, "pra", (ID,)),
+    Format(DeclinePartRequest, "prd", (ID,)),
+    Format(RepairCause, "rcc", (ID, INDEX)),
+    Format(RepairFault, "rcf", (ID, INDEX)),
+    Format(RepairMethod, "rcm", (ID, INDEX)),
+    Format(RepairPart, "rcp", (ID, ID)),
+    Format(RepairPartsClear, "rcx", (ID,)),
+    Format(RepairPartsDone, "rcd", (ID,)),
+    Format(RepairOutcomePick, "rco", (ID, one_of(("fixed", "missing_part", "more_work")))),
+    Format(RepairBack, "rcb", (ID,)),
+    Format(RepairShow, "rcs", (ID,)),
+    # fees (issue 14 part 6)
+    Format(RecordPaymentAsk, "pay", (ID,)),
+    Format(PickPaymentMethod, "paym", (ID, PAYMENT_METHOD)),
 )
 BY_KIND = {wire.kind: wire for wire in FORMATS}
 BY_PREFIX = {wire.prefix: wire for wire in FORMATS}

@@ -33,6 +33,7 @@ from services.bus import MessageBus
 from services.context import HandlerContext
 from services.handlers import candidates
 from services.replanning import book_urgent
+from storage.fees import job_bills
 from storage.repository import Store
 
 # visits of these kinds wait for the job's delivery
@@ -49,6 +50,7 @@ class ServiceRequest:
     duration_minutes: int | None = None
     crew_size: int = 1
     min_gap_minutes: int = 0  # after the visit it depends on ends (installation after delivery)
+    categories: tuple[str, ...] = ()  # product categories of the order lines it serves; none: the job's product
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class OrderRequest:
     notes: str = ""
     volume_liters: int | None = None
     priority: str = "normal"  # urgent: served within the next opening hours, without the customer booking
+    part: int = 1  # an order at several addresses makes one job per address (services.intake)
+    part_address: str | None = None  # the line address a part > 1 was made for, as the order gave it
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ async def renew_customer_link(ctx: HandlerContext, event: ev.Event) -> list[ev.E
 async def create_order(store: Store, request: OrderRequest, now: datetime, policy: ServicePolicy) -> OrderResult:
     """Create the job and its linked visits, and say what happened in ``events`` (for the unit of work to
     record and react to); a repeat of (source, external_ref) returns the same job and no events."""
-    existing = await store.job_by_ref(request.source, request.external_ref)
+    existing = await store.job_by_ref(request.source, request.external_ref) if request.part == 1 else None
     if existing is not None:
         # the same order posted again gets the link already handed out, never a second one
         existing_id = stored_id(existing)
@@ -131,7 +135,7 @@ async def create_order(store: Store, request: OrderRequest, now: datetime, polic
             request.source, request.external_ref, stored_id(customer), request.address, request.lat, request.lon,
             request.region, request.product_category, request.product_name, request.brand,
             items=list(request.items), notes=request.notes, created_at=now, volume_liters=request.volume_liters,
-            priority=request.priority,
+            priority=request.priority, part=request.part, part_address=request.part_address,
         )
     )
     job_id = stored_id(job)
@@ -149,6 +153,7 @@ async def create_order(store: Store, request: OrderRequest, now: datetime, polic
             Visit(
                 job_id, kind.value, sequence, service.duration_minutes or DEFAULT_SERVICE_MINUTES[kind],
                 depends_on_visit_id=depends_on, crew_size=service.crew_size, min_gap_minutes=service.min_gap_minutes,
+                categories=list(service.categories),
             )
         )
         if kind is ServiceKind.DELIVERY:
@@ -197,9 +202,9 @@ async def create_dispatcher(store: Store, *, name: str, now: datetime, policy: S
 
 
 async def create_dispatch_group(
-    store: Store, *, name: str, region: str | None, language: str, now: datetime, policy: ServicePolicy
+    store: Store, *, name: str, region: str | None, language: str, now: datetime, policy: ServicePolicy, purpose: str = "dispatch"
 ) -> tuple[DispatchGroup, str]:
-    group = await store.add(DispatchGroup(name, region, Language.from_code(language).value))
+    group = await store.add(DispatchGroup(name, region, Language.from_code(language).value, purpose=purpose))
     return group, await store.issue_token("group", stored_id(group), now, policy.staff_link_ttl)
 
 
@@ -229,6 +234,8 @@ async def job_details(store: Store, job_id: int) -> dict[str, Any]:
         "product": {"name": job.product_name, "category": job.product_category, "brand": job.brand},
         "volume_liters": job.volume_liters,
         "region": job.region,
+        "address": job.address_text,
+        "part": job.part,
         "created_at": job.created_at,
         "visits": [
             {
@@ -257,6 +264,7 @@ async def job_details(store: Store, job_id: int) -> dict[str, Any]:
             {"type": e["type"], "visit_id": e["visit_id"], "data": e["data"], "occurred_at": e["occurred_at"]}
             for e in await store.timeline(job_id)
         ],
+        "bills": await job_bills(store, job_id),  # one per completed visit the price list billed (issue 14 part 6)
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from domain import commands as c
 from domain import events as ev
@@ -27,7 +28,7 @@ from domain.completion_codes import (
     MAX_WRONG_PER_TECHNICIAN_DAY,
 )
 from domain.errors import DomainError, IllegalTransition, InvalidInput, NotAllowed, NotFound
-from domain.model import ChatBinding, Dispatcher, Job, ProblemReport, ServiceKind, Technician, Visit, VisitStatus, stored_id
+from domain.model import ChatBinding, Customer, Dispatcher, Job, ProblemReport, ServiceKind, Technician, Visit, VisitStatus, stored_id
 from services import actions as a
 from services.actions import encode
 from services.bus import Reaction, handles
@@ -129,6 +130,39 @@ async def resend_completion_code(ctx: HandlerContext, cmd: c.ResendCompletionCod
                                                                  "technician_id": visit.technician_id})]
 
 
+CODE_REPEAT = timedelta(minutes=1)  # /code again within this of the last code sent: it is just above, nothing new is made
+
+
+async def send_my_completion_codes(ctx: HandlerContext, cmd: c.SendMyCompletionCodes) -> list[ev.Event]:
+    """The customer's /code. Codes are kept only as salted hashes, so the current code is a fresh one in place of the
+    old (which stops working), sent by ``send_new_code`` to the customer's own chats only. Not when the last one went
+    out less than a minute ago (it is just above), nor past the resends a visit allows; nothing waiting: said so."""
+    customer = await ctx.store.get(Customer, cmd.customer_id)
+    if customer is None:
+        raise NotFound("customer_not_found")
+    visits = [v for job in await ctx.store.jobs_of_customer(cmd.customer_id) for v in await ctx.store.visits_of_job(stored_id(job))
+              if v.state in CODE_STATES]
+    store = CodeStore(ctx.store)
+    codes = await store.codes_of(stored_id(v) for v in visits)
+    waiting = [v for v in visits if stored_id(v) in codes and codes[stored_id(v)].pending]
+    if not waiting:
+        raise DomainError("completion_code_none")
+    events: list[ev.Event] = []
+    refusal = "completion_code_resend_limit"
+    for visit in waiting:
+        code = codes[stored_id(visit)]
+        if ctx.now - code.issued_at < CODE_REPEAT:
+            refusal = "completion_code_just_sent"
+            continue
+        if code.resends >= MAX_RESENDS:
+            continue
+        events.append(ev.CompletionCodeRequested(visit.job_id, visit.id, {"by": "customer", "dispatcher_id": None,
+                                                                          "technician_id": visit.technician_id}))
+    if not events:
+        raise DomainError(refusal)
+    return events
+
+
 async def complete_for_technician(ctx: HandlerContext, cmd: c.CompleteForTechnician) -> list[ev.Event]:
     """A dispatcher's way out of a lockout (or a customer who cannot get the code): the visit completes as its technician
     would, the checklist and a repair's codes still required, and the code is recorded as waived, by whom."""
@@ -203,6 +237,7 @@ HANDLERS = (
     handles(c.SetCompletionCodePolicy, set_completion_code_policy),
     handles(c.CompleteWithCode, complete_with_code),
     handles(c.ResendCompletionCode, resend_completion_code),
+    handles(c.SendMyCompletionCodes, send_my_completion_codes),
     handles(c.CompleteForTechnician, complete_for_technician),
     handles(c.CheckDeliveredItems, check_delivered_items),
 )

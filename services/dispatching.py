@@ -238,6 +238,6 @@ async def fire_assist(ctx: HandlerContext, timer: TimerRow, visit: Visit) -> lis
     })]
     if following:
         events.append(ev.AssistanceRequested(visit.job_id, visit.id, {
-            "technician_id": requester, "candidates": following, "asked": [*asked, *following],
+            "technician_id": requester, "candidates": following, "asked": [*asked, *following], "why": timer["payload"].get("why"),
         }))
     return events

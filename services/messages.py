@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from domain.commands import Command
+from domain.masking import mask_phone
 
 # A translatable text, and the other values a message carries, as the JSON they are stored in (outbox payloads):
 # {"key": catalog key, "params": {name: value}}, where a value may be such a text again, a moment or a span.
@@ -26,6 +27,12 @@ class ChatRef:
     def __str__(self) -> str:
         return f"{self.platform}:{self.bot}:{self.chat_id}"
 
+    def loggable(self, phone_platforms: Collection[str] | None) -> str:
+        """The chat as a log line may show it: the id masked where the platform's chat ids are phone numbers
+        (``phone_platforms``, from the channels' capability records; None: not known here, so every id is masked)."""
+        masked = phone_platforms is None or self.platform in phone_platforms
+        return f"{self.platform}:{self.bot}:{mask_phone(self.chat_id) if masked else self.chat_id}"
+
 
 class InboundKind(str, enum.Enum):
     TEXT = "text"
@@ -34,7 +41,8 @@ class InboundKind(str, enum.Enum):
     PHOTO = "photo"
     LOCATION = "location"
     CONTACT = "contact"
-    UNSUPPORTED = "unsupported"  # stickers, voice, files...
+    UNSUPPORTED = "unsupported"  # stickers, video, files...
+    VOICE = "voice"  # a voice note or audio: fetched and kept like a photo where a step takes one (issue 14)
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,23 @@ class Button:
 
 
 Keyboard = tuple[tuple[Button, ...], ...]  # rows of buttons
+
+# Button data that opens a web page instead of coming back as an action: "link:<url>" opens it in the browser, "app:<url>"
+# inside the chat where the channel can (an in-chat web app), else as a link. Where a channel has no link buttons the
+# renderer lists "label: url" in the text (bots/render.py). No action's prefix (services/actions.py) is "link" or "app".
+LINK_PREFIX, APP_PREFIX = "link:", "app:"
+
+
+def link_button(label: Text, url: str, *, app: bool = False) -> Button:
+    return Button(label, f"{APP_PREFIX if app else LINK_PREFIX}{url}")
+
+
+def link_of(data: str) -> tuple[str, bool] | None:
+    """(url, opens as an in-chat app) of a link button's data; None for an action's."""
+    for prefix, app in ((APP_PREFIX, True), (LINK_PREFIX, False)):
+        if data.startswith(prefix):
+            return data[len(prefix):], app
+    return None
 
 
 @dataclass(frozen=True)

@@ -533,7 +533,9 @@ async def tell_customer_return_visit(ctx: HandlerContext, event: ev.Event) -> li
 async def ask_colleagues_to_assist(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
     """A call for help to free skilled colleagues: the district and the job, and Join; whoever joins gets the address."""
     job, visit = await _job_and_visit(ctx, event)
-    text = with_brief(t("tech.assist_offer", visit=visit.id, kind=kind_label(visit.kind), product=job.product_name,
+    # the order made the crew bigger (services.crew_growth): nobody asked, the visit needs more hands
+    key = "tech.assist_offer_crew" if event.data.get("why") == "crew_grown" else "tech.assist_offer"
+    text = with_brief(t(key, visit=visit.id, kind=kind_label(visit.kind), product=job.product_name,
                         slot=span(*booked_slot(visit)), region=job.region, technician=await _technician_name(ctx, event)), job)
     keyboard = buttons([Button(t("btn.join_crew"), encode(a.JoinCrew(stored_id(visit))))])
     out = []

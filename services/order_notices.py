@@ -7,6 +7,7 @@ from typing import Any
 
 from domain import events as ev
 from domain.model import Job, Visit, VisitStatus, stored_id
+from domain.orders import ADDRESS_REMOVED
 from services import actions as a
 from services.actions import encode
 from services.context import HandlerContext
@@ -82,7 +83,10 @@ async def tell_technicians_order_updated(ctx: HandlerContext, event: ev.Event) -
 async def alert_dispatchers_order_cancelled(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
     """The source called it off: a slot may be free now. Its technicians and customer hear through VisitCancelled."""
     job = await ctx.store.load(Job, event.job_id)
-    text = t("order.group_cancelled", order=job.external_ref, source=event.data["source"], reason=event.data.get("reason") or "-",
+    reason: Text | str = event.data.get("reason") or "-"
+    if reason == ADDRESS_REMOVED:  # not the source's words: this address went out of an order at several (services.intake)
+        reason = t("order.reason_address_removed")
+    text = t("order.group_cancelled", order=job.external_ref, source=event.data["source"], reason=reason,
              visits=len(event.data["visits"]), **await _masked_job(ctx, job))
     return await _region_alert(ctx, job.region, text)
 

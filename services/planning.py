@@ -60,8 +60,9 @@ def _technician_skills(tech: Technician, brands: set[str]) -> frozenset[str]:
 
 def visit_skills(visit: Visit, job: Job) -> frozenset[str]:
     skills = {f"kind:{visit.kind}"}
-    if visit.service_kind is not ServiceKind.DELIVERY and job.product_category:
-        skills.add(f"cat:{job.product_category}")
+    if visit.service_kind is not ServiceKind.DELIVERY:
+        # a grouped visit needs the categories of its own lines (Technician.can_do), not only the job's product's
+        skills.update(f"cat:{category}" for category in visit.categories_needed(job.product_category) if category)
     if visit.service_kind is not ServiceKind.DELIVERY and job.brand:
         skills.add(f"{BRAND}{job.brand}")
     return frozenset(skills)

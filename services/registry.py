@@ -8,6 +8,11 @@ from domain import commands as c
 from domain import events as ev
 from services import backoffice, callbacks, completion_codes, dispatching, evidence, handlers, notifications as tell, relay_threads, replanning, timers
 from services import intake, order_notices, robot_links
+from services import devices
+from services import signatures
+from services import maintenance
+from services import parts  # parts, van stock and repair completion records (issue 14 parts 4-5)
+from services import fees
 from services.bus import Handler, Reaction, Reactions, handles
 
 HANDLERS: dict[type[c.Command], Handler] = dict([
@@ -31,6 +36,11 @@ HANDLERS: dict[type[c.Command], Handler] = dict([
     *callbacks.HANDLERS,  # status callbacks to order sources (issue 13 part 5)
     *completion_codes.HANDLERS,  # completion codes and the delivered-item check (issue 13 part 6)
     *intake.HANDLERS,  # orders from sources: place, cancel, review (issue 13 part 4)
+    *signatures.HANDLERS,  # the customer signs on the technician's phone (issue 12 part 6)
+    *devices.HANDLERS,  # devices, QR codes, repair requests from chat (issue 14 parts 1-3)
+    *maintenance.HANDLERS,  # preventive maintenance plans (issue 14 part 8)
+    *parts.HANDLERS,  # parts and stock, part requests, repair completion records, fault trees (issue 14 parts 4-5)
+    *fees.HANDLERS,  # price lists, bills and payments (issue 14 part 6)
 ])
 
 # Who is told what. An event's reactions run in this order, which is the order of their messages in the
@@ -151,13 +161,19 @@ SILENT: frozenset[type[ev.Event]] = frozenset({
     ev.DeliveredItemsChecked,  # the customer is answered in their chat; a problem found raises ExceptionReported, which alerts
     ev.CallbackResent,  # whoever resent them is answered (the API, or the dispatcher who pressed Resend)
 })
+SILENT = SILENT | devices.SILENT  # devices (issue 14): retiring and renewing a code are answered by the API
+SILENT = SILENT | parts.SILENT  # parts: the ledger and the repair record are answered where they were made
+SILENT = SILENT | maintenance.SILENT  # maintenance plans: the inspection job is told like any order's
+SILENT = SILENT | fees.SILENT  # fees: a price-list entry is answered by the API
+# signatures (issue 12 part 6): the technician who gave the reason is answered in their chat; the job page shows it
+SILENT = SILENT | {ev.SignatureSkipped}
 
 
 def reactions() -> Reactions:
     """A fresh table (a test may add its own reaction without touching anyone else's); messages before timers."""
     table = Reactions()
     # completion codes and the delivered-item check (issue 13 part 6) after the notifications of the same events
-    for reaction, event_types in (*NOTIFICATIONS, *completion_codes.REACTIONS, *TIMERS):
+    for reaction, event_types in (*NOTIFICATIONS, *completion_codes.REACTIONS, *devices.REACTIONS, *signatures.REACTIONS, *parts.REACTIONS, *fees.REACTIONS, *TIMERS):
         table.add(reaction, *event_types)
     # the order source hears each milestone after the people (services/callbacks.py)
     # (JobCompleted and JobClosed tell nobody in a chat: the customer's confirmation and the closing dispatcher are

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from domain.model import MAX_ID
-from services import actions as a
+from services import actions as a, signed_links
 from domain import events as ev
 from services.context import HandlerContext
 from services.messages import ChatRef, Outbound, Purpose, Rendered, t
@@ -21,7 +18,6 @@ SECRET_NAME = "robot-links"  # the server secret (server_secrets) the links are 
 PATH = "/robot/a/"  # where a link's confirmation page is served (webhooks/robot_actions.py)
 DEFAULT_TTL = timedelta(hours=24)
 ALERT_TEXT_CHARS = 4000  # what the page shows of the alert; robots cut theirs at about this size too
-MAC_CHARS = 32  # 192 bits of base64url
 
 # What a robot alert offers and a link's page can do (conversations/robot_actions.py says how, one entry each).
 # The steps a Telegram group walks through after these (pick a technician, a day, type a reason) are the page's form.
@@ -44,23 +40,12 @@ def alert_digest(route: str, text: str) -> str:
 
 def _mac(key: bytes, link: RobotLinkRow) -> str:
     # over every column that says what the link does, to whom and until when: a changed row no longer matches its links
-    signed = f"robot-action:{link['id']}:{link['route']}:{link['action']}:{link['alert_digest']}:{int(link['expires_at'].timestamp())}"
-    return base64.urlsafe_b64encode(hmac.new(key, signed.encode(), hashlib.sha256).digest()).decode()[:MAC_CHARS]
+    return signed_links.mac(key, "robot-action", link["id"], link["route"], link["action"], link["alert_digest"],
+                            int(link["expires_at"].timestamp()))
 
 
 def token_for(key: bytes, link: RobotLinkRow) -> str:
-    return f"{link['id']}.{_mac(key, link)}"
-
-
-def parse_token(token: str) -> tuple[int, str] | None:
-    """(link id, signature) of a well-formed token; None for anything else (never a lookup of garbage)."""
-    ident, dot, mac = token.partition(".")
-    if not dot or not (ident.isascii() and ident.isdigit()) or len(ident) > len(str(MAX_ID)) or len(mac) != MAC_CHARS:
-        return None
-    if not all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in mac):
-        return None
-    link_id = int(ident)
-    return (link_id, mac) if 1 <= link_id <= MAX_ID else None
+    return signed_links.token(link["id"], _mac(key, link))
 
 
 async def link_key(store: Store, now: datetime) -> bytes:
@@ -70,11 +55,11 @@ async def link_key(store: Store, now: datetime) -> bytes:
 async def verified(store: Store, token: str, now: datetime) -> RobotLinkRow | None:
     """The link a token names, if its signature holds (compared in constant time); used or expired links included:
     what happened to them is the page's to say."""
-    parsed = parse_token(token)
+    parsed = signed_links.parse_token(token)
     if parsed is None:
         return None
     link = await RobotLinkStore(store).link(parsed[0])
-    if link is None or not hmac.compare_digest(_mac(await link_key(store, now), link).encode(), parsed[1].encode()):
+    if link is None or not signed_links.matches(_mac(await link_key(store, now), link), parsed[1]):
         return None
     return link
 

@@ -14,6 +14,7 @@ from domain.sla import completion_deadline, policy_for, tier_moments
 from domain import commands as c
 from domain.errors import DomainError, NotAllowed
 from domain.model import Dispatcher
+from services import maintenance
 from services.context import HandlerContext
 from services.handlers import _offer_next, expire_offers
 from services.lookups import Inconsistent, booked_slot, visit_of
@@ -141,6 +142,11 @@ async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
         return [ev.DayPlanDue(todays[0].job_id, None, {"technician_id": technician_id, "day": day})]
     if timer["kind"] == "grab":
         return await expire_offers(ctx, _named(timer, "visit_id"))
+    if timer["kind"] == maintenance.TIMER:
+        plan_id = timer["payload"].get("plan_id")
+        if not isinstance(plan_id, int):
+            raise Inconsistent(f"timer {timer['key']} ({timer['kind']}) has no plan_id")
+        return await maintenance.generate(ctx, plan_id)
     visit = await ctx.store.load(Visit, _named(timer, "visit_id"))
     if timer["kind"] in ("booking", "confirm"):
         return await fire_chase(ctx, timer, visit)
@@ -267,7 +273,8 @@ async def set_assist_timer(ctx: HandlerContext, event: ev.Event) -> list[ev.Even
     await schedule.set_timer(
         key=f"assist:{visit_id}:{int(ctx.now.timestamp())}:{len(asked)}", kind="assist", due_at=ctx.now + ctx.policy.assist_timeout,
         now=ctx.now, visit_id=visit_id,
-        payload={"technician_id": event.data.get("technician_id"), "offered": list(event.data["candidates"]), "asked": list(asked)},
+        payload={"technician_id": event.data.get("technician_id"), "offered": list(event.data["candidates"]), "asked": list(asked),
+                 "why": event.data.get("why")},  # crew_grown: the order made the crew bigger (services.crew_growth)
     )
     return []
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from domain.access import region_allowed
 from domain.field_work import job_brief, open_crew_seats
 from domain.lifecycle import DONE, not_before
-from domain.model import ChecklistStep, Customer, Dispatcher, Job, ProblemReport, Rating, Technician, Visit, VisitStatus, stored_id
+from domain.model import ChecklistStep, Customer, DispatchGroup, Dispatcher, Job, ProblemReport, Rating, Technician, Visit, VisitStatus, stored_id
 from domain.policy import ServicePolicy
 from domain.slots import free_slots
 from services import accounts, booking, dispatching
@@ -18,6 +18,7 @@ from services.handlers import candidates
 from services.lookups import booking_of
 from services.messages import ChatRef
 from storage.completion_codes import code_states, unchecked_deliveries
+from storage.signatures import signature_states
 from storage.repository import Store
 
 CUSTOMER_JOBS_SHOWN = 5
@@ -218,6 +219,8 @@ async def _bookable_times(
 class TechnicianViewRequest:
     chat: ChatRef
     token: str | None = None  # /start <token>: whose link it is, technician's or dispatcher's
+    user_id: str | None = None  # who wrote (for /board: the account bound to them)
+    board: bool = False  # /board: look up the sign-in link of the dispatch board for this person
 
 
 @dataclass(frozen=True)
@@ -257,9 +260,27 @@ class TechnicianView:
     visits: tuple[TechVisit, ...]
     # visits that complete only with the customer's code, by how it stands: pending | locked (services.completion_codes)
     codes: Mapping[int, str] = field(default_factory=dict)
+    # visits whose signature is required and missing, signed or skipped (domain.signatures.SignatureState; absent: optional)
+    signatures: Mapping[int, str] = field(default_factory=dict)
+    # /board: where the dispatch board opens for the writer, signed in by the chat (None: no active account is bound to them)
+    board_url: str | None = None
 
     def visit(self, visit_id: int | None) -> TechVisit | None:
         return next((v for v in self.visits if v.id == visit_id), None)
+
+
+BOARD_SIGN_IN = "/signin/webapp?next=/board"  # the sign-in page that verifies the in-chat app's data, then the board
+
+
+async def _board_url(store: Store, request: TechnicianViewRequest, policy: ServicePolicy) -> str | None:
+    """The dispatch board's in-chat sign-in link for the writer when an active account is bound to them (absolute with the
+    shop's public address: an in-chat app opens only a full https address; the channel degrades it otherwise)."""
+    if request.user_id is None:
+        return None
+    row = await accounts.account_of_chat_user(store, request.chat.platform, request.chat.bot, request.user_id)
+    if row is None or row["disabled_at"] is not None:
+        return None
+    return f"{policy.public_url.rstrip('/')}{BOARD_SIGN_IN}" if policy.public_url else BOARD_SIGN_IN
 
 
 async def load_technician_view(store: Store, request: TechnicianViewRequest, policy: ServicePolicy, now: datetime) -> TechnicianView:
@@ -270,9 +291,10 @@ async def load_technician_view(store: Store, request: TechnicianViewRequest, pol
             if await store.find_token(request.token, purpose):
                 token_kind = purpose
                 break
+    board_url = await _board_url(store, request, policy) if request.board else None
     binding = await store.binding(chat.platform, chat.bot, chat.chat_id, "technician")
     if binding is None:
-        return TechnicianView(None, "", token_kind, "", ())
+        return TechnicianView(None, "", token_kind, "", (), board_url=board_url)
     technician = await store.load(Technician, binding.subject_id)
     technician_id = stored_id(technician)
     # grab offers: the visit has no technician yet, but this one may take it
@@ -307,7 +329,8 @@ async def load_technician_view(store: Store, request: TechnicianViewRequest, pol
             )
         )
     codes = await code_states(store, [stored_id(v) for v in mine], technician_id, now.astimezone(policy.tz).date().isoformat())
-    return TechnicianView(technician_id, technician.name, token_kind, "", tuple(cards), codes)
+    signatures = await signature_states(store, mine, jobs, policy.signatures)
+    return TechnicianView(technician_id, technician.name, token_kind, "", tuple(cards), codes, signatures, board_url=board_url)
 
 
 def _lead_name(leads: dict[int, Technician], visit: Visit) -> str:
@@ -390,7 +413,7 @@ class RatingBrief:
 class DispatcherView:
     group_id: int | None
     dispatcher_id: int | None  # the person who wrote or pressed, when registered as a dispatcher
-    token_kind: str | None
+    token_kind: str | None  # "group", "reports_group" (the managers' group) or "dispatcher" for a /start with a valid token
     exception: ExceptionInfo | None
     visit: VisitContacts | None = None
     job: JobBrief | None = None
@@ -424,8 +447,12 @@ async def load_dispatcher_view(store: Store, request: DispatcherViewRequest, pol
     token_kind = None
     if request.token:
         for purpose in ("group", "dispatcher"):
-            if await store.find_token(request.token, purpose):
+            if link := await store.find_token(request.token, purpose):
                 token_kind = purpose
+                if purpose == "group":
+                    # the managers' group is bound alike but told what it gets: the daily report, not alerts
+                    bound = await store.get(DispatchGroup, link["subject_id"])
+                    token_kind = "reports_group" if bound is not None and bound.purpose == "reports" else purpose
                 break
     exception = contacts = None
     job: JobBrief | None = None

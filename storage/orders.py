@@ -65,6 +65,16 @@ class OrderStore:
     async def update_intake(self, intake_id: int, **values: Any) -> None:
         await self.session.execute(update(t.order_intakes).where(t.order_intakes.c.id == intake_id).values(**values))
 
+    async def review_queue(self, limit: int = 200) -> list[Row]:
+        """Orders of every source waiting for the merchant's review, oldest first (the board's review queue)."""
+        statement = (
+            select(t.order_intakes)
+            .where(t.order_intakes.c.state == "pending_review")
+            .order_by(t.order_intakes.c.received_at, t.order_intakes.c.id)
+            .limit(limit)
+        )
+        return [dict(r) for r in (await self.session.execute(statement)).mappings()]
+
     async def queue(self, source: str, state: str, limit: int = 200) -> list[Row]:
         statement = (
             select(t.order_intakes)

@@ -200,7 +200,8 @@ class Store:
             (
                 await self.session.execute(
                     select(model.DispatchGroup).where(
-                        or_(t.dispatch_groups.c.region == region, t.dispatch_groups.c.region.is_(None))
+                        or_(t.dispatch_groups.c.region == region, t.dispatch_groups.c.region.is_(None)),
+                        t.dispatch_groups.c.purpose == "dispatch",  # the managers' groups get reports, not alerts
                     )
                 )
             ).scalars()
@@ -216,11 +217,17 @@ class Store:
     # --- jobs and visits -----------------------------------------------------------------------
 
     async def job_by_ref(self, source: str, external_ref: str) -> model.Job | None:
+        """The order's job at its own address (part 1); ``jobs_by_ref`` has the jobs at its lines' other addresses too."""
         return (
             await self.session.execute(
-                select(model.Job).where(t.jobs.c.source == source, t.jobs.c.external_ref == external_ref)
+                select(model.Job).where(t.jobs.c.source == source, t.jobs.c.external_ref == external_ref, t.jobs.c.part == 1)
             )
         ).scalar_one_or_none()
+
+    async def jobs_by_ref(self, source: str, external_ref: str) -> list[model.Job]:
+        """Every job of one order, one per address, the order's own address (part 1) first."""
+        statement = select(model.Job).where(t.jobs.c.source == source, t.jobs.c.external_ref == external_ref).order_by(t.jobs.c.part)
+        return list((await self.session.execute(statement)).scalars())
 
     async def visits_of_job(self, job_id: int) -> list[model.Visit]:
         return list(
@@ -542,6 +549,14 @@ class Store:
         row = (await self.session.execute(statement)).mappings().first()
         return shaped(row, InboxRow) if row else None
 
+    async def inbox_blank_text(self, platform: str, bot: str, update_id: str) -> None:
+        """Forget what an update's text said (a completion code typed), keeping the row that makes a replay change nothing."""
+        row = await self.inbox_row(platform, bot, update_id)
+        if row is None or not row["payload"].get("text"):
+            return
+        payload = {**row["payload"], "text": ""}  # still an Inbound's shape (Inbound.from_dict), with nothing typed in it
+        await self.session.execute(update(t.inbox).where(t.inbox.c.id == row["id"]).values(payload=payload))
+
     async def inbox_mark(self, inbox_id: int, status: str, now: datetime, error: str | None = None) -> None:
         await self.session.execute(
             update(t.inbox)
@@ -649,6 +664,16 @@ class Store:
     async def outbox_sending(self, outbox_id: int, relay_id: str, now: datetime, until: datetime) -> bool:
         """The relay is about to send the row: note it, and renew the lease for the send; False if the claim is no longer its."""
         result = await self.session.execute(_OUTBOX_SENDING, {"p_id": outbox_id, "p_relay_id": relay_id, "p_now": now, "p_until": until})
+        return _rowcount(result) == 1
+
+    async def outbox_part_accepted(self, outbox_id: int, relay_id: str, payload: Json) -> bool:
+        """One part of a message that goes out as several was accepted: its progress (in ``payload``) is kept and the
+        send counts as finished up to here, while the claim stays; False if the claim is no longer this relay's."""
+        result = await self.session.execute(
+            update(t.outbox)
+            .where(t.outbox.c.id == outbox_id, t.outbox.c.claimed_by == relay_id, t.outbox.c.status == "pending")
+            .values(payload=payload, sending_since=None)
+        )
         return _rowcount(result) == 1
 
     async def outbox_count_maybe_sent(self, outbox_ids: list[int]) -> None:

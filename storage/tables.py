@@ -6,12 +6,15 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -96,6 +99,8 @@ dispatch_groups = Table(
     Column("name", String(200), nullable=False),
     Column("region", String(100)),
     Column("language", String(8), nullable=False, default="en"),
+    # dispatch: alerts go there; reports: the managers' group, which gets the daily report and no alerts (migration 0024)
+    Column("purpose", String(20), nullable=False, default="dispatch", server_default="dispatch"),
 )
 
 chat_bindings = Table(
@@ -159,7 +164,15 @@ jobs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("volume_liters", Integer),  # cargo the delivery takes up in a vehicle
     Column("priority", String(10), nullable=False, default="normal", server_default="normal"),  # normal | urgent
-    UniqueConstraint("source", "external_ref", name="uq_jobs_source_ref"),
+    # an order with lines at several addresses is one job per address (migration 0022): part 1 at the order's address,
+    # 2… at the lines' own, each keeping the address as the order named it so that an update finds its job again
+    Column("part", Integer, nullable=False, default=1, server_default="1"),
+    Column("part_address", String(500)),
+    UniqueConstraint("source", "external_ref", "part", name="uq_jobs_source_ref_part"),
+    # the back office's job list filters (migration 0026); a source filter uses the unique index above
+    Index("ix_jobs_region_status", "region", "status"),
+    Index("ix_jobs_status", "status"),
+    Index("ix_jobs_customer_id", "customer_id"),
 )
 
 visits = Table(
@@ -173,7 +186,7 @@ visits = Table(
     Column("status", String(20), nullable=False),
     Column("depends_on_visit_id", Integer, ForeignKey("visits.id")),
     Column("technician_id", Integer, ForeignKey("technicians.id"), index=True),
-    Column("slot_start", UTCDateTime),
+    Column("slot_start", UTCDateTime, index=True),  # the job list's day filter (migration 0026)
     Column("slot_end", UTCDateTime),
     Column("declined_by", JSON, nullable=False),
     Column("checkin_distance_m", Float),
@@ -193,6 +206,8 @@ visits = Table(
     Column("repair_method", String(60)),  # repairs: what was done about it
     Column("late_minutes", Integer, nullable=False, default=0, server_default="0"),  # delays the technician announced
     Column("appointment_confirmed_at", UTCDateTime),  # the customer confirmed the appointment (migration 0011)
+    # product categories of the order lines the visit serves (migration 0022); empty: the job's product category
+    Column("categories", JSON, nullable=False, default=list, server_default="[]"),
     Column("version", Integer, nullable=False, default=0),
 )
 
@@ -630,6 +645,271 @@ api_tokens = Table(
     Column("created_by", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+)
+
+# --- signatures (issue 12 part 6, migration 0023): the customer signs on the technician's phone -------------------
+
+signature_requests = Table(
+    "signature_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False, index=True),
+    Column("technician_id", Integer, ForeignKey("technicians.id"), nullable=False),  # who asked: told when it is saved
+    Column("stage", String(20), nullable=False),  # delivery | completion (domain/signatures.py)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),  # the pad saved a signature with it: the link works once
+)
+
+signatures = Table(
+    "signatures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False, index=True),
+    Column("request_id", Integer, ForeignKey("signature_requests.id"), unique=True),  # null: skipped in the chat
+    Column("technician_id", Integer, ForeignKey("technicians.id"), nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("png", LargeBinary),  # the checked PNG; null when the customer could not sign (skip_reason says why)
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("skip_reason", String(500)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+signature_sources = Table(
+    "signature_sources",
+    metadata,
+    Column("source", String(100), primary_key=True),  # an order source; overrides FIELDCHAT_SIGNATURES for its orders
+    Column("policy", String(200), nullable=False),  # off | all | service kinds, comma separated
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- devices (issue 14 parts 1-3): one file per customer and device, their sites, and each device's own timeline ---
+
+device_sites = Table(
+    "device_sites",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("name", String(200), nullable=False, default=""),  # an area of the address ("roof"): "" for the address itself
+    Column("address_text", String(500), nullable=False),
+    Column("address_key", String(500), nullable=False),  # the address as compared (domain.orders.address_key)
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("region", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("customer_id", "address_key", "name", name="uq_device_sites_place"),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("site_id", Integer, ForeignKey("device_sites.id"), nullable=False, index=True),
+    Column("product_category", String(100), nullable=False),
+    Column("product_name", String(200), nullable=False),
+    Column("brand", String(200)),
+    Column("model", String(200)),
+    Column("serial", String(200)),
+    Column("installed_on", Date),
+    Column("warranty_until", Date),
+    Column("location", String(200), nullable=False, default=""),
+    Column("status", String(20), nullable=False),  # active | retired
+    Column("source_visit_id", Integer, unique=True),  # the installation that created it: one device per installation
+    Column("created_at", UTCDateTime, nullable=False),
+    # a serial names one unit of a brand: importing it again finds the same device
+    UniqueConstraint("brand", "serial", name="uq_devices_brand_serial"),
+)
+
+device_events = Table(
+    "device_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("device_id", Integer, ForeignKey("devices.id"), nullable=False, index=True),
+    Column("kind", String(30), nullable=False),  # domain.devices.DeviceEvent
+    Column("job_id", Integer, index=True),  # the job it was part of (the repair a request made, the installation …)
+    Column("visit_id", Integer),
+    Column("data", JSON, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+)
+
+# --- preventive maintenance (issue 14 part 8): plans on a site, and the inspections each created --------------------
+
+maintenance_plans = Table(
+    "maintenance_plans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("site_id", Integer, ForeignKey("device_sites.id"), nullable=False, index=True),
+    Column("device_ids", JSON, nullable=False),  # [] for every active device of the site
+    Column("rule", String(200), nullable=False),  # an RRULE (domain.maintenance.Recurrence)
+    Column("starts_on", Date, nullable=False),
+    Column("lead_days", Integer, nullable=False),
+    Column("duration_minutes", Integer),
+    Column("technician_id", Integer, ForeignKey("technicians.id")),  # none: dispatched like any visit
+    Column("reviewer_dispatcher_id", Integer, ForeignKey("dispatchers.id")),
+    Column("created_through", Date),  # the last inspection day created so far
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+maintenance_inspections = Table(
+    "maintenance_inspections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("plan_id", Integer, ForeignKey("maintenance_plans.id"), nullable=False),
+    Column("occurs_on", Date, nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("plan_id", "occurs_on", name="uq_maintenance_inspections_day"),  # one inspection per plan day
+)
+
+# --- parts and stock, repair completions (issue 14 parts 4-5, migration 0027) ------------------------------------
+
+parts = Table(
+    "parts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(60), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("unit", String(20), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),  # in the currency's minor units
+    Column("currency", String(3), nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("compatible", JSON, nullable=False),  # product categories it fits; [] any
+    Column("min_stock", Integer, nullable=False),  # the warehouse's reorder level (0: never alerted)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# one row per part and location ("warehouse", "van:<technician id>"); quantity only ever changes by a conditional
+# UPDATE that keeps it at zero or above (storage/parts.py), so concurrent uses of the last unit cannot both succeed
+stock_levels = Table(
+    "stock_levels",
+    metadata,
+    Column("part_id", Integer, ForeignKey("parts.id"), primary_key=True),
+    Column("location", String(40), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+stock_movements = Table(  # the ledger: every change of stock, in order (a part's history)
+    "stock_movements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("part_id", Integer, ForeignKey("parts.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # domain.parts.MovementKind
+    Column("quantity", Integer, nullable=False),
+    Column("source", String(40)),
+    Column("target", String(40)),
+    Column("job_id", Integer),
+    Column("visit_id", Integer),
+    Column("request_id", Integer),
+    Column("actor", String(100), nullable=False),  # api | technician:<id> | dispatcher:<id>
+    Column("note", String(500), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+)
+
+part_requests = Table(
+    "part_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("part_id", Integer, ForeignKey("parts.id"), nullable=False),
+    Column("technician_id", Integer, ForeignKey("technicians.id"), nullable=False, index=True),
+    Column("quantity", Integer, nullable=False),
+    Column("note", String(500), nullable=False),
+    Column("status", String(20), nullable=False),  # domain.parts.RequestStatus
+    Column("dispatcher_id", Integer),
+    Column("reason", String(500), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+)
+
+fault_trees = Table(  # a shop's own tree per product category ("*": the catch-all); none: domain.parts.DEFAULT_FAULT_TREE
+    "fault_trees",
+    metadata,
+    Column("product_category", String(100), primary_key=True),
+    Column("tree", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+repair_completions = Table(
+    "repair_completions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False, unique=True),
+    Column("technician_id", Integer, nullable=False),
+    Column("cause", String(30), nullable=False),
+    Column("fault", String(30), nullable=False),
+    Column("method", String(30), nullable=False),
+    Column("outcome", String(20), nullable=False),  # domain.parts.Outcome
+    Column("parts", JSON, nullable=False),  # [{part_id, code, name, quantity, price_minor, currency}]
+    Column("note", String(1000), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+# --- fees (issue 14 part 6, migration 0029): the price list, the bill a completed visit gets, and its payments -------
+
+price_list_entries = Table(
+    "price_list_entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("service_kind", String(30), nullable=False),
+    Column("product_category", String(100), nullable=False),  # "any" matches every category (domain.fees.ANY)
+    Column("region", String(100), nullable=False),  # "any" too
+    Column("urgency", String(10), nullable=False),  # normal | urgent | any
+    Column("pricing", String(20), nullable=False),  # domain.fees.Pricing
+    Column("unit_price_minor", BigInteger, nullable=False),  # in the currency's minor units
+    Column("currency", String(3), nullable=False),
+    Column("hour_step_minutes", Integer, nullable=False),
+    Column("name", String(100), nullable=False, default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("service_kind", "product_category", "region", "urgency", name="uq_price_list_entries_key"),
+)
+
+bills = Table(
+    "bills",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False, unique=True),  # one bill per visit
+    Column("status", String(10), nullable=False),  # priced | unpriced (domain.fees.BillStatus)
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("paid_minor", BigInteger, nullable=False, default=0),  # kept with each payment, under the bill's row lock
+    Column("price_entry_id", Integer),  # the price-list entry the labour came from (none: unpriced)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+bill_lines = Table(
+    "bill_lines",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("bill_id", Integer, ForeignKey("bills.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(10), nullable=False),  # labour | part
+    Column("description", String(200), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit", String(20), nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("part_id", Integer),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("bill_id", Integer, ForeignKey("bills.id"), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("method", String(10), nullable=False),  # cash | transfer | online (domain.fees.PaymentMethod)
+    Column("reference", String(100)),
+    Column("recorded_by", String(100), nullable=False),  # "technician:<id>", or the API principal
+    Column("recorded_at", UTCDateTime, nullable=False),
 )
 
 mapper_registry = registry(metadata=metadata)

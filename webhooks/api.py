@@ -24,6 +24,7 @@ from bots.channels import WEB
 from domain.errors import DomainError, IllegalTransition, NotFound
 from webhooks.service import Service
 from webhooks import customer_page
+from webhooks.fees_models import BillOut
 from webhooks.access import PrincipalDep, bearer, guard_path_records, guard_record, needs, refuse_region, require_token
 from domain.commands import AssignVisit, CloseJob, CorrectAddress, ForceAssignVisit, MoveVisit, ReopenJob, SetDuty
 from domain.events import ConflictOverridden
@@ -205,7 +206,9 @@ class ItemIn(StrictIn):
     category: str | None = Field(None, min_length=1, max_length=100, description="names the job's product when the order has no product")
     brand: str | None = Field(None, max_length=100)
     services: list[ServiceIn] = Field(default_factory=list, max_length=4, description="each kind at most once; duration_minutes is for all the units")
-    address: str | None = Field(None, min_length=1, max_length=500, description="only when it differs from the order's: a job is served at one address, so such an order is refused (split it)")
+    address: AddressIn | Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        None, description="only when it differs from the order's: {text, lat, lon, region}; the lines at each other address make a job of "
+                          "their own under the same order (see other_jobs). A text alone must be the order's address")
 
 
 class OrderIn(StrictIn):
@@ -324,6 +327,8 @@ class JobOut(BaseModel):
     product: ProductOut
     volume_liters: int | None
     region: str
+    address: str = Field("", description="where the job is served")
+    part: int = Field(1, description="an order with lines at several addresses is one job per address: 1 at the order's own, 2… at the others")
     created_at: datetime
     visits: list[VisitOut]
     timeline: list[EventOut]
@@ -332,6 +337,7 @@ class JobOut(BaseModel):
     exceptions: list[ExceptionOut] = Field(default_factory=list, description="problems reported on site")
     ratings: list[RatingOut] = Field(default_factory=list, description="the customer's scores and comments")
     messages: list[RelayedOut] = Field(default_factory=list, description="what went through relay threads, phone numbers masked")
+    bills: list[BillOut] = Field(default_factory=list, description="the bill of each completed visit, with its lines and payments (paid / outstanding)")
 
 
 class OrderOut(BaseModel):
@@ -341,6 +347,7 @@ class OrderOut(BaseModel):
     coverage_gap: list[str] = Field(default_factory=list, description="work types no technician of the region can do (the dispatchers were told)")
     price_minor: int | None = None
     job: JobOut
+    other_jobs: list[JobOut] = Field(default_factory=list, description="the order's jobs at its lines' other addresses, one per address (same source and external_ref)")
     customer_link: str | None = Field(
         description="Telegram (or WhatsApp) deep link when configured, else the customer's own chat page (signed, expiring with the job)"
     )
@@ -397,6 +404,8 @@ class DispatchGroupIn(StrictIn):
     name: str = Field(min_length=1, max_length=200)
     region: str | None = Field(None, max_length=100, description="alerts of this region; none for all regions")
     language: LanguageName = "zh"
+    purpose: Literal["dispatch", "reports"] = Field(
+        "dispatch", description="dispatch: the region's alerts; reports: the managers' group, which gets the daily report (of its region, or all) and no alerts")
 
 
 class DispatchGroupOut(BaseModel):
@@ -635,8 +644,10 @@ ORDER_ANSWERS = {
 async def create_order(body: OrderIn, request: Request, response: Response, app: ServiceDep, who: PrincipalDep) -> OrderOut | JSONResponse:
     """Create a job with visits grouped from the order's lines; the same source + external_ref sent again returns the
     same job, updated when the order changed (refused with 409 when a visit is past changing)."""
-    refuse_region(who, body.address.region)
-    return await answer_order(app, request, response, body.model_dump(mode="json", exclude_none=True))
+    content = body.model_dump(mode="json", exclude_none=True)
+    for region in sorted(intake.order_regions(content)):  # a line at another address sends someone to its region too
+        refuse_region(who, region)
+    return await answer_order(app, request, response, content)
 
 
 async def answer_order(app: Service, request: Request, response: Response, content: dict[str, Any]) -> OrderOut | JSONResponse:
@@ -653,11 +664,13 @@ async def answer_order(app: Service, request: Request, response: Response, conte
         return JSONResponse(ReviewOut.of(receipt).model_dump(mode="json"), status.HTTP_202_ACCEPTED)
     async with app.sessions() as session:
         details = await backoffice.job_details(Store(session), receipt.job_id)
+        others = [await backoffice.job_details(Store(session), job_id) for job_id in receipt.job_ids if job_id != receipt.job_id]
     if receipt.outcome != "created":
         response.status_code = status.HTTP_200_OK
     link, web = _links(app, request, "customer", receipt.token or "")
     return OrderOut(created=receipt.outcome == "created", outcome=receipt.outcome, changes=receipt.changes,  # type: ignore[arg-type]
-                    coverage_gap=receipt.coverage_gap, price_minor=receipt.price_minor, job=JobOut(**details), customer_link=link, web_link=web)
+                    coverage_gap=receipt.coverage_gap, price_minor=receipt.price_minor, job=JobOut(**details),
+                    other_jobs=[JobOut(**other) for other in others], customer_link=link, web_link=web)
 
 
 def intake_http_error(err: DomainError) -> HTTPException:
@@ -768,7 +781,8 @@ async def create_dispatcher(body: DispatcherIn, request: Request, app: ServiceDe
 async def create_dispatch_group(body: DispatchGroupIn, request: Request, app: ServiceDep, who: PrincipalDep) -> DispatchGroupOut:
     refuse_region(who, body.region)
     group, token = await _write(app, "api:group", lambda ctx: backoffice.create_dispatch_group(
-        ctx.store, name=body.name, region=body.region, language=body.language, now=ctx.now, policy=ctx.policy
+        ctx.store, name=body.name, region=body.region, language=body.language, now=ctx.now, policy=ctx.policy,
+        purpose=body.purpose,
     ))
     link, web = _links(app, request, "group", token)
     return DispatchGroupOut(id=group.id, startgroup_link=link, web_link=web)

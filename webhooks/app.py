@@ -18,6 +18,16 @@ from webhooks import whatsapp_routes
 from webhooks import robot_actions
 from webhooks import access_api, customer_page, signin
 from webhooks import order_routes
+from webhooks import devices_api
+from webhooks import maintenance_api
+from webhooks import parts_api
+from webhooks import maintenance_pages
+from webhooks import review_pages
+from webhooks import fees_api
+from webhooks import reports_pages
+from webhooks import jobs_pages
+from webhooks import signature_pad, signatures_api
+from webhooks import board
 
 BODY_LIMIT = 1024 * 1024  # webhooks, API calls and chat messages: far above any real one
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing and form fields around a photo
@@ -58,6 +68,12 @@ def create_app(container: Service, *, run_background: bool = True) -> FastAPI:
     app.include_router(api.photos)
     app.include_router(callbacks_api.router)
     app.include_router(completion_codes_api.router)  # an order source's completion-code policy (issue 13 part 6)
+    app.include_router(devices_api.router)  # devices, their QR codes and sheets (issue 14 parts 1-2)
+    app.include_router(maintenance_api.router)  # preventive maintenance plans and their reports (issue 14 part 8)
+    app.include_router(parts_api.router)  # parts, stock per location, part requests, fault trees (issue 14 parts 4-5)
+    app.include_router(maintenance_pages.router)  # the plans and their inspection reports for signed-in staff
+    app.include_router(review_pages.router)  # orders waiting for the merchant's review, on the board
+    app.include_router(fees_api.router)  # price lists, bills and payments (issue 14 part 6)
     app.include_router(order_routes.router)  # order sources: field maps, imports, polling, review, cancel
     app.include_router(telegram_routes.router)
     app.include_router(whatsapp_routes.router)
@@ -65,6 +81,11 @@ def create_app(container: Service, *, run_background: bool = True) -> FastAPI:
     app.include_router(access_api.router)  # integrations' scoped tokens; revoking a customer's link
     signin.install(app)  # sign-in (password, Telegram), who am I, sign-out; pages that need a session
     app.include_router(customer_page.router)  # the customer's own chat page, bound to their link
+    app.include_router(reports_pages.router)  # KPIs, charts and the daily report as a page (issue 12 part 4)
+    app.include_router(jobs_pages.router)  # the back office's job list, CSV export and job pages (issue 12 part 3)
+    app.include_router(signature_pad.router)  # the customer signs on the technician's phone: single-use pad links (issue 12 part 6)
+    app.include_router(signatures_api.router)  # an order source's signature policy (issue 12 part 6)
+    app.include_router(board.router)  # the dispatch board, also as a Telegram Mini App (issue 12 part 2)
     if container.settings.web_console:
         # the demo console only: outside demo mode /chat does not exist at all
         app.state.console = webchat.ConsoleGuard(container.settings.redis_url)

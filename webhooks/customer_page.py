@@ -21,6 +21,7 @@ from conversations.i18n import render, translate
 from domain.model import MAX_ID, Customer, Job
 from services.messages import ChatRef, Inbound, InboundKind
 from storage import tables as t
+from storage.devices import DEVICE, SITE, device_owner
 from storage.repository import Store
 from webhooks.signin import HEADERS, language_of, secure_cookies
 from webhooks.webchat import MESSAGE_ID_PATTERN, Placement, handle_upload, place_cards
@@ -35,6 +36,7 @@ COOKIE_DAYS = 60  # the link's own expiry is checked on every request; the cooki
 PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; connect-src 'self'; "
             "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+PAGE_PURPOSES = ("customer", DEVICE, SITE)  # an order's link, and QR codes where the customer has no messenger
 LABELS = ("title", "placeholder", "send", "location", "photo", "expired", "used", "invalid", "offline", "empty")
 
 router = APIRouter(include_in_schema=False)
@@ -51,7 +53,7 @@ class Visitor:
     """A customer page's session: the link it was opened with and the one chat that link owns."""
 
     token_id: int
-    job_id: int
+    job_id: int  # 0 for a device's or a site's QR code
     chat_id: str
     language: str
 
@@ -89,19 +91,25 @@ async def _visitor_of(request: Request, token_id: int, key: bytes) -> Visitor:
     chat_id = chat_of(key, token_id)
     async with app.sessions() as session:
         store = Store(session)
-        row = (await session.execute(select(t.link_tokens).where(t.link_tokens.c.id == token_id, t.link_tokens.c.purpose == "customer"))).mappings().first()
+        row = (await session.execute(select(t.link_tokens).where(t.link_tokens.c.id == token_id,
+                                                                 t.link_tokens.c.purpose.in_(PAGE_PURPOSES)))).mappings().first()
         if row is None:
             raise _refused(request, "invalid", status.HTTP_403_FORBIDDEN)
         if row["expires_at"] <= app.clock.now():
             raise _refused(request, "expired", status.HTTP_403_FORBIDDEN)
         if row["used_by"] is not None and row["used_by"] != f"{PLATFORM}:{BOT}:{chat_id}":
             raise _refused(request, "used", status.HTTP_403_FORBIDDEN)
-        job = await store.get(Job, row["subject_id"])
-        customer = await store.get(Customer, job.customer_id) if job else None
-    if job is None:
+        if row["purpose"] != "customer":  # a device's or a site's QR code (issue 14): its owner's page, opening on the device
+            owner = await device_owner(store, row["purpose"], row["subject_id"])
+            customer = await store.get(Customer, owner) if owner is not None else None
+            job = None
+        else:
+            job = await store.get(Job, row["subject_id"])
+            customer = await store.get(Customer, job.customer_id) if job else None
+    if customer is None:
         raise _refused(request, "invalid", status.HTTP_403_FORBIDDEN)
     language = customer.language if customer is not None and customer.language in ("en", "zh") else "zh"
-    return Visitor(row["id"], row["subject_id"], chat_id, language)
+    return Visitor(row["id"], row["subject_id"] if job is not None else 0, chat_id, language)
 
 
 async def visitor(request: Request) -> Visitor:
@@ -151,12 +159,13 @@ async def open_session(body: OpenIn, request: Request) -> Response:
     """Exchange the link's token for this page's cookie; the first time, the chat is bound to the customer (/start)."""
     app = request.app.state.container
     async with app.sessions() as session:
-        row = await Store(session).find_token(body.token, "customer")
+        store = Store(session)
+        row = await store.find_token(body.token, "customer") or await store.find_token(body.token, DEVICE) or await store.find_token(body.token, SITE)
     if row is None:
         raise _refused(request, "invalid", status.HTTP_403_FORBIDDEN)
     key = await _key(request)
     who = await _visitor_of(request, row["id"], key)
-    if row["used_by"] is None:
+    if row["used_by"] is None:  # a QR code is never used up: each scan opens the device's menu again
         await app.engine.handle(_inbound(who, "open", kind=InboundKind.COMMAND, text="start", payload=body.token))
     response = JSONResponse({"ok": True, "labels": labels(who.language), "language": who.language}, headers=HEADERS)
     response.set_cookie(COOKIE, _serializer(key).dumps(row["id"]), max_age=COOKIE_DAYS * 86400, httponly=True, samesite="strict",

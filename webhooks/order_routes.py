@@ -199,7 +199,8 @@ async def post_source_order(source: SourcePath, request: Request, response: Resp
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"mapping_failed: {err}") from err
     except order_import.InvalidOrder as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid_order: {err.reason}") from err
-    refuse_region(who, content["address"]["region"])
+    for region in sorted(intake.order_regions(content)):
+        refuse_region(who, region)
     return await answer_order(app, request, response, content)
 
 
@@ -278,13 +279,14 @@ class QueuedOut(BaseModel):
     updated_at: datetime
     order: dict[str, Any] = Field(description="the order as last received")
     job_id: int | None
+    job_ids: list[int] = Field(default_factory=list, description="every job of the order, one per address, the first one first")
     note: str | None
 
 
-def _queued(row: dict[str, Any]) -> QueuedOut:
+def _queued(row: dict[str, Any], job_ids: list[int] | None = None) -> QueuedOut:
     return QueuedOut(external_ref=row["external_ref"], state=row["state"], price_minor=row["price_minor"], currency=row["currency"],
                      received_at=row["received_at"], updated_at=row["updated_at"], order=row["content"], job_id=row["job_id"],
-                     note=row["review_note"])
+                     job_ids=job_ids if job_ids is not None else ([row["job_id"]] if row["job_id"] else []), note=row["review_note"])
 
 
 def _region(row: dict[str, Any]) -> str | None:
@@ -318,7 +320,9 @@ async def order_state(source: SourcePath, external_ref: RefPath, app: ServiceDep
     row = await _intake_row(app, who, source, external_ref)
     if not row:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "order_not_found: the job came before order intake kept orders")
-    return _queued(row)
+    async with app.sessions() as session:
+        jobs = await _store(session).jobs_by_ref(source, external_ref)
+    return _queued(row, [j.id for j in jobs if j.id is not None])
 
 
 class ConfirmIn(StrictIn):

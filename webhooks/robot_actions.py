@@ -1,5 +1,6 @@
 """The confirmation page behind a group robot alert's action link: GET shows what would happen, POST (with a CSRF token)
-does it once through the bus, as the route's robot-link dispatcher; used, expired or forged links get a clear page."""
+does it once through the bus, as the signed-in dispatcher (held to their regions) or else the route's robot-link
+dispatcher; used, expired or forged links get a clear page."""
 
 from __future__ import annotations
 
@@ -19,13 +20,18 @@ from fastapi.responses import HTMLResponse
 from conversations.i18n import LANGUAGES, translate
 from conversations.robot_actions import Decision, Offer, decide, offer
 from domain.errors import DomainError
+from domain.access import Principal
 from domain.events import Event, RobotLinkUsed
+from domain.model import Dispatcher, ProblemReport, Rating
+from services import accounts
 from services import actions as a
 from services.context import HandlerContext
-from services.messages import Text, t, when
+from services.messages import Text, raw, t, when
 from services.robot_links import PATH, link_key, verified
 from storage.repository import Store
 from storage.robot_links import RobotLinkRow, RobotLinkStore
+from webhooks.access import region_of
+from webhooks.signin import SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,11 +79,55 @@ def actor_name(link: RobotLinkRow) -> str:
     return translate("robot.actor_name", link["language"], {"group": group})[:200]
 
 
-async def acting_dispatcher(request: Request, store: Store, link: RobotLinkRow) -> tuple[int, str]:
-    """Who the action is recorded as. Until dispatchers sign in (issue 12) a link is its own authority: it acts as "a
-    dispatcher of that group". A signed-in dispatcher's id and name go here first once sessions exist."""
-    name = actor_name(link)
-    return await RobotLinkStore(store).actor(link["route"], name), name
+class ActorRefused(Exception):
+    """The signed-in person may not act through this link (no right to act on jobs, or another region's record)."""
+
+    def __init__(self, reason: Text) -> None:
+        super().__init__("actor_refused")
+        self.reason = reason
+
+
+async def link_region(store: Store, link: RobotLinkRow) -> str | None:
+    """The region of the record the link acts on (its visit, job, problem report or rating), else its group's."""
+    action = a.decode(link["action"])
+    visit_id, job_id = getattr(action, "visit_id", None), getattr(action, "job_id", None)
+    if isinstance(action, a.OnException):
+        report = await store.get(ProblemReport, action.exception_id)
+        visit_id = report.visit_id if report is not None else None
+    elif isinstance(action, a.AcknowledgeRating):
+        rating = await store.get(Rating, action.rating_id)
+        job_id = rating.job_id if rating is not None else None
+    region = await region_of(store, job_id=job_id, visit_id=visit_id) if (job_id or visit_id) else None
+    if region is None and link["route"].startswith("region:"):
+        region = link["route"].split(":", 1)[1]
+    return region
+
+
+async def signed_in_person(request: Request, store: Store, link: RobotLinkRow, now: datetime) -> Principal | None:
+    """Whoever is signed in (a web session, webhooks.signin) and may act through this link; None when nobody is. Someone
+    with no right to act on jobs, or not of the record's region (the region rule of domain.access, as on the board),
+    is refused with ActorRefused."""
+    who = await accounts.session_of(store, request.cookies.get(SESSION_COOKIE), now)
+    if who is None:
+        return None
+    principal = who.principal
+    if not principal.can("jobs:write"):
+        raise ActorRefused(t("robot.signed_in_cannot_act", name=raw(principal.name)))
+    region = await link_region(store, link)
+    if not principal.sees(region):
+        raise ActorRefused(t("robot.signed_in_other_region", name=raw(principal.name), region=raw(region or "-")))
+    return principal
+
+
+async def acting_dispatcher(request: Request, store: Store, link: RobotLinkRow, now: datetime) -> tuple[int, str]:
+    """Who the action is recorded as. Someone signed in acts as themselves: their dispatcher identity and name (an
+    account without a dispatcher identity of its own, an admin, acts through the group's identity under their own
+    name). Nobody signed in: the link is its own authority and acts as "a dispatcher of that group"."""
+    person = await signed_in_person(request, store, link, now)
+    if person is not None and person.dispatcher_id is not None and await store.get(Dispatcher, person.dispatcher_id) is not None:
+        return person.dispatcher_id, person.name[:200]
+    name = actor_name(link) if person is None else person.name[:200]
+    return await RobotLinkStore(store).actor(link["route"], actor_name(link)), name
 
 
 # --- CSRF: a cookie set by the GET, and a form field signed over it and the link ----------------------
@@ -201,6 +251,20 @@ def confirmation(request: Request, page: Page, link: RobotLinkRow, offered: Offe
     return page.respond(offered.title, "".join(parts) + "".join(form))
 
 
+async def _actor_shown(request: Request, store: Store, link: RobotLinkRow, now: datetime) -> str:
+    """The name the page says the action will be recorded under (ActorRefused when the signed-in person may not act);
+    a first look makes no identity (a GET changes nothing)."""
+    person = await signed_in_person(request, store, link, now)
+    return actor_name(link) if person is None else person.name[:200]
+
+
+def not_yours(request: Request, link: RobotLinkRow, reason: Text) -> HTMLResponse:
+    """403: the signed-in person may not do what this link does; nothing was done and the link still works for others."""
+    page = _page(request, link, status=403)
+    body = page.para(reason, "result") + page.para(t("robot.signed_in_next")) + page.para(t("robot.alert_heading"))
+    return page.respond(t("robot.not_yours_title"), body + page.block(link["alert_text"], "alert"), "stop")
+
+
 # --- routes --------------------------------------------------------------------------------------------
 
 
@@ -226,11 +290,15 @@ async def show(token: str, request: Request) -> HTMLResponse:
             return invalid(request)
         offered = await offer(HandlerContext(store, now, app.policy), action)
         key = await link_key(store, now)
+        try:
+            name = await _actor_shown(request, store, link, now)
+        except ActorRefused as refused:
+            return not_yours(request, link, refused.reason)
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or len(cookie) > 64:
         cookie = secrets.token_urlsafe(24)
     page = _page(request, link, cookie=cookie)
-    return confirmation(request, page, link, offered, actor_name(link), _csrf_value(key, link["id"], cookie))
+    return confirmation(request, page, link, offered, name, _csrf_value(key, link["id"], cookie))
 
 
 @router.post(PATH + "{token}", response_class=HTMLResponse)
@@ -261,7 +329,7 @@ async def act(token: str, request: Request) -> HTMLResponse:
 
     async def work(ctx: HandlerContext) -> tuple[Decision, list[Event]]:
         links = RobotLinkStore(ctx.store)
-        dispatcher_id, name = await acting_dispatcher(request, ctx.store, link)
+        dispatcher_id, name = await acting_dispatcher(request, ctx.store, link, ctx.now)
         decision = await decide(ctx, action, dispatcher_id=dispatcher_id, name=name, choice=form.get("choice"), text=form.get("text"))
         if decision.refusal is not None:
             return decision, []
@@ -280,6 +348,8 @@ async def act(token: str, request: Request) -> HTMLResponse:
 
     try:
         decision = await app.bus.call(f"robot-link:{link['id']}", work)
+    except ActorRefused as refused:
+        return not_yours(request, link, refused.reason)
     except _TooLate:
         async with app.sessions() as session:
             latest = await RobotLinkStore(Store(session)).link(link["id"])
@@ -288,11 +358,17 @@ async def act(token: str, request: Request) -> HTMLResponse:
         decision = Decision(refusal=t(f"error.{err.code}", **err.params))
     page = _page(request, link)
     if decision.refusal is not None:
+        async with app.sessions() as session:
+            latest = await RobotLinkStore(Store(session)).link(link["id"])
+        if latest is not None and latest["used_at"] is not None:
+            # refused because another confirmation of this very link acted first (two presses at once): that one's answer
+            return finished(request, latest, app.clock.now()) or invalid(request)
         # nothing ran and the link still works: the same page again, saying what stopped it
         page.status = 409
         async with app.sessions() as session, session.begin():
             offered = await offer(HandlerContext(Store(session), now, app.policy), action)
-        return confirmation(request, page, link, offered, actor_name(link), form.get("csrf") or "", problem=decision.refusal)
+            name = await _actor_shown(request, Store(session), link, now)
+        return confirmation(request, page, link, offered, name, form.get("csrf") or "", problem=decision.refusal)
     body = page.para(decision.done or t("robot.done_unknown"), "result")
     if decision.shown is not None:
         body += page.block(decision.shown, "result")

@@ -26,6 +26,7 @@ class Settings(Protocol):
     web_console: bool
     redis_url: str | None
     api_token: SecretStr | None
+    first_time_fix_days: int
 
     def bot_tokens(self) -> dict[str, str]: ...
 

@@ -294,7 +294,8 @@ def _telegram_token(request: Request) -> str | None:
     return token.get_secret_value() if token else None
 
 
-async def _telegram(request: Request, user_id_of: Callable[[str, datetime, timedelta], str], via: str, *, redirect: bool) -> Response:
+async def _telegram(request: Request, user_id_of: Callable[[str, datetime, timedelta], str], via: str, *, redirect: bool,
+                    target: str = "/me") -> Response:
     """Shared by both Telegram ways in: verify with the staff bot's token, find the account, open a session."""
     app = request.app.state.container
     page = Page(language_of(request))
@@ -317,7 +318,7 @@ async def _telegram(request: Request, user_id_of: Callable[[str, datetime, timed
         page.status = status
         body = f'<p class="error" role="alert">{page.tr(f"access.refused.{refused.code}")}</p><p><a href="/signin">{page.tr("access.back_to_signin")}</a></p>'
         return page.respond("access.signin_title", body)
-    return await _start(request, row, via, "/me", redirect=redirect)
+    return await _start(request, row, via, target, redirect=redirect)
 
 
 @router.get("/signin/telegram", response_class=HTMLResponse)
@@ -334,16 +335,20 @@ async def webapp_login(request: Request) -> Response:
         return JSONResponse({"detail": "cross_site", "message": translate("access.csrf", language_of(request))}, 403)
     form = await read_form(request)
     init_data = (form or {}).get("init_data", "")
-    return await _telegram(request, lambda token, now, age: login_data.verify_init_data(init_data, token, now, age), "telegram_webapp", redirect=False)
+    target = safe_next((form or {}).get("next"))  # the page the app was opened for (e.g. the board), of this site only
+    return await _telegram(request, lambda token, now, age: login_data.verify_init_data(init_data, token, now, age), "telegram_webapp",
+                           redirect=False, target=target)
 
 
 WEBAPP_SCRIPT = """
 (function(){
   var data = new URLSearchParams(location.hash.slice(1)).get('tgWebAppData') || '';
   var out = document.getElementById('state');
+  var next = new URLSearchParams(location.search).get('next') || '';
   if (!data) { out.textContent = out.dataset.none; return; }
   fetch('/signin/webapp', {method:'POST', credentials:'same-origin',
-    headers:{'Content-Type':'application/x-www-form-urlencoded'}, body:'init_data=' + encodeURIComponent(data)})
+    headers:{'Content-Type':'application/x-www-form-urlencoded'},
+    body:'init_data=' + encodeURIComponent(data) + '&next=' + encodeURIComponent(next)})
   .then(function(r){ return r.json().then(function(j){ return [r.ok, j]; }); })
   .then(function(p){ if (p[0]) { location.replace(p[1].next); } else { out.textContent = p[1].message || p[1].detail; } })
   .catch(function(){ out.textContent = out.dataset.failed; });

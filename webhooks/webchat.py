@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,9 +25,11 @@ from limits import parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bots.channels import WEB_CAPABILITIES
+from bots.render import Unrenderable, fit
 from bots.web import PLATFORM, WebUploads
 from conversations.i18n import render
-from services.messages import ChatRef, Inbound, InboundKind, edits_card_in_place
+from services.messages import ChatRef, Inbound, InboundKind, Rendered, edits_card_in_place
 from domain.model import MAX_ID
 from scheduler.ratelimit import window_storage
 from storage.repository import Store
@@ -51,6 +53,7 @@ RATES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 router = APIRouter(tags=["web console"], include_in_schema=False)
+log = logging.getLogger(__name__)
 
 
 class ConsoleGuard:
@@ -393,7 +396,7 @@ async def messages(
         placed = place_cards(await Store(session).outbox_card_history(PLATFORM, bot, chat_id, cards, rows[-1]["id"])) if cards else {}
     out = []
     for row in rows:
-        rendered = render(row["payload"], row["payload"].get("language", "en"), app.policy.tz)
+        rendered = _fitted(render(row["payload"], row["payload"].get("language", "en"), app.policy.tz), row["id"])
         placement = placed.get(row["id"], Placement(row["id"]))
         out.append(
             {
@@ -407,6 +410,17 @@ async def messages(
             }
         )
     return {"chat_id": chat_id, "messages": out}
+
+
+def _fitted(message: Rendered, row_id: int) -> Rendered:
+    """The message as the console's capability record says it can show it, as the relay does for the channels it sends
+    to: buttons past its number listed in the text, labels and text cut. An action longer than the page carries back
+    could never be pressed: the message shows without its buttons rather than failing the whole poll."""
+    try:
+        return fit(message, WEB_CAPABILITIES)
+    except Unrenderable as exc:
+        log.warning("console message %s: buttons left out (%s)", row_id, exc)
+        return fit(replace(message, buttons=[]), WEB_CAPABILITIES)
 
 
 @router.get(PHOTO_PATH + "/{row_id}/{index}")

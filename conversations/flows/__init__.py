@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from conversations.flow import Flow
-from conversations.flows import customer, dispatcher, technician
+from conversations.flows import customer, dispatcher, stock, technician
 from services import views
 from services.messages import Inbound
 
 CUSTOMER = Flow(customer.CUSTOMER_FLOW, customer.view_request, customer.load_view)
-TECHNICIAN = Flow(technician.TECHNICIAN_FLOW, technician.view_request, views.load_technician_view)
+# the technician's view gains the van and fault trees for the steps that read them (conversations/flows/stock.py)
+TECHNICIAN = Flow(technician.TECHNICIAN_FLOW, technician.view_request, stock.load_view)
 DISPATCHER = Flow(dispatcher.DISPATCHER_FLOW, dispatcher.view_request, views.load_dispatcher_view)
 ALL_FLOWS: tuple[Flow[Any], ...] = (CUSTOMER, TECHNICIAN, DISPATCHER)
 

@@ -99,6 +99,26 @@ def on_customer_resend(inp: StepInput, resend: ResendCode) -> StepResult:
     return reply(commands=[c.ResendCompletionCode(resend.visit_id, customer_id=inp.view.customer_id)])
 
 
+# a visit in these states may have a code waiting (services.completion_codes.CODE_STATES)
+CODE_STATUSES = frozenset(s.value for s in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS,
+                                            VisitStatus.ON_HOLD))
+
+
+def on_customer_code(inp: StepInput) -> StepResult:
+    """/code: the customer's current completion code(s) again, for the visits under way that need one. Only in their own
+    chat: a code is never written where others read. The handler sends them (or says why not: none waiting, one sent
+    a moment ago, too many asked for)."""
+    if inp.event.chat_type != "private":
+        return reply(Outbound(t("customer.code_private_only")))
+    customer_id = inp.view.customer_id
+    if customer_id is None:
+        return reply(Outbound(t("customer.hint_new")))
+    under_way = [v for job in inp.view.jobs for v in job.visits if v.status in CODE_STATUSES]
+    if not under_way:
+        return reply(Outbound(t("error.completion_code_none")))
+    return reply(commands=[c.SendMyCompletionCodes(customer_id)])
+
+
 @dataclass(frozen=True)
 class ItemDraft(FlowData):
     """A delivery's items ticked so far, in order."""

@@ -34,8 +34,8 @@ from services.actions import (
     encode,
 )
 from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
-from conversations.flows.common import VisitData, help_for, hint, identity, language_menu, stale, switch_language
-from conversations.flows import completion, relay
+from conversations.flows.common import VisitData, hint, identity, language_menu, stale, switch_language
+from conversations.flows import completion, relay, repair
 from conversations.understanding import Intent, Understood, understand
 from domain import commands as c
 from domain.lifecycle import would_move_with
@@ -43,7 +43,7 @@ from domain.model import VisitStatus
 from domain.relay import Origin, Topic
 from domain.policy import ServicePolicy
 from domain.wishes import first_fitting
-from services import views
+from services import device_views, views
 from services.messages import Button, Card, Inbound, InboundKind, Outbound, StepResult, Text, buttons, day_of, joined, raw, span, t, when
 from services.views import CustomerView, CustomerViewRequest, JobInfo, VisitInfo
 from storage.repository import Store
@@ -85,7 +85,8 @@ def view_request(event: Inbound, action: Action | None) -> CustomerViewRequest:
     slots_for = action.visit_id if isinstance(action, (Book, Reschedule, PickDay, MoreDays)) else None
     moved = (action.visit_id, action.start, action.end) if isinstance(action, (MoveBoth, MoveBothDay)) else None
     text = event.text.strip() if event.kind is InboundKind.TEXT else None
-    return CustomerViewRequest(event.chat, token=token or None, slots_for=slots_for, moved=moved, text=text or None)
+    request = CustomerViewRequest(event.chat, token=token or None, slots_for=slots_for, moved=moved, text=text or None)
+    return repair.view_request(request, event, action)  # devices only for a step that shows them (issue 14)
 
 
 def understood_text(text: str, now: datetime, policy: ServicePolicy, language: str | None) -> Understood:
@@ -101,7 +102,8 @@ async def load_view(store: Store, request: CustomerViewRequest, policy: ServiceP
     """The customer's view; routing for free text runs only when the text asks to (re)book."""
     if request.text is not None and _names_a_time(understood_text(request.text, now, policy, None)):
         request = replace(request, slots_for_open=True)
-    return await views.load_customer_view(store, request, policy, now)
+    view = await views.load_customer_view(store, request, policy, now)
+    return await device_views.with_devices(store, request, view, policy, now)
 
 
 # --- rendering helpers --------------------------------------------------------------------------
@@ -259,7 +261,7 @@ def on_start(inp: StepInput) -> StepResult:
     if token:
         job = view.token_job
         if job is None:
-            return hint("error.link_invalid")
+            return repair.on_scan(inp)  # a device's or a site's QR code (issue 14), else a link that does not work
         welcome, summary = Outbound(t("customer.welcome", name=raw(view.name))), _status_message(inp, job)
         bind = c.BindCustomer(token, identity(inp))
         first = job.next_to_book()
@@ -563,7 +565,12 @@ def on_cancel(inp: StepInput) -> StepResult:
 
 
 def on_help(inp: StepInput) -> StepResult:
-    return help_for(inp, "customer.help", CUSTOMER_FLOW.states)
+    """The commands (/code told beside them, issue 13 part 6), then what the current step waits for."""
+    state = CUSTOMER_FLOW.states.get(inp.state)
+    parts = [Outbound(t("customer.help")), Outbound(t("customer.help_code")), Outbound(t("customer.help_repair"))]  # /new: issue 14
+    if state is not None:
+        parts.append(Outbound(t(state.hint)))
+    return reply(joined(*parts))
 
 
 def on_idle_text(inp: StepInput) -> StepResult:
@@ -572,6 +579,10 @@ def on_idle_text(inp: StepInput) -> StepResult:
     text = inp.event.text.strip()
     if view.customer_id is None:
         return hint("customer.hint_new")  # no order link opened yet: nobody to pass it to, the link is the way in
+    if repair.is_fault_text(inp):  # "my washing machine leaks": a repair request (issue 14), unless it asks something else
+        fault = understood_text(text, inp.now, inp.policy, inp.language)
+        if fault.intent in (Intent.UNKNOWN, Intent.COMPLAINT) and not _names_a_time(fault):
+            return repair.on_fault_text(inp)
     if not view.jobs:
         return hint("customer.no_orders")
     understood = understood_text(text, inp.now, inp.policy, inp.language)
@@ -735,7 +746,7 @@ def on_send_items(inp: StepInput, send: SendItemCheck) -> StepResult:
     return completion.on_send_items(inp, send, S.IDLE)
 
 
-FREE_TEXT = Step(on_idle_text, leads_to=(S.CHOOSE_SLOT, S.CONFIRM_CANCEL, relay.RELAY))
+FREE_TEXT = Step(on_idle_text, leads_to=(S.CHOOSE_SLOT, S.CONFIRM_CANCEL, relay.RELAY, repair.PICK, repair.PRODUCT, repair.MEDIA))
 # wherever text is read freely, a photo is taken too (and so fetched and checked by the engine): it goes to people
 FREE_PHOTO = Step(on_idle_photo, leads_to=(relay.RELAY,))
 
@@ -764,14 +775,17 @@ CUSTOMER_FLOW = FlowSpec(
             hint="customer.hint_item_check", data=completion.ItemDraft, text=FREE_TEXT, photo=FREE_PHOTO, wants_photo=True,
             buttons={SendItemCheck: Step(on_send_items, leads_to=(S.IDLE,), requires=CUSTOMER)},
         ),
+        **repair.states(CUSTOMER),  # a repair or maintenance request from chat (issue 14 part 3)
     },
     commands={
         "start": Step(on_start, leads_to=(S.CHOOSE_SLOT, S.IDLE)),
         "status": Step(on_status),
+        "code": Step(completion.on_customer_code),  # the completion code again, for visits under way (issue 13 part 6)
         "help": Step(on_help),
         "cancel": Step(on_cancel, leads_to=(S.NEW, S.IDLE)),
         "lang": Step(language_menu),
         "language": Step(language_menu),
+        "new": repair.NEW,
     },
     buttons={
         Book: Step(on_book, leads_to=(S.CHOOSE_SLOT,), requires=CUSTOMER),
@@ -794,5 +808,6 @@ CUSTOMER_FLOW = FlowSpec(
         ResendCode: Step(completion.on_customer_resend, requires=CUSTOMER),
         TickItem: Step(completion.on_tick_item, leads_to=(completion.ITEM_CHECK,), requires=CUSTOMER),
         RestartItemCheck: Step(completion.on_restart_items, leads_to=(completion.ITEM_CHECK,), requires=CUSTOMER),
+        **repair.buttons_anywhere(CUSTOMER),  # a device's menu (issue 14)
     },
 )

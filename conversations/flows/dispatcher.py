@@ -45,6 +45,7 @@ from services.actions import (
 from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import hint, identity, language_menu, stale, switch_language
 from conversations.flows import completion, relay
+from conversations.flows import stock  # dispatchers approve or decline technicians' part requests (issue 14 part 5)
 from domain import commands as c
 from domain.model import MAX_ID, ExceptionStatus
 from domain.relay import Author
@@ -130,8 +131,9 @@ def on_start(inp: StepInput) -> StepResult:
     token = inp.event.payload.strip()
     if not token:
         return hint("dispatcher.hint" if view.group_id else "dispatcher.hint_new")
-    if view.token_kind == "group":
-        return reply(Outbound(t("dispatcher.group_bound")), commands=[c.BindDispatchGroup(token, identity(inp))])
+    if view.token_kind in ("group", "reports_group"):
+        bound = "dispatcher.group_bound" if view.token_kind == "group" else "dispatcher.reports_group_bound"
+        return reply(Outbound(t(bound)), commands=[c.BindDispatchGroup(token, identity(inp))])
     if view.token_kind == "dispatcher":
         return reply(Outbound(t("dispatcher.registered")), commands=[c.RegisterDispatcher(token, identity(inp))])
     return hint("error.link_invalid")
@@ -524,5 +526,6 @@ DISPATCHER_FLOW = FlowSpec(
         ResendParkedCallback: Step(on_resend_callback, requires=DISPATCHER),
         ChooseLanguage: Step(switch_language),
         AnswerInThread: relay.answer_step(DISPATCHER),  # only dispatchers answer a customer from a group
+        **stock.dispatcher_buttons(DISPATCHER),
     },
 )

@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 
 from services.actions import (
     AnswerInThread,
+    AskSignature,
+    CannotSign,
     Accept,
     Action,
     Answer,
@@ -22,8 +24,6 @@ from services.actions import (
     NeedReturn,
     NeverMind,
     OnMyWay,
-    PickFault,
-    PickMethod,
     PickReason,
     PickReturnReason,
     ReportProblem,
@@ -36,17 +36,19 @@ from services.actions import (
 )
 from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import VisitData, help_for, hint, identity, language_menu, stale, switch_language
-from conversations.flows import completion, relay
+from conversations.flows import completion, relay, signature
+from conversations.flows import stock  # van stock, part requests and a repair's completion record (issue 14 parts 4-5)
+from conversations.flows import payment  # fees (issue 14 part 6): a payment recorded after completion
+from services.actions import PickPaymentMethod, RecordPaymentAsk
 from domain import commands as c
 from conversations import understanding
-from conversations.i18n import catalog
 from conversations.understanding import Intent
 from domain.errors import InvalidInput
 from domain.relay import Author, Origin, Topic
-from domain.field_work import CheckinKind, ReturnReason, repair_codes
+from domain.field_work import CheckinKind, ReturnReason
 from domain.geo import haversine_m, map_link
 from domain.model import ChecklistStep, ExceptionReason, ServiceKind, StepKind, VisitStatus, parse_number
-from services.messages import Button, Card, Inbound, InboundKind, Outbound, StepResult, Text, buttons, joined, raw, span, t
+from services.messages import Button, Card, Inbound, InboundKind, Outbound, StepResult, Text, buttons, joined, link_button, raw, span, t
 from services.messages import distance as distance_text
 from services.views import TechnicianView, TechnicianViewRequest, TechVisit
 from services.notifications import offer_card_key
@@ -67,7 +69,7 @@ class TechnicianState(enum.StrEnum):
     HAND_BACK_REASON = "hand_back_reason"
     RETURN_REASON = "return_reason"
     RETURN_NOTE = "return_note"
-    REPAIR = "repair"  # a repair's fault category, then its method, then it is complete
+    # a repair's record (cause, fault, method, parts, outcome) is conversations/flows/stock.py's RECORD state
 
 
 S = TechnicianState
@@ -103,7 +105,9 @@ class ProblemDraft(FlowData):
 
 def view_request(event: Inbound, action: Action | None) -> TechnicianViewRequest:
     token = event.payload.strip() if event.kind is InboundKind.COMMAND and event.text == "start" else ""
-    return TechnicianViewRequest(event.chat, token=token or None)
+    board = event.kind is InboundKind.COMMAND and event.text == "board"
+    base = TechnicianViewRequest(event.chat, token=token or None, user_id=event.user_id if board else None, board=board)
+    return stock.view_request(event, action, base)  # parts steps read the van and the fault trees too
 
 
 # --- rendering helpers --------------------------------------------------------------------------
@@ -219,7 +223,8 @@ def _after_answer(visit: TechVisit, answered_key: str) -> tuple[list[Outbound], 
     remaining = [i for i, s in enumerate(visit.steps) if s.key not in answered]
     if remaining:
         return [step_prompt(visit, remaining[0])], S.CHECKLIST, ChecklistAt(visit.id, remaining[0])
-    keyboard = buttons([_complete_button(visit.id)], [_report_button(visit.id)])
+    # the customer can sign before Complete (a required signature is asked for by Complete itself)
+    keyboard = buttons([_complete_button(visit.id)], [signature.signature_button(visit.id)], [_report_button(visit.id)])
     return [Outbound(t("tech.checklist_done"), keyboard, card=checklist_card_key(visit.id))], S.IDLE, None
 
 
@@ -488,49 +493,27 @@ def on_complete(inp: StepInput, complete: Complete) -> StepResult:
     visit = _visit_in(inp, complete.visit_id, VisitStatus.IN_PROGRESS)
     if visit is None:
         return stale()
+    if signature.needed(inp, visit.id):  # the policy wants the customer's signature first (or why they cannot sign)
+        return signature.ask_first(visit.id)
+    return _complete(inp, visit)
+
+
+def _complete(inp: StepInput, visit: TechVisit, *first: c.Command) -> StepResult:
+    """Completion once nothing waits for a signature; ``first`` runs before (a skipped signature's reason)."""
     if visit.kind == ServiceKind.REPAIR.value:  # a repair says what was wrong and what was done before it is complete
-        return reply(_fault_menu(inp, visit), state=S.REPAIR, data=VisitData(visit.id))
+        return stock.start(inp, visit, first, S.IDLE)  # cause, fault, method, parts, fixed or a return visit
     if completion.needs_code(inp, visit.id):  # the customer's one-time code completes it
-        return completion.ask_for_code(inp, visit.id)
+        return completion.ask_for_code(inp, visit.id, *first)
     return reply(Outbound(t("tech.completed", visit=visit.id), card=checklist_card_key(visit.id)),
-                 commands=[c.CompleteVisit(visit.id, inp.view.technician_id)], state=S.IDLE)
+                 commands=[*first, c.CompleteVisit(visit.id, inp.view.technician_id)], state=S.IDLE)
 
 
-def _fault_menu(inp: StepInput, visit: TechVisit) -> Outbound:
-    codes = repair_codes(inp.policy.repair_codes, visit.product_category)
-    rows = [[Button(_code_label("fault", code), encode(PickFault(visit.id, n)))] for n, code in enumerate(codes.faults)]
-    return Outbound(t("tech.repair_fault"), buttons(*rows))
+def on_signature_reason(inp: StepInput) -> StepResult:
+    return signature.on_reason(inp, _complete, S.IDLE)
 
 
-def _code_label(kind: str, code: str) -> Text:
-    """A repair code's label: the catalog's for the default codes, the code itself for one the shop added."""
-    key = f"tech.{kind}.{code}"
-    return t(key) if key in catalog("en") else raw(code.replace("_", " "))
-
-
-def on_pick_fault(inp: StepInput, pick: PickFault) -> StepResult:
-    visit = _visit_in(inp, pick.visit_id, VisitStatus.IN_PROGRESS)
-    codes = repair_codes(inp.policy.repair_codes, visit.product_category) if visit else None
-    if visit is None or codes is None or pick.fault >= len(codes.faults):
-        return stale()
-    rows = [[Button(_code_label("method", code), encode(PickMethod(visit.id, pick.fault, n)))] for n, code in enumerate(codes.methods)]
-    return reply(Outbound(t("tech.repair_method", fault=_code_label("fault", codes.faults[pick.fault])), buttons(*rows)))
-
-
-def on_pick_method(inp: StepInput, pick: PickMethod) -> StepResult:
-    visit = _visit_in(inp, pick.visit_id, VisitStatus.IN_PROGRESS)
-    codes = repair_codes(inp.policy.repair_codes, visit.product_category) if visit else None
-    if visit is None or codes is None or pick.fault >= len(codes.faults) or pick.method >= len(codes.methods):
-        return stale()
-    fault, method = codes.faults[pick.fault], codes.methods[pick.method]
-    technician_id = inp.view.technician_id
-    if completion.needs_code(inp, visit.id):  # recorded now; the customer's code completes it
-        return completion.ask_for_code(inp, visit.id, c.RecordRepair(visit.id, technician_id, fault, method))
-    return reply(
-        Outbound(t("tech.repair_completed", visit=visit.id, fault=_code_label("fault", fault), method=_code_label("method", method))),
-        commands=[c.RecordRepair(visit.id, technician_id, fault, method), c.CompleteVisit(visit.id, technician_id)],
-        state=S.IDLE,
-    )
+def on_payment_amount(inp: StepInput) -> StepResult:
+    return payment.on_amount(inp, S.IDLE)
 
 
 def on_report(inp: StepInput, report: ReportProblem) -> StepResult:
@@ -646,6 +629,15 @@ def on_help(inp: StepInput) -> StepResult:
     return help_for(inp, "tech.help", TECHNICIAN_FLOW.states)
 
 
+def on_board(inp: StepInput) -> StepResult:
+    """/board in the staff bot's private chat: the dispatch board as an app inside the chat for someone whose account is
+    bound to them (it signs them in with the chat's signed data); anyone else is told how to get one."""
+    url = inp.view.board_url
+    if url is None:
+        return hint("tech.board_no_account")
+    return reply(Outbound(t("tech.board_open"), buttons([link_button(t("btn.open_board"), url, app=True)])))
+
+
 def on_idle_text(inp: StepInput) -> StepResult:
     """Free text: what it means (``conversations.understanding``) does what the matching button does — with a button to
     press first whenever that changes a visit's state; what is not understood goes to people (``_to_people``)."""
@@ -736,6 +728,7 @@ def on_visit_options(inp: StepInput, options: VisitOptions) -> StepResult:
         rows.append([Button(t("btn.hand_back"), encode(HandBack(visit.id)))])
     rows.append([Button(t("btn.ask_help"), encode(AskHelp(visit.id)))])
     if VisitStatus(visit.status) in (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
+        rows.append([signature.signature_button(visit.id)])  # the customer signs on this phone (delivery, completion)
         rows.append([Button(t("btn.need_return"), encode(NeedReturn(visit.id)))])
     rows.append([_report_button(visit.id)])
     return reply(Outbound(t("tech.visit_options", visit=visit.id), buttons(*rows)))
@@ -833,16 +826,15 @@ TECHNICIAN_FLOW = FlowSpec(
             buttons={PickReturnReason: Step(on_return_reason, leads_to=(S.IDLE, S.RETURN_NOTE), requires=TECHNICIAN)},
         ),
         S.RETURN_NOTE: State(hint="tech.return_note", data=VisitData, text=Step(on_return_note, leads_to=(S.IDLE,))),
-        S.REPAIR: State(
-            hint="tech.hint_repair", data=VisitData,
-            buttons={
-                PickFault: Step(on_pick_fault, requires=TECHNICIAN),
-                PickMethod: Step(on_pick_method, leads_to=(S.IDLE, completion.AWAIT_CODE), requires=TECHNICIAN),
-            },
-        ),
+        stock.RECORD: stock.record_state(TECHNICIAN, S.IDLE),
         completion.AWAIT_CODE: State(
             hint="tech.hint_code", data=VisitData, text=Step(on_code_text, leads_to=(S.IDLE, *FREE_TEXT_NEXT)),
             buttons={NeverMind: Step(on_code_never_mind, leads_to=(S.IDLE,), requires=TECHNICIAN)},
+        ),
+        payment.AMOUNT: State(hint="tech.hint_payment_amount", data=payment.PaymentDraft, text=Step(on_payment_amount, leads_to=(S.IDLE,))),
+        signature.REASON: State(
+            hint="tech.hint_signature_reason", data=VisitData,
+            text=Step(on_signature_reason, leads_to=(S.IDLE, stock.RECORD, completion.AWAIT_CODE)),
         ),
         S.CHECKIN_REASON: State(hint="tech.hint_checkin_reason", data=CheckinAway, text=Step(on_checkin_reason, leads_to=(S.IDLE,))),
         S.CHECKLIST: State(
@@ -871,9 +863,11 @@ TECHNICIAN_FLOW = FlowSpec(
         "start": Step(on_start, leads_to=(S.IDLE,)),
         "today": Step(on_today, requires=TECHNICIAN),
         "visits": Step(on_visits, requires=TECHNICIAN),
+        "stock": Step(stock.on_stock, requires=TECHNICIAN),  # the van's stock
         "offduty": Step(on_off_duty, requires=TECHNICIAN),
         "onduty": Step(on_on_duty, requires=TECHNICIAN),
         "help": Step(on_help),
+        "board": Step(on_board),  # the dispatch board as an in-chat app, for staff with an account
         "cancel": Step(on_cancel, leads_to=(S.NEW, S.IDLE, S.CHECKLIST)),
         "lang": Step(language_menu),
         "language": Step(language_menu),
@@ -885,7 +879,7 @@ TECHNICIAN_FLOW = FlowSpec(
         Arrived: Step(on_arrived, leads_to=(S.AWAIT_LOCATION,), requires=TECHNICIAN),
         StartChecklist: Step(on_start_work, leads_to=CHECKLIST_NEXT, requires=TECHNICIAN),
         ContinueChecklist: Step(on_continue, leads_to=CHECKLIST_NEXT, requires=TECHNICIAN),
-        Complete: Step(on_complete, leads_to=(S.IDLE, S.REPAIR, completion.AWAIT_CODE), requires=TECHNICIAN),
+        Complete: Step(on_complete, leads_to=(S.IDLE, stock.RECORD, completion.AWAIT_CODE), requires=TECHNICIAN),
         ResendCode: Step(completion.on_technician_resend, requires=TECHNICIAN),
         VisitOptions: Step(on_visit_options, requires=TECHNICIAN),
         HandBack: Step(on_hand_back, leads_to=(S.HAND_BACK_REASON,), requires=TECHNICIAN),
@@ -894,8 +888,13 @@ TECHNICIAN_FLOW = FlowSpec(
         NeedReturn: Step(on_need_return, leads_to=(S.RETURN_REASON,), requires=TECHNICIAN),
         ReportProblem: Step(on_report, leads_to=(S.REPORT_REASON,), requires=TECHNICIAN),
         Contacted: Step(on_contacted, requires=TECHNICIAN),
+        AskSignature: Step(signature.on_ask, requires=TECHNICIAN),
+        CannotSign: Step(signature.on_cannot_sign, leads_to=(signature.REASON,), requires=TECHNICIAN),
+        RecordPaymentAsk: Step(payment.on_ask, requires=TECHNICIAN),
+        PickPaymentMethod: Step(payment.on_method, leads_to=(payment.AMOUNT,), requires=TECHNICIAN),
         ChooseLanguage: Step(switch_language),
         AnswerInThread: relay.answer_step(TECHNICIAN),
+        **stock.technician_buttons(TECHNICIAN),
         **relay.writer_buttons(_technician_id, S.IDLE),
     },
     live_location=Step(on_live_location, leads_to=(S.IDLE,)),

@@ -924,6 +924,27 @@ class FakeTelegram:
             token, chat_id, body, user_id, chat_type, language_code, first_name, last_name, username, title, queue
         )
 
+    def voice_message(
+        self,
+        chat_id: int,
+        file_id: str,
+        file_unique_id: str,
+        user_id: int | None = None,
+        chat_type: str = "private",
+        language_code: str | None = "en",
+        first_name: str = "Ann",
+        *,
+        content: bytes | None = None,
+        duration: int = 3,
+        token: str | None = None,
+        queue: bool = True,
+    ) -> dict[str, Any]:
+        """Voice note update (OGG/Opus, as Telegram's clients record them); getFile and the download serve ``content``."""
+        self._ensure_file(file_id, file_unique_id, content, "voice", ".oga")
+        size = self._files[file_id].size
+        body = {"voice": {"file_id": file_id, "file_unique_id": file_unique_id, "duration": duration, "mime_type": "audio/ogg", "file_size": size}}
+        return self._message_update(token, chat_id, body, user_id, chat_type, language_code, first_name, None, None, None, queue)
+
     def contact_message(
         self,
         chat_id: int,

@@ -93,6 +93,7 @@ class _Failure:
     status: int
     code: int
     message: str
+    after: int = 0  # sends still let through before this one is refused
 
 
 class FakeWhatsApp:
@@ -155,9 +156,10 @@ class FakeWhatsApp:
 
     # --- test controls -------------------------------------------------------------------------
 
-    def fail_next(self, status: int, code: int, message: str = "injected") -> None:
-        """The next send is refused with this Graph error (130429 throttled, 131026 undeliverable, 131047 window…)."""
-        self._failures.append(_Failure(status, code, message))
+    def fail_next(self, status: int, code: int, message: str = "injected", *, after: int = 0) -> None:
+        """The next send (``after``: the one after that many more) is refused with this Graph error (130429 throttled,
+        131056 pair rate, 131026 undeliverable, 131047 window…)."""
+        self._failures.append(_Failure(status, code, message, after))
 
     def add_media(self, content: bytes, mime_type: str = "image/jpeg", *, claimed_size: int | None = None) -> str:
         media_id = f"{next(self._ids):016d}"
@@ -255,10 +257,12 @@ class FakeWhatsApp:
             headers["X-Hub-Signature-256"] = signature
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        # Meta has the person's message before it notifies us, and counts it whatever our server answers: an answer
+        # the service sends while the webhook is still being handled already falls inside the window
+        self.note(payload)
         async with self._http.post(url, data=raw, headers=headers) as response:
             status = response.status
         self.deliveries.append((status, payload))
-        self.note(payload)  # Meta counts the person's message whatever our server answered
         return status
 
     def note(self, payload: dict) -> None:
@@ -298,7 +302,9 @@ class FakeWhatsApp:
                 raise GraphRefusal(400, 100, "Invalid parameter: to")
             if body.get("messaging_product") != "whatsapp":
                 raise GraphRefusal(400, 100, "messaging_product must be whatsapp")
-            if self._failures:
+            if self._failures and self._failures[0].after > 0:
+                self._failures[0].after -= 1
+            elif self._failures:
                 failure = self._failures.pop(0)
                 raise GraphRefusal(failure.status, failure.code, failure.message)
             self._check(number, to, body)

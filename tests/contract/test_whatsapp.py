@@ -119,7 +119,9 @@ async def test_the_window_closes_at_24_00_00_then_the_purposes_template_goes_and
                                   purpose="status", language="zh"))
     template = fake.sent[-1]
     assert template.type == "template" and template.body["template"]["name"] == "visit_update"
-    assert template.body["template"]["language"] == {"code": "zh_CN"} and template.text == "Wang finished. · Please confirm."
+    assert template.body["template"]["language"] == {"code": "zh_CN"}
+    # one action more than the template's two quick replies: the reader is told a reply brings the whole message
+    assert template.text == "Wang finished. · Please confirm. · （回复本消息即可查看完整内容，包括模板无法显示的部分。）"
     assert template.actions() == [("", "cf:7"), ("", "pr:7")]
     sent = len(fake.sent)
     with pytest.raises(OutsideWindow):

@@ -43,9 +43,26 @@ OPERATIONS = {
     "PUT /api/v1/order-sources/{source}/callback", "GET /api/v1/order-sources/{source}/callback",
     "DELETE /api/v1/order-sources/{source}/callback", "GET /api/v1/callbacks", "POST /api/v1/callbacks/{callback_id}/resend",
     "GET /api/v1/order-sources/{source}/completion-codes", "PUT /api/v1/order-sources/{source}/completion-codes",
+    "GET /api/v1/order-sources/{source}/signatures", "PUT /api/v1/order-sources/{source}/signatures",  # signatures (issue 12 part 6)
     # API tokens and customer links (issue 12)
     "GET /api/v1/tokens", "POST /api/v1/tokens", "DELETE /api/v1/tokens/{token_id}", "POST /api/v1/jobs/{job_id}/customer-link/revoke",
+    # price lists, bills and payments (issue 14 part 6)
+    "PUT /api/v1/price-lists", "GET /api/v1/price-lists", "POST /api/v1/visits/{visit_id}/bill", "POST /api/v1/visits/{visit_id}/payments",
+    # maintenance plans (issue 14 part 8)
+    "POST /api/v1/maintenance-plans", "GET /api/v1/maintenance-plans", "POST /api/v1/maintenance-plans/{plan_id}/generate",
+    "POST /api/v1/maintenance-plans/{plan_id}/stop", "GET /api/v1/maintenance-plans/{plan_id}/report",
+    # devices and their QR codes (issue 14 parts 1-2)
+    "POST /api/v1/devices", "GET /api/v1/devices", "GET /api/v1/devices/{device_id}", "POST /api/v1/devices/{device_id}/retire",
+    "POST /api/v1/devices/import", "GET /api/v1/devices/{device_id}/qr", "GET /api/v1/device-sites/{site_id}/qr",
+    "POST /api/v1/devices/{device_id}/qr/renew", "POST /api/v1/device-sites/{site_id}/qr/renew", "GET /api/v1/device-sheets",
+    # parts, stock and fault trees (issue 14 parts 4-5)
+    "POST /api/v1/parts", "GET /api/v1/parts", "GET /api/v1/parts/{part_id}", "GET /api/v1/parts/{part_id}/movements",
+    "POST /api/v1/stock-movements", "GET /api/v1/stock", "POST /api/v1/part-requests/{request_id}/approve",
+    "POST /api/v1/part-requests/{request_id}/decline", "GET /api/v1/fault-trees/{category}", "PUT /api/v1/fault-trees/{category}",
+    "DELETE /api/v1/fault-trees/{category}",
 }
+DEVICE = {"customer": {"name": "Zhang Wei", "phone": "13912345678"}, "product": {"category": "aircon", "name": "Split AC"},
+          "site": {"address": "100 Nanjing East Road", "lat": 31.2304, "lon": 121.4737, "region": "Huangpu"}}
 # answers that mean the request was turned away before the operation did anything (a 422 too, when it lists errors)
 REFUSALS = {400, 401, 405, 413, 415}
 
@@ -59,6 +76,9 @@ async def _seed(database_url: str, tmp_path: Path) -> None:
         for answer in (
             await api.client.post("/api/v1/dispatchers", json={"name": "Dora"}),
             await api.client.put("/api/v1/alert-sinks", json={"name": "ops", "kind": "slack", "url": "https://hooks.example/x"}),
+            await api.client.post("/api/v1/devices", json=DEVICE),  # device 1 at site 1 (issue 14)
+            await api.client.post("/api/v1/parts", json={"code": "CAP-35", "name": "Capacitor", "price_minor": 1250}),  # part 1
+            await api.client.post("/api/v1/stock-movements", json={"part_id": 1, "kind": "receive", "quantity": 5, "to": "warehouse"}),
         ):
             assert answer.status_code in (200, 201), answer.text
 

@@ -261,7 +261,10 @@ def _operations(schema: dict):
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{job_id}", "1").replace("{visit_id}", "1").replace("{technician_id}", "1").replace("{photo_id}", "1").replace("{token_id}", "1")
+    return path.replace("{job_id}", "1").replace("{visit_id}", "1").replace("{technician_id}", "1").replace("{photo_id}", "1").replace("{token_id}", "1") \
+        .replace("{device_id}", "1").replace("{site_id}", "1") \
+        .replace("{part_id}", "1").replace("{request_id}", "1").replace("{category}", "washer") \
+        .replace("{plan_id}", "1")  # parts (issue 14 part 5), maintenance plans (part 8)
 
 
 def _assert_documented(schema: dict, operation: dict, response) -> None:
@@ -276,7 +279,7 @@ def _assert_documented(schema: dict, operation: dict, response) -> None:
 async def test_every_api_operation_answers_401_without_or_with_a_wrong_token_as_documented(sqlite_api: Api):
     schema = (await sqlite_api.client.get("/openapi.json")).json()
     operations = list(_operations(schema))
-    assert len(operations) == 23 + 4 + 9 + 2  # + tokens (3) and revoking a customer link (issue 12); order intake (9, issue 13 part 4); completion codes (2, part 6)
+    assert len(operations) == 23 + 4 + 9 + 2 + 10 + 2 + 4 + 11 + 5  # maintenance plans (5, issue 14 part 8); + tokens (3) and revoking a customer link (issue 12); order intake (9, issue 13 part 4); completion codes (2, part 6); devices (10, issue 14); signature policy (2, issue 12 part 6); fees (4, issue 14 part 6); parts and stock (11, issue 14 part 5)
     for method, path, operation in operations:
         for authorization in ("", "Bearer wrong-token-of-24-chars-or-more", f"Basic {TOKEN}"):
             response = await sqlite_api.client.request(method, _concrete(path), json={}, headers={"Authorization": authorization})
@@ -353,7 +356,43 @@ async def test_the_documented_statuses_of_each_operation(sqlite_api: Api):
         ("GET", "/api/v1/callbacks"): every | {"200", "422"},
         ("GET", "/api/v1/order-sources/{source}/completion-codes"): every | {"200", "422"},
         ("PUT", "/api/v1/order-sources/{source}/completion-codes"): body | {"200"},
+        ("GET", "/api/v1/order-sources/{source}/signatures"): every | {"200", "422"},  # signatures (issue 12 part 6)
+        ("PUT", "/api/v1/order-sources/{source}/signatures"): body | {"200"},
         ("POST", "/api/v1/callbacks/{callback_id}/resend"): every | {"200", "404", "409", "422"},
+        # devices and their QR codes (issue 14 parts 1-2)
+        ("POST", "/api/v1/devices"): body | {"200", "201", "409"},
+        ("GET", "/api/v1/devices"): every | {"200", "422"},
+        ("GET", "/api/v1/devices/{device_id}"): every | {"200", "404", "422"},
+        ("POST", "/api/v1/devices/{device_id}/retire"): body | {"200", "404", "409"},
+        ("POST", "/api/v1/devices/import"): every | {"200", "413", "415", "422"},
+        ("GET", "/api/v1/devices/{device_id}/qr"): every | {"200", "404", "409", "422"},
+        ("GET", "/api/v1/device-sites/{site_id}/qr"): every | {"200", "404", "422"},
+        ("POST", "/api/v1/devices/{device_id}/qr/renew"): every | {"200", "404", "409", "422"},
+        ("POST", "/api/v1/device-sites/{site_id}/qr/renew"): every | {"200", "404", "422"},
+        ("GET", "/api/v1/device-sheets"): every | {"200", "404", "422"},
+        # parts, stock and fault trees (issue 14 parts 4-5)
+        ("POST", "/api/v1/parts"): body | {"200", "201"},
+        ("GET", "/api/v1/parts"): every | {"200", "422"},
+        ("GET", "/api/v1/parts/{part_id}"): every | {"200", "404", "422"},
+        ("GET", "/api/v1/parts/{part_id}/movements"): every | {"200", "404", "422"},
+        ("POST", "/api/v1/stock-movements"): body | {"201", "404", "409"},
+        ("GET", "/api/v1/stock"): every | {"200", "422"},
+        ("POST", "/api/v1/part-requests/{request_id}/approve"): body | {"200", "404", "409"},
+        ("POST", "/api/v1/part-requests/{request_id}/decline"): body | {"200", "404", "409"},
+        ("GET", "/api/v1/fault-trees/{category}"): every | {"200", "422"},
+        ("PUT", "/api/v1/fault-trees/{category}"): body | {"200"},
+        ("DELETE", "/api/v1/fault-trees/{category}"): every | {"200", "422"},
+        # price lists, bills and payments (issue 14 part 6)
+        ("PUT", "/api/v1/price-lists"): body | {"200"},
+        ("GET", "/api/v1/price-lists"): every | {"200", "422"},
+        ("POST", "/api/v1/visits/{visit_id}/bill"): every | {"200", "404", "409", "422"},
+        ("POST", "/api/v1/visits/{visit_id}/payments"): body | {"201", "404"},
+        # maintenance plans (issue 14 part 8)
+        ("POST", "/api/v1/maintenance-plans"): body | {"201", "404"},
+        ("GET", "/api/v1/maintenance-plans"): every | {"200", "422"},
+        ("POST", "/api/v1/maintenance-plans/{plan_id}/generate"): every | {"200", "404", "422"},
+        ("POST", "/api/v1/maintenance-plans/{plan_id}/stop"): every | {"200", "404", "422"},
+        ("GET", "/api/v1/maintenance-plans/{plan_id}/report"): every | {"200", "404", "422"},
     }
     assert set(schema["paths"]["/healthz"]["get"]["responses"]) == {"200", "503"}
     job_id = schema["paths"]["/api/v1/jobs/{job_id}"]["get"]["parameters"][0]["schema"]

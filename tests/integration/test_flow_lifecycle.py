@@ -95,7 +95,10 @@ async def test_sofa_is_delivered_installed_confirmed_and_rated(world: World):
     assert keys(await installer.press(finished[0].button("done"))) == ["tech.completed"]
 
     # the customer confirms, rates low, and the dispatchers hear about it
-    completed = (await customer.inbox())[-1]
+    after_install = await customer.inbox()
+    # the installation also filed the sofa as the customer's device, with its code (issue 14)
+    assert keys(after_install)[-2:] == ["customer.completed", "device.registered"]
+    completed = after_install[-2]
     await customer.press(completed.button("cf"))
     assert keys(await customer.press(f"rt:{installation.id}:2")) == ["dispatch.customer_rated_low"]  # asked what went wrong
     assert keys(await customer.press("skip")) == ["customer.thanks"]

@@ -180,7 +180,7 @@ async def test_every_state_answers_help_cancel_and_unexpected_input(world: World
     assert keys(await driver.press("nonsense:1")) == ["hint.stale_button"]
     assert keys(await driver.press("acc:99999")) == ["tech.offer_gone"]
     assert keys(await customer.sticker()) == ["customer.hint_idle"]
-    assert keys(await customer.send("/help")) == ["customer.help", "customer.hint_idle"]
+    assert keys(await customer.send("/help")) == ["customer.help", "customer.help_code", "customer.help_repair", "customer.hint_idle"]
     stranger = world.chat("customer", "stranger")
     assert keys(await stranger.send("hello?")) == ["customer.hint_new"]
     assert keys(await stranger.press("cf:1")) == ["customer.hint_new"]

@@ -207,15 +207,19 @@ async def test_a_repair_records_its_fault_category_and_method_shown_in_the_job(w
     await repairer.press((await repairer.inbox())[-1].button("acc"))
     await on_site(world, repairer, visit.id)
     started = await repairer.press(f"st:{visit.id}")
-    faults = await repairer.press(started[0].button("done"))
-    assert keys(faults) == ["tech.repair_fault"]
-    leak = next(data for label, data in faults[0].buttons if label == "tech.fault.leak")
-    methods = await repairer.press(leak)
-    replaced = next(data for label, data in methods[0].buttons if label == "tech.method.part_replaced")
-    assert keys(await repairer.press(replaced)) == ["tech.repair_completed"]
+    causes = await repairer.press(started[0].button("done"))
+    assert keys(causes) == ["tech.repair_cause"]  # the fault tree (conversations/flows/stock.py, tests/integration/test_stock.py)
+    wear = next(data for label, data in causes[0].buttons if label == "repair.cause.natural_wear")
+    faults = await repairer.press(wear)
+    seal = next(data for label, data in faults[0].buttons if label == "repair.fault.seal_worn")
+    methods = await repairer.press(seal)
+    replaced = next(data for label, data in methods[0].buttons if label == "repair.method.part_replaced")
+    no_parts = (await repairer.press(replaced))[0].button("rcd")
+    fixed = next(data for _label, data in (await repairer.press(no_parts))[0].buttons if data.endswith(":fixed"))
+    assert keys(await repairer.press(fixed)) == ["tech.repair_completed"]
     job = await world.job(order.job.id)
     assert job["visits"][0]["status"] == "completed"
-    assert (job["visits"][0]["fault_category"], job["visits"][0]["repair_method"]) == ("leak", "part_replaced")
+    assert (job["visits"][0]["fault_category"], job["visits"][0]["repair_method"]) == ("natural_wear/seal_worn", "part_replaced")
 
 
 async def test_grab_cards_hide_the_customer_until_won_then_the_winner_gets_the_details(world: World):

@@ -20,6 +20,13 @@ from conversations.flows.technician import CheckinAway, ChecklistAt, ProblemDraf
 from conversations.understanding import Intent, Understood
 from conversations.flows.dispatcher import Awaiting
 from conversations.flows.customer import RatedVisit
+from conversations.flows.repair import RepairDraft
+from conversations.flows.stock import RecordDraft
+from conversations.flows.payment import PaymentDraft
+from domain.fees import PaymentMethod
+from services.parts_views import PartsView, VanItem
+from storage.parts import PartRow
+from services.device_views import DeviceInfo, DevicesView, HistoryLine, Scan
 from domain import commands as c
 from domain.completion_codes import ItemMark
 from domain.field_work import ReturnReason
@@ -54,6 +61,9 @@ CUSTOMER_MEANS = {
     "cancel it": Understood(Intent.CANCEL),
 }
 
+# faults typed (issue 14): of the device on file, of a product not on file, and of none named
+FAULTS = ("my air conditioner leaks", "the washing machine is broken", "it is broken")
+
 
 @pytest.fixture(autouse=True)
 def _customer_texts(monkeypatch):
@@ -86,7 +96,15 @@ def _customer_views() -> list[CustomerView]:
         CustomerView(7, "Zhang", None, ()),
         # a completed delivery whose items the customer has not checked yet (issue 13 part 6)
         CustomerView(7, "Zhang", None, (job,), unchecked={10 + statuses.index(VisitStatus.COMPLETED): ("Sofa", "Cushion")}),
+        # devices (issue 14): the customer's, with one's history, and a scanned code of a site, of someone else, or not working
+        DevicesView(7, "Zhang", None, (job,), devices=(DEVICE,), history=(HistoryLine("installed", NOW, 11),), scan=Scan(7, (DEVICE,), True)),
+        DevicesView(7, "Zhang", None, (), devices=(DEVICE,), scan=Scan(8, (DEVICE,))),
+        DevicesView(None, "", None, (), scan=Scan(None)),
+        DevicesView(7, "Zhang", None, (job,)),
     ]
+
+
+DEVICE = DeviceInfo(4, "Split AC", "aircon", "Gree", "KFR", "GR-1", "bedroom", "", None, None)
 
 
 STEPS = (
@@ -96,6 +114,9 @@ STEPS = (
     ChecklistStep("note", StepKind.TEXT, {"en": "Note"}),
     ChecklistStep("after", StepKind.PHOTO, {"en": "Photo"}),
 )
+
+
+PART = PartRow(7, "CAP-35", "Capacitor", "pc", 1250, "CNY", "electrical", (), 0)
 
 
 def _tech_visit(visit_id: int, status: VisitStatus, **kw) -> TechVisit:
@@ -121,6 +142,9 @@ def _technician_views() -> list[TechnicianView]:
         TechnicianView(3, "Wang", None, "", (*visits, *extra)),
         # visits that complete only with the customer's code (issue 13 part 6): waiting for it, and locked
         TechnicianView(3, "Wang", None, "", (*visits, *extra), codes={41: "pending", 45: "pending", 43: "code_locked"}),
+        # the van, the catalogue and the fault trees (issue 14 parts 4-5): a repair completes, or waits for the customer's code
+        PartsView(3, "Wang", None, "", (*visits, *extra), van=(VanItem(PART, 2),), catalogue=(PART,)),
+        PartsView(3, "Wang", None, "", (*visits, *extra), codes={45: "pending"}, van=(VanItem(PART, 1),), catalogue=(PART,)),
     ]
 
 
@@ -188,8 +212,17 @@ def _data_for(kind: type[FlowData] | None, view) -> list[dict]:
         samples = [relay.ThreadData(None), relay.ThreadData(5)]
     elif kind is ItemDraft:
         samples = [ItemDraft(i, marks) for i in ids for marks in ((), (ItemMark.RECEIVED,), (ItemMark.RECEIVED, ItemMark.DAMAGED))]
+    elif kind is RepairDraft:
+        day = (SLOT[0] + timedelta(days=1)).date()
+        samples = [RepairDraft(), RepairDraft(device=4, product="Split AC", category="aircon", description="leaks", photos=(("F", "/m/p.jpg"),),
+                                              voices=(("V", "/m/v.ogg"),), days=(day,)), RepairDraft(kind="inspection", device=4)]
+    elif kind is RecordDraft:
+        samples = [RecordDraft(i, *picked) for i in ids for picked in ((), (0,), (0, 1), (0, 1, 0), (0, 1, 0, ((7, 1),)), (99, 0, 0))]
+        samples += [RecordDraft(i, 0, 1, 0, ((7, 2),), True, "hummed") for i in ids]
     elif kind is relay.AnswerData:
         samples = [relay.AnswerData(5, user) for user in ("u1", "u2")]
+    elif kind is PaymentDraft:  # fees (issue 14 part 6)
+        samples = [PaymentDraft(i, method.value) for i in ids for method in PaymentMethod]
     else:
         raise AssertionError(f"no samples for {kind.__name__}: add some")
     rows = [sample.to_json() for sample in samples]
@@ -220,12 +253,21 @@ def _values(field_name: str, view) -> list:
         "return_reason": list(ReturnReason),
         "fault": [0, 5, 99],  # a repair code's index: in the list, and past its end
         "method": [0, 99],
+        "paid_by": list(PaymentMethod),  # fees (issue 14 part 6)
         "stage": list(STAGES),
         "language": list(Language),
         "thread_id": [5, MISSING],
         "callback_id": [7, MISSING],  # a parked status callback (its step only asks for the resend)
         "index": [0, 1, 99],  # a delivered item's place in the delivery's list: in it, and past its end
         "mark": list(ItemMark),
+        "device_id": [4, MISSING],
+        "level": ["normal", "urgent"],
+        # parts and the repair's record (issue 14 parts 4-5)
+        "part_id": [7, MISSING],
+        "request_id": [3, MISSING],
+        "quantity": [1, 20],
+        "cause": [0, 99],
+        "outcome": ["fixed", "missing_part", "more_work"],
     }[field_name]
 
 
@@ -249,10 +291,11 @@ def _events(spec: FlowSpec, view) -> list[Inbound]:
     made += [ev(InboundKind.COMMAND, "start", payload="tok")]
     made += [ev(InboundKind.BUTTON, encode(action)) for action in _actions(view)]
     made += [ev(InboundKind.BUTTON, data) for data in ("nonsense:1", "acc:x", "sl:1:2")]
-    made += [ev(InboundKind.TEXT, text) for text in ("", "hello", "4", "99", *CUSTOMER_MEANS)]
+    made += [ev(InboundKind.TEXT, text) for text in ("", "hello", "4", "99", *CUSTOMER_MEANS, *FAULTS)]
     made += [ev(InboundKind.PHOTO, file_id="F", file_path="/m/p.jpg"), ev(InboundKind.PHOTO, file_id="F", file_error="not_image")]
     made += [ev(InboundKind.LOCATION, latitude=lat, longitude=lon, live=live) for (lat, lon) in (SHOP, FAR) for live in (False, True)]
     made += [ev(InboundKind.CONTACT, phone="139"), ev(InboundKind.UNSUPPORTED)]
+    made += [ev(InboundKind.VOICE, file_id="V", file_path="/m/v.ogg"), ev(InboundKind.VOICE, file_id="V", file_error="not_audio")]
     return made
 
 

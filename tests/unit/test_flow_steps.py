@@ -278,7 +278,8 @@ def test_a_choice_is_answered_with_its_text_and_a_choice_beyond_the_list_is_stal
     assert keys(press(TECHNICIAN_FLOW, view, Answer(21, 2, "5"), "checklist", asked)) == ["hint.stale_button"]
     marks = press(TECHNICIAN_FLOW, view, Answer(21, 2, "1"), "checklist", asked)
     assert marks.commands == (c.AnswerStep(21, 3, "fabric", "Marks"),)
-    assert (keys(marks), marks.state, button_data(marks)) == (["tech.checklist_done"], "idle", ["done:21", "rp:21"])
+    # Complete, the customer's signature (issue 12 part 6), a problem
+    assert (keys(marks), marks.state, button_data(marks)) == (["tech.checklist_done"], "idle", ["done:21", "sig:21", "rp:21"])
 
 
 def test_a_number_out_of_range_is_explained_and_asked_again():

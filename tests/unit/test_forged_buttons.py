@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from services import actions as a
 from domain.field_work import ReturnReason
+from domain.fees import PaymentMethod
 from domain.model import MAX_ID, ExceptionReason, Language
 
 BIG = str(2**63)
@@ -19,6 +20,8 @@ TELEGRAM_CALLBACK_DATA_BYTES = 64  # the smallest action payload of the channels
 # what buttons sitting in people's chats today carry, from the flows and from the notifications
 OLD_BUTTONS = {
     "bk:12": a.Book(12),
+    "sig:12": a.AskSignature(12),
+    "sgx:12": a.CannotSign(12),
     "sl:12:1795420800:1795428000": a.PickSlot(12, datetime(2026, 11, 23, 8, tzinfo=timezone.utc), datetime(2026, 11, 23, 10, tzinfo=timezone.utc)),
     "rs:12": a.Reschedule(12),
     "cx:12": a.CancelVisit(12),
@@ -93,6 +96,35 @@ OLD_BUTTONS = {
     "itmr:12": a.RestartItemCheck(12),
     "ccf:12": a.CompleteForThem(12),
     "ccr:12": a.NewCodeFromAlert(12),
+    # devices and repair requests (issue 14)
+    "dv:4": a.DeviceMenu(4),
+    "dvf:4": a.ReportFault(4),
+    "dvh:4": a.DeviceHistory(4),
+    "dvm:4": a.BookMaintenance(4),
+    "dvo": a.OtherProduct(),
+    "rpm": a.RepairMediaDone(),
+    "rpu:urgent": a.RepairUrgency("urgent"),
+    "rpy:739944": a.RepairDay(date(2026, 11, 24)),
+    "rps": a.RepairSend(),
+    # parts, van stock and the repair's completion record (issue 14 parts 4-5)
+    "stk": a.VanStock(),
+    "prm:1": a.PartRequestMenu(1),
+    "prp:7": a.PartRequestPick(7),
+    "prq:7:5": a.PartRequestQty(7, 5),
+    "pra:3": a.ApprovePartRequest(3),
+    "prd:3": a.DeclinePartRequest(3),
+    "rcc:12:0": a.RepairCause(12, 0),
+    "rcf:12:4": a.RepairFault(12, 4),
+    "rcm:12:1": a.RepairMethod(12, 1),
+    "rcp:12:7": a.RepairPart(12, 7),
+    "rcx:12": a.RepairPartsClear(12),
+    "rcd:12": a.RepairPartsDone(12),
+    "rco:12:missing_part": a.RepairOutcomePick(12, "missing_part"),
+    "rcb:12": a.RepairBack(12),
+    "rcs:12": a.RepairShow(12),
+    # fees (issue 14 part 6): the technician records a payment
+    "pay:12": a.RecordPaymentAsk(12),
+    "paym:12:online": a.PickPaymentMethod(12, PaymentMethod.ONLINE),
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 from domain.errors import InvalidInput
 from domain.model import ServiceKind
 from domain.order_mapping import MappingError, apply, check_spec, cursor_of, orders_of
-from domain.orders import ItemService, OrderItem, plan_visits
+from domain.orders import ItemService, OrderAddress, OrderItem, plan_parts, plan_visits
 from services.order_import import read_csv, shipped_map
 from tests.support import ROOT
 from webhooks.order_routes import validate_order
@@ -98,14 +98,29 @@ def test_lines_are_grouped_into_one_visit_per_work_type_and_goods_alone_make_no_
     assert (installation.kind, installation.duration_minutes, installation.items) == (ServiceKind.INSTALLATION, 90, (0,))
 
 
-def test_lines_at_two_addresses_or_needing_nothing_are_refused():
+def test_lines_at_two_addresses_are_two_parts_and_lines_needing_nothing_are_refused():
+    other = OrderAddress("2 Other Street", 31.2, 121.4, "Xuhui")
+    parts = plan_parts([OrderItem("a", 1, (ItemService(ServiceKind.DELIVERY),), address=other),
+                        OrderItem("b", 1, (ItemService(ServiceKind.DELIVERY),)),
+                        OrderItem("c", 1, (), address=OrderAddress("3 Far Road", 31.0, 121.0, "Minhang"))], "1 Road")
+    # the order's own address first; goods at an address no visit goes to stay with the first job
+    assert [(p.address, p.items, [v.kind for v in p.visits]) for p in parts] == [
+        (None, (1, 2), [ServiceKind.DELIVERY]), (other, (0,), [ServiceKind.DELIVERY])]
     with pytest.raises(InvalidInput, match="items_at_several_addresses"):
-        plan_visits([OrderItem("a", 1, (ItemService(ServiceKind.DELIVERY),), address="2 Other Street"),
+        plan_visits([OrderItem("a", 1, (ItemService(ServiceKind.DELIVERY),), address=other),
                      OrderItem("b", 1, (ItemService(ServiceKind.DELIVERY),))], "1 Road")
     # the same address written differently is one address
-    assert len(plan_visits([OrderItem("a", 1, (ItemService(ServiceKind.DELIVERY),), address="1  road")], "1 Road")) == 1
+    same = OrderAddress("1  road", 31.2, 121.4, "Huangpu")
+    assert len(plan_parts([OrderItem("a", 1, (ItemService(ServiceKind.DELIVERY),), address=same)], "1 Road")) == 1
     with pytest.raises(InvalidInput, match="no_service_needed"):
         plan_visits([OrderItem("cushion", 1, ())], "1 Road")
+
+
+def test_a_grouped_visit_needs_the_categories_of_its_own_lines_and_a_delivery_none():
+    items = [OrderItem("sofa", 1, (ItemService(ServiceKind.DELIVERY), ItemService(ServiceKind.INSTALLATION)), category="sofa"),
+             OrderItem("lamp", 1, (ItemService(ServiceKind.INSTALLATION),), category="lighting")]
+    delivery, installation = plan_visits(items, "1 Road")
+    assert delivery.categories == () and installation.categories == ("lighting", "sofa")
 
 
 def test_csv_rows_are_read_as_text_with_a_byte_order_mark_dropped():

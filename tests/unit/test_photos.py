@@ -212,5 +212,7 @@ def test_only_the_technicians_photo_steps_make_a_photo_worth_downloading():
     # and wherever a customer's text is read freely: a photo sent there goes to people like the text would
     # (ticking delivered items too: a photo of a damaged one goes to the dispatchers with what was written)
     free = {("customer", name) for name in ("new", "idle", "choose_slot", "confirm_cancel", "rate", "confirm_move", "choose_dependant", "item_check")}
-    assert wanting == {("technician", "checklist"), ("technician", "report_photo"), *relayed, *free}
+    # and a repair request's, where photos and voice notes of the fault are kept (issue 14)
+    repair = {("customer", "repair_describe"), ("customer", "repair_media")}
+    assert wanting == {("technician", "checklist"), ("technician", "report_photo"), *relayed, *free, *repair}
     assert TECHNICIAN_FLOW.states["checklist"].photo and TECHNICIAN_FLOW.states["report_photo"].photo

@@ -32,7 +32,6 @@ from domain.field_work import (
 )
 from domain.model import ChecklistStep, Customer, Job, StepKind, Visit, VisitStatus
 from domain.policy import ServicePolicy
-from services.actions import encode, PickFault, PickMethod
 from services.messages import ChatRef, Inbound, InboundKind, StepResult, distance
 from services.notifications import offer_card
 from services.views import TechnicianView, TechVisit
@@ -195,16 +194,12 @@ def test_today_counts_a_visit_under_way_booked_for_another_day():
     assert "ck:21" in button_data(result)
 
 
-def test_a_repair_asks_for_its_fault_and_method_before_it_is_completed():
+def test_a_repair_asks_for_its_record_before_it_is_completed():
+    """Complete on a repair opens its record (conversations/flows/stock.py; tests/unit/test_stock.py walks it through)."""
     view = technician(tech_visit(21, VisitStatus.IN_PROGRESS, kind="repair", category="washer", answered=("intact", "legs")))
     asked = run(view, event(InboundKind.BUTTON, "done:21"))
-    assert asked.state == "repair" and asked.commands == () and len(button_data(asked)) == len(APPLIANCE_CODES.faults)
-    leak = APPLIANCE_CODES.faults.index("leak")
-    methods = run(view, event(InboundKind.BUTTON, encode(PickFault(21, leak))), state="repair", data={"visit": 21})
-    assert len(button_data(methods)) == len(APPLIANCE_CODES.methods) and methods.commands == ()
-    replaced = APPLIANCE_CODES.methods.index("part_replaced")
-    done = run(view, event(InboundKind.BUTTON, encode(PickMethod(21, leak, replaced))), state="repair", data={"visit": 21})
-    assert done.commands == (c.RecordRepair(21, 3, "leak", "part_replaced"), c.CompleteVisit(21, 3)) and done.state == "idle"
+    assert asked.state == "repair_record" and asked.commands == () and keys(asked) == ["tech.repair_record_next"]
+    assert button_data(asked) == ["rcs:21"]
 
 
 def test_a_static_pin_and_live_location_check_in_with_their_kind():
@@ -272,11 +267,6 @@ def test_a_shop_configures_its_own_repair_lists_per_product_category_and_new_cod
     for bad in ("[1]", '{"washer": {"faults": []}}', '{"washer": {"faults": ["Bad Code"], "methods": ["x"]}}', "{"):
         with pytest.raises(ValueError):
             parse_repair_codes(bad)
-    policy = ServicePolicy(repair_codes=table)
-    view = technician(tech_visit(21, VisitStatus.IN_PROGRESS, kind="repair", category="washer", answered=("intact", "legs")))
-    asked = TECHNICIAN_FLOW.step(StepInput(event(InboundKind.BUTTON, "done:21"), "idle", {}, view, NOW, "en", policy))
-    labels = [b.label for m in asked.replies for row in m.buttons for b in row]
-    assert labels == [{"key": "=", "params": {"text": "drum bearing"}}, {"key": "tech.fault.leak", "params": {}}]
 
 
 def test_a_distance_reads_in_metres_near_the_address_and_in_kilometres_beyond():

@@ -140,7 +140,9 @@ def test_a_template_carries_the_text_flattened_and_the_first_actions_as_quick_re
     sent = template_message(message, UseTemplate(TEMPLATES.by_purpose["status"], "en_US"))["template"]
     assert sent["name"] == "visit_update" and sent["language"] == {"code": "en_US"}
     body, *buttons = sent["components"]
-    assert body["parameters"] == [{"type": "text", "text": "Wang finished. · Please confirm: now"}]
+    # three actions, two quick replies: the text says how to see the rest (sent in full when the person writes back)
+    assert body["parameters"] == [{"type": "text", "text": "Wang finished. · Please confirm: now · "
+                                   "(Reply to this message to see it in full, with everything a template cannot show.)"}]
     assert [b["parameters"][0]["payload"] for b in buttons] == ["cf:7", "pr:7"]  # the template has two
     assert len(template_parameter("x" * 5000)) == 1000
 
