@@ -134,28 +134,27 @@ async def list_plans(app: ServiceDep, who: PrincipalDep, after: Annotated[int, Q
     return visible
 
 
-@router.post("/maintenance-plans/{plan_id}/generate", response_model=PlanOut, dependencies=[needs("devices:write")], responses={**NOT_FOUND, **INVALID})
-async def generate_now(plan_id: IdPath, app: ServiceDep, who: PrincipalDep) -> PlanOut:
-    """Create now what is due (the timer does this each morning by itself; creating twice makes nothing twice)."""
+async def _on_plan(app: Service, who: PrincipalDep, plan_id: int, origin: str, command: c.Command) -> PlanOut:
+    """A command about one plan the caller may see, and the plan as it stands after it."""
     async with app.sessions() as session:
         await _visible_plan(app, Store(session), who, plan_id)
-    await _apply(app, f"api:maintenance-generate:{plan_id}", c.GenerateInspections(plan_id))
+    await _apply(app, f"api:{origin}:{plan_id}", command)
     async with app.sessions() as session:
         plan = await MaintenanceStore(Store(session)).plan(plan_id)
     assert plan is not None
     return _out(plan)
+
+
+@router.post("/maintenance-plans/{plan_id}/generate", response_model=PlanOut, dependencies=[needs("devices:write")], responses={**NOT_FOUND, **INVALID})
+async def generate_now(plan_id: IdPath, app: ServiceDep, who: PrincipalDep) -> PlanOut:
+    """Create now what is due (the timer does this each morning by itself; creating twice makes nothing twice)."""
+    return await _on_plan(app, who, plan_id, "maintenance-generate", c.GenerateInspections(plan_id))
 
 
 @router.post("/maintenance-plans/{plan_id}/stop", response_model=PlanOut, dependencies=[needs("devices:write")], responses={**NOT_FOUND, **INVALID})
 async def stop(plan_id: IdPath, app: ServiceDep, who: PrincipalDep) -> PlanOut:
     """No more inspections are created; those already created stay booked."""
-    async with app.sessions() as session:
-        await _visible_plan(app, Store(session), who, plan_id)
-    await _apply(app, f"api:maintenance-stop:{plan_id}", c.StopMaintenancePlan(plan_id))
-    async with app.sessions() as session:
-        plan = await MaintenanceStore(Store(session)).plan(plan_id)
-    assert plan is not None
-    return _out(plan)
+    return await _on_plan(app, who, plan_id, "maintenance-stop", c.StopMaintenancePlan(plan_id))
 
 
 @router.get("/maintenance-plans/{plan_id}/report", response_model=ReportOut, dependencies=[needs("devices:read")],
