@@ -127,6 +127,9 @@ async def _demo(settings: Settings) -> int:
             for name, link in shown:
                 if link is not None:  # e.g. WhatsApp without a staff number has customer links only, and no groups
                     print(f"  {name:<11} {link}")
+        if links.back_office:  # issue 12: the board, jobs, reports and maintenance pages
+            username, password = links.back_office
+            print(f"\nBack office (board, jobs, reports): {base}/signin — user {username}, password {password} (new at each start)")
         if links.device_codes:  # issue 14: send "/start <code>" in the customer pane, as scanning the sticker would
             print("\nDevice QR codes of the demo customer (`fieldchat qr --customer ID --sheet` prints them):")
             for product, code in links.device_codes.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -10,12 +11,13 @@ from sqlalchemy import select
 from domain.commands import PutPriceEntry, RegisterDevice, SavePart
 from domain.parts import WAREHOUSE, MovementKind, van
 from domain.devices import DeviceFields, SiteFields, add_months
-from domain.model import DispatchGroup, Dispatcher, Job, Technician
-from services import backoffice, devices
+from domain.model import DispatchGroup, Dispatcher, Job, Technician, stored_id
+from services import accounts, backoffice, devices
 from services import fees
 from services import parts as part_service
 from services.bus import MessageBus
 from services.context import HandlerContext
+from storage.accounts import AccountStore
 from storage.devices import DEVICE, DeviceStore
 from storage.repository import Store
 
@@ -82,6 +84,7 @@ class DemoLinks:
     group: str
     order_id: int
     device_codes: dict[str, str] = field(default_factory=dict)  # product -> QR code token (issue 14)
+    back_office: tuple[str, str] | None = None  # the demo dispatcher's sign-in for /board, /jobs, /reports: (username, password)
 
 
 async def _technician(store: Store, name: str, phone: str, roles: list[str], skills: list[str], now, policy) -> str:
@@ -143,8 +146,25 @@ async def _seed(store: Store, now, policy) -> tuple[DemoLinks, list]:
     codes, device_events = await _devices(store, now, policy)
     priced = [event for entry in PRICES for event in await fees.put_price_entry(HandlerContext(store, now, policy), entry)]
     stocked = await _parts(store, now, policy)  # parts in the warehouse and in the repairer's van (issue 14 part 5)
-    links = DemoLinks(order.customer_token, technicians, panes, dispatcher_token, group_token, order.job.id, codes)
+    back_office = await _back_office_account(HandlerContext(store, now, policy), stored_id(dispatcher))
+    links = DemoLinks(order.customer_token, technicians, panes, dispatcher_token, group_token, order.job.id, codes, back_office)
     return links, [*order.events, *device_events, *priced, *stocked]
+
+
+async def _back_office_account(ctx: HandlerContext, dispatcher_id: int) -> tuple[str, str]:
+    """The demo dispatcher's account for the back-office pages, with a new random password each start (printed with the
+    links, so whoever starts the demo can sign in; nobody else knows it)."""
+    password = secrets.token_urlsafe(12)
+    row = await AccountStore(ctx.store).account_by_username(DEMO_USERNAME)
+    if row is None:
+        await accounts.add_account(ctx, username=DEMO_USERNAME, display_name="Demo dispatcher", role="dispatcher", password=password,
+                                   regions=["Huangpu"], dispatcher_id=dispatcher_id, language="en")
+    else:
+        await AccountStore(ctx.store).update_account(row["id"], password_hash=accounts.hash_password(password), disabled_at=None)
+    return DEMO_USERNAME, password
+
+
+DEMO_USERNAME = "demo"
 
 
 # the demo shop's price list (issue 14 part 6): each completed visit gets its bill in the customer's chat

@@ -106,3 +106,20 @@ async def test_a_form_needs_the_sessions_csrf_token_the_same_site_and_the_form_s
 ])
 def test_numbers_from_a_query_are_whole_and_in_range_or_refused(raw, expected):
     assert bounded_int(raw, low=1, high=10, default=7) == expected
+
+
+async def test_the_demo_prints_a_back_office_sign_in_that_works_and_a_new_start_replaces_its_password(api: Api):
+    """Seen: `make run` opened the chat console, but the board and the other pages needed an account nobody had."""
+    from fieldchat.demo import load_demo
+
+    first = await load_demo(api.container.bus)
+    second = await load_demo(api.container.bus)
+    assert first.back_office and second.back_office and first.back_office[0] == second.back_office[0] == "demo"
+    assert first.back_office[1] != second.back_office[1]
+    async with browser(api) as client:
+        old = await sign_in(client, *first.back_office)
+        assert old.status_code == 401  # the last start's password no longer works
+        new = await sign_in(client, *second.back_office)
+        assert new.status_code == 303
+        board = await client.get("/board?lang=en")
+        assert board.status_code == 200 and "Demo dispatcher" in board.text
