@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.field_work import item_line
+from domain.kind_policy import KindsPolicy
 from domain.model import ExceptionReason, Job, ServiceKind
 
 CODE_DIGITS = 6
@@ -21,46 +22,13 @@ MAX_RESENDS = 10  # new codes a customer or technician may ask for per visit; a 
 # scrypt makes each guess against a stolen table cost memory and time; the tries limits are what protect a live code
 _SCRYPT = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
 
-OFF = "off"
-ALL = "all"
 
 
-@dataclass(frozen=True)
-class CodePolicy:
+class CodePolicy(KindsPolicy):
     """Which kinds of visit need a completion code: none ("off"), every one ("all"), or the kinds named
     ("delivery,installation"). The shop sets the default; an order source may override it."""
 
-    kinds: frozenset[str] = frozenset()
-
-    @classmethod
-    def parse(cls, text: str) -> "CodePolicy":
-        words = [w.strip().lower() for w in (text or "").split(",") if w.strip()]
-        if not words or words == [OFF]:
-            return cls()
-        if words == [ALL]:
-            return cls(frozenset(kind.value for kind in ServiceKind))
-        known = {kind.value for kind in ServiceKind}
-        unknown = [w for w in words if w not in known]
-        if unknown:
-            raise ValueError(f"completion codes: {', '.join(unknown)} is not off, all or a service kind ({', '.join(sorted(known))})")
-        return cls(frozenset(words))
-
-    def requires(self, kind: str) -> bool:
-        return kind in self.kinds
-
-    @property
-    def text(self) -> str:
-        if not self.kinds:
-            return OFF
-        if self.kinds == {kind.value for kind in ServiceKind}:
-            return ALL
-        return ",".join(sorted(self.kinds))
-
-
-def policy_for(default: CodePolicy, overrides: Mapping[str, str], source: str) -> CodePolicy:
-    """The source's own policy where it has one, else the shop's default."""
-    override = overrides.get(source)
-    return CodePolicy.parse(override) if override is not None else default
+    NAME = "completion codes"
 
 
 def new_code() -> str:

@@ -4,15 +4,13 @@ a signature pad's link stays good."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 
+from domain.kind_policy import KindsPolicy
 from domain.model import ServiceKind, VisitStatus
 
 LINK_TTL = timedelta(minutes=30)  # the customer signs while the technician stands there: a pad link need not live longer
 SKIP_REASON_CHARS = 500
-OFF, ALL = "off", "all"
 # a signature is asked for with the technician at the address: at delivery (the goods handed over) and at completion
 SIGNING_STATES = (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)
 
@@ -35,42 +33,11 @@ def stage_for(kind: str) -> Stage:
     return Stage.DELIVERY if kind == ServiceKind.DELIVERY.value else Stage.COMPLETION
 
 
-@dataclass(frozen=True)
-class SignaturePolicy:
+class SignaturePolicy(KindsPolicy):
     """Which kinds of visit need the customer's signature before the technician completes them: none ("off", the
     default), every one ("all"), or the kinds named ("delivery,installation"). An order source may override the shop's."""
 
-    kinds: frozenset[str] = frozenset()
-
-    @classmethod
-    def parse(cls, text: str) -> "SignaturePolicy":
-        words = [w.strip().lower() for w in (text or "").split(",") if w.strip()]
-        if not words or words == [OFF]:
-            return cls()
-        known = {kind.value for kind in ServiceKind}
-        if words == [ALL]:
-            return cls(frozenset(known))
-        unknown = [w for w in words if w not in known]
-        if unknown:
-            raise ValueError(f"signatures: {', '.join(unknown)} is not off, all or a service kind ({', '.join(sorted(known))})")
-        return cls(frozenset(words))
-
-    def requires(self, kind: str) -> bool:
-        return kind in self.kinds
-
-    @property
-    def text(self) -> str:
-        if not self.kinds:
-            return OFF
-        if self.kinds == {kind.value for kind in ServiceKind}:
-            return ALL
-        return ",".join(sorted(self.kinds))
-
-
-def policy_for(default: SignaturePolicy, overrides: Mapping[str, str], source: str) -> SignaturePolicy:
-    """The source's own policy where it has one, else the shop's default."""
-    override = overrides.get(source)
-    return SignaturePolicy.parse(override) if override is not None else default
+    NAME = "signatures"
 
 
 def state_of(required: bool, signed: bool, skipped: bool) -> SignatureState | None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from domain import commands as c
 from domain import events as ev
 from domain import lifecycle
+from domain.kind_policy import policy_for
 from domain.completion_codes import (
     ItemMark,
     Outcome,
@@ -18,7 +19,6 @@ from domain.completion_codes import (
     new_code,
     new_salt,
     normalise,
-    policy_for,
     problems,
     report_note,
     report_reason,

@@ -9,7 +9,8 @@ from domain import commands as c
 from domain import events as ev
 from domain.errors import DomainError, IllegalTransition, InvalidInput, NotFound
 from domain.model import Job, Visit, VisitStatus, stored_id
-from domain.signatures import LINK_TTL, SIGNING_STATES, SKIP_REASON_CHARS, SignaturePolicy, policy_for, stage_for
+from domain.signatures import LINK_TTL, SIGNING_STATES, SKIP_REASON_CHARS, SignaturePolicy, stage_for
+from domain.kind_policy import policy_for
 from services import actions as a, signed_links
 from services.actions import encode
 from services.bus import Reaction, handles

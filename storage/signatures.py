@@ -11,7 +11,8 @@ from typing import Any, TypedDict
 
 from sqlalchemy import delete, func, insert, select, update
 
-from domain.signatures import SignaturePolicy, policy_for, state_of
+from domain.kind_policy import policy_for
+from domain.signatures import SignaturePolicy, state_of
 from storage import tables as t
 from storage.repository import Store
 from storage.rows import shaped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from domain.kind_policy import policy_for
 from domain.completion_codes import (
     MAX_WRONG_PER_CODE,
     MAX_WRONG_PER_TECHNICIAN_DAY,
@@ -17,7 +18,6 @@ from domain.completion_codes import (
     new_code,
     new_salt,
     normalise,
-    policy_for,
     problems,
     report_reason,
 )

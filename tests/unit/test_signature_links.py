@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 from bots.channels import ROBOT_CAPABILITIES, TELEGRAM_CAPABILITIES, WEB_CAPABILITIES, WHATSAPP_CAPABILITIES
 from bots.render import fit
 from bots.telegram_common import inline_action
-from domain.signatures import SignaturePolicy, SignatureState, Stage, policy_for, stage_for, state_of
+from domain.signatures import SignaturePolicy, SignatureState, Stage, stage_for, state_of
+from domain.kind_policy import policy_for
 from services import signed_links
 from services.messages import Rendered, link_button, link_of, t
 from services.signatures import _mac
