@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
+from domain.errors import InvalidInput
 from domain.model import ServiceKind
 
 OFF, ALL = "off", "all"
+MAX_SOURCE = 100  # characters of an order source's name
 P = TypeVar("P", bound="KindsPolicy")
 
 
@@ -47,3 +49,17 @@ def policy_for(default: P, overrides: Mapping[str, str], source: str) -> P:
     """The source's own policy where it has one, else the shop's default."""
     override = overrides.get(source)
     return type(default).parse(override) if override is not None else default
+
+
+def source_override(policy_type: type[KindsPolicy], source: str, policy: str | None, invalid: str) -> tuple[str, str | None]:
+    """An order source's override as it is stored: the source's name checked, the policy in its normal form (None: back
+    to the shop's default); a policy that does not read is refused with the ``invalid`` code."""
+    name = source.strip()
+    if not name or len(name) > MAX_SOURCE:
+        raise InvalidInput("source_invalid")
+    if policy is None:
+        return name, None
+    try:
+        return name, policy_type.parse(policy).text
+    except ValueError as exc:
+        raise InvalidInput(invalid) from exc

@@ -8,7 +8,7 @@ from datetime import timedelta
 from domain import commands as c
 from domain import events as ev
 from domain import lifecycle
-from domain.kind_policy import policy_for
+from domain.kind_policy import policy_for, source_override
 from domain.completion_codes import (
     ItemMark,
     Outcome,
@@ -220,15 +220,7 @@ async def check_delivered_items(ctx: HandlerContext, cmd: c.CheckDeliveredItems)
 async def set_completion_code_policy(ctx: HandlerContext, cmd: c.SetCompletionCodePolicy) -> list[ev.Event]:
     """A source's override, checked as the setting is: off, all, or service kinds. Visits on the way keep what they have
     (a code is decided when the technician sets off)."""
-    source = cmd.source.strip()
-    if not source or len(source) > 100:
-        raise InvalidInput("source_invalid")
-    text = None
-    if cmd.policy is not None:
-        try:
-            text = CodePolicy.parse(cmd.policy).text
-        except ValueError as exc:
-            raise InvalidInput("completion_codes_invalid") from exc
+    source, text = source_override(CodePolicy, cmd.source, cmd.policy, "completion_codes_invalid")
     await CodeStore(ctx.store).put_source_policy(source, text, ctx.now)
     return []
 

@@ -10,7 +10,7 @@ from domain import events as ev
 from domain.errors import DomainError, IllegalTransition, InvalidInput, NotFound
 from domain.model import Job, Visit, VisitStatus, stored_id
 from domain.signatures import LINK_TTL, SIGNING_STATES, SKIP_REASON_CHARS, SignaturePolicy, stage_for
-from domain.kind_policy import policy_for
+from domain.kind_policy import policy_for, source_override
 from services import actions as a, signed_links
 from services.actions import encode
 from services.bus import Reaction, handles
@@ -128,15 +128,7 @@ async def skip_signature(ctx: HandlerContext, cmd: c.SkipSignature) -> list[ev.E
 
 async def set_signature_policy(ctx: HandlerContext, cmd: c.SetSignaturePolicy) -> list[ev.Event]:
     """A source's override, checked as the setting is: off, all, or service kinds. It applies from the next Complete."""
-    source = cmd.source.strip()
-    if not source or len(source) > 100:
-        raise InvalidInput("source_invalid")
-    text = None
-    if cmd.policy is not None:
-        try:
-            text = SignaturePolicy.parse(cmd.policy).text
-        except ValueError as exc:
-            raise InvalidInput("signatures_invalid") from exc
+    source, text = source_override(SignaturePolicy, cmd.source, cmd.policy, "signatures_invalid")
     await SignatureStore(ctx.store).put_source_policy(source, text, ctx.now)
     return []
 
