@@ -6,18 +6,20 @@ import base64
 import functools
 import hashlib
 import hmac
+import json
 import secrets
 import typing
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, cast, delete, false, func, insert, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Select, String, Table, and_, any_, bindparam, cast, delete, false, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.types import TypeEngine
 
 from domain import model
 from domain.lifecycle import OPEN
@@ -641,8 +643,8 @@ class Store:
         ``in_hand``: rows this relay is still working on, never claimed again, even once their lease ran out (a second
         copy would go out beside the first)."""
         params: dict[str, Any] = {
-            "p_relay_id": relay_id, "p_now": now, "p_until": until, "p_limit": limit, "p_pulled": list(pulled_platforms),
-            "p_in_hand": list(in_hand),
+            "p_relay_id": relay_id, "p_now": now, "p_until": until, "p_limit": limit,
+            "p_pulled": _list_param(pulled_platforms, self.is_postgres), "p_in_hand": _list_param(in_hand, self.is_postgres),
         }
         if chat is not None:
             params.update(p_platform=chat[0], p_bot=chat[1], p_chat_id=chat[2])
@@ -926,14 +928,27 @@ def _rowcount(result: Result[Any]) -> int:
     return result.rowcount
 
 
+def _not_among(column: ColumnElement[Any], name: str, postgres: bool, item: TypeEngine[Any]) -> ColumnElement[bool]:
+    """``column NOT IN`` a list given as one parameter (an array; JSON text on SQLite), so the statement stays the same
+    whatever the list's length: an expanding IN is rendered again on every run, which cost the relay a third of its CPU."""
+    if postgres:
+        return ~(column == any_(bindparam(name, type_=postgresql.ARRAY(item))))
+    return column.not_in(select(literal_column("value")).select_from(func.json_each(bindparam(name, type_=String()))))
+
+
+def _list_param(values: Collection[Any], postgres: bool) -> Any:
+    """A list for ``_not_among``."""
+    return list(values) if postgres else json.dumps(list(values))
+
+
 @functools.cache
 def _outbox_claim(postgres: bool, one_chat: bool) -> UpdateBase:
     picked = (
         select(t.outbox.c.id)
         .where(
             *Store._outbox_sendable(bindparam("p_now")),
-            t.outbox.c.platform.not_in(bindparam("p_pulled", expanding=True)),
-            t.outbox.c.id.not_in(bindparam("p_in_hand", expanding=True)),
+            _not_among(t.outbox.c.platform, "p_pulled", postgres, String()),
+            _not_among(t.outbox.c.id, "p_in_hand", postgres, Integer()),
         )
         .order_by(t.outbox.c.id)
         .limit(bindparam("p_limit"))
