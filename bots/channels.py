@@ -74,6 +74,8 @@ class Capabilities:
     can_force_reply: bool = False
     # a chat id is the person's phone number (WhatsApp): logs show it masked
     chat_ids_are_phones: bool = False
+    # a contact shared with the contact button is known to be the sender's own (Telegram's contact.user_id): proof of a number
+    vouches_own_contact: bool = False
     # a button can open a web page (services/messages.py link_button); without, the renderer lists "label: url" in the text
     link_buttons: bool = False
     # ... and open it as an app inside the chat (Telegram's Mini Apps: https pages, private chats); else as a link
@@ -118,6 +120,7 @@ TELEGRAM_CAPABILITIES = Capabilities(
     digest_budget=4000, send_rates=PlatformLimits(private="3 per 3 seconds", group="20/minute", bot="30/second"),
     max_album=10, can_force_reply=True,  # T: sendMediaGroup takes 2–10 photos
     link_buttons=True, app_buttons=True,  # inline url and web_app buttons
+    vouches_own_contact=True,  # Message.contact.user_id is the sharer's own id when they share their own number
 )
 
 # The demo console fetches its messages and places a card's later copy where the earlier one was, by the relay's
@@ -172,6 +175,12 @@ def phone_platforms() -> frozenset[str]:
     """The platforms whose chat ids are phone numbers: neutral code (the engine) masks them in logs by this set
     (``ChatRef.loggable``), since it may not ask the capability records itself."""
     return frozenset(name for name, capabilities in CAPABILITIES.items() if capabilities.chat_ids_are_phones)
+
+
+def contact_platforms() -> frozenset[str]:
+    """The platforms whose clients share the sender's own contact with one button, known to be their own (a device owner
+    proves their number with it)."""
+    return frozenset(name for name, c in CAPABILITIES.items() if c.can_request_contact and c.vouches_own_contact)
 
 
 def pulled_platforms() -> tuple[str, ...]:

@@ -86,7 +86,9 @@ def _from_message(role: str, update_id: int, message: Any, limits: PhotoLimits) 
         live = message.location.live_period is not None
         return Inbound(kind=InboundKind.LOCATION, latitude=message.location.latitude, longitude=message.location.longitude, live=live, **base)
     if message.contact is not None:
-        return Inbound(kind=InboundKind.CONTACT, phone=message.contact.phone_number, **base)
+        # only the sender's own contact proves their number (a device's owner check): one forwarded is someone else's
+        own = user is not None and message.contact.user_id is not None and message.contact.user_id == user.id
+        return Inbound(kind=InboundKind.CONTACT, phone=message.contact.phone_number, own_contact=own, **base)
     if message.new_chat_members or message.left_chat_member or message.group_chat_created or message.migrate_to_chat_id:
         return None  # service messages about the group itself, not addressed to us
     return Inbound(kind=InboundKind.UNSUPPORTED, **base)

@@ -175,15 +175,23 @@ def message_to_inbound(role: str, message: dict, contacts: Mapping[str, str]) ->
             caption = _string(body.get("caption"), 1024) or ""
             return Inbound(kind=InboundKind.PHOTO, text=caption, file_id=media_id, **base)
         return Inbound(kind=InboundKind.UNSUPPORTED, **base)
+    if kind == "audio" and isinstance(body, dict):
+        # a voice note ("voice": true) or a recorded file: fetched like a photo where a step keeps one (a repair request's),
+        # its bytes sniffed as audio and its size bounded before anything is stored (bots/voice.py)
+        media_id = _string(body.get("id"), 200)
+        mime = str(body.get("mime_type") or "").split(";")[0].strip().lower()
+        if media_id is not None and (not mime or mime.startswith("audio/")):
+            return Inbound(kind=InboundKind.VOICE, file_id=media_id, **base)
+        return Inbound(kind=InboundKind.UNSUPPORTED, **base)
     if kind == "contacts" and isinstance(body, list) and body and isinstance(body[0], dict):
         phones = body[0].get("phones")
         phone = _string(phones[0].get("phone"), 40) if isinstance(phones, list) and phones and isinstance(phones[0], dict) else None
         return Inbound(kind=InboundKind.CONTACT, phone=phone, **base) if phone else Inbound(kind=InboundKind.UNSUPPORTED, **base)
-    if kind in ("text", "interactive", "button", "location", "image", "document", "contacts"):
+    if kind in ("text", "interactive", "button", "location", "image", "document", "contacts", "audio"):
         return None  # a known kind without its content: malformed
     if kind in ("reaction", "system", "ephemeral", "request_welcome"):
         return None  # not addressed to a step
-    return Inbound(kind=InboundKind.UNSUPPORTED, **base)  # audio, video, stickers, unsupported: the step answers with a hint
+    return Inbound(kind=InboundKind.UNSUPPORTED, **base)  # video, stickers, unsupported: the step answers with a hint
 
 
 def parse_notification(payload: Any, roles: Mapping[str, str], now: datetime) -> Notification:

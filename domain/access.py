@@ -26,14 +26,18 @@ SCOPES: dict[str, str] = {
     "parts:write": "add and change parts, move stock, decide part requests",
     "fees:read": "read the price list",
     "fees:write": "set prices, price bills and record payments",
+    "fees:manage": "a manager's say on prices: approve price increases above the managers' limit, give discounts",
     "admin": "everything, including accounts and API tokens",
 }
 ADMIN = "admin"
 
 # what a signed-in person's role lets them do, in the pages and through the API alike
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
-    Role.DISPATCHER: frozenset({"jobs:read", "jobs:write"}),
-    Role.MANAGER: frozenset({"jobs:read"}),
+    # dispatchers run the day: devices, stock and part requests, bills and payments; managers look at everything, change nothing
+    Role.DISPATCHER: frozenset(
+        {"jobs:read", "jobs:write", "devices:read", "devices:write", "parts:read", "parts:write", "fees:read", "fees:write"}),
+    # and a manager's say on prices (fees:manage): increases above the managers' limit, discounts (issue 14 part 6)
+    Role.MANAGER: frozenset({"jobs:read", "devices:read", "parts:read", "fees:read", "fees:manage"}),
     Role.ADMIN: frozenset({ADMIN}),
 }
 

@@ -581,10 +581,42 @@ class RenewDeviceCode(Command):
 
 @dataclass(frozen=True)
 class OpenDeviceCode(Command):
-    """A scanned QR code: binds the chat to the device's owner when it is bound to nobody yet."""
+    """A scanned QR code, from the owner's own chat: checked, never binding a chat (a sticker is seen by anyone)."""
 
     token: str
     chat: ChatIdentity
+
+
+@dataclass(frozen=True)
+class ReportFaultOnCode(Command):
+    """Someone not (known as) the owner scanned a device's or a site's code and describes a fault: the dispatchers are
+    asked to check it with the owner; nothing of the owner is shown to the reporter and no chat is bound."""
+
+    token: str
+    chat: ChatIdentity
+    reporter: str  # the name their messenger shows
+    description: str
+
+
+@dataclass(frozen=True)
+class VerifyDeviceOwner(Command):
+    """A chat bound to nobody that scanned a code says it is the owner's and proves it with the phone number on file:
+    ``via`` whatsapp (the chat id is the number), contact (Telegram: the sender's own contact) or typed. A match binds
+    the chat to the owner; a wrong number is counted (``domain.owner_check.MAX_TRIES_PER_DAY``)."""
+
+    token: str
+    chat: ChatIdentity
+    phone: str
+    via: str  # whatsapp | contact | typed
+
+    @property
+    def secret_input(self) -> bool:
+        # a typed number is personal data: the engine blanks the update's text in the inbox row (conversations.engine)
+        return self.via == "typed"
+
+    def __repr__(self) -> str:
+        # a command may be logged with its failure: never with the number
+        return f"VerifyDeviceOwner(chat={self.chat.platform}:{self.chat.bot}, via={self.via}, phone='***')"
 
 
 @dataclass(frozen=True)
@@ -662,6 +694,7 @@ class CreateMaintenancePlan(Command):
     technician_id: int | None = None
     reviewer_dispatcher_id: int | None = None
     duration_minutes: int | None = None
+    team_ids: tuple[int, ...] = ()  # technicians offered each inspection together; excludes technician_id
 
 
 @dataclass(frozen=True)
@@ -791,3 +824,126 @@ class RecordPaymentTyped(Command):
     technician_id: int
     method: str
     text: str
+
+
+# --- price increases and discounts (issue 14 part 6) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckPriceIncrease(Command):
+    """Whether the technician may ask for an increase on the visit now (theirs, under way, none open), and with
+    ``amount_text`` whether it reads as an amount in the shop's currency within range; changes nothing."""
+
+    visit_id: int
+    technician_id: int
+    amount_text: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestPriceIncrease(Command):
+    """A technician asks for a price increase on their visit under way: the amount as typed (read in the bill's
+    currency), why, and photos of the cause."""
+
+    visit_id: int
+    technician_id: int
+    amount_text: str
+    reason: str
+    photos: tuple[PhotoRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class DecidePriceIncrease(Command):
+    """A dispatcher or a manager approves or declines an increase. ``chat_user`` (platform, bot, user id): who pressed
+    in a group chat, whose account says whether they are a manager; ``manager``: the API caller holds fees:manage."""
+
+    change_id: int
+    approve: bool
+    dispatcher_id: int | None = None
+    chat_user: tuple[str, str, str] | None = None
+    manager: bool = False
+    actor: str = ""
+
+
+@dataclass(frozen=True)
+class AnswerPriceIncrease(Command):
+    """The customer agrees to an approved increase, or declines it."""
+
+    change_id: int
+    customer_id: int
+    agree: bool
+
+
+@dataclass(frozen=True)
+class GiveDiscount(Command):
+    """A manager's discount on a visit's priced bill: an amount or a percent of its total, with the reason."""
+
+    visit_id: int
+    amount_minor: int | None
+    percent: int | None
+    reason: str
+    actor: str
+
+
+# --- review periods and settlement (issue 14 part 7) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseSettlement(Command):
+    """A dispatcher (or the back office) releases a visit's frozen fee."""
+
+    visit_id: int
+    by: str  # "dispatcher:<id>" or the API principal
+    dispatcher_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AdjustSettlement(Command):
+    """Set what a visit's fee pays the technician (minor units of the bill's currency), with the reason; releases it."""
+
+    visit_id: int
+    amount_minor: int
+    reason: str
+    by: str
+    dispatcher_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AdjustSettlementTyped(Command):
+    """What a dispatcher typed in the group for an adjustment ("80 the customer's complaint was half right"), read in
+    the bill's currency."""
+
+    visit_id: int
+    text: str
+    dispatcher_id: int
+
+
+@dataclass(frozen=True)
+class CloseSettlementMonth(Command):
+    """Make the month's statements: one per technician of everything ready in it not yet on a statement."""
+
+    period: str  # YYYY-MM
+    by: str
+
+
+@dataclass(frozen=True)
+class SetPayoutRule(Command):
+    """A technician's settlement cycle and share of billed work; None: the shop's default."""
+
+    technician_id: int
+    cycle: str | None
+    share_percent: int | None
+
+
+# --- the gaps of issue 14: a customer's answer to a price increase recorded by the shop --------------------------------
+
+
+@dataclass(frozen=True)
+class RecordPriceIncreaseAnswer(Command):
+    """The customer's answer to an approved increase, taken by the shop (by phone: no chat, or they called): a
+    dispatcher's press in the region's group (``dispatcher_id``, region rule) or the back office's API call (``actor``).
+    It counts as the customer's own answer; the timeline names who recorded it."""
+
+    change_id: int
+    agree: bool
+    dispatcher_id: int | None = None
+    actor: str = ""

@@ -43,6 +43,7 @@ class DeviceEvent(enum.StrEnum):
     INSPECTED = "inspected"
     RETIRED = "retired"
     CODE_RENEWED = "code_renewed"  # the old QR code stopped working
+    OWNER_VERIFIED = "owner_verified"  # a chat that scanned its code proved it is the owner's (domain.owner_check)
 
 
 @dataclass(frozen=True)

@@ -360,8 +360,24 @@ class RepairRequested(Event):
     photo_ids, customer_id."""
 
 
+class FaultReportedByScan(Event):
+    """Someone who is not the owner scanned a device's or a site's code and reported a fault: no job is made, the
+    dispatchers check it with the owner; data: device_ids, site_id, region, description, reporter, platform,
+    reporter_customer_id (their own record when their chat is bound to one)."""
+
+
 class DeviceCodeRenewed(Event):
     """A QR code was revoked and a new one made; data: purpose (device | site), subject_id."""
+
+
+class DeviceOwnerVerified(Event):
+    """A chat that scanned a code proved it is the owner's (the phone number on file) and was bound to them; data:
+    customer_id, device_ids, site_id, via (whatsapp | contact | typed), platform."""
+
+
+class DeviceOwnerCheckFailed(Event):
+    """A number given to prove a scanned code's ownership was not the one on file (counted per chat for 24 hours); data:
+    chat_key (``domain.owner_check.chat_key``: never the chat id), via, site_id, tries_left."""
 
 
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
@@ -398,6 +414,21 @@ class MaintenancePlanStopped(Event):
 
 class InspectionScheduled(Event):
     """A plan's inspection job was created ahead of its day; data: plan_id, day, devices."""
+
+
+class InspectionAssigneeUnavailable(Event):
+    """The plan's technician (or none of its team) is free and able on the inspection's day: it went to normal dispatch;
+    data: plan_id, day, assignees, outcome (dispatched: booked on the day for the region's dispatch; unbooked: nobody
+    was free that day, the customer or a dispatcher books it)."""
+
+
+class InspectionOverdue(Event):
+    """A plan's inspection was not done by the end of its day; data: plan_id, day, status."""
+
+
+class InspectionPeriodDone(Event):
+    """Every inspection of a plan period is done (or called off); data: plan_id, period_start, period_end, done,
+    reviewer_dispatcher_id."""
 
 
 # --- fees (issue 14 part 6) ----------------------------------------------------------------------------------------
@@ -446,6 +477,86 @@ class PartRequestDecided(Event):
 
 class RepairRecorded(Event):
     """A repair's completion record; data: technician_id, cause, fault, method, outcome, parts [{part_id, quantity}]."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- price increases and discounts (issue 14 part 6) -------------------------------------------------------------------
+
+
+class PriceIncreaseRequested(Event):
+    """A technician asked for a price increase on a visit under way; data: change_id, amount, currency, reason, photos,
+    technician_id."""
+
+
+class PriceIncreaseEscalated(Event):
+    """A dispatcher approved an increase above the managers' threshold: a manager decides; data: change_id, amount,
+    currency, by."""
+
+
+class PriceIncreaseApproved(Event):
+    """The shop approved an increase (a dispatcher, or a manager): the customer is asked; data: change_id, amount,
+    currency, by, level."""
+
+
+class PriceIncreaseDeclined(Event):
+    """A dispatcher or a manager declined an increase; data: change_id, amount, currency, by, level."""
+
+
+class PriceIncreaseAccepted(Event):
+    """The customer agreed to an increase: it is on the visit's bill; data: change_id, amount, currency."""
+
+
+class PriceIncreaseRefused(Event):
+    """The customer declined an increase: the bill stays as it was; data: change_id, amount, currency."""
+
+
+class DiscountGiven(Event):
+    """A manager gave a discount on a visit's bill; data: change_id, bill_id, amount, currency, reason, by."""
+
+
+EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})
+
+
+# --- review periods and settlement (issue 14 part 7) ----------------------------------------------------------------
+# A statement and a month's close are about no job (job_id 0); an item's events are on its visit's job timeline.
+
+
+class SettlementReviewStarted(Event):
+    """A confirmed visit's fee entered its review period; data: item_id, technician_id, amount, currency, review_ends_at,
+    frozen (a reason when it starts frozen: an exception still open, a low rating given before)."""
+
+
+class SettlementFrozen(Event):
+    """A complaint, a low rating or an open exception froze a visit's fee in its review period; data: item_id, reason, ref,
+    technician_id, amount, currency."""
+
+
+class SettlementReleased(Event):
+    """A dispatcher released a frozen fee; data: item_id, by, dispatcher_id, status, period."""
+
+
+class SettlementAdjusted(Event):
+    """A dispatcher set the amount a visit's fee pays; data: item_id, by, dispatcher_id, earned, amount, currency, reason,
+    status, period."""
+
+
+class SettlementItemReady(Event):
+    """A visit's fee is settleable in its period; data: item_id, technician_id, period, cycle."""
+
+
+class StatementIssued(Event):
+    """A settlement statement was made for a technician; data: statement_id, number, technician_id, period, cycle, total,
+    currency, lines."""
+
+
+class SettlementMonthClosed(Event):
+    """A month was closed; data: period, statements (ids), by."""
+
+
+class PayoutRuleSet(Event):
+    """A technician's payout rule was set; data: technician_id, cycle, share_percent (None: the shop's default)."""
 
 
 EVENT_TYPES.update({cls.__name__: cls for cls in Event.__subclasses__()})

@@ -16,6 +16,8 @@ MAX_RULE = 200  # characters of an RRULE
 MAX_NAME = 200
 MAX_LEAD_DAYS = 90  # inspections are created at most this long before their day
 MAX_DEVICES = 500  # devices one plan names
+MAX_TEAM = 12  # technicians one plan's team names (offered together, like a grab offer)
+DONE_STATUSES = frozenset({"completed", "confirmed"})  # the visit's work is finished (confirmed or awaiting it)
 FREQUENCIES = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}  # hourly and finer are not maintenance
 HORIZON_YEARS = 5  # a rule is looked at this far ahead, no further (an unbounded rule stays cheap)
 MAX_PER_CALL = 400  # occurrences one question may return (a daily rule over a long period is cut here)
@@ -96,7 +98,8 @@ def next_generation(recurrence: Recurrence, *, created_through: date | None, tod
 @dataclass(frozen=True)
 class PlanSpec:
     """What a shop asks for: a name, where (a site and optionally only some of its devices), the recurrence, the lead
-    time, who does it (a technician, or automatic dispatch) and who reviews the reports."""
+    time, who does it (a technician, a team offered together, or neither: automatic dispatch) and who reviews the
+    reports."""
 
     name: str
     site_id: int
@@ -106,6 +109,7 @@ class PlanSpec:
     technician_id: int | None = None  # none: dispatched like any other visit
     reviewer_dispatcher_id: int | None = None
     duration_minutes: int | None = None
+    team_ids: tuple[int, ...] = ()  # none: no team
 
     def __post_init__(self) -> None:
         if not self.name.strip() or len(self.name) > MAX_NAME:
@@ -116,6 +120,15 @@ class PlanSpec:
             raise InvalidInput("plan_devices_invalid")
         if self.duration_minutes is not None and not 10 <= self.duration_minutes <= 600:
             raise InvalidInput("plan_duration_invalid")
+        if len(self.team_ids) > MAX_TEAM or len(set(self.team_ids)) != len(self.team_ids) or any(i < 1 for i in self.team_ids):
+            raise InvalidInput("plan_team_invalid")
+        if self.team_ids and self.technician_id is not None:
+            raise InvalidInput("plan_assignee_twice")  # one technician or a team: which one would be asked is unclear
+
+    @property
+    def assignees(self) -> tuple[int, ...]:
+        """Whom the plan's inspections go to first, in order; none: automatic dispatch."""
+        return (self.technician_id,) if self.technician_id is not None else self.team_ids
 
 
 # --- the inspection report of one period --------------------------------------------------------------------------
@@ -161,6 +174,11 @@ class InspectionReport:
     def overdue(self) -> int:
         return sum(1 for line in self.lines if line.state == "overdue")
 
+    @property
+    def finished(self) -> bool:
+        """Every inspection of the period is done or called off, and at least one was done: the reviewer's moment."""
+        return self.done > 0 and all(line.state in ("done", "cancelled") for line in self.lines)
+
 
 def report(period: tuple[date, date], devices: Sequence[str], facts: Iterable[InspectionFact], today: date) -> InspectionReport:
     """What was inspected in the period, what was found, and what is overdue (its day passed and it is not done)."""
@@ -168,7 +186,7 @@ def report(period: tuple[date, date], devices: Sequence[str], facts: Iterable[In
     for fact in sorted(facts, key=lambda f: (f.occurs_on, f.visit_id)):
         if not period[0] <= fact.occurs_on <= period[1]:
             continue
-        if fact.status == "done":
+        if fact.status in DONE_STATUSES:
             state = "done"
         elif fact.status == "cancelled":
             state = "cancelled"

@@ -18,6 +18,11 @@ from domain.slots import Window
 @dataclass(frozen=True)
 class ServicePolicy:
     tz: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    # channel facts the composition root copies from the capability records (bots/channels.py) for the rules that
+    # need them, so neutral code never names a platform: where a chat's id is the person's own phone number, and where
+    # the client shares the sender's own contact with one button (empty: no channel known to do either)
+    phone_chat_platforms: frozenset[str] = frozenset()
+    contact_platforms: frozenset[str] = frozenset()
     windows: tuple[Window, ...] = Window.parse_many("09:00-11:00,11:00-13:00,14:00-16:00,16:00-18:00")
     booking_days: int = 7
     booking_lead: timedelta = timedelta(hours=2)
@@ -51,6 +56,13 @@ class ServicePolicy:
     signatures: SignaturePolicy = SignaturePolicy()
     # where the links messages carry point (a signature pad); None: site-relative links, which only the web console opens
     public_url: str | None = None
+    # settlement (issue 14 part 7): a confirmed visit's fee is reviewed this long before it is settled; a technician with no
+    # payout rule of their own is settled on this cycle (monthly | per_order) with this share of the billed work
+    review_period: timedelta = timedelta(hours=72)
+    settlement_cycle: str = "monthly"
+    payout_share_percent: int = 100
+    # a technician's price increase above this (minor units) needs a manager's approval after a dispatcher's (issue 14 part 6)
+    price_increase_manager_above_minor: int = 20000
 
 
 Rule = TypeVar("Rule")

@@ -130,6 +130,8 @@ async def _demo(settings: Settings) -> int:
         if links.back_office:  # issue 12: the board, jobs, reports and maintenance pages
             username, password = links.back_office
             print(f"\nBack office (board, jobs, reports): {base}/signin — user {username}, password {password} (new at each start)")
+            if links.plan_id:  # issue 14 part 8: the demo customer's quarterly inspections
+                print(f"Maintenance plan (quarterly inspection, `fieldchat plans show {links.plan_id}`): {base}/maintenance/{links.plan_id}")
         if links.device_codes:  # issue 14: send "/start <code>" in the customer pane, as scanning the sticker would
             print("\nDevice QR codes of the demo customer (`fieldchat qr --customer ID --sheet` prints them):")
             for product, code in links.device_codes.items():
@@ -298,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     from fieldchat import qr_cli
 
     qr_cli.add_commands(commands)  # QR stickers of devices and sites (issue 14)
+    from fieldchat import plans_cli
+
+    plans_cli.add_commands(commands)  # maintenance plans (issue 14 part 8)
+    from fieldchat import settlements_cli
+
+    settlements_cli.add_commands(commands)  # settlement statements and payout rules (issue 14 part 7)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -334,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(access_cli.run(settings, args))
     if args.command == "qr":
         return asyncio.run(qr_cli.run(settings, args))
+    if args.command == "plans":
+        return asyncio.run(plans_cli.run(settings, args))
+    if args.command == "settlements":
+        return asyncio.run(settlements_cli.run(settings, args))
     return asyncio.run(_demo(settings))
 
 

@@ -6,14 +6,14 @@ import asyncio
 import logging
 import uuid
 from datetime import timedelta
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bots.alerting import AlertSinks
 from bots.callbacks import CallbackSender
-from bots.channels import CAPABILITIES, ROBOT, TELEGRAM, WEB, WHATSAPP, Channel, Channels, phone_platforms
+from bots.channels import CAPABILITIES, ROBOT, TELEGRAM, WEB, WHATSAPP, Channel, Channels, contact_platforms, phone_platforms
 from bots.photos import PhotoLimits
 from bots.telegram_common import TelegramChannel
 from bots.web import WebConsole, WebUploads
@@ -156,7 +156,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     if settings.telegram_mode == "webhook" and not settings.public_url:
         raise ValueError("FIELDCHAT_TELEGRAM_MODE=webhook needs FIELDCHAT_PUBLIC_URL")
     clock = clock or SystemClock()
-    policy = settings.policy()
+    policy = replace(settings.policy(), phone_chat_platforms=phone_platforms(), contact_platforms=contact_platforms())
     db = create_engine(settings.database_url)
     sessions = session_factory(db)
     # the bots need the engine and the relay needs the bots: share one dict, filled last

@@ -8,17 +8,20 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from domain.commands import PutPriceEntry, RegisterDevice, SavePart
+from domain.commands import CreateMaintenancePlan, PutPriceEntry, RegisterDevice, SavePart
+from domain.events import MaintenancePlanCreated
 from domain.parts import WAREHOUSE, MovementKind, van
 from domain.devices import DeviceFields, SiteFields, add_months
 from domain.model import DispatchGroup, Dispatcher, Job, Technician, stored_id
 from services import accounts, backoffice, devices
 from services import fees
+from services import maintenance
 from services import parts as part_service
 from services.bus import MessageBus
 from services.context import HandlerContext
 from storage.accounts import AccountStore
 from storage.devices import DEVICE, DeviceStore
+from storage.maintenance import MaintenanceStore
 from storage.repository import Store
 
 CENTER = (31.2304, 121.4737)  # People's Square, Shanghai
@@ -85,6 +88,7 @@ class DemoLinks:
     order_id: int
     device_codes: dict[str, str] = field(default_factory=dict)  # product -> QR code token (issue 14)
     back_office: tuple[str, str] | None = None  # the demo dispatcher's sign-in for /board, /jobs, /reports: (username, password)
+    plan_id: int | None = None  # the demo customer's quarterly inspection plan (issue 14 part 8): /maintenance/<id>
 
 
 async def _technician(store: Store, name: str, phone: str, roles: list[str], skills: list[str], now, policy) -> str:
@@ -144,11 +148,12 @@ async def _seed(store: Store, now, policy) -> tuple[DemoLinks, list]:
     )
     panes.update(customer=order.customer_token, dispatcher=dispatcher_token, group=group_token)
     codes, device_events = await _devices(store, now, policy)
+    plan_id, plan_events = await _plan(store, now, policy, stored_id(dispatcher))
     priced = [event for entry in PRICES for event in await fees.put_price_entry(HandlerContext(store, now, policy), entry)]
     stocked = await _parts(store, now, policy)  # parts in the warehouse and in the repairer's van (issue 14 part 5)
     back_office = await _back_office_account(HandlerContext(store, now, policy), stored_id(dispatcher))
-    links = DemoLinks(order.customer_token, technicians, panes, dispatcher_token, group_token, order.job.id, codes, back_office)
-    return links, [*order.events, *device_events, *priced, *stocked]
+    links = DemoLinks(order.customer_token, technicians, panes, dispatcher_token, group_token, order.job.id, codes, back_office, plan_id)
+    return links, [*order.events, *device_events, *plan_events, *priced, *stocked]
 
 
 async def _back_office_account(ctx: HandlerContext, dispatcher_id: int) -> tuple[str, str]:
@@ -219,3 +224,34 @@ async def _devices(store: Store, now, policy) -> tuple[dict[str, str], list]:
         codes[product] = await DeviceStore(store).code(DEVICE, device.id, now)
         events += made
     return codes, events
+
+
+PLAN_NAME = "Quarterly appliance inspection"
+INSPECTION_STEPS = [  # the demo plan's checklist: what an inspection of the customer's appliances looks at
+    {"key": "filters", "kind": "choice", "prompt": _p("Filters", "滤网"), "choices": ["Clean", "Dirty, cleaned", "Replaced"]},
+    {"key": "drain", "kind": "yes_no", "prompt": _p("Drains run freely?", "排水是否通畅?")},
+    {"key": "findings", "kind": "text", "prompt": _p("Anything found?", "发现的问题?")},
+    {"key": "unit_photo", "kind": "photo", "prompt": _p("Photo of the units", "设备照片")},
+]
+
+
+async def _plan(store: Store, now, policy, reviewer_id: int) -> tuple[int | None, list]:
+    """The demo customer's appliances inspected every quarter by the repairer (Zhao Lei), reviewed by the demo dispatcher;
+    its first inspection is ten days ahead, so it is made (and offered) at once. A second run finds the plan by name."""
+    ctx = HandlerContext(store, now, policy)
+    for category in ("air-conditioner", "washing-machine"):
+        await backoffice.put_checklist_template(store, service_kind="inspection", product_category=category, name=f"{category} inspection",
+                                                steps=INSPECTION_STEPS)
+    for plan in await MaintenanceStore(store).plans():
+        if plan.name == PLAN_NAME:
+            return plan.id, []
+    _category, _product, brand, _model, serial, _location = DEVICES[0]
+    device = await DeviceStore(store).by_serial(brand, serial)  # the demo customer's home, where both appliances are
+    repairer = (await store.session.execute(select(Technician).where(Technician.phone == "13800000003"))).scalars().first()
+    if device is None or repairer is None:
+        return None, []
+    first = now.astimezone(policy.tz).date() + timedelta(days=10)
+    events = await maintenance.create_plan(ctx, CreateMaintenancePlan(
+        PLAN_NAME, device.site_id, "FREQ=MONTHLY;INTERVAL=3", first, 14, technician_id=repairer.id, reviewer_dispatcher_id=reviewer_id))
+    plan_id = next(e.data["plan_id"] for e in events if isinstance(e, MaintenancePlanCreated))
+    return plan_id, events

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     booking_escalate_hours: float = Field(48.0, gt=0, le=24 * 60, description="and goes to the dispatchers after this long (from the same start)")
     confirm_reminder_hours: float = Field(24.0, gt=0, le=24 * 30, description="a completed visit not confirmed reminds the customer after this long")
     confirm_timeout_hours: float = Field(72.0, gt=0, le=24 * 60, description="and is closed as confirmed by timeout after this long")
+    review_period_hours: float = Field(72.0, gt=0, le=24 * 90, description="a confirmed visit's fee is reviewed this long (a complaint, "
+                                       "a low rating or an open exception freezes it) before it is settled")
+    settlement_cycle: Literal["monthly", "per_order"] = Field("monthly", description="how a technician without their own payout rule "
+                                                              "is settled: monthly (employees) or per_order (partners)")
+    payout_share_percent: int = Field(100, ge=0, le=100, description="the share of a bill's work (not its parts) a technician without "
+                                      "their own payout rule earns")
 
     business_days: str = Field("0,1,2,3,4,5", description="weekdays the shop works, 0 = Monday")
     business_hours: str = Field("09:00-18:00", description="opening hours, for SLA clocks")
@@ -98,6 +104,8 @@ class Settings(BaseSettings):
     first_time_fix_days: int = Field(30, ge=1, le=365, description="a visit is fixed the first time when no return visit, "
                                      "nor a repair job of the customer for the same product category, follows it within this many days")
     urgent_window_hours: float = Field(4.0, gt=0, le=24, description="an urgent order is served within this much opening time")
+    price_increase_manager_above_minor: int = Field(20000, ge=0, le=10**8, description="a technician's price increase above this "
+                                                    "(minor units: fen, cents) needs a manager's approval after the dispatcher's")
     overrun_grace_minutes: int = Field(15, ge=0, le=240, description="work this long past its planned end replans the day")
     assist_timeout_minutes: int = Field(15, ge=1, le=240, description="a call for help nobody joins goes to the next free colleagues, else the dispatchers, after this long")
     redis_url: str | None = Field(None, description="redis://host:port/db shared by relay processes for send rates")
@@ -233,7 +241,11 @@ class Settings(BaseSettings):
             booking_escalate=timedelta(hours=self.booking_escalate_hours),
             confirm_reminder=timedelta(hours=self.confirm_reminder_hours),
             confirm_timeout=timedelta(hours=self.confirm_timeout_hours),
+            review_period=timedelta(hours=self.review_period_hours),
+            settlement_cycle=self.settlement_cycle,
+            payout_share_percent=self.payout_share_percent,
             assist_timeout=timedelta(minutes=self.assist_timeout_minutes),
+            price_increase_manager_above_minor=self.price_increase_manager_above_minor,
         )
 
     def photo_max_bytes(self) -> int:

@@ -672,6 +672,137 @@ class PickPaymentMethod(Action):
     paid_by: PaymentMethod
 
 
+# --- price increases (issue 14 part 6) -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceIncreaseAsk(Action):
+    """Technician: ask for a price increase on this visit under way (the amount is typed next)."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class PriceIncreaseSend(Action):
+    """Technician: send the increase as the summary shows it."""
+
+
+@dataclass(frozen=True)
+class PriceIncreaseCancel(Action):
+    """Technician: drop the increase being written."""
+
+
+@dataclass(frozen=True)
+class ApprovePriceIncrease(Action):
+    """A dispatcher of the job's region approves an increase (above the managers' threshold it goes on to them)."""
+
+    request_id: int
+
+
+@dataclass(frozen=True)
+class DeclinePriceIncrease(Action):
+    request_id: int
+
+
+@dataclass(frozen=True)
+class ManagerApprovePriceIncrease(Action):
+    """A manager, in the managers' group, approves an increase above the threshold."""
+
+    request_id: int
+
+
+@dataclass(frozen=True)
+class ManagerDeclinePriceIncrease(Action):
+    request_id: int
+
+
+@dataclass(frozen=True)
+class AgreePriceIncrease(Action):
+    """Customer: agree to the approved increase."""
+
+    request_id: int
+
+
+@dataclass(frozen=True)
+class RefusePriceIncrease(Action):
+    """Customer: decline the increase (the bill stays as it was)."""
+
+    request_id: int
+
+
+# --- the device's history for the repairer (issue 14 part 1) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisitDeviceHistory(Action):
+    """Technician: the history of the device this offered or assigned visit is for."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class VisitDevicePhotos(Action):
+    """Technician: the photos of that device's earlier visits."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class BackToVisit(Action):
+    """Technician: this visit's card again, with its next step."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class ScanReportCancel(Action):
+    """Someone who scanned another customer's code: not now (nothing is sent)."""
+
+
+@dataclass(frozen=True)
+class OwnerCheckStart(Action):
+    """Someone who scanned a code says it is theirs: they prove it with the phone number on file (domain.owner_check)."""
+
+
+@dataclass(frozen=True)
+class OwnerCheckCancel(Action):
+    """Not now: the owner check is dropped (nothing bound, nothing counted)."""
+
+
+# --- review periods and settlement (issue 14 part 7) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettleRelease(Action):
+    """Dispatcher: release this visit's frozen fee as it is."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class SettleAdjust(Action):
+    """Dispatcher: set what this visit's fee pays (the amount and the reason are typed next)."""
+
+    visit_id: int
+
+
+# --- the gaps of issue 14: a customer's answer to a price increase, taken by phone ---------------------------------
+
+
+@dataclass(frozen=True)
+class PhoneAgreedPriceIncrease(Action):
+    """Dispatcher: the customer (no chat, or called) agreed to the approved increase by phone."""
+
+    request_id: int
+
+
+@dataclass(frozen=True)
+class PhoneRefusedPriceIncrease(Action):
+    """Dispatcher: the customer declined the approved increase by phone (the bill stays as it was)."""
+
+    request_id: int
+
+
 @dataclass(frozen=True)
 class Part:
     """One value after the prefix: how its text is read back (None: not a valid value), how it is written, and its longest text."""
@@ -850,6 +981,30 @@ FORMATS = (
     # fees (issue 14 part 6)
     Format(RecordPaymentAsk, "pay", (ID,)),
     Format(PickPaymentMethod, "paym", (ID, PAYMENT_METHOD)),
+    # price increases (issue 14 part 6)
+    Format(PriceIncreaseAsk, "pc", (ID,)),
+    Format(PriceIncreaseSend, "pcs"),
+    Format(PriceIncreaseCancel, "pcx"),
+    Format(ApprovePriceIncrease, "pca", (ID,)),
+    Format(DeclinePriceIncrease, "pcd", (ID,)),
+    Format(ManagerApprovePriceIncrease, "pcma", (ID,)),
+    Format(ManagerDeclinePriceIncrease, "pcmd", (ID,)),
+    Format(AgreePriceIncrease, "pcy", (ID,)),
+    Format(RefusePriceIncrease, "pcn", (ID,)),
+    # the device's history for the repairer (issue 14 part 1)
+    Format(VisitDeviceHistory, "dhv", (ID,)),
+    Format(VisitDevicePhotos, "dhp", (ID,)),
+    Format(BackToVisit, "dhb", (ID,)),
+    Format(ScanReportCancel, "dhx"),
+    # review periods and settlement (issue 14 part 7)
+    Format(SettleRelease, "stl", (ID,)),
+    Format(SettleAdjust, "sta", (ID,)),
+    # a customer's answer to a price increase, taken by phone (issue 14 gaps)
+    Format(PhoneAgreedPriceIncrease, "pcpy", (ID,)),
+    Format(PhoneRefusedPriceIncrease, "pcpn", (ID,)),
+    # a device's owner proves who they are when scanning its code (issue 14 part 2)
+    Format(OwnerCheckStart, "dvy"),
+    Format(OwnerCheckCancel, "dvn"),
 )
 BY_KIND = {wire.kind: wire for wire in FORMATS}
 BY_PREFIX = {wire.prefix: wire for wire in FORMATS}

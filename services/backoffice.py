@@ -35,6 +35,7 @@ from services.handlers import candidates
 from services.replanning import book_urgent
 from storage.fees import job_bills
 from storage.repository import Store
+from storage.settlement import ItemRow, SettlementStore
 
 # visits of these kinds wait for the job's delivery
 AFTER_DELIVERY = (ServiceKind.INSTALLATION, ServiceKind.INSPECTION)
@@ -226,6 +227,7 @@ async def job_details(store: Store, job_id: int) -> dict[str, Any]:
         raise NotFound("job_not_found")
     visits = await store.visits_of_job(job_id)
     technicians = {t.id: t.name for t in await store.technicians(on_duty_only=False)}
+    settled = {item.visit_id: settlement_of(item) for item in await SettlementStore(store).items(job_id=job_id)}
     return {
         "id": job.id,
         "source": job.source,
@@ -257,6 +259,7 @@ async def job_details(store: Store, job_id: int) -> dict[str, Any]:
                 "fault_category": v.fault_category,
                 "repair_method": v.repair_method,
                 "late_minutes": v.late_minutes,
+                "settlement": settled.get(stored_id(v)),  # the technician's fee for it, once confirmed with a priced bill (issue 14 part 7)
             }
             for v in visits
         ],
@@ -266,6 +269,12 @@ async def job_details(store: Store, job_id: int) -> dict[str, Any]:
         ],
         "bills": await job_bills(store, job_id),  # one per completed visit the price list billed (issue 14 part 6)
     }
+
+
+def settlement_of(item: ItemRow) -> dict[str, Any]:
+    """A visit's fee as the job's details show it: where it stands, what it pays, and the statement it is on."""
+    return {"item_id": item.id, "status": item.status, "amount_minor": item.amount_minor, "currency": item.currency,
+            "review_ends_at": item.review_ends_at, "period": item.period, "statement_id": item.statement_id}
 
 
 async def put_dispatch_rule(

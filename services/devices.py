@@ -13,6 +13,7 @@ from domain.devices import (
     PRODUCT_FALLBACK_CATEGORY,
     DeviceEvent,
     DeviceFields,
+    MAX_DESCRIPTION,
     DeviceStatus,
     SiteFields,
     check_request,
@@ -28,10 +29,9 @@ from services import backoffice
 from services.actions import Book, DeviceMenu, encode
 from services.bus import Reaction, handles
 from services.context import HandlerContext
-from services.handlers import _bind
 from services.intake import COVERAGE_POLICIES, CoverageRefused, _coverage, source_of
 from services.messages import Button, Outbound, Purpose, buttons, raw, t
-from services.notifications import _customer_chats, _to, kind_label
+from services.notifications import _customer_chats, _region_alert, _to, kind_label
 from storage.devices import DEVICE, SITE, DeviceRow, DeviceStore
 from storage.orders import OrderStore
 
@@ -196,16 +196,63 @@ async def owner_of_code(ctx: HandlerContext, token: str) -> int:
 
 
 async def open_device_code(ctx: HandlerContext, cmd: c.OpenDeviceCode) -> list[ev.Event]:
-    """A chat bound to nobody is bound to the code's owner; one bound to another customer is refused (a neighbour's
-    sticker does not hand their devices and orders to whoever scans it)."""
+    """Only the owner's own chat opens a code's devices; any other chat, bound to nobody or to another customer, is
+    refused and stays as it was: a sticker is seen by anyone at the site (a guest, a neighbour, the next tenant), so a
+    scan never binds a chat to the owner's record (their name, phone, address and orders). Such a scanner reports a
+    fault with ``ReportFaultOnCode`` instead, for the dispatchers to check with the owner."""
     owner = await owner_of_code(ctx, cmd.token)
     chat = cmd.chat
     binding = await ctx.store.binding(chat.platform, chat.bot, chat.chat_id, "customer")
-    if binding is not None and binding.subject_id != owner:
+    if binding is None or binding.subject_id != owner:
         raise NotAllowed("device_other_customer")
-    if binding is None:
-        await _bind(ctx, chat, "customer", owner)
     return []
+
+
+async def report_fault_on_code(ctx: HandlerContext, cmd: c.ReportFaultOnCode) -> list[ev.Event]:
+    """A fault reported by someone who scanned a code but is not its owner's chat: the code is checked again (it may
+    have been renewed meanwhile), nothing is bound and no job is made; the dispatchers of the site's region are told."""
+    description = cmd.description.strip()
+    if not description or len(description) > MAX_DESCRIPTION:
+        raise InvalidInput("device_report_invalid", max=MAX_DESCRIPTION)
+    devices = DeviceStore(ctx.store)
+    found = await devices.resolve(cmd.token, ctx.now)
+    if found is None:
+        raise DomainError("device_code_invalid")
+    purpose, subject_id = found
+    if purpose == DEVICE:
+        device = await devices.device(subject_id)
+        if device is None or not device.active:
+            raise DomainError("device_code_invalid")
+        rows, site_id = [device], device.site_id
+    else:
+        rows, site_id = await devices.at_site(subject_id), subject_id
+    site = await devices.site(site_id)
+    if site is None:
+        raise DomainError("device_code_invalid")
+    chat = cmd.chat
+    binding = await ctx.store.binding(chat.platform, chat.bot, chat.chat_id, "customer")
+    return [ev.FaultReportedByScan(NO_JOB, None, {
+        "device_ids": [d.id for d in rows], "site_id": site.id, "region": site.region, "description": description,
+        "reporter": " ".join(cmd.reporter.split())[:100], "platform": chat.platform,
+        "reporter_customer_id": binding.subject_id if binding is not None else None,
+    })]
+
+
+async def alert_fault_reported_by_scan(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
+    """The site's dispatchers learn of the report with what they need to check it: the device(s), the owner and how to
+    reach them, who reported it and their words. The reporter has no record of the owner's; the owner decides."""
+    data = event.data
+    devices = DeviceStore(ctx.store)
+    site = await devices.site(int(data["site_id"]))
+    if site is None:
+        return []
+    owner = await ctx.store.get(Customer, site.customer_id)
+    rows = [d for d in [await devices.device(int(i)) for i in data.get("device_ids") or []] if d is not None]
+    named = ", ".join(" ".join(p for p in (d.product_name, d.model, f"S/N {d.serial}" if d.serial else "", d.location) if p) for d in rows)
+    text = t("device.foreign_alert", devices=raw(named or "-"), site=raw(site.name or site.address_text), address=raw(site.address_text),
+             owner=raw(owner.name if owner else "-"), phone=raw(owner.phone if owner else "-"), reporter=raw(data.get("reporter") or "-"),
+             platform=raw(str(data.get("platform") or "")), description=raw(str(data.get("description") or "")))
+    return await _region_alert(ctx, site.region, text)
 
 
 # --- a repair request from chat ---------------------------------------------------------------------------------
@@ -326,6 +373,7 @@ HANDLERS = (
     handles(c.RetireDevice, retire_device),
     handles(c.RenewDeviceCode, renew_code),
     handles(c.OpenDeviceCode, open_device_code),
+    handles(c.ReportFaultOnCode, report_fault_on_code),
     handles(c.RequestRepair, request_repair),
 )
 
@@ -333,6 +381,7 @@ REACTIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
     (device_from_completed_visit, (ev.VisitCompleted,)),
     (tell_customer_device_registered, (ev.DeviceRegistered,)),
     (tell_customer_repair_requested, (ev.RepairRequested,)),
+    (alert_fault_reported_by_scan, (ev.FaultReportedByScan,)),
 )
 
 # answered where they were done (the API): nobody else needs telling

@@ -14,6 +14,7 @@ from domain.fees import (
     part_line, price_for, total,
 )
 from domain.model import Job, ServiceKind, Visit, VisitStatus, stored_id
+from domain.price_changes import change_lines
 from domain.relay import NO_JOB  # the timeline key of events about no job
 from services import actions as a
 from services.actions import encode
@@ -22,6 +23,7 @@ from services.context import HandlerContext
 from services.messages import Button, Outbound, Purpose, Text, buttons, t
 from services.notifications import _customer_chats, _masked_job, _region_alert, _send, _technician_chats, kind_label
 from storage.fees import BillRow, FeeStore
+from storage.price_changes import PriceChangeStore
 from storage.parts import PartsStore
 
 BILLED = (VisitStatus.COMPLETED, VisitStatus.CONFIRMED)  # a visit's bill is made at completion and may be priced later
@@ -109,6 +111,8 @@ async def _price(ctx: HandlerContext, job: Job, visit: Visit, bill_id: int | Non
         if entry is not None:
             labour = labour_line(entry, pieces=pieces_of(job), minutes=await minutes_on_site(ctx, visit), description=entry.name or visit.kind)
             lines = [labour, *parts]
+            # accepted price changes (services/price_changes.py): increases the customer agreed to, a manager's discounts
+            lines += change_lines(await PriceChangeStore(ctx.store).billed_of_visit(stored_id(visit)), total(lines, entry.unit_price.currency))
             priced = lines, total(lines, entry.unit_price.currency)  # a part priced in another currency is refused, not converted
     except DomainError as err:
         reason = err.code
@@ -205,6 +209,8 @@ async def record_typed_payment(ctx: HandlerContext, cmd: c.RecordPaymentTyped) -
 
 def line_text(line: BillLine, kind: str) -> Text:
     what: Text | str = kind_label(kind) if line.kind == "labour" and line.description == kind else line.description
+    if line.kind in ("increase", "discount"):  # a price change (services/price_changes.py): said as one, with its reason
+        return t(f"pricechg.line_{line.kind}", what=line.description, amount=line.amount.text())
     if line.unit == "minute":
         return t("fees.line_hours", what=what, hours=f"{line.quantity / 60:g}", price=line.unit_price.text(), amount=line.amount.text())
     if line.quantity == 1:

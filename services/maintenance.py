@@ -1,21 +1,28 @@
 """Preventive maintenance on the bus: plans on a site, inspections created ahead of their day by a timer row (each day
-once, however often the timer fires), and the inspection report of a plan period."""
+once, however often the timer fires), booked on their day and given to the plan's technician or team (else dispatched
+as usual), chased when overdue, and the inspection report of a plan period (its reviewer is told when it is complete)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from typing import Any
+
 from domain import commands as c
 from domain import events as ev
+from domain import lifecycle
 from domain.errors import InvalidInput, NotFound
 from domain.devices import DeviceEvent
-from domain.maintenance import InspectionReport, PlanSpec, Recurrence, due, next_generation, report
-from domain.model import Customer, ServiceKind, Technician, stored_id
+from domain.dispatch import rule_for
+from domain.maintenance import DONE_STATUSES, InspectionReport, PlanSpec, Recurrence, due, next_generation, report
+from domain.model import Customer, Dispatcher, Job, Offer, ServiceKind, Technician, Visit, VisitStatus, stored_id
 from domain.relay import NO_JOB  # the timeline key of events about no job
 from services import backoffice
-from services.bus import handles
+from services.bus import Reaction, handles
 from services.context import HandlerContext
+from services.handlers import _dispatch, candidates_for
+from services.lookups import visit_of
 from storage.devices import DeviceRow, DeviceStore, SiteRow
 from storage.maintenance import MaintenanceStore, PlanRow
 from storage.repository import Store
@@ -50,12 +57,15 @@ async def _devices(ctx: HandlerContext, site_id: int, device_ids: tuple[int, ...
 async def create_plan(ctx: HandlerContext, cmd: c.CreateMaintenancePlan) -> list[ev.Event]:
     """Check the plan against what exists (site, its devices, the technician), store it and set its first timer."""
     spec = PlanSpec(cmd.name, cmd.site_id, Recurrence(cmd.rule, cmd.starts_on), cmd.lead_days, tuple(cmd.device_ids),
-                    cmd.technician_id, cmd.reviewer_dispatcher_id, cmd.duration_minutes)
+                    cmd.technician_id, cmd.reviewer_dispatcher_id, cmd.duration_minutes, tuple(cmd.team_ids))
     site, devices = await _devices(ctx, spec.site_id, spec.device_ids)
     if not devices:
         raise InvalidInput("plan_no_devices")
-    if spec.technician_id is not None and await ctx.store.get(Technician, spec.technician_id) is None:
-        raise NotFound("technician_not_found")
+    for technician_id in spec.assignees:
+        if await ctx.store.get(Technician, technician_id) is None:
+            raise NotFound("technician_not_found")
+    if spec.reviewer_dispatcher_id is not None and await ctx.store.get(Dispatcher, spec.reviewer_dispatcher_id) is None:
+        raise NotFound("plan_reviewer_not_found")
     plan = await MaintenanceStore(ctx.store).add(spec, ctx.now)
     events: list[ev.Event] = [ev.MaintenancePlanCreated(NO_JOB, None, {"plan_id": plan.id, "site_id": site.id, "devices": [d.id for d in devices]})]
     return events + await _generate(ctx, plan)
@@ -67,6 +77,14 @@ async def generate(ctx: HandlerContext, plan_id: int) -> list[ev.Event]:
     if plan is None or not plan.active:
         return []
     return await _generate(ctx, plan)
+
+
+async def on_timer(ctx: HandlerContext, plan_id: int, payload: dict[str, Any]) -> list[ev.Event]:
+    """A maintenance timer fired: the plan's creation day, or the morning after an inspection's day (is it done?)."""
+    visit_id = payload.get("overdue_visit_id")
+    if isinstance(visit_id, int):
+        return await overdue(ctx, plan_id, visit_id)
+    return await generate(ctx, plan_id)
 
 
 async def run_generate(ctx: HandlerContext, cmd: c.GenerateInspections) -> list[ev.Event]:
@@ -128,7 +146,93 @@ async def _inspection(ctx: HandlerContext, plan: PlanRow, site: SiteRow, devices
     await MaintenanceStore(ctx.store).add_inspection(plan.id, day, job_id, stored_id(visit), ctx.now)
     for device in devices:
         await DeviceStore(ctx.store).record(device.id, DeviceEvent.MAINTENANCE_REQUESTED, ctx.now, job_id=job_id, visit_id=stored_id(visit), data={"plan_id": plan.id, "day": day.isoformat()})
-    return [*result.events, ev.InspectionScheduled(job_id, stored_id(visit), {"plan_id": plan.id, "day": day.isoformat(), "devices": [d.id for d in devices]})]
+    # the morning after its day it is looked at again: not done then, it is overdue (no visit_id on the row: an
+    # inspection unbooked to be moved is still due, and its visit's timers are cancelled then)
+    await ScheduleStore(ctx.store).set_timer(
+        key=f"{TIMER}:overdue:{stored_id(visit)}", kind=TIMER, due_at=datetime.combine(day + timedelta(days=1), CREATE_AT, ctx.policy.tz),
+        now=ctx.now, payload={"plan_id": plan.id, "overdue_visit_id": stored_id(visit), "day": day.isoformat()})
+    scheduled = ev.InspectionScheduled(job_id, stored_id(visit), {"plan_id": plan.id, "day": day.isoformat(), "devices": [d.id for d in devices],
+                                                                 "assignee": plan.assignee})
+    return [*result.events, scheduled, *await _assign(ctx, plan, result.job, visit, day)]
+
+
+async def _assign(ctx: HandlerContext, plan: PlanRow, job: Job, visit: Visit, day: date) -> list[ev.Event]:
+    """Book the inspection on its day in the first window its assignee (the technician, else any of the team) is free
+    and able for, and offer it to them; with no assignee, or none of them free that day, the first window anyone is free
+    goes to the region's usual dispatch (and the dispatchers hear why). Nobody free all day: it stays to be booked like
+    any order's visit (the customer, chased, then the dispatchers)."""
+    assignees = plan.assignees
+    fallback: tuple[datetime, datetime] | None = None
+    for window in ctx.policy.windows:
+        start, end = datetime.combine(day, window.start, ctx.policy.tz), datetime.combine(day, window.end, ctx.policy.tz)
+        if start < ctx.now + ctx.policy.booking_lead:
+            continue
+        free = await candidates_for(ctx, visit, job, start, end)
+        mine = [technician_id for technician_id in assignees if technician_id in free]
+        if mine:
+            booked = lifecycle.book(visit, visit.job_id, start, end, None)
+            return [booked, *await _offer_to(ctx, visit, job, mine)]
+        if free and fallback is None:
+            fallback = (start, end)
+            if not assignees:
+                break
+    events: list[ev.Event] = []
+    if fallback is not None:
+        events += [lifecycle.book(visit, visit.job_id, *fallback, None), *await _dispatch(ctx, visit, job)]
+    if assignees:
+        events.append(ev.InspectionAssigneeUnavailable(visit.job_id, visit.id, {
+            "plan_id": plan.id, "day": day.isoformat(), "assignees": list(assignees), "outcome": "dispatched" if fallback else "unbooked"}))
+    return events
+
+
+async def _offer_to(ctx: HandlerContext, visit: Visit, job: Job, chosen: list[int]) -> list[ev.Event]:
+    """The plan's technician gets the offer; a team's free members get it together, the first to accept wins (as a
+    grab offer: nobody in time, it is dispatched automatically)."""
+    for technician_id in chosen:
+        await ctx.store.get(Technician, technician_id, for_update=True)  # two bookings may both have seen them free
+    if len(chosen) == 1:
+        return [lifecycle.offer(visit, visit.job_id, chosen[0])]
+    rule = rule_for(await ctx.store.dispatch_rules(), job.region, visit.kind)
+    expires = ctx.now + timedelta(minutes=rule.grab_minutes)
+    offers = [await ctx.store.add(Offer(stored_id(visit), technician_id, created_at=ctx.now, expires_at=expires)) for technician_id in chosen]
+    await ScheduleStore(ctx.store).set_timer(key=f"grab:{visit.id}:{offers[0].id}", kind="grab", due_at=expires, now=ctx.now, visit_id=visit.id)
+    return [ev.OffersBroadcast(visit.job_id, visit.id, {"offers": [[o.id, o.technician_id] for o in offers]})]
+
+
+async def overdue(ctx: HandlerContext, plan_id: int, visit_id: int) -> list[ev.Event]:
+    """The morning after an inspection's day: not done (nor called off), it is overdue — its reviewer and the region's
+    dispatchers hear it once (the visit's own SLA tiers have warned along the way if it was booked)."""
+    found = await MaintenanceStore(ctx.store).inspection_of_visit(visit_id)
+    visit = await ctx.store.get(Visit, visit_id)
+    if found is None or visit is None:
+        return []
+    facts = [f for f in await MaintenanceStore(ctx.store).facts(plan_id, found[1], found[1]) if f.visit_id == visit_id]
+    status = facts[0].status if facts else visit.status
+    if status in DONE_STATUSES or status == VisitStatus.CANCELLED.value:
+        return []
+    return [ev.InspectionOverdue(visit.job_id, visit_id, {"plan_id": plan_id, "day": found[1].isoformat(), "status": status})]
+
+
+async def check_period_done(ctx: HandlerContext, event: ev.Event) -> list[ev.Event]:
+    """An inspection finished (or was called off): when that completes its plan period, the reviewer is told, once."""
+    job = await ctx.store.load(Job, event.job_id)
+    if job.source != SOURCE:
+        return []
+    plans = MaintenanceStore(ctx.store)
+    found = await plans.inspection_of_visit(visit_of(event))
+    if found is None:
+        return []
+    plan = await plans.plan(found[0], for_update=True)
+    period = Recurrence(plan.rule, plan.starts_on).period_of(found[1]) if plan else None
+    if plan is None or period is None or (plan.reviewed_through is not None and plan.reviewed_through >= period[0]):
+        return []
+    result = report(period, (), await plans.facts(plan.id, *period), local_today(ctx))
+    if not result.finished:
+        return []
+    await plans.set_reviewed_through(plan.id, period[0])
+    return [ev.InspectionPeriodDone(event.job_id, None, {
+        "plan_id": plan.id, "period_start": period[0].isoformat(), "period_end": period[1].isoformat(), "done": result.done,
+        "reviewer_dispatcher_id": plan.reviewer_dispatcher_id})]
 
 
 @dataclass(frozen=True)
@@ -165,6 +269,10 @@ HANDLERS = (
     handles(c.CreateMaintenancePlan, create_plan),
     handles(c.GenerateInspections, run_generate),
     handles(c.StopMaintenancePlan, stop_plan),
+)
+
+REACTIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
+    (check_period_done, (ev.VisitCompleted, ev.VisitCancelled)),
 )
 
 # on the timeline for the record; the inspection job itself is told like any other order's

@@ -64,6 +64,8 @@ class Inbound:
     latitude: float | None = None
     longitude: float | None = None
     phone: str | None = None
+    # a shared contact that is the sender's own (Telegram: contact.user_id is the sender's id), not one forwarded
+    own_contact: bool = False
     callback_id: str | None = None
     message_id: str | None = None
     live: bool = False  # a live-location update (Telegram edits the location message as it moves)

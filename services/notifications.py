@@ -15,6 +15,7 @@ from domain.model import ChatBinding, Customer, Dispatcher, Job, ProblemReport, 
 from services.context import HandlerContext
 from services.lookups import booked_slot, visit_of
 from services.timers import eta_minutes
+from storage.devices import jobs_with_devices
 from storage.schedule import ScheduleStore
 
 ROBOT_PLATFORM = "robot"  # group robots (WeCom, DingTalk, Feishu, Slack); chat ids name alert routes
@@ -34,7 +35,7 @@ def kind_label(kind: str) -> Text:
     return t(f"kind.{kind}")
 
 
-def offer_card(visit: Visit, job: Job, customer: Customer, *, masked: bool = False) -> tuple[Text, Keyboard]:
+def offer_card(visit: Visit, job: Job, customer: Customer, *, masked: bool = False, device: bool = False) -> tuple[Text, Keyboard]:
     """The offer a technician sees: what, when, where, for whom, with Accept / Decline, and the job's notes and items.
 
     ``masked``: a grab offer goes to several technicians, most of whom will not get the visit, so it shows the
@@ -46,8 +47,14 @@ def offer_card(visit: Visit, job: Job, customer: Customer, *, masked: bool = Fal
         text = t("tech.offer", address=job.address_text, customer=customer.name, phone=customer.phone, **fields)
     text = with_brief(text, job)
     visit_id = stored_id(visit)
-    keyboard = buttons([Button(t("btn.accept"), encode(a.Accept(visit_id))), Button(t("btn.decline"), encode(a.Decline(visit_id)))])
+    keyboard = buttons([Button(t("btn.accept"), encode(a.Accept(visit_id))), Button(t("btn.decline"), encode(a.Decline(visit_id)))],
+                       # ``device``: the job names a device on file, whose history the repairer reads before going (issue 14)
+                       *([[Button(t("device.btn.history"), encode(a.VisitDeviceHistory(visit_id)))]] if device else []))
     return text, keyboard
+
+
+async def _names_device(ctx: HandlerContext, job: Job) -> bool:
+    return stored_id(job) in await jobs_with_devices(ctx.store, [stored_id(job)])
 
 
 def offer_card_key(visit_id: int) -> Card:
@@ -136,7 +143,7 @@ async def _day_alert(ctx: HandlerContext, regions: list[str], text: Text) -> lis
 
 async def offer_card_to_technician(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
     job, visit = await _job_and_visit(ctx, event)
-    text, keyboard = offer_card(visit, job, await ctx.store.load(Customer, job.customer_id))
+    text, keyboard = offer_card(visit, job, await ctx.store.load(Customer, job.customer_id), device=await _names_device(ctx, job))
     return _send(await _technician_chats(ctx, visit.technician_id), text, keyboard, purpose=Purpose.ASSIGNMENT,
                  card=offer_card_key(stored_id(visit)))
 
@@ -149,7 +156,7 @@ async def tell_previous_technician_visit_taken_away(ctx: HandlerContext, event: 
 async def offer_cards_to_candidates(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
     """Grab dispatch: every candidate gets the card, keyed so that closing the offer edits it."""
     job, visit = await _job_and_visit(ctx, event)
-    text, keyboard = offer_card(visit, job, await ctx.store.load(Customer, job.customer_id), masked=True)
+    text, keyboard = offer_card(visit, job, await ctx.store.load(Customer, job.customer_id), masked=True, device=await _names_device(ctx, job))
     out = []
     for offer_id, technician_id in event.data["offers"]:
         for chat in await _technician_chats(ctx, technician_id):
@@ -790,4 +797,5 @@ ALERT_ENDS: frozenset[str] = frozenset({
     "card.alert_resolved",  # a problem report settled (another technician, cancelled): says by whom; every button was stale
     "robot.group_link_used",  # a robot group hears that an alert of theirs was acted on through its link: by whom, what was done
     "order.group_cancelled",  # the source called the order off: its visits are off the plan, nothing to do unless the customer calls
+    "device.foreign_alert",  # a fault told by someone scanning a code who is not the owner's chat: its next step is to call the owner
 })

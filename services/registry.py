@@ -11,8 +11,12 @@ from services import intake, order_notices, robot_links
 from services import devices
 from services import signatures
 from services import maintenance
+from services import maintenance_notices  # who hears of plans' inspections (issue 14 part 8)
 from services import parts  # parts, van stock and repair completion records (issue 14 parts 4-5)
 from services import fees
+from services import settlement, settlement_notices  # review periods and settlement statements (issue 14 part 7)
+from services import price_changes  # price increases and discounts (issue 14 part 6)
+from services import owner_check  # a device's owner proves who they are when scanning its code (issue 14 part 2)
 from services.bus import Handler, Reaction, Reactions, handles
 
 HANDLERS: dict[type[c.Command], Handler] = dict([
@@ -41,6 +45,9 @@ HANDLERS: dict[type[c.Command], Handler] = dict([
     *maintenance.HANDLERS,  # preventive maintenance plans (issue 14 part 8)
     *parts.HANDLERS,  # parts and stock, part requests, repair completion records, fault trees (issue 14 parts 4-5)
     *fees.HANDLERS,  # price lists, bills and payments (issue 14 part 6)
+    *settlement.HANDLERS,  # releasing and adjusting frozen fees, closing a month, payout rules (issue 14 part 7)
+    *price_changes.HANDLERS,  # price increases asked on site, their approvals, discounts (issue 14 part 6)
+    *owner_check.HANDLERS,  # a scanning owner proves who they are with the phone number on file (issue 14 part 2)
 ])
 
 # Who is told what. An event's reactions run in this order, which is the order of their messages in the
@@ -165,6 +172,8 @@ SILENT = SILENT | devices.SILENT  # devices (issue 14): retiring and renewing a 
 SILENT = SILENT | parts.SILENT  # parts: the ledger and the repair record are answered where they were made
 SILENT = SILENT | maintenance.SILENT  # maintenance plans: the inspection job is told like any order's
 SILENT = SILENT | fees.SILENT  # fees: a price-list entry is answered by the API
+SILENT = SILENT | settlement.SILENT  # settlement: answered where released, adjusted or closed; a ready fee by its statement
+SILENT = SILENT | price_changes.SILENT  # a discount: the bill priced again tells the customer
 # signatures (issue 12 part 6): the technician who gave the reason is answered in their chat; the job page shows it
 SILENT = SILENT | {ev.SignatureSkipped}
 
@@ -173,7 +182,13 @@ def reactions() -> Reactions:
     """A fresh table (a test may add its own reaction without touching anyone else's); messages before timers."""
     table = Reactions()
     # completion codes and the delivered-item check (issue 13 part 6) after the notifications of the same events
-    for reaction, event_types in (*NOTIFICATIONS, *completion_codes.REACTIONS, *devices.REACTIONS, *signatures.REACTIONS, *parts.REACTIONS, *fees.REACTIONS, *TIMERS):
+    for reaction, event_types in (*NOTIFICATIONS, *completion_codes.REACTIONS, *devices.REACTIONS, *signatures.REACTIONS, *parts.REACTIONS, *fees.REACTIONS, *price_changes.REACTIONS, *owner_check.REACTIONS, *TIMERS):
+        table.add(reaction, *event_types)
+    # settlement (issue 14 part 7): a confirmed visit's fee enters review, is frozen, made ready, stated and sent
+    for reaction, event_types in (*settlement.REACTIONS, *settlement_notices.REACTIONS):
+        table.add(reaction, *event_types)
+    # maintenance plans (issue 14 part 8): a finished inspection may complete its period; overdue, unassignable, done
+    for reaction, event_types in (*maintenance.REACTIONS, *maintenance_notices.REACTIONS):
         table.add(reaction, *event_types)
     # the order source hears each milestone after the people (services/callbacks.py)
     # (JobCompleted and JobClosed tell nobody in a chat: the customer's confirmation and the closing dispatcher are

@@ -15,6 +15,7 @@ from domain import commands as c
 from domain.errors import DomainError, NotAllowed
 from domain.model import Dispatcher
 from services import maintenance
+from services import settlement
 from services.context import HandlerContext
 from services.handlers import _offer_next, expire_offers
 from services.lookups import Inconsistent, booked_slot, visit_of
@@ -146,7 +147,11 @@ async def fire(ctx: HandlerContext, timer_id: int) -> list[ev.Event]:
         plan_id = timer["payload"].get("plan_id")
         if not isinstance(plan_id, int):
             raise Inconsistent(f"timer {timer['key']} ({timer['kind']}) has no plan_id")
-        return await maintenance.generate(ctx, plan_id)
+        return await maintenance.on_timer(ctx, plan_id, timer["payload"])  # its creation day, or an inspection to look at again
+    if timer["kind"] == settlement.REVIEW_TIMER:  # a fee's review period ended (issue 14 part 7)
+        return await settlement.review_ended(ctx, int(timer["payload"]["item_id"]))
+    if timer["kind"] == settlement.CLOSE_TIMER:  # a month's settlement close
+        return await settlement.fire_close(ctx, str(timer["payload"]["period"]))
     visit = await ctx.store.load(Visit, _named(timer, "visit_id"))
     if timer["kind"] in ("booking", "confirm"):
         return await fire_chase(ctx, timer, visit)

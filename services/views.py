@@ -18,6 +18,7 @@ from services.handlers import candidates
 from services.lookups import booking_of
 from services.messages import ChatRef
 from storage.completion_codes import code_states, unchecked_deliveries
+from storage.devices import jobs_with_devices
 from storage.signatures import signature_states
 from storage.repository import Store
 
@@ -243,6 +244,7 @@ class TechVisit:
     brief: str = ""  # what the ERP said for whoever goes there, and the items (domain.field_work.job_brief)
     product_category: str = ""  # repairs record a fault and method from this category's lists
     masked: bool = False  # a grab offer not yet won: address is the district, no customer, no phone
+    device: bool = False  # the job names a device on file: the card offers its history (issue 14 part 1)
 
     def next_step(self) -> int | None:
         for index, step in enumerate(self.steps):
@@ -307,6 +309,7 @@ async def load_technician_view(store: Store, request: TechnicianViewRequest, pol
     answered = await store.answered_steps(stored_id(v) for v in visits)
     leads = await store.get_many(Technician, (v.technician_id for v in crew))
     crew_ids = {v.id for v in crew}
+    with_devices = await jobs_with_devices(store, jobs)  # one query: which of these jobs name a device (its history button)
     cards = []
     for visit in visits:
         job = jobs[visit.job_id]
@@ -326,6 +329,7 @@ async def load_technician_view(store: Store, request: TechnicianViewRequest, pol
                 job_brief(job),
                 job.product_category,
                 hidden,
+                visit.job_id in with_devices,
             )
         )
     codes = await code_states(store, [stored_id(v) for v in mine], technician_id, now.astimezone(policy.tz).date().isoformat())

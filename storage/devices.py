@@ -211,3 +211,39 @@ async def device_owner(store: Store, purpose: str, subject_id: int) -> int | Non
         return device.customer_id if device is not None and device.active else None
     site = await devices.site(subject_id)
     return site.customer_id if site is not None else None
+
+
+@dataclass(frozen=True)
+class VisitEvidence:
+    """What a device's visits left, for its history: repair records, checklist answers and photos, by visit id."""
+
+    completions: dict[int, dict[str, Any]]
+    answers: dict[int, list[tuple[str, str, int | None]]]  # (step key, value, photo id)
+    photos: dict[int, list[tuple[int, str, str]]]  # (photo id, purpose, stored path)
+
+
+async def visit_evidence(store: Store, visit_ids: Iterable[int]) -> VisitEvidence:
+    """Three queries for any number of visits (a device's whole history is read at once, not visit by visit)."""
+    ids = sorted(set(visit_ids))
+    if not ids:
+        return VisitEvidence({}, {}, {})
+    session = store.session
+    done = (await session.execute(select(t.repair_completions).where(t.repair_completions.c.visit_id.in_(ids)))).mappings()
+    completions = {int(row["visit_id"]): dict(row) for row in done}
+    answers: dict[int, list[tuple[str, str, int | None]]] = {}
+    query = select(t.checklist_answers).where(t.checklist_answers.c.visit_id.in_(ids)).order_by(t.checklist_answers.c.id)
+    for row in (await session.execute(query)).mappings():
+        answers.setdefault(int(row["visit_id"]), []).append((row["step_key"], row["value"] or "", row["photo_id"]))
+    photos: dict[int, list[tuple[int, str, str]]] = {}
+    for row in (await session.execute(select(t.photos).where(t.photos.c.visit_id.in_(ids)).order_by(t.photos.c.id))).mappings():
+        photos.setdefault(int(row["visit_id"]), []).append((int(row["id"]), row["purpose"], row["path"]))
+    return VisitEvidence(completions, answers, photos)
+
+
+async def jobs_with_devices(store: Store, job_ids: Iterable[int]) -> frozenset[int]:
+    """Which of these jobs name a device on file (a repair request's, a plan's inspection, an installation that made one)."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return frozenset()
+    query = select(t.device_events.c.job_id).where(t.device_events.c.job_id.in_(ids)).distinct()
+    return frozenset(int(j) for j in (await store.session.execute(query)).scalars())

@@ -83,6 +83,9 @@ technicians = Table(
     Column("last_lon", Float),
     Column("last_seen_at", UTCDateTime),
     Column("vehicle_capacity", Integer),  # litres of cargo space; none: carries no deliveries' load limit
+    # the payout rule (issue 14 part 7, domain/settlement.py); none: the shop's defaults from the settings
+    Column("settlement_cycle", String(10)),  # monthly | per_order
+    Column("payout_share_percent", Integer),  # of the billed work (parts are the shop's)
 )
 
 dispatchers = Table(
@@ -752,6 +755,8 @@ maintenance_plans = Table(
     Column("created_through", Date),  # the last inspection day created so far
     Column("active", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("team_ids", JSON),  # technicians offered each inspection together; null or []: no team (0032)
+    Column("reviewed_through", Date),  # the last period (its first day) whose completion the reviewer was told (0032)
 )
 
 maintenance_inspections = Table(
@@ -943,3 +948,80 @@ def map_domain() -> None:
         options = {"version_id_col": visits.c.version} if table is visits else {}
         mapper_registry.map_imperatively(cls, table, **options)
     _MAPPED = True
+
+
+# --- price increases and discounts (issue 14 part 6) -------------------------------------------------------------------
+
+price_changes = Table(
+    "price_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False, index=True),
+    Column("kind", String(10), nullable=False),  # increase | discount (domain.price_changes.ChangeKind)
+    Column("status", String(10), nullable=False),  # pending | escalated | approved | accepted | declined | refused
+    # the visit while its increase is open, else null: the unique key keeps one open increase per visit, on every database
+    Column("open_visit_id", Integer, unique=True),
+    Column("amount_minor", BigInteger, nullable=False),  # positive, in the currency's minor units (a discount takes it off)
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("photo_ids", JSON, nullable=False),  # the photos of the cause (photos rows, purpose "price_increase")
+    Column("technician_id", Integer),  # who asked (an increase)
+    Column("requested_by", String(100), nullable=False),  # "technician:<id>", or the API principal of a discount
+    Column("dispatcher_by", String(100)),  # the dispatcher's decision: who
+    Column("dispatcher_at", UTCDateTime),
+    Column("manager_by", String(100)),  # the manager's decision (above the threshold, or a manager deciding first)
+    Column("manager_at", UTCDateTime),
+    Column("customer_at", UTCDateTime),  # the customer's answer
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+# --- review periods and settlement statements (issue 14 part 7) ----------------------------------------------------
+
+settlement_statements = Table(
+    "settlement_statements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("number", String(40), nullable=False, unique=True),  # domain.settlement.statement_number
+    Column("technician_id", Integer, ForeignKey("technicians.id"), nullable=False, index=True),
+    Column("period", String(7), nullable=False, index=True),  # YYYY-MM, the accounting period
+    Column("cycle", String(10), nullable=False),  # monthly | per_order
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("line_count", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+settlement_items = Table(
+    "settlement_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("visit_id", Integer, ForeignKey("visits.id"), nullable=False, unique=True),  # one bill per visit, one item per bill
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("technician_id", Integer, ForeignKey("technicians.id"), nullable=False, index=True),
+    Column("bill_id", Integer, ForeignKey("bills.id"), nullable=False),
+    Column("status", String(10), nullable=False),  # in_review | frozen | ready | settled (domain.settlement.ItemStatus)
+    Column("currency", String(3), nullable=False),
+    Column("bill_total_minor", BigInteger, nullable=False),  # the bill when its review started
+    Column("base_minor", BigInteger, nullable=False),  # what the share is of: the bill without its parts
+    Column("share_percent", Integer, nullable=False),
+    Column("earned_minor", BigInteger, nullable=False),  # by the payout rule
+    Column("amount_minor", BigInteger, nullable=False),  # what is paid: earned, or the dispatcher's adjusted amount
+    Column("confirmed_at", UTCDateTime, nullable=False),
+    Column("review_ends_at", UTCDateTime, nullable=False),
+    Column("freeze_reason", String(20)),  # complaint | low_rating | exception, while frozen (and after, for the record)
+    Column("freeze_ref", Integer),  # the rating or problem report that froze it
+    Column("frozen_at", UTCDateTime),
+    Column("released_by", String(100)),
+    Column("released_at", UTCDateTime),
+    Column("adjusted_by", String(100)),
+    Column("adjust_reason", String(500)),
+    Column("adjusted_at", UTCDateTime),
+    Column("ready_at", UTCDateTime),
+    Column("period", String(7), index=True),  # YYYY-MM it is settled in: the month it became ready
+    Column("statement_id", Integer, ForeignKey("settlement_statements.id"), index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -253,6 +253,16 @@ class EventOut(BaseModel):
     occurred_at: datetime
 
 
+class VisitSettlementOut(BaseModel):
+    item_id: int = Field(description="GET /api/v1/settlement-items?… lists it; release or adjust it by this id")
+    status: Literal["in_review", "frozen", "ready", "settled"]
+    amount_minor: int = Field(description="what it pays the technician, in the currency's minor units")
+    currency: str
+    review_ends_at: datetime
+    period: str | None = Field(description="the accounting month it is settled in (YYYY-MM), once ready")
+    statement_id: int | None = Field(description="the statement it is on, once settled (GET /api/v1/settlements/{id})")
+
+
 class VisitOut(BaseModel):
     id: int
     kind: str
@@ -272,6 +282,7 @@ class VisitOut(BaseModel):
     fault_category: str | None = Field(None, description="repairs: the fault category recorded")
     repair_method: str | None = Field(None, description="repairs: the method recorded")
     late_minutes: int = Field(0, description="delays the technician announced, added up")
+    settlement: VisitSettlementOut | None = Field(None, description="the technician's fee for the visit, once it is confirmed with a priced bill")
 
 
 class AnswerOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -24,6 +24,8 @@ from webhooks import parts_api
 from webhooks import maintenance_pages
 from webhooks import review_pages
 from webhooks import fees_api
+from webhooks import settlements_api
+from webhooks import price_changes_api
 from webhooks import reports_pages
 from webhooks import jobs_pages
 from webhooks import signature_pad, signatures_api
@@ -34,17 +36,22 @@ UPLOAD_OVERHEAD = 64 * 1024  # multipart framing and form fields around a photo
 DOCS_ASSETS = "/docs-assets"  # Swagger UI's scripts and styles, served from the swagger-ui-bundle package
 
 
+# one endpoint for every app, reading its app from the request: FastAPI remembers what it learnt about each endpoint
+# process-wide (up to 4096 of them), and a closure over the app kept every app built, with its container and
+# database engine, alive for as long (the tests build an app per test)
+async def docs(request: Request) -> HTMLResponse:
+    app = request.app
+    return get_swagger_ui_html(
+        openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} – API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+    )
+
+
 def serve_docs_offline(app: FastAPI) -> None:
     """``/docs`` with Swagger UI from this service itself: the page names no other host, so it works offline."""
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} – API",
-            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
-        )
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
 
 
 def create_app(container: Service, *, run_background: bool = True) -> FastAPI:
@@ -74,6 +81,8 @@ def create_app(container: Service, *, run_background: bool = True) -> FastAPI:
     app.include_router(maintenance_pages.router)  # the plans and their inspection reports for signed-in staff
     app.include_router(review_pages.router)  # orders waiting for the merchant's review, on the board
     app.include_router(fees_api.router)  # price lists, bills and payments (issue 14 part 6)
+    app.include_router(settlements_api.router)  # review periods, statements, payout rules (issue 14 part 7)
+    app.include_router(price_changes_api.router)  # price increases and discounts (issue 14 part 6)
     app.include_router(order_routes.router)  # order sources: field maps, imports, polling, review, cancel
     app.include_router(telegram_routes.router)
     app.include_router(whatsapp_routes.router)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 
 class BillLineOut(BaseModel):
-    kind: str = Field(description="labour or part")
+    kind: str = Field(description="labour, part, increase (a price increase the customer agreed to) or discount (a manager's, negative)")
     description: str
     quantity: int = Field(description="pieces, or minutes for labour priced per hour")
     unit: str

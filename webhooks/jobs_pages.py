@@ -27,6 +27,8 @@ from domain import commands as c
 from domain.errors import DomainError
 from domain.model import MAX_ID, Visit
 from services import backoffice, evidence
+from services.device_views import DeviceFile, files_of_job
+from storage.fees import BillRow, FeeStore
 from storage import job_search as search
 from storage.callbacks import CallbackStore
 from storage.repository import Store
@@ -378,6 +380,9 @@ async def job_page(job_id: str, request: Request, who: Staff) -> Response:
         named = {e["data"].get("technician_id") for e in details["timeline"] if isinstance(e["data"], dict)}
         technicians = await search.technician_names(session, {i for i in named if isinstance(i, int) and not isinstance(i, bool)})
         parked = await CallbackStore(store).callbacks(state="parked", job_id=head.id) if page.can("jobs:write") else []
+        # the bill(s) and the device's history, each for people whose role reads them (domain/access.py ROLE_SCOPES)
+        bills = await FeeStore(store).bills_of_job(head.id) if page.can("fees:read") else None
+        device_files = await files_of_job(store, head.id) if page.can("devices:read") else []
     tz = app.policy.tz
     notice = ""
     done = request.query_params.get("done")
@@ -388,6 +393,8 @@ async def job_page(job_id: str, request: Request, who: Staff) -> Response:
         _summary(page, head, tz),
         _actions(page, head, visits, parked, found["exceptions"], now, app.policy) if page.can("jobs:write") else "",
         _visits(page, details["visits"], signatures, tz),
+        _bills(page, bills, tz) if bills is not None else "",
+        _devices(page, device_files, tz),
         _answers(page, head, details["visits"], found["checklist_answers"], prompts, tz),
         _photos(page, head.id, found["photos"], tz),
         _exceptions(page, head.id, found["exceptions"], tz),
@@ -505,6 +512,87 @@ def _visits(page: StaffPage, visits: list[dict[str, Any]], signatures: dict[int,
         "jobs.col.visit", "jobs.col.status", "jobs.col.technician", "jobs.col.slot", "jobs.col.facts", "jobs.col.signature"))
     return (f'<section class="card" aria-labelledby="visits"><h2 id="visits">{tr("jobs.section.visits")}</h2>'
             f'<div class="scroll"><table class="data"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div></section>')
+
+
+def _bills(page: StaffPage, bills: list[BillRow], tz: Any) -> str:
+    """Each billed visit's bill (issue 14 part 6): its lines, total, what was paid and is still owed, and the payments."""
+    tr = page.tr
+    if not bills:
+        body = f'<p class="note">{tr("jobpage.bill.none")}</p>'
+    else:
+        blocks = []
+        for bill in bills:
+            priced = bill.status == "priced"
+            state = _badge(tr("jobpage.bill.unpriced"), "warn") if not priced else (
+                _badge(tr("jobpage.bill.paid_up"), "ok") if bill.outstanding.amount <= 0 else _badge(tr("jobpage.bill.owed"), "bad"))
+            lines = "".join(
+                f'<tr><td>{tr("jobpage.bill.kind." + ("part" if line.kind == "part" else "labour"))}</td><td>{_bill_words(page, line.description, "kind.")}</td>'
+                f'<td>{line.quantity} {_bill_words(page, line.unit, "jobpage.bill.unit.")}</td><td>{html.escape(line.unit_price.text())}</td>'
+                f'<td style="text-align:right">{html.escape(line.amount.text())}</td></tr>'
+                for line in bill.lines)
+            header = "".join(f'<th scope="col">{tr(k)}</th>' for k in (
+                "jobpage.bill.col.kind", "jobpage.bill.col.what", "jobpage.bill.col.quantity", "jobpage.bill.col.unit_price", "jobpage.bill.col.amount"))
+            sums = [(tr("jobpage.bill.total"), bill.total.text()), (tr("jobpage.bill.paid"), bill.paid.text())]
+            if priced:
+                sums.append((tr("jobpage.bill.outstanding"), bill.outstanding.text()))
+            foot = "".join(f'<tr><th scope="row" colspan="4">{label}</th><td style="text-align:right"><strong>{html.escape(value)}</strong></td></tr>'
+                           for label, value in sums)
+            paid = "".join(
+                f'<li>{_when(p.recorded_at, tz)} · {html.escape(p.amount.text())} · {_bill_words(page, p.method, "jobpage.bill.method.")}'
+                f'{" · " + html.escape(p.reference) if p.reference else ""} <span class="note">({html.escape(p.recorded_by)})</span></li>'
+                for p in bill.payments)
+            payments = f'<h4>{tr("jobpage.bill.payments")}</h4><ul>{paid}</ul>' if paid else f'<p class="note">{tr("jobpage.bill.no_payments")}</p>'
+            blocks.append(
+                f'<h3>{tr("jobpage.bill.title", id=bill.id, visit=bill.visit_id)} {state}</h3>'
+                f'<div class="scroll"><table class="data"><thead><tr>{header}</tr></thead><tbody>{lines}</tbody>'
+                f'<tfoot>{foot}</tfoot></table></div>{payments}')
+        body = "".join(blocks)
+    return f'<section class="card" aria-labelledby="bills"><h2 id="bills">{tr("jobpage.section.bills")}</h2>{body}</section>'
+
+
+def _bill_words(page: StaffPage, word: str, prefix: str) -> str:
+    """A bill's stored word (a service kind, a unit, a payment method) in the page's language where the catalog has it;
+    a part's own unit or a shop's own wording as it is."""
+    return page.tr(prefix + word) if prefix + word in catalog("en") else html.escape(word)
+
+
+def _devices(page: StaffPage, files: list[DeviceFile], tz: Any) -> str:
+    """The device(s) the job is for and their history: the record, then every visit with what it left (issue 14 part 1)."""
+    if not files:
+        return ""  # a job for no device on file: nothing to show
+    tr = page.tr
+    blocks = []
+    for file in files:
+        d = file.device
+        facts = [
+            (tr("jobpage.device.product"), " · ".join(filter(None, (d.product, d.category, d.brand, d.model)))),
+            (tr("jobpage.device.serial"), d.serial or "-"),
+            (tr("jobpage.device.where"), " · ".join(filter(None, (d.location, d.site))) or "-"),
+            (tr("jobpage.device.installed"), d.installed_on.isoformat() if d.installed_on else "-"),
+            (tr("jobpage.device.warranty"), d.warranty_until.isoformat() if d.warranty_until else "-"),
+        ]
+        cells = "".join(f'<tr><th scope="row">{label}</th><td>{html.escape(value)}</td></tr>' for label, value in facts)
+        rows = []
+        for r in reversed(file.visits):  # the latest first
+            said = []
+            if r.outcome:
+                said.append(tr("jobpage.device.outcome", outcome=translate(f"device.outcome.{r.outcome}", page.language)))
+            if r.fault or r.method:
+                said.append(tr("jobpage.device.fault", fault=r.fault or "-", method=r.method or "-"))
+            if r.parts:
+                said.append(tr("jobpage.device.parts", parts=", ".join(r.parts)))
+            if r.answers:
+                said.append(html.escape("; ".join(f"{key}: {value}" for key, value in r.answers)))
+            thumbs = "".join(_thumb(page, r.job_id, pid, tr("jobs.photo.other", id=pid)) for pid in r.photo_ids[:6])
+            rows.append(
+                f'<tr><td>{_when(r.day, tz) or "-"}</td><td><a href="/jobs/{r.job_id}">{tr("jobs.job_title", id=r.job_id)}</a> · {tr("kind." + r.kind)} #{r.visit_id}</td>'
+                f'<td>{_visit_status(page, r.status)}</td><td>{"<br>".join(said)}<div class="toolbar">{thumbs}</div></td></tr>')
+        header = "".join(f'<th scope="col">{tr(k)}</th>' for k in ("jobs.col.when", "jobs.col.visit", "jobs.col.status", "jobs.col.facts"))
+        history = (f'<div class="scroll"><table class="data"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+                   if rows else f'<p class="note">{tr("jobpage.device.no_visits")}</p>')
+        blocks.append(f'<h3>{html.escape(d.label)} {_badge(tr("jobpage.device.status." + ("active" if file.status == "active" else "retired")), "")}</h3>'
+                      f'<table class="data">{cells}</table><h4>{tr("jobpage.device.history")}</h4>{history}')
+    return f'<section class="card" aria-labelledby="devices"><h2 id="devices">{tr("jobpage.section.devices")}</h2>{"".join(blocks)}</section>'
 
 
 def _signature(page: StaffPage, view: SignatureView | None, tz: Any) -> str:

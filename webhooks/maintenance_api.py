@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from domain import commands as c
 from domain import events as ev
 from domain.errors import DomainError
-from domain.maintenance import MAX_DEVICES, MAX_LEAD_DAYS, MAX_NAME, MAX_RULE
+from domain.maintenance import MAX_DEVICES, MAX_LEAD_DAYS, MAX_NAME, MAX_RULE, MAX_TEAM
 from services import maintenance
 from storage.maintenance import MaintenanceStore, PlanRow
 from storage.repository import Store
@@ -46,8 +46,11 @@ class PlanIn(StrictIn):
     lead_days: Int = Field(14, ge=0, le=MAX_LEAD_DAYS, description="inspections are created this many days before their day")
     device_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]] = Field(
         default_factory=list, max_length=MAX_DEVICES, description="only these devices of the site; none: every active one")
-    technician_id: Int | None = Field(None, ge=1, le=2**31 - 1)
-    reviewer_dispatcher_id: Int | None = Field(None, ge=1, le=2**31 - 1)
+    technician_id: Int | None = Field(None, ge=1, le=2**31 - 1, description="this technician is offered each inspection on its day")
+    team_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]] = Field(
+        default_factory=list, max_length=MAX_TEAM, description="or: these technicians are offered it together, the first to accept takes it; "
+        "neither: automatic dispatch. One not free that day: the usual dispatch, and the dispatchers are told")
+    reviewer_dispatcher_id: Int | None = Field(None, ge=1, le=2**31 - 1, description="told when an inspection is overdue and when a period is all done")
     duration_minutes: Int | None = Field(None, ge=10, le=600)
 
 
@@ -61,8 +64,11 @@ class PlanOut(BaseModel):
     lead_days: int
     duration_minutes: int | None
     technician_id: int | None
+    team_ids: list[int]
+    assignee: Literal["technician", "team", "automatic"]
     reviewer_dispatcher_id: int | None
     created_through: date | None = Field(description="the last inspection day created so far")
+    reviewed_through: date | None = Field(description="the first day of the last period its reviewer was told is all done")
     active: bool
 
 
@@ -104,13 +110,15 @@ async def _visible_plan(app: Service, store: Store, who: PrincipalDep, plan_id: 
 @router.post("/maintenance-plans", response_model=PlanOut, status_code=status.HTTP_201_CREATED, responses={**BODY, **NOT_FOUND},
              dependencies=[Depends(require_json), needs("devices:write")])
 async def create_plan(body: PlanIn, app: ServiceDep, who: PrincipalDep) -> PlanOut:
-    """A plan on a site: its inspections are created `lead_days` before each day of the rule, as jobs booked and
-    dispatched like any other; those due within the lead time are created at once."""
+    """A plan on a site: its inspections are created `lead_days` before each day of the rule (those due within the lead
+    time at once), each booked on its day in the first window its assignee is free and offered to them — the technician,
+    or the team's free members together — else to the region's usual dispatch (the dispatchers are told); nobody free
+    that day: it waits to be booked like any order's visit. The reviewer hears of overdue inspections and finished periods."""
     async with app.sessions() as session:
         await _visible_site(Store(session), who, body.site_id)
     events = await _apply(app, "api:maintenance-plan", c.CreateMaintenancePlan(
         body.name, body.site_id, body.rule, body.starts_on, body.lead_days, tuple(body.device_ids), body.technician_id,
-        body.reviewer_dispatcher_id, body.duration_minutes))
+        body.reviewer_dispatcher_id, body.duration_minutes, tuple(body.team_ids)))
     plan_id = next(e.data["plan_id"] for e in events if isinstance(e, ev.MaintenancePlanCreated))
     async with app.sessions() as session:
         plan = await MaintenanceStore(Store(session)).plan(plan_id)
@@ -132,6 +140,13 @@ async def list_plans(app: ServiceDep, who: PrincipalDep, after: Annotated[int, Q
                 continue  # another region's plan is not listed
             visible.append(_out(plan))
     return visible
+
+
+@router.get("/maintenance-plans/{plan_id}", response_model=PlanOut, dependencies=[needs("devices:read")], responses={**NOT_FOUND, **INVALID})
+async def get_plan(plan_id: IdPath, app: ServiceDep, who: PrincipalDep) -> PlanOut:
+    """One plan as the list shows it (404 when there is none, or it is on a site of a region the token does not cover)."""
+    async with app.sessions() as session:
+        return _out(await _visible_plan(app, Store(session), who, plan_id))
 
 
 async def _on_plan(app: Service, who: PrincipalDep, plan_id: int, origin: str, command: c.Command) -> PlanOut:

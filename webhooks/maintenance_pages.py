@@ -11,9 +11,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from domain.access import region_allowed
 from domain.errors import DomainError
+from domain.model import Dispatcher, Technician
 from services import maintenance
 from storage.devices import DeviceStore
-from storage.maintenance import MaintenanceStore
+from storage.maintenance import MaintenanceStore, PlanRow
 from storage.repository import Store
 from webhooks.maintenance_api import report_csv
 from webhooks.staff_pages import Staff, StaffPage, bounded_int
@@ -39,6 +40,8 @@ async def plans_page(request: Request, who: Staff) -> HTMLResponse:
         store = Store(session)
         plans = await MaintenanceStore(store).plans(limit=200)
         sites = await DeviceStore(store).sites({p.site_id for p in plans})
+        technicians = {technician.id: technician.name for technician in await store.technicians(on_duty_only=False)}
+    names = {plan.id: ", ".join(technicians.get(i, f"#{i}") for i in plan.assignees) for plan in plans}
     rows = []
     for plan in plans:
         site = sites.get(plan.site_id)
@@ -47,10 +50,12 @@ async def plans_page(request: Request, who: Staff) -> HTMLResponse:
         state = page.tr("maintenance.active") if plan.active else page.tr("maintenance.stopped")
         rows.append(f"<tr><td><a href=\"/maintenance/{plan.id}\">{html.escape(plan.name)}</a></td><td>{html.escape(site.address_text)}"
                     f"{' · ' + html.escape(site.name) if site.name else ''}</td><td><code>{html.escape(plan.rule)}</code></td>"
+                    f"<td>{html.escape(names.get(plan.id) or '') or page.tr('maintenance.assignee.automatic')}</td>"
                     f"<td>{plan.created_through or '-'}</td><td>{state}</td></tr>")
     body = (f'<p class="note">{page.tr("maintenance.intro")}</p>' + (
         f'<div class="scroll"><table class="data"><thead><tr><th scope="col">{page.tr("maintenance.plan")}</th>'
         f'<th scope="col">{page.tr("maintenance.site")}</th><th scope="col">{page.tr("maintenance.rule")}</th>'
+        f'<th scope="col">{page.tr("maintenance.assignee")}</th>'
         f'<th scope="col">{page.tr("maintenance.created_through")}</th><th scope="col">{page.tr("maintenance.state")}</th></tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table></div>' if rows else f'<p class="card">{page.tr("maintenance.none")}</p>'))
     return page.respond(page.tr("maintenance.title"), body, active="/maintenance")
@@ -75,6 +80,17 @@ async def _report(request: Request, who: Staff, plan_id: int, page: StaffPage) -
             raise page.refuse(400, f"error.{err.code}", back=f"/maintenance/{plan_id}") from err
 
 
+async def _people(request: Request, plan: PlanRow) -> tuple[str, str | None]:
+    """Who does the plan's inspections (the technician, or the team, by name; "" for automatic dispatch) and who reviews."""
+    app = request.app.state.container
+    async with app.sessions() as session:
+        store = Store(session)
+        names = [technician.name if technician else f"#{technician_id}" for technician_id in plan.assignees
+                 for technician in [await store.get(Technician, technician_id)]]
+        reviewer = await store.get(Dispatcher, plan.reviewer_dispatcher_id) if plan.reviewer_dispatcher_id else None
+    return ", ".join(names), reviewer.name if reviewer else None
+
+
 @router.get("/maintenance/{plan_id}", response_class=HTMLResponse)
 async def report_page(plan_id: str, request: Request, who: Staff) -> HTMLResponse:
     page = StaffPage(request, who)
@@ -84,6 +100,7 @@ async def report_page(plan_id: str, request: Request, who: Staff) -> HTMLRespons
     found = await _report(request, who, number, page)
     result = found.report
     start, end = result.period
+    who_does, reviewer = await _people(request, found.plan)
     lines = "".join(
         f'<tr><td>{line.occurs_on}</td><td><span class="badge {STATE_TONE[line.state]}">{page.tr("maintenance.line." + line.state)}</span></td>'
         f'<td><a href="/jobs/{line.job_id}">#{line.job_id}</a></td><td>{html.escape(line.technician or "-")}</td>'
@@ -97,7 +114,9 @@ async def report_page(plan_id: str, request: Request, who: Staff) -> HTMLRespons
     body = f"""<p>{html.escape(found.site.address_text)}{' · ' + html.escape(found.site.name) if found.site.name else ''}</p>
 <div class="grid"><div class="card"><strong>{page.tr('maintenance.period')}</strong><br>{start} – {end}</div>
 <div class="card"><strong>{page.tr('maintenance.done_count', count=result.done)}</strong><br>{page.tr('maintenance.overdue_count', count=result.overdue)}</div>
-<div class="card"><strong>{page.tr('maintenance.devices')}</strong><br>{'<br>'.join(html.escape(d) for d in result.devices)}</div></div>
+<div class="card"><strong>{page.tr('maintenance.devices')}</strong><br>{'<br>'.join(html.escape(d) for d in result.devices)}</div>
+<div class="card"><strong>{page.tr('maintenance.assignee')}</strong><br>{html.escape(who_does) if who_does else page.tr('maintenance.assignee.automatic')}<br>
+<strong>{page.tr('maintenance.reviewer')}</strong><br>{html.escape(reviewer or '-')}</div></div>
 <form class="toolbar" method="get" action="/maintenance/{found.plan.id}"><label>{page.tr('maintenance.pick_day')}
 <input type="date" name="day" value="{start.isoformat()}"></label><button type="submit">{page.tr('maintenance.show')}</button>
 <a class="button secondary" href="/maintenance/{found.plan.id}/report.csv?day={start.isoformat()}">{page.tr('maintenance.download')}</a></form>

@@ -36,6 +36,9 @@ from services.actions import (
 from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import VisitData, hint, identity, language_menu, stale, switch_language
 from conversations.flows import completion, relay, repair
+from conversations.flows import price_increase  # the customer agrees to a price increase, or not (issue 14 part 6)
+from conversations.flows import scan_report  # a QR code scanned from a chat that is not its owner's (issue 14)
+from conversations.flows import owner_check  # the owner proves it is their code with the number on file (issue 14)
 from conversations.understanding import Intent, Understood, understand
 from domain import commands as c
 from domain.lifecycle import would_move_with
@@ -776,9 +779,11 @@ CUSTOMER_FLOW = FlowSpec(
             buttons={SendItemCheck: Step(on_send_items, leads_to=(S.IDLE,), requires=CUSTOMER)},
         ),
         **repair.states(CUSTOMER),  # a repair or maintenance request from chat (issue 14 part 3)
+        **scan_report.states(owner_check.MINE),  # someone else's QR code scanned: a fault for the dispatchers to check (issue 14)
+        **owner_check.states(),  # ... or the owner's own new chat, proved by the phone number on file (issue 14)
     },
     commands={
-        "start": Step(on_start, leads_to=(S.CHOOSE_SLOT, S.IDLE)),
+        "start": Step(on_start, leads_to=(S.CHOOSE_SLOT, S.IDLE, scan_report.REPORT)),  # someone else's QR code: a fault to tell
         "status": Step(on_status),
         "code": Step(completion.on_customer_code),  # the completion code again, for visits under way (issue 13 part 6)
         "help": Step(on_help),
@@ -809,5 +814,6 @@ CUSTOMER_FLOW = FlowSpec(
         TickItem: Step(completion.on_tick_item, leads_to=(completion.ITEM_CHECK,), requires=CUSTOMER),
         RestartItemCheck: Step(completion.on_restart_items, leads_to=(completion.ITEM_CHECK,), requires=CUSTOMER),
         **repair.buttons_anywhere(CUSTOMER),  # a device's menu (issue 14)
+        **price_increase.customer_buttons(CUSTOMER),
     },
 )

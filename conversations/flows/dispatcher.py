@@ -40,12 +40,16 @@ from services.actions import (
     ReassignTo,
     ReopenJobAsk,
     ResendParkedCallback,
+    SettleAdjust,
+    SettleRelease,
     encode,
 )
 from conversations.flow import FlowData, FlowSpec, Guard, State, Step, StepInput, reply
 from conversations.flows.common import hint, identity, language_menu, stale, switch_language
 from conversations.flows import completion, relay
 from conversations.flows import stock  # dispatchers approve or decline technicians' part requests (issue 14 part 5)
+from conversations.flows import settlement  # dispatchers release or adjust a frozen fee (issue 14 part 7)
+from conversations.flows import price_increase  # dispatchers, then managers above a threshold, decide price increases (issue 14 part 6)
 from domain import commands as c
 from domain.model import MAX_ID, ExceptionStatus
 from domain.relay import Author
@@ -63,7 +67,7 @@ class DispatcherState(enum.StrEnum):
 
 # the buttons about one visit, one job or one rating: the view loads that record (and who could take a visit)
 VISIT_ACTIONS = (ReassignLate, CallDetails, AssignAnyone, AssignBusy, ConfirmOverride, MoveVisitMenu, MoveVisitDay, MoveVisitTo,
-                 CancelFromAlert, ConfirmCancelFromAlert, Assign)
+                 CancelFromAlert, ConfirmCancelFromAlert, Assign, SettleRelease, SettleAdjust)
 JOB_ACTIONS = (FixAddress, CloseJobAsk, ReopenJobAsk, NoteAsk)
 CHOICES_SHOWN = 8
 
@@ -487,6 +491,7 @@ DISPATCHER_FLOW = FlowSpec(
             photo=CHATTER, location=CHATTER, contact=CHATTER, other=CHATTER,
         ),
         relay.ANSWER: relay.answer_state(Author.DISPATCHER, _dispatcher_id, DispatcherState.IDLE),
+        settlement.ADJUST: settlement.adjust_state(DispatcherState.IDLE),
     },
     commands={
         "start": Step(on_start),
@@ -527,5 +532,7 @@ DISPATCHER_FLOW = FlowSpec(
         ChooseLanguage: Step(switch_language),
         AnswerInThread: relay.answer_step(DISPATCHER),  # only dispatchers answer a customer from a group
         **stock.dispatcher_buttons(DISPATCHER),
+        **settlement.dispatcher_buttons(DISPATCHER),
+        **price_increase.dispatcher_buttons(DISPATCHER),
     },
 )

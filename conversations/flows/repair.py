@@ -7,10 +7,12 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from conversations.flow import FlowData, Guard, State, Step, StepInput, reply
+from conversations.flows import scan_report
 from conversations.flows.common import hint, identity, stale
 from domain import commands as c
 from domain.devices import MAX_DESCRIPTION, MAX_REPAIR_PHOTOS, MAX_VOICE_NOTES, PRODUCT_FALLBACK_CATEGORY, preferred_day_choices, product_in, wants_repair
 from domain.model import ServiceKind
+from domain.owner_check import VIA_CHAT_NUMBER, same_phone
 from services.actions import (
     Action,
     BookMaintenance,
@@ -112,20 +114,27 @@ def _pick_list(key: str, devices: tuple[DeviceInfo, ...], *, fault: bool, other:
 
 
 def on_scan(inp: StepInput) -> StepResult:
-    """/start with a device's or a site's QR code: the chat is bound to its owner (when bound to nobody) and the device's
-    menu opens; a code that does not work, or someone else's, gets a friendly answer and changes nothing."""
+    """/start with a device's or a site's QR code. The owner's own chat gets the device's menu. Any other chat (bound to
+    nobody, or to another customer) is never bound by a scan and is shown nothing of the owner's: it may describe a
+    fault, which goes to the dispatchers to check with the owner (a guest, a shared site, a new owner), or, bound to
+    nobody, prove it is the owner's with the number on file (flows.owner_check). A WhatsApp chat bound to nobody whose
+    own number is the owner's is bound at once (``VerifyDeviceOwner``). A code that does not work gets a friendly answer
+    and changes nothing."""
     view = inp.view
     scan = view.scan if isinstance(view, DevicesView) else None
     if scan is None or scan.owner is None:
         return hint("error.link_invalid")  # unknown, tampered with or revoked: nothing is told about which
-    if view.customer_id is not None and view.customer_id != scan.owner:
-        return hint("error.device_other_customer")
-    bind = c.OpenDeviceCode(inp.event.payload.strip(), identity(inp))
+    commands: list[c.Command] = []
+    if view.customer_id is None and inp.event.chat.platform in inp.policy.phone_chat_platforms and same_phone(inp.event.chat.chat_id, scan.owner_phone, given_international=True):
+        # a WhatsApp chat id is the sender's own number: the owner's, so the chat is bound at once (the handler checks again)
+        commands.append(c.VerifyDeviceOwner(inp.event.payload.strip(), identity(inp), "", VIA_CHAT_NUMBER))
+    elif view.customer_id != scan.owner:
+        return scan_report.on_foreign_scan(inp, scan)
     if not scan.devices:
-        return reply(Outbound(t("device.site_empty")), commands=[bind])
+        return reply(Outbound(t("device.site_empty")), commands=commands)
     if not scan.site:
-        return reply(device_menu(scan.devices[0]), commands=[bind])
-    return reply(_pick_list("device.site_pick", scan.devices, fault=False, other=False), commands=[bind])
+        return reply(device_menu(scan.devices[0]), commands=commands)
+    return reply(_pick_list("device.site_pick", scan.devices, fault=False, other=False), commands=commands)
 
 
 def on_device_menu(inp: StepInput, menu: DeviceMenu) -> StepResult:

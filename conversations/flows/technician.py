@@ -39,6 +39,8 @@ from conversations.flows.common import VisitData, help_for, hint, identity, lang
 from conversations.flows import completion, relay, signature
 from conversations.flows import stock  # van stock, part requests and a repair's completion record (issue 14 parts 4-5)
 from conversations.flows import payment  # fees (issue 14 part 6): a payment recorded after completion
+from conversations.flows import price_increase  # a price increase asked on site (issue 14 part 6)
+from conversations.flows import device_history  # the device's history before going (issue 14 part 1)
 from services.actions import PickPaymentMethod, RecordPaymentAsk
 from domain import commands as c
 from conversations import understanding
@@ -107,6 +109,7 @@ def view_request(event: Inbound, action: Action | None) -> TechnicianViewRequest
     token = event.payload.strip() if event.kind is InboundKind.COMMAND and event.text == "start" else ""
     board = event.kind is InboundKind.COMMAND and event.text == "board"
     base = TechnicianViewRequest(event.chat, token=token or None, user_id=event.user_id if board else None, board=board)
+    base = device_history.view_request(action, base)  # a history button reads the visit's device files
     return stock.view_request(event, action, base)  # parts steps read the van and the fault trees too
 
 
@@ -140,7 +143,8 @@ def visit_card(visit: TechVisit) -> Outbound:
         ), visit))
     if visit.masked:  # a grab offer not yet won: as its card, the district and the job only
         offer = t("tech.offer_grab", visit=visit.id, kind=_kind(visit.kind), product=visit.product, slot=slot, region=visit.address)
-        choice = buttons([Button(t("btn.accept"), encode(Accept(visit.id))), Button(t("btn.decline"), encode(Decline(visit.id)))])
+        choice = buttons([Button(t("btn.accept"), encode(Accept(visit.id))), Button(t("btn.decline"), encode(Decline(visit.id)))],
+                         *([[device_history.history_button(visit.id)]] if visit.device else []))
         return Outbound(_with_brief(offer, visit), choice)
     actions: list[list[Button]] = []
     if status is VisitStatus.BOOKED:
@@ -156,6 +160,10 @@ def visit_card(visit: TechVisit) -> Outbound:
         actions.append([Button(t("btn.continue_checklist"), encode(ContinueChecklist(visit.id)))])
     if status in (VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
         actions.append([_report_button(visit.id), _options_button(visit.id)])
+    if status in (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):  # found on site (the customer's own wiring): ask for more
+        actions.append([price_increase.ask_button(visit.id)])
+    if visit.device and status not in (VisitStatus.COMPLETED, VisitStatus.CONFIRMED, VisitStatus.CANCELLED):
+        actions.append([device_history.history_button(visit.id)])  # what was done to this device before
     text = t(
         "tech.visit_card", visit=visit.id, kind=_kind(visit.kind), status=t(f"status.{visit.status}"),
         slot=slot, product=visit.product, address=visit.address, customer=visit.customer, phone=visit.phone,
@@ -389,7 +397,7 @@ def on_start_work(inp: StepInput, start: StartChecklist) -> StepResult:
         return hint("error.dependency_not_completed", kind=_kind("delivery"))
     command = c.StartWork(visit.id, inp.view.technician_id)
     if not visit.steps:
-        keyboard = buttons([_complete_button(visit.id)])
+        keyboard = buttons([_complete_button(visit.id)], [_options_button(visit.id)])
         return reply(Outbound(t("tech.no_checklist"), keyboard, card=checklist_card_key(visit.id)), commands=[command], state=S.IDLE)
     first = visit.next_step() or 0
     return reply(step_prompt(visit, first), commands=[command], state=S.CHECKLIST, data=ChecklistAt(visit.id, first))
@@ -729,6 +737,7 @@ def on_visit_options(inp: StepInput, options: VisitOptions) -> StepResult:
     rows.append([Button(t("btn.ask_help"), encode(AskHelp(visit.id)))])
     if VisitStatus(visit.status) in (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
         rows.append([signature.signature_button(visit.id)])  # the customer signs on this phone (delivery, completion)
+        rows.append([price_increase.ask_button(visit.id)])  # found on site, where the cause is found
         rows.append([Button(t("btn.need_return"), encode(NeedReturn(visit.id)))])
     rows.append([_report_button(visit.id)])
     return reply(Outbound(t("tech.visit_options", visit=visit.id), buttons(*rows)))
@@ -832,6 +841,7 @@ TECHNICIAN_FLOW = FlowSpec(
             buttons={NeverMind: Step(on_code_never_mind, leads_to=(S.IDLE,), requires=TECHNICIAN)},
         ),
         payment.AMOUNT: State(hint="tech.hint_payment_amount", data=payment.PaymentDraft, text=Step(on_payment_amount, leads_to=(S.IDLE,))),
+        **price_increase.states(TECHNICIAN, S.IDLE),  # amount, reason, photos and the summary (issue 14 part 6)
         signature.REASON: State(
             hint="tech.hint_signature_reason", data=VisitData,
             text=Step(on_signature_reason, leads_to=(S.IDLE, stock.RECORD, completion.AWAIT_CODE)),
@@ -895,6 +905,8 @@ TECHNICIAN_FLOW = FlowSpec(
         ChooseLanguage: Step(switch_language),
         AnswerInThread: relay.answer_step(TECHNICIAN),
         **stock.technician_buttons(TECHNICIAN),
+        **price_increase.technician_buttons(TECHNICIAN, S.IDLE),
+        **device_history.technician_buttons(TECHNICIAN, visit_card),
         **relay.writer_buttons(_technician_id, S.IDLE),
     },
     live_location=Step(on_live_location, leads_to=(S.IDLE,)),

@@ -235,8 +235,11 @@ class FakeWhatsApp:
         media_id = self.add_media(content, mime_type)
         return self.message(wa_id, "document", {"id": media_id, "mime_type": mime_type, "filename": filename})
 
-    def audio(self, wa_id: str, content: bytes) -> dict:
-        return self.message(wa_id, "audio", {"id": self.add_media(content, "audio/ogg"), "mime_type": "audio/ogg; codecs=opus"})
+    def audio(self, wa_id: str, content: bytes, *, voice: bool = True, mime_type: str = "audio/ogg; codecs=opus",
+              claimed_size: int | None = None) -> dict:
+        """A voice note (``voice``: recorded in the app, as Meta marks it) or an audio file."""
+        media_id = self.add_media(content, mime_type.split(";")[0], claimed_size=claimed_size)
+        return self.message(wa_id, "audio", {"id": media_id, "mime_type": mime_type, "sha256": hashlib.sha256(content).hexdigest(), "voice": voice})
 
     def status(self, sent: Sent | str, status: str, *, to: str | None = None, error: int | None = None) -> dict:
         wamid = sent.wamid if isinstance(sent, Sent) else sent

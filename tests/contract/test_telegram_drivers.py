@@ -261,3 +261,21 @@ async def test_both_drivers_retry_later_when_the_bot_api_cannot_be_reached(tmp_p
             assert caught.value.seconds is None
         finally:
             await bot.close()
+
+
+async def test_both_drivers_say_whether_a_shared_contact_is_the_sender_s_own(fake_telegram: FakeTelegram, drivers):
+    """A device's owner check (issue 14 part 2) takes only the sender's own contact: a forwarded card, someone else's or
+    one without a Telegram account proves nothing."""
+    updates = [
+        fake_telegram.contact_message(CUSTOMER_CHAT, "+8613912345678", token=CUSTOMER, queue=False),
+        fake_telegram.contact_message(CUSTOMER_CHAT, "+8613700001111", contact_user_id=424242, token=CUSTOMER, queue=False),
+        fake_telegram.contact_message(CUSTOMER_CHAT, "+8613700002222", contact_user_id=None, token=CUSTOMER, queue=False),
+    ]
+    for bot in drivers.values():
+        for update in updates:
+            await bot.receive(update)
+    aiogram, ptb = drivers["aiogram"].engine.events, drivers["ptb"].engine.events
+    assert [(e.kind, e.phone, e.own_contact) for e in aiogram] == [(e.kind, e.phone, e.own_contact) for e in ptb] == [
+        (InboundKind.CONTACT, "+8613912345678", True), (InboundKind.CONTACT, "+8613700001111", False),
+        (InboundKind.CONTACT, "+8613700002222", False),
+    ]

@@ -28,7 +28,8 @@ AIRCON_STEPS = [
     {"key": "location", "kind": "text", "prompt": {"en": "Where is it?"}},
 ]
 OGG = b"OggS\x00\x02" + bytes(200)  # a voice note's first page, as Telegram's clients record them (OGG/Opus)
-HOUSEMATE = 2002  # someone else at home scans the sticker: their chat is bound by the scan
+HOUSEMATE = CUSTOMER_CHAT  # the owner's own chat (bound by their order's link) scans the sticker and asks for the repair
+GUEST = 2002  # someone else scans it: their chat is not bound and sees nothing of the owner's
 
 
 @pytest.fixture
@@ -84,9 +85,14 @@ async def test_install_files_the_device_and_its_qr_code_leads_to_a_dispatched_re
     decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.code_png(label))))]
     assert decoded == [label.link] and label.link.startswith("https://t.me/") and label.link.endswith(f"?start={code}")
 
-    # a housemate scans it: their chat opens on the device's menu, bound to the owner
+    # a guest scans it: nothing of the owner's is shown and the chat is not bound (tests/integration/test_qr_privacy.py)
     since = shop.mark()
-    shop.say(HOUSEMATE, f"/start {code}", token=CUSTOMER, first_name="Mei")
+    shop.say(GUEST, f"/start {code}", token=CUSTOMER, first_name="Mei")
+    private = await shop.expect(GUEST, "Their details stay private", since)
+    assert "Zhang" not in private["text"] and "GR-778899" not in private["text"] and button(private, "Not now") == "dhx"
+    # the owner scans it in their own chat: the device's menu
+    since = shop.mark()
+    shop.say(HOUSEMATE, f"/start {code}", token=CUSTOMER, first_name="Zhang")
     menu = await shop.expect(HOUSEMATE, "Split air conditioner (Gree KFR-35GW)", since)
     since = shop.mark()
     shop.press(HOUSEMATE, menu, "Report a fault", token=CUSTOMER)
@@ -123,6 +129,11 @@ async def test_install_files_the_device_and_its_qr_code_leads_to_a_dispatched_re
     await shop.expect(HOUSEMATE, "Booked: repair on", since)
     repair_offer = await shop.expect(INSTALLER, "New repair #", since)
     assert "Water drips from the indoor unit" in repair_offer["text"] and "GR-778899" in repair_offer["text"]
+    # before going, the repairer reads the device's history: the installation with its checklist
+    since = shop.mark()
+    shop.press(INSTALLER, repair_offer, "Device history", token=STAFF)
+    history = await shop.expect(INSTALLER, "Device history for visit #", since)
+    assert "installation #" in history["text"] and "serial: GR-778899" in history["text"] and button(history, "Back to the visit").startswith("dhb:")
     since = shop.mark()
     shop.press(INSTALLER, repair_offer, "Accept", token=STAFF)
     await shop.expect(HOUSEMATE, "Li will come.", since)

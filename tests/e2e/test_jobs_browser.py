@@ -15,8 +15,11 @@ from playwright.async_api import async_playwright, expect
 from domain.clock import ManualClock
 from fieldchat.container import Container, build
 from fieldchat.settings import Settings
+from domain import commands as c
 from services import accounts
+from storage.repository import Store
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, START
+from tests.integration.test_fees import price
 from tests.integration.test_jobs_pages import completed_photo_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -135,4 +138,44 @@ async def test_a_dispatcher_finds_a_completed_job_and_sees_its_photos_and_answer
     lost = await stranger.new_page()
     await lost.goto(f"{served.url}{source.split('?')[0]}")
     await expect(lost).to_have_url(f"{served.url}/signin?next={source.split('?')[0]}")
+    assert errors == []
+
+
+async def test_the_job_page_shows_the_bill_with_its_lines_payments_and_what_is_owed_in_english_and_chinese(served, browser):
+    """The completed delivery's bill, priced once the price list had an entry, with a cash payment (issue 14 part 6)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    bus = served.container.bus
+    await bus.run("e2e:price", price("delivery", minor=15000))
+    async with served.container.sessions() as session:
+        [visit] = await Store(session).visits_of_job(served.job_id)
+    await bus.run("e2e:bill", c.IssueBill(visit.id))
+    await bus.run("e2e:pay", c.RecordPayment(visit.id, 5000, "CNY", "cash", None, "api"))
+
+    context = await browser.new_context(locale="en-US", viewport={"width": 1200, "height": 900})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{served.url}/signin?next=/jobs/{served.job_id}")
+    await page.get_by_label("Username").fill("dora")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(f"{served.url}/jobs/{served.job_id}")
+    bill = page.locator("section[aria-labelledby=bills]")
+    await expect(bill.get_by_role("heading", name="Bill", exact=True)).to_be_visible()
+    await expect(bill.locator("tbody tr")).to_have_count(1)
+    await expect(bill.locator("tfoot")).to_contain_text("Total")
+    await expect(bill.locator("tfoot")).to_contain_text("CNY 150.00")
+    await expect(bill.locator("tfoot")).to_contain_text("CNY 50.00")
+    await expect(bill.locator("tfoot")).to_contain_text("Outstanding")
+    await expect(bill.locator("tfoot")).to_contain_text("CNY 100.00")
+    await expect(bill).to_contain_text("payment due")
+    await expect(bill.locator("ul li")).to_contain_text("Cash")
+    await bill.scroll_into_view_if_needed()
+    await bill.screenshot(path=SHOTS / "jobs-bill.png")
+    await page.goto(f"{served.url}/jobs/{served.job_id}?lang=zh")
+    bill = page.locator("section[aria-labelledby=bills]")
+    await expect(bill.get_by_role("heading", name="账单", exact=True)).to_be_visible()
+    await expect(bill.locator("tfoot")).to_contain_text("未付")
+    await expect(bill).to_contain_text("现金")
+    await bill.screenshot(path=SHOTS / "jobs-bill-zh.png")
     assert errors == []

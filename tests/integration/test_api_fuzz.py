@@ -48,9 +48,14 @@ OPERATIONS = {
     "GET /api/v1/tokens", "POST /api/v1/tokens", "DELETE /api/v1/tokens/{token_id}", "POST /api/v1/jobs/{job_id}/customer-link/revoke",
     # price lists, bills and payments (issue 14 part 6)
     "PUT /api/v1/price-lists", "GET /api/v1/price-lists", "POST /api/v1/visits/{visit_id}/bill", "POST /api/v1/visits/{visit_id}/payments",
+    # price increases and discounts (issue 14 part 6)
+    "GET /api/v1/visits/{visit_id}/price-changes", "POST /api/v1/visits/{visit_id}/price-changes/{change_id}/approve",
+    "POST /api/v1/visits/{visit_id}/price-changes/{change_id}/decline", "POST /api/v1/visits/{visit_id}/discount",
     # maintenance plans (issue 14 part 8)
     "POST /api/v1/maintenance-plans", "GET /api/v1/maintenance-plans", "POST /api/v1/maintenance-plans/{plan_id}/generate",
     "POST /api/v1/maintenance-plans/{plan_id}/stop", "GET /api/v1/maintenance-plans/{plan_id}/report",
+    # the gaps of issue 14: one plan, and a customer's answer to a price increase recorded by the back office
+    "GET /api/v1/maintenance-plans/{plan_id}", "POST /api/v1/visits/{visit_id}/price-changes/{change_id}/customer",
     # devices and their QR codes (issue 14 parts 1-2)
     "POST /api/v1/devices", "GET /api/v1/devices", "GET /api/v1/devices/{device_id}", "POST /api/v1/devices/{device_id}/retire",
     "POST /api/v1/devices/import", "GET /api/v1/devices/{device_id}/qr", "GET /api/v1/device-sites/{site_id}/qr",
@@ -60,6 +65,11 @@ OPERATIONS = {
     "POST /api/v1/stock-movements", "GET /api/v1/stock", "POST /api/v1/part-requests/{request_id}/approve",
     "POST /api/v1/part-requests/{request_id}/decline", "GET /api/v1/fault-trees/{category}", "PUT /api/v1/fault-trees/{category}",
     "DELETE /api/v1/fault-trees/{category}",
+    # review periods and settlement statements (issue 14 part 7)
+    "GET /api/v1/settlements", "GET /api/v1/settlements/{statement_id}", "GET /api/v1/settlements/{statement_id}.csv",
+    "POST /api/v1/settlements/close", "GET /api/v1/settlement-items", "POST /api/v1/settlement-items/{item_id}/release",
+    "POST /api/v1/settlement-items/{item_id}/adjust", "GET /api/v1/technicians/{technician_id}/payout",
+    "PUT /api/v1/technicians/{technician_id}/payout",
 }
 DEVICE = {"customer": {"name": "Zhang Wei", "phone": "13912345678"}, "product": {"category": "aircon", "name": "Split AC"},
           "site": {"address": "100 Nanjing East Road", "lat": 31.2304, "lon": 121.4737, "region": "Huangpu"}}

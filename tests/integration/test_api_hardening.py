@@ -264,7 +264,8 @@ def _concrete(path: str) -> str:
     return path.replace("{job_id}", "1").replace("{visit_id}", "1").replace("{technician_id}", "1").replace("{photo_id}", "1").replace("{token_id}", "1") \
         .replace("{device_id}", "1").replace("{site_id}", "1") \
         .replace("{part_id}", "1").replace("{request_id}", "1").replace("{category}", "washer") \
-        .replace("{plan_id}", "1")  # parts (issue 14 part 5), maintenance plans (part 8)
+        .replace("{plan_id}", "1").replace("{change_id}", "1") \
+        .replace("{statement_id}", "1").replace("{item_id}", "1")  # parts (issue 14 part 5), maintenance plans (part 8), settlements (part 7)
 
 
 def _assert_documented(schema: dict, operation: dict, response) -> None:
@@ -279,7 +280,7 @@ def _assert_documented(schema: dict, operation: dict, response) -> None:
 async def test_every_api_operation_answers_401_without_or_with_a_wrong_token_as_documented(sqlite_api: Api):
     schema = (await sqlite_api.client.get("/openapi.json")).json()
     operations = list(_operations(schema))
-    assert len(operations) == 23 + 4 + 9 + 2 + 10 + 2 + 4 + 11 + 5  # maintenance plans (5, issue 14 part 8); + tokens (3) and revoking a customer link (issue 12); order intake (9, issue 13 part 4); completion codes (2, part 6); devices (10, issue 14); signature policy (2, issue 12 part 6); fees (4, issue 14 part 6); parts and stock (11, issue 14 part 5)
+    assert len(operations) == 23 + 4 + 9 + 2 + 10 + 2 + 4 + 11 + 5 + 9 + 4 + 2  # a price increase answered by phone and one maintenance plan (2, issue 14 gaps); price changes (4, issue 14 part 6); settlements (9, issue 14 part 7); maintenance plans (5, issue 14 part 8); + tokens (3) and revoking a customer link (issue 12); order intake (9, issue 13 part 4); completion codes (2, part 6); devices (10, issue 14); signature policy (2, issue 12 part 6); fees (4, issue 14 part 6); parts and stock (11, issue 14 part 5)
     for method, path, operation in operations:
         for authorization in ("", "Bearer wrong-token-of-24-chars-or-more", f"Basic {TOKEN}"):
             response = await sqlite_api.client.request(method, _concrete(path), json={}, headers={"Authorization": authorization})
@@ -387,12 +388,29 @@ async def test_the_documented_statuses_of_each_operation(sqlite_api: Api):
         ("GET", "/api/v1/price-lists"): every | {"200", "422"},
         ("POST", "/api/v1/visits/{visit_id}/bill"): every | {"200", "404", "409", "422"},
         ("POST", "/api/v1/visits/{visit_id}/payments"): body | {"201", "404"},
+        # price increases and discounts (issue 14 part 6)
+        ("GET", "/api/v1/visits/{visit_id}/price-changes"): every | {"200", "404", "422"},
+        ("POST", "/api/v1/visits/{visit_id}/price-changes/{change_id}/approve"): every | {"200", "404", "409", "422"},
+        ("POST", "/api/v1/visits/{visit_id}/price-changes/{change_id}/decline"): every | {"200", "404", "409", "422"},
+        ("POST", "/api/v1/visits/{visit_id}/price-changes/{change_id}/customer"): body | {"200", "404", "409"},  # answered by phone
+        ("POST", "/api/v1/visits/{visit_id}/discount"): body | {"201", "404", "409"},
         # maintenance plans (issue 14 part 8)
         ("POST", "/api/v1/maintenance-plans"): body | {"201", "404"},
         ("GET", "/api/v1/maintenance-plans"): every | {"200", "422"},
+        ("GET", "/api/v1/maintenance-plans/{plan_id}"): every | {"200", "404", "422"},
         ("POST", "/api/v1/maintenance-plans/{plan_id}/generate"): every | {"200", "404", "422"},
         ("POST", "/api/v1/maintenance-plans/{plan_id}/stop"): every | {"200", "404", "422"},
         ("GET", "/api/v1/maintenance-plans/{plan_id}/report"): every | {"200", "404", "422"},
+        # review periods and settlement statements (issue 14 part 7)
+        ("GET", "/api/v1/settlements"): every | {"200", "422"},
+        ("GET", "/api/v1/settlements/{statement_id}.csv"): every | {"200", "404", "422"},
+        ("GET", "/api/v1/settlements/{statement_id}"): every | {"200", "404", "422"},
+        ("POST", "/api/v1/settlements/close"): body | {"200"},
+        ("GET", "/api/v1/settlement-items"): every | {"200", "422"},
+        ("POST", "/api/v1/settlement-items/{item_id}/release"): every | {"200", "404", "409", "422"},
+        ("POST", "/api/v1/settlement-items/{item_id}/adjust"): body | {"200", "404", "409"},
+        ("GET", "/api/v1/technicians/{technician_id}/payout"): every | {"200", "404", "422"},
+        ("PUT", "/api/v1/technicians/{technician_id}/payout"): body | {"200", "404"},
     }
     assert set(schema["paths"]["/healthz"]["get"]["responses"]) == {"200", "503"}
     job_id = schema["paths"]["/api/v1/jobs/{job_id}"]["get"]["parameters"][0]["schema"]

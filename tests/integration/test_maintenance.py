@@ -56,6 +56,7 @@ async def test_a_quarterly_plan_creates_each_inspection_ahead_once_by_its_timer_
     plan = answer.json()
     # today is 23 November: the 1 December inspection is within the lead time, so it is there at once
     assert plan["created_through"] == "2026-12-01" and plan["active"]
+    assert (plan["assignee"], plan["team_ids"], plan["reviewed_through"]) == ("automatic", [], None)
     assert await maintenance_jobs(api) == [(f"plan-{plan['id']}-2026-12-01", "inspection")]
     again = await api.client.post(f"/api/v1/maintenance-plans/{plan['id']}/generate")
     assert again.status_code == 200 and len(await maintenance_jobs(api)) == 1  # asked twice: made once
@@ -74,7 +75,7 @@ async def test_a_quarterly_plan_creates_each_inspection_ahead_once_by_its_timer_
     async with api.container.sessions() as session, session.begin():
         visit_id = (await session.execute(select(t.maintenance_inspections.c.visit_id).where(
             t.maintenance_inspections.c.occurs_on == date(2026, 12, 1)))).scalar_one()
-        await session.execute(update(t.visits).where(t.visits.c.id == visit_id).values(status="done"))
+        await session.execute(update(t.visits).where(t.visits.c.id == visit_id).values(status="confirmed"))
         await session.execute(insert(t.checklist_answers).values(visit_id=visit_id, step_key="filters", value="dirty, cleaned",
                                                                  answered_at=api.container.clock.now()))
     report = (await api.client.get(f"/api/v1/maintenance-plans/{plan['id']}/report", params={"day": "2026-12-20"})).json()
@@ -101,6 +102,10 @@ async def test_a_quarterly_plan_creates_each_inspection_ahead_once_by_its_timer_
     ({"site_id": 999}, 404, "site_not_found"),
     ({"device_ids": [999]}, 422, "plan_device_not_at_site"),
     ({"technician_id": 999}, 404, "technician_not_found"),
+    ({"team_ids": [999]}, 404, "technician_not_found"),
+    ({"team_ids": [5, 5]}, 422, "plan_team_invalid"),
+    ({"technician_id": 5, "team_ids": [6]}, 422, "plan_assignee_twice"),
+    ({"reviewer_dispatcher_id": 999}, 404, "plan_reviewer_not_found"),
 ])
 async def test_a_plan_that_cannot_be_followed_is_refused_with_its_reason_and_nothing_is_made(api: Api, change, status, reason):
     units = await rooftop_units(api, 1)
@@ -112,7 +117,8 @@ async def test_a_plan_that_cannot_be_followed_is_refused_with_its_reason_and_not
 
 async def test_numbers_out_of_range_are_refused_by_the_schema(api: Api):
     for change in ({"lead_days": 91}, {"lead_days": -1}, {"duration_minutes": 5}, {"site_id": 2**31}, {"device_ids": [0]},
-                   {"starts_on": 0}, {"starts_on": "2026-12-1"}, {"starts_on": "1900-01-01"}, {"starts_on": "2026-02-30"}):
+                   {"starts_on": 0}, {"starts_on": "2026-12-1"}, {"starts_on": "1900-01-01"}, {"starts_on": "2026-02-30"},
+                   {"team_ids": list(range(1, 14))}, {"team_ids": [0]}, {"team_ids": ["1"]}):
         body = {"name": "Roof", "site_id": 1, "rule": QUARTERLY, "starts_on": "2026-12-01", **change}
         answer = await api.client.post("/api/v1/maintenance-plans", json=body)
         assert answer.status_code == 422, (change, answer.text)
@@ -146,9 +152,11 @@ async def test_the_report_page_shows_a_period_to_staff_of_the_sites_region_only(
         await sign_in(client, "huangpu")
         listing = await client.get("/maintenance?lang=en")
         assert "Rooftop units" in listing.text and 'aria-current=page>Maintenance' in listing.text
+        assert "<th scope=\"col\">Assignee</th>" in listing.text and "automatic dispatch" in listing.text
         page = await client.get(f"/maintenance/{plan['id']}?lang=en&day=2026-12-05")
         assert page.status_code == 200 and "2026-12-01 – 2027-02-28" in page.text and "planned" in page.text
         assert "Rooftop unit (roof unit 1)" in page.text
+        assert "Assignee" in page.text and "automatic dispatch" in page.text  # nobody named: the region's usual dispatch
         first = await client.get(f"/maintenance/{plan['id']}?lang=en")  # no day, before the first inspection: the first period
         assert first.status_code == 200 and "2026-12-01 – 2027-02-28" in first.text
         chinese = await client.get(f"/maintenance/{plan['id']}?lang=zh")

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from domain.access import ADMIN, ROLE_SCOPES, Principal, Role, region_allowed, valid_scopes
+from domain.access import ADMIN, ROLE_SCOPES, SCOPES, Principal, Role, region_allowed, valid_scopes
 from bots import telegram_login
 from services import accounts
 
@@ -124,8 +124,12 @@ def test_admin_may_do_everything_and_other_scopes_only_their_own():
     reader = Principal("token", 2, "bi", frozenset({"jobs:read"}))
     assert admin.can("orders:write") and admin.can("jobs:read") and admin.is_admin
     assert reader.can("jobs:read") and not reader.can("orders:write") and not reader.can(ADMIN)
-    assert ROLE_SCOPES[Role.MANAGER] == frozenset({"jobs:read"})
-    assert "jobs:write" in ROLE_SCOPES[Role.DISPATCHER]
+    # managers read everything and change nothing; dispatchers also keep devices, stock, bills and payments
+    # ... and have a manager's say on prices (fees:manage: increases above the managers' limit, discounts; issue 14 part 6)
+    assert ROLE_SCOPES[Role.MANAGER] == frozenset({"jobs:read", "devices:read", "parts:read", "fees:read", "fees:manage"})
+    assert ROLE_SCOPES[Role.DISPATCHER] == frozenset(
+        {"jobs:read", "jobs:write", "devices:read", "devices:write", "parts:read", "parts:write", "fees:read", "fees:write"})
+    assert all(scope in SCOPES for scopes in ROLE_SCOPES.values() for scope in scopes)
 
 
 def test_unknown_or_no_scopes_are_refused():

@@ -21,6 +21,8 @@ from bots.channels import (
     WHATSAPP,
     Channels,
     TextMeasure,
+    contact_platforms,
+    phone_platforms,
     pulled_platforms,
     send_rates,
 )
@@ -323,3 +325,10 @@ def test_a_chat_id_that_is_a_phone_number_is_masked_in_logs_and_others_are_not()
 
     assert loggable_chat(WHATSAPP, "8613912345678") == "861****5678"
     assert loggable_chat(TELEGRAM, "123456789") == "123456789" and loggable_chat("unknown", "x") == "x"
+
+
+def test_the_channel_facts_the_owner_check_reads_come_from_the_capability_records():
+    # a device's owner proves their number by the chat's own id only where it is a phone number, and by the contact
+    # button only where the platform vouches that a shared contact is the sender's own (the web console's is typed)
+    assert phone_platforms() == {WHATSAPP}
+    assert contact_platforms() == {TELEGRAM}

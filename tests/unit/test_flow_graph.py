@@ -23,6 +23,10 @@ from conversations.flows.customer import RatedVisit
 from conversations.flows.repair import RepairDraft
 from conversations.flows.stock import RecordDraft
 from conversations.flows.payment import PaymentDraft
+from conversations.flows.price_increase import IncreaseDraft
+from conversations.flows.settlement import AdjustData
+from conversations.flows.scan_report import ScanReport
+from conversations.flows.owner_check import OwnerCheck
 from domain.fees import PaymentMethod
 from services.parts_views import PartsView, VanItem
 from storage.parts import PartRow
@@ -223,6 +227,16 @@ def _data_for(kind: type[FlowData] | None, view) -> list[dict]:
         samples = [relay.AnswerData(5, user) for user in ("u1", "u2")]
     elif kind is PaymentDraft:  # fees (issue 14 part 6)
         samples = [PaymentDraft(i, method.value) for i in ids for method in PaymentMethod]
+    elif kind is IncreaseDraft:  # a price increase being written (issue 14 part 6): as typed so far, with a photo, and full
+        photo = c.PhotoRef("web", "F", "/m/f.jpg")
+        samples = [IncreaseDraft(i, *typed) for i in ids for typed in ((), ("150",), ("150", "own wiring"), ("150", "own wiring", (photo,)),
+                                                                     ("150", "own wiring", (photo,) * 5))]
+    elif kind is ScanReport:  # someone else's QR code scanned (issue 14)
+        samples = [ScanReport("tok"), ScanReport("")]
+    elif kind is OwnerCheck:  # a scanning owner's number awaited (issue 14 part 2)
+        samples = [OwnerCheck("tok"), OwnerCheck("")]
+    elif kind is AdjustData:  # a frozen fee's adjustment typed in the group (issue 14 part 7)
+        samples = [AdjustData(i, user) for i in ids for user in ("u1", "u2")]
     else:
         raise AssertionError(f"no samples for {kind.__name__}: add some")
     rows = [sample.to_json() for sample in samples]

@@ -125,6 +125,28 @@ OLD_BUTTONS = {
     # fees (issue 14 part 6): the technician records a payment
     "pay:12": a.RecordPaymentAsk(12),
     "paym:12:online": a.PickPaymentMethod(12, PaymentMethod.ONLINE),
+    # the device's history for the repairer, and someone else's QR code scanned (issue 14)
+    "dhv:12": a.VisitDeviceHistory(12),
+    "dhp:12": a.VisitDevicePhotos(12),
+    "dhb:12": a.BackToVisit(12),
+    "dhx": a.ScanReportCancel(),
+    # a scanning owner proves who they are with the phone number on file (issue 14 part 2)
+    "dvy": a.OwnerCheckStart(),
+    "dvn": a.OwnerCheckCancel(),
+    # price increases (issue 14 part 6): the technician asks, dispatchers and managers decide, the customer answers
+    "pc:12": a.PriceIncreaseAsk(12),
+    "pcs": a.PriceIncreaseSend(),
+    "pcx": a.PriceIncreaseCancel(),
+    "pca:12": a.ApprovePriceIncrease(12),
+    "pcd:12": a.DeclinePriceIncrease(12),
+    "pcma:12": a.ManagerApprovePriceIncrease(12),
+    "pcmd:12": a.ManagerDeclinePriceIncrease(12),
+    "pcy:12": a.AgreePriceIncrease(12),
+    "pcn:12": a.RefusePriceIncrease(12),
+    "stl:12": a.SettleRelease(12),  # settlement (issue 14 part 7)
+    "pcpy:12": a.PhoneAgreedPriceIncrease(12),  # a price increase answered by phone (issue 14 gaps)
+    "pcpn:12": a.PhoneRefusedPriceIncrease(12),
+    "sta:12": a.SettleAdjust(12),
 }
 
 

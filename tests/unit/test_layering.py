@@ -28,7 +28,7 @@ PACKAGES = ("domain", "storage", "services", "conversations", "bots", "webhooks"
 # the composition root may import what a command needs only when it runs (`fieldchat --help` stays quick), and a
 # heavy library only when the settings ask for it (aiogram, seconds to import, only with Telegram bots configured);
 # planning imports the solver (OR-Tools, PyVRP) only in the worker process that solves
-LAZY_IMPORTS_ALLOWED = ("fieldchat.cli", "fieldchat.access_cli", "fieldchat.qr_cli", "fieldchat.bench", "fieldchat.container", "services.planning")
+LAZY_IMPORTS_ALLOWED = ("fieldchat.cli", "fieldchat.access_cli", "fieldchat.qr_cli", "fieldchat.plans_cli", "fieldchat.settlements_cli", "fieldchat.bench", "fieldchat.container", "services.planning")
 
 
 def layer_of(module: str) -> tuple[str, int] | None:

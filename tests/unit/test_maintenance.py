@@ -66,7 +66,7 @@ def test_a_plan_out_of_bounds_is_refused_naming_the_field(changes, code):
 def test_the_report_of_a_period_says_what_was_done_found_overdue_and_planned():
     done_at = datetime(2026, 4, 15, 10, tzinfo=timezone.utc)
     facts = [
-        InspectionFact(date(2026, 4, 15), 1, 11, "done", "Li", done_at, ("filter: dirty, cleaned",), 2),
+        InspectionFact(date(2026, 4, 15), 1, 11, "confirmed", "Li", done_at, ("filter: dirty, cleaned",), 2),
         InspectionFact(date(2026, 4, 16), 2, 12, "booked"),
         InspectionFact(date(2026, 4, 30), 3, 13, "booked"),
         InspectionFact(date(2026, 4, 20), 4, 14, "cancelled"),
@@ -75,3 +75,30 @@ def test_the_report_of_a_period_says_what_was_done_found_overdue_and_planned():
     result = report((date(2026, 4, 15), date(2026, 7, 14)), ["AC unit 1", "AC unit 2"], facts, today=date(2026, 4, 22))
     assert [(line.visit_id, line.state) for line in result.lines] == [(11, "done"), (12, "overdue"), (14, "cancelled"), (13, "planned")]
     assert result.done == 1 and result.overdue == 1 and result.lines[0].findings == ("filter: dirty, cleaned",)
+    assert not result.finished  # one overdue, one planned: the reviewer is not told yet
+
+
+def test_a_period_is_finished_when_every_inspection_is_done_or_called_off_and_one_was_done():
+    period = (date(2026, 4, 15), date(2026, 7, 14))
+    done = InspectionFact(date(2026, 4, 15), 1, 11, "completed")  # finished on site, the customer's confirmation pending
+    called_off = InspectionFact(date(2026, 5, 1), 2, 12, "cancelled")
+    assert report(period, [], [done, called_off], today=date(2026, 5, 2)).finished
+    assert not report(period, [], [called_off], today=date(2026, 5, 2)).finished  # nothing was inspected
+    assert not report(period, [], [done, InspectionFact(date(2026, 5, 1), 2, 12, "return_needed")], today=date(2026, 5, 2)).finished
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"team_ids": (3, 3)}, "plan_team_invalid"), ({"team_ids": tuple(range(1, 14))}, "plan_team_invalid"), ({"team_ids": (0,)}, "plan_team_invalid"),
+    ({"team_ids": (3, 4), "technician_id": 5}, "plan_assignee_twice"),
+])
+def test_a_plan_names_one_technician_or_a_team_each_once(changes, code):
+    with pytest.raises(InvalidInput) as refused:
+        PlanSpec("Roof", 1, Recurrence(QUARTERLY, date(2026, 1, 1)), **changes)
+    assert refused.value.code == code
+
+
+def test_whom_a_plan_asks_first():
+    rule = Recurrence(QUARTERLY, date(2026, 1, 1))
+    assert PlanSpec("Roof", 1, rule, technician_id=7).assignees == (7,)
+    assert PlanSpec("Roof", 1, rule, team_ids=(4, 2)).assignees == (4, 2)
+    assert PlanSpec("Roof", 1, rule).assignees == ()  # automatic dispatch

@@ -214,5 +214,7 @@ def test_only_the_technicians_photo_steps_make_a_photo_worth_downloading():
     free = {("customer", name) for name in ("new", "idle", "choose_slot", "confirm_cancel", "rate", "confirm_move", "choose_dependant", "item_check")}
     # and a repair request's, where photos and voice notes of the fault are kept (issue 14)
     repair = {("customer", "repair_describe"), ("customer", "repair_media")}
-    assert wanting == {("technician", "checklist"), ("technician", "report_photo"), *relayed, *free, *repair}
+    # and a price increase's summary, where photos of the cause go with the request (issue 14 part 6)
+    increase = {("technician", "pricechg_summary")}
+    assert wanting == {("technician", "checklist"), ("technician", "report_photo"), *relayed, *free, *repair, *increase}
     assert TECHNICIAN_FLOW.states["checklist"].photo and TECHNICIAN_FLOW.states["report_photo"].photo
