@@ -177,8 +177,9 @@ async def tell_customer_device_registered(ctx: HandlerContext, event: ev.Event) 
 # --- a scanned QR code ------------------------------------------------------------------------------------------
 
 
-async def owner_of_code(ctx: HandlerContext, token: str) -> int:
-    """The customer a scanned code belongs to; a code unknown, tampered with, revoked or of a retired device is refused."""
+async def code_devices(ctx: HandlerContext, token: str) -> tuple[int, list[DeviceRow], int]:
+    """A scanned code's owner, the devices it opens and their site; a code unknown, tampered with, renewed or of a
+    retired device is refused (the sticker may have been replaced while its reader was typing)."""
     devices = DeviceStore(ctx.store)
     found = await devices.resolve(token, ctx.now)
     if found is None:
@@ -188,11 +189,17 @@ async def owner_of_code(ctx: HandlerContext, token: str) -> int:
         device = await devices.device(subject_id)
         if device is None or not device.active:
             raise DomainError("device_code_invalid")
-        return device.customer_id
+        return device.customer_id, [device], device.site_id
     site = await devices.site(subject_id)
     if site is None:
         raise DomainError("device_code_invalid")
-    return site.customer_id
+    return site.customer_id, await devices.at_site(subject_id), site.id
+
+
+async def owner_of_code(ctx: HandlerContext, token: str) -> int:
+    """The customer a scanned code belongs to (``code_devices``' refusals apply)."""
+    owner, _devices, _site = await code_devices(ctx, token)
+    return owner
 
 
 async def open_device_code(ctx: HandlerContext, cmd: c.OpenDeviceCode) -> list[ev.Event]:

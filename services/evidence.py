@@ -11,7 +11,7 @@ from domain import events as ev
 from domain.model import Job, Photo, ProblemReport, Visit, stored_id
 from domain.relay import RelayThread
 from services.context import HandlerContext
-from services.messages import AlbumPhoto, ChatRef, Outbound, Purpose, t
+from services.messages import AlbumPhoto, ChatRef, Outbound, Purpose, Text, t
 from services.notifications import ROBOT_PLATFORM, kind_label, route_for
 from storage.repository import Store
 from storage.schedule import ScheduleStore
@@ -62,16 +62,21 @@ async def send_exception_photos(ctx: HandlerContext, event: ev.Event) -> list[Ou
     visit = await ctx.store.load(Visit, report.visit_id)
     text = t("evidence.exception_photos", exception=stored_id(report), visit=stored_id(visit), kind=kind_label(visit.kind),
              count=len(album))
+    return await region_album(ctx, job.region, text, album)
+
+
+async def region_album(ctx: HandlerContext, region: str, text: Text, album: tuple[AlbumPhoto, ...]) -> list[Outbound]:
+    """Photos after a region's alert: an album in its groups, and to its group robots (whose channel turns the album
+    into signed links: robots show no photos, bots/alerting.py)."""
     out = []
-    for group in await ctx.store.groups_for_region(job.region):
+    for group in await ctx.store.groups_for_region(region):
         for chat in await ctx.store.bindings_of("group", stored_id(group)):
             out.append(Outbound(text, to=ChatRef(chat.platform, chat.bot, chat.chat_id), language=chat.language, album=album,
                                 alert=True, purpose=Purpose.ALERT))
-    sinks = await ScheduleStore(ctx.store).alert_sinks_for(job.region)
+    sinks = await ScheduleStore(ctx.store).alert_sinks_for(region)
     if sinks:
-        specific = any(s["region"] == job.region for s in sinks)
-        # robots show no photos: their channel turns the album into signed links (bots/alerting.py)
-        out.append(Outbound(text, to=ChatRef(ROBOT_PLATFORM, "alerts", route_for(job.region if specific else None)), album=album,
+        specific = any(s["region"] == region for s in sinks)
+        out.append(Outbound(text, to=ChatRef(ROBOT_PLATFORM, "alerts", route_for(region if specific else None)), album=album,
                             alert=True, purpose=Purpose.ALERT))
     return out
 

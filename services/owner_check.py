@@ -13,33 +13,15 @@ from domain.model import Customer
 from domain.owner_check import MAX_TRIES_PER_DAY, VIA, VIA_CONTACT, VIA_TYPED, VIA_CHAT_NUMBER, chat_key, same_phone
 from services.actions import DeviceMenu, OwnerCheckCancel, encode
 from services.bus import Reaction, handles
+from services.devices import code_devices
 from services.context import HandlerContext
 from services.handlers import _bind
 from services.messages import Button, Outbound, buttons, raw, t
-from storage.devices import DEVICE, DeviceRow, DeviceStore
+from storage.devices import DeviceStore
 from storage.owner_checks import failed_since
 
 NO_JOB = 0  # the events of an owner check belong to no job
 WINDOW = timedelta(hours=24)  # MAX_TRIES_PER_DAY counts the wrong numbers of the last 24 hours
-
-
-async def _code(ctx: HandlerContext, token: str) -> tuple[int, list[DeviceRow], int]:
-    """The code's owner, the devices it opens and its site; a code unknown, tampered with, renewed or of a retired device
-    is refused (the sticker may have been replaced while the owner was typing)."""
-    devices = DeviceStore(ctx.store)
-    found = await devices.resolve(token, ctx.now)
-    if found is None:
-        raise DomainError("device_code_invalid")
-    purpose, subject_id = found
-    if purpose == DEVICE:
-        device = await devices.device(subject_id)
-        if device is None or not device.active:
-            raise DomainError("device_code_invalid")
-        return device.customer_id, [device], device.site_id
-    site = await devices.site(subject_id)
-    if site is None:
-        raise DomainError("device_code_invalid")
-    return site.customer_id, await devices.at_site(subject_id), site.id
 
 
 async def verify_device_owner(ctx: HandlerContext, cmd: c.VerifyDeviceOwner) -> list[ev.Event]:
@@ -51,7 +33,7 @@ async def verify_device_owner(ctx: HandlerContext, cmd: c.VerifyDeviceOwner) -> 
     chat = cmd.chat
     if cmd.via == VIA_CHAT_NUMBER and chat.platform not in ctx.policy.phone_chat_platforms:
         raise InvalidInput("device_owner_via_invalid")  # only where chat ids are phone numbers (WhatsApp's wa_id)
-    owner, rows, site_id = await _code(ctx, cmd.token)
+    owner, rows, site_id = await code_devices(ctx, cmd.token)
     binding = await ctx.store.binding(chat.platform, chat.bot, chat.chat_id, "customer")
     if binding is not None and binding.subject_id != owner:
         # a customer's own chat is never moved to another record by a sticker: the shop merges records

@@ -19,14 +19,14 @@ from services import actions as a
 from services.actions import encode
 from services.bus import Reaction, handles
 from services.context import HandlerContext
+from services.evidence import region_album
 from services.fees import _parts, pieces_of, price_key
 from services.handlers import _technician_visit
 from services.messages import AlbumPhoto, Button, Card, ChatRef, Keyboard, Outbound, Purpose, Text, buttons, raw, t
-from services.notifications import ROBOT_PLATFORM, _customer_chats, _masked_job, _region_alert, _send, _technician_chats, kind_label, route_for
+from services.notifications import _customer_chats, _masked_job, _region_alert, _send, _technician_chats, kind_label
 from storage.fees import FeeStore
 from storage.price_changes import ChangeRow, PriceChangeStore
 from storage.reports import ReportStore
-from storage.schedule import ScheduleStore
 
 UNDER_WAY = (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)  # checked in or started: an increase is asked on site
 MANAGERS = (Role.MANAGER, Role.ADMIN)
@@ -277,18 +277,7 @@ async def _album(ctx: HandlerContext, row: ChangeRow) -> tuple[AlbumPhoto, ...]:
 async def _region_photos(ctx: HandlerContext, job: Job, row: ChangeRow, album: tuple[AlbumPhoto, ...]) -> list[Outbound]:
     """The photos after the region's card, as a problem report's (services/evidence.py): an album in the groups, signed
     links for the robots."""
-    text = t("pricechg.photos", visit=row.visit_id, count=len(album))
-    out = []
-    for group in await ctx.store.groups_for_region(job.region):
-        for chat in await ctx.store.bindings_of("group", stored_id(group)):
-            out.append(Outbound(text, to=ChatRef(chat.platform, chat.bot, chat.chat_id), language=chat.language, album=album,
-                                alert=True, purpose=Purpose.ALERT))
-    sinks = await ScheduleStore(ctx.store).alert_sinks_for(job.region)
-    if sinks:
-        specific = any(s["region"] == job.region for s in sinks)
-        out.append(Outbound(text, to=ChatRef(ROBOT_PLATFORM, "alerts", route_for(job.region if specific else None)), album=album,
-                            alert=True, purpose=Purpose.ALERT))
-    return out
+    return await region_album(ctx, job.region, t("pricechg.photos", visit=row.visit_id, count=len(album)), album)
 
 
 async def ask_dispatchers_to_decide(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
