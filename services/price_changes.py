@@ -317,8 +317,12 @@ async def ask_managers_to_decide(ctx: HandlerContext, event: ev.Event) -> list[O
     limit = Money(ctx.policy.price_increase_manager_above_minor, row.amount.currency).text()
     managers = await _managers(t("pricechg.manager_card", limit=limit, by=raw(event.data["by"]), **params), keyboard,
                                group_card(row.id), ctx, await _album(ctx, row))
-    waiting = await _region_alert(ctx, job.region, t("pricechg.group_card_escalated", by=raw(event.data["by"]), **params),
-                                  card=group_card(row.id))
+    if managers:
+        waiting = await _region_alert(ctx, job.region, t("pricechg.group_card_escalated", by=raw(event.data["by"]), **params),
+                                      card=group_card(row.id))
+    else:  # no managers' group is set up: a manager decides on the region's card (a dispatcher's press is refused there)
+        waiting = await _region_alert(ctx, job.region, t("pricechg.group_card_escalated_here", limit=limit, by=raw(event.data["by"]),
+                                                         **params), keyboard, card=group_card(row.id))
     told = await _tell_technician(ctx, row, visit, "pricechg.tech_escalated")
     return [*told, *waiting, *managers]
 

@@ -171,6 +171,27 @@ async def test_an_increase_above_the_limit_goes_dispatcher_then_manager_then_cus
     assert "PriceIncreaseAccepted" in [entry["type"] for entry in details["timeline"]]
 
 
+async def test_with_no_managers_group_a_manager_decides_on_the_region_s_card(world: World):
+    """A shop that set up no managers' group: the escalated card keeps the managers' buttons in the region's group, so the
+    request never waits for a group that does not exist; a dispatcher's press there is still refused."""
+    visit_id, _job_id, repairer, group, customer, _repairer_id = await shop(world)
+
+    async def manager(ctx):
+        return await accounts.add_account(ctx, username="mia", display_name="Mia", role="manager", password=None, chat_user_id="777"), []
+
+    await world.container.bus.call("test:manager", manager)
+    await ask(world, repairer, visit_id, "250", "The customer's own wiring burnt the control board")
+    [card] = await group.inbox()
+    escalated = await group.press(card.button("pca"))
+    [waiting] = [m for m in escalated if m.key == "pricechg.group_card_escalated_here"]
+    assert waiting.has_button("pcma") and waiting.has_button("pcmd")
+    assert keys(await group.press(waiting.button("pcma"))) == ["error.pricechg_manager_needed"]
+    assert (await changes(world, visit_id))[0].status.value == "escalated"
+    await group.press(waiting.button("pcma"), user_id="777")
+    assert (await changes(world, visit_id))[0].status.value == "approved"
+    assert [m.key for m in await customer.inbox()] == ["pricechg.customer_ask_total_parts"]
+
+
 async def test_a_customer_who_declines_leaves_the_bill_as_it_was_and_everyone_is_told(world: World):
     visit_id, job_id, repairer, group, customer, repairer_id = await shop(world)
     await ask(world, repairer, visit_id, "50", "Extra bracket the order did not include")
