@@ -794,6 +794,27 @@ class DecidePartRequest(Command):
 
 
 @dataclass(frozen=True)
+class UsePartOnRepair(Command):
+    """A part from the technician's van fitted on a repair in progress, recorded now (before the price is settled with
+    the customer, say); the repair's completion record lists it without taking it from the van again."""
+
+    visit_id: int
+    technician_id: int
+    part_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PutBackPart(Command):
+    """A part recorded as used on a repair in progress, not fitted after all: back into the technician's van."""
+
+    visit_id: int
+    technician_id: int
+    part_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
 class RecordRepairCompletion(Command):
     """What a repair visit found and did (from its product category's fault tree), the parts it used from the
     technician's van, and how it ends: fixed (completed next) or needing a return visit."""

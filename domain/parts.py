@@ -35,6 +35,11 @@ class MovementKind(str, enum.Enum):
     RETURN = "return"  # a van → the warehouse
     USE = "use"  # fitted on a job: out of a location, recorded on the repair
     WRITE_OFF = "write_off"  # out of a location for good (broken, lost, counted short)
+    PUT_BACK = "put_back"  # used on a repair in progress, then not fitted after all: back into the van it came from
+
+
+# kinds that only a technician's repair in progress records (the API's movements refuse them)
+ON_REPAIR: frozenset[MovementKind] = frozenset({MovementKind.USE, MovementKind.PUT_BACK})
 
 
 # which ends a kind of movement has: (from, to); True required, False must be absent
@@ -45,6 +50,7 @@ MOVEMENT_ENDS: Mapping[MovementKind, tuple[bool, bool]] = {
     MovementKind.RETURN: (True, True),
     MovementKind.USE: (True, False),
     MovementKind.WRITE_OFF: (True, False),
+    MovementKind.PUT_BACK: (False, True),
 }
 
 

@@ -279,6 +279,39 @@ class PartRequestQty(Action):
 
 
 @dataclass(frozen=True)
+class UsePartMenu(Action):
+    """Technician: the van's parts to fit on this repair now, and those used on it so far (to put one back)."""
+
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class UsePartPick(Action):
+    """Technician: this part from the van on the repair (how many is picked next)."""
+
+    visit_id: int
+    part_id: int
+
+
+@dataclass(frozen=True)
+class UsePartQty(Action):
+    """Technician: record this many of the part as used on the repair now."""
+
+    visit_id: int
+    part_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PutBackPartPress(Action):
+    """Technician: this many of a part used on the repair were not fitted after all: back into the van."""
+
+    visit_id: int
+    part_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
 class ApprovePartRequest(Action):
     request_id: int
 
@@ -967,6 +1000,10 @@ FORMATS = (
     Format(PartRequestMenu, "prm", (INDEX,)),
     Format(PartRequestPick, "prp", (ID,)),
     Format(PartRequestQty, "prq", (ID, number(1, 20))),
+    Format(UsePartMenu, "upm", (ID,)),
+    Format(UsePartPick, "upp", (ID, ID)),
+    Format(UsePartQty, "upq", (ID, ID, number(1, 20))),
+    Format(PutBackPartPress, "upb", (ID, ID, number(1, 20))),
     Format(ApprovePartRequest, "pra", (ID,)),
     Format(DeclinePartRequest, "prd", (ID,)),
     Format(RepairCause, "rcc", (ID, INDEX)),

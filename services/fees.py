@@ -87,10 +87,15 @@ async def minutes_on_site(ctx: HandlerContext, visit: Visit) -> int:
 
 
 async def _parts(ctx: HandlerContext, visit_id: int) -> list[BillLine]:
-    """The parts the visit used, from its repair record (storage/parts.py), at the price they had when used."""
-    record = await PartsStore(ctx.store).completion_of(visit_id)
+    """The parts the visit used, from its repair record (storage/parts.py), at the price they had when used; before the
+    record is kept (a price talked over at work), those fitted so far at their catalogue price."""
+    store = PartsStore(ctx.store)
+    record = await store.completion_of(visit_id)
     if record is None:
-        return []
+        fitted = await store.used_on_visit(visit_id)
+        rows = await store.parts(fitted) if fitted else []
+        return [part_line(part.id, part.name, fitted[part.id], part.unit or "piece", Money(part.price_minor, part.currency))
+                for part in rows]
     return [part_line(used["part_id"], used["name"], used["quantity"], used.get("unit") or "piece", Money(used["price_minor"], used["currency"]))
             for used in record["parts"]]
 

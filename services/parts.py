@@ -9,9 +9,10 @@ from domain import commands as c
 from domain import events as ev
 from domain.access import region_allowed
 from domain.errors import DomainError, IllegalTransition, InvalidInput, NotAllowed, NotFound
-from domain.model import MAX_ID, ServiceKind, Technician, VisitStatus, stored_id
+from domain.model import MAX_ID, Job, ServiceKind, Technician, Visit, VisitStatus, stored_id
 from domain.parts import (
     NOTE_CHARS,
+    ON_REPAIR,
     RECENT_USE_DAYS,
     WAREHOUSE,
     MovementKind,
@@ -114,7 +115,7 @@ async def move_stock(ctx: HandlerContext, cmd: c.MoveStock) -> list[ev.Event]:
         kind = MovementKind(cmd.kind)
     except ValueError as exc:
         raise InvalidInput("stock_kind_invalid") from exc
-    if kind is MovementKind.USE:
+    if kind in ON_REPAIR:
         raise InvalidInput("stock_use_on_repair")
     part = await _part(PartsStore(ctx.store), cmd.part_id)
     quantity = check_quantity(cmd.quantity)
@@ -172,6 +173,39 @@ async def decide_part_request(ctx: HandlerContext, cmd: c.DecidePartRequest) -> 
     return [decided, *events]
 
 
+async def _repair_in_progress(ctx: HandlerContext, visit_id: int, technician_id: int) -> tuple[Visit, Job]:
+    """The technician's own repair, at work and not recorded yet: where parts are used and put back."""
+    visit, job = await _technician_visit(ctx, visit_id, technician_id)
+    if visit.service_kind is not ServiceKind.REPAIR:
+        raise DomainError("not_a_repair")
+    if visit.state not in (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
+        raise IllegalTransition(visit.status, "use_part")
+    if await PartsStore(ctx.store).completion_of(stored_id(visit)) is not None:
+        raise DomainError("repair_already_recorded")
+    return visit, job
+
+
+async def use_part_on_repair(ctx: HandlerContext, cmd: c.UsePartOnRepair) -> list[ev.Event]:
+    """Out of the technician's van onto the repair now (never below zero); its completion record lists it."""
+    visit, job = await _repair_in_progress(ctx, cmd.visit_id, cmd.technician_id)
+    part = await _part(PartsStore(ctx.store), cmd.part_id)
+    quantity = check_quantity(cmd.quantity)
+    return await move(ctx, part, MovementKind.USE, quantity, source=van(cmd.technician_id), target=None,
+                      actor=f"technician:{cmd.technician_id}", job_id=job.id, visit_id=visit.id)
+
+
+async def put_back_part(ctx: HandlerContext, cmd: c.PutBackPart) -> list[ev.Event]:
+    """Back into the van, at most as many as this repair has used of the part."""
+    visit, job = await _repair_in_progress(ctx, cmd.visit_id, cmd.technician_id)
+    store = PartsStore(ctx.store)
+    part = await _part(store, cmd.part_id)
+    quantity = check_quantity(cmd.quantity)
+    if (await store.used_on_visit(stored_id(visit))).get(part.id, 0) < quantity:
+        raise DomainError("part_not_used_on_visit", part=part.name)
+    return await move(ctx, part, MovementKind.PUT_BACK, quantity, source=None, target=van(cmd.technician_id),
+                      actor=f"technician:{cmd.technician_id}", job_id=job.id, visit_id=visit.id)
+
+
 async def record_repair_completion(ctx: HandlerContext, cmd: c.RecordRepairCompletion) -> list[ev.Event]:
     """The fault from the product category's tree, the method, the parts taken out of the technician's van (all or
     none: one part short and nothing is recorded), and the outcome; kept with the visit and on the job's timeline."""
@@ -190,11 +224,15 @@ async def record_repair_completion(ctx: HandlerContext, cmd: c.RecordRepairCompl
     except ValueError as exc:
         raise InvalidInput("repair_outcome_invalid") from exc
     events: list[ev.Event] = []
-    used = []
+    counted = dict(await store.used_on_visit(stored_id(visit)))  # used while at work: out of the van already
     for part_id, quantity in check_used_parts(cmd.parts):
         part = await _part(store, part_id)
         events += await move(ctx, part, MovementKind.USE, quantity, source=van(cmd.technician_id), target=None,
                              actor=f"technician:{cmd.technician_id}", job_id=job.id, visit_id=visit.id)
+        counted[part.id] = counted.get(part.id, 0) + quantity
+    used = []
+    for part_id, quantity in counted.items():
+        part = await _part(store, part_id)
         used.append({"part_id": part.id, "code": part.code, "name": part.name, "quantity": quantity, "unit": part.unit,
                      "price_minor": part.price_minor, "currency": part.currency})
     note = cmd.note.strip()[:1000]
@@ -223,6 +261,8 @@ HANDLERS = (
     handles(c.MoveStock, move_stock),
     handles(c.RequestPart, request_part),
     handles(c.DecidePartRequest, decide_part_request),
+    handles(c.UsePartOnRepair, use_part_on_repair),
+    handles(c.PutBackPart, put_back_part),
     handles(c.RecordRepairCompletion, record_repair_completion),
     handles(c.SetFaultTree, set_fault_tree),
 )

@@ -355,7 +355,7 @@ async def ask_customer(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
     """Approved by the shop: the customer agrees or declines in their chat; the cards and the technician hear it."""
     row, job, visit = await _context(ctx, event)
     expected = await expected_total(ctx, row, job, visit)
-    # before completion the repair record (and so its parts) is not made yet: the total is said to leave them out
+    # before completion only the parts fitted so far are known: the total is said to leave out any further ones
     billed = await FeeStore(ctx.store).bill_id_of(row.visit_id) is not None
     keyboard = buttons([Button(t("btn.pricechg_agree"), encode(a.AgreePriceIncrease(row.id))),
                         Button(t("btn.pricechg_refuse"), encode(a.RefusePriceIncrease(row.id)))])

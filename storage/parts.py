@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 
 from domain.errors import DomainError
 from domain.parts import WAREHOUSE, FaultTree, MovementKind, PartSpec, RequestStatus, parse_fault_tree
@@ -160,10 +160,29 @@ class PartsStore:
 
     async def used_since(self, part_id: int, since: datetime) -> int:
         """How many of a part were used on jobs (or written off) since then: the reorder suggestion's rate."""
-        found = await self.session.execute(select(func.coalesce(func.sum(t.stock_movements.c.quantity), 0)).where(
+        found = await self.session.execute(select(func.coalesce(func.sum(_used_quantity()), 0)).where(
             t.stock_movements.c.part_id == part_id, t.stock_movements.c.occurred_at >= since,
-            t.stock_movements.c.kind.in_((MovementKind.USE.value, MovementKind.WRITE_OFF.value))))
+            t.stock_movements.c.kind.in_((MovementKind.USE.value, MovementKind.WRITE_OFF.value, MovementKind.PUT_BACK.value))))
         return int(found.scalar_one())
+
+    async def used_on_visits(self, visit_ids: Iterable[int]) -> dict[int, dict[int, int]]:
+        """Per visit, the parts recorded as used on it so far (used less put back), by part id; none left out."""
+        ids = sorted(set(visit_ids))
+        out: dict[int, dict[int, int]] = {}
+        if not ids:
+            return out
+        m = t.stock_movements.c
+        rows = await self.session.execute(
+            select(m.visit_id, m.part_id, func.sum(_used_quantity()).label("used"))
+            .where(m.visit_id.in_(ids), m.kind.in_((MovementKind.USE.value, MovementKind.PUT_BACK.value)))
+            .group_by(m.visit_id, m.part_id).order_by(m.visit_id, m.part_id))
+        for visit_id, part_id, used in rows:
+            if used > 0:
+                out.setdefault(int(visit_id), {})[int(part_id)] = int(used)
+        return out
+
+    async def used_on_visit(self, visit_id: int) -> dict[int, int]:
+        return (await self.used_on_visits([visit_id])).get(visit_id, {})
 
     async def warehouse_level(self, part_id: int) -> int:
         return await self.level(part_id, WAREHOUSE)
@@ -230,3 +249,8 @@ class PartsStore:
     async def completion_of(self, visit_id: int) -> dict[str, Any] | None:
         row = (await self.session.execute(select(t.repair_completions).where(t.repair_completions.c.visit_id == visit_id))).mappings().first()
         return dict(row) if row else None
+
+
+def _used_quantity() -> Any:
+    """A movement's quantity counted as use: a part put back counts against what was used."""
+    return case((t.stock_movements.c.kind == MovementKind.PUT_BACK.value, -t.stock_movements.c.quantity), else_=t.stock_movements.c.quantity)

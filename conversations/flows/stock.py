@@ -19,6 +19,7 @@ from services import parts_views, views
 from services.actions import (
     Action,
     ApprovePartRequest,
+    BackToVisit,
     Complete,
     DeclinePartRequest,
     PartRequestMenu,
@@ -26,6 +27,7 @@ from services.actions import (
     PartRequestQty,
     PickFault,
     PickMethod,
+    PutBackPartPress,
     RepairBack,
     RepairCause,
     RepairFault,
@@ -35,6 +37,9 @@ from services.actions import (
     RepairPartsClear,
     RepairPartsDone,
     RepairShow,
+    UsePartMenu,
+    UsePartPick,
+    UsePartQty,
     VanStock,
     encode,
 )
@@ -52,8 +57,9 @@ NOTE_CHARS = 1000
 # the steps that read the van, the catalogue or the fault trees (services/parts_views.py): only they load them
 PARTS_ACTIONS: tuple[type[Action], ...] = (
     Complete, VanStock, PartRequestMenu, PartRequestPick, PartRequestQty, RepairCause, RepairFault, RepairMethod, RepairPart,
-    RepairPartsClear, RepairPartsDone, RepairOutcomePick, RepairBack, RepairShow,
+    RepairPartsClear, RepairPartsDone, RepairOutcomePick, RepairBack, RepairShow, UsePartMenu, UsePartPick, UsePartQty, PutBackPartPress,
 )
+PUT_BACK_SHOWN = 2  # parts used so far offered to put back on the use menu (with the van's six, request and back: ten)
 
 
 def view_request(event: Inbound, action: Action | None, base: TechnicianViewRequest) -> TechnicianViewRequest:
@@ -106,7 +112,8 @@ def _back(visit_id: int) -> Button:
 
 
 def _part_lines(view: PartsView, draft: RecordDraft) -> list[Text]:
-    lines: list[Text] = []
+    """The record's parts: those fitted while at work (out of the van already), then those picked on the record."""
+    lines: list[Text] = [_used_line(view, part_id, quantity) for part_id, quantity in view.used_on(draft.visit).items()]
     for part_id, quantity in draft.parts:
         part = view.part(part_id)
         lines.append(t("tech.repair_part_line", quantity=quantity, unit=raw(part.unit if part else ""), part=raw(part.name if part else str(part_id))))
@@ -144,7 +151,8 @@ def _parts_menu(view: PartsView, visit: TechVisit, draft: RecordDraft) -> Outbou
     fitting = [item for item in view.van if item.part.fits(visit.product_category)][:SHOWN_IN_VAN]
     rows = [[Button(t("btn.repair_add_part", part=raw(item.part.name[:40]), left=item.quantity - chosen.get(item.part.id, 0)),
                     encode(RepairPart(visit.id, item.part.id)))] for item in fitting]
-    rows.append([Button(t("btn.repair_parts_done" if draft.parts else "btn.repair_no_parts"), encode(RepairPartsDone(visit.id)))])
+    any_parts = bool(draft.parts) or bool(view.used_on(visit.id))
+    rows.append([Button(t("btn.repair_parts_done" if any_parts else "btn.repair_no_parts"), encode(RepairPartsDone(visit.id)))])
     if draft.parts:
         rows.append([Button(t("btn.repair_parts_clear"), encode(RepairPartsClear(visit.id)))])
     rows.append([Button(t("btn.part_request"), encode(PartRequestMenu(0)))])
@@ -152,6 +160,11 @@ def _parts_menu(view: PartsView, visit: TechVisit, draft: RecordDraft) -> Outbou
     lines = _part_lines(view, draft)
     key = "tech.repair_parts" if fitting else "tech.repair_parts_van_empty"
     return Outbound(t(key, parts=lines if lines else t("tech.repair_no_parts")), buttons(*rows))
+
+
+def _used_line(view: PartsView, part_id: int, quantity: int) -> Text:
+    part = view.part(part_id)
+    return t("tech.repair_part_line_used", quantity=quantity, unit=raw(part.unit if part else ""), part=raw(part.name if part else str(part_id)))
 
 
 # --- the start, from the technician's Complete ---------------------------------------------------------------------
@@ -415,6 +428,95 @@ def on_old_repair_button(inp: StepInput, press: PickFault | PickMethod) -> StepR
     return reply(Outbound(t("tech.repair_card_old", visit=visit.id), buttons([Button(t("btn.complete"), encode(Complete(visit.id)))])))
 
 
+# --- parts fitted on a repair while at work (before its record: the price is agreed with the customer meanwhile) --------
+
+
+def use_part_button(visit_id: int) -> Button:
+    return Button(t("btn.use_part_now"), encode(UsePartMenu(visit_id)))
+
+
+def _at_work(inp: StepInput, visit_id: int) -> TechVisit | None:
+    """The technician's repair on site or under way, not recorded yet, with the van loaded (every such button loads it)."""
+    view = inp.view
+    if not isinstance(view, PartsView):
+        return None
+    visit: TechVisit | None = view.visit(visit_id)
+    if (visit is None or visit.lead is not None or visit.kind != "repair" or visit.id in view.recorded
+            or visit.status not in (VisitStatus.ON_SITE.value, VisitStatus.IN_PROGRESS.value)):
+        return None
+    return visit
+
+
+def _to_visit(visit_id: int) -> Button:
+    return Button(t("device.btn.back_to_visit"), encode(BackToVisit(visit_id)))
+
+
+def _use_menu(view: PartsView, visit: TechVisit) -> Outbound:
+    used = view.used_on(visit.id)
+    fitting = [item for item in view.van if item.part.fits(visit.product_category) and item.quantity > 0][:SHOWN_IN_VAN]
+    rows = [[Button(t("btn.repair_add_part", part=raw(item.part.name[:40]), left=item.quantity), encode(UsePartPick(visit.id, item.part.id)))]
+            for item in fitting]
+    for part_id, quantity in list(used.items())[:PUT_BACK_SHOWN]:
+        part = view.part(part_id)
+        rows.append([Button(t("btn.put_back_part", part=raw((part.name if part else str(part_id))[:40]), used=quantity),
+                            encode(PutBackPartPress(visit.id, part_id, 1)))])
+    rows.append([Button(t("btn.part_request"), encode(PartRequestMenu(0)))])
+    rows.append([_to_visit(visit.id)])
+    lines = [_used_line(view, part_id, quantity) for part_id, quantity in used.items()]
+    key = "tech.use_part_menu" if fitting else "tech.use_part_van_empty"
+    return Outbound(t(key, visit=visit.id, parts=lines if lines else t("tech.repair_no_parts")), buttons(*rows))
+
+
+def on_use_menu(inp: StepInput, press: UsePartMenu) -> StepResult:
+    visit = _at_work(inp, press.visit_id)
+    if visit is None:
+        return stale()
+    return reply(_use_menu(inp.view, visit))
+
+
+def on_use_pick(inp: StepInput, pick: UsePartPick) -> StepResult:
+    visit = _at_work(inp, pick.visit_id)
+    view = inp.view
+    part = view.part(pick.part_id) if visit is not None else None
+    if visit is None or part is None:
+        return stale()
+    have = view.in_van(part.id)
+    if have < 1:
+        return reply(Outbound(t("tech.repair_part_none_left", part=raw(part.name))), _use_menu(view, visit))
+    rows = [[Button(raw(str(q)), encode(UsePartQty(visit.id, part.id, q))) for q in QUANTITIES if q <= have],
+            [Button(t("btn.back"), encode(UsePartMenu(visit.id)))]]
+    text = t("tech.use_part_qty", part=raw(f"{part.name} ({part.code})"), unit=raw(part.unit), van=have, visit=visit.id)
+    return reply(Outbound(text, buttons(*rows)))
+
+
+def on_use_qty(inp: StepInput, pick: UsePartQty) -> StepResult:
+    """Out of the van onto the repair now (the handler checks the van again, against a concurrent use); the state stays,
+    so a price increase being written goes on where it was."""
+    visit = _at_work(inp, pick.visit_id)
+    view = inp.view
+    part = view.part(pick.part_id) if visit is not None else None
+    if visit is None or part is None or view.technician_id is None:
+        return stale()
+    if view.in_van(part.id) < pick.quantity:
+        return reply(Outbound(t("tech.repair_part_none_left", part=raw(part.name))), _use_menu(view, visit))
+    keyboard = buttons([Button(t("btn.put_back_now"), encode(PutBackPartPress(visit.id, part.id, pick.quantity)))],
+                       [Button(t("btn.use_another_part"), encode(UsePartMenu(visit.id)))], [_to_visit(visit.id)])
+    answer = Outbound(t("tech.part_used", quantity=pick.quantity, unit=raw(part.unit), part=raw(part.name), visit=visit.id), keyboard)
+    return reply(answer, commands=[c.UsePartOnRepair(visit.id, view.technician_id, part.id, pick.quantity)])
+
+
+def on_put_back(inp: StepInput, press: PutBackPartPress) -> StepResult:
+    visit = _at_work(inp, press.visit_id)
+    view = inp.view
+    if visit is None or view.technician_id is None or view.used_on(visit.id).get(press.part_id, 0) < press.quantity:
+        return stale()
+    part = view.part(press.part_id)
+    name = part.name if part else str(press.part_id)
+    keyboard = buttons([Button(t("btn.use_part_now"), encode(UsePartMenu(visit.id)))], [_to_visit(visit.id)])
+    answer = Outbound(t("tech.part_put_back", quantity=press.quantity, unit=raw(part.unit if part else ""), part=raw(name), visit=visit.id), keyboard)
+    return reply(answer, commands=[c.PutBackPart(visit.id, view.technician_id, press.part_id, press.quantity)])
+
+
 def technician_buttons(guard: Guard) -> dict[type[Action], Step]:
     """The buttons valid in every state of the technician's flow (they keep the state: a repair record stays open)."""
     return {
@@ -422,6 +524,10 @@ def technician_buttons(guard: Guard) -> dict[type[Action], Step]:
         PartRequestMenu: Step(on_request_menu, requires=guard),
         PartRequestPick: Step(on_request_pick, requires=guard),
         PartRequestQty: Step(on_request_qty, requires=guard),
+        UsePartMenu: Step(on_use_menu, requires=guard),
+        UsePartPick: Step(on_use_pick, requires=guard),
+        UsePartQty: Step(on_use_qty, requires=guard),
+        PutBackPartPress: Step(on_put_back, requires=guard),
         PickFault: Step(on_old_repair_button, requires=guard),
         PickMethod: Step(on_old_repair_button, requires=guard),
     }

@@ -737,6 +737,8 @@ def on_visit_options(inp: StepInput, options: VisitOptions) -> StepResult:
     rows.append([Button(t("btn.ask_help"), encode(AskHelp(visit.id)))])
     if VisitStatus(visit.status) in (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS):
         rows.append([signature.signature_button(visit.id)])  # the customer signs on this phone (delivery, completion)
+        if visit.kind == "repair":
+            rows.append([stock.use_part_button(visit.id)])  # fitted now, so the bill and the price talk know of it
         rows.append([price_increase.ask_button(visit.id)])  # found on site, where the cause is found
         rows.append([Button(t("btn.need_return"), encode(NeedReturn(visit.id)))])
     rows.append([_report_button(visit.id)])

@@ -260,8 +260,15 @@ async def test_the_service_story_from_installation_to_the_settlement_statement_t
     checked_in = await li.arrives("Checked in.")
     started = await li.presses(checked_in, "Start checklist", "This visit has no checklist. Tap Complete when you're done.")
 
-    # 7. the customer's own wiring burnt the capacitor: Li asks for +250.00 with a photo, from the visit's card
+    # 7. the capacitor is burnt: Li fits the van's one and records it on the job now, from the visit's options
     visit_card = await li.says("/visits", f"#{repair['id']} repair — in progress")
+    options = await li.presses(visit_card, "More", f"Visit #{repair['id']}")
+    use_menu = await li.presses(options, "Use a part from the van", f"Repair #{repair['id']}: tap the part you fit now")
+    how_many = await li.presses(use_menu, "Capacitor 35µF (1 left)", f"How many pc of Capacitor 35µF (CAP-35) do you fit on repair #{repair['id']}?")
+    fitted = await li.presses(how_many, "1", f"Recorded on repair #{repair['id']}: 1 pc Capacitor 35µF, out of your van.")
+    assert button(fitted, "Undo: back into the van") and button(fitted, "Back to the visit")
+
+    # 8. the customer's own wiring burnt it: Li asks for +250.00 with a photo, from the visit's card
     await li.presses(visit_card, "Ask for a price increase", f"Price increase for visit #{repair['id']}: type how much more")
     await li.says("250", "+250: now type why")
     await li.says(WHY, f"Price increase for visit #{repair['id']}\nAmount: +250\nWhy: {WHY}\nPhotos: 0")
@@ -286,11 +293,11 @@ async def test_the_service_story_from_installation_to_the_settlement_statement_t
     mona.press(manager_card, "Approve")
     await shop.expect(REPAIRER, f"Visit #{repair['id']}: +CNY 250.00 was approved; the customer is asked to agree", since)
     consent = await shop.expect(CUSTOMER_CHAT, f"About your repair (visit #{repair['id']}): the technician found more to do", since)
-    # labour and the increase; the capacitor is put on the job by the completion's record, after this, so the customer
-    # is told the parts come on top (the bill below is 23.50 more: the part)
-    assert f"+CNY 250.00.\nWhy: {WHY}\nExpected total with it: CNY 450.00, plus any parts used." in consent["text"], consent["text"]
+    # labour, the capacitor fitted and the increase: what the bill below says
+    assert (f"+CNY 250.00.\nWhy: {WHY}\nExpected total with it: CNY 473.50, with the parts fitted so far; any further part is added at its price."
+            in consent["text"]), consent["text"]
 
-    # 8. the customer agrees in their chat: Li and the dispatchers hear it
+    # 9. the customer agrees in their chat: Li and the dispatchers hear it
     since = shop.mark()
     zhang.press(consent, "I agree")
     # the question becomes the answer, in place and without its buttons
@@ -299,14 +306,13 @@ async def test_the_service_story_from_installation_to_the_settlement_statement_t
     await shop.expect(REPAIRER, f"Visit #{repair['id']}: the customer agreed to +CNY 250.00; it is on the bill.", since)
     await shop.expect(GROUP, f"The customer agreed to the increase on visit #{repair['id']} (repair): +CNY 250.00 is on the bill.", since)
 
-    # 9. complete: cause (the customer's own wiring), fault, method, the capacitor from the van, fixed
+    # 10. complete: cause (the customer's own wiring), fault, method, the capacitor fitted already listed, fixed
     causes = await li.presses(started, "Complete visit", f"Repair of visit #{repair['id']}: what caused the fault?")
     faults = await li.presses(causes, "Improper use", "Improper use: which fault?")
     methods = await li.presses(faults, "Wrong power supply", "Wrong power supply: how was it fixed?")
-    parts_menu = await li.presses(methods, "Part replaced", "Parts used from your van")
-    taken = await li.presses(parts_menu, "Capacitor 35µF (1 left)", "• 1 pc Capacitor 35µF")
-    assert [b["text"] for b in inline_buttons(taken)][0] == "➕ Capacitor 35µF (0 left)"  # the van's last one is on the job
-    outcome = await li.presses(taken, "These are all the parts", f"Repair of visit #{repair['id']}:\nCause: Improper use")
+    parts_menu = await li.presses(methods, "Part replaced", "Your van holds no parts for this product")
+    assert "• 1 pc Capacitor 35µF (fitted already)" in parts_menu["text"], parts_menu["text"]  # the van's only one is on the job
+    outcome = await li.presses(parts_menu, "These are all the parts", f"Repair of visit #{repair['id']}:\nCause: Improper use")
     assert "Fault: Wrong power supply" in outcome["text"] and "Method: Part replaced" in outcome["text"], outcome["text"]
     since = shop.mark()
     li.press(outcome, "Fixed — complete")
@@ -315,14 +321,14 @@ async def test_the_service_story_from_installation_to_the_settlement_statement_t
     finished = await shop.expect(CUSTOMER_CHAT, "Li has finished the repair. Please check and confirm.", since)
     bill = await shop.expect(CUSTOMER_CHAT, f"Your bill for the repair (visit #{repair['id']})", since)
 
-    # 10. the bill the customer reads: labour, the part and the increase
+    # 11. the bill the customer reads: labour, the part and the increase
     lines = ["• Repair call-out: CNY 200.00", "• Capacitor 35µF: CNY 23.50", f"• Price increase — {WHY}: +CNY 250.00"]
     assert bill["text"].splitlines()[1:5] == [*lines, "Total: CNY 473.50"], bill["text"]
     assert bill["text"].endswith("Questions about it? Just reply here.")
     assert tech_bill["text"].splitlines()[1:5] == [*lines, "Total: CNY 473.50 · still to pay: CNY 473.50"], tech_bill["text"]
     assert button(tech_bill, "Record payment")
 
-    # 11. the customer confirms the repair and rates it; Li hears of it
+    # 12. the customer confirms the repair and rates it; Li hears of it
     since = shop.mark()
     zhang.press(finished, "Confirm it's done")
     rate = await shop.expect(CUSTOMER_CHAT, "How would you rate the service?", since)
@@ -331,7 +337,7 @@ async def test_the_service_story_from_installation_to_the_settlement_statement_t
     rated = await zhang.presses(rate, "5", "Thanks for rating 5/5.")
     await zhang.presses(rated, "Skip", "Thank you! Send /status any time")
 
-    # 12. the review period passes without a complaint: the fee is ready, and waits for the month's close
+    # 13. the review period passes without a complaint: the fee is ready, and waits for the month's close
     shop.clock.advance(shop.container.policy.review_period + timedelta(minutes=1))
     await sweep(shop)
     [item] = await shop.rows(select(tables.settlement_items).where(tables.settlement_items.c.visit_id == repair["id"]))
@@ -339,7 +345,7 @@ async def test_the_service_story_from_installation_to_the_settlement_statement_t
                                                                                            LABOUR_MINOR + INCREASE_MINOR)
     assert len(await shop.rows(select(tables.settlement_statements))) == 1  # the installation's, a year ago: nothing new yet
 
-    # 13. the monthly close (01:00 on 1 December): the statement with the repair's line reaches Li's chat
+    # 14. the monthly close (01:00 on 1 December): the statement with the repair's line reaches Li's chat
     shop.clock.set(datetime(2027, 12, 1, 1, 1, tzinfo=tz))
     since = shop.mark()
     await sweep(shop)
@@ -432,7 +438,7 @@ async def test_a_declined_increase_leaves_the_bill_and_a_low_rating_freezes_the_
     since = shop.mark()
     dora.press(asked, "Approve")
     consent = await shop.expect(CUSTOMER_CHAT, "asks for +CNY 80.00", since)
-    assert "Expected total with it: CNY 280.00, plus any parts used." in consent["text"], consent["text"]
+    assert "Expected total with it: CNY 280.00, with the parts fitted so far; any further part" in consent["text"], consent["text"]
     assert not [t for t in shop.texts(MANAGERS, since) if "price increase" in (t or "")]
     since = shop.mark()
     zhang.press(consent, "No, keep the price")

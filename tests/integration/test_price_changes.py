@@ -138,7 +138,7 @@ async def test_an_increase_above_the_limit_goes_dispatcher_then_manager_then_cus
 
     await boss.press(manager_card.button("pcma"))
     [asked] = await customer.inbox()
-    # the call-out and the increase; parts are recorded at completion, so the customer reads "plus any parts used"
+    # the call-out and the increase (no part fitted yet); further parts come on top, the customer reads
     assert asked.key == "pricechg.customer_ask_total_parts" and asked.params["total"] == "CNY 450.00"
     assert asked.has_button("pcy") and asked.has_button("pcn")
     assert keys(await repairer.inbox()) == ["pricechg.tech_approved"]

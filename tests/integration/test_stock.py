@@ -112,6 +112,68 @@ async def test_a_repair_records_cause_fault_method_and_the_van_parts_it_used_wit
     ]
 
 
+async def test_a_part_used_while_at_work_leaves_the_van_now_can_be_put_back_and_the_record_lists_it_once(world: World):
+    """Fitted before the price is talked over with the customer: on the job now, on its record and bill at the end."""
+    technician_id, repairer, order, visit = await repair_in_progress(world)
+    capacitor = await part(world, warehouse=5)
+    await world.container.bus.run("test:issue", c.MoveStock(capacitor, "issue", 3, "warehouse", van(technician_id)))
+    options = await repairer.press(f"vo:{visit.id}")
+    menu = await repairer.press(options[0].button("upm"))
+    assert keys(menu) == ["tech.use_part_menu"] and menu[0].has_button("dhb")  # the way back to the visit
+    how_many = await repairer.press(menu[0].button("upp"))
+    assert keys(how_many) == ["tech.use_part_qty"]
+    assert [data for _l, data in how_many[0].buttons if data.startswith("upq:")] == [f"upq:{visit.id}:{capacitor}:{q}" for q in (1, 2, 3)]
+    used = await repairer.press(f"upq:{visit.id}:{capacitor}:2")
+    assert keys(used) == ["tech.part_used"] and await level(world, capacitor, van(technician_id)) == 1
+    undone = await repairer.press(used[0].button("upb"))  # a slip: both back into the van
+    assert keys(undone) == ["tech.part_put_back"] and await level(world, capacitor, van(technician_id)) == 3
+    assert keys(await repairer.press(f"upb:{visit.id}:{capacitor}:1")) == ["hint.stale_button"]  # none left on the repair
+    assert keys(await repairer.press(f"upq:{visit.id}:{capacitor}:1")) == ["tech.part_used"]
+    again = await repairer.press(f"upm:{visit.id}")
+    assert again[0].has_button("upb")  # what is on the repair can be put back from the menu
+    too_many = await repairer.press(f"upq:{visit.id}:{capacitor}:5")  # the van holds two now
+    assert keys(too_many) == ["tech.repair_part_none_left", "tech.use_part_menu"]
+    readable([*menu, *how_many, *used, *undone, *again, *too_many])
+    assert "StockMoved" in [e["type"] for e in (await world.job(order.job.id))["timeline"]]  # on the job before completion
+    # the record at completion: the part fitted at work is listed (not taken twice), one more picked on the record
+    causes = await repairer.press(f"done:{visit.id}")
+    faults = await repairer.press(button(causes[0], "repair.cause.natural_wear"))
+    methods = await repairer.press(button(faults[0], "repair.fault.capacitor_failed"))
+    parts_menu = await repairer.press(button(methods[0], "repair.method.part_replaced"))
+    assert "tech.repair_part_line_used" in str(parts_menu[0].payload)
+    await repairer.press(parts_menu[0].button("rcp"))
+    outcome = await repairer.press(f"rcd:{visit.id}")
+    assert keys(await repairer.press(outcome[0].button("rco"))) == ["tech.repair_completed"]
+    assert await level(world, capacitor, van(technician_id)) == 1
+    async with world.container.sessions() as session:
+        record = await PartsStore(Store(session)).completion_of(visit.id)
+    assert record is not None and [(p["part_id"], p["quantity"]) for p in record["parts"]] == [(capacitor, 2)]
+    # done: nothing more is used or put back on it
+    for late in (c.UsePartOnRepair(visit.id, technician_id, capacitor, 1), c.PutBackPart(visit.id, technician_id, capacitor, 1)):
+        with pytest.raises(DomainError):
+            await world.container.bus.run("test:late", late)
+
+
+async def test_parts_on_a_repair_are_the_technicians_own_and_counted(world: World):
+    technician_id, _repairer, _order, visit = await repair_in_progress(world)
+    other_id, _other = await staff(world, "Li", ["repairer"], ["washer"])
+    capacitor = await part(world, warehouse=2)
+    await world.container.bus.run("test:issue", c.MoveStock(capacitor, "issue", 1, "warehouse", van(technician_id)))
+    bad = [
+        (c.UsePartOnRepair(visit.id, other_id, capacitor, 1), "not_your_visit"),
+        (c.UsePartOnRepair(visit.id, technician_id, capacitor, 2), "stock_not_enough"),
+        (c.UsePartOnRepair(visit.id, technician_id, capacitor, 0), "stock_quantity_invalid"),
+        (c.UsePartOnRepair(visit.id, technician_id, 9999, 1), "part_not_found"),
+        (c.PutBackPart(visit.id, technician_id, capacitor, 1), "part_not_used_on_visit"),
+        (c.MoveStock(capacitor, "put_back", 1, None, van(technician_id)), "stock_use_on_repair"),
+    ]
+    for command, code in bad:
+        with pytest.raises(DomainError) as refused:
+            await world.container.bus.run("test:bad", command)
+        assert refused.value.code == code
+    assert await level(world, capacitor, van(technician_id)) == 1 and await level(world, capacitor, "warehouse") == 1
+
+
 async def test_a_repair_that_needs_a_return_visit_is_recorded_and_the_return_visit_is_created(world: World):
     _technician_id, repairer, order, visit = await repair_in_progress(world)
     causes = await repairer.press(f"done:{visit.id}")
