@@ -73,7 +73,7 @@ TEMPLATES = {
 TECHNICIANS = [
     ("Wang Qiang", "13800000001", ["driver"], [], "driver"),
     ("Li Ming", "13800000002", ["installer"], ["sofa", "wardrobe"], "installer"),
-    ("Zhao Lei", "13800000003", ["installer", "repairer"], ["air-conditioner", "washing-machine", "sofa"], None),
+    ("Zhao Lei", "13800000003", ["installer", "repairer"], ["air-conditioner", "washing-machine", "sofa"], "repairer"),
     ("Chen Gang", "13800000004", ["driver"], [], None),
 ]
 

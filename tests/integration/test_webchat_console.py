@@ -9,6 +9,7 @@ import uuid
 from contextlib import asynccontextmanager
 
 import httpx
+from sqlalchemy import select
 from limits import parse
 from PIL import Image
 
@@ -16,7 +17,7 @@ from domain.clock import ManualClock
 from fieldchat.container import build
 from fieldchat.demo import CENTER, load_demo
 from fieldchat.settings import Settings
-from domain.model import Visit
+from domain.model import Technician, Visit
 from storage.repository import Store
 from tests.support.harness import START
 from webhooks import webchat
@@ -380,3 +381,19 @@ async def test_a_pin_at_the_door_from_the_page_is_recorded_as_the_best_it_can_sh
             async with app.state.container.sessions() as session:
                 visit = await Store(session).get(Visit, visit_id)
             assert (visit.status, visit.checkin_kind) == ("on_site", "pin_only")
+
+
+async def test_the_demo_console_has_a_pane_for_the_shops_repairer_so_a_repair_request_has_someone_to_go_to(sqlite_url, tmp_path):
+    """Seen on the walk: the demo's only repairer had no pane, so a scanned device's repair request reached nobody."""
+    page = (webchat.STATIC / "chat.html").read_text()
+    assert '{ key: "repairer"' in page and 'startFromLink(panes.repairer, "repairer", get("repairer"))' in page
+    repairer = {"key": "repairer", "bot": "staff", "chat_type": "private", "user_name": "Zhao", "language": "en"}
+    async with console(sqlite_url, tmp_path) as (app, links):
+        async with app.state.container.sessions() as session:
+            technicians = (await session.execute(select(Technician))).scalars().all()
+        assert [t.name for t in technicians if "repairer" in t.roles] == ["Zhao Lei"]
+        assert links.panes["repairer"] == links.technicians["Zhao Lei"]
+        async with opened(app) as client:
+            await say(client, repairer, f"/start {links.panes['repairer']}")
+            welcome = [m["text"] for m in await shown(client, repairer)]
+            assert any("You're registered" in text for text in welcome), welcome  # Zhao's link: the pane is his chat now
