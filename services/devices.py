@@ -26,16 +26,17 @@ from domain.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from domain.model import Customer, Job, Language, Photo, ServiceKind, Visit, VisitStatus, stored_id
 from domain.orders import PlannedVisit
 from services import backoffice
-from services.actions import Book, DeviceMenu, encode
+from services.actions import Book, DeviceMenu, PickDay, encode
 from services.bus import Reaction, handles
 from services.context import HandlerContext
 from services.intake import COVERAGE_POLICIES, CoverageRefused, _coverage, source_of
-from services.messages import Button, Outbound, Purpose, buttons, raw, t
+from services.messages import Button, Outbound, Purpose, buttons, day_of, raw, t
 from services.notifications import _customer_chats, _region_alert, _to, kind_label
 from storage.devices import DEVICE, SITE, DeviceRow, DeviceStore
 from storage.orders import OrderStore
 
 CHAT_SOURCE = "chat"  # the order source of jobs customers ask for in chat; its coverage policy is set like any source's
+MAX_PREFERRED_SHOWN = 3  # preferred days offered as buttons on the "book it" message (with Book: four)
 NO_JOB = 0  # the job id of a device event that belongs to no job (events live on a job's timeline)
 
 
@@ -368,8 +369,15 @@ async def tell_customer_repair_requested(ctx: HandlerContext, event: ev.Event) -
         return []
     kind = kind_label(visit.kind)
     if visit.state is VisitStatus.CREATED:
-        text = t("repair.requested", order=stored_id(job), kind=kind)
-        keyboard = buttons([Button(t("btn.book", kind=kind), encode(Book(stored_id(visit))))])
+        # the days the customer preferred come first, each opening its times; any other day after
+        preferred = sorted({date.fromisoformat(d) for d in event.data.get("days", ())})[:MAX_PREFERRED_SHOWN]
+        book = [Button(t("btn.book", kind=kind), encode(Book(stored_id(visit))))]
+        if preferred:
+            text = t("repair.requested_days", order=stored_id(job), kind=kind)
+            keyboard = buttons(*([Button(t("btn.day", day=day_of(day)), encode(PickDay(stored_id(visit), day)))] for day in preferred), book)
+        else:
+            text = t("repair.requested", order=stored_id(job), kind=kind)
+            keyboard = buttons(book)
     else:
         text, keyboard = t("repair.requested_urgent", order=stored_id(job), kind=kind), ()
     return [Outbound(text, keyboard, to=_to(chat), language=chat.language, purpose=Purpose.STATUS) for chat in await _customer_chats(ctx, job)]

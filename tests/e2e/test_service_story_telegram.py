@@ -223,8 +223,10 @@ async def test_the_service_story_from_installation_to_the_settlement_statement_t
     days = await shop.expect(CUSTOMER_CHAT, "Which days suit you?", since)
     requested = await zhang.presses(days, "Send request", "Your repair request is order #")
 
-    # 4. booked like any order and offered to the repairer, who reads the device's file (the installation, its checklist)
-    choose = await zhang.presses(requested, "Book", "Pick a time for the repair")
+    # 4. booked on the day they preferred (offered first) and offered to the repairer, who reads the device's file
+    preferred = inline_buttons(requested)[0]["text"]
+    assert preferred == inline_buttons(days)[1]["text"].replace("✓", "📅"), (preferred, inline_buttons(days)[1]["text"])
+    choose = await zhang.presses(requested, preferred, f"Pick a time for the repair on {preferred.removeprefix('📅 ')}")
     since = shop.mark()
     shop.press_data(CUSTOMER_CHAT, choose, next(b["callback_data"] for b in inline_buttons(choose) if b["callback_data"].startswith("sl:")), token=CUSTOMER)
     await shop.expect(CUSTOMER_CHAT, "Booked: repair on", since)

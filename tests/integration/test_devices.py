@@ -13,7 +13,7 @@ from domain.devices import DeviceFields, SiteFields
 from domain.errors import DomainError
 from domain.model import Job, Visit
 from services.messages import InboundKind
-from services.actions import DeviceHistory, DeviceMenu, RepairDay, RepairMediaDone, RepairSend, RepairUrgency, ReportFault, encode
+from services.actions import DeviceHistory, DeviceMenu, PickDay, RepairDay, RepairMediaDone, RepairSend, RepairUrgency, ReportFault, encode
 from storage import tables
 from storage.devices import DEVICE, SITE, DeviceStore
 from storage.repository import Store
@@ -146,8 +146,13 @@ async def test_a_repair_request_from_the_device_menu_with_a_photo_becomes_a_job_
     tomorrow = world.clock.now().date() + timedelta(days=1)
     assert "btn.repair_day_chosen" in [label for label, _data in (await customer.press(encode(RepairDay(tomorrow))))[-1].buttons]
     sent = await customer.press(encode(RepairSend()))
-    assert keys(sent) == ["repair.sent", "repair.requested"]
+    assert keys(sent) == ["repair.sent", "repair.requested_days"]
+    # the day picked is offered first (seen on the walk: the picker started over as if none was picked), any other after
     book = sent[-1].button("bk")
+    preferred = sent[-1].button("bd")
+    assert preferred == encode(PickDay(int(book.split(":")[1]), tomorrow)), preferred
+    on_the_day = await customer.press(preferred)
+    assert keys(on_the_day)[-1] in ("customer.choose_window", "customer.day_full")
     async with world.container.sessions() as session:
         store = Store(session)
         visit = await store.get(Visit, int(book.split(":")[1]))
