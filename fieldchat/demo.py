@@ -245,13 +245,15 @@ async def _plan(store: Store, now, policy, reviewer_id: int) -> tuple[int | None
     for plan in await MaintenanceStore(store).plans():
         if plan.name == PLAN_NAME:
             return plan.id, []
-    _category, _product, brand, _model, serial, _location = DEVICES[0]
-    device = await DeviceStore(store).by_serial(brand, serial)  # the demo customer's home, where both appliances are
+    # the appliances by name: a site-wide plan would take in whatever is filed there later (the sofa the demo installs)
+    devices = [await DeviceStore(store).by_serial(brand, serial) for _category, _product, brand, _model, serial, _location in DEVICES]
     repairer = (await store.session.execute(select(Technician).where(Technician.phone == "13800000003"))).scalars().first()
-    if device is None or repairer is None:
+    if any(device is None for device in devices) or repairer is None:
         return None, []
+    named = [device for device in devices if device is not None]
     first = now.astimezone(policy.tz).date() + timedelta(days=10)
     events = await maintenance.create_plan(ctx, CreateMaintenancePlan(
-        PLAN_NAME, device.site_id, "FREQ=MONTHLY;INTERVAL=3", first, 14, technician_id=repairer.id, reviewer_dispatcher_id=reviewer_id))
+        PLAN_NAME, named[0].site_id, "FREQ=MONTHLY;INTERVAL=3", first, 14, device_ids=tuple(d.id for d in named), technician_id=repairer.id,
+        reviewer_dispatcher_id=reviewer_id))
     plan_id = next(e.data["plan_id"] for e in events if isinstance(e, MaintenancePlanCreated))
     return plan_id, events

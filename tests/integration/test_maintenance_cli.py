@@ -24,6 +24,7 @@ def test_plans_from_the_command_line(tmp_path, monkeypatch, capsys):
         assert cli.main(["plans", "show", "1", "--json"]) == 0
         shown = json.loads(capsys.readouterr().out)
         assert shown["assignee"] == "technician" and len(shown["inspections"]) == 1  # ten days ahead, within the lead: made at once
+        assert shown["device_ids"] == [1, 2]  # the appliances by name: a sofa installed there later is not inspected
         assert shown["inspections"][0]["status"] == "booked" and shown["inspections"][0]["technician_id"] == 3
 
         # from options: every active device of the site, a team, made through the same command the API runs
