@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timezone
 from typing import Any
 
-from domain.completion_codes import ItemMark
+from domain.completion_codes import MAX_CHECKED_ITEMS, ItemMark
 from domain.devices import URGENCIES
 from domain.field_work import ReturnReason
 from domain.fees import PaymentMethod
@@ -589,6 +589,15 @@ class SendItemCheck(Action):
 
 
 @dataclass(frozen=True)
+class SendItemMarks(Action):
+    """The customer sends their delivered-item check as its summary showed it: the marks ride on the button, so a step
+    taken meanwhile (confirming the visit, say) cannot drop them."""
+
+    visit_id: int
+    marks: tuple[ItemMark, ...]
+
+
+@dataclass(frozen=True)
 class RestartItemCheck(Action):
     visit_id: int
 
@@ -861,6 +870,18 @@ def member_of(kind: type[enum.Enum]) -> Part:
     return Part(by_value.get, lambda member: str(member.value), max(by_value, key=len))
 
 
+def item_marks() -> Part:
+    """A delivered-item check's marks, a letter an item (r, m, d): every item of the longest check in one button."""
+    letters = {member.value[0]: member for member in ItemMark}
+
+    def read(text: str) -> tuple[ItemMark, ...] | None:
+        if not 1 <= len(text) <= MAX_CHECKED_ITEMS or any(letter not in letters for letter in text):
+            return None
+        return tuple(letters[letter] for letter in text)
+
+    return Part(read, lambda marks: "".join(mark.value[0] for mark in marks), "r" * MAX_CHECKED_ITEMS)
+
+
 def one_of(values: tuple[str, ...]) -> Part:
     return Part(lambda text: text if text in values else None, str, max(values, key=len))
 
@@ -982,6 +1003,7 @@ FORMATS = (
     Format(ResendCode, "ccn", (ID,)),
     Format(TickItem, "itm", (ID, INDEX, ITEM_MARK)),
     Format(SendItemCheck, "itms", (ID,)),
+    Format(SendItemMarks, "itmk", (ID, item_marks())),
     Format(RestartItemCheck, "itmr", (ID,)),
     Format(CompleteForThem, "ccf", (ID,)),
     Format(NewCodeFromAlert, "ccr", (ID,)),

@@ -19,6 +19,7 @@ from services.actions import (
     ResendCode,
     RestartItemCheck,
     SendItemCheck,
+    SendItemMarks,
     TickItem,
     encode,
 )
@@ -147,7 +148,7 @@ def on_tick_item(inp: StepInput, tick: TickItem) -> StepResult:
         text, keyboard = item_question(tick.visit_id, items, len(marks))
         return reply(Outbound(text, keyboard, card=items_card_key(tick.visit_id)), state=ITEM_CHECK, data=data)
     lines = [t(f"customer.item_line_{mark.value}", item=raw(item)) for item, mark in zip(items, marks, strict=True)]
-    keyboard = buttons([Button(t("btn.items_send"), encode(SendItemCheck(tick.visit_id)))],
+    keyboard = buttons([Button(t("btn.items_send"), encode(SendItemMarks(tick.visit_id, marks)))],
                        [Button(t("btn.items_restart"), encode(RestartItemCheck(tick.visit_id)))])
     return reply(Outbound(t("customer.items_summary", lines=lines), keyboard, card=items_card_key(tick.visit_id)), state=ITEM_CHECK, data=data)
 
@@ -169,6 +170,18 @@ def on_send_items(inp: StepInput, send: SendItemCheck, idle: str) -> StepResult:
     answer = Outbound(t("customer.items_problem_reported" if problem else "customer.items_all_received"), card=items_card_key(send.visit_id))
     command = c.CheckDeliveredItems(send.visit_id, inp.view.customer_id, tuple(mark.value for mark in draft.marks))
     return reply(answer, commands=[command], state=idle)
+
+
+def on_send_marks(inp: StepInput, send: SendItemMarks, idle: str) -> StepResult:
+    """The check as its summary showed it, whatever the customer did since (confirmed the visit, rated it): sent once,
+    for the items the delivery has. The state moves on only out of the check itself; a rating asked meanwhile stays."""
+    items = _items(inp, send.visit_id)
+    if inp.view.customer_id is None or items is None or len(send.marks) != len(items):
+        return stale()
+    problem = any(mark is not ItemMark.RECEIVED for mark in send.marks)
+    answer = Outbound(t("customer.items_problem_reported" if problem else "customer.items_all_received"), card=items_card_key(send.visit_id))
+    command = c.CheckDeliveredItems(send.visit_id, inp.view.customer_id, tuple(mark.value for mark in send.marks))
+    return reply(answer, commands=[command], state=idle if inp.state == ITEM_CHECK else None)
 
 
 def on_restart_items(inp: StepInput, restart: RestartItemCheck) -> StepResult:

@@ -29,6 +29,7 @@ from services.actions import (
     ResendCode,
     RestartItemCheck,
     SendItemCheck,
+    SendItemMarks,
     SkipComment,
     TickItem,
     encode,
@@ -749,6 +750,10 @@ def on_send_items(inp: StepInput, send: SendItemCheck) -> StepResult:
     return completion.on_send_items(inp, send, S.IDLE)
 
 
+def on_send_item_marks(inp: StepInput, send: SendItemMarks) -> StepResult:
+    return completion.on_send_marks(inp, send, S.IDLE)
+
+
 FREE_TEXT = Step(on_idle_text, leads_to=(S.CHOOSE_SLOT, S.CONFIRM_CANCEL, relay.RELAY, repair.PICK, repair.PRODUCT, repair.MEDIA))
 # wherever text is read freely, a photo is taken too (and so fetched and checked by the engine): it goes to people
 FREE_PHOTO = Step(on_idle_photo, leads_to=(relay.RELAY,))
@@ -813,6 +818,7 @@ CUSTOMER_FLOW = FlowSpec(
         ResendCode: Step(completion.on_customer_resend, requires=CUSTOMER),
         TickItem: Step(completion.on_tick_item, leads_to=(completion.ITEM_CHECK,), requires=CUSTOMER),
         RestartItemCheck: Step(completion.on_restart_items, leads_to=(completion.ITEM_CHECK,), requires=CUSTOMER),
+        SendItemMarks: Step(on_send_item_marks, leads_to=(S.IDLE,), requires=CUSTOMER),
         **repair.buttons_anywhere(CUSTOMER),  # a device's menu (issue 14)
         **price_increase.customer_buttons(CUSTOMER),
     },

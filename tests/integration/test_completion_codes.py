@@ -259,7 +259,7 @@ async def test_a_damaged_item_raises_a_problem_report_with_the_drivers_photos(wo
     assert keys(second) == ["customer.item_check"] and second[0].params["item"] == "Cushion × 2"
     summary = await customer.press(f"itm:{visit.id}:1:damaged")
     assert keys(summary) == ["customer.items_summary"]
-    assert keys(await customer.press(summary[0].button("itms"))) == ["customer.items_problem_reported"]
+    assert keys(await customer.press(summary[0].button("itmk"))) == ["customer.items_problem_reported"]
 
     async with world.container.sessions() as session:
         reports = await ThreadStore(Store(session)).reports_of_visits([visit.id])
@@ -278,9 +278,29 @@ async def test_everything_received_raises_nothing(world: World):
     first = next(m for m in await customer.inbox() if m.key == "customer.item_check")
     assert first.params["count"] == 1 and first.params["item"] == "3-seat sofa"  # a job without lines: its one product
     summary = await customer.press(f"itm:{visit.id}:0:received")
-    assert keys(await customer.press(summary[0].button("itms"))) == ["customer.items_all_received"]
+    assert keys(await customer.press(summary[0].button("itmk"))) == ["customer.items_all_received"]
     assert "group.exception" not in keys(await group.inbox())
     assert "DeliveredItemsChecked" in [e["type"] for e in (await world.job(order.job.id))["timeline"]]
+
+
+async def test_the_items_ticked_are_sent_even_after_the_customer_confirmed_the_visit_first(world: World):
+    """Seen on the walk: ticked, then *Confirm it's done* (the rating's question), then *Send* answered "no longer valid"
+    and the check was lost. The summary's Send carries the marks, so no other step in between can drop them."""
+    order, customer, driver, group = await delivered(world, [{"name": "3-seat sofa", "qty": 1}, {"name": "Cushion", "qty": 2}])
+    visit = order.visits[0]
+    shown = await customer.inbox()
+    confirm = next(m for m in shown if m.key == "customer.completed")
+    await customer.press(f"itm:{visit.id}:0:received")
+    summary = await customer.press(f"itm:{visit.id}:1:missing")
+    assert keys(summary) == ["customer.items_summary"]
+    rating = await customer.press(confirm.button("cf"))
+    assert keys(rating) == ["customer.confirmed", "customer.rate_prompt"]
+    assert keys(await customer.press(summary[0].button("itmk"))) == ["customer.items_problem_reported"]
+    timeline = (await world.job(order.job.id))["timeline"]
+    checked = [e for e in timeline if e["type"] == "DeliveredItemsChecked"]
+    assert len(checked) == 1 and checked[0]["data"]["items"] == [["3-seat sofa", "received"], ["Cushion × 2", "missing"]], checked
+    # the rating's question is still there to answer, and the check is not sent twice
+    assert keys(await customer.press(summary[0].button("itmk"))) == ["hint.stale_button"]
 
 
 async def test_item_buttons_for_someone_elses_delivery_or_a_forged_index_change_nothing(world: World):
@@ -291,6 +311,7 @@ async def test_item_buttons_for_someone_elses_delivery_or_a_forged_index_change_
     assert "customer.item_check" not in keys(await stranger.press(f"itm:{visit.id}:0:damaged"))
     assert keys(await customer.press(f"itm:{visit.id}:5:damaged")) == ["hint.stale_button"]
     assert keys(await customer.press(f"itms:{visit.id}")) == ["hint.stale_button"]
+    assert keys(await customer.press(f"itmk:{visit.id}:rr")) == ["hint.stale_button"]  # marks for two items of a one-item delivery
 
 
 __all__ = ["Chat", "backoffice"]

@@ -274,6 +274,7 @@ def _values(field_name: str, view) -> list:
         "callback_id": [7, MISSING],  # a parked status callback (its step only asks for the resend)
         "index": [0, 1, 99],  # a delivered item's place in the delivery's list: in it, and past its end
         "mark": list(ItemMark),
+        "marks": [(ItemMark.RECEIVED,), (ItemMark.RECEIVED, ItemMark.DAMAGED)],  # a check's marks: one item, and two
         "device_id": [4, MISSING],
         "level": ["normal", "urgent"],
         # parts and the repair's record (issue 14 parts 4-5)

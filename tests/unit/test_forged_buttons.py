@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services import actions as a
+from domain.completion_codes import ItemMark
 from domain.field_work import ReturnReason
 from domain.fees import PaymentMethod
 from domain.model import MAX_ID, ExceptionReason, Language
@@ -93,6 +94,7 @@ OLD_BUTTONS = {
     "ccn:12": a.ResendCode(12),
     "itm:12:3:damaged": a.TickItem(12, 3, a.ItemMark.DAMAGED),
     "itms:12": a.SendItemCheck(12),
+    "itmk:12:rmd": a.SendItemMarks(12, (ItemMark.RECEIVED, ItemMark.MISSING, ItemMark.DAMAGED)),
     "itmr:12": a.RestartItemCheck(12),
     "ccf:12": a.CompleteForThem(12),
     "ccr:12": a.NewCodeFromAlert(12),
