@@ -25,8 +25,8 @@ SCOPES: dict[str, str] = {
     "parts:read": "read the parts catalogue, stock per location, movements and fault trees",
     "parts:write": "add and change parts, move stock, decide part requests",
     "fees:read": "read the price list",
-    "fees:write": "set prices, price bills and record payments",
-    "fees:manage": "a manager's say on prices: approve price increases above the managers' limit, give discounts",
+    "fees:write": "price bills and record payments",
+    "fees:manage": "a manager's say on prices: set the price list, approve price increases above the managers' limit, give discounts",
     "admin": "everything, including accounts and API tokens",
 }
 ADMIN = "admin"

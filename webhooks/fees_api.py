@@ -71,7 +71,7 @@ async def _bill_out(app: ServiceDep, visit_id: int) -> BillOut:
     return BillOut(**bill_out(bill))
 
 
-@router.put("/price-lists", response_model=PriceEntryOut, responses={**BODY}, dependencies=[Depends(require_json), needs("fees:write")])
+@router.put("/price-lists", response_model=PriceEntryOut, responses={**BODY}, dependencies=[Depends(require_json), needs("fees:manage")])
 async def put_price_entry(body: PriceEntryIn, app: ServiceDep, who: PrincipalDep) -> PriceEntryOut:
     """Set the price of a work type × product category × region × urgency ("any" matches every value; the most specific
     entry prices a visit: category before region before urgency). The same four again replace the entry."""

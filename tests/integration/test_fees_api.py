@@ -4,6 +4,7 @@ recorded on it — and bad input (negative, unknown currency, more than owed) re
 from __future__ import annotations
 
 from domain import commands as c
+from domain.access import ROLE_SCOPES, Role
 from domain.model import Technician, Visit
 from storage.repository import Store
 from tests.support.api import Api, booked_visit
@@ -43,6 +44,22 @@ async def test_the_price_list_is_put_replaced_and_listed(api: Api):
         assert refused.status_code == 422, (bad, refused.text)
         assert refused.json()["errors"][0]["loc"][:2] == ["body", field]
     assert len((await api.client.get("/api/v1/price-lists")).json()) == 2  # nothing changed
+
+
+async def test_the_price_list_is_a_managers_say_a_dispatchers_token_prices_bills_and_takes_payments_only(api: Api):
+    async def token(*scopes: str) -> dict:
+        made = await api.client.post("/api/v1/tokens", json={"name": f"desk-{'-'.join(s.replace(':', '') for s in scopes)}", "scopes": list(scopes)})
+        assert made.status_code == 201, made.text
+        return {"Authorization": f"Bearer {made.json()['token']}"}
+
+    visit_id, _job_id = await completed(api)  # no price yet: its bill waits, unpriced
+    dispatcher = await token(*sorted(ROLE_SCOPES[Role.DISPATCHER]))
+    refused = await api.client.put("/api/v1/price-lists", json=PRICE, headers=dispatcher)
+    assert refused.status_code == 403 and "fees:manage" in refused.json()["detail"], refused.text
+    assert (await api.client.get("/api/v1/price-lists", headers=dispatcher)).json() == []  # nothing set; reading is theirs
+    manager = await token(*sorted(ROLE_SCOPES[Role.MANAGER]))
+    assert (await api.client.put("/api/v1/price-lists", json=PRICE, headers=manager)).status_code == 200
+    assert (await api.client.post(f"/api/v1/visits/{visit_id}/bill", headers=dispatcher)).status_code == 200  # pricing a bill is theirs
 
 
 async def test_a_bill_is_paid_through_the_api_and_bad_payments_change_nothing(api: Api):
@@ -110,10 +127,10 @@ async def test_a_token_without_the_fees_scopes_is_refused(api: Api):
     assert created.status_code == 201, created.text
     other = {"Authorization": f"Bearer {created.json()['token']}"}
     refused = await api.client.put("/api/v1/price-lists", json=PRICE, headers=other)
-    assert refused.status_code == 403 and "fees:write" in refused.json()["detail"]
+    assert refused.status_code == 403 and "fees:manage" in refused.json()["detail"]
     assert (await api.client.get("/api/v1/price-lists", headers=other)).status_code == 403
     # a token for one region prices that region, not every region nor another one
-    huangpu = await api.client.post("/api/v1/tokens", json={"name": "shop", "scopes": ["fees:write", "fees:read"], "regions": ["Huangpu"]})
+    huangpu = await api.client.post("/api/v1/tokens", json={"name": "shop", "scopes": ["fees:manage", "fees:read"], "regions": ["Huangpu"]})
     scoped = {"Authorization": f"Bearer {huangpu.json()['token']}"}
     assert (await api.client.put("/api/v1/price-lists", json=PRICE, headers=scoped)).status_code == 200
     assert (await api.client.put("/api/v1/price-lists", json=PRICE | {"region": "any"}, headers=scoped)).status_code == 403
