@@ -8,13 +8,15 @@ from datetime import datetime, timedelta, timezone
 
 from conversations.flows.dispatcher import EXTEND_MINUTES, _choice_label, parse_address
 from domain import commands as c
-from domain.model import ExceptionStatus, Job, Technician, VisitStatus
+from domain.model import MAX_ID, ExceptionStatus, Job, Technician, VisitStatus
+from domain.price_changes import ChangeStatus
 from domain.policy import ServicePolicy
 from services import actions as a
 from services.context import HandlerContext
 from services.messages import Text, raw, span, t, when
 from services.robot_links import LINKABLE
 from services.views import VisitContacts, _exception_info, _rating_brief, _visit_contacts
+from storage.price_changes import PriceChangeStore
 
 OPEN = frozenset(status.value for status in (
     VisitStatus.CREATED, VisitStatus.BOOKED, VisitStatus.ACCEPTED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS,
@@ -121,7 +123,29 @@ async def offer(ctx: HandlerContext, action: a.Action) -> Offer:
         if await ctx.store.get(Job, action.job_id) is None:
             return _gone(title)
         return Offer(title, ask=t(ask))
+    if isinstance(action, PRICE_CHANGE_ACTIONS):
+        return await _price_change_offer(ctx, action)
     return await _visit_offer(ctx, action)
+
+
+PRICE_CHANGE_ACTIONS = (a.ApprovePriceIncrease, a.DeclinePriceIncrease, a.PhoneAgreedPriceIncrease, a.PhoneRefusedPriceIncrease)
+
+
+async def _price_change_offer(ctx: HandlerContext, action: a.Action) -> Offer:
+    """The region decides a pending increase; the customer's phone answer is taken once the shop approved it."""
+    change_id: int = getattr(action, "request_id")
+    row = await PriceChangeStore(ctx.store).change(change_id) if 1 <= change_id <= MAX_ID else None
+    key = {a.ApprovePriceIncrease: "robot.do_pricechg_approve", a.DeclinePriceIncrease: "robot.do_pricechg_decline",
+           a.PhoneAgreedPriceIncrease: "robot.do_pricechg_phone_agreed", a.PhoneRefusedPriceIncrease: "robot.do_pricechg_phone_refused"}[type(action)]
+    if row is None:
+        return _gone(t(key, visit="-", amount="-"))
+    title = t(key, visit=row.visit_id, amount=raw(row.amount.text()))
+    waiting = ChangeStatus.PENDING if isinstance(action, (a.ApprovePriceIncrease, a.DeclinePriceIncrease)) else ChangeStatus.APPROVED
+    if row.status is ChangeStatus.ESCALATED and waiting is ChangeStatus.PENDING:
+        return _refused(title, t("robot.pricechg_manager_decides"))
+    if row.status is not waiting:
+        return _refused(title, t("error.pricechg_decided", status=raw(row.status.value)))
+    return Offer(title)
 
 
 async def _visit_offer(ctx: HandlerContext, action: a.Action) -> Offer:
@@ -229,4 +253,12 @@ async def decide(ctx: HandlerContext, action: a.Action, *, dispatcher_id: int, n
             return Decision((c.ReopenJob(job_id, typed, dispatcher_id),), t("dispatch.job_reopened", order=job_id, name=who))
         case a.NoteAsk(job_id):
             return Decision((c.AddNote(job_id, typed, dispatcher_id),), t("dispatch.note_added", order=job_id, name=who))
+        case a.ApprovePriceIncrease(change_id) | a.DeclinePriceIncrease(change_id):
+            approve = isinstance(action, a.ApprovePriceIncrease)
+            return Decision((c.DecidePriceIncrease(change_id, approve, dispatcher_id),),
+                            t("robot.done_pricechg_approved" if approve else "robot.done_pricechg_declined", name=who))
+        case a.PhoneAgreedPriceIncrease(change_id) | a.PhoneRefusedPriceIncrease(change_id):
+            agreed = isinstance(action, a.PhoneAgreedPriceIncrease)
+            return Decision((c.RecordPriceIncreaseAnswer(change_id, agreed, dispatcher_id),),
+                            t("robot.done_pricechg_phone_agreed" if agreed else "robot.done_pricechg_phone_refused", name=who))
     raise ValueError(f"{type(action).__name__} is not one of the robot link's actions {[kind.__name__ for kind in LINKABLE]}")

@@ -24,6 +24,8 @@ ALERT_TEXT_CHARS = 4000  # what the page shows of the alert; robots cut theirs a
 LINKABLE: tuple[type[a.Action], ...] = (
     a.Acknowledge, a.Reassign, a.CancelReported, a.AcknowledgeRating, a.Assign, a.ReassignLate, a.ExtendDeadline,
     a.CallDetails, a.AssignAnyone, a.MoveVisitMenu, a.CancelFromAlert, a.FixAddress, a.CloseJobAsk, a.ReopenJobAsk, a.NoteAsk,
+    # a price increase (issue 14): the region's approval, and the customer's answer taken by phone when they have no chat
+    a.ApprovePriceIncrease, a.DeclinePriceIncrease, a.PhoneAgreedPriceIncrease, a.PhoneRefusedPriceIncrease,
 )
 
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from bots.alerting import AlertSinks
+from domain import commands as c
 from domain.model import ProblemReport, Visit
 from fieldchat.logs import redact
 from fieldchat.fakes.robot_servers import FakeRobots
@@ -20,9 +21,10 @@ from services.messages import Rendered
 from services.robot_links import LINKABLE
 from storage import tables as t
 from storage.repository import Store
+from storage.price_changes import PriceChangeStore
 from storage.schedule import ScheduleStore
 from tests.support.harness import World
-from tests.support.setups import booked_and_accepted
+from tests.support.setups import booked_and_accepted, give
 from webhooks.app import create_app
 
 PUBLIC = "https://fc.example"
@@ -72,10 +74,13 @@ async def reported(world: World, robots: FakeRobots):
     return order, group
 
 
-async def links_by_action(world: World, robots: FakeRobots) -> dict[str, str]:
-    """The links in the robot's last message, by the action each stands for (read back from the link rows)."""
-    content = robots.messages("wecom", "key-1")[-1]["markdown"]["content"]
-    urls = LINK.findall(content)
+async def links_by_action(world: World, robots: FakeRobots, *, every: bool = False) -> dict[str, str]:
+    """The links in the robot's last message (``every``: in all its messages, the newest winning), by the action each
+    stands for (read back from the link rows)."""
+    sent = robots.messages("wecom", "key-1") if every else robots.messages("wecom", "key-1")[-1:]
+    urls = [url for message in sent for url in LINK.findall((message.get("markdown") or message.get("text") or {}).get("content", ""))]
+    if not every:
+        urls = LINK.findall(sent[-1]["markdown"]["content"])
     async with world.container.sessions() as session:
         rows = (await session.execute(select(t.robot_action_links.c.id, t.robot_action_links.c.action))).all()
     actions = {link_id: action for link_id, action in rows}
@@ -300,6 +305,7 @@ async def test_every_action_a_robot_alert_can_carry_has_a_working_page(world, ro
         "xa": f"xa:{exception}", "xr": f"xr:{exception}", "xc": f"xc:{exception}", "ra": "ra:1", "as": f"as:{visit}:{li}",
         "sr": f"sr:{visit}", "sx": f"sx:{visit}:accept", "sc": f"sc:{visit}", "dan": f"dan:{visit}", "dmv": f"dmv:{visit}",
         "dcx": f"dcx:{visit}", "dfa": f"dfa:{job}", "dcl": f"dcl:{job}", "dro": f"dro:{job}", "dno": f"dno:{job}",
+        "pca": "pca:9", "pcd": "pcd:9", "pcpy": "pcpy:9", "pcpn": "pcpn:9",  # no such price change: a clear refusal
     }
     assert {kind.__name__ for kind in LINKABLE} == {type(decode(d)).__name__ for d in data.values()}
     sinks = AlertSinks(world.container.sessions, world.clock, refresh_seconds=0, public_url=PUBLIC)
@@ -329,3 +335,37 @@ def test_a_links_token_never_reaches_the_logs():
     token = "12.AbCdEfGhIjKlMnOpQrStUvWxYz012345"
     line = redact(f'127.0.0.1:5123 - "POST /robot/a/{token}?lang=en HTTP/1.1" 200')
     assert token not in line and "/robot/a/***" in line
+
+
+async def test_a_region_with_only_a_robot_decides_a_price_increase_and_records_the_customers_phone_answer_by_links(world, robots, web):
+    """Seen on the walk of issue 14: a robot-only region got the increase's cards with inert labels, so nobody could
+    approve it or record the answer of a customer who has no chat."""
+    await wecom_robot(world, robots)
+    await world.container.bus.run("test", c.PutPriceEntry("repair", "aircon", "any", "any", "fixed", 20000, "CNY", 30, "Repair call-out"))
+    repairer_id, _invite = await world.technician("Li", ["repairer"], ["aircon"])
+    order = await world.order("AC-9", services=("repair",), category="aircon", product="Split air conditioner")
+    visit = order.visits[0]
+    start = world.clock.now() + timedelta(hours=1)
+    await give(world, visit.id, repairer_id, start, start + timedelta(hours=1), status="in_progress")
+    await world.container.bus.run("test", c.RequestPriceIncrease(visit.id, repairer_id, "50", "Extra bracket"))
+    await drain(world)
+    links = await links_by_action(world, robots)
+    assert {"pca", "pcd"} <= set(links), links
+    page = await web.get(links["pca"], headers={"Accept-Language": "en"})
+    assert "Approve the price increase on visit" in page.text and "+CNY 50.00" in page.text
+    assert (await confirm(web, links["pca"])).status_code == 200
+
+    async def status() -> str:
+        async with world.container.sessions() as session:
+            return (await PriceChangeStore(Store(session)).of_visit(visit.id))[0].status.value
+
+    assert await status() == "approved"
+    decided = await web.get(links["pcd"], headers={"Accept-Language": "en"})  # decided: the page says so, with nothing to confirm
+    assert decided.status_code == 200 and "already decided (approved)" in decided.text and "<form" not in decided.text
+    await drain(world)
+    answers = await links_by_action(world, robots, every=True)  # the customer has no chat: call them, record the answer here
+    assert {"pcpy", "pcpn"} <= set(answers), answers
+    assert (await confirm(web, answers["pcpy"])).status_code == 200
+    assert await status() == "accepted"
+    refused = await web.get(answers["pcpn"], headers={"Accept-Language": "en"})
+    assert "already decided (accepted)" in refused.text and "<form" not in refused.text and await status() == "accepted"
