@@ -10,6 +10,7 @@ an app that does gets its own handlers (below), so a shared handler never hides 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from enum import Enum
 from typing import Any
@@ -56,3 +57,55 @@ def share_route_handlers() -> None:
     original = _EffectiveRouteContext.from_api_route  # bound to the class: called with keywords only
     _EffectiveRouteContext.from_api_route = _shared_from_api_route(original)
     _EffectiveRouteContext._shared_by_tests = True
+
+
+# --- the OpenAPI schema ----------------------------------------------------------------------------------------------
+#
+# FastAPI computes an app's schema at its first /openapi.json (about 0.4 s of CPU: a JSON schema for every model of every
+# route), and the tests that read it each have an app of their own. With the handlers shared (above), two apps built
+# from the same routers hold the very same route objects, so their schemas are the same: computed once per process.
+
+_schemas: dict[tuple, tuple[list[Any], dict[str, Any]]] = {}
+
+
+def _schema_key(kwargs: dict[str, Any]) -> tuple[tuple, list[Any]] | None:
+    """What the schema is computed from: the app's settings and the identity of each route in it (kept alive by the
+    cache, so that no identity is reused). None where a route in the schema is the app's own (not shared): not cached."""
+    kept: list[Any] = []
+    parts: list[Any] = []
+    for name, value in sorted(kwargs.items()):
+        if name in ("routes", "webhooks"):
+            for context in routing.iter_route_contexts(list(value or ())):
+                route = context.original_route
+                if not isinstance(route, routing.APIRoute) or not route.include_in_schema:
+                    continue  # outside the schema (pages with include_in_schema=False, mounts, the docs)
+                effective = getattr(context, "_route_context", None)
+                if effective is None or not getattr(_EffectiveRouteContext, "_shared_by_tests", False):
+                    return None
+                kept.append(effective)
+                parts.append((name, id(effective)))
+        else:
+            parts.append((name, repr(value)))
+    return tuple(parts), kept
+
+
+def _cached_get_openapi(original: Any):
+    def get_openapi(**kwargs: Any) -> dict[str, Any]:
+        found = _schema_key(kwargs)
+        if found is None:
+            return original(**kwargs)
+        key, kept = found
+        if key not in _schemas:
+            _schemas[key] = (kept, original(**kwargs))
+        return copy.deepcopy(_schemas[key][1])  # each app gets a schema of its own to change, as before
+
+    get_openapi.shared_by_tests = True  # type: ignore[attr-defined]
+    return get_openapi
+
+
+def share_openapi_schemas() -> None:
+    """FastAPI.openapi() calls fastapi.applications.get_openapi: made to remember its answer per route set."""
+    from fastapi import applications
+
+    if not getattr(applications.get_openapi, "shared_by_tests", False):
+        applications.get_openapi = _cached_get_openapi(applications.get_openapi)

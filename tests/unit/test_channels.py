@@ -38,6 +38,7 @@ from scheduler.ratelimit import DEFAULT_LIMITS
 from scheduler.relay import PULLED_PLATFORMS
 from services.messages import Button, Rendered, t
 from tests.support import ROOT
+from tests.support.sources import parsed, source
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 
@@ -246,9 +247,8 @@ def _modules(packages: tuple[str, ...], mentioning: re.Pattern[str]) -> dict[str
     for package in packages:
         for path in (ROOT / package).rglob("*.py"):
             if "migrations" not in path.parts:
-                text = path.read_text()
-                if mentioning.search(text):
-                    found[str(path.relative_to(ROOT))] = ast.parse(text, str(path))
+                if mentioning.search(source(path)):
+                    found[str(path.relative_to(ROOT))] = parsed(path)  # read and parsed once per process (tests.support.sources)
     return found
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT
+from tests.support.sources import parsed
 
 # lower layers never import higher ones: domain <- storage <- services <- conversations <- channels <- composition root
 LAYERS = {
@@ -53,7 +54,7 @@ def modules() -> dict[str, Path]:
 @cache
 def imports(path: Path, known: frozenset[str]) -> list[tuple[str, int, bool]]:
     """(imported project module, line, inside a function) for every import in the file."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parsed(path)  # shared with the other checks of the code (tests.support.sources)
     inside: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
