@@ -18,7 +18,6 @@ LANGUAGES = ("en", "zh")
 _BABEL_LOCALE = {"en": "en_GB", "zh": "zh_Hans_CN"}
 _MOMENT_PATTERN = {"en": "EEE d MMM HH:mm", "zh": "M月d日 EEE HH:mm"}
 _DAY_PATTERN = {"en": "EEE d MMM", "zh": "M月d日 EEE"}
-_DATE_PATTERN = {"en": "d MMM yyyy", "zh": "yyyy年M月d日"}  # a day with its year (services.messages.date_of)
 
 
 @lru_cache(maxsize=None)
@@ -59,8 +58,6 @@ def _render_value(value: object, language: str, tz: tzinfo | None) -> str:
             return translate(value["key"], language, value.get("params"), tz)
         if "_day" in value:
             return format_date(date.fromisoformat(value["_day"]), _DAY_PATTERN[language], locale=_BABEL_LOCALE[language])
-        if "_date" in value:
-            return format_date(date.fromisoformat(value["_date"]), _DATE_PATTERN[language], locale=_BABEL_LOCALE[language])
         if "_dt" in value:
             return _format_moment(datetime.fromisoformat(value["_dt"]), language, tz)
         if "_span" in value:

@@ -128,15 +128,6 @@ def check_adjustment(amount_minor: int, reason: str) -> str:
     return reason
 
 
-def adjustment_needs_confirming(amount_minor: int, earned_minor: int, bill_total_minor: int) -> bool:
-    """Whether an adjusted amount is asked to be confirmed before it is saved: one that pays the technician more than
-    the visit's whole bill — or, when no bill was priced, more than twice what the payout rule gave — is most likely a
-    slip ("3000" for 30.00), though it may be meant (a bonus, a shop that pays a minimum): asked, never refused."""
-    if bill_total_minor > 0:
-        return amount_minor > bill_total_minor
-    return amount_minor > 2 * max(earned_minor, 0)
-
-
 def freezes(status: ItemStatus, review_ends_at: datetime, now: datetime) -> bool:
     """A complaint, a low rating or an exception freezes an item still in its review period; one that came after the
     period (or an item frozen already, or ready, or settled) changes nothing."""

@@ -668,11 +668,6 @@ class RepairSend(Action):
     """Send the repair request as it stands."""
 
 
-@dataclass(frozen=True)
-class RepairPickAnother(Action):
-    """The device a typed fault report was put on is not the one: pick another (the words and photos are kept)."""
-
-
 # --- every chat -----------------------------------------------------------------------------------
 
 
@@ -829,27 +824,6 @@ class SettleRelease(Action):
 @dataclass(frozen=True)
 class SettleAdjust(Action):
     """Dispatcher: set what this visit's fee pays (the amount and the reason are typed next)."""
-
-    visit_id: int
-
-
-@dataclass(frozen=True)
-class SettleAdjustCancel(Action):
-    """Dispatcher: drop the adjustment being typed for this visit (only while it is awaited: after it, the button is stale)."""
-
-    visit_id: int
-
-
-@dataclass(frozen=True)
-class SettleAdjustConfirm(Action):
-    """Dispatcher: save the typed adjustment that pays more than the visit's bill (asked before it is saved)."""
-
-    visit_id: int
-
-
-@dataclass(frozen=True)
-class SettleAdjustRetype(Action):
-    """Dispatcher: the typed adjustment was a slip: type the amount and reason again."""
 
     visit_id: int
 
@@ -1043,7 +1017,6 @@ FORMATS = (
     Format(RepairUrgency, "rpu", (URGENCY,)),
     Format(RepairDay, "rpy", (DAY,)),
     Format(RepairSend, "rps"),
-    Format(RepairPickAnother, "rpa"),
     # parts, van stock and the repair's completion record (issue 14 parts 4-5)
     Format(VanStock, "stk"),
     Format(PartRequestMenu, "prm", (INDEX,)),
@@ -1085,9 +1058,6 @@ FORMATS = (
     # review periods and settlement (issue 14 part 7)
     Format(SettleRelease, "stl", (ID,)),
     Format(SettleAdjust, "sta", (ID,)),
-    Format(SettleAdjustCancel, "stx", (ID,)),
-    Format(SettleAdjustConfirm, "sty", (ID,)),
-    Format(SettleAdjustRetype, "str", (ID,)),
     # a customer's answer to a price increase, taken by phone (issue 14 gaps)
     Format(PhoneAgreedPriceIncrease, "pcpy", (ID,)),
     Format(PhoneRefusedPriceIncrease, "pcpn", (ID,)),

@@ -277,22 +277,6 @@ def settlement_of(item: ItemRow) -> dict[str, Any]:
             "review_ends_at": item.review_ends_at, "period": item.period, "statement_id": item.statement_id}
 
 
-async def visit_fees(store: Store, job_id: int) -> dict[int, dict[str, Any]]:
-    """Each visit's fee as the job page explains it, by visit id: ``settlement_of``'s facts, and why it is frozen, who
-    released or adjusted it (from what, and why), and the statement's number once settled."""
-    settlements = SettlementStore(store)
-    fees = {}
-    for item in await settlements.items(job_id=job_id):
-        statement = await settlements.statement(item.statement_id) if item.statement_id is not None else None
-        fees[item.visit_id] = {
-            **settlement_of(item), "earned_minor": item.earned_minor, "freeze_reason": item.freeze_reason, "frozen_at": item.frozen_at,
-            "released_by": item.released_by, "released_at": item.released_at, "adjusted_by": item.adjusted_by,
-            "adjust_reason": item.adjust_reason, "adjusted_at": item.adjusted_at,
-            "statement_number": statement.number if statement is not None else None,
-        }
-    return fees
-
-
 async def put_dispatch_rule(
     store: Store, *, region: str | None, service_kind: str | None, mode: str, grab_top_n: int, grab_minutes: int
 ) -> DispatchRule:

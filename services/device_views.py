@@ -8,7 +8,7 @@ from typing import Any
 
 from domain.model import Customer, Visit
 from domain.policy import ServicePolicy
-from services.messages import AlbumPhoto, Text, date_of, raw, t
+from services.messages import AlbumPhoto
 from services.views import CustomerView, CustomerViewRequest, TechnicianView, TechnicianViewRequest
 from storage.devices import DEVICE, DeviceRow, DeviceStore, visit_evidence
 from storage.repository import Store
@@ -17,7 +17,6 @@ HISTORY_SHOWN = 10  # the latest lines of a device's timeline in the chat (the A
 FILE_VISITS = 20  # the latest visits of a device a repairer's history shows (a chat message has a length limit)
 FILE_ANSWERS = 6  # checklist answers shown per visit, in short
 FILE_PHOTOS = 10  # photos sent as one album (Telegram's album limit)
-NOTE_SHOWN = 300  # characters of a repair record's note a history line shows (the record keeps up to 1000)
 
 
 @dataclass(frozen=True)
@@ -37,37 +36,6 @@ class DeviceInfo:
     def label(self) -> str:
         """How a button names it: product and where it is."""
         return f"{self.product} · {self.location}" if self.location else self.product
-
-
-def device_date(day: date | None) -> Text | None:
-    """A device's date (installed, warranty, a line of its history) as every chat message shows it: with its year, since
-    a device's life spans years and "warranty until Tue 1 Feb" reads as the day after "Installed Sun 1 Feb"."""
-    return date_of(day) if day is not None else None
-
-
-def _facts(key: str, facts: list[Text | None]) -> Text | None:
-    """The facts a record has, one after another (``key`` joins two); None when it has none."""
-    present = [fact for fact in facts if fact is not None]
-    if not present:
-        return None
-    chained = present[-1]
-    for fact in reversed(present[:-1]):
-        chained = t(key, first=fact, rest=chained)
-    return chained
-
-
-def device_text(device: DeviceInfo, *, where: str | None = None) -> Text:
-    """A device as a chat card describes it: product and model, then serial and where, then installed and warranty —
-    each part only when the record has it (no "Serial: -"). ``where``: the place to show instead of its location."""
-    model = " ".join(p for p in (device.brand, device.model) if p)
-    head = t("device.fact.head", product=raw(device.product), model=raw(model)) if model else raw(device.product)
-    place = device.location if where is None else where
-    installed, warranty = device_date(device.installed_on), device_date(device.warranty_until)
-    ids = _facts("device.fact.and", [t("device.fact.serial", serial=raw(device.serial)) if device.serial else None,
-                                     t("device.fact.where", location=raw(place)) if place else None])
-    dates = _facts("device.fact.and", [t("device.fact.installed", day=installed) if installed else None,
-                                       t("device.fact.warranty", day=warranty) if warranty else None])
-    return _facts("device.fact.line", [head, ids, dates]) or head
 
 
 @dataclass(frozen=True)
@@ -170,7 +138,6 @@ class VisitRecord:
     answers: tuple[tuple[str, str], ...]  # (step key, value; a photo answer is "📷")
     photo_ids: tuple[int, ...]
     return_reason: str | None = None
-    note: str = ""  # what the technician typed while making the repair record
 
 
 @dataclass(frozen=True)
@@ -216,7 +183,6 @@ def _record(visit: Visit, done: dict[str, Any] | None, answers: list[tuple[str, 
         (done or {}).get("fault") or visit.fault_category, (done or {}).get("method") or visit.repair_method,
         (done or {}).get("outcome"), (done or {}).get("cause"), parts, shown,
         tuple(pid for pid, purpose, _path in photos if purpose != "voice"), visit.return_reason,
-        " ".join(str((done or {}).get("note") or "").split())[:NOTE_SHOWN],
     )
 
 

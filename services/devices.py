@@ -29,9 +29,8 @@ from services import backoffice
 from services.actions import Book, DeviceMenu, PickDay, encode
 from services.bus import Reaction, handles
 from services.context import HandlerContext
-from services.device_views import device_date
 from services.intake import COVERAGE_POLICIES, CoverageRefused, _coverage, source_of
-from services.messages import Button, Card, Outbound, Purpose, buttons, day_of, raw, t
+from services.messages import Button, Outbound, Purpose, buttons, day_of, raw, t
 from services.notifications import _customer_chats, _region_alert, _to, kind_label
 from storage.devices import DEVICE, SITE, DeviceRow, DeviceStore
 from storage.orders import OrderStore
@@ -169,13 +168,8 @@ async def tell_customer_device_registered(ctx: HandlerContext, event: ev.Event) 
     device = await DeviceStore(ctx.store).device(int(event.data["device_id"]))
     if device is None:
         return []
-    warranty = device_date(device.warranty_until)
-    # only what the record has: an installation that filed no location says no "where: -"
-    facts = [t("device.registered_where", location=raw(device.location)) if device.location else None,
-             t("device.registered_warranty", day=warranty) if warranty is not None else None]
-    said = [fact for fact in facts if fact is not None]
-    about = t("device.registered_facts", facts=t("device.registered_and", first=said[0], rest=said[1]) if len(said) == 2 else said[0]) if said else raw("")
-    text = t("device.registered", product=raw(device.product_name), facts=about)
+    text = t("device.registered", product=raw(device.product_name), location=raw(device.location or "-"),
+             warranty=raw(device.warranty_until.isoformat() if device.warranty_until else "-"))
     keyboard = buttons([Button(t("btn.device_menu"), encode(DeviceMenu(device.id)))])
     return [Outbound(text, keyboard, to=_to(chat), language=chat.language, purpose=Purpose.STATUS)
             for chat in await ctx.store.bindings_of("customer", device.customer_id)]
@@ -367,15 +361,8 @@ async def request_repair(ctx: HandlerContext, cmd: c.RequestRepair) -> list[ev.E
     return events
 
 
-def request_card(customer_id: int) -> Card:
-    """The customer's repair request card: its questions (conversations/flows/repair.py), its "being sent…", and at the
-    end what became of it — so the card ends saying what happened, not that it is being sent."""
-    return ("repair", customer_id)
-
-
 async def tell_customer_repair_requested(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
-    """The request became an order: the customer books its time from here (an urgent one was booked already). It is
-    news on the request's own card: "being sent…" becomes it where the channel edits, else it comes anew."""
+    """The request became an order: the customer books its time from here (an urgent one was booked already)."""
     job = await ctx.store.get(Job, event.job_id)
     visit = await ctx.store.get(Visit, event.visit_id)
     if job is None or visit is None:
@@ -393,8 +380,7 @@ async def tell_customer_repair_requested(ctx: HandlerContext, event: ev.Event) -
             keyboard = buttons(book)
     else:
         text, keyboard = t("repair.requested_urgent", order=stored_id(job), kind=kind), ()
-    return [Outbound(text, keyboard, to=_to(chat), language=chat.language, purpose=Purpose.STATUS, card=request_card(job.customer_id))
-            for chat in await _customer_chats(ctx, job)]
+    return [Outbound(text, keyboard, to=_to(chat), language=chat.language, purpose=Purpose.STATUS) for chat in await _customer_chats(ctx, job)]
 
 
 HANDLERS = (

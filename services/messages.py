@@ -293,9 +293,3 @@ class Rendered:
 def day_of(moment_day: date) -> Text:
     """A calendar day, rendered per language ("Fri 28 Nov", "11月28日 周五")."""
     return {"_day": moment_day.isoformat()}
-
-
-def date_of(day: date) -> Text:
-    """A calendar day with its year, rendered per language ("1 Feb 2026", "2026年2月1日"): for dates that span years
-    (a device's installation and warranty, its history), where a weekday and a month alone read as this year's."""
-    return {"_date": day.isoformat()}

@@ -3,8 +3,6 @@ decision, the customer's answer, a manager's discount, the bill priced again wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from datetime import datetime
 from typing import Any
 
 from domain import commands as c
@@ -13,7 +11,6 @@ from domain.access import Role, region_allowed, regions_of
 from domain.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from domain.fees import BillStatus, Money, labour_line, parse_amount, price_for, total
 from domain.model import MAX_ID, Dispatcher, Job, Photo, Technician, Visit, VisitStatus, stored_id
-from domain.policy import ServicePolicy
 from domain.price_changes import (
     MAX_PHOTOS, ChangeKind, ChangeStatus, answer, change_lines, check_amount, check_reason, decide, discount_amount,
 )
@@ -29,9 +26,7 @@ from services.messages import AlbumPhoto, Button, Card, ChatRef, Keyboard, Outbo
 from services.notifications import _customer_chats, _masked_job, _region_alert, _send, _technician_chats, kind_label
 from storage.fees import FeeStore
 from storage.price_changes import ChangeRow, PriceChangeStore
-from services.views import TechnicianView, TechnicianViewRequest
 from storage.reports import ReportStore
-from storage.repository import Store
 
 UNDER_WAY = (VisitStatus.ON_SITE, VisitStatus.IN_PROGRESS)  # checked in or started: an increase is asked on site
 MANAGERS = (Role.MANAGER, Role.ADMIN)
@@ -117,35 +112,22 @@ async def _increase(ctx: HandlerContext, change_id: int) -> ChangeRow:
     return row
 
 
-def actor_name(actor: str) -> str:
-    """The person an API actor names ("api:account:Demo manager" → "Demo manager"), for the cards people read."""
-    return actor.split(":", 2)[-1] if actor.startswith("api:") else actor
-
-
-async def dispatcher_name(ctx: HandlerContext, dispatcher_id: int) -> str:
-    """A chat dispatcher as the cards name them (their dispatcher record's name, as "Acknowledged by …" does)."""
-    dispatcher = await ctx.store.get(Dispatcher, dispatcher_id)
-    return dispatcher.name if dispatcher is not None else f"#{dispatcher_id}"
-
-
-async def _decider(ctx: HandlerContext, cmd: c.DecidePriceIncrease, region: str) -> tuple[bool, str, str]:
-    """Whether the one deciding is a manager, who they are (as recorded) and their name (as the cards say it). In a chat
-    their account says (a manager's or an admin's role), and the region rule applies to both levels; through the API the
-    route checked the caller's scope and region."""
+async def _decider(ctx: HandlerContext, cmd: c.DecidePriceIncrease, region: str) -> tuple[bool, str]:
+    """Whether the one deciding is a manager, and who they are. In a chat their account says (a manager's or an admin's
+    role), and the region rule applies to both levels; through the API the route checked the caller's scope and region."""
     if cmd.chat_user is None:
-        who = cmd.actor[:100] or "api"
-        return cmd.manager, who, actor_name(who)
+        return cmd.manager, cmd.actor[:100] or "api"
     row = await accounts.account_of_chat_user(ctx.store, *cmd.chat_user)
     live = row if row is not None and row["disabled_at"] is None else None
     if live is not None and Role(live["role"]) in MANAGERS:
         if not region_allowed(regions_of(live["regions"]), region):
             raise NotAllowed("pricechg_not_your_region", region=region)
-        return True, f"manager:{live['username']}"[:100], str(live["display_name"] or live["username"])
+        return True, f"manager:{live['username']}"[:100]
     if cmd.dispatcher_id is None:
         raise NotAllowed("pricechg_managers_only")
     if not region_allowed(await accounts.dispatcher_regions(ctx.store, cmd.dispatcher_id), region):
         raise NotAllowed("pricechg_not_your_region", region=region)
-    return False, f"dispatcher:{cmd.dispatcher_id}", await dispatcher_name(ctx, cmd.dispatcher_id)
+    return False, f"dispatcher:{cmd.dispatcher_id}"
 
 
 async def decide_price_increase(ctx: HandlerContext, cmd: c.DecidePriceIncrease) -> list[ev.Event]:
@@ -155,7 +137,7 @@ async def decide_price_increase(ctx: HandlerContext, cmd: c.DecidePriceIncrease)
     job = await ctx.store.load(Job, row.job_id)
     if row.status not in (ChangeStatus.PENDING, ChangeStatus.ESCALATED):
         raise DomainError("pricechg_decided", status=row.status.value)
-    by_manager, who, name = await _decider(ctx, cmd, job.region)
+    by_manager, who = await _decider(ctx, cmd, job.region)
     visit = await ctx.store.load(Visit, row.visit_id)
     if cmd.approve and visit.state is VisitStatus.CANCELLED:
         raise DomainError("pricechg_visit_cancelled", visit=row.visit_id)
@@ -163,8 +145,8 @@ async def decide_price_increase(ctx: HandlerContext, cmd: c.DecidePriceIncrease)
                     manager_above=ctx.policy.price_increase_manager_above_minor)
     level = "manager" if by_manager else "dispatcher"
     await PriceChangeStore(ctx.store).set_status(row.id, status, ctx.now, **{f"{level}_by": who, f"{level}_at": ctx.now})
-    data = {"change_id": row.id, "amount": row.amount.amount, "currency": row.amount.currency, "by": who, "name": name[:100],
-            "level": level, "escalated": row.status is ChangeStatus.ESCALATED}
+    data = {"change_id": row.id, "amount": row.amount.amount, "currency": row.amount.currency, "by": who, "level": level,
+            "escalated": row.status is ChangeStatus.ESCALATED}
     kind = {ChangeStatus.ESCALATED: ev.PriceIncreaseEscalated, ChangeStatus.APPROVED: ev.PriceIncreaseApproved,
             ChangeStatus.DECLINED: ev.PriceIncreaseDeclined}[status]
     return [kind(row.job_id, row.visit_id, data)]
@@ -193,10 +175,12 @@ async def record_price_increase_answer(ctx: HandlerContext, cmd: c.RecordPriceIn
     job = await ctx.store.load(Job, row.job_id)
     if cmd.dispatcher_id is None:
         who = cmd.actor[:100] or "api"
-        return await _answered(ctx, row, cmd.agree, who, actor_name(who))
+        return await _answered(ctx, row, cmd.agree, who, who)
     if not region_allowed(await accounts.dispatcher_regions(ctx.store, cmd.dispatcher_id), job.region):
         raise NotAllowed("pricechg_not_your_region", region=job.region)
-    return await _answered(ctx, row, cmd.agree, f"dispatcher:{cmd.dispatcher_id}", await dispatcher_name(ctx, cmd.dispatcher_id))
+    dispatcher = await ctx.store.get(Dispatcher, cmd.dispatcher_id)
+    name = dispatcher.name if dispatcher is not None else f"#{cmd.dispatcher_id}"
+    return await _answered(ctx, row, cmd.agree, f"dispatcher:{cmd.dispatcher_id}", name)
 
 
 async def _answered(ctx: HandlerContext, row: ChangeRow, agree: bool, by: str, name: str) -> list[ev.Event]:
@@ -258,11 +242,6 @@ HANDLERS = (
 
 
 # --- who is told ------------------------------------------------------------------------------------------------------
-
-
-def _by(event: ev.Event) -> Text:
-    """Who decided, as the cards say it: their name (events recorded before names were kept: who, as recorded)."""
-    return raw(event.data.get("name") or actor_name(str(event.data.get("by") or "-")))
 
 
 async def _context(ctx: HandlerContext, event: ev.Event) -> tuple[ChangeRow, Job, Visit]:
@@ -336,13 +315,13 @@ async def ask_managers_to_decide(ctx: HandlerContext, event: ev.Event) -> list[O
     keyboard = buttons([Button(t("btn.pricechg_approve"), encode(a.ManagerApprovePriceIncrease(row.id))),
                         Button(t("btn.pricechg_decline"), encode(a.ManagerDeclinePriceIncrease(row.id)))])
     limit = Money(ctx.policy.price_increase_manager_above_minor, row.amount.currency).text()
-    managers = await _managers(t("pricechg.manager_card", limit=limit, by=_by(event), **params), keyboard,
+    managers = await _managers(t("pricechg.manager_card", limit=limit, by=raw(event.data["by"]), **params), keyboard,
                                group_card(row.id), ctx, await _album(ctx, row))
     if managers:
-        waiting = await _region_alert(ctx, job.region, t("pricechg.group_card_escalated", by=_by(event), **params),
+        waiting = await _region_alert(ctx, job.region, t("pricechg.group_card_escalated", by=raw(event.data["by"]), **params),
                                       card=group_card(row.id))
     else:  # no managers' group is set up: a manager decides on the region's card (a dispatcher's press is refused there)
-        waiting = await _region_alert(ctx, job.region, t("pricechg.group_card_escalated_here", limit=limit, by=_by(event),
+        waiting = await _region_alert(ctx, job.region, t("pricechg.group_card_escalated_here", limit=limit, by=raw(event.data["by"]),
                                                          **params), keyboard, card=group_card(row.id))
     told = await _tell_technician(ctx, row, visit, "pricechg.tech_escalated")
     return [*told, *waiting, *managers]
@@ -387,7 +366,7 @@ async def ask_customer(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
         text = t("pricechg.customer_ask_total" if billed else "pricechg.customer_ask_total_parts", total=expected.text(), **params)
     chats = await _customer_chats(ctx, job)
     asked = _send(chats, text, keyboard, purpose=Purpose.STATUS, card=customer_card(row.id))
-    card_params = {"by": _by(event), **await _card_params(ctx, row, job, visit)}
+    card_params = {"by": raw(event.data["by"]), **await _card_params(ctx, row, job, visit)}
     if chats:
         card = t("pricechg.group_card_approved", **card_params)
         cards = await _region_alert(ctx, job.region, card, card=group_card(row.id))
@@ -404,7 +383,7 @@ async def ask_customer(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
 async def tell_declined(ctx: HandlerContext, event: ev.Event) -> list[Outbound]:
     """Declined by the shop: the technician carries on at the agreed price; the cards lose their buttons."""
     row, job, visit = await _context(ctx, event)
-    card = t("pricechg.group_card_declined", by=_by(event), **await _card_params(ctx, row, job, visit))
+    card = t("pricechg.group_card_declined", by=raw(event.data["by"]), **await _card_params(ctx, row, job, visit))
     cards = await _region_alert(ctx, job.region, card, card=group_card(row.id))
     if event.data.get("escalated"):  # the managers' card too, which they were shown
         cards += await _managers(card, (), group_card(row.id), ctx)
@@ -447,38 +426,3 @@ REACTIONS: tuple[tuple[Reaction, tuple[type[ev.Event], ...]], ...] = (
 
 # the customer hears a discount through the bill it prices again (BillIssued), which lists it with the new total
 SILENT: frozenset[type[ev.Event]] = frozenset({ev.DiscountGiven})
-
-
-# --- what the technician's increase step reads: the currency the amount is typed in --------------------------------------
-
-
-@dataclass(frozen=True)
-class IncreaseAskRequest(TechnicianViewRequest):
-    """The technician view's request, and the visit an increase is asked on (its Ask button was pressed)."""
-
-    increase_visit: int | None = None
-
-
-@dataclass(frozen=True)
-class IncreaseAskView(TechnicianView):
-    """The technician view with the currency an increase on ``increase_visit`` is typed in ("": not known)."""
-
-    increase_visit: int | None = None
-    currency: str = ""
-
-
-async def with_increase_currency(store: Store, request: TechnicianViewRequest, view: TechnicianView, policy: ServicePolicy,
-                                 now: datetime) -> TechnicianView:
-    """The view as loaded, or with the currency of the visit an increase is asked on: only a visit of the technician's
-    own view is looked up (the step refuses any other); no price list at all leaves it unknown (the check says why)."""
-    if not isinstance(request, IncreaseAskRequest) or request.increase_visit is None or view.visit(request.increase_visit) is None:
-        return view
-    visit = await store.get(Visit, request.increase_visit)
-    currency = ""
-    if visit is not None:
-        try:
-            currency = await currency_of_visit(HandlerContext(store, now, policy), await store.load(Job, visit.job_id), visit)
-        except DomainError:
-            currency = ""
-    base = {f.name: getattr(view, f.name) for f in fields(TechnicianView)}
-    return IncreaseAskView(**base, increase_visit=request.increase_visit, currency=currency)

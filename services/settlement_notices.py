@@ -15,7 +15,6 @@ from services.bus import Reaction
 from services.context import HandlerContext
 from services.lookups import visit_of
 from services.messages import Button, Card, Outbound, Purpose, Text, buttons, day_of, raw, t
-from services.price_changes import actor_name
 from services.notifications import ROBOT_PLATFORM, _masked_job, _region_alert, _send, _technician_chats, kind_label
 from storage.settlement import ItemRow, SettlementStore, StatementRow
 
@@ -55,7 +54,7 @@ async def refresh_frozen_card(ctx: HandlerContext, event: ev.Event) -> list[Outb
     assert item is not None
     dispatcher = await ctx.store.get(Dispatcher, event.data.get("dispatcher_id"))
     params: dict[str, Any] = {"visit": item.visit_id, "order": item.job_id, "kind": kind_label(item.kind),
-                              "name": raw(dispatcher.name if dispatcher else actor_name(str(event.data.get("by") or "-"))),
+                              "name": raw(dispatcher.name if dispatcher else event.data.get("by") or "-"),
                               "amount": _money(item.amount_minor, item.currency)}
     if isinstance(event, ev.SettlementAdjusted):
         text = t("settle.group_frozen_adjusted", earned=_money(item.earned_minor, item.currency), reason=raw(event.data["reason"]), **params)

@@ -30,7 +30,6 @@ from webhooks import reports_pages
 from webhooks import jobs_pages
 from webhooks import signature_pad, signatures_api
 from webhooks import board
-from webhooks import device_pages, staff_pages
 
 BODY_LIMIT = 1024 * 1024  # webhooks, API calls and chat messages: far above any real one
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing and form fields around a photo
@@ -93,8 +92,6 @@ def create_app(container: Service, *, run_background: bool = True) -> FastAPI:
     app.include_router(customer_page.router)  # the customer's own chat page, bound to their link
     app.include_router(reports_pages.router)  # KPIs, charts and the daily report as a page (issue 12 part 4)
     app.include_router(jobs_pages.router)  # the back office's job list, CSV export and job pages (issue 12 part 3)
-    app.include_router(staff_pages.router)  # /me: who is signed in and the sections their role opens
-    app.include_router(device_pages.router)  # devices, their history and QR stickers for signed-in staff (issue 14 parts 1-2)
     app.include_router(signature_pad.router)  # the customer signs on the technician's phone: single-use pad links (issue 12 part 6)
     app.include_router(signatures_api.router)  # an order source's signature policy (issue 12 part 6)
     app.include_router(board.router)  # the dispatch board, also as a Telegram Mini App (issue 12 part 2)

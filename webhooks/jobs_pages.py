@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import html
 import io
-import re
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path as FsPath
 from typing import Annotated, Any
@@ -27,13 +25,9 @@ from domain import callbacks as cb
 from domain import closing, lifecycle
 from domain import commands as c
 from domain.errors import DomainError
-from domain.fees import Money
-from domain.model import MAX_ID, Dispatcher, Technician, Visit
-from domain.parts import DEFAULT_FAULT_TREE, FaultTree, tree_for
+from domain.model import MAX_ID, Visit
 from services import backoffice, evidence
-from services.device_views import DeviceFile, VisitRecord, files_of_job
-from storage.devices import visit_evidence
-from storage.parts import PartsStore
+from services.device_views import DeviceFile, files_of_job
 from storage.fees import BillRow, FeeStore
 from storage import job_search as search
 from storage.callbacks import CallbackStore
@@ -177,178 +171,25 @@ def event_label(event_type: str, language: str) -> str:
     return translate(key, language) if key in catalog("en") else event_type
 
 
-ACTOR = re.compile(r"^(technician|dispatcher):([0-9]{1,12})$")
-ACTOR_FIELDS = ("by", "requested_by", "recorded_by", "actor", "adjusted_by", "released_by")
-TECHNICIAN_FIELDS = ("technician_id", "member")
-DISPATCHER_FIELDS = ("dispatcher_id", "reviewer_dispatcher_id")
-MONEY_FIELDS = ("amount", "total", "earned", "price", "unit_price", "bill_total")
-# row ids and plumbing an event carries for the machines: the page names what they point at instead, or nothing
-HIDDEN_FIELDS = frozenset({"item_id", "change_id", "bill_id", "rating_id", "movement_id", "entry_id", "payment_id", "exception_id",
-                           "callback_id", "customer_id", "chat_key", "platform", "ref", "statement_id", "part_id", "plan_id", "currency",
-                           "level", "photos", "lines", "visits", "device_ids", "site_id", "code_id", "token", "product_category", "region"})
-DETAILS_SHOWN = 5
-DETAIL_CHARS = 120
-
-
-@dataclass(frozen=True)
-class People:
-    """The names behind the ids a job's records carry ("dispatcher:1", technician_id 3), looked up once per page."""
-
-    technicians: dict[int, str]
-    dispatchers: dict[int, str]
-
-    def technician(self, technician_id: int, language: str) -> str:
-        return self.technicians.get(technician_id) or f"{translate('jobs.author.technician', language)} #{technician_id}"
-
-    def dispatcher(self, dispatcher_id: int, language: str) -> str:
-        return self.dispatchers.get(dispatcher_id) or f"{translate('jobs.author.dispatcher', language)} #{dispatcher_id}"
-
-    def actor(self, value: str, language: str) -> str:
-        """Who did something, as stored ("dispatcher:1", "technician:3", "manager:ann", "customer"), in words."""
-        found = ACTOR.match(value)
-        if found:
-            number = int(found.group(2))
-            return self.technician(number, language) if found.group(1) == "technician" else self.dispatcher(number, language)
-        if value.startswith("manager:"):
-            return value.removeprefix("manager:")
-        if value == "customer":
-            return translate("jobs.detail.customer", language)
-        return value
-
-
-def _whole(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID else None
-
-
-async def people_of(store: Store, records: Iterable[dict[str, Any]], actors: Iterable[str | None] = ()) -> People:
-    """The technicians and dispatchers named in these records (event data and the like) and by these actor strings."""
-    technicians: set[int] = set()
-    dispatchers: set[int] = set()
-    texts = [a for a in actors if a]
-    for data in records:
-        if not isinstance(data, dict):
-            continue
-        technicians.update(i for name in TECHNICIAN_FIELDS if (i := _whole(data.get(name))) is not None)
-        dispatchers.update(i for name in DISPATCHER_FIELDS if (i := _whole(data.get(name))) is not None)
-        texts += [v for name in ACTOR_FIELDS if isinstance(v := data.get(name), str)]
-    for text in texts:
-        found = ACTOR.match(text)
-        if found:
-            (technicians if found.group(1) == "technician" else dispatchers).add(int(found.group(2)))
-    named_technicians = await store.get_many(Technician, technicians)
-    named_dispatchers = await store.get_many(Dispatcher, dispatchers)
-    return People({i: tech.name for i, tech in named_technicians.items()}, {i: d.name for i, d in named_dispatchers.items()})
-
-
-def money_text(amount: object, currency: object) -> str | None:
-    """Minor units and a currency as money ("CNY 150.00"); None when they are not that."""
-    if not isinstance(amount, int) or isinstance(amount, bool) or not isinstance(currency, str):
-        return None
-    try:
-        return Money(amount, currency).text()
-    except (DomainError, TypeError, ValueError):
-        return None
-
-
-def _detail_value(name: str, value: str | int | float, language: str) -> str:
-    """A stored word in the page's language where the catalogs have one (a kind of work, a reason), else as it is."""
-    if isinstance(value, str):
-        for key in (f"kind.{value}" if name in ("kind", "service_kind") else "", f"settle.reason_{value}" if name == "reason" else "",
-                    f"reason.{value}" if name == "reason" else ""):
-            if key and key in catalog("en"):
-                return translate(key, language)
-        if name == "status":
-            key = next((k for k in (f"jobpage.fee.status.{value}", f"jobs.status.{value}") if k in catalog("en")), "")
-            if key:
-                return translate(key, language)
-    return str(value)
-
-
-def _event_details(data: dict[str, Any], tz: Any, people: People, language: str, *, devices: bool = False,
-                   tree: FaultTree | None = None) -> str:
-    """An event's facts in a line of HTML: money as money, people by name, times in the shop's time zone, stored words in
-    the page's language, row ids left out (a device's is a link to its page for people who may open it)."""
-    shown: list[str] = []
-    names: set[str] = set()
-
-    def person(name: str, *stored: str) -> None:
-        if name not in names:
-            shown.append(html.escape(name))
-        names.update((name, *stored))
-
-    currency = data.get("currency")
+def _event_details(data: dict[str, Any], tz: Any, technicians: dict[int, str]) -> str:
+    """A few of an event's facts in a line: times in the shop's time zone, technicians by name."""
+    shown = []
     for name, value in data.items():
-        if len(shown) >= DETAILS_SHOWN:
-            break
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value) == "":
             continue
-        if name in TECHNICIAN_FIELDS and _whole(value) is not None:
-            person(people.technician(int(value), language))
+        if name == "technician_id" and isinstance(value, int):
+            shown.append(technicians.get(value, f"#{value}"))
             continue
-        if name in DISPATCHER_FIELDS and _whole(value) is not None:
-            person(people.dispatcher(int(value), language))
-            continue
-        if name in ACTOR_FIELDS and isinstance(value, str):
-            person(people.actor(value, language), value)
-            continue
-        if name == "name" and isinstance(value, str):  # the acknowledging dispatcher's name, kept on the event
-            person(value)
-            continue
-        if name == "device_id" and _whole(value) is not None:
-            if devices:
-                shown.append(f'<a href="/devices/{int(value)}">{html.escape(translate("jobs.detail.device", language, {"id": int(value)}))}</a>')
-            continue
-        if name in HIDDEN_FIELDS or name.endswith("_id"):
-            continue
-        text = money_text(value, currency) if name in MONEY_FIELDS else None
-        if name in ("cause", "fault", "method") and isinstance(value, str):
-            text = repair_label(name, value.rpartition("/")[2], tree or DEFAULT_FAULT_TREE, language)
-        if name == "outcome" and isinstance(value, str) and f"device.outcome.{value}" in catalog("en"):
-            text = translate(f"device.outcome.{value}", language)
-        if text is None and isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
             try:
-                text = _when(datetime.fromisoformat(value), tz)
+                value = _when(datetime.fromisoformat(value), tz)
             except ValueError:
-                text = None
-        if text is None:
-            text = _detail_value(name, value, language)
-        if len(text) > DETAIL_CHARS:
-            text = text[:DETAIL_CHARS - 1] + "…"
-        key = f"jobs.detail.{'kind' if name == 'service_kind' else name}"
-        label = translate(key, language) if key in catalog("en") else name
-        shown.append(f"{html.escape(label)}: {html.escape(text)}")
-    return " · ".join(shown)
-
-
-# --- repair records in words ---------------------------------------------------------------------------------------
-
-
-def repair_label(kind: str, code: str | None, tree: FaultTree, language: str) -> str:
-    """A cause, fault or method as the technician picked it in the chat (conversations/flows/stock.py): the shop's own
-    label, else the catalog's for a default code, else the code in words."""
-    if not code:
-        return "-"
-    nodes: Iterable[Any] = (tree.causes if kind == "cause" else tree.methods if kind == "method"
-                            else (fault for cause in tree.causes for fault in cause.faults))
-    node = next((n for n in nodes if n.code == code), None)
-    if node is not None and node.label:
-        return translate("=lang", language, dict(node.label))
-    key = f"repair.{kind}.{code}"
-    return translate(key, language) if key in catalog("en") else code.replace("_", " ")
-
-
-def repair_words(page: StaffPage, cause: str | None, fault: str | None, method: str | None, tree: FaultTree) -> str:
-    """"Cause: … · fault: … · method: …" (escaped); a fault stored as "cause/fault" (the visit's own record) is split."""
-    if fault and "/" in fault:
-        stored_cause, _, fault = fault.partition("/")
-        cause = cause or stored_cause
-    language = page.language
-    return page.tr("jobpage.repair.record", cause=repair_label("cause", cause, tree, language),
-                   fault=repair_label("fault", fault, tree, language), method=repair_label("method", method, tree, language))
-
-
-async def fault_tree(store: Store, product_category: str) -> FaultTree:
-    return tree_for(await PartsStore(store).fault_trees(), product_category)
+                pass
+        shown.append(f"{name}: {value}")
+        if len(shown) == 4:
+            break
+    text = " · ".join(shown)
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 # --- the list -----------------------------------------------------------------------------------------------------
@@ -536,17 +377,12 @@ async def job_page(job_id: str, request: Request, who: Staff) -> Response:
         visits = await store.visits_of_job(head.id)
         prompts = await search.template_prompts(session, {(v.kind, head.product_category) for v in visits})
         signatures = await signatures_of(store, [v.id for v in visits if v.id is not None])
+        named = {e["data"].get("technician_id") for e in details["timeline"] if isinstance(e["data"], dict)}
+        technicians = await search.technician_names(session, {i for i in named if isinstance(i, int) and not isinstance(i, bool)})
         parked = await CallbackStore(store).callbacks(state="parked", job_id=head.id) if page.can("jobs:write") else []
-        # the bill(s), the technician's fees and the device's history, each for people whose role reads them
-        # (domain/access.py ROLE_SCOPES)
+        # the bill(s) and the device's history, each for people whose role reads them (domain/access.py ROLE_SCOPES)
         bills = await FeeStore(store).bills_of_job(head.id) if page.can("fees:read") else None
-        fees = await backoffice.visit_fees(store, head.id) if page.can("fees:read") else None
         device_files = await files_of_job(store, head.id) if page.can("devices:read") else []
-        records = (await visit_evidence(store, [v.id for v in visits if v.id is not None])).completions
-        tree = await fault_tree(store, head.product_category)
-        actors = [p.recorded_by for b in bills or [] for p in b.payments]
-        actors += [f[name] for f in (fees or {}).values() for name in ("adjusted_by", "released_by")]
-        people = await people_of(store, [e["data"] for e in details["timeline"]], actors)
     tz = app.policy.tz
     notice = ""
     done = request.query_params.get("done")
@@ -556,16 +392,15 @@ async def job_page(job_id: str, request: Request, who: Staff) -> Response:
         notice,
         _summary(page, head, tz),
         _actions(page, head, visits, parked, found["exceptions"], now, app.policy) if page.can("jobs:write") else "",
-        _visits(page, details["visits"], signatures, tz, records, tree),
-        _bills(page, bills, tz, people) if bills is not None else "",
-        _fees(page, details["visits"], fees, people, tz) if fees is not None else "",
-        _devices(page, device_files, tz, tree),
+        _visits(page, details["visits"], signatures, tz),
+        _bills(page, bills, tz) if bills is not None else "",
+        _devices(page, device_files, tz),
         _answers(page, head, details["visits"], found["checklist_answers"], prompts, tz),
         _photos(page, head.id, found["photos"], tz),
         _exceptions(page, head.id, found["exceptions"], tz),
         _ratings(page, found["ratings"], tz),
         _messages(page, head.id, found["messages"], tz),
-        _timeline(page, details["timeline"], tz, people, tree),
+        _timeline(page, details["timeline"], tz, technicians),
         f'<p><a href="{LIST_PATH}">{page.tr("jobs.back_to_list")}</a></p>',
     ]
     title = translate("jobs.job_title", page.language, {"id": head.id})
@@ -653,8 +488,7 @@ def _actions(page: StaffPage, head: search.JobHead, visits: list[Visit], parked:
     return f'<section class="card" aria-labelledby="actions"><h2 id="actions">{tr("jobs.section.actions")}</h2>{body}</section>'
 
 
-def _visits(page: StaffPage, visits: list[dict[str, Any]], signatures: dict[int, SignatureView], tz: Any,
-            records: dict[int, dict[str, Any]], tree: FaultTree) -> str:
+def _visits(page: StaffPage, visits: list[dict[str, Any]], signatures: dict[int, SignatureView], tz: Any) -> str:
     tr = page.tr
     rows = []
     for v in visits:
@@ -667,16 +501,8 @@ def _visits(page: StaffPage, visits: list[dict[str, Any]], signatures: dict[int,
             facts.append(tr("jobs.visit.late", minutes=v["late_minutes"]))
         if v["return_reason"]:
             facts.append(tr("jobs.visit.return", reason=v["return_reason"]))
-        record = records.get(v["id"])
-        if record is not None:
-            facts.append(repair_words(page, record.get("cause"), record.get("fault"), record.get("method"), tree))
-            if record.get("outcome"):
-                facts.append(tr("jobpage.device.outcome", outcome=translate(f"device.outcome.{record['outcome']}", page.language)))
-            note = " ".join(str(record.get("note") or "").split())
-            if note:
-                facts.append(tr("jobpage.repair.note", note=note))
-        elif v["fault_category"] or v["repair_method"]:
-            facts.append(repair_words(page, None, v["fault_category"], v["repair_method"], tree))
+        if v["fault_category"] or v["repair_method"]:
+            facts.append(html.escape(" · ".join(filter(None, (v["fault_category"], v["repair_method"])))))
         rows.append(
             f'<tr><td>#{v["id"]} {tr("kind." + v["kind"])}</td><td>{_visit_status(page, v["status"])}</td>'
             f'<td>{html.escape(", ".join(people)) or tr("jobs.nobody")}</td><td>{_span(v["slot_start"], v["slot_end"], tz)}</td>'
@@ -688,13 +514,7 @@ def _visits(page: StaffPage, visits: list[dict[str, Any]], signatures: dict[int,
             f'<div class="scroll"><table class="data"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div></section>')
 
 
-def _bill_kind(page: StaffPage, kind: str) -> str:
-    """A bill line's kind in words: labour, part, price increase, discount (a kind newer than the catalogs: labour)."""
-    key = f"jobpage.bill.kind.{kind}"
-    return page.tr(key if key in catalog("en") else "jobpage.bill.kind.labour")
-
-
-def _bills(page: StaffPage, bills: list[BillRow], tz: Any, people: People) -> str:
+def _bills(page: StaffPage, bills: list[BillRow], tz: Any) -> str:
     """Each billed visit's bill (issue 14 part 6): its lines, total, what was paid and is still owed, and the payments."""
     tr = page.tr
     if not bills:
@@ -706,7 +526,7 @@ def _bills(page: StaffPage, bills: list[BillRow], tz: Any, people: People) -> st
             state = _badge(tr("jobpage.bill.unpriced"), "warn") if not priced else (
                 _badge(tr("jobpage.bill.paid_up"), "ok") if bill.outstanding.amount <= 0 else _badge(tr("jobpage.bill.owed"), "bad"))
             lines = "".join(
-                f'<tr><td>{_bill_kind(page, line.kind)}</td><td>{_bill_words(page, line.description, "kind.")}</td>'
+                f'<tr><td>{tr("jobpage.bill.kind." + ("part" if line.kind == "part" else "labour"))}</td><td>{_bill_words(page, line.description, "kind.")}</td>'
                 f'<td>{line.quantity} {_bill_words(page, line.unit, "jobpage.bill.unit.")}</td><td>{html.escape(line.unit_price.text())}</td>'
                 f'<td style="text-align:right">{html.escape(line.amount.text())}</td></tr>'
                 for line in bill.lines)
@@ -719,7 +539,7 @@ def _bills(page: StaffPage, bills: list[BillRow], tz: Any, people: People) -> st
                            for label, value in sums)
             paid = "".join(
                 f'<li>{_when(p.recorded_at, tz)} · {html.escape(p.amount.text())} · {_bill_words(page, p.method, "jobpage.bill.method.")}'
-                f'{" · " + html.escape(p.reference) if p.reference else ""} <span class="note">({html.escape(people.actor(p.recorded_by, page.language))})</span></li>'
+                f'{" · " + html.escape(p.reference) if p.reference else ""} <span class="note">({html.escape(p.recorded_by)})</span></li>'
                 for p in bill.payments)
             payments = f'<h4>{tr("jobpage.bill.payments")}</h4><ul>{paid}</ul>' if paid else f'<p class="note">{tr("jobpage.bill.no_payments")}</p>'
             blocks.append(
@@ -736,82 +556,7 @@ def _bill_words(page: StaffPage, word: str, prefix: str) -> str:
     return page.tr(prefix + word) if prefix + word in catalog("en") else html.escape(word)
 
 
-FEE_TONES = {"in_review": "warn", "frozen": "bad", "ready": "ok", "settled": "ok"}
-
-
-def _fees(page: StaffPage, visits: list[dict[str, Any]], fees: dict[int, dict[str, Any]], people: People, tz: Any) -> str:
-    """Each visit's fee for the technician (issue 14 part 7): where it stands in words — in review until when, frozen and
-    why, ready for which month's statement, settled on which statement — what it pays, and who released or adjusted it."""
-    tr = page.tr
-    language = page.language
-    rows = []
-    for v in visits:
-        fee = fees.get(v["id"])
-        if fee is None:
-            continue
-        status = fee["status"]
-        if status == "in_review":
-            state = tr("jobpage.fee.in_review", until=_when(fee["review_ends_at"], tz))
-        elif status == "frozen":
-            reason = fee["freeze_reason"] or ""
-            key = f"settle.reason_{reason}"
-            state = tr("jobpage.fee.frozen", reason=translate(key, language) if key in catalog("en") else reason,
-                       since=_when(fee["frozen_at"], tz) or "-")
-        elif status == "ready":
-            state = tr("jobpage.fee.ready", period=fee["period"] or "-")
-        else:
-            state = tr("jobpage.fee.settled", number=fee["statement_number"] or f"#{fee['statement_id']}", period=fee["period"] or "-")
-        said = [f'{_badge(tr("jobpage.fee.status." + status), FEE_TONES.get(status, ""))} {state}']
-        if fee["adjusted_by"]:
-            said.append(tr("jobpage.fee.adjusted", before=money_text(fee["earned_minor"], fee["currency"]) or "-",
-                           after=money_text(fee["amount_minor"], fee["currency"]) or "-", by=people.actor(fee["adjusted_by"], language),
-                           reason=fee["adjust_reason"] or "-"))
-        if fee["released_by"] and not (fee["adjusted_by"] and fee["released_at"] == fee["adjusted_at"]):  # an adjustment releases too
-            said.append(tr("jobpage.fee.released", by=people.actor(fee["released_by"], language), at=_when(fee["released_at"], tz)))
-        rows.append(f'<tr><td>#{v["id"]} {tr("kind." + v["kind"])}</td><td>{"<br>".join(said)}</td>'
-                    f'<td style="text-align:right">{html.escape(money_text(fee["amount_minor"], fee["currency"]) or "-")}</td></tr>')
-    if rows:
-        header = "".join(f'<th scope="col">{tr(k)}</th>' for k in ("jobs.col.visit", "jobpage.fee.col.state", "jobpage.fee.col.amount"))
-        body = f'<div class="scroll"><table class="data"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-    else:
-        body = f'<p class="note">{tr("jobpage.fee.none")}</p>'
-    return f'<section class="card" aria-labelledby="fees"><h2 id="fees">{tr("jobpage.section.fees")}</h2>{body}</section>'
-
-
-def device_facts(page: StaffPage, record: VisitRecord, tree: FaultTree) -> list[str]:
-    """What a visit left on a device, escaped: the outcome, the repair in words, the parts, the technician's note, answers."""
-    tr = page.tr
-    said = []
-    if record.outcome:
-        said.append(tr("jobpage.device.outcome", outcome=translate(f"device.outcome.{record.outcome}", page.language)))
-    if record.fault or record.method:
-        said.append(repair_words(page, record.cause, record.fault, record.method, tree))
-    if record.parts:
-        said.append(tr("jobpage.device.parts", parts=", ".join(record.parts)))
-    note = getattr(record, "note", "")
-    if note:
-        said.append(tr("jobpage.repair.note", note=note))
-    if record.answers:
-        said.append(html.escape("; ".join(f"{key}: {value}" for key, value in record.answers)))
-    return said
-
-
-def device_history(page: StaffPage, file: DeviceFile, tz: Any, tree: FaultTree) -> str:
-    """A device's visits, the latest first, each with its job's link and what it left (the job page and the device page)."""
-    tr = page.tr
-    rows = []
-    for r in reversed(file.visits):
-        thumbs = "".join(_thumb(page, r.job_id, pid, tr("jobs.photo.other", id=pid)) for pid in r.photo_ids[:6])
-        rows.append(
-            f'<tr><td>{_when(r.day, tz) or "-"}</td><td><a href="/jobs/{r.job_id}">{tr("jobs.job_title", id=r.job_id)}</a> · {tr("kind." + r.kind)} #{r.visit_id}</td>'
-            f'<td>{_visit_status(page, r.status)}</td><td>{"<br>".join(device_facts(page, r, tree))}<div class="toolbar">{thumbs}</div></td></tr>')
-    if not rows:
-        return f'<p class="note">{tr("jobpage.device.no_visits")}</p>'
-    header = "".join(f'<th scope="col">{tr(k)}</th>' for k in ("jobs.col.when", "jobs.col.visit", "jobs.col.status", "jobs.col.facts"))
-    return f'<div class="scroll"><table class="data"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-
-
-def _devices(page: StaffPage, files: list[DeviceFile], tz: Any, tree: FaultTree) -> str:
+def _devices(page: StaffPage, files: list[DeviceFile], tz: Any) -> str:
     """The device(s) the job is for and their history: the record, then every visit with what it left (issue 14 part 1)."""
     if not files:
         return ""  # a job for no device on file: nothing to show
@@ -827,10 +572,26 @@ def _devices(page: StaffPage, files: list[DeviceFile], tz: Any, tree: FaultTree)
             (tr("jobpage.device.warranty"), d.warranty_until.isoformat() if d.warranty_until else "-"),
         ]
         cells = "".join(f'<tr><th scope="row">{label}</th><td>{html.escape(value)}</td></tr>' for label, value in facts)
-        status = _badge(tr("jobpage.device.status." + ("active" if file.status == "active" else "retired")), "")
-        blocks.append(f'<h3><a href="/devices/{d.id}">{html.escape(d.label)}</a> {status}</h3>'
-                      f'<table class="data">{cells}</table><p><a href="/devices/{d.id}">{tr("jobpage.device.open")}</a></p>'
-                      f'<h4>{tr("jobpage.device.history")}</h4>{device_history(page, file, tz, tree)}')
+        rows = []
+        for r in reversed(file.visits):  # the latest first
+            said = []
+            if r.outcome:
+                said.append(tr("jobpage.device.outcome", outcome=translate(f"device.outcome.{r.outcome}", page.language)))
+            if r.fault or r.method:
+                said.append(tr("jobpage.device.fault", fault=r.fault or "-", method=r.method or "-"))
+            if r.parts:
+                said.append(tr("jobpage.device.parts", parts=", ".join(r.parts)))
+            if r.answers:
+                said.append(html.escape("; ".join(f"{key}: {value}" for key, value in r.answers)))
+            thumbs = "".join(_thumb(page, r.job_id, pid, tr("jobs.photo.other", id=pid)) for pid in r.photo_ids[:6])
+            rows.append(
+                f'<tr><td>{_when(r.day, tz) or "-"}</td><td><a href="/jobs/{r.job_id}">{tr("jobs.job_title", id=r.job_id)}</a> · {tr("kind." + r.kind)} #{r.visit_id}</td>'
+                f'<td>{_visit_status(page, r.status)}</td><td>{"<br>".join(said)}<div class="toolbar">{thumbs}</div></td></tr>')
+        header = "".join(f'<th scope="col">{tr(k)}</th>' for k in ("jobs.col.when", "jobs.col.visit", "jobs.col.status", "jobs.col.facts"))
+        history = (f'<div class="scroll"><table class="data"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+                   if rows else f'<p class="note">{tr("jobpage.device.no_visits")}</p>')
+        blocks.append(f'<h3>{html.escape(d.label)} {_badge(tr("jobpage.device.status." + ("active" if file.status == "active" else "retired")), "")}</h3>'
+                      f'<table class="data">{cells}</table><h4>{tr("jobpage.device.history")}</h4>{history}')
     return f'<section class="card" aria-labelledby="devices"><h2 id="devices">{tr("jobpage.section.devices")}</h2>{"".join(blocks)}</section>'
 
 
@@ -950,13 +711,11 @@ def _messages(page: StaffPage, job_id: int, messages: list[dict[str, Any]], tz: 
     return f'<section class="card" aria-labelledby="messages"><h2 id="messages">{tr("jobs.section.messages")}</h2>{body}</section>'
 
 
-def _timeline(page: StaffPage, events: list[dict[str, Any]], tz: Any, people: People, tree: FaultTree) -> str:
+def _timeline(page: StaffPage, events: list[dict[str, Any]], tz: Any, technicians: dict[int, str]) -> str:
     tr = page.tr
-    devices = page.can("devices:read")
     rows = "".join(
         f'<tr><td class="note">{_when(e["occurred_at"], tz)}</td><td>{html.escape(event_label(e["type"], page.language))}'
-        f'{" · #" + str(e["visit_id"]) if e["visit_id"] else ""}</td>'
-        f'<td class="note">{_event_details(e["data"] or {}, tz, people, page.language, devices=devices, tree=tree)}</td></tr>'
+        f'{" · #" + str(e["visit_id"]) if e["visit_id"] else ""}</td><td class="note">{html.escape(_event_details(e["data"] or {}, tz, technicians))}</td></tr>'
         for e in events
     )
     header = "".join(f'<th scope="col">{tr(k)}</th>' for k in ("jobs.col.when", "jobs.col.event", "jobs.col.details"))

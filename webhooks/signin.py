@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from bots import telegram_login as login_data
 from bots.channels import TELEGRAM
 from conversations.i18n import LANGUAGES, translate
+from domain.access import Role
 from scheduler.ratelimit import window_storage
 from services import accounts
 from services.context import HandlerContext
@@ -366,7 +367,22 @@ async def webapp_page(request: Request) -> HTMLResponse:
     return page.respond("access.signin_title", body, nonce=nonce, script=WEBAPP_SCRIPT)
 
 
-# "/me", who am I and where to go, is a staff page with the back office's navigation: webhooks/staff_pages.py
+@router.get("/me", response_class=HTMLResponse)
+async def me(request: Request, who: Annotated[accounts.SignedIn, Depends(require_session())]) -> Response:
+    page = Page(language_of(request, who.language))
+    principal = who.principal
+    role = principal.role or Role.DISPATCHER
+    regions = ", ".join(sorted(principal.regions)) if principal.regions is not None else translate("access.all_regions", page.language)
+    body = f"""<dl class="card">
+<dt>{page.tr('access.name')}</dt><dd>{html.escape(principal.name)}</dd>
+<dt>{page.tr('access.username')}</dt><dd>{html.escape(who.username)}</dd>
+<dt>{page.tr('access.role')}</dt><dd>{page.tr('access.role.' + role.value)}</dd>
+<dt>{page.tr('access.regions')}</dt><dd>{html.escape(regions)}</dd>
+<dt>{page.tr('access.via')}</dt><dd>{page.tr('access.via.' + who.via)}</dd></dl>
+<p class="note">{page.tr('access.next_steps')}</p>
+<form method="post" action="/signout"><input type="hidden" name="csrf" value="{html.escape(who.csrf)}">
+<button type="submit">{page.tr('access.sign_out')}</button></form>"""
+    return page.respond("access.me_title", body)
 
 
 @router.post("/signout", response_class=HTMLResponse)

@@ -10,15 +10,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from conversations.i18n import translate
-from domain.access import Role
 from services.accounts import SignedIn
 from webhooks.signin import HEADERS, PageRefused, csrf_ok, language_of, require_session, same_origin
-
-router = APIRouter(include_in_schema=False)
 
 FORM_LIMIT = 64 * 1024
 FORM_FIELDS = 200
@@ -30,7 +27,6 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("/jobs", "staff.nav.jobs", "jobs:read"),
     ("/reports", "staff.nav.reports", "jobs:read"),
     ("/maintenance", "staff.nav.maintenance", "jobs:read"),
-    ("/devices", "staff.nav.devices", "devices:read"),
 )
 
 STYLE = """
@@ -178,29 +174,3 @@ def bounded_int(raw: str | None, *, low: int, high: int, default: int | None = N
         return None
     value = int(raw)
     return value if low <= value <= high else None
-
-
-# --- who am I, and where to go from here -----------------------------------------------------------------------------
-
-
-@router.get("/me", response_class=HTMLResponse)
-async def me(request: Request, who: Annotated[SignedIn, Depends(require_session())]) -> HTMLResponse:
-    """Where sign-in lands: who is signed in (role, regions, how), the navigation bar, and the sections the person's
-    scopes open, each with a line on what it is for (a role that opens none is told so, not left on a blank page)."""
-    page = StaffPage(request, who)
-    principal = who.principal
-    role = principal.role or Role.DISPATCHER
-    regions = ", ".join(sorted(principal.regions)) if principal.regions is not None else translate("access.all_regions", page.language)
-    sections = "".join(
-        f'<li><a href="{path}">{page.tr(key)}</a> <span class="note">{page.tr(key.replace("staff.nav.", "staff.about.", 1))}</span></li>'
-        for path, key, scope in SECTIONS if page.can(scope))
-    where = f'<ul class="sections">{sections}</ul>' if sections else f'<p class="note">{page.tr("access.me_no_sections")}</p>'
-    body = f"""<section class="card" aria-labelledby="go"><h2 id="go">{page.tr('access.me_sections')}</h2>{where}</section>
-<dl class="card">
-<dt>{page.tr('access.name')}</dt><dd>{html.escape(principal.name)}</dd>
-<dt>{page.tr('access.username')}</dt><dd>{html.escape(who.username)}</dd>
-<dt>{page.tr('access.role')}</dt><dd>{page.tr('access.role.' + role.value)}</dd>
-<dt>{page.tr('access.regions')}</dt><dd>{html.escape(regions)}</dd>
-<dt>{page.tr('access.via')}</dt><dd>{page.tr('access.via.' + who.via)}</dd></dl>
-<p class="note">{page.tr('access.next_steps')}</p>"""
-    return page.respond(translate("access.me_title", page.language), body, narrow=True)

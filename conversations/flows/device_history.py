@@ -4,15 +4,15 @@ device, its record and every earlier visit (kind, outcome, fault and method, par
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 from conversations.flow import Guard, Step, StepInput, reply
-from conversations.flows import price_increase, stock
+from conversations.flows import stock
 from conversations.flows.common import hint
 from domain.policy import ServicePolicy
-from services import device_views, price_changes
+from services import device_views
 from services.actions import Action, BackToVisit, VisitDeviceHistory, VisitDevicePhotos, encode
-from services.device_views import DeviceFile, VisitDeviceRequest, VisitDeviceView, VisitRecord, device_date, device_text
+from services.device_views import DeviceFile, VisitDeviceRequest, VisitDeviceView, VisitRecord
 from services.messages import Button, Outbound, StepResult, Text, buttons, raw, t
 from services.views import TechnicianView, TechnicianViewRequest, TechVisit
 from storage.repository import Store
@@ -21,19 +21,16 @@ ACTIONS = (VisitDeviceHistory, VisitDevicePhotos)
 
 
 def view_request(action: Action | None, base: TechnicianViewRequest) -> TechnicianViewRequest:
-    """The technician's request, asking for the device files only when a history button was pressed (and for a visit's
-    currency only when a price increase is asked on it: conversations/flows/price_increase.py)."""
+    """The technician's request, asking for the device files only when a history button was pressed."""
     if isinstance(action, ACTIONS):
         return VisitDeviceRequest(base.chat, base.token, base.user_id, base.board, device_visit=action.visit_id)
-    return price_increase.view_request(action, base)
+    return base
 
 
 async def load_view(store: Store, request: TechnicianViewRequest, policy: ServicePolicy, now: datetime) -> TechnicianView:
-    """The technician's view (with the van where a parts step asks), and a visit's device files where a history step
-    asks, or its currency where a price increase is asked (each request asks for one of them at most)."""
+    """The technician's view (with the van where a parts step asks), and a visit's device files where a history step asks."""
     view = await stock.load_view(store, request, policy, now)
-    view = await device_views.with_visit_devices(store, request, view, policy, now)
-    return await price_changes.with_increase_currency(store, request, view, policy, now)
+    return await device_views.with_visit_devices(store, request, view, policy, now)
 
 
 def history_button(visit_id: int) -> Button:
@@ -49,9 +46,8 @@ def _files(inp: StepInput, visit_id: int) -> tuple[DeviceFile, ...] | None:
 
 
 def _day(inp: StepInput, moment: datetime | None) -> Text:
-    # dates with their year, as every device date in chat (services.device_views.device_date): its history spans years
-    day = device_date(moment.astimezone(inp.policy.tz).date()) if moment is not None else None
-    return day if day is not None else t("device.file.not_booked")
+    # dates with their year: a device's history spans years (the warranty too)
+    return raw(moment.astimezone(inp.policy.tz).date().isoformat()) if moment is not None else raw("-")
 
 
 def _visit_line(inp: StepInput, record: VisitRecord) -> Text:
@@ -68,8 +64,6 @@ def _visit_line(inp: StepInput, record: VisitRecord) -> Text:
         facts.append(t("device.file.answers", answers=raw("; ".join(f"{key}: {value}" for key, value in record.answers))))
     if record.photo_ids:
         facts.append(t("device.file.photos", count=len(record.photo_ids)))
-    if record.note:
-        facts.append(t("device.file.note", note=raw(record.note)))
     return t("device.file.visit", day=_day(inp, record.day), kind=t(f"kind.{record.kind}"), visit=record.visit_id,
              status=t(f"status.{record.status}"), facts=_chain(facts))
 
@@ -87,7 +81,15 @@ def _chain(facts: list[Text]) -> Text:
 def _file_text(inp: StepInput, file: DeviceFile) -> Text:
     device = file.device
     visits: list[Text] = [_visit_line(inp, r) for r in file.visits] or [t("device.file.no_visits")]
-    return t("device.file", device=device_text(device), visits=visits)
+    return t(
+        "device.file", product=raw(device.product), model=raw(" ".join(p for p in (device.brand, device.model) if p) or "-"),
+        serial=raw(device.serial or "-"), location=raw(device.location or "-"), installed=_day_of_date(device.installed_on),
+        warranty=_day_of_date(device.warranty_until), visits=visits,
+    )
+
+
+def _day_of_date(day: date | None) -> Text:
+    return raw(day.isoformat()) if day is not None else raw("-")
 
 
 def on_history(inp: StepInput, show: VisitDeviceHistory) -> StepResult:

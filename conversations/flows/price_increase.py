@@ -10,8 +10,6 @@ from conversations.flow import FlowData, Guard, State, Step, StepInput, reply
 from conversations.flows.common import hint, stale
 from domain import commands as c
 from domain.model import VisitStatus
-from domain.errors import DomainError
-from domain.fees import parse_amount
 from domain.price_changes import MAX_PHOTOS, MAX_REASON
 from services.actions import (
     Action,
@@ -30,9 +28,8 @@ from services.actions import (
     StartChecklist,
     encode,
 )
-from services.messages import Button, Keyboard, Outbound, StepResult, Text, buttons, raw, t
-from services.price_changes import IncreaseAskRequest, IncreaseAskView
-from services.views import TechnicianViewRequest, TechVisit
+from services.messages import Button, Keyboard, Outbound, StepResult, buttons, raw, t
+from services.views import TechVisit
 
 AMOUNT = "pricechg_amount"  # the amount is typed next
 REASON = "pricechg_reason"  # then why
@@ -42,39 +39,12 @@ UNDER_WAY = (VisitStatus.ON_SITE.value, VisitStatus.IN_PROGRESS.value)  # checke
 
 @dataclass(frozen=True)
 class IncreaseDraft(FlowData):
-    """An increase being written: the visit, the amount as typed, the reason, the photos, and the currency the amount
-    is read in (the visit's bill's or price list's, as the view found it when Ask was pressed; "": not known)."""
+    """An increase being written: the visit, the amount as typed, the reason, and the photos."""
 
     visit: int
     amount: str = ""
     reason: str = ""
     photos: tuple[c.PhotoRef, ...] = ()
-    currency: str = ""
-
-
-def view_request(action: Action | None, base: TechnicianViewRequest) -> TechnicianViewRequest:
-    """The technician's request, asking for the visit's currency only when an increase is asked on it."""
-    if isinstance(action, PriceIncreaseAsk):
-        return IncreaseAskRequest(**vars(base), increase_visit=action.visit_id)
-    return base
-
-
-def _currency(currency: str) -> Text:
-    return raw(currency) if currency else t("pricechg.bill_currency")
-
-
-def _amount(draft: IncreaseDraft, typed: str) -> Text:
-    """The typed amount as the cards say money ("CNY 150.00"); as typed when it cannot be read (the check answers that)."""
-    if draft.currency:
-        try:
-            return raw(parse_amount(typed, draft.currency).text())
-        except DomainError:
-            pass
-    return raw(typed)
-
-
-def _ask_amount(draft: IncreaseDraft) -> Text:
-    return t("pricechg.ask_amount", visit=draft.visit, currency=_currency(draft.currency))
 
 
 def ask_button(visit_id: int) -> Button:
@@ -87,7 +57,7 @@ def _cancel_row() -> list[Button]:
 
 def _summary(draft: IncreaseDraft) -> Outbound:
     keyboard = buttons([Button(t("btn.pricechg_send"), encode(PriceIncreaseSend()))], _cancel_row())
-    text = t("pricechg.summary", visit=draft.visit, amount=_amount(draft, draft.amount), reason=raw(draft.reason), photos=len(draft.photos),
+    text = t("pricechg.summary", visit=draft.visit, amount=raw(draft.amount), reason=raw(draft.reason), photos=len(draft.photos),
              max=MAX_PHOTOS)
     return Outbound(text, keyboard)
 
@@ -121,11 +91,8 @@ def on_ask(inp: StepInput, press: PriceIncreaseAsk) -> StepResult:
     technician_id = inp.view.technician_id
     if visit is None or technician_id is None:
         return stale()
-    view = inp.view
-    currency = view.currency if isinstance(view, IncreaseAskView) and view.increase_visit == visit.id else ""
-    draft = IncreaseDraft(visit.id, currency=currency)
-    ask = Outbound(_ask_amount(draft), buttons(_cancel_row()))
-    return reply(ask, commands=[c.CheckPriceIncrease(visit.id, technician_id)], state=AMOUNT, data=draft)
+    ask = Outbound(t("pricechg.ask_amount", visit=visit.id), buttons(_cancel_row()))
+    return reply(ask, commands=[c.CheckPriceIncrease(visit.id, technician_id)], state=AMOUNT, data=IncreaseDraft(visit.id))
 
 
 def on_amount(inp: StepInput, idle: str) -> StepResult:
@@ -135,8 +102,8 @@ def on_amount(inp: StepInput, idle: str) -> StepResult:
         return reply(Outbound(t("hint.stale_button")), state=idle)
     text = (inp.event.text or "").strip()[:40]
     if not text:
-        return reply(Outbound(_ask_amount(draft)))
-    ask = Outbound(t("pricechg.ask_reason", amount=_amount(draft, text), max=MAX_REASON), buttons(_cancel_row()))
+        return hint("pricechg.ask_amount", visit=draft.visit)
+    ask = Outbound(t("pricechg.ask_reason", amount=raw(text), max=MAX_REASON), buttons(_cancel_row()))
     return reply(ask, commands=[c.CheckPriceIncrease(draft.visit, inp.view.technician_id, text)], state=REASON,
                  data=replace(draft, amount=text))
 
@@ -147,7 +114,7 @@ def on_reason(inp: StepInput, idle: str) -> StepResult:
         return reply(Outbound(t("hint.stale_button")), state=idle)
     reason = " ".join((inp.event.text or "").split())
     if not reason:
-        return hint("pricechg.ask_reason", amount=_amount(draft, draft.amount), max=MAX_REASON)
+        return hint("pricechg.ask_reason", amount=raw(draft.amount), max=MAX_REASON)
     if len(reason) > MAX_REASON:
         return hint("error.pricechg_reason_too_long", max=MAX_REASON)
     done = replace(draft, reason=reason)

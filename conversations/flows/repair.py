@@ -21,14 +21,12 @@ from services.actions import (
     OtherProduct,
     RepairDay,
     RepairMediaDone,
-    RepairPickAnother,
     RepairSend,
     RepairUrgency,
     ReportFault,
     encode,
 )
-from services.devices import request_card
-from services.device_views import DeviceInfo, DevicesRequest, DevicesView, device_date, device_text
+from services.device_views import DeviceInfo, DevicesRequest, DevicesView
 from services.messages import Button, Card, Inbound, InboundKind, Outbound, StepResult, Text, buttons, day_of, joined, raw, t
 from services.views import CustomerViewRequest
 
@@ -39,7 +37,8 @@ MEDIA = "repair_media"  # photos, then Done
 URGENCY = "repair_urgency"
 DAYS = "repair_days"  # preferred days, then Send
 STATES = (PICK, PRODUCT, DESCRIBE, MEDIA, URGENCY, DAYS)
-DEVICE_BUTTONS = (DeviceMenu, ReportFault, DeviceHistory, BookMaintenance, OtherProduct, RepairPickAnother)
+DEVICE_BUTTONS = (DeviceMenu, ReportFault, DeviceHistory, BookMaintenance, OtherProduct)
+FAULT_CARD = "repair"
 
 
 @dataclass(frozen=True)
@@ -85,17 +84,21 @@ def _device(inp: StepInput, device_id: int) -> DeviceInfo | None:
 
 
 def _card(inp: StepInput) -> Card:
-    """The request's picker questions share one card, so older copies lose their buttons as the customer answers; the
-    order it becomes is told on the same card (services.devices.request_card)."""
-    return request_card(inp.view.customer_id or 0)
+    """The request's picker questions share one card, so older copies lose their buttons as the customer answers."""
+    return (FAULT_CARD, inp.view.customer_id or 0)
 
 
 # --- the device menu ----------------------------------------------------------------------------------------
 
 
+def _when(day: date | None) -> Text:
+    return day_of(day) if day is not None else raw("-")
+
+
 def device_menu(device: DeviceInfo) -> Outbound:
-    # the customer knows the place by its room, else by the site's name or address (services.device_views.device_text)
-    text = t("device.menu", device=device_text(device, where=device.location or device.site))
+    text = t("device.menu", product=raw(device.product), model=raw(" ".join(p for p in (device.brand, device.model) if p) or "-"),
+             serial=raw(device.serial or "-"), location=raw(device.location or device.site or "-"),
+             installed=_when(device.installed_on), warranty=_when(device.warranty_until))
     keyboard = buttons(
         [Button(t("btn.report_fault"), encode(ReportFault(device.id)))],
         [Button(t("btn.device_history"), encode(DeviceHistory(device.id))), Button(t("btn.book_maintenance"), encode(BookMaintenance(device.id)))],
@@ -146,7 +149,7 @@ def on_history(inp: StepInput, show: DeviceHistory) -> StepResult:
     back = buttons([Button(t("btn.report_fault"), encode(ReportFault(device.id)))])
     if not inp.view.history:
         return reply(Outbound(t("device.history_empty", product=raw(device.product)), back))
-    lines = [t("device.history_line", day=device_date(h.at.astimezone(inp.policy.tz).date()), event=t(f"device.event.{h.kind}"),
+    lines = [t("device.history_line", day=day_of(h.at.astimezone(inp.policy.tz).date()), event=t(f"device.event.{h.kind}"),
                order=raw(f"#{h.job_id}" if h.job_id else "")) for h in inp.view.history]
     return reply(Outbound(t("device.history", product=raw(device.product), lines=lines), back))
 
@@ -191,11 +194,8 @@ def on_fault_text(inp: StepInput) -> StepResult:
     draft = RepairDraft(description=text)
     # the shop names categories its own way ("air-conditioner", "aircon"): the device's product and category are read as words
     matching = [d for d in _devices(inp) if category is not None and product_in(f"{d.product} {d.category}") == category]
-    if len(matching) == 1:  # said which it took, with the way to another (the words are kept)
-        device = matching[0]
-        taken = Outbound(t("repair.device_taken", device=raw(device.label)),
-                         buttons([Button(t("btn.repair_pick_another"), encode(RepairPickAnother()))]))
-        return _ask_media(inp, replace(draft, device=device.id, product=device.product, category=device.category), taken)
+    if len(matching) == 1:
+        return _for_device(inp, matching[0], draft)
     if not _devices(inp) and category is not None:
         return _ask_media(inp, replace(draft, product=text[:200], category=category))
     return _start(inp, draft)
@@ -220,14 +220,6 @@ def on_book_maintenance(inp: StepInput, book: BookMaintenance) -> StepResult:
         return stale()
     draft = RepairDraft(kind=ServiceKind.INSPECTION.value, device=device.id, product=device.product, category=device.category)
     return _ask_days(inp, draft, Outbound(t("repair.maintenance_for", product=raw(device.product))))
-
-
-def on_pick_another(inp: StepInput, press: RepairPickAnother) -> StepResult:
-    """The device a typed fault was put on is not the one: the list again, the words and photos kept."""
-    draft = inp.data if isinstance(inp.data, RepairDraft) else None
-    if draft is None:
-        return stale()
-    return _start(inp, replace(draft, device=None))
 
 
 def on_other_product(inp: StepInput, other: OtherProduct) -> StepResult:
@@ -385,8 +377,7 @@ def states(customer_guard: Guard) -> dict[str, State]:
         DESCRIBE: State(hint="repair.hint_describe", data=RepairDraft, text=Step(on_description, leads_to=(MEDIA,)),
                         photo=photo, voice=voice, other=other, wants_photo=True),
         MEDIA: State(hint="repair.hint_media", data=RepairDraft, text=Step(on_media_text, leads_to=(MEDIA,)), photo=photo, voice=voice,
-                     other=other, wants_photo=True, buttons={RepairMediaDone: Step(on_media_done, leads_to=(URGENCY,), requires=customer_guard),
-                                                             RepairPickAnother: Step(on_pick_another, leads_to=(PICK, PRODUCT), requires=customer_guard)}),
+                     other=other, wants_photo=True, buttons={RepairMediaDone: Step(on_media_done, leads_to=(URGENCY,), requires=customer_guard)}),
         URGENCY: State(hint="repair.hint_urgency", data=RepairDraft,
                        buttons={RepairUrgency: Step(on_urgency, leads_to=(DAYS, "idle"), requires=customer_guard)}),
         DAYS: State(hint="repair.hint_days", data=RepairDraft, buttons={

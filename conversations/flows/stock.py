@@ -140,10 +140,8 @@ def _menu(inp: StepInput, visit: TechVisit, draft: RecordDraft) -> Outbound:
     if not draft.parts_done:
         return _parts_menu(view, visit, draft)
     lines = _part_lines(view, draft)
-    # the words typed while recording are part of the record: shown before the outcome is picked (and in the device's history)
-    note = t("tech.repair_outcome_note", note=raw(draft.note)) if draft.note else raw("")
     text = t("tech.repair_outcome", visit=visit.id, cause=_label("cause", cause), fault=_label("fault", fault), method=_label("method", method),
-             parts=lines if lines else t("tech.repair_no_parts"), note=note)
+             parts=lines if lines else t("tech.repair_no_parts"))
     rows = [[Button(t(f"btn.repair_outcome_{o}"), encode(RepairOutcomePick(visit.id, o)))] for o in ("fixed", "missing_part", "more_work")]
     return Outbound(text, buttons(*rows, [_back(visit.id)]))
 

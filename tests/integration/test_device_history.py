@@ -15,7 +15,6 @@ from services.actions import BackToVisit, RepairMediaDone, RepairSend, RepairUrg
 from services.notifications import offer_card
 from services.device_views import files_of_job
 from storage.devices import DEVICE
-from storage.parts import PartsStore
 from storage.repository import Store
 from tests.integration.test_devices import code_of, device_rows, installed, owner_chat
 from tests.integration.test_fees import price
@@ -146,22 +145,3 @@ async def test_the_job_page_shows_the_bill_and_the_device_s_history_in_english_a
 async def _job_of(world: World, visit_id: int) -> int:
     async with world.container.sessions() as session:
         return (await Store(session).load(Visit, visit_id)).job_id
-
-
-async def test_the_history_shows_an_earlier_repair_s_typed_note_and_every_date_with_its_year(world: World, tmp_path):
-    shop = await device_with_a_repair(world, tmp_path)
-    chat, visit = shop["chat"], shop["repair"]
-
-    async def record(store: Store) -> None:  # an earlier visit's repair record, with the words its technician typed
-        await PartsStore(store).add_completion(visit_id=shop["installation"], technician_id=shop["installer"], cause="wear", fault="capacitor",
-                                               method="replace", outcome="fixed", parts=[], note="Replaced the run capacitor\nand the drain pipe",
-                                               recorded_at=world.clock.now())
-
-    await world._tx(record)
-    [history] = await chat.press(encode(VisitDeviceHistory(visit)))
-    text = render(history.payload, "en").text
-    assert "note: Replaced the run capacitor and the drain pipe" in text, text
-    [device] = await device_rows(world)
-    installed_on, until = device["installed_on"], device["warranty_until"]
-    assert f"Installed {installed_on.day} {installed_on:%b %Y} · Warranty until {until.day} {until:%b %Y}" in text
-    assert "备注：Replaced the run capacitor" in render(history.payload, "zh").text

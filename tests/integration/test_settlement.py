@@ -156,10 +156,6 @@ async def test_a_dispatcher_adjusts_a_frozen_fee_by_typing_the_amount_and_the_re
     assert (await item_of(world, visit_id)).amount_minor == 15000  # nothing changed
     said, card = await group.send("80.50 the scratch was ours")
     assert said.key == "settle.adjusted_group"  # answered where it was typed; the alert card shows it, without buttons
-    # the answer is the question's card, so the question's Never mind goes; pressed anyway (an old copy), it is stale —
-    # never "Nothing was changed" after the change was made (seen on the demo walk)
-    assert said.payload["card"] == asked[0].payload["card"] == f"settle_adjust:{visit_id}"
-    assert keys(await group.press(asked[0].button("stx"))) == ["hint.stale_button"]
     assert (card.key, card.payload["card"], card.buttons) == ("settle.group_frozen_adjusted", alert.payload["card"], [])
     assert (card.params["earned"], card.params["amount"], card.params["reason"]["params"]["text"]) == ("CNY 150.00", "CNY 80.50", "the scratch was ours")
 
@@ -181,51 +177,6 @@ async def test_a_dispatcher_adjusts_a_frozen_fee_by_typing_the_amount_and_the_re
     assert "adjusted to CNY 80.50 (the scratch was ours)" in text
     # on a statement: it never changes again
     assert await refused(world, c.AdjustSettlement(visit_id, 100, "late", "api")) == "settle_item_settled"
-
-
-async def test_an_adjustment_above_the_visit_s_whole_bill_is_asked_to_be_confirmed_before_it_is_saved(world: World):
-    _order, customer, driver, group, visit_id, _after = await confirmed_delivery(world)  # a CNY 150.00 bill, a CNY 150.00 fee
-    await customer.press(f"rt:{visit_id}:1")
-    alert = next(m for m in await group.inbox() if m.key == "settle.group_frozen")
-    asked = await group.press(alert.button("sta"))
-
-    # 3000 for 30.00: more than the whole bill — asked, nothing saved, nobody told
-    [confirm] = await group.send("3000 the stairs were long")
-    assert confirm.key == "settle.confirm_over_bill" and confirm.payload["card"] == asked[0].payload["card"]
-    assert (confirm.params["amount"], confirm.params["limit"]) == ("CNY 3,000.00", "CNY 150.00")
-    assert confirm.has_button("sty") and confirm.has_button("str") and confirm.has_button("stx")
-    assert (await item_of(world, visit_id)).amount_minor == 15000 and await driver.inbox() == []
-    # only whoever pressed Adjust confirms it
-    assert keys(await group.press(confirm.button("sty"), user_id="stranger")) == ["dispatcher.not_allowed"]
-    assert (await item_of(world, visit_id)).amount_minor == 15000
-
-    # a slip: typed again, and the bill's own amount or less is saved at once
-    again = await group.press(confirm.button("str"))
-    assert keys(again) == ["settle.ask_adjust"] and again[0].request == "reply"
-    said, _card = await group.send("30 half the complaint was right")
-    assert said.key == "settle.adjusted_group" and (await item_of(world, visit_id)).amount_minor == 3000
-    # the confirmation pressed after: stale, nothing saved again
-    assert keys(await group.press(confirm.button("sty"))) == ["hint.stale_button"]
-    assert (await item_of(world, visit_id)).amount_minor == 3000
-
-
-async def test_a_confirmed_adjustment_above_the_bill_is_saved_and_never_mind_stops_one_awaited(world: World):
-    _order, customer, driver, group, visit_id, _after = await confirmed_delivery(world)
-    await customer.press(f"rt:{visit_id}:1")
-    alert = next(m for m in await group.inbox() if m.key == "settle.group_frozen")
-    # Never mind while the answer is awaited: stopped, and said so on the question's card
-    asked = await group.press(alert.button("sta"))
-    [stopped] = await group.press(asked[0].button("stx"))
-    assert (stopped.key, stopped.payload["card"]) == ("common.cancelled", asked[0].payload["card"])
-    assert await group.send("200 meant") == []  # not awaited any more: chatter
-    asked = await group.press(alert.button("sta"))
-    [confirm] = await group.send("200 a bonus for the third floor without a lift")
-    assert confirm.key == "settle.confirm_over_bill"
-    said, card = await group.press(confirm.button("sty"))
-    assert said.key == "settle.adjusted_group" and card.key == "settle.group_frozen_adjusted"
-    assert (await item_of(world, visit_id)).amount_minor == 20000
-    assert keys(await driver.inbox()) == ["settle.tech_adjusted"]
-    assert keys(await group.press(confirm.button("stx"))) == ["hint.stale_button"]
 
 
 async def test_a_per_order_partner_gets_a_statement_of_their_share_as_soon_as_the_review_ends(world: World):

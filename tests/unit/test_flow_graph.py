@@ -25,7 +25,6 @@ from conversations.flows.stock import RecordDraft
 from conversations.flows.payment import PaymentDraft
 from conversations.flows.price_increase import IncreaseDraft
 from conversations.flows.settlement import AdjustData
-from services.settlement_views import FeeFacts, FeeView
 from conversations.flows.scan_report import ScanReport
 from conversations.flows.owner_check import OwnerCheck
 from domain.fees import PaymentMethod
@@ -164,8 +163,6 @@ def _dispatcher_views() -> list[DispatcherView]:
         DispatcherView(1, 2, None, ExceptionInfo(31, "resolved", 21, "delivery", None)),
         # a job's and a rating's buttons (address, close, reopen, note; acknowledging a low rating)
         DispatcherView(1, 2, None, None, job=JobBrief(11, "open"), rating=RatingBrief(1, 21, None, None)),
-        # Adjust pressed on a frozen fee: its amount and the visit's bill are read (conversations/flows/settlement.py)
-        FeeView(1, 2, None, None, contacts, fee=FeeFacts(21, "CNY", 21000, 21000, 25500)),
     ]
 
 
@@ -240,8 +237,6 @@ def _data_for(kind: type[FlowData] | None, view) -> list[dict]:
         samples = [OwnerCheck("tok"), OwnerCheck("")]
     elif kind is AdjustData:  # a frozen fee's adjustment typed in the group (issue 14 part 7)
         samples = [AdjustData(i, user) for i in ids for user in ("u1", "u2")]
-        # with the fee and bill read at Adjust, and with an amount above the bill waiting for its confirmation
-        samples += [AdjustData(i, "u1", "CNY", 21000, 25500, pending) for i in ids for pending in ("", "3000 typo or bonus")]
     else:
         raise AssertionError(f"no samples for {kind.__name__}: add some")
     rows = [sample.to_json() for sample in samples]

@@ -153,10 +153,6 @@ OLD_BUTTONS = {
     "pcpy:12": a.PhoneAgreedPriceIncrease(12),  # a price increase answered by phone (issue 14 gaps)
     "pcpn:12": a.PhoneRefusedPriceIncrease(12),
     "sta:12": a.SettleAdjust(12),
-    "stx:12": a.SettleAdjustCancel(12),  # the adjustment's own Never mind, its confirmation and typing it again
-    "sty:12": a.SettleAdjustConfirm(12),
-    "str:12": a.SettleAdjustRetype(12),
-    "rpa": a.RepairPickAnother(),  # a typed fault report's device is not the one
 }
 
 

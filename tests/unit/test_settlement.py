@@ -3,7 +3,6 @@ share and its rounding, freezing only within the period, a release after it land
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -16,14 +15,13 @@ from domain import commands as c
 from domain.errors import DomainError
 from domain.fees import BillLine, Money
 from domain.settlement import (
-    ItemStatus, adjustment_needs_confirming, check_adjustment, check_closable, close_due_at, cycle_of, freezes, parse_period, payout_base, period_of, ready_period,
+    ItemStatus, check_adjustment, check_closable, close_due_at, cycle_of, freezes, parse_period, payout_base, period_of, ready_period,
     released, review_ends, share_of, statement_number,
 )
 from domain.policy import ServicePolicy
 from fieldchat.settings import Settings
-from services.actions import SettleAdjust, SettleAdjustCancel, SettleAdjustConfirm, SettleAdjustRetype, SettleRelease, encode
+from services.actions import SettleAdjust, SettleRelease, encode
 from services.messages import ChatRef, Inbound, InboundKind, StepResult
-from services.settlement_views import FeeFacts, FeeView
 from services.views import DispatcherView, VisitContacts
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -103,39 +101,6 @@ def test_an_adjustment_is_zero_or_more_and_says_why():
     assert code(lambda: check_adjustment(10**12, "why")) == "settle_amount_invalid"
     assert code(lambda: check_adjustment(100, " ")) == "settle_reason_missing"
     assert code(lambda: check_adjustment(100, "x" * 501)) == "settle_reason_too_long"
-
-
-def test_an_adjustment_above_the_whole_bill_or_without_a_bill_above_twice_the_fee_is_to_be_confirmed():
-    # seen on the demo walk: 300 accepted at once for a visit whose whole bill was 255.00
-    assert adjustment_needs_confirming(30000, 21000, 25500)
-    assert not adjustment_needs_confirming(25500, 21000, 25500)  # the whole bill: meant
-    assert not adjustment_needs_confirming(0, 21000, 25500)
-    # no bill priced: twice the fee the rule gave is the line
-    assert not adjustment_needs_confirming(42000, 21000, 0) and adjustment_needs_confirming(42001, 21000, 0)
-    assert adjustment_needs_confirming(1, 0, 0)
-
-
-def test_adjust_above_the_bill_asks_to_confirm_or_type_again_and_saves_only_on_confirm():
-    fee = FeeView(**{f.name: getattr(DORA, f.name) for f in fields(DispatcherView)}, fee=FeeFacts(21, "CNY", 21000, 21000, 25500))
-    asked = step(fee, group_event(InboundKind.BUTTON, encode(SettleAdjust(21))))
-    assert asked.data is not None and (asked.data["earned_minor"], asked.data["bill_total_minor"], asked.data["currency"]) == (21000, 25500, "CNY")
-    confirm = step(DORA, group_event(InboundKind.TEXT, "3000 typo"), ADJUST, asked.data)
-    assert replies(confirm) == ["settle.confirm_over_bill"] and confirm.commands == () and confirm.state is None
-    assert confirm.data is not None and confirm.data["pending"] == "3000 typo"
-    labels = [b.data for row in confirm.replies[0].buttons for b in row]
-    assert labels == [encode(SettleAdjustConfirm(21)), encode(SettleAdjustRetype(21)), encode(SettleAdjustCancel(21))]
-    saved = step(DORA, group_event(InboundKind.BUTTON, encode(SettleAdjustConfirm(21))), ADJUST, confirm.data)
-    assert saved.commands == (c.AdjustSettlementTyped(21, "3000 typo", 2),) and saved.state == "idle"
-    retyped = step(DORA, group_event(InboundKind.BUTTON, encode(SettleAdjustRetype(21))), ADJUST, confirm.data)
-    assert replies(retyped) == ["settle.ask_adjust"] and retyped.commands == () and retyped.data["pending"] == ""
-    # within the bill, no reason, or not an amount: no question — saved, or refused by the handler where typed
-    for typed in ("255 the whole bill", "3000", "lots of it"):
-        direct = step(DORA, group_event(InboundKind.TEXT, typed), ADJUST, asked.data)
-        assert direct.commands == (c.AdjustSettlementTyped(21, typed, 2),), typed
-    # after it was saved (idle), its buttons are stale: never "nothing was changed"
-    for action in (SettleAdjustConfirm(21), SettleAdjustCancel(21), SettleAdjustRetype(21)):
-        late = step(DORA, group_event(InboundKind.BUTTON, encode(action)))
-        assert replies(late) == ["hint.stale_button"] and late.commands == ()
 
 
 def test_only_a_fee_in_review_within_its_period_is_frozen():

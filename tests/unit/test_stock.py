@@ -9,7 +9,7 @@ import pytest
 
 from conversations.flow import StepInput
 from conversations.flows.technician import TECHNICIAN_FLOW
-from conversations.i18n import catalog, translate
+from conversations.i18n import catalog
 from domain import commands as c
 from domain.errors import InvalidInput
 from domain.model import ChecklistStep, StepKind, VisitStatus
@@ -27,9 +27,7 @@ from domain.parts import (
     tree_for,
 )
 from domain.policy import ServicePolicy
-from services.actions import (
-    PartRequestQty, RepairBack, RepairCause, RepairFault, RepairMethod, RepairOutcomePick, RepairPart, RepairPartsDone, RepairShow, encode,
-)
+from services.actions import PartRequestQty, RepairBack, RepairCause, RepairFault, RepairMethod, RepairOutcomePick, RepairPart, RepairPartsDone, encode
 from services.messages import ChatRef, Inbound, InboundKind, StepResult
 from services.parts_views import PartsView, VanItem
 from services.views import TechVisit
@@ -178,18 +176,6 @@ def test_the_first_back_leaves_the_record_with_complete_to_return_to_and_typed_w
     typed = TECHNICIAN_FLOW.step(StepInput(Inbound(ChatRef("web", "staff", "u1"), "1", InboundKind.TEXT, "u1", text="hums loudly"),
                                            "repair_record", {"visit": 21, "cause": 0, "version": 1}, view(), NOW, "en", ServicePolicy()))
     assert keys(typed) == ["tech.repair_note_kept"] and typed.data is not None and typed.data["note"] == "hums loudly" and typed.data["cause"] == 0
-
-
-def test_the_typed_note_is_on_the_record_s_summary_card_before_the_outcome_is_picked():
-    """Seen on the demo walk: "📝 Kept as the repair's note", then the note was shown nowhere before the outcome."""
-    at_outcome = {"visit": 21, "cause": 0, "fault": 0, "method": 0, "parts": [], "parts_done": True, "version": 1}
-    bare = press(view(), RepairShow(21), data={**at_outcome, "note": ""})
-    assert keys(bare) == ["tech.repair_outcome"]
-    assert "Note:" not in translate("tech.repair_outcome", "en", bare.replies[0].text["params"])
-    noted = press(view(), RepairShow(21), data={**at_outcome, "note": "Replaced the run capacitor"})
-    text = translate("tech.repair_outcome", "en", noted.replies[0].text["params"])
-    assert "Parts:\n" in text and "\nNote: Replaced the run capacitor\nIs it fixed?" in text
-    assert "备注:Replaced the run capacitor" in translate("tech.repair_outcome", "zh", noted.replies[0].text["params"])
 
 
 def test_a_part_request_from_chat_is_a_command_and_keeps_the_open_record():
